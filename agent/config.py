@@ -1,0 +1,198 @@
+"""The agent's config: one TOML file, validated into typed models before any port opens.
+
+    [agent]
+    site = "north-220kv"
+    gateway_id = "gw-north-1"
+    state_dir = "/var/lib/relay-agent"
+
+    [broker]
+    host = "127.0.0.1"
+    port = 1883
+
+    [[buses]]                      # serial buses shared by several devices (103, Modbus RTU)
+    id = "rs485-1"
+    port = "/dev/ttyS1"
+
+    [[devices]]
+    id = "line1"
+    protocol = "iec104"            # selects the protocol's own keys (see its README)
+    profile = "line-protection"
+    host = "10.0.0.11"
+    common_address = 1
+
+See docs/configuration.md for every key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from agent.errors import ConfigError
+from agent.profiles import Profile, load_named
+from agent.validation import describe, read_toml
+from protocols import registry
+from protocols.config import ID_PATTERN, DeviceBase, SerialBusConfig, StrictModel
+
+
+class AgentSection(StrictModel):
+    site: str = Field(pattern=ID_PATTERN)
+    gateway_id: str = Field(pattern=ID_PATTERN)
+    state_dir: Path = Path("/var/lib/relay-agent")
+    profile_dirs: list[Path] = Field(default_factory=list)
+    health_interval_s: float = Field(default=60.0, gt=0)
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    insecure_skip_hostname_check: bool = False
+
+
+class BrokerConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, gt=0, lt=65536)
+    client_id: str | None = None  # default: the gateway id
+    username: str | None = None
+    password_file: Path | None = None
+    keepalive_s: int = Field(default=30, ge=5)
+    tls: TlsConfig | None = None
+    max_records_per_message: int = Field(default=200, ge=1, le=10_000)
+    max_in_flight: int = Field(default=16, ge=1, le=1000)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+
+class OutboxConfig(StrictModel):
+    path: Path | None = None  # default: state_dir/outbox.sqlite
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    max_records: int = Field(default=1_000_000, ge=1000)
+    commit_interval_ms: float = Field(default=2.0, ge=0)
+
+
+class SupervisionConfig(StrictModel):
+    backoff_min_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+
+
+class ControlConfig(StrictModel):
+    socket: Path | None = None  # default: state_dir/control.sock
+
+
+class MetricsConfig(StrictModel):
+    listen: str | None = None  # "127.0.0.1:9108"; off when unset
+
+
+def _device_union() -> Any:
+    models = tuple(spec.device_model for spec in registry.protocols().values())
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="protocol")]  # noqa: UP007
+
+
+class AgentConfig(BaseModel):
+    """The validated config; `devices` are the protocol-specific models."""
+
+    model_config = {"extra": "forbid", "frozen": True, "arbitrary_types_allowed": True}
+    agent: AgentSection
+    broker: BrokerConfig = BrokerConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
+    control: ControlConfig = ControlConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    buses: list[SerialBusConfig] = Field(default_factory=list)
+    devices: list[DeviceBase] = Field(default_factory=list)
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox.path or self.agent.state_dir / "outbox.sqlite"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.control.socket or self.agent.state_dir / "control.sock"
+
+
+class LoadedConfig:
+    """A config with every device's profile loaded and checked."""
+
+    def __init__(self, config: AgentConfig, profiles: dict[str, Profile], source: Path) -> None:
+        self.config = config
+        self.profiles = profiles
+        self.source = source
+
+
+def parse_config(data: dict[str, Any], file: str) -> AgentConfig:
+    devices_raw = data.get("devices", [])
+    rest = {k: v for k, v in data.items() if k != "devices"}
+    problems: list[str] = []
+    try:
+        config = AgentConfig.model_validate({**rest, "devices": []})
+    except ValidationError as exc:
+        problems.extend(describe(exc))
+        config = None
+    specs = registry.protocols()
+    adapter: TypeAdapter[Any] = TypeAdapter(list[_device_union()])  # type: ignore[misc]
+    devices: list[DeviceBase] = []
+    if not isinstance(devices_raw, list):
+        problems.append(f"devices: expected an array of tables (found: {devices_raw!r})")
+    else:
+        try:
+            devices = adapter.validate_python(devices_raw)
+        except ValidationError as exc:
+            problems.extend(
+                p.replace("(top level)", "devices")
+                for p in describe(exc, frozenset(specs))
+            )
+            problems = [p if p.startswith("devices") else f"devices{p}" if p.startswith("[")
+                        else p for p in problems]
+    if problems or config is None:
+        raise ConfigError(file, problems)
+    return config.model_copy(update={"devices": devices})
+
+
+def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
+    """Cross-field rules: unique ids, buses exist, profiles load and match protocols."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, dev in enumerate(config.devices):
+        if dev.id in seen:
+            problems.append(f"devices[{i}].id: duplicate device id (found: {dev.id!r})")
+        seen.add(dev.id)
+    bus_ids = [b.id for b in config.buses]
+    for i, dev in enumerate(config.devices):
+        bus = getattr(dev, "bus", None)
+        if bus is not None and bus not in bus_ids:
+            problems.append(f"devices[{i}].bus: expected one of {bus_ids} (found: {bus!r})")
+    profiles: dict[str, Profile] = {}
+    for i, dev in enumerate(config.devices):
+        try:
+            profile = load_named(dev.profile, list(config.agent.profile_dirs))
+        except FileNotFoundError:
+            problems.append(
+                f"devices[{i}].profile: no such profile in {config.agent.profile_dirs or []} "
+                f"or config/profiles (found: {dev.profile!r})"
+            )
+            continue
+        except ConfigError as exc:
+            problems.extend(f"devices[{i}].profile: {p}" for p in str(exc).splitlines())
+            continue
+        protocol = getattr(dev, "protocol", None)
+        if profile.protocol != protocol:
+            problems.append(
+                f"devices[{i}].profile: expected a {protocol} profile "
+                f"(found: {profile.name!r}, a {profile.protocol} profile)"
+            )
+        profiles[dev.id] = profile
+    if problems:
+        raise ConfigError(file, problems)
+    return profiles
+
+
+def load_config(path: Path) -> LoadedConfig:
+    file = str(path)
+    config = parse_config(read_toml(path), file)
+    profiles = check_references(config, file)
+    return LoadedConfig(config, profiles, path)

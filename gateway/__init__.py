@@ -1,0 +1,1 @@
+"""The uplink: wire records, the durable outbox, the MQTT session and the forwarder."""

@@ -1,0 +1,264 @@
+"""The contract between substation and service center: records, topics and their encoding.
+
+Every MQTT message carries one envelope, `{"v": 1, "records": [...]}`, holding one or more
+records of one topic. Every record carries its stable id (`gateway_id`, `session`, `seq`),
+`site`, `gateway_id`, `device_id` and `kind`. The center imports this module and validates
+every payload against it.
+
+Record ids: `session` is the agent's process generation (persisted, +1 per start); `seq`
+counts records within a session from 1. Both are assigned when the record enters the
+outbox and never change, so a record re-sent after a crash carries the same id.
+Lifecycle records (`birth`, `death`, `health`) are not in the outbox: their `seq` is the
+highest seq assigned so far, and their identity is (gateway, session, kind, connection).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "relay/v1"
+MAX_PAYLOAD_BYTES = 1_048_576  # the center rejects anything larger
+CENTER_STATE_TOPIC = f"{TOPIC_ROOT}/center/state"
+
+Scalar = bool | int | float | str | None
+Severity = Literal["critical", "major", "minor", "info"]
+Signal = Literal["trip", "start", "alarm", "status", "self_check", "measurement", "unknown"]
+Phase = Literal["A", "B", "C", "N", "AB", "BC", "CA", "ABC"]
+TOPIC_SAFE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class WireError(ValueError):
+    """A payload that is not a valid envelope of known records."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    site: str = Field(pattern=TOPIC_SAFE)
+    gateway_id: str = Field(pattern=TOPIC_SAFE)
+    device_id: str | None = Field(default=None, pattern=TOPIC_SAFE)
+    session: int = Field(ge=0)
+    seq: int = Field(ge=0)
+    gateway_time: datetime  # when the agent made the record (UTC)
+
+    @property
+    def record_id(self) -> tuple[str, int, int]:
+        return (self.gateway_id, self.session, self.seq)
+
+
+class Event(_Record):
+    """A change the device reported: trip, start, alarm, status change, self-check."""
+
+    kind: Literal["event"] = "event"
+    address: str
+    point: str | None = None  # profile point name; None when the profile does not know it
+    label: str | None = None
+    signal: Signal = "unknown"
+    severity: Severity = "info"
+    phase: Phase | None = None
+    value: Scalar = None
+    quality: list[str] = Field(default_factory=list)  # as received: IV, NT, SB, BL, OV, ...
+    device_time: datetime | None = None
+    device_time_flags: list[str] = Field(default_factory=list)  # invalid, substituted, summer_time
+    cause: str | None = None
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class Measurement(_Record):
+    """Periodic telemetry. The first thing the outbox evicts when it is full."""
+
+    kind: Literal["measurement"] = "measurement"
+    address: str
+    point: str | None = None
+    value: Scalar = None
+    unit: str | None = None
+    quality: list[str] = Field(default_factory=list)
+    device_time: datetime | None = None
+    device_time_flags: list[str] = Field(default_factory=list)
+    cause: str | None = None
+
+
+class Alarm(_Record):
+    """An agent-derived condition: comms lost/restored, events lost, outbox near cap, …"""
+
+    kind: Literal["alarm"] = "alarm"
+    code: str
+    state: Literal["raised", "cleared"]
+    severity: Severity = "major"
+    message: str
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class FirmwareReport(_Record):
+    kind: Literal["firmware"] = "firmware"
+    manufacturer: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    firmware_version: str | None = None
+    checksum: str | None = None
+    hash: str  # of the canonical identity content; reports are sent only when it changes
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class SettingEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    value: Scalar
+    unit: str | None = None
+    group: str | None = None
+
+
+class SettingChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    before: Scalar = None
+    after: Scalar = None
+    change: Literal["added", "removed", "changed"]
+
+
+class SettingsSnapshot(_Record):
+    kind: Literal["settings"] = "settings"
+    settings: dict[str, SettingEntry]
+    hash: str
+    previous_hash: str | None = None
+    diff: list[SettingChange] = Field(default_factory=list)
+    reason: str = "periodic"  # connect, periodic, device_signalled, on_demand
+
+
+class DeviceInventory(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    device_id: str
+    protocol: str
+    profile: str
+    firmware_hash: str | None = None
+    settings_hash: str | None = None
+
+
+class Birth(_Record):
+    kind: Literal["birth"] = "birth"
+    connection: int = Field(ge=1)
+    agent_version: str
+    devices: list[DeviceInventory] = Field(default_factory=list)
+    outbox_depth: int = 0
+
+
+class Death(_Record):
+    kind: Literal["death"] = "death"
+    connection: int = Field(ge=1)
+    reason: Literal["will", "shutdown"] = "will"
+
+
+class Health(_Record):
+    kind: Literal["health"] = "health"
+    connection: int = Field(ge=1)
+    outbox_depth: int = 0
+    outbox_oldest_age_s: float = 0.0
+    links: dict[str, bool] = Field(default_factory=dict)
+    counters: dict[str, int] = Field(default_factory=dict)
+
+
+class Audit(_Record):
+    """An engineer's on-demand request, local or remote: who, what, when, result."""
+
+    kind: Literal["audit"] = "audit"
+    actor: str
+    origin: Literal["local", "remote"]
+    action: str
+    what: str | None = None
+    result: Literal["ok", "error", "refused"]
+    error: str | None = None
+
+
+Record = Annotated[
+    Event
+    | Measurement
+    | Alarm
+    | FirmwareReport
+    | SettingsSnapshot
+    | Birth
+    | Death
+    | Health
+    | Audit,
+    Field(discriminator="kind"),
+]
+RECORD_KINDS = (
+    "event",
+    "measurement",
+    "alarm",
+    "firmware",
+    "settings",
+    "birth",
+    "death",
+    "health",
+    "audit",
+)
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    v: Literal[1]
+    records: list[Record] = Field(min_length=1, max_length=10_000)
+
+
+_envelope = TypeAdapter(Envelope)
+
+
+def topic(site: str, gateway_id: str, kind: str, device_id: str | None = None) -> str:
+    base = f"{TOPIC_ROOT}/{site}/{gateway_id}/{kind}"
+    return f"{base}/{device_id}" if device_id else base
+
+
+def parse_topic(name: str) -> tuple[str, str, str, str | None]:
+    """`relay/v1/{site}/{gateway}/{kind}[/{device}]` to its parts; raises WireError."""
+    parts = name.split("/")
+    if len(parts) not in (5, 6) or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise WireError(f"not a record topic: {name!r}")
+    site, gateway_id, kind = parts[2], parts[3], parts[4]
+    if kind not in RECORD_KINDS:
+        raise WireError(f"unknown record kind in topic: {kind!r}")
+    return site, gateway_id, kind, parts[5] if len(parts) == 6 else None
+
+
+def encode_body(record: BaseModel) -> bytes:
+    """A record as JSON *without* its session and seq, as the outbox stores it."""
+    return record.model_dump_json(exclude={"session", "seq"}).encode()
+
+
+def stamp(body: bytes, session: int, seq: int) -> bytes:
+    """Give an outbox body its id. Cheap: splices the two fields in front."""
+    return b'{"session":%d,"seq":%d,%s' % (session, seq, body[1:])
+
+
+def encode_envelope(stamped_records: list[bytes]) -> bytes:
+    return b'{"v":%d,"records":[%s]}' % (SCHEMA_VERSION, b",".join(stamped_records))
+
+
+def encode_records(records: list[BaseModel]) -> bytes:
+    """For records that do not pass through the outbox (birth, death, health)."""
+    return encode_envelope([r.model_dump_json().encode() for r in records])
+
+
+def decode_envelope(payload: bytes) -> list[Record]:
+    """Validate a payload; raises WireError naming what is wrong."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        return list(_envelope.validate_json(payload).records)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise WireError(f"{where}: {first['msg']} ({exc.error_count()} errors)") from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The envelope's JSON schema, for docs and for other implementations."""
+    schema: dict[str, Any] = _envelope.json_schema()
+    return schema
+
+
+def dumps_schema() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True)

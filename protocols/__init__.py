@@ -1,0 +1,1 @@
+"""Southbound protocol drivers: one subpackage per protocol (codec, link, driver)."""

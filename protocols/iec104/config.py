@@ -1,0 +1,28 @@
+"""The `[[devices]]` keys of an IEC 104 relay."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from protocols.config import DeviceBase
+
+
+class Iec104Device(DeviceBase):
+    protocol: Literal["iec104"]
+    host: str
+    port: int = Field(default=2404, gt=0, lt=65536)
+    common_address: int = Field(ge=1, le=65534)
+    originator_address: int = Field(default=0, ge=0, le=255)
+    tick_rate_ms: int = Field(default=100, ge=50)
+    command_timeout_ms: int = Field(default=5000, ge=100)
+    interrogation_timeout_s: float = Field(default=30.0, gt=0)
+    # Clock synchronisation sets the relay's clock: a write, so it needs allow_commands.
+    clock_sync: bool = False
+
+    @model_validator(mode="after")
+    def _clock_sync_is_a_command(self) -> Iec104Device:
+        if self.clock_sync and not self.allow_commands:
+            raise ValueError("clock_sync = true writes the relay's clock: set allow_commands = true")
+        return self

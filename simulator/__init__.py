@@ -1,0 +1,1 @@
+"""Simulated relays for every protocol, driven by scenario files."""

@@ -1,0 +1,123 @@
+"""The scenario format shared by every protocol's simulated relays.
+
+    [scenario]
+    name = "…"
+
+    [[relays]]
+    id = "line1"
+    protocol = "iec104"
+    profile = "line-protection"
+    link = { port = 2404, common_address = 1 }     # validated by the protocol's simulator
+    identity = { manufacturer = "…", model = "…", serial = "…", firmware_version = "…" }
+    settings = { zone1_reach = 4.2 }
+
+    [[steps]]
+    at_ms = 200                 # time from scenario start
+    relay = "line1"
+    point = "trip_phase_a"      # a profile point name
+    value = true
+    quality = []                # optional quality bits to send (IV, NT, SB, BL, OV)
+    # or another action: action = "offline" | "online" | "setting" | "firmware"
+    #   action = "setting", name = "zone1_reach", value = 4.5
+    #   action = "firmware", value = "2.1.0"
+
+Point steps are sent with the relay's device time = scenario wall-clock time of the step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from agent.errors import ConfigError
+from agent.profiles import Profile, load_named
+from agent.validation import read_toml, validate
+from protocols.config import ID_PATTERN, StrictModel
+
+SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "config" / "scenarios"
+SEED_SCENARIO = SCENARIOS_DIR / "seed-phase-a-fault.toml"
+
+
+class ScenarioHeader(StrictModel):
+    name: str
+    description: str = ""
+
+
+class IdentitySpec(StrictModel):
+    manufacturer: str = "Demo Relays"
+    model: str = "SIM"
+    serial: str = "SIM-0001"
+    firmware_version: str = "1.0.0"
+    checksum: str = "0000"
+
+
+class RelaySpec(StrictModel):
+    id: str = Field(pattern=ID_PATTERN)
+    protocol: str
+    profile: str
+    link: dict[str, Any] = Field(default_factory=dict)
+    identity: IdentitySpec = IdentitySpec()
+    settings: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+
+class Step(StrictModel):
+    at_ms: int = Field(ge=0)
+    relay: str
+    action: Literal["point", "offline", "online", "setting", "firmware"] = "point"
+    point: str | None = None
+    name: str | None = None
+    value: bool | int | float | str | None = None
+    quality: list[Literal["IV", "NT", "SB", "BL", "OV"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _needs(self) -> Step:
+        if self.action == "point" and self.point is None:
+            raise ValueError("a point step needs 'point'")
+        if self.action == "setting" and self.name is None:
+            raise ValueError("a setting step needs 'name'")
+        return self
+
+
+class ScenarioFile(StrictModel):
+    scenario: ScenarioHeader
+    relays: list[RelaySpec] = Field(min_length=1)
+    steps: list[Step] = Field(default_factory=list)
+
+
+class Scenario:
+    """A validated scenario with its relays' profiles loaded."""
+
+    def __init__(self, parsed: ScenarioFile, source: Path) -> None:
+        self.header = parsed.scenario
+        self.relays = parsed.relays
+        self.steps = sorted(parsed.steps, key=lambda s: s.at_ms)
+        self.source = source
+        self.profiles: dict[str, Profile] = {}
+        problems = []
+        for i, relay in enumerate(parsed.relays):
+            profile = load_named(relay.profile, [source.parent.parent / "profiles"])
+            if profile.protocol != relay.protocol:
+                problems.append(
+                    f"relays[{i}].profile: expected a {relay.protocol} profile "
+                    f"(found: {profile.name!r} for {profile.protocol})"
+                )
+            self.profiles[relay.id] = profile
+        for i, step in enumerate(self.steps):
+            if step.relay not in self.profiles:
+                problems.append(f"steps[{i}].relay: unknown relay (found: {step.relay!r})")
+            elif step.point and step.point not in self.profiles[step.relay].by_name:
+                problems.append(
+                    f"steps[{i}].point: not a point of profile "
+                    f"{self.profiles[step.relay].name!r} (found: {step.point!r})"
+                )
+        if problems:
+            raise ConfigError(str(source), problems)
+
+    def relay(self, relay_id: str) -> RelaySpec:
+        return next(r for r in self.relays if r.id == relay_id)
+
+
+def load_scenario(path: Path) -> Scenario:
+    return Scenario(validate(ScenarioFile, read_toml(path), str(path)), path)

@@ -134,7 +134,7 @@ def parse_config(data: dict[str, Any], file: str) -> AgentConfig:
         problems.extend(describe(exc))
         config = None
     specs = registry.protocols()
-    adapter: TypeAdapter[Any] = TypeAdapter(list[_device_union()])  # type: ignore[misc]
+    adapter: TypeAdapter[Any] = TypeAdapter(list[_device_union()])  # type: ignore[arg-type,misc]
     devices: list[DeviceBase] = []
     if not isinstance(devices_raw, list):
         problems.append(f"devices: expected an array of tables (found: {devices_raw!r})")
@@ -142,12 +142,7 @@ def parse_config(data: dict[str, Any], file: str) -> AgentConfig:
         try:
             devices = adapter.validate_python(devices_raw)
         except ValidationError as exc:
-            problems.extend(
-                p.replace("(top level)", "devices")
-                for p in describe(exc, frozenset(specs))
-            )
-            problems = [p if p.startswith("devices") else f"devices{p}" if p.startswith("[")
-                        else p for p in problems]
+            problems.extend(describe(exc, frozenset(specs), prefix="devices"))
     if problems or config is None:
         raise ConfigError(file, problems)
     return config.model_copy(update={"devices": devices})

@@ -31,8 +31,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
 
 
-def _path(loc: tuple[int | str, ...], tags: frozenset[str]) -> str:
-    out = ""
+def _path(loc: tuple[int | str, ...], tags: frozenset[str], prefix: str = "") -> str:
+    out = prefix
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -43,10 +43,14 @@ def _path(loc: tuple[int | str, ...], tags: frozenset[str]) -> str:
     return out or "(top level)"
 
 
-def describe(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[str]:
+def describe(
+    exc: ValidationError, tags: frozenset[str] = frozenset(), prefix: str = ""
+) -> list[str]:
+    """One line per problem; `prefix` is the key path of the validated value, `tags` the
+    discriminator values pydantic puts into locations (dropped: they are not keys)."""
     problems = []
     for err in exc.errors(include_url=False):
-        where = _path(err["loc"], tags)
+        where = _path(err["loc"], tags, prefix)
         kind = err["type"]
         msg = _MESSAGES.get(kind, err["msg"])
         if kind == "missing":
@@ -54,8 +58,7 @@ def describe(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[s
         elif kind == "union_tag_invalid":
             ctx = err.get("ctx", {})
             problems.append(
-                f"{where}: expected one of {ctx.get('expected_tags')} "
-                f"(found: {ctx.get('tag')!r})"
+                f"{where}: expected one of {ctx.get('expected_tags')} (found: {ctx.get('tag')!r})"
             )
         else:
             problems.append(f"{where}: {msg} (found: {err['input']!r})")

@@ -15,7 +15,7 @@ highest seq assigned so far, and their identity is (gateway, session, kind, conn
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -205,6 +205,10 @@ class Envelope(BaseModel):
 
 
 _envelope = TypeAdapter(Envelope)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def topic(site: str, gateway_id: str, kind: str, device_id: str | None = None) -> str:

@@ -24,5 +24,7 @@ class Iec104Device(DeviceBase):
     @model_validator(mode="after")
     def _clock_sync_is_a_command(self) -> Iec104Device:
         if self.clock_sync and not self.allow_commands:
-            raise ValueError("clock_sync = true writes the relay's clock: set allow_commands = true")
+            raise ValueError(
+                "clock_sync = true writes the relay's clock: set allow_commands = true"
+            )
         return self

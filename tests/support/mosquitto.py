@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,9 @@ def free_port() -> int:
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if not found:
         raise RuntimeError("mosquitto is not installed: run scripts/setup")
     return found
@@ -35,13 +38,13 @@ class Mosquitto:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            f"user {getpass.getuser()}\n"  # as root, mosquitto would drop to its own user
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             f"log_dest file {self.log}\n"
-            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-            + extra_conf
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n" + extra_conf
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

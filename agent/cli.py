@@ -1,0 +1,100 @@
+"""`relay-agent`: run the daemon, check a config, and (elsewhere) poll and demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from agent.config import load_config
+from agent.errors import ConfigError
+
+
+def _setup_logging(level: str) -> None:
+    try:
+        from agent.logging_setup import setup_logging
+    except ImportError:
+        logging.basicConfig(
+            level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return
+    setup_logging(level)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_config(Path(args.file))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print(f"{args.file}: INVALID ({len(exc.problems)} problem(s))", file=sys.stderr)
+        return 2
+    cfg = loaded.config
+    print(f"{args.file}: OK")
+    print(f"  site {cfg.agent.site}, gateway {cfg.agent.gateway_id}")
+    print(f"  broker {cfg.broker.host}:{cfg.broker.port}{' (TLS)' if cfg.broker.tls else ''}")
+    print(f"  outbox {cfg.outbox_path}")
+    for device in cfg.devices:
+        profile = loaded.profiles[device.id]
+        state = "" if device.enabled else " (disabled)"
+        rw = ", COMMANDS ALLOWED" if device.allow_commands else ""
+        print(
+            f"  device {device.id}: {getattr(device, 'protocol', '?')}, "
+            f"profile {profile.name} ({len(profile.points)} points){rw}{state}"
+        )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level)
+    try:
+        loaded = load_config(Path(args.config))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from agent.daemon import AgentDaemon
+
+    daemon = AgentDaemon(loaded)
+    return asyncio.run(_run_until_signal(daemon))
+
+
+async def _run_until_signal(daemon: object) -> int:
+    from agent.daemon import AgentDaemon
+
+    assert isinstance(daemon, AgentDaemon)
+    task = asyncio.create_task(daemon.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        logging.getLogger("agent").info("stopped")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the agent daemon")
+    run.add_argument("--config", required=True, help="agent config (TOML)")
+    run.add_argument("--log-level", default="info")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config and its profiles")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

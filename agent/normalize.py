@@ -1,0 +1,172 @@
+"""Observations to records: pure functions, no I/O.
+
+The profile gives a point its meaning (name, kind, severity, phase); the observation gives
+value, quality, device time and cause, which are copied as received, never cleaned.
+An address the profile does not know still becomes an event (signal "unknown"), so
+nothing a relay says is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agent.profiles import Profile
+from gateway import wire
+from protocols.observations import (
+    ConditionObservation,
+    IdentityObservation,
+    PointObservation,
+    SettingsObservation,
+)
+
+
+@dataclass(frozen=True)
+class DeviceContext:
+    site: str
+    gateway_id: str
+    device_id: str
+    protocol: str
+    profile: Profile
+
+
+def _common(ctx: DeviceContext, now: datetime) -> dict[str, Any]:
+    return {
+        "site": ctx.site,
+        "gateway_id": ctx.gateway_id,
+        "device_id": ctx.device_id,
+        "session": 0,  # assigned by the outbox
+        "seq": 0,
+        "gateway_time": now,
+    }
+
+
+def point_record(
+    ctx: DeviceContext, obs: PointObservation, now: datetime
+) -> wire.Event | wire.Measurement:
+    spec = ctx.profile.point(obs.address)
+    if obs.measurement or (spec is not None and spec.kind == "measurement"):
+        return wire.Measurement(
+            **_common(ctx, now),
+            address=obs.address,
+            point=spec.name if spec else None,
+            value=obs.value,
+            unit=spec.unit if spec else None,
+            quality=list(obs.quality),
+            device_time=obs.device_time,
+            device_time_flags=list(obs.device_time_flags),
+            cause=obs.cause,
+        )
+    return wire.Event(
+        **_common(ctx, now),
+        address=obs.address,
+        point=spec.name if spec else None,
+        label=spec.label or spec.name if spec else None,
+        signal=spec.kind if spec else "unknown",
+        severity=spec.severity if spec else "info",
+        phase=spec.phase if spec else None,
+        value=obs.value,
+        quality=list(obs.quality),
+        device_time=obs.device_time,
+        device_time_flags=list(obs.device_time_flags),
+        cause=obs.cause,
+        details=dict(obs.details),
+    )
+
+
+def condition_record(ctx: DeviceContext, obs: ConditionObservation, now: datetime) -> wire.Alarm:
+    return wire.Alarm(
+        **_common(ctx, now),
+        code=obs.code,
+        state=obs.state,
+        severity=obs.severity,
+        message=obs.message,
+        details=dict(obs.details),
+    )
+
+
+def comms_alarm(ctx: DeviceContext, up: bool, reason: str, now: datetime) -> wire.Alarm:
+    if up:
+        message = f"comms restored with device {ctx.device_id}"
+    else:
+        message = f"comms lost with device {ctx.device_id}: {reason}"
+    return wire.Alarm(
+        **_common(ctx, now),
+        code="comms_lost",
+        state="cleared" if up else "raised",
+        severity="major",
+        message=message,
+        details={"reason": reason} if reason else {},
+    )
+
+
+def content_hash(content: Any) -> str:
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def identity_content(obs: IdentityObservation) -> dict[str, Any]:
+    return {
+        "manufacturer": obs.manufacturer,
+        "model": obs.model,
+        "serial": obs.serial,
+        "firmware_version": obs.firmware_version,
+        "checksum": obs.checksum,
+        "details": dict(sorted(obs.details.items())),
+    }
+
+
+def firmware_record(
+    ctx: DeviceContext, obs: IdentityObservation, now: datetime
+) -> wire.FirmwareReport:
+    content = identity_content(obs)
+    return wire.FirmwareReport(**_common(ctx, now), **content, hash=content_hash(content))
+
+
+def settings_content(obs: SettingsObservation) -> dict[str, dict[str, Any]]:
+    return {
+        s.name: {"value": s.value, "unit": s.unit, "group": s.group}
+        for s in sorted(obs.settings, key=lambda s: s.name)
+    }
+
+
+def settings_diff(
+    before: dict[str, dict[str, Any]] | None, after: dict[str, dict[str, Any]]
+) -> list[wire.SettingChange]:
+    """As-found changes: every setting added, removed or changed since the last snapshot."""
+    if before is None:
+        return []
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old is None and new is not None:
+            changes.append(wire.SettingChange(name=name, after=new["value"], change="added"))
+        elif new is None and old is not None:
+            changes.append(wire.SettingChange(name=name, before=old["value"], change="removed"))
+        elif old is not None and new is not None and old["value"] != new["value"]:
+            changes.append(
+                wire.SettingChange(
+                    name=name, before=old["value"], after=new["value"], change="changed"
+                )
+            )
+    return changes
+
+
+def settings_record(
+    ctx: DeviceContext,
+    content: dict[str, dict[str, Any]],
+    previous: dict[str, dict[str, Any]] | None,
+    reason: str,
+    now: datetime,
+) -> wire.SettingsSnapshot:
+    return wire.SettingsSnapshot(
+        **_common(ctx, now),
+        settings={k: wire.SettingEntry(**v) for k, v in content.items()},
+        hash=content_hash(content),
+        previous_hash=content_hash(previous) if previous is not None else None,
+        diff=settings_diff(previous, content),
+        reason=reason,
+    )

@@ -1,0 +1,217 @@
+"""The sink every driver delivers into: observations become records in the outbox.
+
+One pipeline serves the whole daemon. It is called from the event loop (`deliver`) and
+from library threads (`deliver_blocking`, e.g. c104's receive threads); both return only
+once the records are committed, which is what lets drivers acknowledge the device.
+
+It also owns the state that turns observations into *changes*: link up/down into
+comms alarms, and firmware/settings into reports only when their hash changed (the last
+hash is committed with the record, so a restart resends nothing unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent import normalize
+from agent.normalize import DeviceContext
+from gateway import wire
+from gateway.outbox import Outbox, Pending, StateUpdate
+from protocols.observations import (
+    ConditionObservation,
+    IdentityObservation,
+    LinkStateObservation,
+    Observation,
+    PointObservation,
+    SettingsObservation,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceStatus:
+    """What `relay-agent status` shows per device."""
+
+    link_up: bool | None = None  # None: not known yet
+    link_reason: str = ""
+    link_changed: datetime | None = None
+    last_event: str | None = None
+    last_event_time: datetime | None = None
+    events: int = 0
+    unknown_points: int = 0
+
+
+class Pipeline:
+    def __init__(self, outbox: Outbox, contexts: dict[str, DeviceContext]) -> None:
+        self.outbox = outbox
+        self.contexts = contexts
+        self.status = {device_id: DeviceStatus() for device_id in contexts}
+        self.counters: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        saved = outbox.device_state()
+        self._hashes = {key: value for key, value in saved.items() if key[1].endswith("_hash")}
+        self._settings: dict[str, dict[str, dict[str, Any]]] = {
+            device_id: json.loads(value)
+            for (device_id, name), value in saved.items()
+            if name == "settings_content"
+        }
+
+    # --- ObservationSink ---------------------------------------------------------------
+
+    async def deliver(self, observations: Sequence[Observation]) -> None:
+        records, state = self._records(observations)
+        if records or state:
+            await self.outbox.append(records, state)
+
+    def deliver_blocking(self, observations: Sequence[Observation]) -> None:
+        records, state = self._records(observations)
+        if records or state:
+            self.outbox.append_blocking(records, state)
+
+    # --- agent-side records ---------------------------------------------------------------
+
+    async def append_record(self, record: BaseModel, device_id: str | None = None) -> None:
+        """A record the agent makes itself (audit, gateway alarms)."""
+        await self.outbox.append([self._pending(record, device_id)])
+
+    def settings_reason(self, device_id: str) -> str:
+        return "connect" if device_id not in self._settings else "periodic"
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _pending(self, record: BaseModel, device_id: str | None) -> Pending:
+        kind = str(getattr(record, "kind"))  # noqa: B009 - every wire record has one
+        site, gateway_id = str(getattr(record, "site")), str(getattr(record, "gateway_id"))  # noqa: B009
+        return Pending(
+            wire.topic(site, gateway_id, kind, device_id), kind, wire.encode_body(record)
+        )
+
+    def _records(
+        self, observations: Sequence[Observation]
+    ) -> tuple[list[Pending], list[StateUpdate]]:
+        now = wire.utcnow()
+        records: list[Pending] = []
+        state: list[StateUpdate] = []
+        for obs in observations:
+            ctx = self.contexts.get(obs.device_id)
+            if ctx is None:
+                self.counters["observations_unknown_device"] += 1
+                log.warning("observation for unconfigured device %r dropped", obs.device_id)
+                continue
+            record = self._record(ctx, obs, now, state)
+            if record is not None:
+                records.append(self._pending(record, ctx.device_id))
+        return records, state
+
+    def _record(
+        self, ctx: DeviceContext, obs: Observation, now: datetime, state: list[StateUpdate]
+    ) -> BaseModel | None:
+        status = self.status[ctx.device_id]
+        if isinstance(obs, PointObservation):
+            record = normalize.point_record(ctx, obs, now)
+            if isinstance(record, wire.Event):
+                self.counters["events"] += 1
+                status.events += 1
+                status.last_event = record.point or record.address
+                status.last_event_time = record.device_time or now
+                if record.point is None:
+                    status.unknown_points += 1
+                    self.counters["unknown_points"] += 1
+                    log.warning(
+                        "device %s: address %s is not in profile %s; forwarded as unknown",
+                        ctx.device_id,
+                        obs.address,
+                        ctx.profile.name,
+                    )
+            else:
+                self.counters["measurements"] += 1
+            return record
+        if isinstance(obs, LinkStateObservation):
+            return self._link_state(ctx, obs, now)
+        if isinstance(obs, ConditionObservation):
+            self.counters["alarms"] += 1
+            return normalize.condition_record(ctx, obs, now)
+        if isinstance(obs, IdentityObservation):
+            report = normalize.firmware_record(ctx, obs, now)
+            if not self._changed(ctx.device_id, "firmware_hash", report.hash, state):
+                return None
+            self.counters["firmware_reports"] += 1
+            return report
+        if isinstance(obs, SettingsObservation):
+            return self._settings_snapshot(ctx, obs, now, state)
+        raise TypeError(f"not an observation: {obs!r}")
+
+    def _link_state(
+        self, ctx: DeviceContext, obs: LinkStateObservation, now: datetime
+    ) -> wire.Alarm | None:
+        status = self.status[ctx.device_id]
+        with self._lock:
+            previous = status.link_up
+            if previous == obs.up:
+                return None
+            status.link_up, status.link_reason, status.link_changed = obs.up, obs.reason, now
+        if obs.up and previous is None:
+            log.info("device %s: link up", ctx.device_id)
+            return None  # first contact: nothing was lost
+        log.warning(
+            "device %s: link %s%s",
+            ctx.device_id,
+            "up" if obs.up else "down",
+            f" ({obs.reason})" if obs.reason else "",
+        )
+        self.counters["comms_restored" if obs.up else "comms_lost"] += 1
+        return normalize.comms_alarm(ctx, obs.up, obs.reason, now)
+
+    def _changed(self, device_id: str, name: str, value: str, state: list[StateUpdate]) -> bool:
+        with self._lock:
+            if self._hashes.get((device_id, name)) == value:
+                return False
+            self._hashes[(device_id, name)] = value
+        state.append(StateUpdate(device_id, name, value))
+        return True
+
+    def _settings_snapshot(
+        self,
+        ctx: DeviceContext,
+        obs: SettingsObservation,
+        now: datetime,
+        state: list[StateUpdate],
+    ) -> wire.SettingsSnapshot | None:
+        content = normalize.settings_content(obs)
+        digest = normalize.content_hash(content)
+        with self._lock:
+            previous = self._settings.get(ctx.device_id)
+        reason = "connect" if previous is None else "periodic"
+        if not self._changed(ctx.device_id, "settings_hash", digest, state):
+            return None
+        with self._lock:
+            self._settings[ctx.device_id] = content
+        state.append(StateUpdate(ctx.device_id, "settings_content", json.dumps(content)))
+        self.counters["settings_snapshots"] += 1
+        return normalize.settings_record(ctx, content, previous, reason, now)
+
+    def link_down_all(self, device_ids: Sequence[str], reason: str) -> list[Observation]:
+        """Observations the supervisor delivers when a driver dies."""
+        return [LinkStateObservation(d, False, reason) for d in device_ids]
+
+    def inventory(self) -> list[wire.DeviceInventory]:
+        return [
+            wire.DeviceInventory(
+                device_id=device_id,
+                protocol=ctx.protocol,
+                profile=ctx.profile.name,
+                firmware_hash=self._hashes.get((device_id, "firmware_hash")),
+                settings_hash=self._hashes.get((device_id, "settings_hash")),
+            )
+            for device_id, ctx in self.contexts.items()
+        ]

@@ -1,0 +1,274 @@
+"""The MQTT session: connect (TLS optional), birth, last-will death, reconnect with backoff,
+and the forwarder that drains the outbox in order.
+
+The forwarder reads the oldest rows, groups them by topic (keeping their order), packs up
+to `max_records_per_message` records per message, publishes them at QoS 1 with several
+messages in flight, and deletes the rows only once every PUBACK of the window is back.
+A failure anywhere re-sends the window after reconnect: at-least-once, and the center
+stores each record id once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from pydantic import BaseModel
+
+from gateway import wire
+from gateway.outbox import Outbox, Row
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[aiomqtt.Message, "Uplink"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    check_hostname: bool = True
+
+
+@dataclass
+class UplinkSettings:
+    site: str
+    gateway_id: str
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 30
+    tls: TlsFiles | None = None
+    max_records_per_message: int = 200
+    max_in_flight: int = 16
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    health_interval_s: float = 60.0
+
+
+@dataclass
+class UplinkStats:
+    connected: bool = False
+    connections: int = 0
+    messages_published: int = 0
+    records_published: int = 0
+    publish_failures: int = 0
+    last_error: str = ""
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def tls_context(files: TlsFiles) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca_file))
+    ctx.load_cert_chain(str(files.cert_file), str(files.key_file))
+    ctx.check_hostname = files.check_hostname
+    return ctx
+
+
+def pack(rows: list[Row], max_records: int) -> list[tuple[str, list[Row]]]:
+    """Group rows by topic, in order of first appearance, in chunks of `max_records`."""
+    by_topic: dict[str, list[Row]] = {}
+    for row in rows:
+        by_topic.setdefault(row.topic, []).append(row)
+    chunks: list[tuple[str, list[Row]]] = []
+    for topic_name, topic_rows in by_topic.items():
+        for i in range(0, len(topic_rows), max_records):
+            chunks.append((topic_name, topic_rows[i : i + max_records]))
+    return chunks
+
+
+async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
+    """Run jobs together until one fails; cancel the others and raise its error as is
+    (a TaskGroup would wrap it in an ExceptionGroup, hiding MqttError from the retry)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Uplink:
+    """Owns the broker connection. `run()` never returns on broker failures: it backs off
+    and reconnects; cancel it to stop (a clean stop publishes a death record)."""
+
+    def __init__(
+        self,
+        settings: UplinkSettings,
+        outbox: Outbox,
+        birth: Callable[[int], wire.Birth],
+        health: Callable[[int], wire.Health] | None = None,
+        subscriptions: dict[str, MessageHandler] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self._birth = birth
+        self._health = health
+        self.subscriptions = subscriptions or {}
+        self.stats = UplinkStats()
+        self.client: aiomqtt.Client | None = None
+        self._connection = 0
+
+    # --- topics and lifecycle records ----------------------------------------------------
+
+    def _lifecycle_topic(self, kind: str) -> str:
+        return wire.topic(self.settings.site, self.settings.gateway_id, kind)
+
+    def _death(self, connection: int, reason: str) -> bytes:
+        record = wire.Death(
+            site=self.settings.site,
+            gateway_id=self.settings.gateway_id,
+            session=self.outbox.session,
+            seq=self.outbox.last_seq,
+            gateway_time=wire.utcnow(),
+            connection=connection,
+            reason="shutdown" if reason == "shutdown" else "will",
+        )
+        return wire.encode_records([record])
+
+    def _client(self, connection: int) -> aiomqtt.Client:
+        s = self.settings
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=s.client_id or s.gateway_id,
+            username=s.username,
+            password=s.password,
+            keepalive=s.keepalive_s,
+            clean_session=True,
+            will=aiomqtt.Will(
+                self._lifecycle_topic("death"), self._death(connection, "will"), qos=1
+            ),
+            tls_context=tls_context(s.tls) if s.tls else None,
+            timeout=10,
+        )
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        delay = self.settings.reconnect_min_s
+        while True:
+            self._connection += 1
+            client = self._client(self._connection)
+            try:
+                async with client:
+                    self.client = client
+                    self.stats.connected = True
+                    self.stats.connections += 1
+                    delay = self.settings.reconnect_min_s
+                    log.info(
+                        "broker %s:%d connected (session %d, connection %d)",
+                        self.settings.host,
+                        self.settings.port,
+                        self.outbox.session,
+                        self._connection,
+                    )
+                    await self._connected(client)
+            except aiomqtt.MqttError as exc:
+                self.stats.last_error = str(exc)
+                log.warning(
+                    "broker %s:%d: %s; retrying in %.1fs",
+                    self.settings.host,
+                    self.settings.port,
+                    exc,
+                    delay,
+                )
+            except asyncio.CancelledError:
+                await self._say_goodbye(client)
+                raise
+            finally:
+                self.client = None
+                self.stats.connected = False
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, self.settings.reconnect_max_s)
+
+    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+        if not self.stats.connected:
+            return
+        try:
+            await asyncio.wait_for(
+                client.publish(
+                    self._lifecycle_topic("death"),
+                    self._death(self._connection, "shutdown"),
+                    qos=1,
+                ),
+                2,
+            )
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            log.info("no clean death record (%s); the will covers it", exc)
+
+    async def _connected(self, client: aiomqtt.Client) -> None:
+        await client.publish(
+            self._lifecycle_topic("birth"),
+            wire.encode_records([self._birth(self._connection)]),
+            qos=1,
+        )
+        for topic_filter in self.subscriptions:
+            await client.subscribe(topic_filter, qos=1)
+        jobs = [self._forward(client)]
+        if self.subscriptions:
+            jobs.append(self._dispatch(client))
+        if self._health is not None:
+            jobs.append(self._heartbeat(client))
+        await first_failure(jobs)
+
+    async def _forward(self, client: aiomqtt.Client) -> None:
+        window = self.settings.max_in_flight * self.settings.max_records_per_message
+        while True:
+            rows = self.outbox.read(window)
+            if not rows:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self.outbox.wait_for_rows()
+                continue
+            chunks = pack(rows, self.settings.max_records_per_message)
+            await asyncio.gather(*(self._publish(client, t, c) for t, c in chunks))
+            await self.outbox.delete([r.id for r in rows])
+            self.stats.records_published += len(rows)
+
+    async def _publish(self, client: aiomqtt.Client, topic_name: str, rows: list[Row]) -> None:
+        payload = wire.encode_envelope([wire.stamp(r.body, r.session, r.seq) for r in rows])
+        try:
+            await client.publish(topic_name, payload, qos=1)
+        except aiomqtt.MqttError:
+            self.stats.publish_failures += 1
+            raise
+        self.stats.messages_published += 1
+
+    async def _dispatch(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            for topic_filter, handler in self.subscriptions.items():
+                if message.topic.matches(topic_filter):
+                    try:
+                        await handler(message, self)
+                    except Exception:  # one bad request never takes the uplink down
+                        log.exception("handler for %s failed", message.topic)
+
+    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        assert self._health is not None
+        while True:
+            await asyncio.sleep(self.settings.health_interval_s)
+            await client.publish(
+                self._lifecycle_topic("health"),
+                wire.encode_records([self._health(self._connection)]),
+                qos=1,
+            )
+
+    async def publish_direct(self, topic_name: str, record: BaseModel) -> None:
+        """Publish a record that does not go through the outbox (replies)."""
+        if self.client is None:
+            raise aiomqtt.MqttError("not connected")
+        await self.client.publish(topic_name, wire.encode_records([record]), qos=1)

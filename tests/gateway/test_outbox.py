@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway.outbox import Outbox, OutboxClosed, Pending, StateUpdate
+
+
+def pending(i: int, kind: str = "event") -> Pending:
+    return Pending(f"relay/v1/s/g/{kind}/d", kind, b'{"n":%d}' % i)
+
+
+def test_records_keep_their_order_and_get_consecutive_seq(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    box.open()
+    try:
+        for i in range(5):
+            box.append_blocking([pending(i)])
+        rows = box.read(100)
+        assert [r.body for r in rows] == [b'{"n":%d}' % i for i in range(5)]
+        assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+        assert {r.session for r in rows} == {1}
+        assert box.depth == 5
+    finally:
+        box.close()
+
+
+def test_session_grows_per_open_and_unsent_rows_keep_their_id(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    first = Outbox(path)
+    first.open()
+    first.append_blocking([pending(1), pending(2)])
+    first.close()
+    second = Outbox(path)
+    second.open()
+    try:
+        assert second.session == 2
+        second.append_blocking([pending(3)])
+        rows = second.read(10)
+        assert [(r.session, r.seq) for r in rows] == [(1, 1), (1, 2), (2, 1)]
+    finally:
+        second.close()
+
+
+def test_appends_from_many_threads_are_grouped_into_few_commits(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", synchronous="FULL")
+    box.open()
+    try:
+        barrier = threading.Barrier(8)
+
+        def writer(t: int) -> None:
+            barrier.wait()
+            for i in range(200):
+                box.append_blocking([pending(t * 1000 + i)])
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        rows = box.read(10_000)
+        assert len(rows) == 1600
+        assert [r.seq for r in rows] == list(range(1, 1601))
+        # Each thread waits for its commit, so concurrent writers share commits.
+        assert box.commits < 1600
+    finally:
+        box.close()
+
+
+def test_delete_removes_only_published_rows(tmp_path: Path) -> None:
+    import asyncio
+
+    box = Outbox(tmp_path / "o.sqlite")
+    box.open()
+    try:
+        box.append_blocking([pending(i) for i in range(4)])
+        ids = [r.id for r in box.read(2)]
+        asyncio.run(box.delete(ids))
+        assert [r.seq for r in box.read(10)] == [3, 4]
+        assert box.depth == 2
+    finally:
+        box.close()
+
+
+def test_over_the_cap_only_measurements_are_evicted(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", max_records=1000)
+    box.open()
+    try:
+        box.append_blocking([pending(i, "measurement") for i in range(600)])
+        box.append_blocking([pending(i, "event") for i in range(600)])
+        rows = box.read(10_000)
+        kinds = [r.kind for r in rows]
+        assert kinds.count("event") == 600
+        assert kinds.count("measurement") == 400
+        assert box.evicted == 200
+        # Events beyond the cap are still kept: they are never evicted.
+        box.append_blocking([pending(i, "event") for i in range(600)])
+        assert [r.kind for r in box.read(10_000)].count("event") == 1200
+        assert box.near_cap
+    finally:
+        box.close()
+
+
+def test_state_updates_commit_with_records_and_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    box.open()
+    box.append_blocking([pending(1)], [StateUpdate("d1", "settings_hash", "abc")])
+    box.close()
+    again = Outbox(path)
+    again.open()
+    try:
+        assert again.device_state() == {("d1", "settings_hash"): "abc"}
+    finally:
+        again.close()
+
+
+def test_closed_outbox_refuses_appends(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    box.open()
+    box.close()
+    with pytest.raises(OutboxClosed):
+        box.append_blocking([pending(1)])

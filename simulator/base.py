@@ -19,8 +19,11 @@ class SimulatedRelay(Protocol):
     async def stop(self) -> None: ...
 
     async def emit(
-        self, point: PointSpec, value: bool | int | float | str | None,
-        quality: list[str], device_time: datetime,
+        self,
+        point: PointSpec,
+        value: bool | int | float | str | None,
+        quality: list[str],
+        device_time: datetime,
     ) -> None:
         """Send (or queue for the master's next poll) a change of one point."""
 

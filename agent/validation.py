@@ -60,6 +60,8 @@ def describe(
             problems.append(
                 f"{where}: expected one of {ctx.get('expected_tags')} (found: {ctx.get('tag')!r})"
             )
+        elif isinstance(err["input"], dict):  # a rule across keys: the table is the input
+            problems.append(f"{where}: {msg.removeprefix('Value error, ')}")
         else:
             problems.append(f"{where}: {msg} (found: {err['input']!r})")
     return problems

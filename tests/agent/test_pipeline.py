@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.normalize import DeviceContext
+from agent.pipeline import Pipeline
+from agent.profiles import load_named
+from gateway import wire
+from gateway.outbox import Outbox
+from protocols.observations import (
+    IdentityObservation,
+    LinkStateObservation,
+    PointObservation,
+    SettingsObservation,
+    SettingValue,
+)
+
+
+def records(box: Outbox) -> list[object]:
+    rows = box.read(1000)
+    return wire.decode_envelope(wire.encode_envelope([wire.stamp(r.body, r.session, r.seq) for r in rows]))
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> object:
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.open()
+    yield outbox
+    outbox.close()
+
+
+def make_pipeline(box: Outbox) -> Pipeline:
+    ctx = DeviceContext("north", "gw1", "line1", "iec104", load_named("line-protection"))
+    return Pipeline(box, {"line1": ctx})
+
+
+def test_a_known_point_gets_its_meaning_and_keeps_time_and_quality(box: Outbox) -> None:
+    t = datetime(2026, 3, 1, 8, 15, 30, 123000, tzinfo=UTC)
+    make_pipeline(box).deliver_blocking(
+        [
+            PointObservation(
+                "line1", "1011", True, ("NT", "SB"), t, ("substituted",), "SPONTANEOUS",
+                {"type": "M_SP_TB_1"},
+            )
+        ]
+    )
+    (event,) = records(box)
+    assert isinstance(event, wire.Event)
+    assert (event.point, event.signal, event.severity, event.phase) == (
+        "trip_phase_a", "trip", "critical", "A",
+    )
+    assert event.label == "Trip phase A (TJA)"
+    assert event.device_time == t
+    assert event.quality == ["NT", "SB"]
+    assert event.device_time_flags == ["substituted"]
+    assert event.cause == "SPONTANEOUS"
+    assert event.details == {"type": "M_SP_TB_1"}
+    assert event.device_id == "line1" and event.site == "north"
+
+
+def test_an_unknown_address_is_forwarded_not_dropped(box: Outbox) -> None:
+    pipeline = make_pipeline(box)
+    pipeline.deliver_blocking([PointObservation("line1", "9999", 1)])
+    (event,) = records(box)
+    assert isinstance(event, wire.Event)
+    assert (event.point, event.signal, event.address) == (None, "unknown", "9999")
+    assert pipeline.counters["unknown_points"] == 1
+
+
+def test_link_changes_become_comms_alarms(box: Outbox) -> None:
+    pipeline = make_pipeline(box)
+    for up in (True, True, False, False, True):
+        pipeline.deliver_blocking([LinkStateObservation("line1", up, "" if up else "timeout")])
+    alarms = records(box)
+    assert [(a.code, a.state) for a in alarms] == [  # type: ignore[attr-defined]
+        ("comms_lost", "raised"),
+        ("comms_lost", "cleared"),
+    ]
+
+
+def test_a_device_never_reached_raises_comms_lost(box: Outbox) -> None:
+    make_pipeline(box).deliver_blocking([LinkStateObservation("line1", False, "refused")])
+    (alarm,) = records(box)
+    assert isinstance(alarm, wire.Alarm)
+    assert (alarm.code, alarm.state, alarm.details) == ("comms_lost", "raised", {"reason": "refused"})
+
+
+def test_firmware_and_settings_are_sent_only_when_changed_even_across_restarts(
+    tmp_path: Path,
+) -> None:
+    ident = IdentityObservation("line1", "Demo", "LP-900", "S1", "2.4.1", "abcd")
+    settings_a = SettingsObservation("line1", (SettingValue("zone1_reach", 4.2, "ohm"),))
+    settings_b = SettingsObservation(
+        "line1", (SettingValue("zone1_reach", 4.5, "ohm"), SettingValue("station_name", "N"))
+    )
+    path = tmp_path / "o.sqlite"
+    first = Outbox(path)
+    first.open()
+    pipeline = make_pipeline(first)
+    pipeline.deliver_blocking([ident, settings_a])
+    pipeline.deliver_blocking([ident, settings_a])
+    assert [r.kind for r in records(first)] == ["firmware", "settings"]
+    first.close()
+
+    second = Outbox(path)
+    second.open()
+    try:
+        pipeline = make_pipeline(second)
+        pipeline.deliver_blocking([ident, settings_a])  # unchanged: nothing new
+        assert len(second.read(100)) == 2
+        pipeline.deliver_blocking([settings_b])
+        snapshot = records(second)[-1]
+        assert isinstance(snapshot, wire.SettingsSnapshot)
+        assert [c.model_dump() for c in snapshot.diff] == [
+            {"name": "station_name", "before": None, "after": "N", "change": "added"},
+            {"name": "zone1_reach", "before": 4.2, "after": 4.5, "change": "changed"},
+        ]
+        assert snapshot.previous_hash is not None and snapshot.previous_hash != snapshot.hash
+        assert json.loads(snapshot.model_dump_json())["settings"]["zone1_reach"]["unit"] == "ohm"
+    finally:
+        second.close()

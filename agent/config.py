@@ -61,7 +61,7 @@ class BrokerConfig(StrictModel):
     keepalive_s: int = Field(default=30, ge=5)
     tls: TlsConfig | None = None
     max_records_per_message: int = Field(default=200, ge=1, le=10_000)
-    max_in_flight: int = Field(default=16, ge=1, le=1000)
+    max_in_flight: int = Field(default=8, ge=1, le=10)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
 
@@ -70,7 +70,6 @@ class OutboxConfig(StrictModel):
     path: Path | None = None  # default: state_dir/outbox.sqlite
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     max_records: int = Field(default=1_000_000, ge=1000)
-    commit_interval_ms: float = Field(default=2.0, ge=0)
 
 
 class SupervisionConfig(StrictModel):

@@ -138,6 +138,11 @@ class AgentDaemon:
             counters=dict(self.pipeline.counters),
         )
 
+    async def _metrics(self, listen: str) -> None:
+        from agent.metrics import HELP, agent_samples, render, serve_metrics
+
+        await serve_metrics(listen, lambda: render(agent_samples(self), HELP))
+
     async def run(self, ready: asyncio.Event | None = None) -> None:
         self.outbox.open()  # creates the state directory
         try:
@@ -165,6 +170,8 @@ class AgentDaemon:
                 tg.create_task(self.uplink.run(), name="uplink")
                 for s in self.supervisors:
                     tg.create_task(s.run(), name=f"link {s.plan.key}")
+                if self.config.metrics.listen:
+                    tg.create_task(self._metrics(self.config.metrics.listen), name="metrics")
                 for extra in self.extra_tasks:
                     started = extra(self)
                     if asyncio.iscoroutine(started):

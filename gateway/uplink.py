@@ -51,7 +51,7 @@ class UplinkSettings:
     keepalive_s: int = 30
     tls: TlsFiles | None = None
     max_records_per_message: int = 200
-    max_in_flight: int = 16
+    max_in_flight: int = 8  # aiomqtt warns above 10 pending calls
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     health_interval_s: float = 60.0
@@ -227,6 +227,7 @@ class Uplink:
 
     async def _forward(self, client: aiomqtt.Client) -> None:
         window = self.settings.max_in_flight * self.settings.max_records_per_message
+        gate = asyncio.Semaphore(self.settings.max_in_flight)
         while True:
             rows = self.outbox.read(window)
             if not rows:
@@ -235,14 +236,17 @@ class Uplink:
                         await self.outbox.wait_for_rows()
                 continue
             chunks = pack(rows, self.settings.max_records_per_message)
-            await asyncio.gather(*(self._publish(client, t, c) for t, c in chunks))
+            await asyncio.gather(*(self._publish(client, t, c, gate) for t, c in chunks))
             await self.outbox.delete([r.id for r in rows])
             self.stats.records_published += len(rows)
 
-    async def _publish(self, client: aiomqtt.Client, topic_name: str, rows: list[Row]) -> None:
+    async def _publish(
+        self, client: aiomqtt.Client, topic_name: str, rows: list[Row], gate: asyncio.Semaphore
+    ) -> None:
         payload = wire.encode_envelope([wire.stamp(r.body, r.session, r.seq) for r in rows])
         try:
-            await client.publish(topic_name, payload, qos=1)
+            async with gate:
+                await client.publish(topic_name, payload, qos=1)
         except aiomqtt.MqttError:
             self.stats.publish_failures += 1
             raise

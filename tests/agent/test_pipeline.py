@@ -22,7 +22,9 @@ from protocols.observations import (
 
 def records(box: Outbox) -> list[object]:
     rows = box.read(1000)
-    return wire.decode_envelope(wire.encode_envelope([wire.stamp(r.body, r.session, r.seq) for r in rows]))
+    return wire.decode_envelope(
+        wire.encode_envelope([wire.stamp(r.body, r.session, r.seq) for r in rows])
+    )
 
 
 @pytest.fixture
@@ -43,7 +45,13 @@ def test_a_known_point_gets_its_meaning_and_keeps_time_and_quality(box: Outbox) 
     make_pipeline(box).deliver_blocking(
         [
             PointObservation(
-                "line1", "1011", True, ("NT", "SB"), t, ("substituted",), "SPONTANEOUS",
+                "line1",
+                "1011",
+                True,
+                ("NT", "SB"),
+                t,
+                ("substituted",),
+                "SPONTANEOUS",
                 {"type": "M_SP_TB_1"},
             )
         ]
@@ -51,7 +59,10 @@ def test_a_known_point_gets_its_meaning_and_keeps_time_and_quality(box: Outbox) 
     (event,) = records(box)
     assert isinstance(event, wire.Event)
     assert (event.point, event.signal, event.severity, event.phase) == (
-        "trip_phase_a", "trip", "critical", "A",
+        "trip_phase_a",
+        "trip",
+        "critical",
+        "A",
     )
     assert event.label == "Trip phase A (TJA)"
     assert event.device_time == t
@@ -86,7 +97,11 @@ def test_a_device_never_reached_raises_comms_lost(box: Outbox) -> None:
     make_pipeline(box).deliver_blocking([LinkStateObservation("line1", False, "refused")])
     (alarm,) = records(box)
     assert isinstance(alarm, wire.Alarm)
-    assert (alarm.code, alarm.state, alarm.details) == ("comms_lost", "raised", {"reason": "refused"})
+    assert (alarm.code, alarm.state, alarm.details) == (
+        "comms_lost",
+        "raised",
+        {"reason": "refused"},
+    )
 
 
 def test_firmware_and_settings_are_sent_only_when_changed_even_across_restarts(

@@ -59,9 +59,7 @@ async def test_a_failing_link_is_restarted_and_never_stalls_the_others(tmp_path:
     box = Outbox(tmp_path / "o.sqlite")
     box.open()
     profile = load_named("line-protection")
-    contexts = {
-        d: DeviceContext("s", "g", d, "fake", profile) for d in ("good", "bad1", "bad2")
-    }
+    contexts = {d: DeviceContext("s", "g", d, "fake", profile) for d in ("good", "bad1", "bad2")}
     pipeline = Pipeline(box, contexts)
     sups = [
         LinkSupervisor(plan("good"), lambda p: SteadyDriver(p, RuntimeError()), pipeline),

@@ -44,13 +44,16 @@ def birth(box: Outbox) -> object:
 
 
 @contextlib.asynccontextmanager
-async def running_uplink(
-    box: Outbox, broker: Mosquitto, **kw: object
-) -> AsyncIterator[Uplink]:
+async def running_uplink(box: Outbox, broker: Mosquitto, **kw: object) -> AsyncIterator[Uplink]:
     box.bind_loop(asyncio.get_running_loop())
     settings = UplinkSettings(
-        site="s1", gateway_id="gw1", host=broker.host, port=broker.port,
-        reconnect_min_s=0.1, reconnect_max_s=0.5, **kw,  # type: ignore[arg-type]
+        site="s1",
+        gateway_id="gw1",
+        host=broker.host,
+        port=broker.port,
+        reconnect_min_s=0.1,
+        reconnect_max_s=0.5,
+        **kw,  # type: ignore[arg-type]
     )
     uplink = Uplink(settings, box, birth(box))  # type: ignore[arg-type]
     task = asyncio.create_task(uplink.run())
@@ -68,7 +71,9 @@ def test_pack_groups_by_topic_in_order() -> None:
     rows = [Row(i, 1, i, t, "event", 0.0, b"{}") for i, t in enumerate("aabab")]
     chunks = pack(rows, max_records=2)
     assert [(t, [r.id for r in rs]) for t, rs in chunks] == [
-        ("a", [0, 1]), ("a", [3]), ("b", [2, 4]),
+        ("a", [0, 1]),
+        ("a", [3]),
+        ("b", [2, 4]),
     ]
 
 

@@ -1,0 +1,128 @@
+"""A Prometheus endpoint for the agent: plain text exposition over a tiny asyncio HTTP
+server (no dependency; a gateway should not need a web framework for one page).
+
+    relay_agent_events_total, relay_agent_records_published_total,
+    relay_agent_outbox_depth, relay_agent_outbox_oldest_age_seconds,
+    relay_agent_link_up{device=…}, relay_agent_decode_errors_total{link=…}, …
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.daemon import AgentDaemon
+
+log = logging.getLogger(__name__)
+
+Sample = tuple[str, dict[str, str], float]
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in sorted(labels.items())
+    )
+    return "{" + inner + "}"
+
+
+def render(samples: Iterable[Sample], help_text: dict[str, str]) -> str:
+    lines: list[str] = []
+    seen: set[str] = set()
+    for name, labels, value in samples:
+        if name not in seen:
+            seen.add(name)
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines.append(f"# HELP {name} {help_text.get(name, name)}")
+            lines.append(f"# TYPE {name} {kind}")
+        lines.append(f"{name}{_labels(labels)} {value:g}")
+    return "\n".join(lines) + "\n"
+
+
+HELP = {
+    "relay_agent_observations_total": "observations turned into records, by kind",
+    "relay_agent_records_published_total": "records acknowledged by the broker",
+    "relay_agent_messages_published_total": "MQTT messages acknowledged by the broker",
+    "relay_agent_outbox_depth": "records waiting in the outbox",
+    "relay_agent_outbox_oldest_age_seconds": "age of the oldest record waiting",
+    "relay_agent_outbox_evicted_total": "measurements evicted because the outbox was full",
+    "relay_agent_broker_connected": "1 when the MQTT session is up",
+    "relay_agent_link_up": "1 when the device answers, 0 when not, -1 not yet known",
+    "relay_agent_link_restarts_total": "driver restarts per link",
+    "relay_agent_driver_counter_total": "driver counters (decode errors, timeouts, …)",
+}
+
+
+def agent_samples(daemon: AgentDaemon) -> list[Sample]:
+    samples: list[Sample] = []
+    pipeline = daemon.pipeline
+    if pipeline is not None:
+        for key, value in sorted(pipeline.counters.items()):
+            samples.append(("relay_agent_observations_total", {"kind": key}, value))
+    if daemon.uplink is not None:
+        stats = daemon.uplink.stats
+        samples.append(("relay_agent_records_published_total", {}, stats.records_published))
+        samples.append(("relay_agent_messages_published_total", {}, stats.messages_published))
+        samples.append(("relay_agent_broker_connected", {}, 1 if stats.connected else 0))
+    samples.append(("relay_agent_outbox_depth", {}, daemon.outbox.depth))
+    samples.append(("relay_agent_outbox_oldest_age_seconds", {}, daemon.outbox.oldest_age()))
+    samples.append(("relay_agent_outbox_evicted_total", {}, daemon.outbox.evicted))
+    if pipeline is not None:
+        for device_id, status in sorted(pipeline.status.items()):
+            up = -1 if status.link_up is None else int(status.link_up)
+            samples.append(("relay_agent_link_up", {"device": device_id}, up))
+    for sup in daemon.supervisors:
+        samples.append(
+            ("relay_agent_link_restarts_total", {"link": sup.plan.key}, sup.status.restarts)
+        )
+        driver = sup.status.driver
+        counters = getattr(driver, "counters", None) if driver is not None else None
+        if isinstance(counters, dict):
+            for name, value in sorted(counters.items()):
+                if isinstance(value, int | float):
+                    samples.append(
+                        (
+                            "relay_agent_driver_counter_total",
+                            {"link": sup.plan.key, "counter": str(name)},
+                            value,
+                        )
+                    )
+    return samples
+
+
+async def serve_metrics(listen: str, page: Callable[[], str]) -> None:
+    """Serve `GET /metrics` (and `/healthz`) on host:port until cancelled."""
+    host, _, port = listen.rpartition(":")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b"/"
+            if path == b"/metrics":
+                body, status = page().encode(), b"200 OK"
+                ctype = b"text/plain; version=0.0.4; charset=utf-8"
+            elif path == b"/healthz":
+                body, status, ctype = b"ok\n", b"200 OK", b"text/plain"
+            else:
+                body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
+            writer.write(
+                b"HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                % (status, ctype, len(body), body)
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError, IndexError) as exc:
+            log.debug("metrics request dropped: %s", exc)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, host or "127.0.0.1", int(port))
+    log.info("metrics on http://%s:%s/metrics", host or "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()

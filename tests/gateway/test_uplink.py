@@ -108,20 +108,22 @@ async def test_records_reach_the_broker_with_their_ids_then_leave_the_outbox(
 async def test_broker_restart_mid_stream_loses_nothing_and_keeps_order(
     outbox: Outbox, mosquitto: Mosquitto
 ) -> None:
-    async with Collector(mosquitto.host, mosquitto.port) as sub:
-        async with running_uplink(outbox, mosquitto, max_records_per_message=5):
-            for n in range(300):
-                await outbox.append([event(f"d{n % 3}", n)])
-                if n == 100:
-                    mosquitto.stop()
-                if n == 200:
-                    mosquitto.start()
-                await asyncio.sleep(0.002)
-            await sub.wait_for(
-                lambda c: len({e.seq for e in c.of_kind("event")}) == 300,
-                timeout=60,
-                what="all 300 events",
-            )
+    async with (
+        Collector(mosquitto.host, mosquitto.port) as sub,
+        running_uplink(outbox, mosquitto, max_records_per_message=5),
+    ):
+        for n in range(300):
+            await outbox.append([event(f"d{n % 3}", n)])
+            if n == 100:
+                mosquitto.stop()
+            if n == 200:
+                mosquitto.start()
+            await asyncio.sleep(0.002)
+        await sub.wait_for(
+            lambda c: len({e.seq for e in c.of_kind("event")}) == 300,
+            timeout=60,
+            what="all 300 events",
+        )
     events = sub.of_kind("event")
     assert {e.seq for e in events} == set(range(1, 301))
     for device in ("d0", "d1", "d2"):

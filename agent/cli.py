@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config and its profiles")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+
+    # poll, status, snapshot: engineers' on-demand reads (agent/poll_cli.py, issue 7)
+    from agent.poll_cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from agent.errors import ConfigError
 from agent.profiles import Profile, load_named
@@ -79,6 +79,24 @@ class SupervisionConfig(StrictModel):
 
 class ControlConfig(StrictModel):
     socket: Path | None = None  # default: state_dir/control.sock
+    # On-demand polls (local and remote) give up after this long; see docs/polling.md.
+    poll_timeout_s: float = Field(default=20.0, gt=0, le=600)
+
+
+class RemoteConfig(StrictModel):
+    """Remote on-demand polls from the center over MQTT (docs/polling.md). Off by default:
+    enabling it means accepting read requests signed with a token from `tokens_file`."""
+
+    enabled: bool = False
+    tokens_file: Path | None = None  # lines "name:token"; required when enabled
+    max_concurrent: int = Field(default=4, ge=1, le=64)
+    max_queued: int = Field(default=16, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _tokens_when_enabled(self) -> RemoteConfig:
+        if self.enabled and self.tokens_file is None:
+            raise ValueError("enabled = true needs tokens_file")
+        return self
 
 
 class MetricsConfig(StrictModel):
@@ -101,6 +119,7 @@ class AgentConfig(BaseModel):
     outbox: OutboxConfig = OutboxConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     control: ControlConfig = ControlConfig()
+    remote: RemoteConfig = RemoteConfig()
     metrics: MetricsConfig = MetricsConfig()
     buses: list[SerialBusConfig] = Field(default_factory=list)
     devices: list[DeviceBase] = Field(default_factory=list)

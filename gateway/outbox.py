@@ -87,6 +87,20 @@ class Row:
     body: bytes
 
 
+def _settle(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
+    """Wake a caller. An awaiting caller may have been cancelled meanwhile (its future is
+    then done): that must not stop the writer from waking the rest of the group."""
+    if future.done():
+        return
+    try:
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        pass  # cancelled between the check and the set
+
+
 class _Op:
     __slots__ = ("delete_ids", "future", "records", "state")
 
@@ -248,13 +262,13 @@ class Outbox:
         except sqlite3.Error as exc:
             log.error("outbox commit failed: %s", exc)
             for op in ops:
-                op.future.set_exception(exc)
+                _settle(op.future, exc)
             return
         self.last_seq = seq
         self.commits += 1
         self._depth += len(rows) - len(deletes) - evicted
         for op in ops:
-            op.future.set_result(None)
+            _settle(op.future, None)
         if rows and self._loop is not None and self._new_rows is not None:
             self._loop.call_soon_threadsafe(self._new_rows.set)
 
@@ -279,8 +293,8 @@ class Outbox:
                 op = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if op is not None and not op.future.done():
-                op.future.set_exception(OutboxClosed(str(self.path)))
+            if op is not None:
+                _settle(op.future, OutboxClosed(str(self.path)))
 
     # --- reading (event loop) ----------------------------------------------------------
 
@@ -300,6 +314,10 @@ class Outbox:
         if self._depth > 0:
             return
         await self._new_rows.wait()
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
 
     @property
     def depth(self) -> int:

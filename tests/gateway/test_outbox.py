@@ -123,3 +123,23 @@ def test_closed_outbox_refuses_appends(tmp_path: Path) -> None:
     box.close()
     with pytest.raises(OutboxClosed):
         box.append_blocking([pending(1)])
+
+
+async def test_a_cancelled_waiter_does_not_stop_the_writer_waking_the_others(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    box = Outbox(tmp_path / "o.sqlite")
+    box.open()
+    try:
+        waiters = [asyncio.create_task(box.append([pending(i)])) for i in range(50)]
+        await asyncio.sleep(0)
+        for task in waiters[::2]:
+            task.cancel()
+        # A thread blocked on the same writer must still be woken.
+        await asyncio.to_thread(box.append_blocking, [pending(99)])
+        await asyncio.gather(*waiters, return_exceptions=True)
+        assert box.writer_alive
+    finally:
+        box.close()

@@ -1,0 +1,460 @@
+"""On-demand polls inside the daemon, and the local control socket that serves them.
+
+Engineers read a relay's identity, recent events, settings or status *through the
+running daemon*, so the request shares the daemon's link (a relay often accepts one
+104 master; an RS-485 bus tolerates one). `OnDemand` is the single entry point for
+both the local socket (here) and remote requests from the center (`agent/remote.py`):
+
+- it finds the link that serves the device and calls its running driver's `poll`;
+- it allows one on-demand request per link at a time (the driver's own cyclic work
+  keeps running; on a serial bus the driver orders our request before its cyclic polls
+  but after event collection, see docs/polling.md);
+- it bounds every request by a timeout;
+- it audits every request, whatever its result (`agent/audit.py`).
+
+It only ever calls `Driver.poll`, which is read-only by contract: there is no write
+path here to misuse.
+
+The socket speaks JSON lines: one request object per line, one answer per line, several
+requests per connection (`relay-agent snapshot --all` uses one connection). The socket
+is mode 0660: the daemon's user and group only. Who asked is taken from the kernel
+(SO_PEERCRED), not from the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import json
+import logging
+import os
+import pwd
+import socket
+import stat
+import struct
+import time
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from agent.audit import Auditor
+from gateway import wire
+from protocols.errors import LinkError
+
+if TYPE_CHECKING:
+    from agent.daemon import AgentDaemon
+    from agent.supervisor import LinkSupervisor
+    from protocols.driver import Driver
+
+log = logging.getLogger(__name__)
+
+POLL_KINDS = ("identity", "events", "settings", "status")
+WHAT_CHOICES = (*POLL_KINDS, "all")
+SOCKET_MODE = 0o660
+MAX_LINE = 64 * 1024  # a request is small; an answer may be large (settings)
+IDLE_S = 300.0  # a client that says nothing for this long is dropped
+
+ErrorCode = Literal[
+    "bad_request",
+    "unknown_device",
+    "disabled",
+    "unsupported",
+    "link",
+    "timeout",
+    "refused",
+    "busy",
+    "driver_error",
+]
+
+
+class PollFailed(Exception):
+    """An on-demand request that produced no answer from the device; `code` says why
+    (the CLI and the center map it to exit codes and messages)."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+
+def expand_what(what: str) -> tuple[str, ...]:
+    if what == "all":
+        return POLL_KINDS
+    if what in POLL_KINDS:
+        return (what,)
+    raise PollFailed("bad_request", f"what must be one of {', '.join(WHAT_CHOICES)} (got {what!r})")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Driver answers are plain dicts by contract, but may hold datetimes, bytes, tuples
+    or dataclasses; turn them into JSON without losing information."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, enum.Enum):
+        return value.name
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    return str(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def read_kinds(
+    driver: Driver, protocol: str, device: str, kinds: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """Ask a running driver for each kind. For one kind a failure raises `PollFailed`;
+    for several (`all`) each failure is kept beside the parts that worked."""
+    result: dict[str, Any] = {}
+    errors: dict[str, dict[str, str]] = {}
+    for kind in kinds:
+        log.info("device %s: on-demand poll of %s", device, kind)
+        try:
+            try:
+                result[kind] = to_jsonable(await driver.poll(device, kind))
+            except LinkError as exc:
+                raise PollFailed("link", f"device {device} did not answer: {exc}") from None
+            except KeyError:
+                raise PollFailed("unknown_device", f"the driver does not know {device}") from None
+            except ValueError as exc:
+                raise PollFailed("unsupported", f"{protocol} cannot read {kind}: {exc}") from None
+            except TimeoutError:
+                raise PollFailed("link", f"device {device} did not answer in time") from None
+            except Exception as exc:  # a driver bug: answer it, keep serving
+                log.exception("device %s: driver failed on an on-demand %s", device, kind)
+                raise PollFailed("driver_error", f"{type(exc).__name__}: {exc}") from None
+        except PollFailed as exc:
+            if len(kinds) == 1:
+                raise
+            log.warning("device %s: on-demand %s failed: %s", device, kind, exc.message)
+            errors[kind] = {"code": exc.code, "error": exc.message}
+    if not result and errors:  # every part failed: one clear failure
+        first = next(iter(errors.values()))
+        raise PollFailed(first["code"], first["error"])  # type: ignore[arg-type]
+    return result, errors
+
+
+def make_answer(
+    *,
+    site: str,
+    gateway_id: str,
+    device: str,
+    what: str,
+    started: float,
+    link_up: bool | None,
+    result: dict[str, Any],
+    errors: dict[str, dict[str, str]],
+) -> dict[str, Any]:
+    """The answer's one shape, for the socket, remote replies and `--direct`."""
+    return {
+        "site": site,
+        "gateway_id": gateway_id,
+        "device": device,
+        "what": what,
+        "polled_at": wire.utcnow().isoformat(),
+        "duration_s": round(time.monotonic() - started, 3),
+        "link_up": link_up,
+        "result": result,
+        "errors": errors,
+    }
+
+
+class OnDemand:
+    """The daemon's on-demand poll service (local socket and remote requests)."""
+
+    def __init__(self, daemon: AgentDaemon, auditor: Auditor) -> None:
+        self.daemon = daemon
+        self.auditor = auditor
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def default_timeout_s(self) -> float:
+        return self.daemon.config.control.poll_timeout_s
+
+    def _supervisor_for(self, device: str) -> LinkSupervisor:
+        configured = {d.id: d for d in self.daemon.config.devices}
+        if device not in configured:
+            raise PollFailed("unknown_device", f"unknown device {device!r} on this gateway")
+        if not configured[device].enabled:
+            raise PollFailed("disabled", f"device {device} is disabled in the config")
+        for sup in self.daemon.supervisors:
+            if device in sup.device_ids:
+                return sup
+        raise PollFailed("link", f"device {device}: the daemon has not started its link yet")
+
+    async def poll(
+        self,
+        device: str,
+        what: str,
+        *,
+        actor: str,
+        origin: Literal["local", "remote"],
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Poll and audit. Raises `PollFailed`; returns the answer (see docs/polling.md)."""
+        known = any(d.id == device for d in self.daemon.config.devices)
+        try:
+            answer = await self._poll(device, what, timeout_s or self.default_timeout_s)
+        except PollFailed as exc:
+            await self.auditor.record(
+                actor=actor,
+                origin=origin,
+                action="poll",
+                device=device if known else None,
+                what=what,
+                result="refused" if exc.code == "refused" else "error",
+                error=f"{exc.code}: {exc.message}",
+            )
+            raise
+        failed = {k: v["error"] for k, v in answer["errors"].items()}
+        await self.auditor.record(
+            actor=actor,
+            origin=origin,
+            action="poll",
+            device=device,
+            what=what,
+            result="error" if failed and not answer["result"] else "ok",
+            error="; ".join(f"{k}: {v}" for k, v in failed.items()) or None,
+        )
+        return answer
+
+    async def _poll(self, device: str, what: str, timeout_s: float) -> dict[str, Any]:
+        kinds = expand_what(what)
+        sup = self._supervisor_for(device)
+        lock = self._locks.setdefault(sup.plan.key, asyncio.Lock())
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout_s), lock:
+                driver = sup.status.driver
+                if driver is None or not sup.status.running:
+                    last = sup.status.last_error
+                    raise PollFailed(
+                        "link",
+                        f"link {sup.plan.key} is not running" + (f" ({last})" if last else ""),
+                    )
+                result, errors = await read_kinds(driver, sup.plan.protocol, device, kinds)
+        except TimeoutError:
+            raise PollFailed(
+                "timeout", f"device {device} did not answer within {timeout_s:g} s"
+            ) from None
+        status = self.daemon.pipeline.status.get(device) if self.daemon.pipeline else None
+        cfg = self.daemon.config.agent
+        return make_answer(
+            site=cfg.site,
+            gateway_id=cfg.gateway_id,
+            device=device,
+            what=what,
+            started=started,
+            link_up=status.link_up if status else None,
+            result=result,
+            errors=errors,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What `relay-agent status` shows: the agent's view, no device is asked."""
+        d = self.daemon
+        pipeline = d.pipeline
+        links = {dev: sup for sup in d.supervisors for dev in sup.device_ids}
+        devices = []
+        for device in d.config.devices:
+            st = pipeline.status.get(device.id) if pipeline else None
+            sup = links.get(device.id)
+            devices.append(
+                {
+                    "device": device.id,
+                    "protocol": str(getattr(device, "protocol", "?")),
+                    "enabled": device.enabled,
+                    "link": sup.plan.key if sup else None,
+                    "link_running": bool(sup and sup.status.running),
+                    "link_restarts": sup.status.restarts if sup else 0,
+                    "link_error": sup.status.last_error if sup else "",
+                    "link_up": st.link_up if st else None,
+                    "link_reason": st.link_reason if st else "",
+                    "link_changed": _iso(st.link_changed) if st else None,
+                    "last_event": st.last_event if st else None,
+                    "last_event_time": _iso(st.last_event_time) if st else None,
+                    "events": st.events if st else 0,
+                }
+            )
+        uplink = d.uplink
+        broker = d.config.broker
+        return {
+            "site": d.config.agent.site,
+            "gateway_id": d.config.agent.gateway_id,
+            "session": d.outbox.session,
+            "broker": {
+                "host": broker.host,
+                "port": broker.port,
+                "connected": bool(uplink and uplink.stats.connected),
+                "connections": uplink.stats.connections if uplink else 0,
+                "records_published": uplink.stats.records_published if uplink else 0,
+                "last_error": uplink.stats.last_error if uplink else "",
+            },
+            "outbox": {
+                "path": str(d.outbox.path),
+                "depth": d.outbox.depth,
+                "oldest_age_s": round(d.outbox.oldest_age(), 3),
+            },
+            "devices": devices,
+            "counters": dict(pipeline.counters) if pipeline else {},
+        }
+
+
+# --- the Unix socket ----------------------------------------------------------------------
+
+
+def peer_actor(writer: asyncio.StreamWriter, claimed: object) -> str:
+    """The local user behind a connection, from the kernel; a differing claimed name
+    (e.g. the engineer behind `sudo`) is kept beside it, never instead of it."""
+    sock = writer.get_extra_info("socket")
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", raw)
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = f"uid:{uid}"
+    except (OSError, AttributeError):
+        name = "unknown-local-user"
+    if isinstance(claimed, str) and claimed and claimed != name:
+        return f"{name} (for {claimed})"
+    return name
+
+
+class ControlServer:
+    """Serves `OnDemand` on a Unix socket until cancelled; removes the socket on exit."""
+
+    def __init__(self, path: Path, ondemand: OnDemand) -> None:
+        self.path = path
+        self.ondemand = ondemand
+
+    def _clear_stale(self) -> None:
+        """A socket file left by a crashed daemon is removed; one a live daemon still
+        answers on means two daemons share a state directory: refuse to start."""
+        if not self.path.exists() and not self.path.is_symlink():
+            return
+        if not stat.S_ISSOCK(self.path.lstat().st_mode):
+            raise RuntimeError(f"control socket path {self.path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(self.path))
+        except OSError:
+            self.path.unlink()
+            return
+        finally:
+            probe.close()
+        raise RuntimeError(f"another agent is serving {self.path}: one daemon per state dir")
+
+    def _bind(self) -> socket.socket:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clear_stale()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The socket file is born 0660: no window in which anyone else could connect.
+        # (umask is process-wide, but only files created in this instant see 0117.)
+        old_umask = os.umask(0o117)
+        try:
+            sock.bind(str(self.path))
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, SOCKET_MODE)
+        return sock
+
+    async def serve(self) -> None:
+        """A socket that cannot be made (path too long, no permission) disables local
+        polls but not the daemon: collecting events matters more. A live daemon on the
+        same socket is fatal (RuntimeError): two daemons must not share a state dir."""
+        try:
+            sock = self._bind()
+        except OSError as exc:
+            log.error("control socket %s unavailable, local polls disabled: %s", self.path, exc)
+            return
+        server = await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_LINE)
+        log.info("control socket %s ready (mode %o)", self.path, SOCKET_MODE)
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(IDLE_S):
+                        line = await reader.readline()
+                except (TimeoutError, ValueError):  # idle, or a line over MAX_LINE
+                    break
+                if not line:
+                    break
+                answer = await self._answer(line, writer)
+                writer.write(json.dumps(answer).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, BrokenPipeError) as exc:
+            log.debug("control client went away: %s", exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, BrokenPipeError):
+                await writer.wait_closed()
+
+    async def _answer(self, line: bytes, writer: asyncio.StreamWriter) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            return {"ok": False, "code": "bad_request", "error": f"not a JSON object: {exc}"}
+        op = request.get("op")
+        if op == "status":
+            return {"ok": True, "status": self.ondemand.status()}
+        if op != "poll":
+            return {"ok": False, "code": "bad_request", "error": f"unknown op {op!r}"}
+        device, what = request.get("device"), request.get("what", "all")
+        timeout = request.get("timeout_s")
+        if not isinstance(device, str) or not isinstance(what, str):
+            return {"ok": False, "code": "bad_request", "error": "device and what must be strings"}
+        if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout <= 600):
+            return {"ok": False, "code": "bad_request", "error": "timeout_s must be in (0, 600]"}
+        try:
+            answer = await self.ondemand.poll(
+                device,
+                what,
+                actor=peer_actor(writer, request.get("actor")),
+                origin="local",
+                timeout_s=float(timeout) if timeout is not None else None,
+            )
+        except PollFailed as exc:
+            return {"ok": False, "code": exc.code, "error": exc.message}
+        return {"ok": True, "answer": answer}
+
+
+def install(daemon: AgentDaemon) -> OnDemand:
+    """Give a daemon its on-demand service: the control socket, and remote requests when
+    `[remote] enabled`. Called from `AgentDaemon.__init__`, so a bad tokens file fails
+    before any port opens."""
+    from agent.remote import install_remote
+
+    async def append(record: Any, device_id: str | None) -> None:
+        assert daemon.pipeline is not None, "the daemon is not running"
+        await daemon.pipeline.append_record(record, device_id)
+
+    cfg = daemon.config
+    ondemand = OnDemand(daemon, Auditor(cfg.agent.site, cfg.agent.gateway_id, append))
+    daemon.extra_tasks.append(lambda d: ControlServer(d.config.control_socket, ondemand).serve())
+    install_remote(daemon, ondemand)
+    return ondemand

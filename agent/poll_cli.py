@@ -1,0 +1,415 @@
+"""`relay-agent poll | status | snapshot`: the engineer's side of on-demand reads.
+
+By default these talk to the running daemon over its control socket (agent/control.py),
+so they share its links. `--direct` opens the device itself, for when no daemon runs
+(agent/direct.py; the trade-offs are in docs/polling.md): it refuses while a daemon
+answers, because two masters on one relay or one RS-485 bus disturb both.
+
+Output: a readable table for people, `--json` for scripts (stdout only; progress and
+errors go to stderr). Exit codes: 0 ok, 1 the device or part of the work failed,
+2 usage or config error, 3 no daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from agent.control import WHAT_CHOICES
+from agent.direct import DirectError, claimed_user, local_actor, poll_direct
+from agent.errors import ConfigError
+
+DEFAULT_CONFIG = Path(os.environ.get("RELAY_AGENT_CONFIG", "/etc/relay-agent/agent.toml"))
+DEFAULT_SOCKET = Path("/var/lib/relay-agent/control.sock")
+ANSWER_LIMIT = 64 * 1024 * 1024  # a settings dump can be large
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
+MAX_CELL = 60
+
+
+class NoDaemon(Exception):
+    """Nothing answers on the control socket."""
+
+
+# --- talking to the daemon ----------------------------------------------------------------
+
+
+class DaemonClient:
+    """One connection to the control socket; several requests in turn."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.writer.write(json.dumps(body).encode() + b"\n")
+        await self.writer.drain()
+        line = await self.reader.readline()
+        if not line:
+            raise NoDaemon("the daemon closed the connection")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def poll(self, device: str, what: str, timeout_s: float | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"op": "poll", "device": device, "what": what}
+        body["actor"] = claimed_user()
+        if timeout_s is not None:
+            body["timeout_s"] = timeout_s
+        return await self.request(body)
+
+
+@asynccontextmanager
+async def connect(path: Path) -> AsyncIterator[DaemonClient]:
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=ANSWER_LIMIT)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise NoDaemon(f"no agent daemon answers on {path} ({exc.strerror})") from None
+    except PermissionError:
+        raise NoDaemon(
+            f"permission denied on {path}: join the daemon's group (socket mode 0660)"
+        ) from None
+    try:
+        yield DaemonClient(reader, writer)
+    finally:
+        writer.close()
+
+
+def daemon_answers(path: Path) -> bool:
+    async def probe() -> bool:
+        try:
+            async with connect(path):
+                return True
+        except NoDaemon:
+            return False
+
+    return asyncio.run(probe())
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    if args.socket:
+        return Path(args.socket)
+    config = Path(args.config) if args.config else DEFAULT_CONFIG
+    if args.config or config.exists():
+        from agent.config import load_config
+
+        return load_config(config).config.control_socket
+    return DEFAULT_SOCKET
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, separators=(",", ":"))
+    else:
+        text = str(value)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def table(headers: list[str], rows: list[list[Any]], indent: str = "") -> list[str]:
+    cells = [[_cell(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [indent + fmt.format(*[h.upper() for h in headers]).rstrip()]
+    lines += [indent + fmt.format(*r).rstrip() for r in cells]
+    return lines
+
+
+def _columns(items: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.update(dict.fromkeys(item))
+    return list(seen)
+
+
+def render(value: Any, indent: str = "  ") -> Iterator[str]:
+    """Any driver answer as text: records as tables, mappings as key/value lines."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        cols = _columns(value)
+        yield from table(cols, [[v.get(c) for c in cols] for v in value], indent)
+    elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        cols = _columns(list(value.values()))
+        yield from table(
+            ["name", *cols], [[k, *[v.get(c) for c in cols]] for k, v in value.items()], indent
+        )
+    elif isinstance(value, dict):
+        width = max((len(str(k)) for k in value), default=0)
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                yield f"{indent}{key}"
+                yield from render(item, indent + "  ")
+            else:
+                yield f"{indent}{key!s:<{width}}  {_cell(item)}"
+    elif isinstance(value, list):
+        yield indent + (", ".join(_cell(v) for v in value) or "(none)")
+    else:
+        yield indent + _cell(value)
+
+
+def render_answer(answer: dict[str, Any]) -> list[str]:
+    link = {True: "link up", False: "link DOWN", None: "link state unknown"}[answer.get("link_up")]
+    lines = [
+        f"{answer['device']} on {answer['gateway_id']} ({answer['site']}): {answer['what']}, "
+        f"polled {answer['polled_at']} in {answer['duration_s']} s, {link}"
+    ]
+    for kind, part in answer.get("result", {}).items():
+        lines += ["", kind]
+        lines += list(render(part)) or ["  (empty)"]
+    for kind, err in answer.get("errors", {}).items():
+        lines += ["", f"{kind}: FAILED ({err['code']}): {err['error']}"]
+    return lines
+
+
+def _link_text(dev: dict[str, Any]) -> str:
+    if not dev["enabled"]:
+        return "disabled"
+    if dev["link_up"] is True:
+        return "up"
+    if dev["link_up"] is False:
+        return f"down ({dev['link_reason']})" if dev["link_reason"] else "down"
+    if not dev["link_running"] and dev["link_error"]:
+        return f"restarting ({dev['link_error']})"
+    return "connecting"
+
+
+def render_status(status: dict[str, Any]) -> list[str]:
+    broker, outbox = status["broker"], status["outbox"]
+    state = "connected" if broker["connected"] else "NOT CONNECTED"
+    err = (
+        f", last error: {broker['last_error']}"
+        if broker["last_error"] and not broker["connected"]
+        else ""
+    )
+    lines = [
+        f"gateway {status['gateway_id']}, site {status['site']}, session {status['session']}",
+        f"broker  {broker['host']}:{broker['port']} {state} "
+        f"({broker['connections']} connections, {broker['records_published']} records sent{err})",
+        f"outbox  {outbox['depth']} records waiting, oldest {outbox['oldest_age_s']:.1f} s "
+        f"({outbox['path']})",
+        "",
+    ]
+    rows = [
+        [d["device"], d["protocol"], _link_text(d), d["link_changed"], d["last_event"],
+         d["last_event_time"], d["events"]]
+        for d in status["devices"]
+    ]  # fmt: skip
+    headers = ["device", "protocol", "link", "since", "last event", "at", "events"]
+    return lines + table(headers, rows)
+
+
+def emit(lines: list[str], out: TextIO) -> None:
+    out.write("\n".join(lines) + "\n")
+
+
+def emit_json(value: Any, out: TextIO) -> None:
+    out.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"relay-agent: {message}\n")
+    return code
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    try:
+        if args.direct:
+            return _poll_direct(args)
+        return asyncio.run(_poll_daemon(args, socket_path(args)))
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except NoDaemon as exc:
+        hint = "" if args.direct else " (is relay-agent running? --direct opens the device itself)"
+        return _fail(f"{exc}{hint}", EXIT_NO_DAEMON)
+
+
+async def _poll_daemon(args: argparse.Namespace, path: Path) -> int:
+    async with connect(path) as client:
+        reply = await client.poll(args.device, args.what, args.timeout)
+    return _print_reply(args, reply)
+
+
+def _print_reply(args: argparse.Namespace, reply: dict[str, Any]) -> int:
+    if args.json:
+        emit_json(reply, sys.stdout)
+    elif reply.get("ok"):
+        emit(render_answer(reply["answer"]), sys.stdout)
+    if not reply.get("ok"):
+        sys.stderr.write(f"relay-agent: {args.device}: {reply.get('code')}: {reply.get('error')}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _poll_direct(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+
+    loaded = load_config(Path(args.config) if args.config else DEFAULT_CONFIG)
+    if daemon_answers(loaded.config.control_socket):
+        return _fail("the daemon is running and owns the links: poll without --direct", EXIT_USAGE)
+    try:
+        reply = asyncio.run(
+            poll_direct(
+                loaded, [args.device], args.what, timeout_s=args.timeout, actor=local_actor()
+            )
+        )
+    except DirectError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    return _print_reply(args, reply[args.device])
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        reply = asyncio.run(_status(socket_path(args)))
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except NoDaemon as exc:
+        return _fail(f"{exc} (is relay-agent running?)", EXIT_NO_DAEMON)
+    if args.json:
+        emit_json(reply["status"], sys.stdout)
+    else:
+        emit(render_status(reply["status"]), sys.stdout)
+    return EXIT_OK
+
+
+async def _status(path: Path) -> dict[str, Any]:
+    async with connect(path) as client:
+        return await client.request({"op": "status"})
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    if not args.all and not args.devices:
+        return _fail("name devices or pass --all", EXIT_USAGE)
+    try:
+        if args.direct:
+            results = _snapshot_direct(args)
+        else:
+            results = asyncio.run(_snapshot_daemon(args, socket_path(args)))
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except NoDaemon as exc:
+        return _fail(str(exc), EXIT_NO_DAEMON)
+    if args.output:
+        out_dir = Path(args.output)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for device, reply in results.items():
+            if reply.get("ok"):
+                (out_dir / f"{device}.json").write_text(json.dumps(reply["answer"], indent=2))
+    if args.json:
+        emit_json(results, sys.stdout)
+    else:
+        rows = [[d, "ok" if r.get("ok") else f"{r.get('code')}: {r.get('error')}", _count(r)]
+                for d, r in results.items()]  # fmt: skip
+        emit(table(["device", "result", "settings"], rows), sys.stdout)
+    return EXIT_OK if all(r.get("ok") for r in results.values()) else EXIT_FAILED
+
+
+def _count(reply: dict[str, Any]) -> int | None:
+    settings = (
+        reply.get("answer", {}).get("result", {}).get("settings") if reply.get("ok") else None
+    )
+    return len(settings) if isinstance(settings, dict | list) else None
+
+
+class Progress:
+    """One line per device on stderr: readable in a terminal and in a log alike."""
+
+    def __init__(self, total: int, out: TextIO | None = None) -> None:
+        self.total, self.done, self.out = total, 0, out or sys.stderr
+        self.started = time.monotonic()
+
+    def start(self, device: str) -> float:
+        self.out.write(f"[{self.done + 1}/{self.total}] {device}: reading settings …\n")
+        self.out.flush()
+        return time.monotonic()
+
+    def finish(self, device: str, reply: dict[str, Any], since: float) -> None:
+        self.done += 1
+        took = time.monotonic() - since
+        if reply.get("ok"):
+            count = _count(reply)
+            what = f"{count} settings" if count is not None else "ok"
+            self.out.write(f"[{self.done}/{self.total}] {device}: {what} in {took:.1f} s\n")
+        else:
+            self.out.write(f"[{self.done}/{self.total}] {device}: FAILED {reply.get('error')}\n")
+        if self.done == self.total:
+            self.out.write(
+                f"done: {self.total} devices in {time.monotonic() - self.started:.1f} s\n"
+            )
+        self.out.flush()
+
+
+async def _snapshot_daemon(args: argparse.Namespace, path: Path) -> dict[str, dict[str, Any]]:
+    async with connect(path) as client:
+        devices = list(args.devices)
+        if args.all:
+            status = (await client.request({"op": "status"}))["status"]
+            devices = [d["device"] for d in status["devices"] if d["enabled"]]
+        progress = Progress(len(devices))
+        results: dict[str, dict[str, Any]] = {}
+        for device in devices:
+            since = progress.start(device)
+            results[device] = await client.poll(device, "settings", args.timeout)
+            progress.finish(device, results[device], since)
+        return results
+
+
+def _snapshot_direct(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    from agent.config import load_config
+
+    loaded = load_config(Path(args.config) if args.config else DEFAULT_CONFIG)
+    if daemon_answers(loaded.config.control_socket):
+        raise NoDaemon("the daemon is running and owns the links: snapshot without --direct")
+    devices = list(args.devices) or [d.id for d in loaded.config.devices if d.enabled]
+    progress = Progress(len(devices))
+    return asyncio.run(
+        poll_direct(
+            loaded,
+            devices,
+            "settings",
+            timeout_s=args.timeout,
+            actor=local_actor(),
+            progress=progress,
+        )
+    )
+
+
+def _where(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"agent config (default {DEFAULT_CONFIG})")
+    parser.add_argument("--socket", help="the daemon's control socket (default: from config)")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout, for scripts")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds (default: config)")
+
+
+def add_commands(sub: Any) -> None:
+    """Register `poll`, `status` and `snapshot` on relay-agent's subcommands."""
+    poll = sub.add_parser("poll", help="read a device now (identity, events, settings, status)")
+    poll.add_argument("device")
+    poll.add_argument("--what", choices=WHAT_CHOICES, default="all")
+    poll.add_argument("--direct", action="store_true", help="open the device (no daemon)")
+    _where(poll)
+    poll.set_defaults(func=cmd_poll)
+
+    status = sub.add_parser("status", help="devices, links, last events, outbox, broker")
+    status.add_argument("--config", help=f"agent config (default {DEFAULT_CONFIG})")
+    status.add_argument("--socket", help="the daemon's control socket (default: from config)")
+    status.add_argument("--json", action="store_true", help="JSON on stdout, for scripts")
+    status.set_defaults(func=cmd_status)
+
+    snap = sub.add_parser("snapshot", help="read the settings of devices, with progress")
+    snap.add_argument("devices", nargs="*")
+    snap.add_argument("--all", action="store_true", help="every enabled device")
+    snap.add_argument("--output", help="write DEVICE.json per device into this directory")
+    snap.add_argument("--direct", action="store_true", help="open the devices (no daemon)")
+    _where(snap)
+    snap.set_defaults(func=cmd_snapshot)

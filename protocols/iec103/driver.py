@@ -1,0 +1,420 @@
+"""The IEC 103 driver: one serial bus, several relays (link addresses), one task.
+
+Per relay, after a reset CU: class-1 polls while ACD (ASDU 5 gives the identity), time
+sync if enabled, general interrogation, settings through generic services; then cyclic
+class-2 polls, with class-1 polls whenever ACD is set.
+
+Durability: every answer's observations are delivered (`sink.deliver`, durable) *before*
+`Iec103Master.acknowledge` toggles the FCB that acknowledges the answer to the relay.
+
+Isolation: a relay that stops answering is reported down and tried again every
+`offline_retry_s` with a single reset; the others keep being polled. Only a failure of the
+port itself ends `run` with `LinkError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from protocols.driver import ObservationSink
+from protocols.errors import DecodeError, LinkError
+from protocols.iec103.asdu import decode_asdu, encode_asdu
+from protocols.iec103.asdu_base import FUN_GLOBAL, Asdu, Cot, UnknownAsdu
+from protocols.iec103.asdu_disturbance import DisturbanceList
+from protocols.iec103.asdu_messages import (
+    GeneralInterrogation,
+    GiTermination,
+    Identification,
+    TimeSync,
+    TimeTaggedMessage,
+)
+from protocols.iec103.config import Iec103Device, Iec103ProfileSection
+from protocols.iec103.link import (
+    Iec103Master,
+    Reply,
+    SerialPort,
+    Station,
+    StationRefused,
+    StationSilent,
+)
+from protocols.iec103.observe import (
+    INF_LOCAL_SETTING,
+    disturbance_observations,
+    observations,
+    undecodable,
+)
+from protocols.iec103.settings import SettingsReader
+from protocols.iec103.time import cp56_from_datetime
+from protocols.observations import (
+    IdentityObservation,
+    LinkStateObservation,
+    Observation,
+    PointObservation,
+)
+from protocols.registry import LinkPlan
+
+log = logging.getLogger(__name__)
+
+MAX_CLASS1_PER_TURN = 16  # fairness: a chatty relay yields the bus after this many frames
+PROCEDURE_TIMEOUT_S = 15.0  # GI or a settings read that takes longer is abandoned
+
+
+@dataclass
+class Relay:
+    """One relay as the driver sees it."""
+
+    config: Iec103Device
+    station: Station
+    scale: dict[str, float]
+    up: bool | None = None  # None: never reached yet
+    next_attempt: float = 0.0
+    next_poll: float = 0.0
+    next_settings: float = 0.0
+    settings_due: bool = True
+    identity: IdentityObservation | None = None
+    recent: deque[PointObservation] = field(default_factory=lambda: deque(maxlen=50))
+    disturbances: set[int] = field(default_factory=set)
+    last_measurand: dict[str, float] = field(default_factory=dict)
+    counters: Counter[str] = field(default_factory=Counter)
+    settings_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
+    scn: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+
+class Iec103Driver:
+    def __init__(self, plan: LinkPlan) -> None:
+        if plan.bus is None:
+            raise ValueError(f"link {plan.key}: IEC 103 devices need a bus")
+        self.bus = plan.bus
+        self.relays: dict[str, Relay] = {}
+        addresses: dict[int, str] = {}
+        for planned in plan.devices:
+            cfg = planned.config
+            if not isinstance(cfg, Iec103Device):
+                raise TypeError(f"not an IEC 103 device: {cfg!r}")
+            if cfg.link_address in addresses:
+                raise ValueError(
+                    f"bus {self.bus.id}: link address {cfg.link_address} used by "
+                    f"{addresses[cfg.link_address]} and {cfg.id}"
+                )
+            addresses[cfg.link_address] = cfg.id
+            section = planned.profile_section
+            scale = dict(section.scale) if isinstance(section, Iec103ProfileSection) else {}
+            station = Station(cfg.link_address, cfg.id, retries=cfg.retries)
+            self.relays[cfg.id] = Relay(cfg, station, scale)
+        self.port: SerialPort | None = None
+        self.master: Iec103Master | None = None
+        self._sink: ObservationSink | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def device_ids(self) -> Sequence[str]:
+        return list(self.relays)
+
+    # --- Driver ----------------------------------------------------------------------------
+
+    async def run(self, sink: ObservationSink) -> None:
+        self._sink = sink
+        self.port = SerialPort(self.bus)
+        self.master = Iec103Master(self.port)
+        try:
+            await self.port.open()
+            while True:
+                busy = False
+                for relay in self.relays.values():
+                    busy |= await self._service(relay)
+                if not busy:
+                    await self._idle()
+        finally:
+            await self.port.close()
+
+    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
+        relay = self.relays[device_id]
+        if what == "identity":
+            ident = relay.identity
+            return (
+                {}
+                if ident is None
+                else {
+                    "manufacturer": ident.manufacturer,
+                    "firmware_version": ident.firmware_version,
+                    **ident.details,
+                }
+            )
+        if what == "events":
+            return {"events": [_event_dict(o) for o in relay.recent]}
+        if what == "status":
+            st = relay.station
+            return {
+                "up": relay.up,
+                "link_address": st.address,
+                "counters": dict(relay.counters + st.counters),
+                "bus": self.bus_counters(),
+            }
+        if what == "settings":
+            if not relay.up:
+                raise LinkError(f"device {device_id}: not answering")
+            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            relay.settings_waiters.append(waiter)
+            relay.settings_due = True
+            self._wake.set()
+            return await asyncio.wait_for(waiter, PROCEDURE_TIMEOUT_S * 2)
+        raise ValueError(f"iec103 cannot poll {what!r}")
+
+    def bus_counters(self) -> dict[str, int]:
+        port = self.port
+        if port is None:
+            return {}
+        ex = port.extractor
+        return {
+            "garbage_bytes": ex.garbage_bytes,
+            "bad_frames": ex.bad_frames,
+            "stale_frames": port.stale_frames,
+            "bytes_out": port.bytes_out,
+            "bytes_in": port.bytes_in,
+        }
+
+    # --- the per-relay state machine ------------------------------------------------------
+
+    async def _service(self, relay: Relay) -> bool:
+        """One turn for one relay; True when it used the bus."""
+        now = time.monotonic()
+        try:
+            if not relay.up:
+                if now < relay.next_attempt:
+                    return False
+                relay.next_attempt = now + relay.config.offline_retry_s
+                await self._start(relay)
+                return True
+            if relay.settings_due or (
+                relay.config.settings_interval_s and now >= relay.next_settings
+            ):
+                await self._read_settings(relay)
+                return True
+            if relay.station.acd:
+                for _ in range(MAX_CLASS1_PER_TURN):
+                    await self._poll(relay, 1)
+                    if not relay.station.acd:
+                        break
+                return True
+            if now >= relay.next_poll:
+                relay.next_poll = now + relay.config.poll_interval_ms / 1000
+                await self._poll(relay, 2)
+                return True
+            return False
+        except StationSilent as exc:
+            await self._down(relay, str(exc))
+            return True
+
+    async def _start(self, relay: Relay) -> None:
+        """Reset CU and the initialisation procedure; `StationSilent` if it stays quiet."""
+        master = self._master()
+        first = relay.up is None
+        try:
+            # A relay known to be down gets one try per turn, so it cannot stall the bus.
+            await master.reset(relay.station, retries=None if first else 0)
+        except StationSilent:
+            if first:
+                raise
+            relay.counters["offline_attempts"] += 1
+            return
+        log.info("device %s: link reset, initialising", relay.id)
+        relay.up = True
+        await self._deliver([LinkStateObservation(relay.id, True, "reset")])
+        relay.disturbances.clear()
+        await self._drain_class1(relay)
+        if relay.identity is None:
+            log.warning("device %s: no ASDU 5 after reset", relay.id)
+        if relay.config.time_sync:  # config validation tied this to allow_commands
+            await self.send_asdu(
+                relay,
+                TimeSync(
+                    cot=Cot.TIME_SYNC,
+                    common_address=relay.config.common_address,
+                    fun=FUN_GLOBAL,
+                    inf=0,
+                    time=cp56_from_datetime(_utcnow()),
+                ),
+            )
+            await self._drain_class1(relay)
+        await self._interrogate(relay)
+        relay.settings_due = relay.config.read_settings or bool(relay.settings_waiters)
+
+    async def _interrogate(self, relay: Relay) -> None:
+        relay.scn = (relay.scn + 1) & 0xFF
+        scn = relay.scn
+        await self.send_asdu(
+            relay,
+            GeneralInterrogation(
+                cot=Cot.GI,
+                common_address=relay.config.common_address,
+                fun=FUN_GLOBAL,
+                inf=0,
+                scn=scn,
+            ),
+        )
+        end = await self.poll_until(relay, lambda a: isinstance(a, GiTermination) and a.scn == scn)
+        relay.counters["gi_completed" if end else "gi_incomplete"] += 1
+
+    async def _read_settings(self, relay: Relay) -> None:
+        relay.settings_due = False
+        interval = relay.config.settings_interval_s
+        relay.next_settings = time.monotonic() + interval if interval else float("inf")
+        waiters, relay.settings_waiters = relay.settings_waiters, []
+        reader = SettingsReader(relay.id, relay.config.common_address)
+        try:
+            obs = await reader.read(self, relay)
+        except StationRefused as exc:
+            log.warning("device %s: settings read refused: %s", relay.id, exc)
+            relay.counters["settings_refused"] += 1
+            obs = None
+        if obs is not None:
+            await self._deliver([obs])
+        result = {} if obs is None else {s.name: s.value for s in obs.settings}
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(result)
+
+    async def _down(self, relay: Relay, reason: str) -> None:
+        was = relay.up
+        relay.up = False
+        relay.identity = None
+        relay.next_attempt = time.monotonic() + relay.config.offline_retry_s
+        relay.station.pending_ack = False
+        if was is not False:
+            log.warning("device %s: %s", relay.id, reason)
+            await self._deliver([LinkStateObservation(relay.id, False, reason)])
+        for waiter in relay.settings_waiters:
+            if not waiter.done():
+                waiter.set_exception(LinkError(reason))
+        relay.settings_waiters = []
+
+    # --- exchanges used by the procedures (also by SettingsReader) ------------------------
+
+    async def send_asdu(self, relay: Relay, asdu: Asdu) -> None:
+        """Send/confirm one ASDU, first letting a full relay (DFC) empty its buffer."""
+        for _ in range(20):
+            if not relay.station.dfc:
+                break
+            await self._poll(relay, 1 if relay.station.acd else 2)
+            if relay.station.dfc:
+                await asyncio.sleep(0.05)
+        reply = await self._master().send(relay.station, encode_asdu(asdu))
+        await self._handle(relay, reply)
+
+    async def _poll(self, relay: Relay, klass: int) -> Asdu | None:
+        reply = await self._master().poll(relay.station, klass)
+        return await self._handle(relay, reply)
+
+    async def _drain_class1(self, relay: Relay) -> None:
+        for _ in range(256):
+            if not relay.station.acd:
+                return
+            await self._poll(relay, 1)
+
+    async def poll_until(self, relay: Relay, done: Callable[[Asdu], bool]) -> Asdu | None:
+        """Poll (class 1 while ACD, else class 2) until an ASDU satisfies `done`."""
+        deadline = time.monotonic() + PROCEDURE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            asdu = await self._poll(relay, 1 if relay.station.acd else 2)
+            if asdu is not None and done(asdu):
+                return asdu
+            if not relay.station.acd:
+                await asyncio.sleep(0.01)
+        log.warning("device %s: procedure timed out", relay.id)
+        return None
+
+    async def _handle(self, relay: Relay, reply: Reply) -> Asdu | None:
+        """Decode an answer, make its observations durable, then acknowledge it (FCB)."""
+        raw = reply.asdu
+        asdu: Asdu | None = None
+        obs: list[Observation] = []
+        if raw is not None:
+            try:
+                asdu = decode_asdu(raw)
+            except DecodeError as exc:
+                relay.counters["decode_errors"] += 1
+                log.warning("device %s: undecodable ASDU %s: %s", relay.id, raw.hex(" "), exc)
+                obs = [undecodable(relay.id, raw, str(exc))]
+            else:
+                obs = self._observe(relay, asdu)
+        if obs:
+            await self._deliver(obs)
+        self._master().acknowledge(relay.station)
+        return asdu
+
+    def _observe(self, relay: Relay, asdu: Asdu) -> list[Observation]:
+        relay.counters["asdus"] += 1
+        if isinstance(asdu, UnknownAsdu):
+            relay.counters["unknown_asdus"] += 1
+            log.warning(
+                "device %s: unknown ASDU type %d (%s)", relay.id, asdu.type_id, asdu.address
+            )
+        if isinstance(asdu, DisturbanceList):
+            obs = disturbance_observations(relay.id, asdu, relay.disturbances)
+            relay.disturbances.update(r.fault_number for r in asdu.records)
+            return obs
+        if isinstance(asdu, TimeTaggedMessage) and asdu.inf == INF_LOCAL_SETTING:
+            relay.settings_due = relay.config.read_settings  # settings changed on the relay
+        obs = observations(relay.id, asdu, _utcnow(), relay.scale)
+        if isinstance(asdu, Identification):
+            relay.identity = obs[0] if isinstance(obs[0], IdentityObservation) else None
+        return self._throttle(relay, obs)
+
+    def _throttle(self, relay: Relay, obs: list[Observation]) -> list[Observation]:
+        """Measurands come with every class-2 poll: forward them at most every
+        `measurand_interval_s` per address. Events always pass."""
+        now = time.monotonic()
+        out: list[Observation] = []
+        for o in obs:
+            if isinstance(o, PointObservation):
+                if o.measurement:
+                    last = relay.last_measurand.get(o.address)
+                    if last is not None and now - last < relay.config.measurand_interval_s:
+                        continue
+                    relay.last_measurand[o.address] = now
+                else:
+                    relay.recent.append(o)
+            out.append(o)
+        return out
+
+    async def _deliver(self, obs: list[Observation]) -> None:
+        assert self._sink is not None
+        await self._sink.deliver(obs)
+
+    def _master(self) -> Iec103Master:
+        assert self.master is not None
+        return self.master
+
+    async def _idle(self) -> None:
+        now = time.monotonic()
+        due = [r.next_poll if r.up else r.next_attempt for r in self.relays.values()]
+        wait = max(0.0, min(due, default=now + 1) - now)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), min(wait, 1.0))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _event_dict(o: PointObservation) -> dict[str, Any]:
+    return {
+        "address": o.address,
+        "value": o.value,
+        "device_time": o.device_time.isoformat() if o.device_time else None,
+        "cause": o.cause,
+        **o.details,
+    }

@@ -1,0 +1,386 @@
+"""A simulated IEC 103 relay (secondary station), built on our codec.
+
+Scenario relay:
+
+    [[relays]]
+    id = "line1"
+    protocol = "iec103"
+    profile = "line-protection-103"
+    link = { port = "/tmp/relay-sim/rs485-1", link_address = 1, common_address = 1 }
+
+`port` is a path (the simulator creates a pty and symlinks the path to it) or
+`socket://127.0.0.1:PORT`; relays with the same port share one bus (see `iec103_bus`).
+`relay.device_path` is the pty the master opens. Optional link keys: `fun` (the relay's
+function type, default the FUN of the profile's first point).
+
+Behaviour: reset CU queues ASDU 5; an FCV frame with the FCB of the last one gets the last
+answer again (a repeat); a new FCB acknowledges it, and only then is a class-1 entry gone
+(`delivered` lists them, for tests). A reset puts an unacknowledged entry back at the head.
+Point steps queue ASDU 1 (ASDU 2 with fault number for starts and trips); a trip adds a
+disturbance record (ASDU 23); setting steps change a generic-services entry and queue
+INF 22 "local parameter setting"; firmware steps change the ASDU 5 software id (4 octets)
+and queue ASDU 5 with COT "start/restart"; offline stops all answers.
+
+Test hooks: `garbage_next`, `corrupt_next`, `ignore_next`, `queue_raw`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+
+from agent.profiles import PointSpec, Profile
+from protocols.config import StrictModel
+from protocols.iec103.asdu import decode_asdu, encode_asdu
+from protocols.iec103.asdu_base import FUN_GENERIC, FUN_GLOBAL, Asdu, Cot
+from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.asdu_generic import (
+    INF_READ_GROUP,
+    INF_READ_HEADINGS,
+    KOD_DESCRIPTION,
+    GenericCommand,
+    GenericData,
+    GenericDataSet,
+)
+from protocols.iec103.asdu_measurands import Measurand, Measurands2
+from protocols.iec103.asdu_messages import (
+    GeneralInterrogation,
+    GiTermination,
+    Identification,
+    RelativeTimeMessage,
+    TimeSync,
+    TimeTaggedMessage,
+)
+from protocols.iec103.frames import (
+    Control,
+    FixedFrame,
+    Frame,
+    PrimaryFunction,
+    SecondaryFunction,
+    VariableFrame,
+    encode_frame,
+)
+from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
+from simulator import iec103_bus
+from simulator.scenario import RelaySpec
+
+log = logging.getLogger(__name__)
+
+SETTINGS_GROUP = 1
+MAX_ASDU10 = 200  # octets of generic data sets per ASDU 10, to stay inside one frame
+
+
+class Iec103Link(StrictModel):
+    port: str
+    link_address: int = Field(ge=0, le=254)
+    common_address: int = Field(ge=0, le=254)
+    fun: int | None = Field(default=None, ge=0, le=255)
+
+
+class Iec103Relay:
+    def __init__(self, spec: RelaySpec, profile: Profile) -> None:
+        self.spec, self.profile = spec, profile
+        self.link = Iec103Link.model_validate(spec.link)
+        self.link_address = self.link.link_address
+        first = next((p.address for p in profile.points), "128/0")
+        self.fun = self.link.fun if self.link.fun is not None else int(first.split("/")[0])
+        self.manufacturer = spec.identity.manufacturer
+        self.software = spec.identity.firmware_version
+        self.settings: dict[str, bool | int | float | str] = dict(spec.settings)
+        self.states: dict[str, int] = {}
+        section = profile.section
+        self.scale: dict[str, float] = dict(getattr(section, "scale", {}) or {})
+        # measurands as fractions of range (wire form); start at a quarter of range
+        self.measurands: dict[str, float] = {
+            p.address: 0.25 for p in profile.points if p.kind == "measurement"
+        }
+        self.online = True
+        self.class1: deque[tuple[bytes, Any]] = deque()
+        self.delivered: list[Any] = []  # tags of class-1 entries the master acknowledged
+        self.fault_number = 0
+        self.fault_start: datetime | None = None
+        self.records: list[DisturbanceRecord] = []
+        self.last_fcb: bool | None = None
+        self.retained: tuple[bytes, tuple[bytes, Any] | None] | None = None
+        self.bus: iec103_bus.SimulatedBus | None = None
+        self.requests = 0
+        self.repeats = 0
+        self.time_syncs = 0
+        # test hooks
+        self.garbage_next = b""
+        self.corrupt_next = 0
+        self.ignore_next = 0
+
+    @property
+    def device_path(self) -> str | None:
+        return self.bus.device_path if self.bus else None
+
+    # --- SimulatedRelay ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.bus = await iec103_bus.attach(self.link.port, self)
+
+    async def stop(self) -> None:
+        await iec103_bus.detach(self.link.port, self)
+        self.bus = None
+
+    async def emit(
+        self,
+        point: PointSpec,
+        value: bool | int | float | str | None,
+        quality: list[str],
+        device_time: datetime,
+    ) -> None:
+        if point.kind == "measurement":
+            self.measurands[point.address] = float(value or 0) / self.scale.get(point.address, 1)
+            return
+        fun, inf = (int(x) for x in point.address.split("/"))
+        dpi = 2 if value and value != "off" else 1
+        self.states[point.address] = dpi
+        t = cp32_from_datetime(device_time, invalid="IV" in quality)
+        head = {
+            "cot": Cot.SPONTANEOUS,
+            "common_address": self.link.common_address,
+            "fun": fun,
+            "inf": inf,
+        }
+        asdu: Asdu
+        if point.kind in ("start", "trip"):
+            if self.fault_start is None or (dpi == 2 and point.kind == "start"):
+                self.fault_number = (self.fault_number + 1) & 0xFFFF
+                self.fault_start = device_time
+            ret = int((device_time - self.fault_start).total_seconds() * 1000)
+            asdu = RelativeTimeMessage(
+                **head,
+                dpi=dpi,
+                relative_time=max(0, min(ret, 65535)),
+                fault_number=self.fault_number,
+                time=t,
+            )
+        else:
+            asdu = TimeTaggedMessage(**head, dpi=dpi, time=t)
+        self._queue(asdu, ("point", point.address, dpi == 2))
+        if point.kind == "trip" and dpi == 2:
+            self.records = [
+                *self.records,
+                DisturbanceRecord(
+                    fault_number=self.fault_number, sof=0x01, time=cp56_from_datetime(device_time)
+                ),
+            ][-8:]
+            self._queue(
+                DisturbanceList(
+                    cot=Cot.DISTURBANCE,
+                    common_address=self.link.common_address,
+                    fun=self.fun,
+                    inf=0,
+                    records=tuple(self.records),
+                ),
+                ("disturbance", self.fault_number),
+            )
+
+    async def set_online(self, online: bool) -> None:
+        self.online = online
+
+    async def set_setting(self, name: str, value: bool | int | float | str) -> None:
+        self.settings[name] = value
+        now = datetime.now(UTC)
+        self._queue(
+            TimeTaggedMessage(
+                cot=Cot.SPONTANEOUS,
+                common_address=self.link.common_address,
+                fun=self.fun,
+                inf=22,
+                dpi=2,
+                time=cp32_from_datetime(now),
+            ),
+            ("setting", name),
+        )
+
+    async def set_firmware(self, version: str) -> None:
+        self.software = version
+        self._queue(self._identification(Cot.START_RESTART), ("firmware", version))
+
+    def queue_raw(self, asdu: bytes, tag: Any = "raw") -> None:
+        self.class1.append((asdu, tag))
+
+    # --- the secondary station -----------------------------------------------------------
+
+    def handle(self, frame: Frame) -> bytes | None:
+        if not self.online or not isinstance(frame, FixedFrame | VariableFrame):
+            return None
+        self.requests += 1
+        if self.ignore_next:
+            self.ignore_next -= 1
+            return None
+        answer = self._answer(frame)
+        if answer is None:
+            return None
+        if self.corrupt_next:
+            self.corrupt_next -= 1
+            answer = answer[:-2] + bytes([(answer[-2] + 1) & 0xFF]) + answer[-1:]
+        if self.garbage_next:
+            answer, self.garbage_next = self.garbage_next + answer, b""
+        return answer
+
+    def _answer(self, frame: FixedFrame | VariableFrame) -> bytes | None:
+        c = frame.control
+        if c.function in (PrimaryFunction.RESET_CU, PrimaryFunction.RESET_FCB):
+            self._requeue_unacknowledged()
+            cot = Cot.RESET_CU if c.function == PrimaryFunction.RESET_CU else Cot.RESET_FCB
+            self.class1.appendleft((encode_asdu(self._identification(cot)), ("identity",)))
+            self.last_fcb, self.retained = None, None
+            return self._fixed(SecondaryFunction.ACK)
+        if c.function == PrimaryFunction.REQUEST_STATUS:
+            return self._fixed(SecondaryFunction.STATUS)
+        if c.fcv:
+            if self.last_fcb is not None and c.fcb == self.last_fcb and self.retained:
+                self.repeats += 1
+                return self.retained[0]
+            if self.retained and self.retained[1] is not None:
+                self.delivered.append(self.retained[1][1])  # the new FCB acknowledged it
+            self.retained = None
+            self.last_fcb = c.fcb
+        entry: tuple[bytes, Any] | None = None
+        if c.function in (PrimaryFunction.SEND_CONFIRM, PrimaryFunction.SEND_NO_REPLY):
+            if isinstance(frame, VariableFrame):
+                self._command(frame.asdu)
+            answer = self._fixed(SecondaryFunction.ACK)
+        elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.class1:
+            entry = self.class1.popleft()
+            answer = self._data(entry[0])
+        elif c.function == PrimaryFunction.REQUEST_CLASS_2 and self.measurands:
+            answer = self._data(encode_asdu(self._measurands()))
+        else:
+            answer = self._fixed(SecondaryFunction.NO_DATA)
+        if c.fcv:
+            self.retained = (answer, entry)
+        return None if c.function == PrimaryFunction.SEND_NO_REPLY else answer
+
+    def _requeue_unacknowledged(self) -> None:
+        if self.retained and self.retained[1] is not None:
+            self.class1.appendleft(self.retained[1])
+        self.retained = None
+
+    def _command(self, raw: bytes) -> None:
+        asdu = decode_asdu(raw)
+        if isinstance(asdu, TimeSync):
+            self.time_syncs += 1
+            self._queue(
+                TimeSync(
+                    cot=Cot.TIME_SYNC,
+                    common_address=self.link.common_address,
+                    fun=asdu.fun,
+                    inf=0,
+                    time=asdu.time,
+                ),
+                ("time_sync",),
+            )
+        elif isinstance(asdu, GeneralInterrogation):
+            self._general_interrogation(asdu.scn)
+        elif isinstance(asdu, GenericCommand) and asdu.items:
+            self._generic_read(asdu)
+
+    def _general_interrogation(self, scn: int) -> None:
+        t = cp32_from_datetime(datetime.now(UTC))
+        for point in self.profile.points:
+            if point.kind == "measurement" or "." in point.address:
+                continue
+            fun, inf = (int(x) for x in point.address.split("/"))
+            self._queue(
+                TimeTaggedMessage(
+                    cot=Cot.GI,
+                    common_address=self.link.common_address,
+                    fun=fun,
+                    inf=inf,
+                    dpi=self.states.get(point.address, 1),
+                    time=t,
+                ),
+                ("gi", point.address),
+            )
+        self._queue(
+            GiTermination(
+                cot=Cot.GI_END,
+                common_address=self.link.common_address,
+                fun=FUN_GLOBAL,
+                inf=0,
+                scn=scn,
+            ),
+            ("gi_end", scn),
+        )
+
+    def _generic_read(self, cmd: GenericCommand) -> None:
+        item = cmd.items[0]
+        names = list(self.settings)
+        sets: list[GenericDataSet] = []
+        if cmd.inf == INF_READ_HEADINGS:
+            sets = [GenericDataSet.of_value(SETTINGS_GROUP, 0, "settings", KOD_DESCRIPTION)]
+        elif cmd.inf == INF_READ_GROUP and item.group == SETTINGS_GROUP:
+            for i, name in enumerate(names, 1):
+                value = name if item.kod == KOD_DESCRIPTION else self.settings[name]
+                sets.append(GenericDataSet.of_value(SETTINGS_GROUP, i, value, item.kod))
+        cot = Cot.GENERIC_READ if sets or cmd.inf == INF_READ_GROUP else Cot.GENERIC_READ_NACK
+        chunks: list[list[GenericDataSet]] = [[]]
+        size = 0
+        for s in sets:
+            if chunks[-1] and (size + 6 + len(s.data) > MAX_ASDU10 or len(chunks[-1]) == 63):
+                chunks.append([])
+                size = 0
+            chunks[-1].append(s)
+            size += 6 + len(s.data)
+        for n, chunk in enumerate(chunks):
+            self._queue(
+                GenericData(
+                    cot=cot,
+                    common_address=self.link.common_address,
+                    fun=FUN_GENERIC,
+                    inf=cmd.inf,
+                    rii=cmd.rii,
+                    sets=tuple(chunk),
+                    more_follows=n < len(chunks) - 1,
+                ),
+                ("generic", cmd.inf),
+            )
+
+    def _identification(self, cot: int) -> Identification:
+        return Identification(
+            cot=cot,
+            common_address=self.link.common_address,
+            fun=self.fun,
+            inf=cot - 1
+            if cot in (Cot.RESET_FCB, Cot.RESET_CU, Cot.START_RESTART, Cot.POWER_ON)
+            else 0,
+            col=2,
+            manufacturer=self.manufacturer.encode("latin-1")[:8].ljust(8),
+            software=self.software.encode("latin-1")[:4].ljust(4),
+        )
+
+    def _measurands(self) -> Measurands2:
+        by_asdu: dict[str, dict[int, float]] = {}
+        for address, value in self.measurands.items():
+            base, _, index = address.partition(".")
+            by_asdu.setdefault(base, {})[int(index or 1)] = value
+        base, values = next(iter(sorted(by_asdu.items())))
+        fun, inf = (int(x) for x in base.split("/"))
+        words = tuple(Measurand.of(values.get(i, 0.0)) for i in range(1, max(values) + 1))
+        return Measurands2(
+            cot=Cot.CYCLIC, common_address=self.link.common_address, fun=fun, inf=inf, values=words
+        )
+
+    def _queue(self, asdu: Asdu, tag: Any) -> None:
+        self.class1.append((encode_asdu(asdu), tag))
+
+    def _fixed(self, function: int) -> bytes:
+        control = Control.secondary(function, acd=bool(self.class1))
+        return encode_frame(FixedFrame(control, self.link_address))
+
+    def _data(self, asdu: bytes) -> bytes:
+        control = Control.secondary(SecondaryFunction.USER_DATA, acd=bool(self.class1))
+        return encode_frame(VariableFrame(control, self.link_address, asdu))
+
+
+def make_relay(spec: RelaySpec, profile: Profile) -> Iec103Relay:
+    return Iec103Relay(spec, profile)

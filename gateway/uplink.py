@@ -64,8 +64,13 @@ class UplinkStats:
     messages_published: int = 0
     records_published: int = 0
     publish_failures: int = 0
+    refused: int = 0
     last_error: str = ""
     counters: dict[str, int] = field(default_factory=dict)
+
+
+class PublishRefused(aiomqtt.MqttError):
+    """The broker acknowledged a publish with a failure reason code (e.g. ACL denial)."""
 
 
 def tls_context(files: TlsFiles) -> ssl.SSLContext:
@@ -121,6 +126,7 @@ class Uplink:
         self.stats = UplinkStats()
         self.client: aiomqtt.Client | None = None
         self._connection = 0
+        self._refusals: list[str] = []
 
     # --- topics and lifecycle records ----------------------------------------------------
 
@@ -141,20 +147,37 @@ class Uplink:
 
     def _client(self, connection: int) -> aiomqtt.Client:
         s = self.settings
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id or s.gateway_id,
             username=s.username,
             password=s.password,
             keepalive=s.keepalive_s,
-            clean_session=True,
+            # MQTT 5, so that a publish the broker refuses (ACL) says so in its PUBACK.
+            protocol=aiomqtt.ProtocolVersion.V5,
             will=aiomqtt.Will(
                 self._lifecycle_topic("death"), self._death(connection, "will"), qos=1
             ),
             tls_context=tls_context(s.tls) if s.tls else None,
             timeout=10,
         )
+        self._watch_refusals(client)
+        return client
+
+    def _watch_refusals(self, client: aiomqtt.Client) -> None:
+        """aiomqtt 2.x completes a publish on any PUBACK, even one whose MQTT 5 reason code
+        says "not authorized" (0x87). Count those, so a window with a refusal fails and its
+        rows stay in the outbox instead of being deleted as delivered."""
+        paho = client._client  # aiomqtt 2.x keeps its paho client here (pinned <3)
+        forward = paho.on_publish
+
+        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+            if getattr(reason, "is_failure", False):
+                self._refusals.append(str(reason))
+            forward(c, userdata, mid, reason, properties)  # type: ignore[misc]
+
+        paho.on_publish = on_publish
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -179,7 +202,8 @@ class Uplink:
                     await self._connected(client)
             except aiomqtt.MqttError as exc:
                 self.stats.last_error = str(exc)
-                log.warning(
+                log.log(
+                    logging.ERROR if isinstance(exc, PublishRefused) else logging.WARNING,
                     "broker %s:%d: %s; retrying in %.1fs",
                     self.settings.host,
                     self.settings.port,
@@ -211,11 +235,13 @@ class Uplink:
             log.info("no clean death record (%s); the will covers it", exc)
 
     async def _connected(self, client: aiomqtt.Client) -> None:
+        self._refusals.clear()
         await client.publish(
             self._lifecycle_topic("birth"),
             wire.encode_records([self._birth(self._connection)]),
             qos=1,
         )
+        self._raise_on_refusal("the birth record")
         for topic_filter in self.subscriptions:
             await client.subscribe(topic_filter, qos=1)
         jobs = [self._forward(client)]
@@ -236,9 +262,22 @@ class Uplink:
                         await self.outbox.wait_for_rows()
                 continue
             chunks = pack(rows, self.settings.max_records_per_message)
+            self._refusals.clear()
             await asyncio.gather(*(self._publish(client, t, c, gate) for t, c in chunks))
+            self._raise_on_refusal(f"{len(rows)} records (they stay in the outbox)")
             await self.outbox.delete([r.id for r in rows])
             self.stats.records_published += len(rows)
+
+    def _raise_on_refusal(self, what: str) -> None:
+        if not self._refusals:
+            return
+        self.stats.refused += len(self._refusals)
+        reason = self._refusals[0]
+        self._refusals.clear()
+        raise PublishRefused(
+            f"broker refused {what}: {reason}; is the certificate CN the gateway id "
+            f"{self.settings.gateway_id!r} and does the ACL allow relay/v1/+/%u/#?"
+        )
 
     async def _publish(
         self, client: aiomqtt.Client, topic_name: str, rows: list[Row], gate: asyncio.Semaphore

@@ -178,7 +178,7 @@ async def test_gateway_cannot_publish_as_another(
     "topic",
     [
         "relay/v1/center/state",  # only the center may say it is online
-        "relay/v1/site/gw-b/request/poll",  # only the center may ask a gateway to poll
+        "relay-rpc/v1/site/gw-b/request",  # only the center may ask a gateway to poll
         "relay/v1/site/gw-ab/event",  # a prefix of another id is another id
         "relay/v1/gw-a/event",  # its id in the site position: not its own namespace
     ],
@@ -194,13 +194,13 @@ async def test_gateway_receives_only_its_own_requests(
     broker: TlsMosquitto, pki: Pki, center: aiomqtt.Client
 ) -> None:
     async with client(broker, pki, pki.client("gw-a"), "gw-a") as gw:
-        await gw.subscribe("relay/v1/#", qos=1)  # asks for everything; the ACL filters
-        await center.publish("relay/v1/site/gw-b/request/poll", b"for b", qos=1)
-        await center.publish("relay/v1/site/gw-a/request/poll", b"for a", qos=1)
+        await gw.subscribe("relay-rpc/v1/#", qos=1)  # asks for everything; the ACL filters
+        await center.publish("relay-rpc/v1/site/gw-b/request", b"for b", qos=1)
+        await center.publish("relay-rpc/v1/site/gw-a/request", b"for a", qos=1)
         message = await _next_message(gw, DEADLINE_S)
         assert message is not None
         assert (message.topic.value, message.payload) == (
-            "relay/v1/site/gw-a/request/poll",
+            "relay-rpc/v1/site/gw-a/request",
             b"for a",
         )
 

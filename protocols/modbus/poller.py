@@ -1,0 +1,302 @@
+"""One device's poll loop: jobs on their own intervals, per-unit backoff, overruns counted.
+
+Jobs (identity, settings, status, measurements, events) each have an interval from the
+device config. When a job cannot run on time (the bus is busy, the unit is slow) the missed
+periods are *counted* as overruns and the job is rescheduled from now: polls are never
+silently merged or queued without bound.
+
+A unit that stops answering is marked down (a `LinkStateObservation`) after `retries + 1`
+failed attempts and then retried with exponential backoff, so on a shared bus it costs the
+others one timeout per backoff period, not one per poll. When it answers again it is marked
+up and its identity, settings and status are read afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from protocols.driver import ObservationSink
+from protocols.errors import DecodeError
+from protocols.modbus.config import ModbusDevice
+from protocols.modbus.eventlog import PositionStore
+from protocols.modbus.events import EventLogReader
+from protocols.modbus.link import ModbusExceptionResponse, ModbusLink, UnitNoResponse
+from protocols.modbus.profile import ModbusProfile
+from protocols.modbus.readers import DeviceReader, ProfileReads
+from protocols.observations import (
+    IdentityObservation,
+    LinkStateObservation,
+    Observation,
+    PointObservation,
+    Scalar,
+    SettingsObservation,
+)
+
+log = logging.getLogger(__name__)
+
+UnitFailure = (UnitNoResponse, DecodeError)
+
+
+@dataclass
+class Job:
+    name: str
+    interval: float
+    next_due: float = 0.0
+    runs: int = 0
+    overruns: int = 0
+
+    def reschedule(self, now: float) -> int:
+        """Next period; returns how many periods were missed (counted, never silent)."""
+        self.runs += 1
+        self.next_due += self.interval
+        if self.next_due > now:
+            return 0
+        missed = int((now - self.next_due) // self.interval) + 1
+        self.overruns += missed
+        self.next_due = now + self.interval
+        return missed
+
+
+@dataclass
+class PollerState:
+    up: bool | None = None
+    failures: int = 0
+    status: dict[str, bool] = field(default_factory=dict)
+    identity: IdentityObservation | None = None
+    settings: SettingsObservation | None = None
+    exceptions: int = 0
+
+
+class DevicePoller:
+    def __init__(
+        self,
+        device: ModbusDevice,
+        profile: ModbusProfile | None,
+        link: ModbusLink,
+        default_timeout_s: float,
+        manufacturer: str | None = None,
+    ) -> None:
+        self.device = device
+        self.id = device.id
+        self.profile = profile or ModbusProfile()
+        self.manufacturer = manufacturer
+        timeout = device.timeout_ms / 1000 if device.timeout_ms else default_timeout_s
+        self.reader = DeviceReader(device.id, device.unit_id, link, timeout)
+        self.reads = ProfileReads(self.profile, self.reader)
+        self.events: EventLogReader | None = None
+        if self.profile.event_log is not None:
+            store = PositionStore(device.id, device.state_file)
+            self.events = EventLogReader(
+                self.reader,
+                self.profile.event_log,
+                store,
+                device.initial_events,
+                device.near_full_ratio,
+            )
+        self.state = PollerState()
+        self.jobs = self._jobs()
+        # Per measurement, built once: its address and (read-only, shared) details.
+        self._measurement_meta: dict[str, tuple[str, Mapping[str, Scalar]]] = {
+            m.name: (
+                f"measurement:{m.name}",
+                MappingProxyType({"unit": m.unit} if m.unit else {}),
+            )
+            for m in self.profile.measurements
+        }
+        self._last_overrun_log = 0.0
+
+    def _jobs(self) -> list[Job]:
+        d, p = self.device, self.profile
+        jobs = [Job("identity", d.identity_interval_s)]
+        if p.settings_groups:
+            jobs.append(Job("settings", d.settings_interval_s))
+        if p.status:
+            jobs.append(Job("status", d.status_interval_s))
+        if p.measurements:
+            jobs.append(Job("measurements", d.measurements_interval_s))
+        if p.event_log is not None:
+            jobs.append(Job("events", d.events_interval_s))
+        return jobs
+
+    def counters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "up": self.state.up,
+            "overruns": sum(j.overruns for j in self.jobs),
+            "polls": sum(j.runs for j in self.jobs),
+            "exception_jobs": self.state.exceptions,
+        }
+        out.update({f"overruns_{j.name}": j.overruns for j in self.jobs})
+        if self.events is not None:
+            c = self.events.counters
+            out.update(
+                events_delivered=c.delivered,
+                events_lost=c.lost,
+                events_undecodable=c.undecodable,
+                event_log_resets=c.resets,
+            )
+        return out
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self, sink: ObservationSink) -> None:
+        """Poll until cancelled. Unit failures are handled here; LinkError propagates."""
+        d = self.device
+        delay = d.backoff_min_s
+        start = time.monotonic()
+        for job in self.jobs:
+            job.next_due = start
+        me = asyncio.current_task()
+        while True:
+            if me is not None and me.cancelling():
+                # Python 3.11's wait_for (inside pymodbus) can swallow a cancellation that
+                # races a response; the request is still recorded on the task, so honour it.
+                raise asyncio.CancelledError
+            now = time.monotonic()
+            due = [j for j in self.jobs if j.next_due <= now]
+            if not due:
+                await asyncio.sleep(min(j.next_due for j in self.jobs) - now)
+                continue
+            try:
+                # Jobs run one by one: a garbled answer costs one job, not the whole cycle.
+                for job in sorted(due, key=lambda j: j.next_due):
+                    await self._run_job(job, sink)
+                    self.state.failures = 0
+                    delay = d.backoff_min_s
+                    self._reschedule(job)
+            except UnitFailure as exc:
+                self.state.failures += 1
+                if self.state.failures <= d.retries:
+                    continue  # re-ask at once: one lost frame is not a dead unit
+                if self.state.up is not False:
+                    log.warning("%s: unit %d down: %s", self.id, d.unit_id, exc)
+                    self.state.up = False
+                    await sink.deliver([LinkStateObservation(self.id, False, str(exc))])
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, d.backoff_max_s)
+                # Periods missed while the unit was down are failures, not overruns.
+                resumed = time.monotonic()
+                for job in self.jobs:
+                    job.next_due = min(job.next_due, resumed)
+
+    def _reschedule(self, job: Job) -> None:
+        done = time.monotonic()
+        missed = job.reschedule(done)
+        if missed and done - self._last_overrun_log > 60:
+            self._last_overrun_log = done
+            log.warning("%s: %s poll overran %d period(s) (counted)", self.id, job.name, missed)
+
+    async def _run_job(self, job: Job, sink: ObservationSink) -> None:
+        handlers: dict[str, Callable[[], Awaitable[list[Observation]]]] = {
+            "identity": self._identity,
+            "settings": self._settings,
+            "status": self._status,
+            "measurements": self._measurements,
+        }
+        if self.state.up is not True:
+            self._forget()
+        if job.name == "events":
+            if self.state.up is not True:
+                await self._came_up(sink, [])
+            await self._events(sink)
+            return
+        out = await self._guarded(job.name, handlers[job.name])
+        if self.state.up is not True:
+            await self._came_up(sink, out)
+        elif out:
+            await sink.deliver(out)
+
+    def _forget(self) -> None:
+        """Before the first answer after contact (or a failure): what we knew may be stale,
+        so identity, settings and status are read and reported afresh, right away."""
+        self.state.identity = self.state.settings = None
+        self.state.status = {}
+        now = time.monotonic()
+        for job in self.jobs:
+            if job.name in ("identity", "settings", "status"):
+                job.next_due = min(job.next_due, now)
+
+    async def _came_up(self, sink: ObservationSink, out: list[Observation]) -> None:
+        await sink.deliver([LinkStateObservation(self.id, True, "answering"), *out])
+        self.state.up = True
+        log.info("%s: unit %d up", self.id, self.device.unit_id)
+
+    async def _guarded(
+        self, name: str, handler: Callable[[], Awaitable[list[Observation]]]
+    ) -> list[Observation]:
+        """A Modbus exception answer means the unit is alive but refuses this job's read
+        (usually a profile that does not match the firmware): count it, keep the unit up."""
+        try:
+            return await handler()
+        except ModbusExceptionResponse as exc:
+            self.state.exceptions += 1
+            log.warning("%s: %s job refused: %s", self.id, name, exc)
+            return []
+
+    # --- jobs -----------------------------------------------------------------------------------
+
+    async def _identity(self) -> list[Observation]:
+        identity = await self.reads.identity(self.manufacturer)
+        if identity == self.state.identity:
+            return []
+        self.state.identity = identity
+        return [identity]
+
+    async def _settings(self) -> list[Observation]:
+        settings = SettingsObservation(
+            self.id, await self.reads.settings(), source="modbus holding registers"
+        )
+        if settings == self.state.settings:
+            return []
+        self.state.settings = settings
+        return [settings]
+
+    async def _status(self) -> list[Observation]:
+        values = await self.reads.status()
+        first = not self.state.status
+        changed = [
+            PointObservation(
+                self.id,
+                f"status:{name}",
+                value,
+                cause="interrogated" if first else "spontaneous",
+            )
+            for name, value in values.items()
+            if first or self.state.status.get(name) != value
+        ]
+        self.state.status = values
+        return list(changed)
+
+    async def _measurements(self) -> list[Observation]:
+        meta = self._measurement_meta
+        return [
+            PointObservation(
+                self.id,
+                meta[m.name][0],
+                value,
+                cause="periodic",
+                measurement=True,
+                details=meta[m.name][1],
+            )
+            for m, value in await self.reads.measurements()
+        ]
+
+    async def _events(self, sink: ObservationSink) -> None:
+        assert self.events is not None
+        try:
+            batch = await self.events.collect()
+        except ModbusExceptionResponse as exc:
+            self.state.exceptions += 1
+            log.warning("%s: events job refused: %s", self.id, exc)
+            return
+        if batch is None:
+            return
+        if batch.observations:
+            await sink.deliver(batch.observations)  # durable first ...
+        self.events.committed(batch)  # ... then the read position moves

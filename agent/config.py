@@ -179,6 +179,14 @@ def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
         bus = getattr(dev, "bus", None)
         if bus is not None and bus not in bus_ids:
             problems.append(f"devices[{i}].bus: expected one of {bus_ids} (found: {bus!r})")
+    links: dict[str, list[DeviceBase]] = {}
+    for dev in config.devices:
+        spec = registry.get(str(getattr(dev, "protocol")))  # noqa: B009
+        links.setdefault(spec.link_key(dev), []).append(dev)
+    for devices in links.values():
+        spec = registry.get(str(getattr(devices[0], "protocol")))  # noqa: B009
+        if spec.check_link is not None:
+            problems.extend(f"devices: {p}" for p in spec.check_link(devices))
     profiles: dict[str, Profile] = {}
     for i, dev in enumerate(config.devices):
         try:

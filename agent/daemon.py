@@ -50,6 +50,7 @@ def link_plans(loaded: LoadedConfig) -> list[LinkPlan]:
             protocol=protocol_of[key],
             devices=tuple(devices),
             bus=buses.get(bus_of[key] or ""),
+            state_dir=config.agent.state_dir,
         )
         for key, devices in grouped.items()
     ]

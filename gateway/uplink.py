@@ -170,12 +170,12 @@ class Uplink:
         says "not authorized" (0x87). Count those, so a window with a refusal fails and its
         rows stay in the outbox instead of being deleted as delivered."""
         paho = client._client  # aiomqtt 2.x keeps its paho client here (pinned <3)
-        forward = paho.on_publish
+        forward: Any = paho.on_publish
 
         def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
             if getattr(reason, "is_failure", False):
                 self._refusals.append(str(reason))
-            forward(c, userdata, mid, reason, properties)  # type: ignore[misc]
+            forward(c, userdata, mid, reason, properties)
 
         paho.on_publish = on_publish
 

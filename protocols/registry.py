@@ -4,8 +4,9 @@ convention (README, sample config that validates)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,6 +33,8 @@ class LinkPlan:
     protocol: str
     devices: tuple[PlannedDevice, ...]
     bus: SerialBusConfig | None = None
+    # The agent's state directory, for driver state that must survive restarts.
+    state_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class ProtocolSpec:
     # A regex every profile point address must match.
     address_pattern: str = r".+"
     uses_bus: bool = False
+    # Rules across the devices of one link (e.g. unit ids unique on a bus), checked with the
+    # config so that a clash is a config error before any port opens. Returns problems.
+    check_link: Callable[[Sequence[Any]], list[str]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from protocols.driver import Driver
@@ -19,6 +20,20 @@ def _link_key(device: Any) -> str:
     return f"iec103:{device.bus}"
 
 
+def _check_link(devices: Sequence[Any]) -> list[str]:
+    """Link addresses are unique on a bus."""
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for device in devices:
+        if device.link_address in seen:
+            problems.append(
+                f"device {device.id!r}: link_address {device.link_address} is already used by "
+                f"{seen[device.link_address]!r} on bus {device.bus!r}"
+            )
+        seen.setdefault(device.link_address, device.id)
+    return problems
+
+
 SPEC = ProtocolSpec(
     name="iec103",
     device_model=Iec103Device,
@@ -28,4 +43,5 @@ SPEC = ProtocolSpec(
     # "<fun>/<inf>" for messages, "<fun>/<inf>.<n>" for the n-th value of a measurand ASDU.
     address_pattern=r"\d{1,3}/\d{1,3}(\.\d{1,2})?",
     uses_bus=True,
+    check_link=_check_link,
 )

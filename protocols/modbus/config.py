@@ -44,8 +44,8 @@ class ModbusDevice(DeviceBase):
     )
     state_file: Path | None = Field(
         default=None,
-        description="where the event-log read position is kept across restarts; "
-        "None keeps it in memory only (a restart then re-reads per initial_events)",
+        description="where the event-log read position is kept across restarts; default "
+        "(in the agent): <state_dir>/modbus/<device id>.json",
     )
     near_full_ratio: float = Field(
         default=0.8, gt=0, le=1, description="warn when unread records reach this share of capacity"

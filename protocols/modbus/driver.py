@@ -66,6 +66,10 @@ class ModbusDriver:
             section = planned.profile_section
             if section is not None and not isinstance(section, ModbusProfile):
                 raise TypeError(f"{device.id}: profile section is not a Modbus profile")
+            if device.state_file is None and plan.state_dir is not None:
+                # The read position survives restarts in the agent's state directory.
+                position = plan.state_dir / "modbus" / f"{device.id}.json"
+                device = device.model_copy(update={"state_file": position})
             self.pollers[device.id] = DevicePoller(device, section, self.link, default_timeout)
         self._running = False
 

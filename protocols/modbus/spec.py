@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from protocols.driver import Driver
@@ -21,7 +22,7 @@ def _link_key(device: Any) -> str:
     return device.link_key
 
 
-def _check_devices(devices: list[Any]) -> list[str]:
+def _check_devices(devices: Sequence[Any]) -> list[str]:
     from protocols.modbus.driver import check_devices
 
     return check_devices([d for d in devices if isinstance(d, ModbusDevice)])
@@ -36,5 +37,5 @@ SPEC = ProtocolSpec(
     address_pattern=ADDRESS_PATTERN,
     uses_bus=True,
     # Cross-device rules per link (unit ids unique on a bus); see the README.
-    extras={"check_link_devices": _check_devices},
+    check_link=_check_devices,
 )

@@ -14,13 +14,8 @@ from agent.errors import ConfigError
 
 
 def _setup_logging(level: str) -> None:
-    try:
-        from agent.logging_setup import setup_logging
-    except ImportError:
-        logging.basicConfig(
-            level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        return
+    from gateway.logging_setup import setup_logging
+
     setup_logging(level)
 
 

@@ -166,9 +166,47 @@ def parse_config(data: dict[str, Any], file: str) -> AgentConfig:
     return config.model_copy(update={"devices": devices})
 
 
+def certificate_cn(path: Path) -> str | None:
+    """The subject CN of a PEM certificate (the broker's user name for this gateway)."""
+    import ssl
+
+    decoded = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
+    for rdn in decoded.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+def check_tls(config: AgentConfig) -> list[str]:
+    """The broker maps the certificate CN to the user name its ACL checks against the
+    gateway id in every topic: a mismatch would have every publish refused."""
+    tls = config.broker.tls
+    if tls is None:
+        return []
+    problems = [
+        f"broker.tls.{key}: file not found (found: {str(path)!r})"
+        for key, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file),
+                          ("key_file", tls.key_file))
+        if not path.is_file()
+    ]  # fmt: skip
+    if tls.cert_file.is_file():
+        try:
+            cn = certificate_cn(tls.cert_file)
+        except (OSError, ValueError) as exc:
+            return [*problems, f"broker.tls.cert_file: not a PEM certificate ({exc})"]
+        if cn != config.agent.gateway_id:
+            problems.append(
+                f"broker.tls.cert_file: expected a certificate for CN "
+                f"{config.agent.gateway_id!r} (agent.gateway_id) (found: CN {cn!r})"
+            )
+    return problems
+
+
 def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
-    """Cross-field rules: unique ids, buses exist, profiles load and match protocols."""
-    problems: list[str] = []
+    """Cross-field rules: unique ids, buses exist, profiles load and match protocols,
+    the TLS certificate belongs to this gateway."""
+    problems: list[str] = check_tls(config)
     seen: set[str] = set()
     for i, dev in enumerate(config.devices):
         if dev.id in seen:

@@ -18,6 +18,7 @@ from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
 from gateway import wire
 from gateway.outbox import Outbox
+from gateway.systemd_notify import SystemdNotifier, watchdog_interval
 from gateway.uplink import MessageHandler, TlsFiles, Uplink, UplinkSettings
 from protocols import registry
 from protocols.registry import LinkPlan, PlannedDevice
@@ -148,7 +149,18 @@ class AgentDaemon:
 
         await serve_metrics(listen, lambda: render(agent_samples(self), HELP))
 
+    async def _watchdog(self, notifier: SystemdNotifier, interval: float) -> None:
+        """Feed systemd's watchdog from the event loop, and only while the outbox writer
+        lives: a stalled loop or a dead writer gets the daemon restarted."""
+        while True:
+            if self.outbox.writer_alive:
+                notifier.watchdog()
+            else:
+                log.error("outbox writer is dead; not feeding the watchdog")
+            await asyncio.sleep(interval)
+
     async def run(self, ready: asyncio.Event | None = None) -> None:
+        notifier = SystemdNotifier.from_environment()
         self.outbox.open()  # creates the state directory
         try:
             self.outbox.bind_loop(asyncio.get_running_loop())
@@ -189,7 +201,14 @@ class AgentDaemon:
                     len(self.plans),
                     self.outbox.session,
                 )
+                # Ready once the outbox is open and links are starting: not after the broker
+                # connects, since collecting while the broker is down is the point.
+                notifier.ready(status=f"{len(self.contexts)} devices, {len(self.plans)} links")
+                if (interval := watchdog_interval()) is not None:
+                    tg.create_task(self._watchdog(notifier, interval), name="watchdog")
                 if ready is not None:
                     ready.set()
         finally:
+            notifier.stopping()
+            notifier.close()
             self.outbox.close()

@@ -18,6 +18,9 @@ class Iec104Device(DeviceBase):
     tick_rate_ms: int = Field(default=100, ge=50)
     command_timeout_ms: int = Field(default=5000, ge=100)
     interrogation_timeout_s: float = Field(default=30.0, gt=0)
+    # How long the first connection may take before the driver gives up (LinkError) and the
+    # supervisor's backoff takes over.
+    connect_timeout_s: float = Field(default=10.0, gt=0)
     # Clock synchronisation sets the relay's clock: a write, so it needs allow_commands.
     clock_sync: bool = False
 

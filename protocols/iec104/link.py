@@ -1,0 +1,278 @@
+"""The c104 client of one relay: the only module where c104's threads exist.
+
+No `from __future__ import annotations` here: c104 checks callback annotations as real
+objects, and string annotations break every callback (DOMAIN.md §2).
+
+Threads and where they cross:
+- Point callbacks (and `on_new_point`, `on_unexpected_message`) run on lib60870's receive
+  thread. They call `sink.deliver_blocking`, which returns once the observation is durable:
+  lib60870 acknowledges an I-frame only after the callback returned, so nothing the relay
+  drops from its buffer can be lost here (ack semantics).
+- `on_state_change` runs on c104's client thread. It unmutes an `OPEN_MUTED` connection
+  (the stuck-muted workaround) and hands the state to asyncio in `_to_loop`, the one
+  `call_soon_threadsafe` crossing.
+- Blocking commands (general interrogation, clock sync, stop) run via `asyncio.to_thread`.
+
+Reconnect policy: c104 retries a connection on its own, which we allow only until the first
+OPEN (bounded by `connect_timeout_s`). Once an open connection is lost, `run` raises
+`LinkError` and stops the client: the supervisor owns backoff and comms alarms, and a fresh
+client starts from a known state (unmute, interrogation) instead of whatever c104 kept.
+"""
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import c104
+
+from protocols.driver import ObservationSink
+from protocols.errors import LinkError, WriteRefused
+from protocols.iec104 import convert
+from protocols.iec104.config import Iec104Device
+from protocols.observations import LinkStateObservation, PointObservation
+
+log = logging.getLogger(__name__)
+
+RECENT_EVENTS = 50
+_OPEN_STATES = (c104.ConnectionState.OPEN, c104.ConnectionState.OPEN_MUTED)
+# c104 drops these unexpected messages instead of giving them to a point: report them.
+_DROPPED = (c104.Umc.MISMATCHED_TYPE_ID, c104.Umc.UNKNOWN_IOA, c104.Umc.UNKNOWN_CA)
+
+
+@dataclass(frozen=True)
+class _LinkEvent:
+    kind: str  # "state" | "sink_failed"
+    state: c104.ConnectionState | None = None
+    detail: str = ""
+
+
+class Iec104Link:
+    """One c104 `Client` with one connection to one relay, for the duration of `run`."""
+
+    def __init__(
+        self, device: Iec104Device, known_addresses: frozenset[str], sink: ObservationSink
+    ) -> None:
+        self.device = device
+        self.known_addresses = known_addresses
+        self.sink = sink
+        self.received = 0
+        self.latest: dict[str, PointObservation] = {}  # address -> last observation
+        self.recent: deque[PointObservation] = deque(maxlen=RECENT_EVENTS)
+        self._reported_unknown: set[str] = set()
+        self._events: asyncio.Queue[_LinkEvent] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connection: c104.Connection | None = None
+        self._open = False
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        d = self.device
+        return f"{d.id} ({d.host}:{d.port} ca={d.common_address})"
+
+    # --- asyncio side -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, interrogate, then wait until the link is lost (`LinkError`) or cancelled.
+        The client is stopped (threads joined, socket closed) on every way out."""
+        self._loop = asyncio.get_running_loop()
+        client = c104.Client(
+            tick_rate_ms=self.device.tick_rate_ms,
+            command_timeout_ms=self.device.command_timeout_ms,
+        )
+        try:
+            self._connection = self._configure(client)
+            client.start()
+            await self._wait_open()
+            log.info("device %s: connected", self.name)
+            await self.sink.deliver([LinkStateObservation(self.device.id, True, "connected")])
+            await self.interrogate()
+            if self.device.clock_sync:
+                await self.clock_sync()
+            reason = await self._wait_lost()
+            log.warning("device %s: link lost: %s", self.name, reason)
+            await self.sink.deliver([LinkStateObservation(self.device.id, False, reason)])
+            raise LinkError(f"{self.device.id}: {reason}")
+        finally:
+            self._open = False
+            await asyncio.to_thread(client.stop)
+            log.info("device %s: client stopped", self.name)
+
+    async def interrogate(self) -> None:
+        """General interrogation of the relay's station; its answers arrive through the point
+        callbacks (durable, cause INTERROGATED_BY_STATION). c104 waits for the termination."""
+        connection = self._require_open()
+        ca = self.device.common_address
+        log.info("device %s: general interrogation", self.name)
+        try:
+            done = await asyncio.wait_for(
+                asyncio.to_thread(connection.interrogation, ca),
+                self.device.interrogation_timeout_s,
+            )
+        except TimeoutError:
+            raise LinkError(f"{self.device.id}: general interrogation timed out") from None
+        if not done:
+            raise LinkError(f"{self.device.id}: general interrogation not confirmed")
+
+    async def clock_sync(self) -> None:
+        """Set the relay's clock (a write: only with allow_commands). c104 sends the OS time
+        as correct UTC whatever the local TZ (verified on the wire)."""
+        if not self.device.allow_commands:
+            raise WriteRefused(f"{self.device.id}: clock sync needs allow_commands = true")
+        connection = self._require_open()
+        ok = await asyncio.to_thread(connection.clock_sync, self.device.common_address)
+        if not ok:
+            log.warning("device %s: clock sync not confirmed", self.name)
+
+    def _require_open(self) -> c104.Connection:
+        if self._connection is None or not self._open:
+            raise LinkError(f"{self.device.id}: not connected")
+        return self._connection
+
+    async def _wait_open(self) -> None:
+        try:
+            async with asyncio.timeout(self.device.connect_timeout_s):
+                while True:
+                    event = await self._events.get()
+                    if event.kind == "state" and event.state == c104.ConnectionState.OPEN:
+                        self._open = True
+                        return
+        except TimeoutError:
+            raise LinkError(
+                f"{self.device.id}: no connection to {self.device.host}:{self.device.port} "
+                f"within {self.device.connect_timeout_s:g}s"
+            ) from None
+
+    async def _wait_lost(self) -> str:
+        while True:
+            event = await self._events.get()
+            if event.kind == "sink_failed":
+                return f"observation sink failed: {event.detail}"
+            if event.state is not None and event.state not in _OPEN_STATES:
+                self._open = False
+                return f"connection {event.state.name}"
+
+    def _to_loop(self, event: _LinkEvent) -> None:
+        """The one crossing from c104's threads into asyncio."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            log.debug("device %s: event after loop closed: %s", self.name, event)
+            return
+        try:
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:  # the loop closed between the check and the call
+            log.debug("device %s: event after loop closed: %s", self.name, event)
+
+    # --- c104 setup -------------------------------------------------------------------------
+
+    def _configure(self, client: c104.Client) -> c104.Connection:
+        client.originator_address = self.device.originator_address
+        # MUTED plus unmute-on-OPEN_MUTED: Init.ALL / NONE leave some connections stuck muted.
+        connection = client.add_connection(
+            ip=self.device.host, port=self.device.port, init=c104.Init.MUTED
+        )
+        if connection is None:
+            raise LinkError(f"{self.device.id}: c104 refused {self.device.host}:{self.device.port}")
+        connection.add_station(common_address=self.device.common_address)
+        connection.on_state_change(callable=self._on_state_change)
+        connection.on_unexpected_message(callable=self._on_unexpected_message)
+        # Points are added when first seen, with the type the relay actually sends: every
+        # IOA (in the profile or not) reaches `_on_point`; the agent decides what is unknown.
+        client.on_new_station(callable=self._on_new_station)
+        client.on_new_point(callable=self._on_new_point)
+        # Never on_receive_raw / on_send_raw: they leak per frame (upstream #77).
+        return connection
+
+    # --- c104 threads -----------------------------------------------------------------------
+
+    def _on_state_change(self, connection: c104.Connection, state: c104.ConnectionState) -> None:
+        log.debug("device %s: connection state %s", self.name, state.name)
+        if state == c104.ConnectionState.OPEN_MUTED:
+            connection.unmute()
+        self._to_loop(_LinkEvent("state", state=state))
+
+    def _on_new_station(
+        self, client: c104.Client, connection: c104.Connection, common_address: int
+    ) -> None:
+        log.warning(
+            "device %s: unconfigured common address %d; its points are reported as '%d:<ioa>'",
+            self.name,
+            common_address,
+            common_address,
+        )
+        connection.add_station(common_address=common_address)
+
+    def _on_new_point(
+        self, client: c104.Client, station: c104.Station, io_address: int, point_type: c104.Type
+    ) -> None:
+        point = station.add_point(io_address=io_address, type=point_type)
+        if point is None:
+            log.error("device %s: c104 refused point %d %s", self.name, io_address, point_type)
+            return
+        point.on_receive(callable=self._on_point)
+        address = self._address(station.common_address, io_address)
+        if address not in self.known_addresses:
+            log.warning(
+                "device %s: address %s (%s) is not in the profile; reported as unknown",
+                self.name,
+                address,
+                point_type.name,
+            )
+
+    def _on_point(
+        self, point: c104.Point, previous_info: c104.Information, message: c104.IncomingMessage
+    ) -> c104.ResponseState:
+        self._deliver(message, {})
+        return c104.ResponseState.SUCCESS
+
+    def _on_unexpected_message(
+        self, connection: c104.Connection, message: c104.IncomingMessage, cause: c104.Umc
+    ) -> None:
+        if cause not in _DROPPED:
+            # e.g. INVALID_COT for time-tagged GI answers: c104 still hands those to the point.
+            log.debug("device %s: c104 flagged %s %s", self.name, message.type.name, cause.name)
+            return
+        # c104 drops these (a relay answering GI with M_SP_NA_1 and sending M_SP_TB_1
+        # spontaneously for the same IOA is common): deliver them ourselves.
+        log.info(
+            "device %s: %s for ioa %d (%s); delivered anyway",
+            self.name,
+            cause.name,
+            message.io_address,
+            message.type.name,
+        )
+        self._deliver(message, {"c104_unexpected": cause.name})
+
+    def _deliver(self, message: c104.IncomingMessage, flags: dict[str, Any]) -> None:
+        """Convert and store durably, on the receive thread, before lib60870 may ack."""
+        try:
+            ca = message.common_address
+            obs = convert.to_observation(
+                self.device.id,
+                self._address(ca, message.io_address),
+                io_address=message.io_address,
+                common_address=ca,
+                type_name=message.type.name,
+                cot_name=message.cot.name,
+                info=message.info,
+                raw=message.raw,
+                flags={"test": message.is_test, "negative": message.is_negative, **flags},
+            )
+            with self._lock:
+                self.received += 1
+                self.latest[obs.address] = obs
+                if not obs.measurement:
+                    self.recent.append(obs)
+            self.sink.deliver_blocking([obs])
+        except Exception as exc:  # an exception must never reach c104's thread
+            # The frame may still be acknowledged: end the link so the relay keeps the rest.
+            log.exception("device %s: could not store a received message", self.name)
+            self._to_loop(_LinkEvent("sink_failed", detail=f"{type(exc).__name__}: {exc}"))
+
+    def _address(self, common_address: int, io_address: int) -> str:
+        if common_address == self.device.common_address:
+            return str(io_address)
+        return f"{common_address}:{io_address}"

@@ -1,0 +1,313 @@
+"""Simulated IEC 104 relays on c104's `Server`.
+
+Scenario `link` keys (validated by `SimLink`):
+
+    link = { port = 24041, common_address = 1 }                   # host defaults to 127.0.0.1
+    link = { port = 24041, common_address = 1, types = { "1031" = "M_DP_TB_1" } }
+
+Each profile point becomes one information object (IOA = the point's address), typed by
+kind unless `types` says otherwise:
+
+- trip: `M_EP_TD_1` (protection event with CP56 time; not part of a general interrogation);
+- start, alarm, status, self_check: `M_SP_TB_1` (single point with CP56 time);
+- measurement: `M_ME_TF_1` (short float with CP56 time).
+
+Like a real relay, events emitted while no master is connected (or while the relay is
+offline) wait in the relay's buffer and are sent when a master connects. Sends are paced:
+c104's server keeps only 100 queued messages and silently overwrites the oldest
+(DOMAIN.md §9), so a burst would measure the simulator's losses, not the agent's.
+
+Time: c104 reads a datetime's wall-clock fields as *local* time and ignores tzinfo, so an
+aware device time is converted to naive local time before c104 sees it; the wire then
+carries the right UTC. (In a DST zone's repeated autumn hour c104 may pick the wrong
+offset; run simulators with TZ=UTC where that matters.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import c104
+from pydantic import Field, ValidationError
+
+from agent.profiles import PointSpec, Profile
+from protocols.config import StrictModel
+from simulator.scenario import RelaySpec
+
+log = logging.getLogger(__name__)
+
+KIND_TYPES = {
+    "trip": "M_EP_TD_1",
+    "start": "M_SP_TB_1",
+    "alarm": "M_SP_TB_1",
+    "status": "M_SP_TB_1",
+    "self_check": "M_SP_TB_1",
+    "measurement": "M_ME_TF_1",
+}
+SUPPORTED_TYPES = ("M_SP_TB_1", "M_DP_TB_1", "M_EP_TD_1", "M_ME_TF_1", "M_ME_NC_1")
+_QUALITY = {
+    "IV": c104.Quality.Invalid,
+    "NT": c104.Quality.NonTopical,
+    "SB": c104.Quality.Substituted,
+    "BL": c104.Quality.Blocked,
+    "OV": c104.Quality.Overflow,
+    "EI": c104.Quality.ElapsedTimeInvalid,
+}
+_DOUBLE = {
+    "off": c104.Double.OFF,
+    "on": c104.Double.ON,
+    "intermediate": c104.Double.INTERMEDIATE,
+    "indeterminate": c104.Double.INDETERMINATE,
+}
+_EVENT = {"off": c104.EventState.OFF, "on": c104.EventState.ON,
+          "intermediate": c104.EventState.INTERMEDIATE,
+          "indeterminate": c104.EventState.INDETERMINATE}  # fmt: skip
+
+# Pacing: after this many sends in a row, yield for one window (well under c104's 100).
+BURST = 40
+MAX_BACKLOG = 100_000  # a relay's event buffer; beyond it the oldest is overwritten (logged)
+
+
+class SimLink(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(gt=0, lt=65536)
+    common_address: int = Field(ge=1, le=65534)
+    tick_rate_ms: int = Field(default=50, ge=50)  # c104 refuses less
+    rate_per_s: float = Field(default=2000.0, gt=0, description="paced send rate")
+    types: dict[str, str] = Field(default_factory=dict, description="address -> c104 type")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the relay put on the wire, for tests to compare against."""
+
+    address: str
+    value: Any
+    quality: tuple[str, ...]
+    device_time: datetime
+
+
+def local_naive(at: datetime) -> datetime:
+    """An aware datetime as the naive local wall-clock time c104 expects."""
+    if at.tzinfo is None:
+        raise ValueError("device times must be aware")
+    return at.astimezone().replace(tzinfo=None)
+
+
+def make_info(type_name: str, value: Any, quality: list[str], at: datetime) -> c104.Information:
+    """The c104 information object for one value of a point of `type_name`."""
+    q: Any = c104.Quality()
+    for name in quality:
+        q = q | _QUALITY[name]  # c104's stubs do not declare Quality's operators
+    recorded = local_naive(at)
+    state = _state_name(value)
+    if type_name == "M_SP_TB_1":
+        return c104.SingleInfo(on=state == "on", quality=q, recorded_at=recorded)
+    if type_name == "M_DP_TB_1":
+        return c104.DoubleInfo(state=_DOUBLE[state], quality=q, recorded_at=recorded)
+    if type_name == "M_EP_TD_1":
+        return c104.ProtectionEventInfo(
+            state=_EVENT[state], elapsed_ms=c104.UInt16(0), quality=q, recorded_at=recorded
+        )
+    if type_name in ("M_ME_TF_1", "M_ME_NC_1"):
+        return c104.ShortInfo(actual=float(value or 0.0), quality=q, recorded_at=recorded)
+    raise ValueError(f"unsupported type {type_name}")
+
+
+def _state_name(value: Any) -> str:
+    if isinstance(value, str):
+        return value.lower() if value.lower() in _DOUBLE else ("on" if value else "off")
+    return "on" if value else "off"
+
+
+class Iec104Relay:
+    """One simulated relay: a c104 `Server` with one station of the profile's points."""
+
+    def __init__(self, spec: RelaySpec, profile: Profile) -> None:
+        try:
+            self.link = SimLink.model_validate(spec.link)
+        except ValidationError as exc:
+            raise ValueError(f"relay {spec.id}: link: {exc}") from exc
+        unknown = set(self.link.types) - set(profile.by_address)
+        bad = {a: t for a, t in self.link.types.items() if t not in SUPPORTED_TYPES}
+        if unknown or bad:
+            raise ValueError(f"relay {spec.id}: link.types: unknown {unknown or ''} bad {bad}")
+        self.spec = spec
+        self.profile = profile
+        self.settings: dict[str, bool | int | float | str] = dict(spec.settings)
+        self.firmware = spec.identity.firmware_version
+        self.online = True
+        self.sent: list[Sent] = []
+        self.overwritten = 0
+        self._backlog: deque[tuple[c104.Point, c104.Information, Sent]] = deque()
+        self._server: c104.Server | None = None
+        self._points: dict[str, c104.Point] = {}
+        self._send_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def connected_clients(self) -> int:
+        server = self._server
+        return server.active_connection_count if server is not None else 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def type_of(self, address: str) -> str:
+        spec = self.profile.by_address[address]
+        return self.link.types.get(address, KIND_TYPES[spec.kind])
+
+    def point(self, address: str) -> c104.Point:
+        """The server-side c104 point (tests use it to change types or values directly)."""
+        return self._points[address]
+
+    @property
+    def station(self) -> c104.Station:
+        server = self._require_server()
+        station = server.get_station(self.link.common_address)
+        assert station is not None
+        return station
+
+    # --- SimulatedRelay ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._build()
+        self._flusher = asyncio.create_task(self._flush_forever(), name=f"iec104-sim-{self.id}")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+        await self._stop_server()
+
+    async def emit(
+        self,
+        point: PointSpec,
+        value: bool | int | float | str | None,
+        quality: list[str],
+        device_time: datetime,
+    ) -> None:
+        c_point = self._points[point.address]
+        info = make_info(self.type_of(point.address), value, quality, device_time)
+        sent = Sent(point.address, value, tuple(quality), device_time)
+        if len(self._backlog) >= MAX_BACKLOG:
+            self._backlog.popleft()
+            self.overwritten += 1
+            log.warning("relay %s: event buffer full, oldest event overwritten", self.id)
+        self._backlog.append((c_point, info, sent))
+        await self._flush()
+
+    async def set_online(self, online: bool) -> None:
+        if online == self.online:
+            return
+        self.online = online
+        if online:
+            self._build()
+        else:
+            await self._stop_server()
+        log.info("relay %s: %s", self.id, "online" if online else "offline (vanished)")
+
+    async def set_setting(self, name: str, value: bool | int | float | str) -> None:
+        # IEC 104 has no settings ASDUs: kept for the scenario's record only.
+        self.settings[name] = value
+        log.info("relay %s: setting %s = %r (not visible over IEC 104)", self.id, name, value)
+
+    async def set_firmware(self, version: str) -> None:
+        self.firmware = version
+        log.info("relay %s: firmware %s (not visible over IEC 104)", self.id, version)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _require_server(self) -> c104.Server:
+        if self._server is None:
+            raise RuntimeError(f"relay {self.id} is not running")
+        return self._server
+
+    def _build(self) -> None:
+        """A fresh server with the points' current values (a restarted relay keeps state)."""
+        previous = {a: p.info for a, p in self._points.items()}
+        server = c104.Server(
+            ip=self.link.host, port=self.link.port, tick_rate_ms=self.link.tick_rate_ms
+        )
+        station = server.add_station(common_address=self.link.common_address)
+        if station is None:
+            raise RuntimeError(f"relay {self.id}: c104 refused the station")
+        points: dict[str, c104.Point] = {}
+        for spec in self.profile.points:
+            type_name = self.type_of(spec.address)
+            c_point = station.add_point(
+                io_address=int(spec.address), type=c104.Type.__members__[type_name]
+            )
+            if c_point is None:
+                raise RuntimeError(f"relay {self.id}: c104 refused point {spec.address}")
+            if spec.address in previous:
+                c_point.info = previous[spec.address]
+            points[spec.address] = c_point
+        server.start()
+        self._server, self._points = server, points
+        # Rebind the buffered events to the new server's points.
+        self._backlog = deque((points[s.address], i, s) for _, i, s in self._backlog)
+        log.info(
+            "relay %s: IEC 104 server on %s:%d ca=%d (%d points)",
+            self.id,
+            self.link.host,
+            self.link.port,
+            self.link.common_address,
+            len(points),
+        )
+
+    async def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+
+    async def _flush(self) -> None:
+        """Send buffered events while a master is connected, paced below c104's queue."""
+        async with self._send_lock:
+            in_row = 0
+            while self._backlog:
+                server = self._server
+                if server is None or not server.has_active_connections:
+                    return
+                c_point, info, sent = self._backlog[0]
+                c_point.info = info
+                if not c_point.transmit(cause=c104.Cot.SPONTANEOUS):
+                    return  # the master went away between the check and the send
+                self._backlog.popleft()
+                self.sent.append(sent)
+                in_row += 1
+                if in_row >= BURST:
+                    in_row = 0
+                    await asyncio.sleep(BURST / self.link.rate_per_s)
+
+    async def _flush_forever(self) -> None:
+        """Deliver what was buffered once a master (re)connects."""
+        while True:
+            await asyncio.sleep(0.05)
+            if self._backlog:
+                await self._flush()
+
+
+def make_relay(spec: RelaySpec, profile: Profile) -> Iec104Relay:
+    return Iec104Relay(spec, profile)
+
+
+def describe(relay: Iec104Relay) -> dict[str, Any]:
+    return {
+        "id": relay.id,
+        "endpoint": f"{relay.link.host}:{relay.link.port}",
+        "common_address": relay.link.common_address,
+        "points": {p.address: relay.type_of(p.address) for p in relay.profile.points},
+        "sent_at": datetime.now(UTC).isoformat(),
+    }

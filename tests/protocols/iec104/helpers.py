@@ -1,0 +1,119 @@
+"""Test doubles for the IEC 104 tests: a recording sink, plans, free ports, waiting, TZ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from protocols.iec104.config import Iec104Device
+from protocols.iec104.driver import Iec104Driver
+from protocols.observations import LinkStateObservation, Observation, PointObservation
+from protocols.registry import LinkPlan, PlannedDevice
+
+
+class RecordingSink:
+    """Keeps every delivered observation. `delay_s` makes `deliver_blocking` slow, and each
+    call's (start, end, thread) is kept to prove the c104 callback waits for it."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.observations: list[Observation] = []
+        self.delay_s = delay_s
+        self.calls: list[tuple[float, float, int]] = []
+        self._lock = threading.Lock()
+
+    async def deliver(self, observations: Sequence[Observation]) -> None:
+        with self._lock:
+            self.observations.extend(observations)
+
+    def deliver_blocking(self, observations: Sequence[Observation]) -> None:
+        started = time.monotonic()
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        with self._lock:
+            self.observations.extend(observations)
+            self.calls.append((started, time.monotonic(), threading.get_ident()))
+
+    def points(
+        self, device_id: str | None = None, cause: str | None = None
+    ) -> list[PointObservation]:
+        with self._lock:
+            items = list(self.observations)
+        return [
+            o
+            for o in items
+            if isinstance(o, PointObservation)
+            and (device_id is None or o.device_id == device_id)
+            and (cause is None or o.cause == cause)
+        ]
+
+    def link_states(self, device_id: str) -> list[bool]:
+        with self._lock:
+            return [
+                o.up
+                for o in self.observations
+                if isinstance(o, LinkStateObservation) and o.device_id == device_id
+            ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def device(device_id: str, port: int, common_address: int, **extra: Any) -> Iec104Device:
+    return Iec104Device(
+        id=device_id,
+        protocol="iec104",
+        profile="line-protection",
+        host="127.0.0.1",
+        port=port,
+        common_address=common_address,
+        tick_rate_ms=50,
+        **extra,
+    )
+
+
+def driver_for(config: Iec104Device, addresses: Sequence[str] = ()) -> Iec104Driver:
+    plan = LinkPlan(
+        key=f"iec104:{config.id}",
+        protocol="iec104",
+        devices=(PlannedDevice(config, None, tuple(addresses)),),
+    )
+    return Iec104Driver(plan)
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> None:
+    """Poll a condition with a generous deadline (never assert timings on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+def native_threads() -> int:
+    """Threads of this process, including c104's native ones that `threading` never sees."""
+    return len(os.listdir("/proc/self/task"))
+
+
+@contextlib.contextmanager
+def local_timezone(name: str) -> Iterator[None]:
+    """Run with another local TZ for Python *and* the C library (c104 uses localtime)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()

@@ -1,0 +1,250 @@
+"""The REST API (FastAPI): tickets with timelines and actions, devices, events, inventory,
+maintenance windows, sequence gaps and counters. Bearer-token auth from the config;
+OpenAPI at /docs and /openapi.json. Handlers are plain functions: FastAPI runs them in
+its thread pool, so a database call never blocks the MQTT ingest loop."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+
+from center.config import CenterConfig
+from center.errors import TicketActionError, TicketNotFound
+from center.ingest import Counters
+from center.store import queries
+from center.tickets.service import TicketService
+
+API = "/api/v1"
+
+
+@dataclass
+class ApiContext:
+    config: CenterConfig
+    engine: Engine
+    tickets: TicketService
+    counters: Counters
+    status: Callable[[], dict[str, Any]] = field(default=lambda: {})
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class Resolution(Action):
+    root_cause: str
+
+
+class Closing(Action):
+    root_cause: str | None = None
+
+
+class WindowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    site: str
+    device_id: str | None = None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str = ""
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _actor(
+    request: Request,
+    cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The token's name: who does what through the API."""
+    if cred is not None:
+        given = cred.credentials.encode()
+        for name, token in request.app.state.tokens:
+            if hmac.compare_digest(given, token):
+                return str(name)
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing or unknown bearer token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+# Module level: with postponed annotations FastAPI resolves names in module globals.
+Actor = Annotated[str, Depends(_actor)]
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Relay service center",
+        version="1",
+        description="Tickets, devices and events of the protection-relay fleet.",
+    )
+    app.state.tokens = [(t.name, t.token.encode()) for t in ctx.config.api.tokens]
+
+    def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with ctx.engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
+
+    def act(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return fn()
+        except TicketNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {exc}") from None
+        except TicketActionError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, **ctx.status()}
+
+    @app.get(f"{API}/tickets", tags=["tickets"])
+    def tickets(
+        *,
+        _: Actor,
+        state: Annotated[list[str] | None, Query()] = None,
+        site: str | None = None,
+        device_id: str | None = None,
+        fault_class: str | None = None,
+        priority: str | None = None,
+        service_point: str | None = None,
+        include_muted: bool = True,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        f = queries.TicketFilter(
+            state,
+            site,
+            device_id,
+            fault_class,
+            priority,
+            service_point,
+            include_muted,
+            limit,
+            offset,
+        )
+        result: list[dict[str, Any]] = read(queries.list_tickets, f)
+        return result
+
+    @app.get(f"{API}/tickets/{{ticket_id}}", tags=["tickets"])
+    def ticket(ticket_id: int, _: Actor) -> dict[str, Any]:
+        doc: dict[str, Any] | None = read(queries.get_ticket, ticket_id)
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
+        return doc
+
+    @app.post(f"{API}/tickets/{{ticket_id}}/acknowledge", tags=["tickets"])
+    def acknowledge(ticket_id: int, body: Action, who: Actor) -> dict[str, Any]:
+        return act(lambda: ctx.tickets.acknowledge(ticket_id, who, body.note))
+
+    @app.post(f"{API}/tickets/{{ticket_id}}/resolve", tags=["tickets"])
+    def resolve(ticket_id: int, body: Resolution, who: Actor) -> dict[str, Any]:
+        return act(lambda: ctx.tickets.resolve(ticket_id, who, body.root_cause, body.note))
+
+    @app.post(f"{API}/tickets/{{ticket_id}}/close", tags=["tickets"])
+    def close(ticket_id: int, body: Closing, who: Actor) -> dict[str, Any]:
+        return act(lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note))
+
+    @app.get(f"{API}/root-causes", tags=["tickets"])
+    def root_causes(_: Actor) -> list[str]:
+        return list(ctx.config.tickets.root_causes)
+
+    @app.get(f"{API}/devices", tags=["fleet"])
+    def devices(_: Actor, site: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(queries.list_devices, site)
+        return result
+
+    @app.get(f"{API}/gateways", tags=["fleet"])
+    def gateways(_: Actor) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(queries.list_gateways)
+        return result
+
+    @app.get(f"{API}/inventory", tags=["fleet"])
+    def inventory(_: Actor) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(queries.inventory)
+        return result
+
+    @app.get(f"{API}/events", tags=["fleet"])
+    def events(
+        *,
+        _: Actor,
+        site: str | None = None,
+        device_id: str | None = None,
+        kind: str | None = None,
+        signal: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(
+            queries.list_events,
+            site=site,
+            device_id=device_id,
+            kind=kind,
+            signal=signal,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        return result
+
+    @app.get(f"{API}/gaps", tags=["ops"])
+    def gaps(_: Actor) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(queries.list_gaps)
+        return result
+
+    @app.get(f"{API}/rejected", tags=["ops"])
+    def rejected(
+        _: Actor, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(queries.list_rejected, limit)
+        return result
+
+    @app.get(f"{API}/stats", tags=["ops"])
+    def stats(_: Actor) -> dict[str, Any]:
+        db: dict[str, Any] = read(queries.stats)
+        return {
+            "counters": ctx.counters.snapshot(),
+            "event_to_ticket_ms": ctx.counters.latency_ms(),
+            "database": db,
+            "service": ctx.status(),
+        }
+
+    @app.get(f"{API}/maintenance", tags=["maintenance"])
+    def windows(_: Actor) -> list[dict[str, Any]]:
+        configured = [
+            {**m.model_dump(mode="json"), "id": None, "created_by": "config"}
+            for m in ctx.config.maintenance
+        ]
+        stored: list[dict[str, Any]] = read(queries.list_windows)
+        return configured + stored
+
+    @app.post(f"{API}/maintenance", tags=["maintenance"], status_code=201)
+    def add_window(body: WindowIn, who: Actor) -> dict[str, Any]:
+        if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
+            raise HTTPException(422, "starts_at and ends_at need a UTC offset")
+        if body.ends_at <= body.starts_at:
+            raise HTTPException(422, "ends_at must be after starts_at")
+        values = {
+            **body.model_dump(),
+            "starts_at": body.starts_at.astimezone(UTC),
+            "ends_at": body.ends_at.astimezone(UTC),
+            "created_by": who,
+        }
+        with ctx.engine.begin() as conn:
+            wid = queries.add_window(conn, values)
+        return {"id": wid, **body.model_dump(mode="json"), "created_by": who}
+
+    @app.delete(f"{API}/maintenance/{{window_id}}", tags=["maintenance"], status_code=204)
+    def delete_window(window_id: int, _: Actor) -> None:
+        with ctx.engine.begin() as conn:
+            if not queries.delete_window(conn, window_id):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")
+
+    return app

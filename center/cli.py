@@ -1,0 +1,100 @@
+"""`relay-center`: serve, migrate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from center.config import CenterConfig, load_config
+from center.errors import ConfigError
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> CenterConfig | None:
+    try:
+        return load_config(Path(args.config))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+async def _serve(config: CenterConfig) -> None:
+    from center.server import CenterService  # heavy imports only when serving
+
+    service = await asyncio.to_thread(CenterService, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(stop)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+    _setup_logging(config.center.log_level)
+    logging.getLogger(__name__).info(
+        "relay-center %s: database %s, broker %s:%d",
+        config.center.instance,
+        config.database_url.split("@")[-1],
+        config.mqtt.host,
+        config.mqtt.port,
+    )
+    asyncio.run(_serve(config))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+    from center.store.db import make_engine, migrate
+
+    migrate(make_engine(config.database_url))
+    print("schema is at the newest revision")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 2
+    print(f"{args.config}: ok (database {config.database_url.split('@')[-1]})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay-center", description=__doc__)
+    sub = parser.add_subparsers(required=True)
+    for name, func, text in (
+        ("serve", cmd_serve, "run ingest, tickets, webhooks and the API"),
+        ("migrate", cmd_migrate, "bring the database schema up to date and exit"),
+        ("check-config", cmd_check, "validate a config file and exit"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True, help="center TOML file")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The center's config: one TOML file, validated into typed models before anything starts.
+
+Unknown keys are rejected, nothing is silently rewritten, and every problem reads
+`FILE: key.path: what was expected (found: …)`. See docs/center.md for every key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from center.errors import ConfigError
+
+Criticality = Literal["high", "normal", "low"]
+ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CenterSection(Strict):
+    instance: str = "center-1"
+    state_dir: Path = Path("~/.local/state/relay-center")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class TlsConfig(Strict):
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    check_hostname: bool = True
+
+
+class MqttConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, gt=0, lt=65536)
+    client_id: str = Field(default="relay-center-1", min_length=1, max_length=64)
+    shared_group: str | None = Field(default=None, pattern=ID)
+    username: str | None = None
+    password_file: Path | None = None
+    tls: TlsConfig | None = None
+    keepalive_s: int = Field(default=30, ge=5)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    max_batch_messages: int = Field(default=64, ge=1, le=10_000)
+
+    @property
+    def subscription(self) -> str:
+        base = "relay/v1/#"
+        return f"$share/{self.shared_group}/{base}" if self.shared_group else base
+
+
+class DatabaseConfig(Strict):
+    url: str | None = None  # default: SQLite file in state_dir
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
+    pool_size: int = Field(default=5, ge=1)
+
+
+class ApiToken(Strict):
+    name: str = Field(min_length=1)
+    token: str = Field(min_length=16)
+
+
+class ApiConfig(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, gt=0, lt=65536)
+    tokens: list[ApiToken] = Field(default_factory=list)
+
+
+DEFAULT_ROOT_CAUSES = [
+    "line_fault",
+    "external_fault",
+    "maloperation",
+    "setting_error",
+    "wiring_error",
+    "hardware_failure",
+    "firmware_defect",
+    "communication_failure",
+    "testing_or_maintenance",
+    "unknown",
+]
+
+
+class TicketsConfig(Strict):
+    grouping_window_s: float = Field(default=10.0, ge=0)
+    auto_resolve_after_s: float = Field(default=300.0, ge=0)
+    auto_resolve_overrides: dict[str, float] = Field(default_factory=dict)
+    reopen_window_s: float = Field(default=86_400.0, ge=0)
+    flap_history: int = Field(default=10, ge=3, le=100)
+    flap_window_s: float = Field(default=3600.0, gt=0)
+    flap_high_pct: float = Field(default=50.0, gt=0, le=100)
+    flap_low_pct: float = Field(default=25.0, ge=0, le=100)
+    tick_interval_s: float = Field(default=1.0, gt=0)
+    discrete_alarm_codes: list[str] = Field(default_factory=lambda: ["events_lost"])
+    ignored_alarm_codes: list[str] = Field(default_factory=list)
+    root_causes: list[str] = Field(default_factory=lambda: list(DEFAULT_ROOT_CAUSES))
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> TicketsConfig:
+        if self.flap_low_pct >= self.flap_high_pct:
+            raise ValueError("flap_low_pct must be below flap_high_pct")
+        return self
+
+    def hold_for(self, fault_class: str) -> float:
+        return self.auto_resolve_overrides.get(fault_class, self.auto_resolve_after_s)
+
+
+class RegionConfig(Strict):
+    service_point: str = Field(min_length=1)
+
+
+class SiteConfig(Strict):
+    region: str = Field(min_length=1)
+    name: str | None = None
+
+
+class DeviceConfig(Strict):
+    site: str
+    device_id: str
+    criticality: Criticality = "normal"
+
+
+class RoutingConfig(Strict):
+    default_region: str = "default"
+    default_service_point: str = "central"
+    regions: dict[str, RegionConfig] = Field(default_factory=dict)
+    sites: dict[str, SiteConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_regions(self) -> RoutingConfig:
+        for site, cfg in self.sites.items():
+            if self.regions and cfg.region not in self.regions:
+                raise ValueError(
+                    f"sites.{site}.region: expected one of {sorted(self.regions)} "
+                    f"(found: {cfg.region!r})"
+                )
+        return self
+
+    def route(self, site: str) -> tuple[str, str]:
+        """A site's region and service point."""
+        region = self.sites[site].region if site in self.sites else self.default_region
+        point = self.regions[region].service_point if region in self.regions else None
+        return region, point or self.default_service_point
+
+
+class MaintenanceConfig(Strict):
+    site: str
+    device_id: str | None = None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> MaintenanceConfig:
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError("starts_at and ends_at need a UTC offset, e.g. 2025-01-01T08:00:00Z")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class WebhookConfig(Strict):
+    name: str = Field(pattern=ID)
+    url: str = Field(pattern=r"^https?://")
+    secret: str | None = Field(default=None, min_length=16)
+    secret_file: Path | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=25, ge=1)
+    backoff_min_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=600.0, gt=0)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookConfig:
+        if (self.secret is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of secret or secret_file")
+        return self
+
+    def secret_bytes(self) -> bytes:
+        if self.secret is not None:
+            return self.secret.encode()
+        assert self.secret_file is not None
+        return self.secret_file.read_text().strip().encode()
+
+
+class CenterConfig(Strict):
+    center: CenterSection = Field(default_factory=CenterSection)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    tickets: TicketsConfig = Field(default_factory=TicketsConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    maintenance: list[MaintenanceConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CenterConfig:
+        names = [w.name for w in self.webhooks]
+        if len(names) != len(set(names)):
+            raise ValueError("webhooks: names must be unique")
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        return self.center.state_dir.expanduser()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'center.sqlite'}"
+
+    def criticality(self, site: str, device_id: str | None) -> Criticality:
+        for dev in self.devices:
+            if dev.site == site and dev.device_id == device_id:
+                return dev.criticality
+        return "normal"
+
+
+_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
+
+
+def describe(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"])
+        where = where.replace(".[", "[") or "(top level)"
+        msg = _MESSAGES.get(err["type"], err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing" or isinstance(err["input"], dict):
+            problems.append(f"{where}: {msg}")
+        else:
+            problems.append(f"{where}: {msg} (found: {err['input']!r})")
+    return problems
+
+
+def parse_config(data: dict[str, Any], file: str = "<config>") -> CenterConfig:
+    try:
+        return CenterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(file, describe(exc)) from None
+
+
+def load_config(path: Path) -> CenterConfig:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    return parse_config(data, str(path))

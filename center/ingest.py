@@ -1,0 +1,267 @@
+"""From MQTT messages to stored records and ticket decisions, one transaction per batch.
+
+`check_message` validates a message against the wire contract and its topic; it never
+raises anything but `Rejected`. `Ingestor.ingest` stores a batch of checked messages,
+runs the ticket engine on the new records only, writes the rejected ones to
+`rejected_messages`, and commits once. Only after that commit may the caller PUBACK.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from center.clock import Clock
+from center.store import schema as s
+from center.store.db import lock_site
+from center.store.records import InsertRace, StoreResult, store_records
+from center.store.ticket_repo import TicketUnitOfWork
+from center.tickets.engine import TicketEngine
+from center.tickets.model import Signal
+from center.tickets.signals import lifecycle_signal, signal_for
+from gateway import wire
+
+log = logging.getLogger(__name__)
+
+REJECT_REASONS = ("oversized", "malformed", "unknown_kind", "bad_topic", "topic_mismatch")
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Ignored(Exception):
+    """A message on our tree that is not a record (the center's own state)."""
+
+
+def check_message(topic: str, payload: bytes) -> list[wire.Record]:
+    """The records of a message, or Rejected naming why not."""
+    if topic == wire.CENTER_STATE_TOPIC:
+        raise Ignored(topic)
+    if len(payload) > wire.MAX_PAYLOAD_BYTES:
+        raise Rejected("oversized", f"{len(payload)} bytes > {wire.MAX_PAYLOAD_BYTES}")
+    try:
+        site, gateway_id, kind, device_id = wire.parse_topic(topic)
+    except wire.WireError as exc:
+        reason = "unknown_kind" if "unknown record kind" in str(exc) else "bad_topic"
+        raise Rejected(reason, str(exc)) from None
+    try:
+        records = wire.decode_envelope(payload)
+    except wire.WireError as exc:
+        reason = (
+            "unknown_kind" if "does not match any of the expected tags" in str(exc) else "malformed"
+        )
+        raise Rejected(reason, str(exc)) from None
+    for i, r in enumerate(records):
+        if r.site != site or r.gateway_id != gateway_id:
+            raise Rejected(
+                "topic_mismatch",
+                f"records[{i}] is from {r.site}/{r.gateway_id}, topic says {site}/{gateway_id}",
+            )
+        if r.kind != kind:
+            raise Rejected("topic_mismatch", f"records[{i}] is a {r.kind}, topic says {kind}")
+        if device_id is not None and r.device_id != device_id:
+            raise Rejected(
+                "topic_mismatch", f"records[{i}] is device {r.device_id}, topic says {device_id}"
+            )
+    return records
+
+
+class Counters:
+    """Process counters (thread-safe), exposed by the API and logged periodically."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, int] = {}
+        self._latency: deque[tuple[str, float]] = deque(maxlen=2000)
+
+    def add(self, name: str, n: int = 1) -> None:
+        if n:
+            with self._lock:
+                self._values[name] = self._values.get(name, 0) + n
+
+    def merge(self, values: dict[str, int]) -> None:
+        for name, n in values.items():
+            self.add(name, n)
+
+    def latency(self, site: str, seconds: float) -> None:
+        """Event time to the commit that opened its ticket."""
+        with self._lock:
+            self._latency.append((site, seconds))
+
+    def latency_samples(self) -> list[tuple[str, float]]:
+        with self._lock:
+            return list(self._latency)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._values.items()))
+
+    def latency_ms(self) -> dict[str, float]:
+        with self._lock:
+            samples = sorted(x for _, x in self._latency)
+        if not samples:
+            return {}
+
+        def pct(p: float) -> float:
+            return round(1000 * samples[min(len(samples) - 1, int(p * len(samples)))], 2)
+
+        return {"count": len(samples), "p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)}
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    tickets_changed: list[int] = field(default_factory=list)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        engine: Engine,
+        tickets: TicketEngine,
+        clock: Clock,
+        endpoints: list[str],
+        counters: Counters | None = None,
+    ) -> None:
+        self.engine = engine
+        self.tickets = tickets
+        self.clock = clock
+        self.endpoints = endpoints
+        self.counters = counters or Counters()
+        rules = tickets.rules
+        self._discrete = frozenset(rules.discrete_alarm_codes)
+        self._ignored = frozenset(rules.ignored_alarm_codes)
+
+    def check(
+        self, batch: Sequence[Message]
+    ) -> tuple[list[list[wire.Record]], list[tuple[Message, Rejected]]]:
+        accepted, rejected = [], []
+        for m in batch:
+            try:
+                accepted.append(check_message(m.topic, m.payload))
+            except Ignored:
+                continue
+            except Rejected as exc:
+                rejected.append((m, exc))
+        return accepted, rejected
+
+    def ingest(self, batch: Sequence[Message]) -> BatchResult:
+        """Store a batch in one transaction. Raises on a database error (nothing stored)."""
+        accepted, rejected = self.check(batch)
+        for attempt in range(5):
+            try:
+                return self._ingest(accepted, rejected)
+            except InsertRace:
+                if attempt == 4:
+                    raise
+                self.counters.add("insert_races")
+        raise AssertionError("unreachable")
+
+    def _ingest(
+        self, accepted: list[list[wire.Record]], rejected: list[tuple[Message, Rejected]]
+    ) -> BatchResult:
+        now = self.clock.now()
+        out = BatchResult(rejected=len(rejected))
+        with self.engine.begin() as conn:
+            if rejected:
+                self._reject(conn, rejected, now)
+            for site in sorted({recs[0].site for recs in accepted}):
+                lock_site(conn, site)  # in sorted order: no deadlock between centers
+            uow = TicketUnitOfWork(conn, now, self.endpoints)
+            results = []
+            for records in accepted:
+                result = store_records(conn, records, now)
+                results.append(result)
+                for sig in self._signals(result):
+                    self.tickets.on_signal(uow, sig)
+            changed = uow.flush()
+        # Counted only once committed.
+        for result in results:
+            out.stored += len(result.new) + len(result.new_lifecycle)
+            out.duplicates += result.duplicates
+            self._log_gaps(result)
+        out.tickets_changed = [t.id for t in changed if t.id is not None]
+        c = self.counters
+        c.add("messages_accepted", len(accepted))
+        c.add("records_stored", out.stored)
+        c.add("records_duplicate", out.duplicates)
+        for _, exc in rejected:
+            c.add(f"rejected_{exc.reason}")
+        c.merge(uow.counters)
+        done = time.time()
+        for t in changed:
+            if t.revision == 1:  # opened in this transaction
+                c.latency(t.site, max(0.0, done - t.first_event_at.timestamp()))
+        return out
+
+    def _signals(self, result: StoreResult) -> list[Signal]:
+        sigs = []
+        for r in result.new:
+            sig = signal_for(r, self._discrete, self._ignored)
+            if sig is not None:
+                sigs.append(sig)
+        for lc, current in result.new_lifecycle:
+            if isinstance(lc, wire.Birth | wire.Death):
+                sig = lifecycle_signal(lc, current)
+                if sig is not None:
+                    sigs.append(sig)
+        return sigs
+
+    def _log_gaps(self, result: StoreResult) -> None:
+        for gateway_id, session, first, last in result.gaps_opened:
+            log.warning(
+                "gateway %s session %d: seq gap %d..%d (%d records missing so far)",
+                gateway_id,
+                session,
+                first,
+                last,
+                last - first + 1,
+            )
+        self.counters.add("seq_gaps_opened", len(result.gaps_opened))
+        self.counters.add("seq_gap_records_filled", result.seqs_filled)
+
+    def _reject(
+        self, conn: Connection, rejected: list[tuple[Message, Rejected]], now: datetime
+    ) -> None:
+        for m, exc in rejected:
+            log.warning("rejected message on %r: %s", m.topic[:200], exc)
+        conn.execute(
+            s.rejected_messages.insert(),
+            [
+                {
+                    "received_at": now,
+                    "topic": m.topic[:512],
+                    "reason": exc.reason,
+                    "detail": exc.detail[:1000],
+                    "size": len(m.payload),
+                    "excerpt": m.payload[:512].decode("utf-8", errors="replace"),
+                }
+                for m, exc in rejected
+            ],
+        )
+
+    def reject_unstorable(self, m: Message, error: str) -> None:
+        """A message whose storage keeps failing (a bug, not the database): keep it for an
+        operator, count it, and let the caller acknowledge it so it cannot wedge ingest."""
+        self.counters.add("rejected_store_error")
+        with self.engine.begin() as conn:
+            self._reject(conn, [(m, Rejected("store_error", error))], self.clock.now())

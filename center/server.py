@@ -1,0 +1,271 @@
+"""`relay-center serve`: MQTT ingest, the ticket tick, webhook senders and the REST API, all
+in one asyncio loop, each owned by one TaskGroup.
+
+Delivery: the MQTT session is persistent (clean_session=False, fixed client id) and
+PUBACKs are sent by hand, only after the batch holding the message is committed. A center
+killed at any moment therefore loses nothing: the broker redelivers what was not
+acknowledged, and the store keeps each record id once. A database outage stops the
+acknowledgements (the broker holds the messages) and is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import aiomqtt
+import uvicorn
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from center.api import ApiContext, create_app
+from center.clock import Clock, SystemClock
+from center.config import CenterConfig
+from center.ingest import Counters, Ingestor, Message
+from center.store.db import make_engine, migrate
+from center.tickets.engine import TicketEngine
+from center.tickets.service import TicketService
+from center.webhooks import WebhookSender
+from gateway import wire
+
+log = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: signals are ours, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
+    """Run jobs until one fails; cancel the rest; re-raise that error unwrapped."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    p = message.payload
+    if isinstance(p, bytes | bytearray):
+        return bytes(p)
+    return b"" if p is None else str(p).encode()
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+class CenterService:
+    def __init__(self, config: CenterConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.engine = make_engine(
+            config.database_url, config.database.sqlite_synchronous, config.database.pool_size
+        )
+        migrate(self.engine)
+        self.counters = Counters()
+        self.ticket_engine = TicketEngine(config, self.clock)
+        endpoints = [w.name for w in config.webhooks]
+        self.ingestor = Ingestor(
+            self.engine, self.ticket_engine, self.clock, endpoints, self.counters
+        )
+        self.tickets = TicketService(self.engine, self.ticket_engine, endpoints, self.counters)
+        self.mqtt_status: dict[str, Any] = {
+            "connected": False,
+            "subscribed": False,
+            "connections": 0,
+            "last_error": "",
+        }
+        self.api_context = ApiContext(config, self.engine, self.tickets, self.counters, self.status)
+
+    def status(self) -> dict[str, Any]:
+        return {"instance": self.config.center.instance, "mqtt": dict(self.mqtt_status)}
+
+    # --- MQTT ------------------------------------------------------------------------
+
+    def _state(self, state: str) -> bytes:
+        return json.dumps(
+            {
+                "state": state,
+                "instance": self.config.center.instance,
+                "at": self.clock.now().isoformat(),
+            }
+        ).encode()
+
+    def _client(self) -> aiomqtt.Client:
+        m = self.config.mqtt
+        tls = None
+        if m.tls is not None:
+            tls = ssl.create_default_context(cafile=str(m.tls.ca_file))
+            tls.load_cert_chain(str(m.tls.cert_file), str(m.tls.key_file))
+            tls.check_hostname = m.tls.check_hostname
+        password = m.password_file.read_text().strip() if m.password_file else None
+        client = aiomqtt.Client(
+            m.host,
+            m.port,
+            identifier=m.client_id,
+            username=m.username,
+            password=password,
+            clean_session=False,  # the broker keeps our queue while we are away
+            keepalive=m.keepalive_s,
+            will=aiomqtt.Will(wire.CENTER_STATE_TOPIC, self._state("offline"), qos=1, retain=True),
+            tls_context=tls,
+            timeout=10,
+        )
+        # aiomqtt has no manual-ack option; its paho client does. A PUBACK must follow
+        # our commit, or a crash between the two loses the message.
+        client._client.manual_ack_set(True)
+        return client
+
+    async def run_mqtt(self) -> None:
+        m = self.config.mqtt
+        delay = m.reconnect_min_s
+        while True:
+            client = self._client()
+            try:
+                async with client:
+                    self.mqtt_status["connected"] = True
+                    self.mqtt_status["connections"] += 1
+                    delay = m.reconnect_min_s
+                    await client.publish(
+                        wire.CENTER_STATE_TOPIC, self._state("online"), qos=1, retain=True
+                    )
+                    await client.subscribe(m.subscription, qos=1)
+                    self.mqtt_status["subscribed"] = True
+                    log.info(
+                        "broker %s:%d connected, subscribed %s", m.host, m.port, m.subscription
+                    )
+                    await self._consume(client)
+            except aiomqtt.MqttError as exc:
+                self.mqtt_status["last_error"] = str(exc)
+                log.warning("broker %s:%d: %s; retrying in %.1fs", m.host, m.port, exc, delay)
+            except asyncio.CancelledError:
+                if self.mqtt_status["connected"]:
+                    with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                        await asyncio.wait_for(
+                            client.publish(
+                                wire.CENTER_STATE_TOPIC, self._state("offline"), qos=1, retain=True
+                            ),
+                            2,
+                        )
+                raise
+            finally:
+                self.mqtt_status["connected"] = self.mqtt_status["subscribed"] = False
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, m.reconnect_max_s)
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        limit = self.config.mqtt.max_batch_messages
+
+        async def pump() -> None:
+            async for message in client.messages:
+                queue.put_nowait(message)
+
+        async def work() -> None:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < limit and not queue.empty():
+                    batch.append(queue.get_nowait())
+                await self.store([Message(str(x.topic), _payload(x)) for x in batch])
+                for x in batch:  # in order, as MQTT wants PUBACKs
+                    if x.qos > 0:
+                        client._client.ack(x.mid, x.qos)
+
+        await first_failure([pump(), work()])
+
+    async def store(self, batch: list[Message]) -> None:
+        """Commit a batch; retry database outages forever; isolate a message that cannot
+        be stored (a bug) so it cannot wedge the queue."""
+        try:
+            await self._retrying(batch)
+            return
+        except Exception:  # a poison message somewhere in the batch
+            log.exception("batch of %d messages failed; storing one by one", len(batch))
+        for m in batch:
+            try:
+                await self._retrying([m])
+            except Exception as exc:  # keep it for an operator, then move on
+                log.exception("message on %s cannot be stored", m.topic)
+                await asyncio.to_thread(self.ingestor.reject_unstorable, m, repr(exc)[:1000])
+
+    async def _retrying(self, batch: list[Message]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(self.ingestor.ingest, batch)
+                return
+            except DBAPIError as exc:
+                if not _retryable(exc):
+                    raise
+                self.counters.add("database_retries")
+                log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    # --- the rest ----------------------------------------------------------------------
+
+    async def run_ticks(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.tickets.tick)
+            except Exception:  # the next tick retries; never stop the clock
+                log.exception("ticket tick failed")
+            await asyncio.sleep(self.config.tickets.tick_interval_s)
+
+    async def log_counters(self, every_s: float = 60.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            log.info(
+                "counters %s latency %s",
+                json.dumps(self.counters.snapshot()),
+                json.dumps(self.counters.latency_ms()),
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        api: _EmbeddedServer | None = None
+        if self.config.api.enabled:
+            api = _EmbeddedServer(
+                uvicorn.Config(
+                    create_app(self.api_context),
+                    host=self.config.api.host,
+                    port=self.config.api.port,
+                    lifespan="off",
+                    access_log=False,
+                    log_config=None,
+                )
+            )
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self.run_mqtt()),
+                group.create_task(self.run_ticks()),
+                group.create_task(self.log_counters()),
+            ]
+            for hook in self.config.webhooks:
+                sender = WebhookSender(self.engine, hook, self.clock, self.counters)
+                tasks.append(group.create_task(sender.run()))
+            api_task = group.create_task(api.serve()) if api else None
+            await stop.wait()
+            log.info("stopping")
+            if api is not None:
+                api.should_exit = True
+            for task in tasks:
+                task.cancel()
+            if api_task is not None:
+                await api_task
+        self.engine.dispose()

@@ -1,0 +1,93 @@
+"""Engine creation, migrations and the few places where SQLite and PostgreSQL differ."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def make_engine(url: str, sqlite_synchronous: str = "NORMAL", pool_size: int = 5) -> Engine:
+    """An engine for `url`. SQLite: WAL, a busy timeout, and BEGIN IMMEDIATE so that two
+    writers queue instead of failing on lock upgrade. PostgreSQL: psycopg 3."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_size=pool_size, pool_pre_ping=True)
+
+
+def is_postgres(conn: Connection | Engine) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic, programmatically)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if is_postgres(conn):
+            # Two centers starting together must not both run the migration.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7340043)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def insert(table: Table, conn: Connection) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which has on_conflict_do_nothing / do_update."""
+    if is_postgres(conn):
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def lock_site(conn: Connection, site: str) -> None:
+    """Serialise ticket decisions per site across center processes (PostgreSQL). SQLite
+    serialises every writer already (BEGIN IMMEDIATE)."""
+    if is_postgres(conn):
+        key = zlib.crc32(f"site:{site}".encode()) - 2**31
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def try_lock_tick(conn: Connection) -> bool:
+    """Only one center process runs the periodic ticket work at a time."""
+    if is_postgres(conn):
+        return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(7340044)")).scalar())
+    return True
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

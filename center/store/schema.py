@@ -1,0 +1,297 @@
+"""The center's tables (SQLAlchemy Core). Alembic migrations in center/migrations create them;
+a test checks that the migrations and this module agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+TS = DateTime(timezone=True)
+ACTIVE_STATES = ("open", "acknowledged")
+
+# Every record that has an id (gateway, session, seq), stored once.
+records = Table(
+    "records",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("gateway_id", String(64), nullable=False),
+    Column("session", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("device_id", String(64)),
+    Column("event_time", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("signal", String(16)),
+    Column("point", String(128)),
+    Column("severity", String(16)),
+    Column("value", String(128)),
+    Column("code", String(64)),
+    Column("body", Text, nullable=False),
+    UniqueConstraint("gateway_id", "session", "seq"),
+    Index(None, "site", "device_id", "event_time"),
+)
+
+# Birth, death, health: identified by (gateway, session, kind, connection).
+lifecycle = Table(
+    "lifecycle",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("gateway_id", String(64), nullable=False),
+    Column("session", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("connection", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("gateway_time", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("body", Text, nullable=False),
+    UniqueConstraint("gateway_id", "session", "kind", "connection"),
+)
+
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("gateway_id", String(64), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("agent_version", String(64)),
+    Column("birth_session", BigInteger, nullable=False, default=-1),
+    Column("birth_connection", Integer, nullable=False, default=0),
+    Column("death_session", BigInteger, nullable=False, default=-1),
+    Column("death_connection", Integer, nullable=False, default=0),
+    Column("last_seen", TS, nullable=False),
+    Column("outbox_depth", BigInteger),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("gateway_id", String(64), nullable=False),
+    Column("protocol", String(32)),
+    Column("profile", String(64)),
+    Column("first_seen", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    Column("manufacturer", String(128)),
+    Column("model", String(128)),
+    Column("serial", String(128)),
+    Column("firmware_version", String(128)),
+    Column("firmware_hash", String(64)),
+    Column("settings_hash", String(64)),
+)
+
+firmware_reports = Table(
+    "firmware_reports",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("gateway_id", String(64), nullable=False),
+    Column("session", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("device_id", String(64)),
+    Column("gateway_time", TS, nullable=False),
+    Column("manufacturer", String(128)),
+    Column("model", String(128)),
+    Column("serial", String(128)),
+    Column("firmware_version", String(128)),
+    Column("checksum", String(128)),
+    Column("hash", String(64), nullable=False),
+    Column("details", Text, nullable=False),
+    UniqueConstraint("gateway_id", "session", "seq"),
+    Index(None, "site", "device_id", "gateway_time"),
+)
+
+settings_snapshots = Table(
+    "settings_snapshots",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("gateway_id", String(64), nullable=False),
+    Column("session", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("device_id", String(64)),
+    Column("gateway_time", TS, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("previous_hash", String(64)),
+    Column("reason", String(32), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("diff", Text, nullable=False),
+    UniqueConstraint("gateway_id", "session", "seq"),
+    Index(None, "site", "device_id", "gateway_time"),
+)
+
+# Per (gateway, session): the highest seq seen and the ranges still missing below it.
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("gateway_id", String(64), primary_key=True),
+    Column("session", BigInteger, primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("high", BigInteger, nullable=False),
+    Column("missing", Text, nullable=False),  # JSON [[first, last], ...]
+    Column("updated_at", TS, nullable=False),
+)
+
+rejected_messages = Table(
+    "rejected_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("received_at", TS, nullable=False),
+    Column("topic", String(512), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("excerpt", Text, nullable=False),
+)
+
+# A condition's current state, kept even while no ticket is open (maintenance, flapping).
+conditions = Table(
+    "conditions",
+    metadata,
+    Column("key", String(256), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("subject", String(80), nullable=False),
+    Column("fault_class", String(96), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("changed_at", TS, nullable=False),
+    Column("transitions", Text, nullable=False),  # JSON list of ISO times, newest last
+    Column("flapping", Boolean, nullable=False, default=False),
+    Column("suppressed", Boolean, nullable=False, default=False),
+    Column("severity", String(16), nullable=False),
+    Column("summary", Text, nullable=False),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(256), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("subject", String(80), nullable=False),  # device id, or "@gateway" for site level
+    Column("device_id", String(64)),
+    Column("fault_class", String(96), nullable=False),
+    Column("kind", String(16), nullable=False),  # discrete | condition
+    Column("state", String(16), nullable=False),  # open | acknowledged | resolved | closed
+    Column("muted", Boolean, nullable=False, default=False),
+    Column("parent_id", BigId, ForeignKey("tickets.id")),
+    Column("episode", Integer, nullable=False, default=1),
+    Column("previous_ticket_id", BigId, ForeignKey("tickets.id")),
+    Column("priority", String(4), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("criticality", String(8), nullable=False),
+    Column("region", String(64), nullable=False),
+    Column("service_point", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("occurrences", Integer, nullable=False, default=1),
+    Column("reopen_count", Integer, nullable=False, default=0),
+    Column("flapping", Boolean, nullable=False, default=False),
+    Column("condition_active", Boolean, nullable=False, default=False),
+    Column("clear_since", TS),
+    Column("opened_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("first_event_at", TS, nullable=False),
+    Column("last_event_at", TS, nullable=False),
+    Column("acknowledged_at", TS),
+    Column("acknowledged_by", String(64)),
+    Column("resolved_at", TS),
+    Column("resolved_by", String(64)),
+    Column("root_cause", String(64)),
+    Column("note", Text),
+    Column("closed_at", TS),
+    Column("closed_by", String(64)),
+    Column("revision", Integer, nullable=False, default=1),
+    Index(None, "site", "fault_class", "state"),
+    Index(None, "state", "updated_at"),
+    # One active ticket per key, on both backends.
+    Index(
+        "uq_tickets_active_key",
+        "key",
+        unique=True,
+        sqlite_where=text("state IN ('open', 'acknowledged')"),
+        postgresql_where=text("state IN ('open', 'acknowledged')"),
+    ),
+)
+
+# The subjects (devices, "@gateway") whose events a ticket groups.
+ticket_members = Table(
+    "ticket_members",
+    metadata,
+    Column("ticket_id", BigId, ForeignKey("tickets.id"), primary_key=True),
+    Column("subject", String(80), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("fault_class", String(96), nullable=False),
+    Index(None, "site", "subject", "fault_class"),
+)
+
+timeline = Table(
+    "ticket_timeline",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("ticket_id", BigId, ForeignKey("tickets.id"), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("recorded_at", TS, nullable=False),
+    Column("entry", String(32), nullable=False),
+    Column("subject", String(80)),
+    Column("summary", Text, nullable=False),
+    Column("gateway_id", String(64)),
+    Column("session", BigInteger),
+    Column("seq", BigInteger),
+    Index(None, "ticket_id", "at"),
+)
+
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("device_id", String(64)),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Index(None, "site", "ends_at"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("endpoint", String(64), nullable=False),
+    Column("ticket_id", BigId, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("delivered_at", TS),
+    Column("dead", Boolean, nullable=False, default=False),
+    Column("last_error", Text),
+    Index(None, "endpoint", "delivered_at", "next_attempt_at"),
+    Index(None, "endpoint", "ticket_id", "id"),
+)

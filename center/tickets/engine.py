@@ -1,0 +1,421 @@
+"""The ticket engine: what a signal, a person's action, or the passing of time does to tickets.
+
+Decisions only. Storage is behind a `TicketUnitOfWork` (center.store.ticket_repo), time
+behind a `Clock`, the rules (priority, flapping, maintenance) in center.tickets.policy.
+
+Lifecycle: open -> acknowledged -> resolved -> closed.
+- Discrete faults (trips, starts, discrete alarm codes) are resolved by a person with a
+  root cause. Condition faults (comms, self-check, device alarms) resolve themselves once
+  their clear has held for `auto_resolve_after_s`.
+- A recurrence while resolved and within `reopen_window_s` reopens the ticket; a resolved
+  ticket closes itself when the window has passed; a recurrence after close opens a new
+  episode linked to the old ticket.
+- Protection operations group across a site's devices: a trip or start within
+  `grouping_window_s` of the last one joins the site's active protection ticket, and
+  status events of its devices in that window join its timeline.
+- A site comms loss (gateway death) inhibits device comms tickets of the site whose loss
+  happened during it: they become muted children of the site ticket.
+- Flapping (percent state change, hysteresis) keeps a condition ticket open through its
+  clears, with one notification, until it calms down.
+- Maintenance windows: signals still reach the store and existing tickets' timelines, but
+  nothing opens or reopens; a condition still raised when the window ends opens then.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from center.clock import Clock
+from center.config import CenterConfig
+from center.errors import TicketActionError
+from center.store.ticket_repo import TicketUnitOfWork
+from center.tickets import policy
+from center.tickets.model import (
+    COMMS,
+    SITE_COMMS,
+    Condition,
+    Signal,
+    Ticket,
+    TimelineEntry,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TicketEngine:
+    def __init__(self, config: CenterConfig, clock: Clock) -> None:
+        self.config = config
+        self.rules = config.tickets
+        self.clock = clock
+        self.static_windows = [
+            policy.Window(m.site, m.device_id, m.starts_at, m.ends_at, m.reason)
+            for m in config.maintenance
+        ]
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _in_maintenance(
+        self, uow: TicketUnitOfWork, site: str, device: str | None, at: datetime
+    ) -> bool:
+        windows = [*self.static_windows, *uow.windows(site)]
+        return policy.in_maintenance(windows, site, device, at)
+
+    def _refresh(self, t: Ticket) -> None:
+        t.priority = policy.priority(
+            t.severity, t.criticality, t.occurrences, t.reopen_count, t.episode
+        )
+        detail = "flapping" if t.flapping else ""
+        t.title = policy.title(t.fault_class, t.site, t.members, detail)
+
+    def _attach(self, uow: TicketUnitOfWork, t: Ticket, sig: Signal, entry: str = "event") -> None:
+        uow.add_member(t, sig.subject)
+        if sig.raised and sig.mode != "context":
+            t.severity = policy.worse_severity(t.severity, sig.severity)
+            crit = self.config.criticality(sig.site, sig.device_id)
+            t.criticality = policy.higher_criticality(t.criticality, crit)
+        t.first_event_at = min(t.first_event_at, sig.at)
+        t.last_event_at = max(t.last_event_at, sig.at)
+        uow.note(t, TimelineEntry(sig.at, entry, sig.summary, sig.subject, sig.ref))
+        self._refresh(t)
+
+    def _new(self, sig: Signal, now: datetime, previous: Ticket | None) -> Ticket:
+        region, point = self.config.routing.route(sig.site)
+        t = Ticket(
+            key=sig.key,
+            site=sig.site,
+            subject=sig.subject,
+            device_id=sig.device_id,
+            fault_class=sig.fault_class,
+            kind="condition" if sig.mode == "condition" else "discrete",
+            state="open",
+            priority="P4",
+            severity=sig.severity,
+            criticality=self.config.criticality(sig.site, sig.device_id),
+            region=region,
+            service_point=point,
+            title="",
+            opened_at=now,
+            updated_at=now,
+            first_event_at=sig.at,
+            last_event_at=sig.at,
+            condition_active=sig.mode == "condition",
+            members={sig.subject},
+        )
+        if previous is not None:
+            t.episode = previous.episode + 1
+            t.previous_ticket_id = previous.id
+        self._refresh(t)
+        return t
+
+    def _open_or_recur(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> Ticket:
+        last = uow.latest_ticket_for(sig.site, sig.subject, sig.fault_class)
+        window = timedelta(seconds=self.rules.reopen_window_s)
+        if (
+            last is not None
+            and last.state == "resolved"
+            and last.resolved_at is not None
+            and now - last.resolved_at <= window
+        ):
+            last.state = "open"
+            last.reopen_count += 1
+            last.occurrences += 1
+            last.condition_active = sig.mode == "condition"
+            last.clear_since = None
+            last.acknowledged_at = last.acknowledged_by = None
+            last.resolved_at = last.resolved_by = last.root_cause = None  # kept in the timeline
+            uow.note(last, TimelineEntry(sig.at, "reopened", "recurred within the reopen window"))
+            self._attach(uow, last, sig)
+            uow.count("tickets_reopened")
+            return last
+        t = uow.add(self._new(sig, now, last if last is not None and not last.active else None))
+        what = f"episode {t.episode} after ticket {t.previous_ticket_id}" if t.episode > 1 else ""
+        uow.note(t, TimelineEntry(sig.at, "opened", what or "opened"))
+        self._attach(uow, t, sig)
+        uow.count("tickets_opened")
+        return t
+
+    # --- signals ---------------------------------------------------------------------
+
+    def on_signal(self, uow: TicketUnitOfWork, sig: Signal) -> None:
+        now = self.clock.now()
+        if sig.mode == "context":
+            self._context(uow, sig)
+        elif sig.mode == "discrete":
+            self._discrete(uow, sig, now)
+        else:
+            self._condition(uow, sig, now)
+
+    def _group_ticket(self, uow: TicketUnitOfWork, sig: Signal) -> Ticket | None:
+        """The site's active ticket of this class whose last event is within the window."""
+        window = timedelta(seconds=self.rules.grouping_window_s)
+        best = None
+        for t in uow.active_tickets(sig.site, sig.fault_class):
+            if abs(sig.at - t.last_event_at) <= window and (
+                best is None or t.last_event_at > best.last_event_at
+            ):
+                best = t
+        return best
+
+    def _context(self, uow: TicketUnitOfWork, sig: Signal) -> None:
+        """Status events of a device already in the incident (its reclose, its breaker)
+        join the timeline; the rest of the site's chatter does not."""
+        t = self._group_ticket(uow, sig)
+        if t is not None and sig.subject in t.members:
+            self._attach(uow, t, sig)
+
+    def _discrete(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> None:
+        if sig.grouped:
+            t = self._group_ticket(uow, sig)
+            if t is not None:
+                entry = "event" if sig.subject in t.members else "grouped"
+                self._attach(uow, t, sig, entry)
+                return
+        t = uow.active_ticket_for(sig.site, sig.subject, sig.fault_class)
+        if t is not None:
+            if sig.raised:
+                t.occurrences += 1
+            self._attach(uow, t, sig)
+            return
+        if not sig.raised:
+            return  # a clear with no ticket: it is in the store, nothing to track
+        if self._in_maintenance(uow, sig.site, sig.device_id, sig.at):
+            uow.count("suppressed_maintenance")
+            return
+        self._open_or_recur(uow, sig, now)
+
+    def _condition(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> None:
+        cond = uow.condition(sig.key) or Condition(
+            key=sig.key,
+            site=sig.site,
+            subject=sig.subject,
+            fault_class=sig.fault_class,
+            active=False,
+            changed_at=sig.at,
+            severity=sig.severity,
+            summary=sig.summary,
+        )
+        changed = cond.active != sig.raised
+        if changed:
+            cond.active = sig.raised
+            cond.changed_at = sig.at
+            cond.transitions = [*cond.transitions, sig.at][-self.rules.flap_history :]
+        cond.severity, cond.summary = sig.severity, sig.summary
+        was_flapping = cond.flapping
+        cond.flapping = policy.is_flapping(
+            was_flapping,
+            policy.flap_percent(
+                cond.transitions, now, self.rules.flap_history, self.rules.flap_window_s
+            ),
+            self.rules.flap_high_pct,
+            self.rules.flap_low_pct,
+        )
+        t = uow.active_ticket_for(sig.site, sig.subject, sig.fault_class)
+        if t is not None:
+            self._attach(uow, t, sig)
+            if changed:
+                t.condition_active = sig.raised
+                t.clear_since = None if sig.raised else min(sig.at, now)
+                if sig.raised:
+                    t.occurrences += 1
+                    self._refresh(t)
+        elif sig.raised and (changed or cond.suppressed):
+            if self._in_maintenance(uow, sig.site, sig.device_id, sig.at):
+                cond.suppressed = True
+                uow.count("suppressed_maintenance")
+            else:
+                cond.suppressed = False
+                t = self._open_condition(uow, sig, now)
+        if not sig.raised:
+            cond.suppressed = False
+        if t is not None and t.flapping != cond.flapping:
+            self._set_flapping(uow, t, cond.flapping, now)
+        uow.save_condition(cond)
+
+    def _open_condition(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> Ticket:
+        parent = self._inhibitor(uow, sig)
+        t = self._open_or_recur(uow, sig, now)
+        if parent is not None and parent.id != t.id:
+            self._mute(uow, t, parent, sig.at)
+        if sig.fault_class == SITE_COMMS:
+            for child in uow.active_tickets(sig.site, COMMS):
+                if not child.muted and child.condition_active:
+                    self._mute(uow, child, t, sig.at)
+        return t
+
+    def _inhibitor(self, uow: TicketUnitOfWork, sig: Signal) -> Ticket | None:
+        """The site comms ticket whose outage covers this device comms loss, if any."""
+        if sig.fault_class != COMMS:
+            return None
+        for parent in uow.active_tickets(sig.site, SITE_COMMS):
+            still_out = parent.condition_active or (
+                parent.clear_since is not None and sig.at <= parent.clear_since
+            )
+            if parent.first_event_at <= sig.at and still_out:
+                return parent
+        return None
+
+    def _mute(self, uow: TicketUnitOfWork, child: Ticket, parent: Ticket, at: datetime) -> None:
+        child.muted, child.parent_id = True, parent.id
+        uow.note(child, TimelineEntry(at, "inhibited", f"muted by site ticket {parent.id}"))
+        uow.note(
+            parent,
+            TimelineEntry(at, "child", f"{child.title} (ticket {child.id})", child.subject),
+        )
+        uow.count("tickets_inhibited")
+
+    def _set_flapping(
+        self, uow: TicketUnitOfWork, t: Ticket, flapping: bool, now: datetime
+    ) -> None:
+        t.flapping = flapping
+        if not flapping and not t.condition_active:
+            t.clear_since = max(t.clear_since or now, now)  # the clear must hold anew
+        what = "flapping started" if flapping else "flapping stopped"
+        uow.note(t, TimelineEntry(now, "flapping" if flapping else "flapping_stopped", what))
+        uow.count("flapping_started" if flapping else "flapping_stopped")
+        self._refresh(t)
+
+    # --- time ------------------------------------------------------------------------
+
+    def tick(self, uow: TicketUnitOfWork, due: list[Ticket], conditions: list[Condition]) -> None:
+        """What happens because time passed, for one site's candidate tickets (clearing or
+        resolved) and its flapping or suppressed conditions."""
+        now = self.clock.now()
+        for t in due:
+            if t.active:
+                self._maybe_auto_resolve(uow, t, now)
+            elif (
+                t.state == "resolved"
+                and t.resolved_at is not None
+                and now - t.resolved_at >= timedelta(seconds=self.rules.reopen_window_s)
+            ):
+                self._close(uow, t, "auto", now, root_cause=None, note="reopen window passed")
+        for cond in conditions:
+            self._tick_condition(uow, cond, now)
+
+    def _tick_condition(self, uow: TicketUnitOfWork, cond: Condition, now: datetime) -> None:
+        if cond.flapping:
+            pct = policy.flap_percent(
+                cond.transitions, now, self.rules.flap_history, self.rules.flap_window_s
+            )
+            if not policy.is_flapping(True, pct, self.rules.flap_high_pct, self.rules.flap_low_pct):
+                cond.flapping = False
+                uow.save_condition(cond)
+                t = uow.active_ticket_for(cond.site, cond.subject, cond.fault_class)
+                if t is not None:
+                    self._set_flapping(uow, t, False, now)
+        if cond.suppressed and cond.active:
+            device = None if cond.subject.startswith("@") else cond.subject
+            if not self._in_maintenance(uow, cond.site, device, now):
+                sig = Signal(
+                    site=cond.site,
+                    subject=cond.subject,
+                    device_id=device,
+                    gateway_id="",
+                    fault_class=cond.fault_class,
+                    mode="condition",
+                    raised=True,
+                    severity=cond.severity,
+                    at=now,
+                    summary=f"still raised after maintenance: {cond.summary}",
+                )
+                cond.suppressed = False
+                uow.save_condition(cond)
+                if uow.active_ticket_for(cond.site, cond.subject, cond.fault_class) is None:
+                    self._open_condition(uow, sig, now)
+
+    def _maybe_auto_resolve(self, uow: TicketUnitOfWork, t: Ticket, now: datetime) -> None:
+        if t.kind != "condition" or t.condition_active or t.flapping or t.clear_since is None:
+            return
+        if now - t.clear_since < timedelta(seconds=self.rules.hold_for(t.fault_class)):
+            return
+        t.state, t.resolved_at, t.resolved_by = "resolved", now, "auto"
+        uow.note(t, TimelineEntry(now, "resolved", "clear held; resolved automatically"))
+        uow.count("tickets_auto_resolved")
+        self._release_children(uow, t, now)
+
+    def _release_children(self, uow: TicketUnitOfWork, parent: Ticket, now: datetime) -> None:
+        assert parent.id is not None
+        for child in uow.children(parent.id):
+            if child.muted and child.condition_active:
+                child.muted = False
+                uow.note(child, TimelineEntry(now, "unmuted", "site comms back; still lost"))
+                uow.changed(child, "unmuted", notify_even_if_muted=True)
+
+    # --- people ----------------------------------------------------------------------
+
+    def _person(self, uow: TicketUnitOfWork, ticket_id: int) -> Ticket:
+        t = uow.get(ticket_id)
+        if t is None:
+            raise TicketActionError(f"no ticket {ticket_id}")
+        return t
+
+    def _check_cause(self, root_cause: str | None) -> None:
+        if root_cause is not None and root_cause not in self.rules.root_causes:
+            raise TicketActionError(
+                f"root_cause: expected one of {self.rules.root_causes} (found: {root_cause!r})"
+            )
+
+    def acknowledge(
+        self, uow: TicketUnitOfWork, ticket_id: int, by: str, note: str | None
+    ) -> Ticket:
+        t = self._person(uow, ticket_id)
+        if t.state != "open":
+            raise TicketActionError(f"ticket {ticket_id} is {t.state}, not open")
+        now = self.clock.now()
+        t.state, t.acknowledged_at, t.acknowledged_by = "acknowledged", now, by
+        uow.note(t, TimelineEntry(now, "acknowledged", note or f"acknowledged by {by}"))
+        return t
+
+    def resolve(
+        self, uow: TicketUnitOfWork, ticket_id: int, by: str, root_cause: str, note: str | None
+    ) -> Ticket:
+        t = self._person(uow, ticket_id)
+        self._check_cause(root_cause)
+        if not t.active:
+            raise TicketActionError(f"ticket {ticket_id} is {t.state}, not open")
+        now = self.clock.now()
+        t.state, t.resolved_at, t.resolved_by = "resolved", now, by
+        t.root_cause, t.note = root_cause, note
+        uow.note(t, TimelineEntry(now, "resolved", f"resolved by {by}: {root_cause}"))
+        self._release_children(uow, t, now)
+        return t
+
+    def close(
+        self,
+        uow: TicketUnitOfWork,
+        ticket_id: int,
+        by: str,
+        root_cause: str | None,
+        note: str | None,
+    ) -> Ticket:
+        t = self._person(uow, ticket_id)
+        self._check_cause(root_cause)
+        if t.state == "closed":
+            raise TicketActionError(f"ticket {ticket_id} is already closed")
+        if t.kind == "discrete" and root_cause is None and t.root_cause is None:
+            raise TicketActionError("root_cause: required to close a protection ticket")
+        self._close(uow, t, by, self.clock.now(), root_cause=root_cause, note=note)
+        return t
+
+    def _close(
+        self,
+        uow: TicketUnitOfWork,
+        t: Ticket,
+        by: str,
+        now: datetime,
+        *,
+        root_cause: str | None,
+        note: str | None,
+    ) -> None:
+        was_active = t.active
+        t.state, t.closed_at, t.closed_by = "closed", now, by
+        if root_cause is not None:
+            t.root_cause = root_cause
+        if note is not None:
+            t.note = note
+        if was_active and t.resolved_at is None:
+            t.resolved_at, t.resolved_by = now, by
+        uow.note(t, TimelineEntry(now, "closed", f"closed by {by}" + (f": {note}" if note else "")))
+        if was_active:
+            self._release_children(uow, t, now)

@@ -1,0 +1,33 @@
+"""Helpers for center tests through a real Mosquitto: a QoS-1 publisher and polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+
+from center.ingest import Message
+
+
+async def publish_all(
+    host: str, port: int, messages: list[Message], client_id: str = "pub"
+) -> None:
+    """Publish at QoS 1, each awaited to its PUBACK, like the agent's uplink."""
+    async with aiomqtt.Client(host, port, identifier=client_id) as client:
+        for m in messages:
+            await client.publish(m.topic, m.payload, qos=1)
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll `check` until it returns something truthy; generous deadline, never a sleep-assert."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await asyncio.to_thread(check)
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")

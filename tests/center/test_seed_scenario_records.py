@@ -1,0 +1,62 @@
+"""End to end through a real Mosquitto: the seed scenario's records, published as the agent
+would, open exactly one ticket. (The full simulator -> agent -> center test comes later.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from itertools import groupby
+
+import sqlalchemy as sa
+
+from center.config import parse_config
+from center.ingest import Message
+from center.server import CenterService
+from tests.center.mqtt_support import eventually, publish_all
+from tests.center.records import Gateway, message, seed_records
+from tests.support.mosquitto import free_port
+
+
+async def test_seed_scenario_opens_exactly_one_ticket(mosquitto, db_url):
+    config = parse_config(
+        {
+            "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "center-seed"},
+            "database": {"url": db_url},
+            "api": {"enabled": False, "port": free_port()},
+        }
+    )
+    service = await asyncio.to_thread(CenterService, config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await eventually(lambda: service.mqtt_status["subscribed"], what="center subscribed")
+        gw = Gateway(site="north-220kv", gateway_id="gw-north-1")
+        records = seed_records(gw, datetime.now(UTC))
+        batches = [message(*recs) for _, recs in groupby(records, key=lambda r: r.device_id)]
+        hostile = [
+            Message(batches[0].topic, b"{oops"),
+            Message(batches[0].topic.replace("gw-north-1", "gw-other"), batches[0].payload),
+        ]
+        await publish_all(mosquitto.host, mosquitto.port, hostile + batches + batches[:2])
+
+        def stored() -> bool:
+            with service.engine.connect() as conn:
+                n = conn.execute(sa.text("SELECT count(*) FROM records")).scalar()
+                r = conn.execute(sa.text("SELECT count(*) FROM rejected_messages")).scalar()
+            return n == len(records) and r == 2
+
+        await eventually(stored, what="all records stored")
+        with service.engine.connect() as conn:
+            tickets = conn.execute(sa.text("SELECT id, fault_class FROM tickets")).all()
+            members = conn.execute(sa.text("SELECT subject FROM ticket_members")).scalars().all()
+        assert len(tickets) == 1 and tickets[0][1] == "protection_operation"
+        assert sorted(members) == ["busbar", "line1", "line2"]
+        counters = service.counters.snapshot()
+        assert counters["rejected_malformed"] == 1
+        assert counters["rejected_topic_mismatch"] == 1
+        assert counters["records_duplicate"] >= 1
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)

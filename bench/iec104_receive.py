@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
         cpu0, t0 = _cpu(), time.monotonic()
         result = await gen.run(args.rate, args.duration)
         deadline = time.monotonic() + 30
-        while sink.events < result.sent and time.monotonic() < deadline:  # noqa: ASYNC110
+        while sink.events < result.sent and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         seconds, cpu = time.monotonic() - t0, _cpu() - cpu0
         print(f"relays={args.relays} batch={args.batch} offered={args.rate:g}/s")

@@ -68,7 +68,7 @@ def check_message(topic: str, payload: bytes) -> list[wire.Record]:
                 "topic_mismatch",
                 f"records[{i}] is from {r.site}/{r.gateway_id}, topic says {site}/{gateway_id}",
             )
-        if r.kind != kind:
+        if kind not in (r.kind, wire.BATCH_KIND):
             raise Rejected("topic_mismatch", f"records[{i}] is a {r.kind}, topic says {kind}")
         if device_id is not None and r.device_id != device_id:
             raise Rejected(

@@ -117,10 +117,17 @@ class _Op:
 
 
 class Outbox:
-    def __init__(self, path: Path, synchronous: str = "FULL", max_records: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str = "FULL",
+        max_records: int = 1_000_000,
+        min_commit_interval_s: float = 0.002,
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
         self.max_records = max_records
+        self.min_commit_interval_s = min_commit_interval_s
         self.session = 0
         self.last_seq = 0
         self.evicted = 0
@@ -207,11 +214,20 @@ class Outbox:
         await asyncio.wrap_future(op.future)
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
+        last_commit = 0.0
         try:
             while True:
                 first = self._queue.get()
                 if first is None:
                     break
+                # Commit pacing (PostgreSQL's commit_delay, adaptively): a lone event commits
+                # at once, but commits closer than `min_commit_interval_s` wait out the rest
+                # of the interval, so concurrent appends share one commit. A FULL commit
+                # costs ~300 µs CPU and an fsync; at 1,000 events/s from 20 relays that
+                # would otherwise be one commit per event.
+                wait = last_commit + self.min_commit_interval_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
                 ops = [first]
                 stop = False
                 while True:
@@ -224,6 +240,7 @@ class Outbox:
                         break
                     ops.append(nxt)
                 self._commit(conn, ops)
+                last_commit = time.monotonic()
                 if stop:
                     break
         finally:

@@ -55,6 +55,7 @@ class UplinkSettings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     health_interval_s: float = 60.0
+    linger_s: float = 0.005
 
 
 @dataclass
@@ -80,16 +81,15 @@ def tls_context(files: TlsFiles) -> ssl.SSLContext:
     return ctx
 
 
-def pack(rows: list[Row], max_records: int) -> list[tuple[str, list[Row]]]:
-    """Group rows by topic, in order of first appearance, in chunks of `max_records`."""
-    by_topic: dict[str, list[Row]] = {}
-    for row in rows:
-        by_topic.setdefault(row.topic, []).append(row)
-    chunks: list[tuple[str, list[Row]]] = []
-    for topic_name, topic_rows in by_topic.items():
-        for i in range(0, len(topic_rows), max_records):
-            chunks.append((topic_name, topic_rows[i : i + max_records]))
-    return chunks
+def pack(rows: list[Row], max_records: int, batch_topic: str) -> list[tuple[str, list[Row]]]:
+    """Messages for a window of rows, in order, at most `max_records` records each.
+
+    Rows of one topic go to that topic. Rows of many topics (many devices trickling events)
+    go, in order, to the gateway's batch topic: a publish costs far more CPU than a record,
+    so one message per device topic would make a gateway with many relays publish-bound."""
+    topics = {row.topic for row in rows}
+    target = rows[0].topic if len(topics) == 1 else batch_topic
+    return [(target, rows[i : i + max_records]) for i in range(0, len(rows), max_records)]
 
 
 async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
@@ -254,14 +254,17 @@ class Uplink:
     async def _forward(self, client: aiomqtt.Client) -> None:
         window = self.settings.max_in_flight * self.settings.max_records_per_message
         gate = asyncio.Semaphore(self.settings.max_in_flight)
+        batch_topic = self._lifecycle_topic(wire.BATCH_KIND)
         while True:
             rows = self.outbox.read(window)
             if not rows:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self.outbox.wait_for_rows()
+                # Linger a moment: under a trickle, rows arriving together leave together.
+                await asyncio.sleep(self.settings.linger_s)
                 continue
-            chunks = pack(rows, self.settings.max_records_per_message)
+            chunks = pack(rows, self.settings.max_records_per_message, batch_topic)
             self._refusals.clear()
             await asyncio.gather(*(self._publish(client, t, c, gate) for t, c in chunks))
             self._raise_on_refusal(f"{len(rows)} records (they stay in the outbox)")

@@ -13,7 +13,10 @@ kind unless `types` says otherwise:
 - measurement: `M_ME_TF_1` (short float with CP56 time).
 
 Like a real relay, events emitted while no master is connected (or while the relay is
-offline) wait in the relay's buffer and are sent when a master connects. Sends are paced:
+offline) wait in the relay's buffer and are sent when a master connects, and an event leaves
+the buffer only when the master acknowledges the I-frame that carried it: events sent but
+unacknowledged when the connection dies are sent again to the next master, first and in
+order (`simulator.iec104_acks`; c104's server alone would drop them). Sends are paced:
 c104's server keeps only 100 queued messages and silently overwrites the oldest
 (DOMAIN.md §9), so a burst would measure the simulator's losses, not the agent's.
 
@@ -37,6 +40,7 @@ from pydantic import Field, ValidationError
 
 from agent.profiles import PointSpec, Profile
 from protocols.config import StrictModel
+from simulator.iec104_acks import AckTracker, event_key, register
 from simulator.scenario import RelaySpec
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,8 @@ class SimLink(StrictModel):
     common_address: int = Field(ge=1, le=65534)
     tick_rate_ms: int = Field(default=50, ge=50)  # c104 refuses less
     rate_per_s: float = Field(default=2000.0, gt=0, description="paced send rate")
+    # Raw frame callbacks leak ~365 B per frame in c104 (DOMAIN.md §2): off for long soaks.
+    track_acks: bool = Field(default=True, description="keep events until acknowledged")
     types: dict[str, str] = Field(default_factory=dict, description="address -> c104 type")
 
 
@@ -125,6 +131,10 @@ def _state_name(value: Any) -> str:
     return "on" if value else "off"
 
 
+# A buffered event: the c104 information to send and what the tests compare against.
+_Event = tuple[c104.Information, Sent]
+
+
 class Iec104Relay:
     """One simulated relay: a c104 `Server` with one station of the profile's points."""
 
@@ -142,9 +152,10 @@ class Iec104Relay:
         self.settings: dict[str, bool | int | float | str] = dict(spec.settings)
         self.firmware = spec.identity.firmware_version
         self.online = True
-        self.sent: list[Sent] = []
+        self.sent: list[Sent] = []  # every transmission, re-sends included
         self.overwritten = 0
-        self._backlog: deque[tuple[c104.Point, c104.Information, Sent]] = deque()
+        self._backlog: deque[_Event] = deque()
+        self._acks: AckTracker[_Event] = AckTracker(spec.id)
         self._server: c104.Server | None = None
         self._points: dict[str, c104.Point] = {}
         self._send_lock = asyncio.Lock()
@@ -161,7 +172,17 @@ class Iec104Relay:
 
     @property
     def backlog(self) -> int:
+        """Events waiting to be sent (not counting those sent and not yet acknowledged)."""
         return len(self._backlog)
+
+    @property
+    def unconfirmed(self) -> int:
+        """Events handed to c104 or sent, that no master has acknowledged yet."""
+        return self._acks.unconfirmed
+
+    @property
+    def acks(self) -> AckTracker[_Event]:
+        return self._acks
 
     def type_of(self, address: str) -> str:
         spec = self.profile.by_address[address]
@@ -198,14 +219,13 @@ class Iec104Relay:
         quality: list[str],
         device_time: datetime,
     ) -> None:
-        c_point = self._points[point.address]
         info = make_info(self.type_of(point.address), value, quality, device_time)
         sent = Sent(point.address, value, tuple(quality), device_time)
         if len(self._backlog) >= MAX_BACKLOG:
             self._backlog.popleft()
             self.overwritten += 1
             log.warning("relay %s: event buffer full, oldest event overwritten", self.id)
-        self._backlog.append((c_point, info, sent))
+        self._backlog.append((info, sent))
         await self._flush()
 
     async def set_online(self, online: bool) -> None:
@@ -254,10 +274,10 @@ class Iec104Relay:
             if spec.address in previous:
                 c_point.info = previous[spec.address]
             points[spec.address] = c_point
+        if self.link.track_acks:
+            register(server, self._acks)
         server.start()
         self._server, self._points = server, points
-        # Rebind the buffered events to the new server's points.
-        self._backlog = deque((points[s.address], i, s) for _, i, s in self._backlog)
         log.info(
             "relay %s: IEC 104 server on %s:%d ca=%d (%d points)",
             self.id,
@@ -271,18 +291,37 @@ class Iec104Relay:
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(server.stop)
+        self._acks.connection_lost()  # a restarted relay sends them again
+
+    def _reclaim(self) -> None:
+        """Put events no master can acknowledge any more back at the front of the backlog."""
+        server = self._server
+        if server is None or server.open_connection_count == 0:
+            self._acks.connection_lost()
+        orphans = self._acks.take_orphans()
+        if orphans:
+            self._backlog.extendleft(reversed(orphans))
 
     async def _flush(self) -> None:
         """Send buffered events while a master is connected, paced below c104's queue."""
         async with self._send_lock:
+            self._reclaim()
             in_row = 0
             while self._backlog:
+                self._reclaim()  # a new master gets what the last one left unconfirmed first
                 server = self._server
                 if server is None or not server.has_active_connections:
                     return
-                c_point, info, sent = self._backlog[0]
+                event = self._backlog[0]
+                info, sent = event
+                c_point = self._points[sent.address]
                 c_point.info = info
+                if self.link.track_acks:
+                    type_id = c104.Type.__members__[self.type_of(sent.address)].value
+                    key = event_key(type_id, int(sent.address), sent.device_time)
+                    self._acks.queued(event, key)  # before: the frame may leave at once
                 if not c_point.transmit(cause=c104.Cot.SPONTANEOUS):
+                    self._acks.cancel(event)
                     return  # the master went away between the check and the send
                 self._backlog.popleft()
                 self.sent.append(sent)
@@ -292,10 +331,11 @@ class Iec104Relay:
                     await asyncio.sleep(BURST / self.link.rate_per_s)
 
     async def _flush_forever(self) -> None:
-        """Deliver what was buffered once a master (re)connects."""
+        """Deliver what was buffered once a master (re)connects; reclaim what a lost
+        connection left unacknowledged."""
         while True:
             await asyncio.sleep(0.05)
-            if self._backlog:
+            if self._backlog or self._acks.unconfirmed:
                 await self._flush()
 
 

@@ -42,6 +42,13 @@ def topic_of(r, **over):
         (topic_of(GOOD, site="south"), wire.encode_records([GOOD]), "topic_mismatch"),
         (topic_of(GOOD, kind="alarm"), wire.encode_records([GOOD]), "topic_mismatch"),
         (topic_of(GOOD, device_id="line2"), wire.encode_records([GOOD]), "topic_mismatch"),
+        # The batch topic takes any kind and device, but never another gateway's records.
+        (
+            topic_of(GOOD, kind="batch", device_id=None, gateway_id="gw-evil"),
+            wire.encode_records([GOOD]),
+            "topic_mismatch",
+        ),
+        (topic_of(GOOD, kind="batch"), wire.encode_records([GOOD]), "unknown_kind"),
     ],
 )
 def test_hostile_messages_are_rejected_with_a_reason(topic, payload, reason):
@@ -54,6 +61,13 @@ def test_center_state_is_ignored_and_good_records_pass():
     with pytest.raises(Ignored):
         check_message(wire.CENTER_STATE_TOPIC, b'{"state":"online"}')
     assert check_message(topic_of(GOOD), wire.encode_records([GOOD])) == [GOOD]
+
+
+def test_the_batch_topic_carries_records_of_several_kinds_and_devices():
+    gw = Gateway()
+    mixed = [gw.event("line1", "trip_phase_a"), gw.event("line2", "start")]
+    batch = wire.topic(GOOD.site, GOOD.gateway_id, "batch")
+    assert check_message(batch, wire.encode_records(mixed)) == mixed
 
 
 def test_rejections_are_stored_and_counted_next_to_good_records(make_harness):

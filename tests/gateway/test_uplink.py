@@ -65,16 +65,18 @@ async def running_uplink(box: Outbox, broker: Mosquitto, **kw: object) -> AsyncI
             await task
 
 
-def test_pack_groups_by_topic_in_order() -> None:
+def test_pack_keeps_one_topic_and_sends_mixed_windows_to_the_batch_topic() -> None:
     from gateway.outbox import Row
 
-    rows = [Row(i, 1, i, t, "event", 0.0, b"{}") for i, t in enumerate("aabab")]
-    chunks = pack(rows, max_records=2)
-    assert [(t, [r.id for r in rs]) for t, rs in chunks] == [
-        ("a", [0, 1]),
-        ("a", [3]),
-        ("b", [2, 4]),
-    ]
+    def rows(topics: str) -> list[Row]:
+        return [Row(i, 1, i, t, "event", 0.0, b"{}") for i, t in enumerate(topics)]
+
+    assert [(t, [r.id for r in rs]) for t, rs in pack(rows("aaa"), 2, "B")] == [
+        ("a", [0, 1]), ("a", [2]),
+    ]  # fmt: skip
+    assert [(t, [r.id for r in rs]) for t, rs in pack(rows("abab"), 3, "B")] == [
+        ("B", [0, 1, 2]), ("B", [3]),
+    ]  # fmt: skip
 
 
 @pytest.fixture

@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.poll_cli import add_commands
 
     add_commands(sub)
+
+    from agent.demo.run import add_command as add_demo
+
+    add_demo(sub)
     return parser
 
 

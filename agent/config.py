@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 
 from agent.errors import ConfigError
 from agent.profiles import Profile, load_named
+from agent.snapshot_intervals import SnapshotIntervals
 from agent.validation import describe, read_toml
 from protocols import registry
 from protocols.config import ID_PATTERN, DeviceBase, SerialBusConfig, StrictModel
@@ -59,6 +60,9 @@ class BrokerConfig(StrictModel):
     username: str | None = None
     password_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5)
+    # "5" lets a refused publish (ACL) say so in its PUBACK; "3.1.1" is for brokers that
+    # speak nothing newer (the demo's embedded broker). See docs/operations.md.
+    mqtt_version: Literal["5", "3.1.1"] = "5"
     tls: TlsConfig | None = None
     max_records_per_message: int = Field(default=200, ge=1, le=10_000)
     max_in_flight: int = Field(default=8, ge=1, le=10)
@@ -121,6 +125,7 @@ class AgentConfig(BaseModel):
     control: ControlConfig = ControlConfig()
     remote: RemoteConfig = RemoteConfig()
     metrics: MetricsConfig = MetricsConfig()
+    snapshots: SnapshotIntervals = SnapshotIntervals()
     buses: list[SerialBusConfig] = Field(default_factory=list)
     devices: list[DeviceBase] = Field(default_factory=list)
 
@@ -163,6 +168,7 @@ def parse_config(data: dict[str, Any], file: str) -> AgentConfig:
             problems.extend(describe(exc, frozenset(specs), prefix="devices"))
     if problems or config is None:
         raise ConfigError(file, problems)
+    devices = [config.snapshots.apply(d) for d in devices]
     return config.model_copy(update={"devices": devices})
 
 

@@ -107,6 +107,7 @@ class AgentDaemon:
             username=b.username,
             password=password,
             keepalive_s=b.keepalive_s,
+            mqtt_version=b.mqtt_version,
             tls=tls,
             max_records_per_message=b.max_records_per_message,
             max_in_flight=b.max_in_flight,
@@ -145,7 +146,8 @@ class AgentDaemon:
         )
 
     async def _metrics(self, listen: str) -> None:
-        from agent.metrics import HELP, agent_samples, render, serve_metrics
+        from agent.metrics import HELP, agent_samples, serve_metrics
+        from gateway.prometheus import render
 
         await serve_metrics(listen, lambda: render(agent_samples(self), HELP))
 

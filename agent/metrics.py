@@ -10,39 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from gateway.prometheus import CONTENT_TYPE, Sample
 
 if TYPE_CHECKING:
     from agent.daemon import AgentDaemon
 
 log = logging.getLogger(__name__)
-
-Sample = tuple[str, dict[str, str], float]
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in sorted(labels.items())
-    )
-    return "{" + inner + "}"
-
-
-def render(samples: Iterable[Sample], help_text: dict[str, str]) -> str:
-    lines: list[str] = []
-    seen: set[str] = set()
-    for name, labels, value in samples:
-        if name not in seen:
-            seen.add(name)
-            kind = "counter" if name.endswith("_total") else "gauge"
-            lines.append(f"# HELP {name} {help_text.get(name, name)}")
-            lines.append(f"# TYPE {name} {kind}")
-        lines.append(f"{name}{_labels(labels)} {value:g}")
-    return "\n".join(lines) + "\n"
-
 
 HELP = {
     "relay_agent_observations_total": "observations turned into records, by kind",
@@ -107,7 +83,7 @@ async def serve_metrics(listen: str, page: Callable[[], str]) -> None:
             path = request.split(b" ")[1] if request.count(b" ") >= 2 else b"/"
             if path == b"/metrics":
                 body, status = page().encode(), b"200 OK"
-                ctype = b"text/plain; version=0.0.4; charset=utf-8"
+                ctype = CONTENT_TYPE.encode()
             elif path == b"/healthz":
                 body, status, ctype = b"ok\n", b"200 OK", b"text/plain"
             else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,6 +75,7 @@ def point_record(
         device_time_flags=list(obs.device_time_flags),
         cause=obs.cause,
         details=dict(obs.details),
+        raised=wire.value_raised(obs.value) != spec.inverted if spec else None,
     )
 
 
@@ -133,23 +135,43 @@ def settings_content(obs: SettingsObservation) -> dict[str, dict[str, Any]]:
     }
 
 
+def setting_categories(profile: Profile) -> dict[str, wire.SettingCategory]:
+    """The profile's settings metadata: how a change of each listed setting weighs."""
+    return {spec.name: spec.category for spec in profile.settings}
+
+
 def settings_diff(
-    before: dict[str, dict[str, Any]] | None, after: dict[str, dict[str, Any]]
+    before: dict[str, dict[str, Any]] | None,
+    after: dict[str, dict[str, Any]],
+    categories: Mapping[str, wire.SettingCategory] | None = None,
 ) -> list[wire.SettingChange]:
-    """As-found changes: every setting added, removed or changed since the last snapshot."""
+    """As-found changes: every setting added, removed or changed since the last snapshot,
+    each with its category from the profile (None when the profile does not list it)."""
     if before is None:
         return []
+    weigh = categories or {}
     changes = []
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
+        category = weigh.get(name)
         if old is None and new is not None:
-            changes.append(wire.SettingChange(name=name, after=new["value"], change="added"))
+            changes.append(
+                wire.SettingChange(name=name, after=new["value"], change="added", category=category)
+            )
         elif new is None and old is not None:
-            changes.append(wire.SettingChange(name=name, before=old["value"], change="removed"))
+            changes.append(
+                wire.SettingChange(
+                    name=name, before=old["value"], change="removed", category=category
+                )
+            )
         elif old is not None and new is not None and old["value"] != new["value"]:
             changes.append(
                 wire.SettingChange(
-                    name=name, before=old["value"], after=new["value"], change="changed"
+                    name=name,
+                    before=old["value"],
+                    after=new["value"],
+                    change="changed",
+                    category=category,
                 )
             )
     return changes
@@ -162,11 +184,16 @@ def settings_record(
     reason: str,
     now: datetime,
 ) -> wire.SettingsSnapshot:
+    """The hash covers the device's content only; categories are the profile's metadata, so
+    editing a profile never makes every relay look changed."""
+    categories = setting_categories(ctx.profile)
     return wire.SettingsSnapshot(
         **_common(ctx, now),
-        settings={k: wire.SettingEntry(**v) for k, v in content.items()},
+        settings={
+            k: wire.SettingEntry(**v, category=categories.get(k)) for k, v in content.items()
+        },
         hash=content_hash(content),
         previous_hash=content_hash(previous) if previous is not None else None,
-        diff=settings_diff(previous, content),
+        diff=settings_diff(previous, content, categories),
         reason=reason,
     )

@@ -51,6 +51,14 @@ class DeviceStatus:
     unknown_points: int = 0
 
 
+def snapshot_reason(first: bool, signalled: bool) -> str:
+    """Why a settings snapshot was taken: the first one this agent keeps for the device
+    (`connect`), one the device asked for (`device_signalled`), or the timer's (`periodic`)."""
+    if first:
+        return "connect"
+    return "device_signalled" if signalled else "periodic"
+
+
 class Pipeline:
     def __init__(self, outbox: Outbox, contexts: dict[str, DeviceContext]) -> None:
         self.outbox = outbox
@@ -85,7 +93,7 @@ class Pipeline:
         await self.outbox.append([self._pending(record, device_id)])
 
     def settings_reason(self, device_id: str) -> str:
-        return "connect" if device_id not in self._settings else "periodic"
+        return snapshot_reason(device_id not in self._settings, signalled=False)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -191,7 +199,7 @@ class Pipeline:
         digest = normalize.content_hash(content)
         with self._lock:
             previous = self._settings.get(ctx.device_id)
-        reason = "connect" if previous is None else "periodic"
+        reason = snapshot_reason(previous is None, obs.signalled)
         if not self._changed(ctx.device_id, "settings_hash", digest, state):
             return None
         with self._lock:

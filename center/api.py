@@ -12,15 +12,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
+from center import metrics as center_metrics
 from center.config import CenterConfig
 from center.errors import TicketActionError, TicketNotFound
 from center.ingest import Counters
 from center.store import queries
 from center.tickets.service import TicketService
+from gateway.prometheus import CONTENT_TYPE
 
 API = "/api/v1"
 
@@ -103,6 +106,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:
         return {"ok": True, **ctx.status()}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus exposition; no token, like /healthz (scrape it over loopback)."""
+        mqtt = ctx.status().get("mqtt", {})
+        text = read(center_metrics.page, ctx.counters, mqtt)
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     @app.get(f"{API}/tickets", tags=["tickets"])
     def tickets(
@@ -247,4 +257,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             if not queries.delete_window(conn, window_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")
 
+    from center.lifecycle.routes import add_routes  # imports this module: here, not on top
+
+    add_routes(app, ctx)
     return app

@@ -14,11 +14,9 @@ from center.errors import ConfigError
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from gateway.logging_setup import setup_logging
+
+    setup_logging(level)  # journald-friendly when stderr is the journal
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
@@ -76,6 +74,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_poll(args: argparse.Namespace) -> int:
+    """Remote on-demand poll. With --config, the broker comes from the center's config and
+    the gateway serving the device from its inventory (the devices table)."""
+    from center import remote_poll
+
+    if args.config is None:
+        return remote_poll.run(args)
+    config = _load(args)
+    if config is None:
+        return 2
+
+    def gateway_of(site: str, device: str) -> str | None:
+        from sqlalchemy import select
+
+        from center.store import schema
+        from center.store.db import make_engine
+
+        d = schema.devices.c
+        engine = make_engine(config.database_url)
+        try:
+            with engine.connect() as conn:
+                q = select(d.gateway_id).where(d.site == site, d.device_id == device)
+                return conn.execute(q).scalar()
+        finally:
+            engine.dispose()
+
+    broker = remote_poll.BrokerSettings.from_center_config(config.mqtt)
+    return remote_poll.run(args, broker, gateway_of)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay-center", description=__doc__)
     sub = parser.add_subparsers(required=True)
@@ -87,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="center TOML file")
         p.set_defaults(func=func)
+
+    from center import remote_poll
+
+    poll = sub.add_parser("poll", help="ask a relay, through its agent, for data now")
+    remote_poll.add_arguments(poll)
+    poll.add_argument("--config", help="center TOML: broker settings and the device inventory")
+    poll.set_defaults(func=cmd_poll)
+
+    from center.lifecycle_cli import add_parsers as add_lifecycle_parsers
+
+    add_lifecycle_parsers(sub)
     return parser
 
 

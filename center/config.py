@@ -111,6 +111,15 @@ class TicketsConfig(Strict):
         return self.auto_resolve_overrides.get(fault_class, self.auto_resolve_after_s)
 
 
+class LifecycleConfig(Strict):
+    """Firmware and settings baselines (docs/lifecycle.md). Without a baseline nothing can
+    drift; adopting the first report makes changes caught from day one, and each adoption
+    is recorded as an approval by `auto`."""
+
+    adopt_first_firmware: bool = True  # a model's first reported version becomes approved
+    adopt_first_settings: bool = True  # a device's first snapshot becomes its baseline
+
+
 class RegionConfig(Strict):
     service_point: str = Field(min_length=1)
 
@@ -195,6 +204,7 @@ class CenterConfig(Strict):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     devices: list[DeviceConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from center.clock import Clock
+from center.lifecycle.drift import DriftDetector
 from center.store import schema as s
 from center.store.db import lock_site
 from center.store.records import InsertRace, StoreResult, store_records
@@ -150,6 +151,7 @@ class Ingestor:
         rules = tickets.rules
         self._discrete = frozenset(rules.discrete_alarm_codes)
         self._ignored = frozenset(rules.ignored_alarm_codes)
+        self.drift = DriftDetector(tickets.config.lifecycle, tickets)
 
     def check(
         self, batch: Sequence[Message]
@@ -193,6 +195,7 @@ class Ingestor:
                 results.append(result)
                 for sig in self._signals(result):
                     self.tickets.on_signal(uow, sig)
+                self.drift.on_records(conn, uow, result.new)
             changed = uow.flush()
         # Counted only once committed.
         for result in results:

@@ -32,6 +32,7 @@ from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from center.webhooks import WebhookSender
 from gateway import wire
+from gateway.systemd_notify import SystemdNotifier, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class CenterService:
             "connections": 0,
             "last_error": "",
         }
+        self.last_tick = 0.0  # loop time of the last successful ticket tick
         self.api_context = ApiContext(config, self.engine, self.tickets, self.counters, self.status)
 
     def status(self) -> dict[str, Any]:
@@ -224,9 +226,26 @@ class CenterService:
         while True:
             try:
                 await asyncio.to_thread(self.tickets.tick)
+                self.last_tick = asyncio.get_running_loop().time()
             except Exception:  # the next tick retries; never stop the clock
                 log.exception("ticket tick failed")
             await asyncio.sleep(self.config.tickets.tick_interval_s)
+
+    async def feed_watchdog(self, notifier: SystemdNotifier, interval: float) -> None:
+        """Feed systemd's watchdog from the event loop, and only while ticket ticks (a
+        database round trip in a worker thread) keep succeeding: a center whose loop or
+        database is stuck is restarted."""
+        loop = asyncio.get_running_loop()
+        stale_after = 3 * self.config.tickets.tick_interval_s + 60.0
+        while True:
+            if loop.time() - self.last_tick < stale_after:
+                notifier.watchdog()
+                connected = "connected" if self.mqtt_status["subscribed"] else "disconnected"
+                stored = self.counters.snapshot().get("records_stored", 0)
+                notifier.status(f"broker {connected}, {stored} records stored")
+            else:
+                log.error("no ticket tick for %.0fs; not feeding the watchdog", stale_after)
+            await asyncio.sleep(interval)
 
     async def log_counters(self, every_s: float = 60.0) -> None:
         while True:
@@ -250,6 +269,8 @@ class CenterService:
                     log_config=None,
                 )
             )
+        notifier = SystemdNotifier.from_environment()
+        self.last_tick = asyncio.get_running_loop().time()
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(self.run_mqtt()),
@@ -260,12 +281,24 @@ class CenterService:
                 sender = WebhookSender(self.engine, hook, self.clock, self.counters)
                 tasks.append(group.create_task(sender.run()))
             api_task = group.create_task(api.serve()) if api else None
+            await self._api_listening(api, api_task)
+            notifier.ready(status=f"center {self.config.center.instance} serving")
+            if (interval := watchdog_interval()) is not None:
+                tasks.append(group.create_task(self.feed_watchdog(notifier, interval)))
             await stop.wait()
             log.info("stopping")
+            notifier.stopping()
             if api is not None:
                 api.should_exit = True
             for task in tasks:
                 task.cancel()
             if api_task is not None:
                 await api_task
+        notifier.close()
         self.engine.dispose()
+
+    @staticmethod
+    async def _api_listening(api: _EmbeddedServer | None, task: asyncio.Task[None] | None) -> None:
+        """READY only once the API accepts connections (or failed to: the group ends)."""
+        while api is not None and task is not None and not api.started and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # uvicorn has no started event

@@ -49,6 +49,7 @@ class UplinkSettings:
     username: str | None = None
     password: str | None = None
     keepalive_s: int = 30
+    mqtt_version: str = "5"  # or "3.1.1": refused publishes then go unnoticed (no reason)
     tls: TlsFiles | None = None
     max_records_per_message: int = 200
     max_in_flight: int = 8  # aiomqtt warns above 10 pending calls
@@ -155,7 +156,11 @@ class Uplink:
             password=s.password,
             keepalive=s.keepalive_s,
             # MQTT 5, so that a publish the broker refuses (ACL) says so in its PUBACK.
-            protocol=aiomqtt.ProtocolVersion.V5,
+            protocol=(
+                aiomqtt.ProtocolVersion.V5
+                if s.mqtt_version == "5"
+                else aiomqtt.ProtocolVersion.V311
+            ),
             will=aiomqtt.Will(
                 self._lifecycle_topic("death"), self._death(connection, "will"), qos=1
             ),

@@ -67,6 +67,28 @@ class Event(_Record):
     device_time_flags: list[str] = Field(default_factory=list)  # invalid, substituted, summer_time
     cause: str | None = None
     details: dict[str, Scalar] = Field(default_factory=dict)
+    # The profile's reading of `value`: True when the condition the point names is active.
+    # It differs from the value's truth for inverted points ("healthy" on = self-check ok).
+    raised: bool | None = None
+
+    @property
+    def active(self) -> bool:
+        """`raised` when the agent gave it, else the value's truth (older agents)."""
+        return self.raised if self.raised is not None else value_raised(self.value)
+
+
+_ON = frozenset({"on", "true", "1", "raised", "yes", "active", "set", "trip", "alarm"})
+
+
+def value_raised(value: Scalar) -> bool:
+    """A point's value as raised (True) or cleared (False). No value means raised."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    return value.strip().lower() in _ON
 
 
 class Measurement(_Record):
@@ -105,11 +127,18 @@ class FirmwareReport(_Record):
     details: dict[str, Scalar] = Field(default_factory=dict)
 
 
+# How a change of a setting weighs, from the device profile's settings metadata: protection
+# (pickups, time delays, enabled functions) or benign (labels, comms parameters); None when
+# the profile does not list the setting (the center then treats it as protection).
+SettingCategory = Literal["protection", "benign"]
+
+
 class SettingEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     value: Scalar
     unit: str | None = None
     group: str | None = None
+    category: SettingCategory | None = None  # metadata: not part of the snapshot's hash
 
 
 class SettingChange(BaseModel):
@@ -118,6 +147,7 @@ class SettingChange(BaseModel):
     before: Scalar = None
     after: Scalar = None
     change: Literal["added", "removed", "changed"]
+    category: SettingCategory | None = None
 
 
 class SettingsSnapshot(_Record):

@@ -67,6 +67,9 @@ class SettingsObservation:
     device_id: str
     settings: tuple[SettingValue, ...]
     source: str = ""  # e.g. "modbus holding registers", "103 generic services"
+    # The device said its settings changed (103 INF 22, a Modbus change counter, a 104
+    # spontaneous setting point): the read followed that signal, not the periodic timer.
+    signalled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

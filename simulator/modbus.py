@@ -150,6 +150,12 @@ class ModbusRelay:
         )
         for name, value in spec.settings.items():
             self.image.set_setting(name, value)
+        # A relay starts healthy: status bits whose set state is the normal one ("healthy",
+        # a watchdog) are set, as a real relay's are after its self-test.
+        for point in profile.points:
+            kind, _, name = point.address.partition(":")
+            if kind == "status" and point.inverted:
+                self.image.set_status(name, True)
 
     def sim_device(self) -> SimDevice:
         blocks: list[list[SimData]] = []

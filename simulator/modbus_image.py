@@ -41,6 +41,8 @@ class RegisterImage:
             need(m.table, m.address + NUMBER_WORDS[m.type])
         for group in profile.settings_groups:
             need(group.table, group.start + group.length)
+        if profile.settings_change_counter is not None:
+            need(profile.settings_change_counter.table, profile.settings_change_counter.address + 1)
         ring = profile.event_log
         if ring is not None:
             need(ring.table, ring.pointer_register + 2)
@@ -124,8 +126,15 @@ class RegisterImage:
                     number: float = raw if item.type == "f32" else round(raw)
                     regs = codec.encode_number(number, item.type, item.word_order)
                 self.write(group.table, group.start + item.offset, regs)
+                self._count_settings_change()
                 return
         raise KeyError(f"no setting {name!r} in the profile")
+
+    def _count_settings_change(self) -> None:
+        counter = self.profile.settings_change_counter
+        if counter is not None:
+            (count,) = self.read(counter.table, counter.address, 1)
+            self.write(counter.table, counter.address, [(count + 1) & 0xFFFF])
 
     # --- event ring -------------------------------------------------------------------------
 

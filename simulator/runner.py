@@ -42,6 +42,40 @@ def relocate(scenario: Scenario, links: Mapping[str, Mapping[str, Any]]) -> Scen
     return Scenario(ScenarioFile.model_validate(data), scenario.source)
 
 
+def combine(first: Scenario, *more: Scenario) -> Scenario:
+    """One substation from several scenarios: every relay, every step on one time line.
+    The first gives the name; relay ids must differ."""
+    parts = (first, *more)
+    data = {
+        "scenario": first.header.model_dump(),
+        "relays": [r.model_dump() for p in parts for r in p.relays],
+        "steps": [s.model_dump() for p in parts for s in p.steps],
+    }
+    return Scenario(ScenarioFile.model_validate(data), first.source)
+
+
+def on_free_ports(scenario: Scenario) -> Scenario:
+    """A copy of `scenario` on free loopback ports: each distinct TCP port (a number, or
+    the port of a `socket://host:port` bus) moves to a free one, so relays sharing a bus
+    still share it. Device paths (ptys) stay as they are."""
+    from simulator.broker import free_port
+
+    moved: dict[str, Any] = {}
+    links: dict[str, dict[str, Any]] = {}
+    for relay in scenario.relays:
+        port = relay.link.get("port")
+        key = str(port)
+        if isinstance(port, int):
+            moved.setdefault(key, free_port())
+        elif isinstance(port, str) and port.startswith("socket://"):
+            host = port.removeprefix("socket://").rsplit(":", 1)[0]
+            moved.setdefault(key, f"socket://{host}:{free_port()}")
+        else:
+            continue
+        links[relay.id] = {"port": moved[key]}
+    return relocate(scenario, links)
+
+
 def to_ms(at: datetime) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 

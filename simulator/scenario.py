@@ -85,6 +85,14 @@ class ScenarioFile(StrictModel):
     relays: list[RelaySpec] = Field(min_length=1)
     steps: list[Step] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _unique_relays(self) -> ScenarioFile:
+        ids = [r.id for r in self.relays]
+        if len(ids) != len(set(ids)):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"relay ids must be unique (found twice: {', '.join(twice)})")
+        return self
+
 
 class Scenario:
     """A validated scenario with its relays' profiles loaded."""

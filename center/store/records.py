@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from center.store import schema as s
 from center.store.db import insert, is_postgres
-from center.tickets.signals import raised, record_time
+from center.tickets.signals import record_time
 from gateway import wire
 
 MAX_MISSING_RANGES = 1000  # beyond this the oldest ranges are dropped (and counted)
@@ -85,7 +85,7 @@ def _record_row(r: wire.Record, now: datetime) -> dict[str, Any]:
             signal=r.signal,
             point=r.point or r.address,
             severity=r.severity,
-            value="on" if raised(r.value) else "off",
+            value="on" if r.active else "off",
         )
     elif isinstance(r, wire.Measurement):
         row.update(point=r.point or r.address, value=_value(r.value))

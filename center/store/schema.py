@@ -146,6 +146,34 @@ settings_snapshots = Table(
     Index(None, "site", "device_id", "gateway_time"),
 )
 
+# Approved firmware versions per model (docs/lifecycle.md): who approved, when and why.
+firmware_approvals = Table(
+    "firmware_approvals",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("firmware_version", String(128), nullable=False),
+    Column("approved_at", TS, nullable=False),
+    Column("approved_by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    UniqueConstraint("model", "firmware_version"),
+)
+
+# Approved settings per device, newest last: the newest row is the device's baseline.
+settings_baselines = Table(
+    "settings_baselines",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("settings", Text, nullable=False),  # JSON {name: {value, unit, group, category}}
+    Column("approved_at", TS, nullable=False),
+    Column("approved_by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index(None, "site", "device_id", "id"),
+)
+
 # Per (gateway, session): the highest seq seen and the ranges still missing below it.
 sequences = Table(
     "sequences",

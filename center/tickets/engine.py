@@ -334,6 +334,31 @@ class TicketEngine:
         uow.count("tickets_auto_resolved")
         self._release_children(uow, t, now)
 
+    def resolve_cleared(
+        self,
+        uow: TicketUnitOfWork,
+        sig: Signal,
+        by: str,
+        why: str,
+        *,
+        even_if_flapping: bool = False,
+    ) -> Ticket | None:
+        """Resolve the active ticket of a condition whose clear needs no hold: its cause is
+        gone for good (a drift approved, or back at its baseline). Returns the ticket
+        resolved, if any."""
+        t = uow.active_ticket_for(sig.site, sig.subject, sig.fault_class)
+        if t is None or t.kind != "condition" or t.condition_active:
+            return None
+        if t.flapping and not even_if_flapping:
+            return None
+        now = self.clock.now()
+        t.state, t.resolved_at, t.resolved_by = "resolved", now, by
+        t.note = why
+        uow.note(t, TimelineEntry(now, "resolved", f"resolved by {by}: {why}"))
+        uow.count("tickets_resolved_on_clear")
+        self._release_children(uow, t, now)
+        return t
+
     def _release_children(self, uow: TicketUnitOfWork, parent: Ticket, now: datetime) -> None:
         assert parent.id is not None
         for child in uow.children(parent.id):

@@ -14,6 +14,8 @@ PROTECTION = "protection_operation"  # trips and starts, grouped across a site's
 COMMS = "comms"  # a device's comms with its gateway
 SITE_COMMS = "site_comms"  # a gateway's death or its whole site's comms; inhibits COMMS
 SELF_CHECK = "self_check"
+FIRMWARE_DRIFT = "firmware_drift"  # a device runs a version not approved for its model
+SETTINGS_DRIFT = "settings_drift"  # a device's settings differ from its approved baseline
 
 
 @dataclass(frozen=True)

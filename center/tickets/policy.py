@@ -6,7 +6,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from center.tickets.model import COMMS, PROTECTION, SELF_CHECK, SITE_COMMS
+from center.tickets.model import (
+    COMMS,
+    FIRMWARE_DRIFT,
+    PROTECTION,
+    SELF_CHECK,
+    SETTINGS_DRIFT,
+    SITE_COMMS,
+)
 
 SEVERITY_RANK = {"info": 0, "minor": 1, "major": 2, "critical": 3}
 CRITICALITY_RANK = {"low": -1, "normal": 0, "high": 1}
@@ -63,6 +70,8 @@ CLASS_LABELS = {
     COMMS: "Device comms lost",
     SITE_COMMS: "Site comms lost",
     SELF_CHECK: "Device self-check failure",
+    FIRMWARE_DRIFT: "Firmware drift",
+    SETTINGS_DRIFT: "Settings drift",
 }
 
 

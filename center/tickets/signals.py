@@ -7,19 +7,6 @@ from datetime import UTC, datetime
 from center.tickets.model import COMMS, PROTECTION, SELF_CHECK, SITE_COMMS, Mode, Signal
 from gateway import wire
 
-_ON = {"on", "true", "1", "raised", "yes", "active", "set", "trip", "alarm"}
-
-
-def raised(value: wire.Scalar) -> bool:
-    """An event's value as raised (True) or cleared (False). No value means raised."""
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    return value.strip().lower() in _ON
-
 
 def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
@@ -42,7 +29,7 @@ def record_time(record: wire.Record) -> datetime:
 
 
 def _event_signal(record: wire.Event) -> Signal | None:
-    on = raised(record.value)
+    on = record.active
     point = record.point or f"address {record.address}"
     summary = f"{record.device_id}: {record.label or point} {'raised' if on else 'cleared'}"
 

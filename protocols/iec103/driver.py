@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -79,6 +80,7 @@ class Relay:
     next_poll: float = 0.0
     next_settings: float = 0.0
     settings_due: bool = True
+    settings_signalled: bool = False  # the due read answers the relay's INF 22
     identity: IdentityObservation | None = None
     recent: deque[PointObservation] = field(default_factory=lambda: deque(maxlen=50))
     disturbances: set[int] = field(default_factory=set)
@@ -269,6 +271,7 @@ class Iec103Driver:
 
     async def _read_settings(self, relay: Relay) -> None:
         relay.settings_due = False
+        signalled, relay.settings_signalled = relay.settings_signalled, False
         interval = relay.config.settings_interval_s
         relay.next_settings = time.monotonic() + interval if interval else float("inf")
         waiters, relay.settings_waiters = relay.settings_waiters, []
@@ -280,7 +283,7 @@ class Iec103Driver:
             relay.counters["settings_refused"] += 1
             obs = None
         if obs is not None:
-            await self._deliver([obs])
+            await self._deliver([dataclasses.replace(obs, signalled=signalled)])
         result = {} if obs is None else {s.name: s.value for s in obs.settings}
         for waiter in waiters:
             if not waiter.done():
@@ -367,6 +370,7 @@ class Iec103Driver:
             return obs
         if isinstance(asdu, TimeTaggedMessage) and asdu.inf == INF_LOCAL_SETTING:
             relay.settings_due = relay.config.read_settings  # settings changed on the relay
+            relay.settings_signalled = relay.settings_due
         obs = observations(relay.id, asdu, _utcnow(), relay.scale)
         if isinstance(asdu, Identification):
             relay.identity = obs[0] if isinstance(obs[0], IdentityObservation) else None

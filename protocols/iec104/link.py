@@ -5,8 +5,9 @@ objects, and string annotations break every callback (DOMAIN.md §2).
 
 Threads and where they cross:
 - Point callbacks (and `on_new_point`, `on_unexpected_message`) run on lib60870's receive
-  thread. They call `sink.deliver_blocking`, which returns once the observation is durable:
-  lib60870 acknowledges an I-frame only after the callback returned, so nothing the relay
+  thread. They hand each object to an `AsduBatcher`, which calls `sink.deliver_blocking`
+  once per ASDU, when its last object arrived; that returns once the objects are durable.
+  lib60870 acknowledges an I-frame only after the callbacks returned, so nothing the relay
   drops from its buffer can be lost here (ack semantics).
 - `on_state_change` runs on c104's client thread. It unmutes an `OPEN_MUTED` connection
   (the stuck-muted workaround) and hands the state to asyncio in `_to_loop`, the one
@@ -31,6 +32,7 @@ import c104
 from protocols.driver import ObservationSink
 from protocols.errors import LinkError, WriteRefused
 from protocols.iec104 import convert
+from protocols.iec104.asdu_batch import AsduBatcher
 from protocols.iec104.config import Iec104Device
 from protocols.observations import LinkStateObservation, PointObservation
 
@@ -67,6 +69,7 @@ class Iec104Link:
         self._connection: c104.Connection | None = None
         self._open = False
         self._lock = threading.Lock()
+        self.batcher = AsduBatcher(sink.deliver_blocking)
 
     @property
     def name(self) -> str:
@@ -89,10 +92,15 @@ class Iec104Link:
             await self._wait_open()
             log.info("device %s: connected", self.name)
             await self.sink.deliver([LinkStateObservation(self.device.id, True, "connected")])
-            await self.interrogate()
-            if self.device.clock_sync:
-                await self.clock_sync()
-            reason = await self._wait_lost()
+            stale_guard = asyncio.create_task(self._flush_stale())
+            try:
+                await self.interrogate()
+                if self.device.clock_sync:
+                    await self.clock_sync()
+                reason = await self._wait_lost()
+            finally:
+                stale_guard.cancel()
+            await asyncio.to_thread(self.batcher.flush)
             log.warning("device %s: link lost: %s", self.name, reason)
             await self.sink.deliver([LinkStateObservation(self.device.id, False, reason)])
             raise LinkError(f"{self.device.id}: {reason}")
@@ -100,6 +108,18 @@ class Iec104Link:
             self._open = False
             await asyncio.to_thread(client.stop)
             log.info("device %s: client stopped", self.name)
+
+    async def _flush_stale(self) -> None:
+        """The batcher's safety net: an ASDU whose last object never reached a callback."""
+        while True:
+            await asyncio.sleep(self.batcher.stale_after_s / 2)
+            if self.batcher.stale():
+                try:
+                    await asyncio.to_thread(self.batcher.flush_stale)
+                except Exception as exc:
+                    log.exception("device %s: could not store a received ASDU", self.name)
+                    detail = f"{type(exc).__name__}: {exc}"
+                    self._events.put_nowait(_LinkEvent("sink_failed", detail=detail))
 
     async def interrogate(self) -> None:
         """General interrogation of the relay's station; its answers arrive through the point
@@ -250,6 +270,7 @@ class Iec104Link:
         """Convert and store durably, on the receive thread, before lib60870 may ack."""
         try:
             ca = message.common_address
+            raw = message.raw
             obs = convert.to_observation(
                 self.device.id,
                 self._address(ca, message.io_address),
@@ -258,7 +279,7 @@ class Iec104Link:
                 type_name=convert.enum_name(message.type),
                 cot_name=convert.enum_name(message.cot),
                 info=message.info,
-                raw=message.raw,
+                raw=raw,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
             with self._lock:
@@ -266,7 +287,7 @@ class Iec104Link:
                 self.latest[obs.address] = obs
                 if not obs.measurement:
                     self.recent.append(obs)
-            self.sink.deliver_blocking([obs])
+            self.batcher.add(obs, raw, message.number_of_objects)
         except Exception as exc:  # an exception must never reach c104's thread
             # The frame may still be acknowledged: end the link so the relay keeps the rest.
             log.exception("device %s: could not store a received message", self.name)

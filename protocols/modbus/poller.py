@@ -14,6 +14,7 @@ up and its identity, settings and status are read afresh.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -71,6 +72,8 @@ class PollerState:
     status: dict[str, bool] = field(default_factory=dict)
     identity: IdentityObservation | None = None
     settings: SettingsObservation | None = None
+    settings_count: int | None = None  # the relay's settings change counter, last read
+    settings_signalled: bool = False  # the due settings read answers a counter change
     exceptions: int = 0
 
 
@@ -117,6 +120,8 @@ class DevicePoller:
         jobs = [Job("identity", d.identity_interval_s)]
         if p.settings_groups:
             jobs.append(Job("settings", d.settings_interval_s))
+        if p.settings_change_counter is not None:
+            jobs.append(Job("settings_signal", d.status_interval_s))
         if p.status:
             jobs.append(Job("status", d.status_interval_s))
         if p.measurements:
@@ -196,6 +201,7 @@ class DevicePoller:
         handlers: dict[str, Callable[[], Awaitable[list[Observation]]]] = {
             "identity": self._identity,
             "settings": self._settings,
+            "settings_signal": self._settings_signal,
             "status": self._status,
             "measurements": self._measurements,
         }
@@ -216,6 +222,7 @@ class DevicePoller:
         """Before the first answer after contact (or a failure): what we knew may be stale,
         so identity, settings and status are read and reported afresh, right away."""
         self.state.identity = self.state.settings = None
+        self.state.settings_count = None
         self.state.status = {}
         now = time.monotonic()
         for job in self.jobs:
@@ -249,13 +256,33 @@ class DevicePoller:
         return [identity]
 
     async def _settings(self) -> list[Observation]:
+        signalled, self.state.settings_signalled = self.state.settings_signalled, False
+        # The counter first: a change from here on shows as a new count, so none is missed
+        # between this read and the next counter poll.
+        count = await self.reads.settings_change_count()
+        if count is not None:
+            self.state.settings_count = count
         settings = SettingsObservation(
             self.id, await self.reads.settings(), source="modbus holding registers"
         )
         if settings == self.state.settings:
             return []
         self.state.settings = settings
-        return [settings]
+        return [dataclasses.replace(settings, signalled=signalled)]
+
+    async def _settings_signal(self) -> list[Observation]:
+        """The relay counts its settings changes: a new count makes the settings job due
+        now, instead of at the end of its (long) period."""
+        count = await self.reads.settings_change_count()
+        previous, self.state.settings_count = self.state.settings_count, count
+        if previous is not None and count != previous:
+            log.info("%s: settings change counter %s -> %s: reading settings", self.id,
+                     previous, count)  # fmt: skip
+            self.state.settings_signalled = True
+            for job in self.jobs:
+                if job.name == "settings":
+                    job.next_due = time.monotonic()
+        return []
 
     async def _status(self) -> list[Observation]:
         values = await self.reads.status()

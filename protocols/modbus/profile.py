@@ -7,6 +7,8 @@ Everything a model-specific driver would hard-code is declared here instead, and
 - `[[modbus.status]]`: status/alarm bit-fields, each bit a point `status:<name>`;
 - `[[modbus.measurements]]`: scaled values, points `measurement:<name>`;
 - `[[modbus.settings_groups]]`: register ranges with names, units and scale;
+- `[modbus.settings_change_counter]`: a register the relay increments when its settings
+  change, so a change is read at once rather than at the next periodic read;
 - `[modbus.event_log]`: the ring buffer and its record layout, from which a `construct`
   Struct is built at load time (see `codec.record_struct`); code C becomes point `event:C`.
 
@@ -106,6 +108,14 @@ class SettingsGroup(StrictModel):
     @property
     def length(self) -> int:
         return max(s.offset + _item_words(s) for s in self.settings)
+
+
+class ChangeCounter(StrictModel):
+    """A u16 register the relay increments whenever its settings change (a parameter-set
+    counter): read with the status, a new value makes the settings read at once."""
+
+    table: RegisterTable = "holding"
+    address: int = Register
 
 
 class RecordField(StrictModel):
@@ -217,6 +227,7 @@ class ModbusProfile(StrictModel):
     status: list[StatusWord] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
     settings_groups: list[SettingsGroup] = Field(default_factory=list)
+    settings_change_counter: ChangeCounter | None = None
     event_log: EventLog | None = None
 
     @model_validator(mode="after")
@@ -232,6 +243,8 @@ class ModbusProfile(StrictModel):
                 if name in seen:
                     raise ValueError(f"duplicate {what} name {name!r}")
                 seen.add(name)
+        if self.settings_change_counter is not None and not self.settings_groups:
+            raise ValueError("settings_change_counter needs settings_groups to re-read")
         for group in self.settings_groups:
             if group.length > 125:
                 raise ValueError(f"settings group {group.name!r} spans more than 125 registers")

@@ -150,6 +150,13 @@ class ProfileReads:
 
     # --- settings ---------------------------------------------------------------------------
 
+    async def settings_change_count(self) -> int | None:
+        counter = self.profile.settings_change_counter
+        if counter is None:
+            return None
+        (value,) = await self.reader.registers(counter.table, counter.address, 1)
+        return value
+
     async def settings(self) -> tuple[SettingValue, ...]:
         out: list[SettingValue] = []
         for group in self.profile.settings_groups:

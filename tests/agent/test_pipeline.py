@@ -4,8 +4,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
 from agent.profiles import load_named
@@ -25,14 +23,6 @@ def records(box: Outbox) -> list[object]:
     return wire.decode_envelope(
         wire.encode_envelope([wire.stamp(r.body, r.session, r.seq) for r in rows])
     )
-
-
-@pytest.fixture
-def box(tmp_path: Path) -> object:
-    outbox = Outbox(tmp_path / "o.sqlite")
-    outbox.open()
-    yield outbox
-    outbox.close()
 
 
 def make_pipeline(box: Outbox) -> Pipeline:
@@ -131,10 +121,40 @@ def test_firmware_and_settings_are_sent_only_when_changed_even_across_restarts(
         snapshot = records(second)[-1]
         assert isinstance(snapshot, wire.SettingsSnapshot)
         assert [c.model_dump() for c in snapshot.diff] == [
-            {"name": "station_name", "before": None, "after": "N", "change": "added"},
-            {"name": "zone1_reach", "before": 4.2, "after": 4.5, "change": "changed"},
+            {
+                "name": "station_name",
+                "before": None,
+                "after": "N",
+                "change": "added",
+                "category": "benign",
+            },
+            {
+                "name": "zone1_reach",
+                "before": 4.2,
+                "after": 4.5,
+                "change": "changed",
+                "category": "protection",
+            },
         ]
         assert snapshot.previous_hash is not None and snapshot.previous_hash != snapshot.hash
         assert json.loads(snapshot.model_dump_json())["settings"]["zone1_reach"]["unit"] == "ohm"
     finally:
         second.close()
+
+
+def test_an_inverted_point_is_raised_when_its_value_is_off(box: Outbox) -> None:
+    # "healthy" (a watchdog bit) is on when all is well: on means the self-check is clear
+    ctx = DeviceContext("north", "gw1", "feeder7", "modbus", load_named("feeder-protection-modbus"))
+    Pipeline(box, {"feeder7": ctx}).deliver_blocking(
+        [
+            PointObservation("feeder7", "status:healthy", True),
+            PointObservation("feeder7", "status:healthy", False),
+            PointObservation("feeder7", "status:ct_supervision", True),
+        ]
+    )
+    healthy, failed, ct = records(box)
+    assert isinstance(healthy, wire.Event) and isinstance(failed, wire.Event)
+    assert isinstance(ct, wire.Event)
+    assert (healthy.signal, healthy.value, healthy.raised) == ("self_check", True, False)
+    assert (failed.value, failed.raised) == (False, True)
+    assert (ct.value, ct.raised) == (True, True)

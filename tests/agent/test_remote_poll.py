@@ -216,3 +216,43 @@ def test_remote_config_is_checked_before_any_port_opens(
     bad.mkdir()
     with pytest.raises(ConfigError, match="enabled = true needs tokens_file"):
         write_config(bad, 1883, extra="[remote]\nenabled = true\n")
+
+
+async def test_relay_center_poll_finds_the_gateway_in_the_center_inventory(
+    fake_relays: type[FakeRelay],
+    short_dir: Path,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import UTC, datetime
+
+    from center import cli as center_cli
+    from center.store import schema
+    from center.store.db import make_engine, migrate
+    from simulator.agent_config import to_toml
+
+    config = short_dir / "center.toml"
+    config.write_text(to_toml({
+        "center": {"state_dir": str(short_dir / "center")},
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
+    }))  # fmt: skip
+    engine = make_engine(f"sqlite:///{short_dir / 'center' / 'center.sqlite'}")
+    migrate(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:  # what the center learnt from gw1's birth
+        conn.execute(schema.devices.insert().values(
+            site="north", device_id="line1", gateway_id="gw1", first_seen=now, last_seen=now,
+        ))  # fmt: skip
+    engine.dispose()
+    monkeypatch.setenv("RELAY_POLL_TOKEN", TOKEN)
+    async with agent_online(mosquitto, short_dir):
+        argv = ["poll", "north", "line1", "--what", "identity", "--config", str(config)]
+        code = await asyncio.to_thread(center_cli.main, argv)
+        unknown = ["poll", "north", "nowhere", "--config", str(config)]
+        code_unknown = await asyncio.to_thread(center_cli.main, unknown)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.startswith("line1 on gw1 (north): identity")
+    assert code_unknown == 2
+    assert "which gateway serves north/nowhere? pass --gateway" in captured.err

@@ -80,6 +80,17 @@ def test_condition_auto_resolves_once_the_clear_held(make_harness):
     assert (t["state"], t["resolved_by"]) == ("resolved", "auto")
 
 
+def test_an_inverted_point_opens_a_ticket_only_when_raised(make_harness):
+    h = make_harness()
+    gw = Gateway()
+    healthy = {"signal": "self_check", "address": "status:healthy"}
+    h.send(gw.event("feeder7", "healthy", "on", T0, raised=False, **healthy))
+    assert h.tickets() == []
+    h.send(gw.event("feeder7", "healthy", "off", T0 + S, raised=True, **healthy))
+    (t,) = h.tickets()
+    assert (t["fault_class"], t["state"], t["devices"]) == ("self_check", "open", ["feeder7"])
+
+
 def test_raise_during_hold_keeps_ticket_open(make_harness):
     h = make_harness({"tickets": {"auto_resolve_after_s": 60}})
     gw = Gateway()

@@ -12,15 +12,11 @@ from typing import Any
 import pytest
 
 from simulator.agent_config import agent_config
-from simulator.runner import ScenarioRunner, relocate
+from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SEED_SCENARIO, Scenario, ScenarioFile, load_scenario
 from tests.support.agent_process import AgentProcess
 from tests.support.collector import Collector
-from tests.support.mosquitto import Mosquitto, free_port
-
-
-def on_free_ports(scenario: Scenario) -> Scenario:
-    return relocate(scenario, {r.id: {"port": free_port()} for r in scenario.relays})
+from tests.support.mosquitto import Mosquitto
 
 
 def with_steps(scenario: Scenario, steps: list[dict[str, Any]]) -> Scenario:

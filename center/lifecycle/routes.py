@@ -1,0 +1,79 @@
+"""REST endpoints of the lifecycle, with the API's bearer-token auth: the token's name is
+recorded as who approved."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from center.api import API, Actor, ApiContext
+from center.lifecycle import baselines, inventory
+from center.lifecycle.approvals import ApprovalError, BaselineService
+
+
+class FirmwareApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=128)
+    firmware_version: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class SettingsApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    site: str
+    device_id: str
+    hash: str | None = Field(default=None, description="default: the newest snapshot")
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+def add_routes(app: FastAPI, ctx: ApiContext) -> None:
+    service = BaselineService(ctx.engine, ctx.tickets.tickets, ctx.tickets.endpoints)
+
+    def read(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with ctx.engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
+
+    def found(doc: dict[str, Any] | None, site: str, device_id: str) -> dict[str, Any]:
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {site}/{device_id}")
+        return doc
+
+    @app.get(f"{API}/inventory/firmware", tags=["lifecycle"])
+    def fleet_firmware(_: Actor, deviating: Annotated[bool, Query()] = False) -> dict[str, Any]:
+        rows: list[dict[str, Any]] = read(inventory.fleet_report, deviating)
+        return {"devices": rows, "versions": inventory.versions_summary(rows)}
+
+    @app.get(f"{API}/devices/{{site}}/{{device_id}}/firmware", tags=["lifecycle"])
+    def device_firmware(site: str, device_id: str, _: Actor) -> dict[str, Any]:
+        return found(read(inventory.firmware_history, site, device_id), site, device_id)
+
+    @app.get(f"{API}/devices/{{site}}/{{device_id}}/settings", tags=["lifecycle"])
+    def device_settings(site: str, device_id: str, _: Actor) -> dict[str, Any]:
+        return found(read(inventory.settings_history, site, device_id), site, device_id)
+
+    @app.get(f"{API}/baselines/firmware", tags=["lifecycle"])
+    def firmware_baselines(_: Actor, model: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(baselines.firmware_approvals, model)
+        return result
+
+    @app.post(f"{API}/baselines/firmware", tags=["lifecycle"], status_code=201)
+    def approve_firmware(body: FirmwareApproval, who: Actor) -> dict[str, Any]:
+        result = service.approve_firmware(body.model, body.firmware_version, who, body.reason)
+        return result.document()
+
+    @app.get(f"{API}/baselines/settings", tags=["lifecycle"])
+    def settings_baselines(_: Actor) -> list[dict[str, Any]]:
+        found_all: dict[Any, baselines.SettingsBaseline] = read(baselines.all_settings_baselines)
+        return [baselines.baseline_document(b) for _, b in sorted(found_all.items())]
+
+    @app.post(f"{API}/baselines/settings", tags=["lifecycle"], status_code=201)
+    def approve_settings(body: SettingsApproval, who: Actor) -> dict[str, Any]:
+        try:
+            result = service.approve_settings(
+                body.site, body.device_id, who, body.reason, body.hash
+            )
+        except ApprovalError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        return result.document()

@@ -1,0 +1,74 @@
+"""One durable commit per ASDU instead of one per information object.
+
+c104 calls a point callback once per information object of an ASDU, on the connection's
+receive thread, and lib60870 may acknowledge the I-frame once the last callback returned.
+Storing each object on its own (`deliver_blocking` per callback) costs a commit round trip
+per object, and a relay's receive thread waits for each: a 20-object ASDU took 20 commits.
+
+The batcher holds the objects of the ASDU being received and hands them to the sink in one
+call when the last one arrives (its count, `number_of_objects`, is in every callback), so
+durability still precedes the acknowledgement. Two safety nets, for an object that never
+reaches a callback: a different ASDU (other raw bytes) flushes what is held first, and the
+link's loop flushes anything held longer than `stale_after_s` (well inside lib60870's t2,
+10 s, the longest it waits before acknowledging). One lock serialises the flushes, so the
+sink sees objects in the order received.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from protocols.observations import PointObservation
+
+
+class AsduBatcher:
+    def __init__(
+        self,
+        deliver: Callable[[list[PointObservation]], None],
+        stale_after_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._deliver = deliver
+        self.stale_after_s = stale_after_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: list[PointObservation] = []
+        self._raw = b""
+        self._since = 0.0
+        self.asdus = 0  # ASDUs delivered, for counters
+        self.stale_flushes = 0
+
+    def add(self, obs: PointObservation, raw: bytes, objects: int) -> None:
+        """One information object, on the receive thread; returns once what it completed
+        is durable."""
+        with self._lock:
+            if self._held and raw != self._raw:
+                self._flush()
+            if not self._held:
+                self._since = self._clock()
+                self._raw = raw
+            self._held.append(obs)
+            if len(self._held) >= max(objects, 1):
+                self._flush()
+
+    def stale(self) -> bool:
+        return bool(self._held) and self._clock() - self._since >= self.stale_after_s
+
+    def flush_stale(self) -> None:
+        """From a worker thread of the link's loop: deliver what waited too long."""
+        with self._lock:
+            if self._held and self._clock() - self._since >= self.stale_after_s:
+                self.stale_flushes += 1
+                self._flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._held:
+                self._flush()
+
+    def _flush(self) -> None:
+        held, self._held, self._raw = self._held, [], b""
+        self.asdus += 1
+        self._deliver(held)

@@ -1,0 +1,90 @@
+"""`relay-agent demo`, headless: the README's first command, as a newcomer runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from simulator.broker import free_port, mosquitto_binary
+
+TICKET = re.compile(r"^ticket #(\d+)\s+(opened|changed)\s+(\S+)\s+(P\d)\s+(.*)  \[(.*) -> (\S+)\]$")
+
+
+def _get(url: str, token: str) -> object:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return json.load(answer)
+
+
+async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
+    """Run the demo for 30 s; while it holds after the scenario, ask its API for tickets."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent.cli", "demo", "--duration", "30", "--broker", broker,
+        "--workdir", str(workdir), "--api-port", str(free_port()),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    api_tickets: object = None
+    api = ("", "")
+    try:
+        async with asyncio.timeout(120):
+            async for raw in proc.stdout:
+                line = raw.decode().rstrip("\n")
+                lines.append(line)
+                if m := re.match(r"center API (http://\S+)/docs\s+\(token: (\S+)\)", line):
+                    api = (m[1] + "/api/v1", m[2])
+                if line.startswith("scenario   played"):
+                    api_tickets = await asyncio.to_thread(_get, f"{api[0]}/tickets", api[1])
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return lines, api_tickets
+
+
+def _final_tickets(lines: list[str]) -> dict[int, tuple[str, ...]]:
+    """Per ticket id, its last printed (state, priority, title, devices, service point)."""
+    out: dict[int, tuple[str, ...]] = {}
+    for line in lines:
+        if m := TICKET.match(line):
+            out[int(m[1])] = (m[3], m[4], m[5], m[6], m[7])
+    return out
+
+
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker: str) -> None:
+    if broker == "mosquitto" and mosquitto_binary() is None:
+        pytest.fail("mosquitto is not installed: scripts/setup installs it")
+    lines, api_tickets = await run_demo(tmp_path / "demo", broker)
+    output = "\n".join(lines)
+    tickets = _final_tickets(lines)
+    protection = [t for t in tickets.values() if t[2].startswith("Protection operation")]
+    assert len(protection) == 1, output  # the seed's three relays: one ticket, not three
+    assert protection[0][:2] == ("open", "P1") and protection[0][3:] == (
+        "busbar, line1, line2",
+        "sp-north",
+    ), output
+    titles = sorted((t[2].split(" at ")[0], t[3], t[0]) for t in tickets.values())
+    assert titles == [
+        ("Device alarm ct circuit alarm", "feeder7", "resolved"),  # cleared, held, resolved
+        ("Device comms lost", "feeder7", "resolved"),  # the relay came back
+        ("Device self-check failure", "line3-103", "open"),  # IEC 103 group alarm
+        ("Protection operation", "busbar, line1, line2", "open"),  # waits for a person
+    ], output
+    # the API was up while the demo held, and said the same
+    assert isinstance(api_tickets, list), output
+    assert len(api_tickets) == 4
+    assert {tuple(t["devices"]) for t in api_tickets} == {
+        ("busbar", "line1", "line2"),
+        ("feeder7",),
+        ("line3-103",),
+    }
+    assert "Traceback" not in output, output

@@ -1,0 +1,166 @@
+"""Issue 6 end to end: a simulated Modbus relay -> the agent (a real process) -> Mosquitto
+-> the center (its real service, SQLite). Settings and firmware change on the relay; the
+center keeps the inventory, opens drift tickets and resolves them on approval; an agent
+restart resends nothing unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from center.config import parse_config
+from center.lifecycle.approvals import BaselineService
+from center.server import CenterService
+from simulator.agent_config import agent_config
+from simulator.modbus import ModbusRelay
+from simulator.runner import ScenarioRunner, on_free_ports
+from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
+from tests.center.mqtt_support import eventually
+from tests.support.agent_process import AgentProcess
+from tests.support.mosquitto import Mosquitto
+
+FEEDER = {
+    "id": "feeder7",
+    "protocol": "modbus",
+    "profile": "feeder-protection-modbus",
+    "link": {"transport": "tcp", "port": 15502, "unit_id": 1},
+    "identity": {"model": "FP-300", "serial": "FP3-0007", "firmware_version": "2.4.1"},
+    "settings": {"i_pickup": 1.2, "t_delay": 0.3, "ar_enabled": 1, "bay_name": "Feeder 7"},
+}
+
+
+@dataclass
+class Plant:
+    center: CenterService
+    agent: AgentProcess
+    relay: ModbusRelay
+    approvals: BaselineService
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        with self.center.engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params).mappings())
+
+    def value(self, sql: str, **params: Any) -> Any:
+        with self.center.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    def tickets(self, fault_class: str) -> list[Any]:
+        return self.rows(
+            "SELECT id, state, severity, resolved_by FROM tickets WHERE fault_class = :fc",
+            fc=fault_class,
+        )
+
+    async def until(self, sql: str, what: str, **params: Any) -> Any:
+        try:
+            return await eventually(lambda: self.value(sql, **params), 60, what)
+        except AssertionError:
+            print(self.agent.log()[-6000:])
+            raise
+
+
+@pytest.fixture
+async def plant(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Plant]:
+    config = parse_config({
+        "center": {"instance": "lifecycle-test", "state_dir": str(tmp_path / "center")},
+        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "center-e2e"},
+        "api": {"enabled": False},
+        "tickets": {"tick_interval_s": 0.2},
+    })  # fmt: skip
+    center = await asyncio.to_thread(CenterService, config)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(center.run(stop))
+    # the center's persistent session exists before anything is published
+    await eventually(lambda: center.mqtt_status["subscribed"], 30, "center subscribed")
+    data = {"scenario": {"name": "lifecycle"}, "relays": [FEEDER]}
+    scenario = on_free_ports(Scenario(ScenarioFile.model_validate(data), SCENARIOS_DIR / "x"))
+    runner = ScenarioRunner(scenario, progress=lambda line: None)
+    await runner.start()
+    agent_cfg = agent_config(
+        scenario, runner.relays, site="north", gateway_id="gw-north-1",
+        state_dir=tmp_path / "agent-state", broker=(mosquitto.host, mosquitto.port),
+        # the agent-wide default: identity (firmware) is re-read every second
+        extra={"snapshots": {"identity_interval_s": 1.0}},
+    )  # fmt: skip
+    agent = AgentProcess(tmp_path / "agent", agent_cfg)
+    agent.start()
+    relay = runner.relays["feeder7"]
+    assert isinstance(relay, ModbusRelay)
+    approvals = BaselineService(center.engine, center.ticket_engine, [])
+    try:
+        yield Plant(center, agent, relay, approvals)
+    finally:
+        agent.stop()
+        await runner.stop()
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(serving, 15)
+
+
+async def test_settings_and_firmware_changes_drift_approve_and_survive_a_restart(
+    plant: Plant,
+) -> None:
+    p = plant
+    await p.until("SELECT count(*) FROM settings_snapshots", "the first snapshot")
+    await p.until("SELECT count(*) FROM firmware_reports", "the first firmware report")
+    # first reports are adopted as baselines: nothing deviates, nothing opens
+    assert p.tickets("settings_drift") == [] and p.tickets("firmware_drift") == []
+
+    # --- a setting changes on the relay -------------------------------------------------
+    await p.relay.set_setting("i_pickup", 1.5)
+    await p.until(
+        "SELECT count(*) FROM tickets WHERE fault_class = 'settings_drift'", "settings drift"
+    )
+    changed = p.rows("SELECT diff, reason FROM settings_snapshots WHERE diff != '[]'")
+    assert len(changed) == 1  # exactly one snapshot record carries the change
+    assert json.loads(changed[0]["diff"]) == [
+        {"name": "i_pickup", "before": 1.2, "after": 1.5, "change": "changed",
+         "category": "protection"},
+    ]  # fmt: skip
+    assert changed[0]["reason"] == "device_signalled"  # the relay's change counter said so
+    (ticket,) = p.tickets("settings_drift")
+    assert (ticket["state"], ticket["severity"]) == ("open", "critical")
+
+    result = await asyncio.to_thread(
+        p.approvals.approve_settings, "north", "feeder7", "alice", "study 42: new pickup"
+    )
+    assert result.tickets_changed == [ticket["id"]]
+    (ticket,) = p.tickets("settings_drift")
+    assert (ticket["state"], ticket["resolved_by"]) == ("resolved", "alice")
+
+    # --- firmware: an upgrade to an approved version, then an unapproved downgrade -------
+    await asyncio.to_thread(p.approvals.approve_firmware, "FP-300", "2.5.0", "bob", "2.5 ok")
+    await p.relay.set_firmware("2.5.0")
+    await p.until("SELECT count(*) FROM firmware_reports WHERE firmware_version = '2.5.0'", "2.5.0")
+    assert p.tickets("firmware_drift") == []
+    await p.relay.set_firmware("2.3.0")
+    await p.until(
+        "SELECT count(*) FROM tickets WHERE fault_class = 'firmware_drift' AND state = 'open'",
+        "firmware drift",
+    )
+    assert p.value("SELECT firmware_version FROM devices WHERE device_id = 'feeder7'") == "2.3.0"
+
+    # --- an agent restart resends nothing unchanged ---------------------------------------
+    first_session = p.value("SELECT max(session) FROM records")
+    counts = p.value("SELECT count(*) FROM records WHERE kind IN ('firmware', 'settings')")
+    p.agent.stop()
+    p.agent.start()
+    # The poller reads identity and settings before status on first contact, and records
+    # leave the outbox in order: once a status event of the new session is stored, any
+    # firmware or settings record of that session would be stored too.
+    await p.until(
+        "SELECT count(*) FROM records WHERE kind = 'event' AND session > :s",
+        "a status event from the restarted agent",
+        s=first_session,
+    )
+    assert p.value("SELECT count(*) FROM records WHERE kind IN ('firmware', 'settings')") == (
+        counts
+    )
+    assert p.value("SELECT count(*) FROM settings_snapshots") == 2

@@ -186,6 +186,11 @@ class Demo:
                     f"Bearer {token}' -H 'Content-Type: application/json' -d "
                     f'\'{{"root_cause": "line_fault"}}\' {url}/tickets/ID/resolve'
                 )
+                self.say(
+                    "           a settings drift resolves once approved: relay-center baseline "
+                    f"approve settings --site {SITE} --device feeder7 --reason 'new CT ratio' "
+                    f"--config {self.workdir / 'center.toml'}"
+                )
             if deadline is not None and time.monotonic() >= deadline:
                 break
             with contextlib.suppress(TimeoutError):

@@ -78,10 +78,13 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
         ("Device comms lost", "feeder7", "resolved"),  # the relay came back
         ("Device self-check failure", "line3-103", "open"),  # IEC 103 group alarm
         ("Protection operation", "busbar, line1, line2", "open"),  # waits for a person
+        ("Settings drift", "feeder7", "open"),  # i_pickup raised on the relay: P2, protection
     ], output
+    drift = next(t for t in tickets.values() if t[2].startswith("Settings drift"))
+    assert drift[1] == "P2", output
     # the API was up while the demo held, and said the same
     assert isinstance(api_tickets, list), output
-    assert len(api_tickets) == 4
+    assert len(api_tickets) == 5
     assert {tuple(t["devices"]) for t in api_tickets} == {
         ("busbar", "line1", "line2"),
         ("feeder7",),

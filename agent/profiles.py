@@ -139,6 +139,11 @@ def load_profile(path: Path) -> Profile:
         for i, p in enumerate(parsed.points)
         if not re.fullmatch(spec.address_pattern, p.address)
     ]
+    if isinstance(section, registry.CrossCheckedSection):
+        bad += section.cross_check(
+            frozenset(p.address for p in parsed.points),
+            frozenset(s.name for s in parsed.settings),
+        )
     if bad:
         raise ConfigError(file, bad)
     points = tuple(parsed.points)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -35,6 +35,16 @@ class LinkPlan:
     bus: SerialBusConfig | None = None
     # The agent's state directory, for driver state that must survive restarts.
     state_dir: Path | None = None
+
+
+@runtime_checkable
+class CrossCheckedSection(Protocol):
+    """A profile section that must agree with the rest of its profile (e.g. its addresses
+    are not also ordinary points); `agent/profiles.py` calls it when the profile loads."""
+
+    def cross_check(
+        self, point_addresses: frozenset[str], setting_names: frozenset[str]
+    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)

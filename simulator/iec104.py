@@ -12,6 +12,12 @@ kind unless `types` says otherwise:
 - start, alarm, status, self_check: `M_SP_TB_1` (single point with CP56 time);
 - measurement: `M_ME_TF_1` (short float with CP56 time).
 
+When the profile has an `[iec104]` section, the relay also serves its identity and settings
+at the IOAs it maps (`simulator.iec104_inventory`); a `setting` step sends the new value
+spontaneously and then toggles the `settings_signal` point (when mapped), a `firmware` step
+sends the new version spontaneously. A relay that was offline answers the next general
+interrogation with the current values.
+
 Like a real relay, events emitted while no master is connected (or while the relay is
 offline) wait in the relay's buffer and are sent when a master connects, and an event leaves
 the buffer only when the master acknowledges the I-frame that carried it: events sent but
@@ -40,6 +46,8 @@ from pydantic import Field, ValidationError
 
 from agent.profiles import PointSpec, Profile
 from protocols.config import StrictModel
+from protocols.iec104.profile import Iec104ProfileSection
+from simulator import iec104_inventory
 from simulator.iec104_acks import AckTracker, event_key, register
 from simulator.scenario import RelaySpec
 
@@ -149,8 +157,17 @@ class Iec104Relay:
             raise ValueError(f"relay {spec.id}: link.types: unknown {unknown or ''} bad {bad}")
         self.spec = spec
         self.profile = profile
+        section = profile.section
+        self.section = (
+            section if isinstance(section, Iec104ProfileSection) else Iec104ProfileSection()
+        )
         self.settings: dict[str, bool | int | float | str] = dict(spec.settings)
         self.firmware = spec.identity.firmware_version
+        self.settings_signal = False
+        try:  # a value that does not fit its points is a scenario error, found up front
+            self._state_points()
+        except ValueError as exc:
+            raise ValueError(f"relay {spec.id}: {exc}") from exc
         self.online = True
         self.sent: list[Sent] = []  # every transmission, re-sends included
         self.overwritten = 0
@@ -239,15 +256,48 @@ class Iec104Relay:
         log.info("relay %s: %s", self.id, "online" if online else "offline (vanished)")
 
     async def set_setting(self, name: str, value: bool | int | float | str) -> None:
-        # IEC 104 has no settings ASDUs: kept for the scenario's record only.
         self.settings[name] = value
-        log.info("relay %s: setting %s = %r (not visible over IEC 104)", self.id, name, value)
+        item = next((s for s in self.section.settings if s.name == name), None)
+        if item is None:
+            log.info("relay %s: setting %s = %r (no point maps it)", self.id, name, value)
+            return
+        log.info("relay %s: setting %s = %r", self.id, name, value)
+        await self._send_state(iec104_inventory.setting_points(item, value))
+        if self.section.settings_signal is not None:
+            self.settings_signal = not self.settings_signal
+            await self._send_state(
+                iec104_inventory.signal_point(self.section, self.settings_signal)
+            )
 
     async def set_firmware(self, version: str) -> None:
         self.firmware = version
-        log.info("relay %s: firmware %s (not visible over IEC 104)", self.id, version)
+        identity = self.section.identity
+        if identity is None or identity.firmware_version is None:
+            log.info("relay %s: firmware %s (no point maps it)", self.id, version)
+            return
+        log.info("relay %s: firmware %s", self.id, version)
+        points = iec104_inventory.text_points(identity.firmware_version, version)
+        await self._send_state(points)
 
     # --- internals --------------------------------------------------------------------------
+
+    def _state_points(self) -> dict[str, iec104_inventory.StatePoint]:
+        return iec104_inventory.all_points(
+            self.section, self.spec.identity, self.firmware, self.settings, self.settings_signal
+        )
+
+    async def _send_state(self, points: dict[str, iec104_inventory.StatePoint]) -> None:
+        """New identity / settings values: kept for the next interrogation, and sent
+        spontaneously now when a master is connected (state, not buffered events)."""
+        async with self._send_lock:
+            for address, (_type_name, info) in points.items():
+                c_point = self._points.get(address)
+                if c_point is None:  # offline: the rebuilt server starts from the state
+                    continue
+                c_point.info = info
+                server = self._server
+                if server is not None and server.has_active_connections:
+                    c_point.transmit(cause=c104.Cot.SPONTANEOUS)
 
     def _require_server(self) -> c104.Server:
         if self._server is None:
@@ -274,6 +324,14 @@ class Iec104Relay:
             if spec.address in previous:
                 c_point.info = previous[spec.address]
             points[spec.address] = c_point
+        for address, (type_name, info) in self._state_points().items():
+            c_point = station.add_point(
+                io_address=int(address), type=c104.Type.__members__[type_name]
+            )
+            if c_point is None:
+                raise RuntimeError(f"relay {self.id}: c104 refused point {address}")
+            c_point.info = info
+            points[address] = c_point
         if self.link.track_acks:
             register(server, self._acks)
         server.start()

@@ -12,6 +12,9 @@ reaches a callback: a different ASDU (other raw bytes) flushes what is held firs
 link's loop flushes anything held longer than `stale_after_s` (well inside lib60870's t2,
 10 s, the longest it waits before acknowledging). One lock serialises the flushes, so the
 sink sees objects in the order received.
+
+An object the link consumes itself (the profile's identity and settings points) is added
+as `None`: it counts towards the ASDU's completion but is not delivered.
 """
 
 from __future__ import annotations
@@ -35,40 +38,44 @@ class AsduBatcher:
         self._clock = clock
         self._lock = threading.Lock()
         self._held: list[PointObservation] = []
+        self._seen = 0  # objects of the current ASDU, delivered or consumed
         self._raw = b""
         self._since = 0.0
         self.asdus = 0  # ASDUs delivered, for counters
         self.stale_flushes = 0
 
-    def add(self, obs: PointObservation, raw: bytes, objects: int) -> None:
-        """One information object, on the receive thread; returns once what it completed
-        is durable."""
+    def add(self, obs: PointObservation | None, raw: bytes, objects: int) -> None:
+        """One information object (`None`: consumed, not delivered), on the receive
+        thread; returns once what it completed is durable."""
         with self._lock:
-            if self._held and raw != self._raw:
+            if self._seen and raw != self._raw:
                 self._flush()
-            if not self._held:
+            if not self._seen:
                 self._since = self._clock()
                 self._raw = raw
-            self._held.append(obs)
-            if len(self._held) >= max(objects, 1):
+            self._seen += 1
+            if obs is not None:
+                self._held.append(obs)
+            if self._seen >= max(objects, 1):
                 self._flush()
 
     def stale(self) -> bool:
-        return bool(self._held) and self._clock() - self._since >= self.stale_after_s
+        return bool(self._seen) and self._clock() - self._since >= self.stale_after_s
 
     def flush_stale(self) -> None:
         """From a worker thread of the link's loop: deliver what waited too long."""
         with self._lock:
-            if self._held and self._clock() - self._since >= self.stale_after_s:
+            if self._seen and self._clock() - self._since >= self.stale_after_s:
                 self.stale_flushes += 1
                 self._flush()
 
     def flush(self) -> None:
         with self._lock:
-            if self._held:
+            if self._seen:
                 self._flush()
 
     def _flush(self) -> None:
-        held, self._held, self._raw = self._held, [], b""
-        self.asdus += 1
-        self._deliver(held)
+        held, self._held, self._raw, self._seen = self._held, [], b"", 0
+        if held:
+            self.asdus += 1
+            self._deliver(held)

@@ -21,6 +21,11 @@ class Iec104Device(DeviceBase):
     # How long the first connection may take before the driver gives up (LinkError) and the
     # supervisor's backoff takes over.
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    # Identity and settings (only when the profile's [iec104] section maps points for them):
+    # read after every connect, when the relay signals a change, and re-read by a general
+    # interrogation at these periods. Unset: the agent's [snapshots] value, else these.
+    identity_interval_s: float = Field(default=3600.0, gt=0)
+    settings_interval_s: float = Field(default=600.0, gt=0)
     # Clock synchronisation sets the relay's clock: a write, so it needs allow_commands.
     clock_sync: bool = False
 

@@ -8,9 +8,11 @@ Threads and where they cross:
   thread. They hand each object to an `AsduBatcher`, which calls `sink.deliver_blocking`
   once per ASDU, when its last object arrived; that returns once the objects are durable.
   lib60870 acknowledges an I-frame only after the callbacks returned, so nothing the relay
-  drops from its buffer can be lost here (ack semantics).
+  drops from its buffer can be lost here (ack semantics). Objects at a `consumed` address
+  (the profile's identity and settings points) skip the sink: they go to `on_consumed` on
+  the event loop (state a general interrogation re-reads, so not held to the ack rule).
 - `on_state_change` runs on c104's client thread. It unmutes an `OPEN_MUTED` connection
-  (the stuck-muted workaround) and hands the state to asyncio in `_to_loop`, the one
+  (the stuck-muted workaround) and hands the state to asyncio in `_in_loop`, the one
   `call_soon_threadsafe` crossing.
 - Blocking commands (general interrogation, clock sync, stop) run via `asyncio.to_thread`.
 
@@ -24,6 +26,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +58,22 @@ class Iec104Link:
     """One c104 `Client` with one connection to one relay, for the duration of `run`."""
 
     def __init__(
-        self, device: Iec104Device, known_addresses: frozenset[str], sink: ObservationSink
+        self,
+        device: Iec104Device,
+        known_addresses: frozenset[str],
+        sink: ObservationSink,
+        consumed: frozenset[str] = frozenset(),
+        on_consumed: Callable[[PointObservation], None] | None = None,
     ) -> None:
         self.device = device
         self.known_addresses = known_addresses
         self.sink = sink
+        # Addresses the driver reads for the inventory (identity, settings): handed to
+        # `on_consumed` on the event loop instead of the sink; never events.
+        self.consumed = consumed
+        self.on_consumed = on_consumed
+        # Set once the general interrogation after connecting was confirmed.
+        self.ready = asyncio.Event()
         self.received = 0
         self.latest: dict[str, PointObservation] = {}  # address -> last observation
         self.recent: deque[PointObservation] = deque(maxlen=RECENT_EVENTS)
@@ -69,6 +83,7 @@ class Iec104Link:
         self._connection: c104.Connection | None = None
         self._open = False
         self._lock = threading.Lock()
+        self._interrogation_lock = asyncio.Lock()
         self.batcher = AsduBatcher(sink.deliver_blocking)
 
     @property
@@ -95,6 +110,7 @@ class Iec104Link:
             stale_guard = asyncio.create_task(self._flush_stale())
             try:
                 await self.interrogate()
+                self.ready.set()
                 if self.device.clock_sync:
                     await self.clock_sync()
                 reason = await self._wait_lost()
@@ -124,16 +140,19 @@ class Iec104Link:
     async def interrogate(self) -> None:
         """General interrogation of the relay's station; its answers arrive through the point
         callbacks (durable, cause INTERROGATED_BY_STATION). c104 waits for the termination."""
-        connection = self._require_open()
         ca = self.device.common_address
-        log.info("device %s: general interrogation", self.name)
-        try:
-            done = await asyncio.wait_for(
-                asyncio.to_thread(connection.interrogation, ca),
-                self.device.interrogation_timeout_s,
-            )
-        except TimeoutError:
-            raise LinkError(f"{self.device.id}: general interrogation timed out") from None
+        # One at a time: c104 refuses a second C_IC_NA_1 while one runs ("already running"),
+        # and the connect GI, an on-demand poll and the inventory's refresh may overlap.
+        async with self._interrogation_lock:
+            connection = self._require_open()
+            log.info("device %s: general interrogation", self.name)
+            try:
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that races the result, and `run` would then never end.
+                async with asyncio.timeout(self.device.interrogation_timeout_s):
+                    done = await asyncio.to_thread(connection.interrogation, ca)
+            except TimeoutError:
+                raise LinkError(f"{self.device.id}: general interrogation timed out") from None
         if not done:
             raise LinkError(f"{self.device.id}: general interrogation not confirmed")
 
@@ -176,15 +195,18 @@ class Iec104Link:
                 return f"connection {event.state.name}"
 
     def _to_loop(self, event: _LinkEvent) -> None:
+        self._in_loop(self._events.put_nowait, event)
+
+    def _in_loop(self, call: Callable[[Any], None], item: object) -> None:
         """The one crossing from c104's threads into asyncio."""
         loop = self._loop
         if loop is None or loop.is_closed():
-            log.debug("device %s: event after loop closed: %s", self.name, event)
+            log.debug("device %s: %r after loop closed", self.name, item)
             return
         try:
-            loop.call_soon_threadsafe(self._events.put_nowait, event)
+            loop.call_soon_threadsafe(call, item)
         except RuntimeError:  # the loop closed between the check and the call
-            log.debug("device %s: event after loop closed: %s", self.name, event)
+            log.debug("device %s: %r after loop closed", self.name, item)
 
     # --- c104 setup -------------------------------------------------------------------------
 
@@ -282,6 +304,14 @@ class Iec104Link:
                 raw=raw,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
+            if obs.address in self.consumed:
+                # Identity / settings state, re-read by every interrogation: not an event.
+                with self._lock:
+                    self.received += 1
+                if self.on_consumed is not None:
+                    self._in_loop(self.on_consumed, obs)
+                self.batcher.add(None, raw, message.number_of_objects)
+                return
             with self._lock:
                 self.received += 1
                 self.latest[obs.address] = obs

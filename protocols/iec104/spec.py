@@ -6,6 +6,7 @@ from typing import Any
 
 from protocols.driver import Driver
 from protocols.iec104.config import Iec104Device
+from protocols.iec104.profile import Iec104ProfileSection
 from protocols.registry import LinkPlan, ProtocolSpec
 
 
@@ -24,5 +25,7 @@ SPEC = ProtocolSpec(
     device_model=Iec104Device,
     make_driver=_make_driver,
     link_key=_link_key,
+    # Optional: the points that carry identity and settings (see README.md).
+    profile_section=Iec104ProfileSection,
     address_pattern=r"\d{1,8}",  # the information object address (IOA)
 )

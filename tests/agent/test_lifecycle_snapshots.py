@@ -12,6 +12,7 @@ from agent.profiles import load_named
 from gateway import wire
 from gateway.outbox import Outbox
 from protocols.iec103.config import Iec103Device
+from protocols.iec104.config import Iec104Device
 from protocols.modbus.config import ModbusDevice
 from protocols.observations import SettingsObservation, SettingValue
 from tests.agent.test_pipeline import records
@@ -83,7 +84,9 @@ def test_agent_wide_intervals_fill_only_what_a_device_leaves_unset() -> None:
     assert isinstance(f1, ModbusDevice) and isinstance(l1, Iec103Device)
     assert (f1.identity_interval_s, f1.settings_interval_s) == (60, 5)
     assert l1.settings_interval_s == 120  # 103 has no identity interval: ASDU 5
-    assert not hasattr(l2, "settings_interval_s")
+    # IEC 104 re-reads the profile's [iec104] identity and settings points at both periods
+    assert isinstance(l2, Iec104Device)
+    assert (l2.identity_interval_s, l2.settings_interval_s) == (60, 120)
 
     default = parse_config(_config({}), "agent.toml").devices[0]
     assert isinstance(default, ModbusDevice)

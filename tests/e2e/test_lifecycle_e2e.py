@@ -1,7 +1,7 @@
-"""Issue 6 end to end: a simulated Modbus relay -> the agent (a real process) -> Mosquitto
--> the center (its real service, SQLite). Settings and firmware change on the relay; the
-center keeps the inventory, opens drift tickets and resolves them on approval; an agent
-restart resends nothing unchanged."""
+"""Issue 6 end to end: a simulated Modbus (or IEC 104) relay -> the agent (a real process)
+-> Mosquitto -> the center (its real service, SQLite). Settings and firmware change on the
+relay; the center keeps the inventory, opens drift tickets and resolves them on approval; an
+agent restart resends nothing unchanged."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from center.config import parse_config
 from center.lifecycle.approvals import BaselineService
 from center.server import CenterService
 from simulator.agent_config import agent_config
-from simulator.modbus import ModbusRelay
+from simulator.base import SimulatedRelay
 from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
 from tests.center.mqtt_support import eventually
@@ -41,7 +41,7 @@ FEEDER = {
 class Plant:
     center: CenterService
     agent: AgentProcess
-    relay: ModbusRelay
+    relay: SimulatedRelay
     approvals: BaselineService
 
     def rows(self, sql: str, **params: Any) -> list[Any]:
@@ -66,8 +66,35 @@ class Plant:
             raise
 
 
+# The seed's line protection over IEC 104: identity and settings from its profile's
+# [iec104] points, a settings-signal point the relay toggles on every change.
+LINE104 = {
+    "id": "line1",
+    "protocol": "iec104",
+    "profile": "line-protection",
+    "link": {"port": 24041, "common_address": 1},
+    "identity": {"model": "LP-900", "serial": "LP9-1001", "firmware_version": "2.4.1"},
+    "settings": {"zone1_reach": 4.2, "zone1_time_delay": 0.0, "autoreclose_enabled": True,
+                 "station_name": "North 220kV"},
+}  # fmt: skip
+
+
 @pytest.fixture
 async def plant(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Plant]:
+    async with running_plant(tmp_path, mosquitto, FEEDER) as p:
+        yield p
+
+
+@pytest.fixture
+async def plant104(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Plant]:
+    async with running_plant(tmp_path, mosquitto, LINE104) as p:
+        yield p
+
+
+@contextlib.asynccontextmanager
+async def running_plant(
+    tmp_path: Path, mosquitto: Mosquitto, relay_spec: dict[str, Any]
+) -> AsyncIterator[Plant]:
     config = parse_config({
         "center": {"instance": "lifecycle-test", "state_dir": str(tmp_path / "center")},
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "center-e2e"},
@@ -79,7 +106,7 @@ async def plant(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Plant]:
     serving = asyncio.create_task(center.run(stop))
     # the center's persistent session exists before anything is published
     await eventually(lambda: center.mqtt_status["subscribed"], 30, "center subscribed")
-    data = {"scenario": {"name": "lifecycle"}, "relays": [FEEDER]}
+    data = {"scenario": {"name": "lifecycle"}, "relays": [relay_spec]}
     scenario = on_free_ports(Scenario(ScenarioFile.model_validate(data), SCENARIOS_DIR / "x"))
     runner = ScenarioRunner(scenario, progress=lambda line: None)
     await runner.start()
@@ -91,8 +118,7 @@ async def plant(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Plant]:
     )  # fmt: skip
     agent = AgentProcess(tmp_path / "agent", agent_cfg)
     agent.start()
-    relay = runner.relays["feeder7"]
-    assert isinstance(relay, ModbusRelay)
+    relay = runner.relays[relay_spec["id"]]
     approvals = BaselineService(center.engine, center.ticket_engine, [])
     try:
         yield Plant(center, agent, relay, approvals)
@@ -164,3 +190,29 @@ async def test_settings_and_firmware_changes_drift_approve_and_survive_a_restart
         counts
     )
     assert p.value("SELECT count(*) FROM settings_snapshots") == 2
+
+
+async def test_an_iec104_setting_change_arrives_as_one_snapshot_with_its_diff(
+    plant104: Plant,
+) -> None:
+    p = plant104
+    await p.until("SELECT count(*) FROM settings_snapshots", "the first snapshot")
+    await p.until("SELECT count(*) FROM firmware_reports", "the first firmware report")
+    (report,) = p.rows("SELECT model, serial, firmware_version FROM firmware_reports")
+    assert dict(report) == {"model": "LP-900", "serial": "LP9-1001", "firmware_version": "2.4.1"}
+    assert p.tickets("settings_drift") == [] and p.tickets("firmware_drift") == []
+
+    await p.relay.set_setting("zone1_reach", 4.5)
+    await p.until(
+        "SELECT count(*) FROM tickets WHERE fault_class = 'settings_drift'", "settings drift"
+    )
+    changed = p.rows("SELECT diff, reason FROM settings_snapshots WHERE diff != '[]'")
+    assert len(changed) == 1  # exactly one snapshot record carries the change
+    assert json.loads(changed[0]["diff"]) == [
+        {"name": "zone1_reach", "before": 4.2, "after": 4.5, "change": "changed",
+         "category": "protection"},
+    ]  # fmt: skip
+    assert changed[0]["reason"] == "device_signalled"  # the relay's settings-signal point
+    assert p.value("SELECT count(*) FROM settings_snapshots") == 2
+    (ticket,) = p.tickets("settings_drift")
+    assert (ticket["state"], ticket["severity"]) == ("open", "critical")

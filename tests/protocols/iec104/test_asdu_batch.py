@@ -93,3 +93,19 @@ def test_a_stale_flush_waits_for_a_delivery_in_progress_so_order_is_kept() -> No
         t.join(5)
     b.flush()
     assert calls[0] == ["1"] and [a for c in calls for a in c] == ["1", "2"]
+
+
+def test_consumed_objects_complete_an_asdu_without_being_delivered() -> None:
+    """Objects the link keeps for the inventory (added as None) still count towards the
+    ASDU's end: the rest goes out at once, not at the stale flush; an ASDU of consumed
+    objects only delivers nothing."""
+    calls: list[list[PointObservation]] = []
+    b = AsduBatcher(calls.append)
+    b.add(obs(1), b"asdu-a", 3)
+    b.add(None, b"asdu-a", 3)
+    b.add(obs(3), b"asdu-a", 3)
+    assert addresses(calls) == [["1", "3"]]
+    b.add(None, b"asdu-b", 2)
+    b.add(None, b"asdu-b", 2)
+    assert not b.stale()
+    assert addresses(calls) == [["1", "3"]] and b.asdus == 1

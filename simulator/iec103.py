@@ -114,6 +114,15 @@ class Iec103Relay:
         self.garbage_next = b""
         self.corrupt_next = 0
         self.ignore_next = 0
+        # Data flow control: while `busy_answers` > 0 the relay's buffer is full: every
+        # answer carries DFC=1 and a send/confirm of user data is refused (NACK, not
+        # executed). `nack_next_send` refuses the next one even before DFC was announced
+        # (the buffer filled between two exchanges).
+        self.busy_answers = 0
+        self.nack_next_send = 0
+        self.refused_sends = 0
+        self.sends_after_dfc = 0  # user data sent although the last answer said DFC=1
+        self.last_dfc = False
 
     @property
     def device_path(self) -> str | None:
@@ -227,6 +236,17 @@ class Iec103Relay:
         return answer
 
     def _answer(self, frame: FixedFrame | VariableFrame) -> bytes | None:
+        answer = self._answer_frame(frame)
+        self.last_dfc = self._busy
+        if self.busy_answers:
+            self.busy_answers -= 1
+        return answer
+
+    @property
+    def _busy(self) -> bool:
+        return self.busy_answers > 0
+
+    def _answer_frame(self, frame: FixedFrame | VariableFrame) -> bytes | None:
         c = frame.control
         if c.function in (PrimaryFunction.RESET_CU, PrimaryFunction.RESET_FCB):
             self._requeue_unacknowledged()
@@ -246,9 +266,20 @@ class Iec103Relay:
             self.last_fcb = c.fcb
         entry: tuple[bytes, Any] | None = None
         if c.function in (PrimaryFunction.SEND_CONFIRM, PrimaryFunction.SEND_NO_REPLY):
-            if isinstance(frame, VariableFrame):
-                self._command(frame.asdu)
-            answer = self._fixed(SecondaryFunction.ACK)
+            user_data = isinstance(frame, VariableFrame)
+            if user_data and self.last_dfc:
+                self.sends_after_dfc += 1
+            if user_data and (self._busy or self.nack_next_send):
+                # buffer full: "message not accepted, data flow control" (NACK, DFC=1)
+                if self.nack_next_send:
+                    self.nack_next_send -= 1
+                    self.busy_answers = max(self.busy_answers, 1)
+                self.refused_sends += 1
+                answer = self._fixed(SecondaryFunction.NACK)
+            else:
+                if isinstance(frame, VariableFrame):
+                    self._command(frame.asdu)
+                answer = self._fixed(SecondaryFunction.ACK)
         elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.class1:
             entry = self.class1.popleft()
             answer = self._data(entry[0])
@@ -374,11 +405,13 @@ class Iec103Relay:
         self.class1.append((encode_asdu(asdu), tag))
 
     def _fixed(self, function: int) -> bytes:
-        control = Control.secondary(function, acd=bool(self.class1))
+        control = Control.secondary(function, acd=bool(self.class1), dfc=self._busy)
         return encode_frame(FixedFrame(control, self.link_address))
 
     def _data(self, asdu: bytes) -> bytes:
-        control = Control.secondary(SecondaryFunction.USER_DATA, acd=bool(self.class1))
+        control = Control.secondary(
+            SecondaryFunction.USER_DATA, acd=bool(self.class1), dfc=self._busy
+        )
         return encode_frame(VariableFrame(control, self.link_address, asdu))
 
 

@@ -218,6 +218,12 @@ class Iec103Driver:
         except StationSilent as exc:
             await self._down(relay, str(exc))
             return True
+        except StationRefused as exc:
+            # A relay that keeps refusing a procedure is taken down and initialised again
+            # later; the other relays on the bus carry on.
+            relay.counters["procedures_refused"] += 1
+            await self._down(relay, f"refused: {exc}")
+            return True
 
     async def _start(self, relay: Relay) -> None:
         """Reset CU and the initialisation procedure; `StationSilent` if it stays quiet."""
@@ -306,15 +312,28 @@ class Iec103Driver:
     # --- exchanges used by the procedures (also by SettingsReader) ------------------------
 
     async def send_asdu(self, relay: Relay, asdu: Asdu) -> None:
-        """Send/confirm one ASDU, first letting a full relay (DFC) empty its buffer."""
-        for _ in range(20):
-            if not relay.station.dfc:
-                break
-            await self._poll(relay, 1 if relay.station.acd else 2)
+        """Send/confirm one ASDU. User data never goes to a relay whose last answer said
+        its buffer is full (DFC): it is polled until DFC clears. A send refused because the
+        buffer filled meanwhile (NACK with DFC) is sent again once it has emptied. Gives up
+        (`StationRefused`) after PROCEDURE_TIMEOUT_S, or at once on a NACK without DFC."""
+        deadline = time.monotonic() + PROCEDURE_TIMEOUT_S
+        while True:
+            while relay.station.dfc and time.monotonic() < deadline:
+                relay.counters["dfc_waits"] += 1
+                await self._poll(relay, 1 if relay.station.acd else 2)
+                if relay.station.dfc:
+                    await asyncio.sleep(0.05)
             if relay.station.dfc:
-                await asyncio.sleep(0.05)
-        reply = await self._master().send(relay.station, encode_asdu(asdu))
-        await self._handle(relay, reply)
+                raise StationRefused(f"device {relay.id}: buffer full (DFC) for too long")
+            try:
+                reply = await self._master().send(relay.station, encode_asdu(asdu))
+            except StationRefused:
+                if not relay.station.dfc or time.monotonic() >= deadline:
+                    raise
+                relay.counters["sends_deferred_dfc"] += 1
+                continue
+            await self._handle(relay, reply)
+            return
 
     async def _poll(self, relay: Relay, klass: int) -> Asdu | None:
         reply = await self._master().poll(relay.station, klass)

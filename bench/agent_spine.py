@@ -106,18 +106,25 @@ class Subscriber:
                     self.latencies.append(now - sent)
 
 
+SENDER = "c104"  # or "raw": bench/raw104_sender.py, events written at once (set by --sender)
+
+
 def start_generator(
     work: Path, relays: int, rate: float, duration: float, batch: int
 ) -> tuple[subprocess.Popen[bytes], int]:
     base_port = free_port()
     base_port = base_port if base_port + relays < 65000 else 20000
+    common = ["--relays", str(relays), "--rate", str(rate), "--duration", str(duration),
+              "--base-port", str(base_port), "--points", str(POINTS),
+              "--wait-for-clients", str(relays)]  # fmt: skip
+    if SENDER == "raw":  # one event per I-frame, stamped as it is written
+        command = [sys.executable, str(ROOT / "bench" / "raw104_sender.py"), *common]
+    else:
+        command = [sys.executable, "-m", "simulator.cli", "--load", *common,
+                   "--batch", str(batch), "--no-hold"]  # fmt: skip
     gen = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "--load", "--relays", str(relays),
-         "--rate", str(rate), "--duration", str(duration), "--base-port", str(base_port),
-         "--points", str(POINTS), "--batch", str(batch), "--wait-for-clients", str(relays),
-         "--no-hold"],
-        stdout=(work / "gen.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
-    )  # fmt: skip
+        command, stdout=(work / "gen.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT
+    )
     return gen, base_port
 
 
@@ -251,7 +258,12 @@ def main() -> None:
     p.add_argument("--relays", type=int, default=20)
     p.add_argument("--rate", type=float, default=6000, help="offered rate for throughput")
     p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--sender", choices=["c104", "raw"], default="c104",
+                   help="c104: relay-sim --load (c104 Server, sends on a 50 ms tick); "
+                        "raw: bench/raw104_sender.py (writes each event at once)")  # fmt: skip
     args = p.parse_args()
+    global SENDER
+    SENDER = args.sender
     offered = args.rate * args.duration
     if args.only in (None, "throughput"):
         b = asyncio.run(run_bare(args.relays, args.rate, args.duration))

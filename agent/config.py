@@ -213,6 +213,27 @@ def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
     """Cross-field rules: unique ids, buses exist, profiles load and match protocols,
     the TLS certificate belongs to this gateway."""
     problems: list[str] = check_tls(config)
+    for key, secret in (
+        ("broker.password_file", config.broker.password_file),
+        ("remote.tokens_file", config.remote.tokens_file),
+    ):
+        if secret is not None and not secret.is_file():
+            problems.append(f"{key}: file not found (found: {str(secret)!r})")
+    bus_seen: set[str] = set()
+    for i, declared in enumerate(config.buses):
+        if declared.id in bus_seen:
+            problems.append(f"buses[{i}].id: duplicate bus id (found: {declared.id!r})")
+        bus_seen.add(declared.id)
+    bus_protocols: dict[str, set[str]] = {}
+    for dev in config.devices:
+        if (bus_id := getattr(dev, "bus", None)) is not None:
+            bus_protocols.setdefault(bus_id, set()).add(str(getattr(dev, "protocol")))  # noqa: B009
+    for bus_id, protocols in sorted(bus_protocols.items()):
+        if len(protocols) > 1:
+            problems.append(
+                f"buses: expected one protocol per serial bus, as one driver owns the port "
+                f"(found: bus {bus_id!r} used by {', '.join(sorted(protocols))})"
+            )
     seen: set[str] = set()
     for i, dev in enumerate(config.devices):
         if dev.id in seen:

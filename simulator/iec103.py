@@ -21,13 +21,24 @@ disturbance record (ASDU 23); setting steps change a generic-services entry and 
 INF 22 "local parameter setting"; firmware steps change the ASDU 5 software id (4 octets)
 and queue ASDU 5 with COT "start/restart"; offline stops all answers.
 
-Test hooks: `garbage_next`, `corrupt_next`, `ignore_next`, `queue_raw`.
+Data flow control (IEC 60870-5-2): `hold_busy(n)` fills the relay's buffer for its next
+n answers. Each of them carries DFC=1, and a send/confirm of user data that arrives
+meanwhile is not executed but answered NACK with DFC=1 ("message not accepted, data flow
+control"), as a new exchange (its FCB is taken, so a repeat must toggle it). With
+`after_next_send=True` the next user data is still accepted, and its ACK already says
+DFC=1. `nack_next_send` refuses the next send although DFC was not announced (the buffer
+filled between two exchanges). `received` records every frame addressed to the relay
+(`ReceivedFrame`), so a test can check what the master sent and when.
+
+Test hooks: `garbage_next`, `corrupt_next`, `ignore_next`, `queue_raw`, `hold_busy`,
+`nack_next_send`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +67,8 @@ from protocols.iec103.asdu_messages import (
     TimeTaggedMessage,
 )
 from protocols.iec103.frames import (
+    START_FIXED,
+    START_VARIABLE,
     Control,
     FixedFrame,
     Frame,
@@ -72,6 +85,28 @@ log = logging.getLogger(__name__)
 
 SETTINGS_GROUP = 1
 MAX_ASDU10 = 200  # octets of generic data sets per ASDU 10, to stay inside one frame
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedFrame:
+    """One frame from the master, as the relay saw it, and what it answered."""
+
+    function: int  # PrimaryFunction
+    fcb: bool
+    fcv: bool
+    type_id: int | None  # the ASDU type of user data, None for a fixed frame
+    busy: bool  # the relay's buffer was full when the frame arrived
+    dfc_announced: bool  # the relay's previous answer carried DFC=1
+    answer: int | None  # SecondaryFunction of the answer (None: none, or the E5 char)
+    answer_dfc: bool  # the answer carried DFC=1
+    repeat: bool  # same FCB as the last FCV frame: the retained answer went out again
+
+    @property
+    def user_data(self) -> bool:
+        return self.type_id is not None and self.function in (
+            PrimaryFunction.SEND_CONFIRM,
+            PrimaryFunction.SEND_NO_REPLY,
+        )
 
 
 class Iec103Link(StrictModel):
@@ -117,12 +152,14 @@ class Iec103Relay:
         # Data flow control: while `busy_answers` > 0 the relay's buffer is full: every
         # answer carries DFC=1 and a send/confirm of user data is refused (NACK, not
         # executed). `nack_next_send` refuses the next one even before DFC was announced
-        # (the buffer filled between two exchanges).
+        # (the buffer filled between two exchanges). See `hold_busy`.
         self.busy_answers = 0
+        self.busy_after_send = 0  # the buffer fills with the next accepted user data
         self.nack_next_send = 0
         self.refused_sends = 0
         self.sends_after_dfc = 0  # user data sent although the last answer said DFC=1
         self.last_dfc = False
+        self.received: list[ReceivedFrame] = []
 
     @property
     def device_path(self) -> str | None:
@@ -216,6 +253,15 @@ class Iec103Relay:
     def queue_raw(self, asdu: bytes, tag: Any = "raw") -> None:
         self.class1.append((asdu, tag))
 
+    def hold_busy(self, answers: int, *, after_next_send: bool = False) -> None:
+        """Report a full buffer (DFC=1) in the next `answers` answers, refusing user data
+        meanwhile; 0 empties it at once. With `after_next_send`, the buffer fills only
+        when the next user data has been accepted (its ACK is the first DFC=1 answer)."""
+        if after_next_send:
+            self.busy_after_send = answers
+        else:
+            self.busy_answers = answers
+
     # --- the secondary station -----------------------------------------------------------
 
     def handle(self, frame: Frame) -> bytes | None:
@@ -236,10 +282,27 @@ class Iec103Relay:
         return answer
 
     def _answer(self, frame: FixedFrame | VariableFrame) -> bytes | None:
+        busy, announced, repeats = self._busy, self.last_dfc, self.repeats
         answer = self._answer_frame(frame)
-        self.last_dfc = self._busy
+        reply = _answer_control(answer)
+        if answer is not None:
+            self.last_dfc = reply.dfc if reply is not None else False
         if self.busy_answers:
             self.busy_answers -= 1
+        c = frame.control
+        self.received.append(
+            ReceivedFrame(
+                function=c.function,
+                fcb=c.fcb,
+                fcv=c.fcv,
+                type_id=frame.asdu[0] if isinstance(frame, VariableFrame) and frame.asdu else None,
+                busy=busy,
+                dfc_announced=announced,
+                answer=reply.function if reply is not None else None,
+                answer_dfc=reply.dfc if reply is not None else False,
+                repeat=self.repeats != repeats,
+            )
+        )
         return answer
 
     @property
@@ -279,6 +342,8 @@ class Iec103Relay:
             else:
                 if isinstance(frame, VariableFrame):
                     self._command(frame.asdu)
+                    if self.busy_after_send:  # accepted, and now the buffer is full
+                        self.busy_answers, self.busy_after_send = self.busy_after_send, 0
                 answer = self._fixed(SecondaryFunction.ACK)
         elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.class1:
             entry = self.class1.popleft()
@@ -413,6 +478,17 @@ class Iec103Relay:
             SecondaryFunction.USER_DATA, acd=bool(self.class1), dfc=self._busy
         )
         return encode_frame(VariableFrame(control, self.link_address, asdu))
+
+
+def _answer_control(answer: bytes | None) -> Control | None:
+    """The control field of an encoded answer (None for no answer or the E5 char)."""
+    if not answer:
+        return None
+    if answer[0] == START_FIXED and len(answer) >= 2:
+        return Control.from_byte(answer[1])
+    if answer[0] == START_VARIABLE and len(answer) >= 5:
+        return Control.from_byte(answer[4])
+    return None
 
 
 def make_relay(spec: RelaySpec, profile: Profile) -> Iec103Relay:

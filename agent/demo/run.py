@@ -21,14 +21,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.demo.ticket_feed import TicketFeed
 from simulator.agent_config import agent_config, to_toml
 from simulator.agent_process import AgentProcess
 from simulator.broker import BrokerKind, LocalBroker, free_port, local_broker
 from simulator.runner import ScenarioRunner, combine, on_free_ports
 from simulator.scenario import SCENARIOS_DIR, SEED_SCENARIO, Scenario, load_scenario
+
+if TYPE_CHECKING:  # the center (SQLAlchemy) is imported only when the demo runs: a gateway
+    from agent.demo.ticket_feed import TicketFeed  # installed without [center] must work
 
 SITE = "north-220kv"
 GATEWAY = "gw-north-1"
@@ -144,6 +146,8 @@ class Demo:
         self.say(f"center     {path} (SQLite in {self.workdir / 'center'})")
         self.say(f"center API http://127.0.0.1:{port}/docs  (token: {token})")
         self.api = (f"http://127.0.0.1:{port}/api/v1", token)
+        from agent.demo.ticket_feed import TicketFeed
+
         return service, TicketFeed(service.engine)
 
     def _start_agent(

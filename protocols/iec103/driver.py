@@ -10,6 +10,11 @@ Durability: every answer's observations are delivered (`sink.deliver`, durable) 
 Isolation: a relay that stops answering is reported down and tried again every
 `offline_retry_s` with a single reset; the others keep being polled. Only a failure of the
 port itself ends `run` with `LinkError`.
+
+Data flow control: user data (time sync, GI, generic-services reads) never goes to a relay
+whose last answer had DFC=1. The pending step is abandoned for this turn (`DataFlowWait`)
+and run again from the start once an answer has DFC=0; meanwhile that relay is only
+polled, at its poll interval, and the other relays on the bus have their turns.
 """
 
 from __future__ import annotations
@@ -66,6 +71,15 @@ log = logging.getLogger(__name__)
 
 MAX_CLASS1_PER_TURN = 16  # fairness: a chatty relay yields the bus after this many frames
 PROCEDURE_TIMEOUT_S = 15.0  # GI or a settings read that takes longer is abandoned
+# (also: how long user data may wait for a relay's DFC to clear before it is taken down)
+
+STEP_TIME_SYNC = "time_sync"
+STEP_GI = "gi"
+
+
+class DataFlowWait(Exception):
+    """User data cannot go to the relay now: its last answer had DFC=1 (buffer full), or it
+    refused the send with NACK and DFC=1. The step is run again once DFC clears."""
 
 
 @dataclass
@@ -88,6 +102,8 @@ class Relay:
     counters: Counter[str] = field(default_factory=Counter)
     settings_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
     scn: int = 0
+    steps: deque[str] = field(default_factory=deque)  # initialisation steps still to run
+    dfc_since: float | None = None  # user data has waited for DFC since then
 
     @property
     def id(self) -> str:
@@ -199,22 +215,33 @@ class Iec103Driver:
                 relay.next_attempt = now + relay.config.offline_retry_s
                 await self._start(relay)
                 return True
-            if relay.settings_due or (
-                relay.config.settings_interval_s and now >= relay.next_settings
-            ):
+            holding = relay.station.dfc and self._user_data_due(relay, now)
+            if not relay.station.dfc:
+                relay.dfc_since = None
+            if holding:
+                # buffer full: no user data, only polls (below) until an answer has DFC=0
+                self._check_dfc_wait(relay, now)
+            elif relay.steps:
+                await self._run_steps(relay)
+                return True
+            elif self._user_data_due(relay, now):
                 await self._read_settings(relay)
                 return True
             if relay.station.acd:
+                relay.counters["dfc_waits"] += holding
                 for _ in range(MAX_CLASS1_PER_TURN):
                     await self._poll(relay, 1)
                     if not relay.station.acd:
                         break
                 return True
             if now >= relay.next_poll:
+                relay.counters["dfc_waits"] += holding
                 relay.next_poll = now + relay.config.poll_interval_ms / 1000
                 await self._poll(relay, 2)
                 return True
             return False
+        except DataFlowWait:
+            return True  # the step stays pending; the relay is polled on its next turns
         except StationSilent as exc:
             await self._down(relay, str(exc))
             return True
@@ -244,19 +271,32 @@ class Iec103Driver:
         await self._drain_class1(relay)
         if relay.identity is None:
             log.warning("device %s: no ASDU 5 after reset", relay.id)
-        if relay.config.time_sync:  # config validation tied this to allow_commands
-            await self.send_asdu(
-                relay,
-                TimeSync(
-                    cot=Cot.TIME_SYNC,
-                    common_address=relay.config.common_address,
-                    fun=FUN_GLOBAL,
-                    inf=0,
-                    time=cp56_from_datetime(_utcnow()),
-                ),
-            )
-            await self._drain_class1(relay)
-        await self._interrogate(relay)
+        # config validation tied time_sync to allow_commands
+        relay.steps = deque([STEP_TIME_SYNC, STEP_GI] if relay.config.time_sync else [STEP_GI])
+        relay.dfc_since = None
+        await self._run_steps(relay)
+
+    async def _run_steps(self, relay: Relay) -> None:
+        """The initialisation steps after reset, each removed only once it has been done:
+        a step stopped by DFC (`DataFlowWait`) is run again, from its start, later."""
+        while relay.steps:
+            step = relay.steps[0]
+            if step == STEP_TIME_SYNC:
+                await self.send_asdu(  # the time is taken when it is really sent
+                    relay,
+                    TimeSync(
+                        cot=Cot.TIME_SYNC,
+                        common_address=relay.config.common_address,
+                        fun=FUN_GLOBAL,
+                        inf=0,
+                        time=cp56_from_datetime(_utcnow()),
+                    ),
+                )
+                relay.steps.popleft()
+                await self._drain_class1(relay)
+            else:
+                await self._interrogate(relay)
+                relay.steps.popleft()
         relay.settings_due = relay.config.read_settings or bool(relay.settings_waiters)
 
     async def _interrogate(self, relay: Relay) -> None:
@@ -284,6 +324,12 @@ class Iec103Driver:
         reader = SettingsReader(relay.id, relay.config.common_address)
         try:
             obs = await reader.read(self, relay)
+        except DataFlowWait:
+            # read again from the start once the relay's buffer has room
+            relay.settings_due = True
+            relay.settings_signalled |= signalled
+            relay.settings_waiters = waiters + relay.settings_waiters
+            raise
         except StationRefused as exc:
             log.warning("device %s: settings read refused: %s", relay.id, exc)
             relay.counters["settings_refused"] += 1
@@ -301,6 +347,8 @@ class Iec103Driver:
         relay.identity = None
         relay.next_attempt = time.monotonic() + relay.config.offline_retry_s
         relay.station.pending_ack = False
+        relay.steps.clear()
+        relay.dfc_since = None
         if was is not False:
             log.warning("device %s: %s", relay.id, reason)
             await self._deliver([LinkStateObservation(relay.id, False, reason)])
@@ -312,28 +360,38 @@ class Iec103Driver:
     # --- exchanges used by the procedures (also by SettingsReader) ------------------------
 
     async def send_asdu(self, relay: Relay, asdu: Asdu) -> None:
-        """Send/confirm one ASDU. User data never goes to a relay whose last answer said
-        its buffer is full (DFC): it is polled until DFC clears. A send refused because the
-        buffer filled meanwhile (NACK with DFC) is sent again once it has emptied. Gives up
-        (`StationRefused`) after PROCEDURE_TIMEOUT_S, or at once on a NACK without DFC."""
-        deadline = time.monotonic() + PROCEDURE_TIMEOUT_S
-        while True:
-            while relay.station.dfc and time.monotonic() < deadline:
-                relay.counters["dfc_waits"] += 1
-                await self._poll(relay, 1 if relay.station.acd else 2)
-                if relay.station.dfc:
-                    await asyncio.sleep(0.05)
-            if relay.station.dfc:
-                raise StationRefused(f"device {relay.id}: buffer full (DFC) for too long")
-            try:
-                reply = await self._master().send(relay.station, encode_asdu(asdu))
-            except StationRefused:
-                if not relay.station.dfc or time.monotonic() >= deadline:
-                    raise
-                relay.counters["sends_deferred_dfc"] += 1
-                continue
-            await self._handle(relay, reply)
-            return
+        """Send/confirm one ASDU, never to a relay whose last answer had DFC=1.
+
+        `DataFlowWait` instead of sending while DFC is set, and when the relay refuses the
+        send with NACK and DFC=1 (its buffer filled meanwhile): the caller's step stays
+        pending and is repeated, as a new exchange, once DFC clears. A NACK without DFC
+        is `StationRefused` (`_service` also gives up on DFC lasting too long)."""
+        if relay.station.dfc:
+            raise DataFlowWait(relay.id)
+        try:
+            reply = await self._master().send(relay.station, encode_asdu(asdu))
+        except StationRefused:
+            if not relay.station.dfc:
+                raise
+            relay.counters["sends_deferred_dfc"] += 1
+            log.info("device %s: send refused, buffer full (DFC); sent again later", relay.id)
+            raise DataFlowWait(relay.id) from None
+        await self._handle(relay, reply)
+
+    def _user_data_due(self, relay: Relay, now: float) -> bool:
+        """Whether a step that sends user data is waiting for this relay."""
+        return bool(
+            relay.steps
+            or relay.settings_due
+            or (relay.config.settings_interval_s and now >= relay.next_settings)
+        )
+
+    def _check_dfc_wait(self, relay: Relay, now: float) -> None:
+        """Start the DFC wait, or end it with `StationRefused` once it has lasted too long."""
+        if relay.dfc_since is None:
+            relay.dfc_since = now
+        elif now - relay.dfc_since > PROCEDURE_TIMEOUT_S:
+            raise StationRefused(f"device {relay.id}: buffer full (DFC) for too long")
 
     async def _poll(self, relay: Relay, klass: int) -> Asdu | None:
         reply = await self._master().poll(relay.station, klass)

@@ -89,16 +89,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
         from sqlalchemy import select
 
         from center.store import schema
-        from center.store.db import make_engine
+        from center.store.db import one_connection
 
         d = schema.devices.c
-        engine = make_engine(config.database_url)
-        try:
-            with engine.connect() as conn:
-                q = select(d.gateway_id).where(d.site == site, d.device_id == device)
-                return conn.execute(q).scalar()
-        finally:
-            engine.dispose()
+        with one_connection(config.database_url) as conn:
+            q = select(d.gateway_id).where(d.site == site, d.device_id == device)
+            return conn.execute(q).scalar()
 
     broker = remote_poll.BrokerSettings.from_center_config(config.mqtt)
     return remote_poll.run(args, broker, gateway_of)

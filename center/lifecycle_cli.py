@@ -78,13 +78,10 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         return 2
     from center.lifecycle.inventory import fleet_report
     from center.lifecycle.report import FORMATS
+    from center.store.db import one_connection
 
-    engine = _engine(config)
-    try:
-        with engine.connect() as conn:
-            rows = fleet_report(conn, args.deviating)
-    finally:
-        engine.dispose()
+    with one_connection(config.database_url, up_to_date=True) as conn:
+        rows = fleet_report(conn, args.deviating)
     sys.stdout.write(FORMATS[args.format](rows))
     return 0
 
@@ -94,14 +91,11 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     from center.lifecycle import baselines
+    from center.store.db import one_connection
 
-    engine = _engine(config)
-    try:
-        with engine.connect() as conn:
-            firmware = baselines.firmware_approvals(conn)
-            settings = sorted(baselines.all_settings_baselines(conn).items())
-    finally:
-        engine.dispose()
+    with one_connection(config.database_url, up_to_date=True) as conn:
+        firmware = baselines.firmware_approvals(conn)
+        settings = sorted(baselines.all_settings_baselines(conn).items())
     lines = ["firmware (approved versions per model):"]
     lines += [
         f"  {a['model']} {a['firmware_version']}  by {a['approved_by']} "

@@ -63,18 +63,8 @@ def firmware_signal(
         if raised
         else f"{dev.device_id}: firmware {dev.version} is approved for {dev.model}"
     )
-    return Signal(
-        site=dev.site,
-        subject=dev.device_id,
-        device_id=dev.device_id,
-        gateway_id=dev.gateway_id,
-        fault_class=FIRMWARE_DRIFT,
-        mode="condition",
-        raised=raised,
-        severity="major",
-        at=at,
-        summary=summary,
-        ref=ref,
+    return _drift(
+        dev, FIRMWARE_DRIFT, raised=raised, severity="major", at=at, summary=summary, ref=ref
     )
 
 
@@ -88,15 +78,32 @@ def settings_signal(
         if raised
         else f"{dev.device_id}: settings match the baseline approved by {baseline.approved_by}"
     )
+    severity = classify.severity(diffs) if raised else "info"
+    return _drift(
+        dev, SETTINGS_DRIFT, raised=raised, severity=severity, at=at, summary=summary, ref=ref
+    )
+
+
+def _drift(
+    dev: FirmwareState | SettingsState,
+    fault_class: str,
+    *,
+    raised: bool,
+    severity: str,
+    at: datetime,
+    summary: str,
+    ref: Ref,
+) -> Signal:
+    """A drift is a condition of one device: raised while it is off its baseline."""
     return Signal(
         site=dev.site,
         subject=dev.device_id,
         device_id=dev.device_id,
         gateway_id=dev.gateway_id,
-        fault_class=SETTINGS_DRIFT,
+        fault_class=fault_class,
         mode="condition",
         raised=raised,
-        severity=classify.severity(diffs) if raised else "info",
+        severity=severity,
         at=at,
         summary=summary,
         ref=ref,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,20 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL", pool_size: int = 5
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_size=pool_size, pool_pre_ping=True)
+
+
+@contextmanager
+def one_connection(url: str, *, up_to_date: bool = False) -> Iterator[Connection]:
+    """A connection for a one-shot command (CLI), its engine disposed afterwards;
+    `up_to_date` migrates the schema first."""
+    engine = make_engine(url)
+    try:
+        if up_to_date:
+            migrate(engine)
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def is_postgres(conn: Connection | Engine) -> bool:

@@ -24,9 +24,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +56,7 @@ from protocols.iec103.observe import (
     observations,
     undecodable,
 )
+from protocols.iec103.relay import STEP_GI, STEP_TIME_SYNC, DataFlowWait, Relay
 from protocols.iec103.settings import SettingsReader
 from protocols.iec103.time import cp56_from_datetime
 from protocols.observations import (
@@ -72,42 +72,6 @@ log = logging.getLogger(__name__)
 MAX_CLASS1_PER_TURN = 16  # fairness: a chatty relay yields the bus after this many frames
 PROCEDURE_TIMEOUT_S = 15.0  # GI or a settings read that takes longer is abandoned
 # (also: how long user data may wait for a relay's DFC to clear before it is taken down)
-
-STEP_TIME_SYNC = "time_sync"
-STEP_GI = "gi"
-
-
-class DataFlowWait(Exception):
-    """User data cannot go to the relay now: its last answer had DFC=1 (buffer full), or it
-    refused the send with NACK and DFC=1. The step is run again once DFC clears."""
-
-
-@dataclass
-class Relay:
-    """One relay as the driver sees it."""
-
-    config: Iec103Device
-    station: Station
-    scale: dict[str, float]
-    up: bool | None = None  # None: never reached yet
-    next_attempt: float = 0.0
-    next_poll: float = 0.0
-    next_settings: float = 0.0
-    settings_due: bool = True
-    settings_signalled: bool = False  # the due read answers the relay's INF 22
-    identity: IdentityObservation | None = None
-    recent: deque[PointObservation] = field(default_factory=lambda: deque(maxlen=50))
-    disturbances: set[int] = field(default_factory=set)
-    last_measurand: dict[str, float] = field(default_factory=dict)
-    counters: Counter[str] = field(default_factory=Counter)
-    settings_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
-    scn: int = 0
-    steps: deque[str] = field(default_factory=deque)  # initialisation steps still to run
-    dfc_since: float | None = None  # user data has waited for DFC since then
-
-    @property
-    def id(self) -> str:
-        return self.config.id
 
 
 class Iec103Driver:

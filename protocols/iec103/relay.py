@@ -1,0 +1,49 @@
+"""One relay on an IEC 103 bus as the driver sees it: its link station, where it is in
+its initialisation, its schedules and counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocols.iec103.config import Iec103Device
+from protocols.iec103.link import Station
+from protocols.observations import IdentityObservation, PointObservation
+
+STEP_TIME_SYNC = "time_sync"
+STEP_GI = "gi"
+
+
+class DataFlowWait(Exception):
+    """User data cannot go to the relay now: its last answer had DFC=1 (buffer full), or it
+    refused the send with NACK and DFC=1. The step is run again once DFC clears."""
+
+
+@dataclass
+class Relay:
+    """One relay as the driver sees it."""
+
+    config: Iec103Device
+    station: Station
+    scale: dict[str, float]
+    up: bool | None = None  # None: never reached yet
+    next_attempt: float = 0.0
+    next_poll: float = 0.0
+    next_settings: float = 0.0
+    settings_due: bool = True
+    settings_signalled: bool = False  # the due read answers the relay's INF 22
+    identity: IdentityObservation | None = None
+    recent: deque[PointObservation] = field(default_factory=lambda: deque(maxlen=50))
+    disturbances: set[int] = field(default_factory=set)
+    last_measurand: dict[str, float] = field(default_factory=dict)
+    counters: Counter[str] = field(default_factory=Counter)
+    settings_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
+    scn: int = 0
+    steps: deque[str] = field(default_factory=deque)  # initialisation steps still to run
+    dfc_since: float | None = None  # user data has waited for DFC since then
+
+    @property
+    def id(self) -> str:
+        return self.config.id

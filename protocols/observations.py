@@ -93,10 +93,75 @@ class LinkStateObservation:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class AnalogChannel:
+    """One sampled analog channel of a disturbance record, as the relay sent it.
+
+    `samples` are the raw single disturbance values (signed 16-bit in IEC 103). `primary`,
+    `secondary` and `reference` are the channel's rated primary value, rated secondary
+    value and reference factor (IEC 103 ASDU 27); the driver documents how they scale a raw
+    sample into primary units, and `scale` is that factor (primary units per raw count).
+    """
+
+    name: str  # e.g. "IA", "UB"
+    unit: str  # "A" or "V"
+    phase: str | None  # "A", "B", "C", "N" or None
+    primary: float
+    secondary: float
+    reference: float
+    scale: float  # primary units per raw count
+    samples: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DigitalChannel:
+    """One binary channel (a tag) of a disturbance record: its state at the first sample
+    and every change after it, as (sample index, new state)."""
+
+    name: str  # the profile's point name where known, else "<fun>/<inf>"
+    initial: bool
+    changes: tuple[tuple[int, bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DisturbanceObservation:
+    """A whole disturbance record transferred from a relay (IEC 103 ASDUs 23-31).
+
+    The driver yields it only once the transfer is complete; the relay is told so (ASDU 25
+    positive acknowledgement) only after the sink has stored it, the same rule as events.
+    """
+
+    device_id: str
+    fault_number: int  # FAN
+    trigger_time: datetime  # aware, UTC: the fault's time from the record directory
+    first_sample_time: datetime  # aware, UTC
+    sample_interval_us: int
+    analog: tuple[AnalogChannel, ...]
+    digital: tuple[DigitalChannel, ...] = ()
+    details: Mapping[str, Scalar] = field(default_factory=dict)  # protocol extras (SOF, …)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultReportObservation:
+    """A relay's own fault report (e.g. a Modbus fault-report register block): what it
+    measured and decided about one fault, without waveforms."""
+
+    device_id: str
+    fault_time: datetime | None  # aware, UTC
+    fault_type: str | None = None  # e.g. "AG", "BC", "ABC"
+    phases: tuple[str, ...] = ()  # faulted phases, "A", "B", "C", "N"
+    distance_km: float | None = None
+    trip_time_ms: float | None = None
+    currents_a: Mapping[str, float] = field(default_factory=dict)  # per phase, primary A
+    details: Mapping[str, Scalar] = field(default_factory=dict)
+
+
 Observation = (
     PointObservation
     | IdentityObservation
     | SettingsObservation
     | ConditionObservation
     | LinkStateObservation
+    | DisturbanceObservation
+    | FaultReportObservation
 )

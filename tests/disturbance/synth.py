@@ -21,6 +21,7 @@ ANGLE = {"A": 0.0, "B": -120.0, "C": 120.0}
 @dataclass(frozen=True)
 class Fault:
     phases: tuple[str, ...] = ("A",)
+    ground: bool = True  # False: a two-phase fault current flows out of one phase, into the other
     load_a: float = 200.0
     fault_a: float = 3000.0
     nominal_v: float = 63_500.0  # phase to ground, RMS
@@ -52,7 +53,11 @@ def _current(f: Fault, phase: str, k: int) -> float:
         return 0.0
     faulted = phase in f.phases and k >= f.index(f.inception_ms)
     rms, lag = (f.fault_a, 80.0) if faulted else (f.load_a, 25.0)
-    return rms * math.sqrt(2) * math.sin(2 * math.pi * f.frequency_hz * t + math.radians(ANGLE[phase] - lag))
+    angle = ANGLE[phase] - lag
+    if faulted and not f.ground and len(f.phases) == 2:
+        # Phase to phase: the loop current, out of the first phase and back in the second.
+        angle = ANGLE[f.phases[0]] - 30.0 - lag + (180.0 if phase == f.phases[1] else 0.0)
+    return rms * math.sqrt(2) * math.sin(2 * math.pi * f.frequency_hz * t + math.radians(angle))
 
 
 def _voltage(f: Fault, phase: str, k: int) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import datetime
+from typing import Any
 
 from agent.normalize import DeviceContext
 from gateway import comtrade, wire
@@ -46,9 +47,7 @@ def comtrade_record(ctx: DeviceContext, obs: DisturbanceObservation) -> comtrade
             )
             for ch in obs.analog
         ),
-        digital=tuple(
-            comtrade.DigitalTrace(ch.name, ch.initial, ch.changes) for ch in obs.digital
-        ),
+        digital=tuple(comtrade.DigitalTrace(ch.name, ch.initial, ch.changes) for ch in obs.digital),
     )
 
 
@@ -64,7 +63,7 @@ def transfer_records(
     cfg, dat = comtrade.write(record)
     content = cfg + dat
     pieces = [content[i : i + chunk_bytes] for i in range(0, len(content), chunk_bytes)]
-    common = {
+    common: dict[str, Any] = {
         "site": ctx.site,
         "gateway_id": ctx.gateway_id,
         "device_id": ctx.device_id,

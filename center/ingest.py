@@ -153,9 +153,7 @@ class Ingestor:
         self._discrete = frozenset(rules.discrete_alarm_codes)
         self._ignored = frozenset(rules.ignored_alarm_codes)
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
-        self.disturbances = DisturbanceIntake(
-            tickets.config.disturbance, rules.grouping_window_s
-        )
+        self.disturbances = DisturbanceIntake(tickets.config.disturbance, rules.grouping_window_s)
 
     def check(
         self, batch: Sequence[Message]

@@ -239,9 +239,7 @@ def read(cfg: bytes, dat: bytes) -> Record:
     for c, line in enumerate(digital_lines):
         word, bit = divmod(c, 16)
         states = [bool(r[2 + na + word] >> bit & 1) for r in rows]
-        changes = tuple(
-            (i, states[i]) for i in range(1, len(states)) if states[i] != states[i - 1]
-        )
+        changes = tuple((i, states[i]) for i in range(1, len(states)) if states[i] != states[i - 1])
         digital.append(DigitalTrace(line.split(",")[1], bool(states and states[0]), changes))
     return Record(
         station=station,

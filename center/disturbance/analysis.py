@@ -96,8 +96,7 @@ def analyse(record: Record) -> dict[str, Any]:
         return result
     largest = max(max(abs(v) for v in x) for x in phase_currents.values())
     thresholds = {
-        p: max(0.2 * max(abs(v) for v in x[:n]), 0.05 * largest)
-        for p, x in phase_currents.items()
+        p: max(0.2 * max(abs(v) for v in x[:n]), 0.05 * largest) for p, x in phase_currents.items()
     }
     starts = [
         k for p, x in phase_currents.items() if (k := _first_over(x, n, thresholds[p])) is not None
@@ -163,9 +162,7 @@ def analyse(record: Record) -> dict[str, Any]:
     result["inception_offset_ms"] = round(inception * ms - trigger_offset, 3)
     result["clearing_ms"] = round((clearing - inception) * ms, 3) if clearing else None
     for key, words in (("trip_ms", ("trip",)), ("breaker_ms", ("breaker", "cb"))):
-        channel = next(
-            (d for d in record.digital if any(w in d.name.lower() for w in words)), None
-        )
+        channel = next((d for d in record.digital if any(w in d.name.lower() for w in words)), None)
         if channel is None:
             continue
         at = channel.first_set() if key == "trip_ms" else next(iter(channel.changes), (None,))[0]
@@ -183,9 +180,13 @@ def summary(a: dict[str, Any]) -> str:
     peak = max(
         (a["currents"][p]["fault_rms"], p) for p in a["faulted_phases"] if p in a["currents"]
     )
-    parts.append(f"I{peak[1]} {peak[0]:.0f} A RMS (peak {a['currents'][peak[1]]['fault_peak']:.0f} A)")
     parts.append(
-        f"cleared in {a['clearing_ms']:.0f} ms" if a["clearing_ms"] is not None else "not cleared in the record"
+        f"I{peak[1]} {peak[0]:.0f} A RMS (peak {a['currents'][peak[1]]['fault_peak']:.0f} A)"
+    )
+    parts.append(
+        f"cleared in {a['clearing_ms']:.0f} ms"
+        if a["clearing_ms"] is not None
+        else "not cleared in the record"
     )
     if a["trip_ms"] is not None:
         parts.append(f"trip at {a['trip_ms']:.0f} ms")

@@ -110,7 +110,9 @@ class DisturbanceIntake:
         }
         if m.size > self.config.max_record_bytes:
             row.update(status="refused", failure=f"oversized: {m.size} bytes declared")
-            self._count_refusal("oversized", m.device_id, f"{m.size} > {self.config.max_record_bytes}")
+            self._count_refusal(
+                "oversized", m.device_id, f"{m.size} > {self.config.max_record_bytes}"
+            )
         conn.execute(insert(s.disturbance_records).values(row))
         self.counts["disturbance_manifests"] += 1
 
@@ -120,8 +122,9 @@ class DisturbanceIntake:
         d = s.disturbance_records.c
         row = (
             conn.execute(
-                select(s.disturbance_records.c.id, d.status, d.chunks, d.received_chunks, d.size)
-                .where(d.gateway_id == c.gateway_id, d.session == c.session, d.seq == c.seq)
+                select(
+                    s.disturbance_records.c.id, d.status, d.chunks, d.received_chunks, d.size
+                ).where(d.gateway_id == c.gateway_id, d.session == c.session, d.seq == c.seq)
             )
             .mappings()
             .first()
@@ -179,9 +182,7 @@ class DisturbanceIntake:
         meta = conn.execute(select(s.disturbance_records).where(d.id == record_id)).mappings().one()
         content = b"".join(
             r[0]
-            for r in conn.execute(
-                select(k.data).where(k.record_id == record_id).order_by(k.part)
-            )
+            for r in conn.execute(select(k.data).where(k.record_id == record_id).order_by(k.part))
         )
         if len(content) != meta["size"]:
             raise Refused("missing_chunk", f"{len(content)} of {meta['size']} bytes arrived")
@@ -196,7 +197,9 @@ class DisturbanceIntake:
         conn.execute(
             update(s.disturbance_records)
             .where(d.id == record_id)
-            .values(status="complete", cfg=cfg, dat=dat, analysis=json.dumps(analysis), updated_at=now)
+            .values(
+                status="complete", cfg=cfg, dat=dat, analysis=json.dumps(analysis), updated_at=now
+            )
         )
         self.counts["disturbance_records_complete"] += 1
         log.info(
@@ -213,7 +216,9 @@ class DisturbanceIntake:
     def _refuse(
         self, conn: Connection, record_id: int, exc: Refused, device: str | None, now: datetime
     ) -> None:
-        conn.execute(delete(s.disturbance_chunks).where(s.disturbance_chunks.c.record_id == record_id))
+        conn.execute(
+            delete(s.disturbance_chunks).where(s.disturbance_chunks.c.record_id == record_id)
+        )
         conn.execute(
             update(s.disturbance_records)
             .where(s.disturbance_records.c.id == record_id)
@@ -232,9 +237,16 @@ class DisturbanceIntake:
     ) -> None:
         report = r.model_dump(
             mode="json",
-            include={"fault_type", "phases", "distance_km", "trip_time_ms", "currents_a", "details"},
+            include={
+                "fault_type",
+                "phases",
+                "distance_km",
+                "trip_time_ms",
+                "currents_a",
+                "details",
+            },
         )
-        result = conn.execute(
+        pk = conn.execute(
             insert(s.fault_reports).values(
                 gateway_id=r.gateway_id,
                 session=r.session,
@@ -245,11 +257,12 @@ class DisturbanceIntake:
                 received_at=now,
                 report=json.dumps(report),
             )
-        )
+        ).inserted_primary_key
+        assert pk is not None
         self.counts["fault_reports"] += 1
         ticket = self._ticket_for(uow, r.site, r.fault_time or r.gateway_time)
         if ticket is not None:
-            self._attach_report(conn, uow, ticket, int(result.inserted_primary_key[0]))
+            self._attach_report(conn, uow, ticket, int(pk[0]))
 
     # --- tickets -------------------------------------------------------------------------
 
@@ -270,11 +283,24 @@ class DisturbanceIntake:
         self, conn: Connection, uow: TicketUnitOfWork, ticket: Ticket, record_id: int
     ) -> None:
         d = s.disturbance_records.c
-        conn.execute(update(s.disturbance_records).where(d.id == record_id).values(ticket_id=ticket.id))
-        row = conn.execute(
-            select(d.device_id, d.fault_number, d.trigger_time, d.analysis, d.gateway_id, d.session, d.seq)
-            .where(d.id == record_id)
-        ).mappings().one()
+        conn.execute(
+            update(s.disturbance_records).where(d.id == record_id).values(ticket_id=ticket.id)
+        )
+        row = (
+            conn.execute(
+                select(
+                    d.device_id,
+                    d.fault_number,
+                    d.trigger_time,
+                    d.analysis,
+                    d.gateway_id,
+                    d.session,
+                    d.seq,
+                ).where(d.id == record_id)
+            )
+            .mappings()
+            .one()
+        )
         summary = json.loads(row["analysis"])["summary"]
         uow.note(
             ticket,
@@ -294,12 +320,13 @@ class DisturbanceIntake:
         f = s.fault_reports.c
         conn.execute(update(s.fault_reports).where(f.id == report_id).values(ticket_id=ticket.id))
         row = conn.execute(select(s.fault_reports).where(f.id == report_id)).mappings().one()
+        what = report_summary(json.loads(row["report"]))
         uow.note(
             ticket,
             TimelineEntry(
                 at=row["fault_time"],
                 entry="fault_report",
-                summary=f"{row['device_id']}: fault report: {report_summary(json.loads(row['report']))}",
+                summary=f"{row['device_id']}: fault report: {what}",
                 subject=row["device_id"],
                 ref=(row["gateway_id"], row["session"], row["seq"]),
             ),

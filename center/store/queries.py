@@ -88,6 +88,9 @@ def get_ticket(conn: Connection, ticket_id: int) -> dict[str, Any] | None:
     doc["children"] = [
         r[0] for r in conn.execute(select(s.tickets.c.id).where(s.tickets.c.parent_id == ticket_id))
     ]
+    from center.disturbance.queries import for_ticket  # it imports this package's schema
+
+    doc.update(for_ticket(conn, ticket_id))
     return doc
 
 

@@ -190,3 +190,76 @@ def test_a_fault_report_attaches_to_the_incident(make_harness: Any) -> None:
     [entry] = [e for e in doc["timeline"] if e["entry"] == "fault_report"]
     assert entry["summary"] == "line1: fault report: AG; 12.4 km; trip 58 ms; IA 2950 A"
     assert h.scalar("SELECT ticket_id FROM fault_reports") == ticket["id"]
+
+
+TOKEN = "operator-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_api_lists_records_shows_them_on_the_ticket_and_serves_the_comtrade_zip(
+    make_harness: Any,
+) -> None:
+    import io
+    import zipfile
+
+    from fastapi.testclient import TestClient
+
+    from center.api import ApiContext, create_app
+
+    h = make_harness({"api": {"tokens": [{"name": "alice", "token": TOKEN}]}})
+    gw = Gateway()
+    send_seed(h, gw)
+    m, chunks = transfer(gw)
+    send_all(h, m, chunks)
+    bad, bad_chunks = transfer(gw, sha256="1" * 64)
+    send_all(h, bad, bad_chunks)
+    ctx = ApiContext(h.config, h.engine, h.service, h.counters)
+    with TestClient(create_app(ctx)) as api:
+        assert api.get("/api/v1/disturbances").status_code == 401
+        listed = api.get("/api/v1/disturbances", headers=AUTH).json()
+        assert [r["status"] for r in listed] == ["refused", "complete"]
+        good = listed[1]
+        assert good["analysis"]["fault_type"] == "AG"
+        assert good["channels"]["analog"] == ["IA", "IB", "IC", "UA", "UB", "UC"]
+        assert (good["device_id"], good["fault_number"], good["size"]) == ("line1", 17, m.size)
+        ticket = api.get(f"/api/v1/tickets/{good['ticket_id']}", headers=AUTH).json()
+        [shown] = ticket["disturbance_records"]
+        assert shown["id"] == good["id"] and "AG fault" in shown["summary"]
+
+        got = api.get(f"/api/v1/disturbances/{good['id']}/comtrade.zip", headers=AUTH)
+        assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(got.content)) as z:
+            names = sorted(z.namelist())
+            assert names == ["north_line1_17.cfg", "north_line1_17.dat"]
+            record = comtrade.read(z.read(names[0]), z.read(names[1]))
+        assert (
+            record.analog[0].samples == observation(Fault(trigger_time=TRIGGER)).analog[0].samples
+        )
+        refused = listed[0]["id"]
+        assert (
+            api.get(f"/api/v1/disturbances/{refused}/comtrade.zip", headers=AUTH).status_code == 404
+        )
+        assert api.get("/api/v1/disturbances/9999", headers=AUTH).status_code == 404
+
+
+def test_stalled_transfers_are_refused_and_old_records_expire(make_harness: Any) -> None:
+    h = make_harness({"disturbance": {"retention_days": 30, "incomplete_after_s": 3600}})
+    gw = Gateway()
+    send_all(h, *transfer(gw))
+    m, chunks = transfer(gw)
+    send_all(h, m, chunks[:2])
+    assert staged(h) == 2
+    h.at(T0 + timedelta(hours=2))
+    h.tick()
+    assert staged(h) == 0
+    assert h.scalar("SELECT failure FROM disturbance_records WHERE status = 'refused'").startswith(
+        "incomplete"
+    )
+    assert h.counters.snapshot()["disturbance_refused_incomplete"] == 1
+    h.at(T0 + timedelta(days=29))
+    h.tick()
+    assert h.scalar("SELECT count(*) FROM disturbance_records") == 2
+    h.at(T0 + timedelta(days=31))
+    h.tick()
+    assert h.scalar("SELECT count(*) FROM disturbance_records") == 0
+    assert h.counters.snapshot()["disturbance_records_expired"] == 2

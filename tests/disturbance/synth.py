@@ -64,10 +64,14 @@ def _voltage(f: Fault, phase: str, k: int) -> float:
     t = k * f.interval_us / 1e6
     during = f.index(f.inception_ms) <= k < f.index(f.clearing_ms)
     rms = f.nominal_v * (f.dip_to if during and phase in f.phases else 1.0)
-    return rms * math.sqrt(2) * math.sin(2 * math.pi * f.frequency_hz * t + math.radians(ANGLE[phase]))
+    return (
+        rms * math.sqrt(2) * math.sin(2 * math.pi * f.frequency_hz * t + math.radians(ANGLE[phase]))
+    )
 
 
-def _channel(name: str, unit: str, phase: str | None, scale: float, values: list[float]) -> AnalogChannel:
+def _channel(
+    name: str, unit: str, phase: str | None, scale: float, values: list[float]
+) -> AnalogChannel:
     return AnalogChannel(
         name=name,
         unit=unit,

@@ -20,7 +20,6 @@ CTX = DeviceContext("north", "gw1", "feeder-1", "iec103", load_named("line-prote
 
 def _many_digitals() -> comtrade.Record:
     """19 status channels (two status words), raw extremes, an odd sample rate."""
-    n = 50
     analog = (
         comtrade.AnalogTrace("IA", "A", "A", 0.125, 0.0, 600.0, 1.0, tuple(range(-25, 25))),
         comtrade.AnalogTrace(

@@ -14,6 +14,7 @@ import pytest
 from simulator.agent_config import agent_config
 from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SEED_SCENARIO, Scenario, ScenarioFile, load_scenario
+from tests.center.conftest import db_url  # noqa: F401 - center storage on both backends
 from tests.support.agent_process import AgentProcess
 from tests.support.collector import Collector
 from tests.support.mosquitto import Mosquitto

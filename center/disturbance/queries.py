@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, select, update
 from center.config import DisturbanceConfig
 from center.disturbance.intake import report_summary
 from center.store import schema as s
+from center.store.db import as_utc
 
 _LISTED = [
     c
@@ -24,7 +25,8 @@ _LISTED = [
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    """Times as ISO 8601 UTC (SQLite hands them back naive)."""
+    return as_utc(value).isoformat() if isinstance(value, datetime) else value  # type: ignore[union-attr]
 
 
 def _record_doc(row: Any, analysis: str | None = None) -> dict[str, Any]:

@@ -38,13 +38,17 @@ async def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str 
 
 
 @contextlib.asynccontextmanager
-async def running_center(host: str, port: int, db_url: str, client_id: str) -> AsyncIterator[Any]:
-    """`relay-center serve` in this loop (API off), subscribed before it is handed over."""
+async def running_center(
+    host: str, port: int, db_url: str, client_id: str, **sections: Any
+) -> AsyncIterator[Any]:
+    """`relay-center serve` in this loop (API off), subscribed before it is handed over;
+    `sections` adds config sections (e.g. devices=[...])."""
     config = parse_config(
         {
             "mqtt": {"host": host, "port": port, "client_id": client_id},
             "database": {"url": db_url},
             "api": {"enabled": False, "port": free_port()},
+            **sections,
         }
     )
     service = await asyncio.to_thread(CenterService, config)

@@ -21,6 +21,7 @@ What is written (C37.111-2013 clause 6 for the `.cfg`, 7.4 for the binary `.dat`
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -192,27 +193,32 @@ def _parse_stamp(line: str, where: str) -> datetime:
 def read(cfg: bytes, dat: bytes) -> Record:
     """Parse a binary COMTRADE record this module (or a 1999/2013 writer using one sample
     rate) wrote. Raises ComtradeError naming the line or offset at fault."""
-    lines = cfg.decode("latin-1").splitlines()
     try:
-        station, device, *_ = lines[0].split(",")
-        _total, na_text, nd_text = lines[1].split(",")
-        na, nd = int(na_text.strip().rstrip("Aa")), int(nd_text.strip().rstrip("Dd"))
-        analog_lines = lines[2 : 2 + na]
-        digital_lines = lines[2 + na : 2 + na + nd]
-        rest = lines[2 + na + nd :]
-        line_frequency = float(rest[0])
-        if int(rest[1]) != 1:
-            raise ComtradeError(f"cfg: {rest[1]} sample rates; only one is supported")
-        rate_text, end_text = rest[2].split(",")
-        rate, count = float(rate_text), int(end_text)
-        start = _parse_stamp(rest[3], "first sample time")
-        trigger = _parse_stamp(rest[4], "trigger time")
-        if rest[5].strip().upper() != "BINARY":
-            raise ComtradeError(f"cfg: data file type {rest[5]!r}; only BINARY is supported")
-    except (IndexError, ValueError) as exc:
+        return _read(cfg.decode("latin-1").splitlines(), dat)
+    except (IndexError, ValueError, struct.error) as exc:
         if isinstance(exc, ComtradeError):
             raise
         raise ComtradeError(f"cfg: not a C37.111 configuration ({exc})") from exc
+
+
+def _read(lines: list[str], dat: bytes) -> Record:
+    station, device, *_ = lines[0].split(",")
+    _total, na_text, nd_text = lines[1].split(",")
+    na, nd = int(na_text.strip().rstrip("Aa")), int(nd_text.strip().rstrip("Dd"))
+    analog_lines = lines[2 : 2 + na]
+    digital_lines = lines[2 + na : 2 + na + nd]
+    rest = lines[2 + na + nd :]
+    line_frequency = float(rest[0])
+    if int(rest[1]) != 1:
+        raise ComtradeError(f"cfg: {rest[1]} sample rates; only one is supported")
+    rate_text, end_text = rest[2].split(",")
+    rate, count = float(rate_text), int(end_text)
+    start = _parse_stamp(rest[3], "first sample time")
+    trigger = _parse_stamp(rest[4], "trigger time")
+    if rest[5].strip().upper() != "BINARY":
+        raise ComtradeError(f"cfg: data file type {rest[5]!r}; only BINARY is supported")
+    if not (math.isfinite(rate) and rate > 0):
+        raise ComtradeError(f"cfg: sample rate must be a positive number (found: {rate})")
     words = (nd + 15) // 16
     row = struct.Struct(f"<II{na}h{words}H")
     if len(dat) != row.size * count:
@@ -223,18 +229,11 @@ def read(cfg: bytes, dat: bytes) -> Record:
     analog = []
     for c, line in enumerate(analog_lines):
         f = line.split(",")
-        analog.append(
-            AnalogTrace(
-                name=f[1],
-                unit=f[4],
-                phase=f[2],
-                a=float(f[5]),
-                b=float(f[6] or 0),
-                primary=float(f[10]),
-                secondary=float(f[11]),
-                samples=tuple(r[2 + c] for r in rows),
-            )
-        )
+        a, b, primary, secondary = (float(x or 0) for x in (f[5], f[6], f[10], f[11]))
+        if not all(math.isfinite(x) for x in (a, b, primary, secondary)):
+            raise ComtradeError(f"cfg: channel {c + 1}: a, b, primary, secondary must be finite")
+        samples = tuple(r[2 + c] for r in rows)
+        analog.append(AnalogTrace(f[1], f[4], f[2], a, b, primary, secondary, samples))
     digital = []
     for c, line in enumerate(digital_lines):
         word, bit = divmod(c, 16)

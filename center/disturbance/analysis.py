@@ -118,9 +118,12 @@ def analyse(record: Record) -> dict[str, Any]:
     }
     biggest = max(f for _, f in stats.values())
     faulted = [p for p, (pre, f) in stats.items() if f > 1.5 * pre and f > 0.1 * biggest]
+    # Without a faulted phase (an earth fault too weak to lift a phase current by half),
+    # every phase current tells when the fault ended.
+    moved = faulted or list(phase_currents)
     ends = [
         k
-        for p in faulted
+        for p in moved
         if (k := _last_over(phase_currents[p], n, thresholds[p], inception + 1)) is not None
     ]
     clearing = max(ends) - n + 1 if ends else None
@@ -177,16 +180,15 @@ def summary(a: dict[str, Any]) -> str:
     if not a["faulted_phases"]:
         return a.get("summary") or "no fault detected"
     parts = [f"{a['fault_type']} fault"]
-    peak = max(
-        (a["currents"][p]["fault_rms"], p) for p in a["faulted_phases"] if p in a["currents"]
-    )
+    phases = [(a["currents"][p]["fault_rms"], p) for p in a["faulted_phases"] if p in a["currents"]]
+    if phases:
+        rms, p = max(phases)
+        parts.append(f"I{p} {rms:.0f} A RMS (peak {a['currents'][p]['fault_peak']:.0f} A)")
+    elif "residual" in a:  # ground current only: a high-impedance earth fault
+        parts.append(f"residual {a['residual']['fault_rms']:.0f} A RMS")
+    cleared = a["clearing_ms"]
     parts.append(
-        f"I{peak[1]} {peak[0]:.0f} A RMS (peak {a['currents'][peak[1]]['fault_peak']:.0f} A)"
-    )
-    parts.append(
-        f"cleared in {a['clearing_ms']:.0f} ms"
-        if a["clearing_ms"] is not None
-        else "not cleared in the record"
+        f"cleared in {cleared:.0f} ms" if cleared is not None else "not cleared in the record"
     )
     if a["trip_ms"] is not None:
         parts.append(f"trip at {a['trip_ms']:.0f} ms")

@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,9 +53,15 @@ class Refused(Exception):
         self.detail = detail
 
 
+Analyser = Callable[[comtrade.Record], dict[str, Any]]
+
+
 class DisturbanceIntake:
-    def __init__(self, config: DisturbanceConfig, grouping_window_s: float) -> None:
+    def __init__(
+        self, config: DisturbanceConfig, grouping_window_s: float, analyser: Analyser = analyse
+    ) -> None:
         self.config = config
+        self.analyser = analyser
         self.window = timedelta(seconds=grouping_window_s)
         self.counts: Counter[str] = Counter()  # merged into the center's counters on commit
 
@@ -190,9 +196,15 @@ class DisturbanceIntake:
             raise Refused("bad_hash", "SHA-256 of the content differs from the manifest's")
         cfg, dat = content[: meta["cfg_bytes"]], content[meta["cfg_bytes"] :]
         try:
-            analysis = analyse(comtrade.read(cfg, dat))
+            record = comtrade.read(cfg, dat)
         except comtrade.ComtradeError as exc:
             raise Refused("malformed", str(exc)) from None
+        try:
+            analysis = self.analyser(record)
+        except Exception as exc:  # a fault in the analysis must not cost the record
+            log.exception("disturbance record %d: analysis failed", record_id)
+            self.counts["disturbance_analysis_failed"] += 1
+            analysis = {"faulted_phases": [], "summary": f"analysis failed: {exc!r}"[:200]}
         conn.execute(delete(s.disturbance_chunks).where(k.record_id == record_id))
         conn.execute(
             update(s.disturbance_records)

@@ -263,3 +263,26 @@ def test_stalled_transfers_are_refused_and_old_records_expire(make_harness: Any)
     h.tick()
     assert h.scalar("SELECT count(*) FROM disturbance_records") == 0
     assert h.counters.snapshot()["disturbance_records_expired"] == 2
+
+
+class BrokenAnalyser:
+    """An analysis with a bug in it."""
+
+    def __call__(self, record: comtrade.Record) -> dict[str, Any]:
+        raise ZeroDivisionError("float division by zero")
+
+
+def test_a_record_whose_analysis_fails_is_still_kept_and_attached(make_harness: Any) -> None:
+    from center.disturbance.intake import DisturbanceIntake
+
+    h = make_harness()
+    h.ingestor.disturbances = DisturbanceIntake(
+        h.config.disturbance, h.config.tickets.grouping_window_s, BrokenAnalyser()
+    )
+    gw = Gateway()
+    send_seed(h, gw)
+    send_all(h, *transfer(gw))
+    row = record_row(h)
+    assert row["status"] == "complete" and row["cfg"] is not None and row["ticket_id"]
+    assert json.loads(row["analysis"])["summary"].startswith("analysis failed: ZeroDivisionError")
+    assert h.counters.snapshot()["disturbance_analysis_failed"] == 1

@@ -93,3 +93,14 @@ def test_a_record_without_a_fault() -> None:
     a = _analyse(Fault(phases=(), clearing_ms=10_000, trip_ms=10_000))
     assert a["faulted_phases"] == []
     assert a["summary"] == "no fault detected"
+
+
+def test_an_earth_fault_too_weak_to_lift_a_phase_current_by_half_is_found_by_its_residual() -> None:
+    # IA moves from 1000 A to 1200 A RMS (and 55 degrees): no phase passes 1.5 x its load,
+    # but about 1000 A now flows to ground.
+    a = _analyse(Fault(load_a=1000, fault_a=1200, dip_to=0.9))
+    assert a["faulted_phases"] == ["N"]
+    assert a["fault_type"] == "G"
+    assert a["residual"]["fault_rms"] == pytest.approx(1031, rel=0.02)
+    assert a["clearing_ms"] == pytest.approx(80, abs=1.0)
+    assert a["summary"].startswith("G fault; residual 10")

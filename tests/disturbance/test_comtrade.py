@@ -116,3 +116,21 @@ def test_truncated_dat_is_refused() -> None:
     cfg, dat = comtrade.write(_many_digitals())
     with pytest.raises(comtrade.ComtradeError, match="dat:"):
         comtrade.read(cfg, dat[:-1])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (b"1234.0,50", b"0.0,50", "sample rate"),
+        (b",0.125,0.0,0,", b",inf,0.0,0,", "finite"),
+        (b",0.125,0.0,0,", b",nan,0.0,0,", "finite"),
+        (b"BINARY", b"ASCII", "only BINARY"),
+        (b",0.125,0.0,0,-32767,32767,600.0,1.0,P", b",0.125", "not a C37.111"),
+        (b"21,2A,19D", b"21,xA,19D", "not a C37.111"),
+    ],
+)
+def test_a_cfg_the_analysis_cannot_trust_is_refused(old: bytes, new: bytes, match: str) -> None:
+    cfg, dat = comtrade.write(_many_digitals())
+    assert old in cfg
+    with pytest.raises(comtrade.ComtradeError, match=match):
+        comtrade.read(cfg.replace(old, new, 1), dat)

@@ -32,6 +32,7 @@ from center.disturbance.analysis import analyse
 from center.store import schema as s
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.model import PROTECTION, Ticket, TimelineEntry
+from center.tickets.signals import event_time
 from gateway import comtrade, wire
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class DisturbanceIntake:
             elif isinstance(r, wire.FaultReport):
                 self._fault_report(conn, uow, r, now)
             elif isinstance(r, wire.Event) and r.signal in ("trip", "start") and r.active:
-                self._adopt_orphans(conn, uow, r.site, r.device_time or r.gateway_time)
+                self._adopt_orphans(conn, uow, r.site, event_time(r))
         for c in chunks:
             self._chunk(conn, uow, c, now)
 

@@ -21,6 +21,7 @@ from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
 from agent.profiles import load_named
 from center.server import CenterService
+from center.store.queries import get_ticket
 from gateway import comtrade, wire
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink, UplinkSettings
@@ -114,6 +115,29 @@ async def test_a_trip_queued_behind_a_record_is_delivered_before_its_chunks(
     assert [c.index for c in chunks] == list(range(manifest.chunks))
     assert {(c.session, c.seq) for c in chunks} == {(manifest.session, manifest.seq)}
     box.close()
+
+
+async def test_a_record_reaches_the_ticket_its_trip_opened_with_its_analysis(
+    tmp_path: Path, mosquitto: Mosquitto, db_url: str
+) -> None:
+    box, pipe = pipeline(tmp_path / "outbox.sqlite")
+    await pipe.deliver([trip(LONG.trigger_time)])
+    await pipe.deliver([observation(LONG, device_id=DEVICE)])
+    async with (
+        running_center(mosquitto.host, mosquitto.port, db_url, "center-ticket") as service,
+        uplink(box, mosquitto),
+    ):
+        rows = await eventually(
+            lambda: (r := record_rows(service)) and r[0]["ticket_id"] and r,
+            what="the record on its ticket",
+        )
+        with service.engine.connect() as conn:
+            doc = get_ticket(conn, rows[0]["ticket_id"])
+    box.close()
+    assert doc is not None and doc["fault_class"] == "protection_operation"
+    [shown] = doc["disturbance_records"]
+    assert shown["summary"].startswith("AG fault; IA 3000 A RMS")
+    assert [e["entry"] for e in doc["timeline"]][-1] == "disturbance"
 
 
 class DropAfter:

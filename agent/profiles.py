@@ -121,6 +121,9 @@ def load_profile(path: Path) -> Profile:
     header = data.get("profile", {})
     proto_name = header.get("protocol") if isinstance(header, dict) else None
     specs = registry.protocols()
+    missing = registry.unavailable_message(proto_name) if isinstance(proto_name, str) else None
+    if missing is not None:
+        raise ConfigError(file, [f"profile.protocol: {missing}"])
     if proto_name not in specs:
         raise ConfigError(
             file, [f"profile.protocol: expected one of {sorted(specs)} (found: {proto_name!r})"]

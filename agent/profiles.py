@@ -39,6 +39,9 @@ from protocols.config import StrictModel
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "config" / "profiles"
 
 PointKind = Literal["trip", "start", "alarm", "status", "self_check", "measurement"]
+Severity = Literal["critical", "major", "minor", "info"]
+Phase = Literal["A", "B", "C", "N", "AB", "BC", "CA", "ABC"]
+NAME = r"^[a-z][a-z0-9_]*$"
 
 
 class ProfileHeader(StrictModel):
@@ -50,23 +53,40 @@ class ProfileHeader(StrictModel):
 
 
 class PointSpec(StrictModel):
-    address: str
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    label: str = ""
-    kind: PointKind
-    severity: Literal["critical", "major", "minor", "info"] = "info"
-    phase: Literal["A", "B", "C", "N", "AB", "BC", "CA", "ABC"] | None = None
-    unit: str | None = None
-    # Raised when the value is truthy (or "on"); a point whose clear state is the truthy
-    # value (e.g. "healthy") sets inverted.
-    inverted: bool = False
+    address: str = Field(description="in the protocol's address form (its section below)")
+    name: str = Field(pattern=NAME, description="unique in the profile; the record's `point`")
+    label: str = Field(default="", description="a person's name for it; events carry it")
+    kind: PointKind = Field(description="what the point is (see Kinds)")
+    severity: Severity = Field(default="info", description="events only (see Severities)")
+    phase: Phase | None = Field(default=None, description="events only (see Phases)")
+    unit: str | None = Field(default=None, description="measurements only")
+    inverted: bool = Field(
+        default=False, description="events only: the truthy value is the normal state"
+    )
+
+    @model_validator(mode="after")
+    def _keys_for_kind(self) -> PointSpec:
+        # A key the point's kind never reads is an error, not a silent no-op.
+        if self.kind == "measurement":
+            given = [k for k in ("severity", "phase", "inverted") if k in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: not used by a measurement (a value, never raised)"
+                )
+        elif "unit" in self.model_fields_set:
+            raise ValueError(f"unit: used by measurements only (this point is a {self.kind})")
+        return self
 
 
 class SettingSpec(StrictModel):
-    name: str
-    category: Literal["protection", "benign"] = "benign"
-    unit: str | None = None
-    description: str = ""
+    name: str = Field(description="as the device's settings read names it")
+    category: Literal["protection", "benign"] = Field(
+        default="benign", description="how a change of it weighs (see Settings)"
+    )
+    unit: str | None = Field(
+        default=None, description="the setting's unit when the device's read gives none"
+    )
+    description: str = Field(default="", description="for people; not read by the agent")
 
 
 class ProfileFile(StrictModel):

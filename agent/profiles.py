@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from agent.errors import ConfigError
-from agent.validation import read_toml, validate
+from agent.validation import describe, read_toml, validate
 from protocols import registry
 from protocols.config import StrictModel
 
@@ -153,7 +153,10 @@ def load_profile(path: Path) -> Profile:
     parsed = validate(ProfileFile, data, file)
     section: BaseModel | None = None
     if spec.profile_section is not None:
-        section = validate(spec.profile_section, section_data or {}, file)
+        try:
+            section = spec.profile_section.model_validate(section_data or {})
+        except ValidationError as exc:
+            raise ConfigError(file, describe(exc, prefix=proto_name)) from None
     elif section_data is not None:
         raise ConfigError(file, [f"{proto_name}: this protocol takes no profile section"])
     bad = [

@@ -182,7 +182,6 @@ class RegisterImage:
         assert ring is not None
         self.write(ring.table, ring.pointer_register, codec.encode_number(value, ring.pointer_type))
 
-
     # --- fault report -----------------------------------------------------------------------
 
     def write_fault_report(self, values: Mapping[str, int | float]) -> int:

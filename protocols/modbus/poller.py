@@ -1,9 +1,9 @@
 """One device's poll loop: jobs on their own intervals, per-unit backoff, overruns counted.
 
-Jobs (identity, settings, status, measurements, events) each have an interval from the
-device config. When a job cannot run on time (the bus is busy, the unit is slow) the missed
-periods are *counted* as overruns and the job is rescheduled from now: polls are never
-silently merged or queued without bound.
+Jobs (identity, settings, status, measurements, events, fault report) each have an
+interval from the device config. When a job cannot run on time (the bus is busy, the unit
+is slow) the missed periods are *counted* as overruns and the job is rescheduled from now:
+polls are never silently merged or queued without bound.
 
 A unit that stops answering is marked down (a `LinkStateObservation`) after `retries + 1`
 failed attempts and then retried with exponential backoff, so on a shared bus it costs the

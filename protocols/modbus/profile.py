@@ -46,18 +46,22 @@ NUMBER_WORDS: dict[str, int] = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "f32": 2
 class AsciiRegisters(StrictModel):
     """A string packed two characters per register (high byte first unless swapped)."""
 
-    address: int = Register
-    words: int = Field(ge=1, le=64)
-    swap_bytes: bool = False
+    address: int = Field(ge=0, le=65535, description="the first register")
+    words: int = Field(ge=1, le=64, description="registers (two characters each)")
+    swap_bytes: bool = Field(default=False, description="low byte first in each register")
 
 
 class Checksum(StrictModel):
+    """The firmware checksum the relay reports, sent as hex."""
+
     address: int = Register
     type: Literal["u16", "u32"] = "u16"
 
 
 class IdentityBlock(StrictModel):
-    table: RegisterTable = "holding"
+    """Where the relay keeps its identity: the firmware report's raw material."""
+
+    table: RegisterTable = Field(default="holding", description="of every field below")
     manufacturer: str | AsciiRegisters | None = Field(
         default=None, description="a fixed name, or ASCII registers that hold it"
     )
@@ -92,14 +96,19 @@ class StatusWord(StrictModel):
 
 
 class Measurement(StrictModel):
+    """A value read every `measurements_interval_s`: point `measurement:<name>`, sent as
+    `raw * scale + offset`."""
+
     name: str = Field(pattern=NAME)
     table: RegisterTable = "input"
     address: int = Register
     type: NumberType = "i16"
-    word_order: Literal["big", "little"] = "big"
+    word_order: Literal["big", "little"] = Field(
+        default="big", description="two-register types: low word first when little"
+    )
     scale: float = 1.0
     offset: float = 0.0
-    unit: str | None = None
+    unit: str | None = Field(default=None, description="put into the record's details")
 
     @model_validator(mode="after")
     def _word_order_used(self) -> Measurement:
@@ -109,12 +118,17 @@ class Measurement(StrictModel):
 
 
 class SettingItem(StrictModel):
+    """One setting: a name as the profile's [[settings]] lists it, read as
+    `raw * scale` (numbers) or text (`ascii`)."""
+
     name: str = Field(pattern=NAME)
     offset: int = Field(ge=0, le=124, description="registers from the group's start")
     type: NumberType | Literal["ascii"] = "u16"
     words: int = Field(default=1, ge=1, le=64, description="ascii: registers it spans")
-    word_order: Literal["big", "little"] = "big"
-    scale: float = 1.0
+    word_order: Literal["big", "little"] = Field(
+        default="big", description="two-register types: low word first when little"
+    )
+    scale: float = Field(default=1.0, description="numbers only")
     unit: str | None = None
 
     @model_validator(mode="after")
@@ -129,7 +143,9 @@ class SettingItem(StrictModel):
 
 
 class SettingsGroup(StrictModel):
-    name: str = Field(pattern=NAME)
+    """A run of setting registers read in one request (at most 125 registers)."""
+
+    name: str = Field(pattern=NAME, description="the settings' group on the wire")
     table: RegisterTable = "holding"
     start: int = Register
     settings: list[SettingItem] = Field(min_length=1)
@@ -148,6 +164,7 @@ class ChangeCounter(StrictModel):
 
 
 class ModbusProfile(StrictModel):
+    # No class docstring: the reference (docs/profiles.md) shows the module's.
     identity: IdentityBlock | None = None
     status: list[StatusWord] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)

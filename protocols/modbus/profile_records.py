@@ -47,8 +47,8 @@ def unused(model: BaseModel, keys: list[str], why: str) -> None:
 class RecordField(StrictModel):
     """One field of a record, in order. Padding (`pad8`, `pad16`) takes no name."""
 
-    name: str | None = Field(default=None, pattern=NAME)
-    type: FieldType
+    name: str | None = Field(default=None, pattern=NAME, description="unique in the record")
+    type: FieldType = Field(description="u/i: unsigned/signed, bits; f32: IEEE float")
 
     @model_validator(mode="after")
     def _named(self) -> RecordField:
@@ -119,7 +119,7 @@ class EventTimestamp(StrictModel):
 class Scaled(StrictModel):
     """A numeric field read as `raw * scale + offset`."""
 
-    field: str
+    field: str = Field(description="a field name of the record")
     scale: float = 1.0
     offset: float = 0.0
 
@@ -128,7 +128,7 @@ class EventValue(Scaled):
     """The field that is the event's value (else the value is raised/cleared as a bool);
     `unit` goes into the event's details."""
 
-    unit: str | None = None
+    unit: str | None = Field(default=None, description="put into the event's details")
 
 
 class PhaseField(StrictModel):
@@ -136,9 +136,11 @@ class PhaseField(StrictModel):
     or `bits` (bit index, 0 = LSB -> "A", "B", "C" or "N"). A value not listed, or no bit
     set, names no phase."""
 
-    field: str
-    codes: dict[int, PhaseName] | None = None
-    bits: dict[int, PhaseLetter] | None = None
+    field: str = Field(description="a field name of the record")
+    codes: dict[int, PhaseName] | None = Field(default=None, description="value -> phase")
+    bits: dict[int, PhaseLetter] | None = Field(
+        default=None, description="bit index (0 = LSB) -> phase letter"
+    )
 
     @model_validator(mode="after")
     def _one_encoding(self) -> PhaseField:
@@ -154,8 +156,8 @@ class FaultTypeField(StrictModel):
     """A field holding the relay's fault type code, e.g. 1 = "AG", 4 = "AB", 7 = "ABC"
     (letters A, B, C for phases, G or N for earth)."""
 
-    field: str
-    codes: dict[int, str] = Field(min_length=1)
+    field: str = Field(description="a field name of the record")
+    codes: dict[int, str] = Field(min_length=1, description="value -> fault type")
 
     @model_validator(mode="after")
     def _letters(self) -> FaultTypeField:
@@ -168,10 +170,12 @@ class FaultTypeField(StrictModel):
 class RecordLayout(StrictModel):
     """The part every register record shares: its size, byte order, fields and time."""
 
-    record_registers: int = Field(ge=1, le=125)
-    byte_order: Literal["big", "little"] = "big"
-    fields: list[RecordField] = Field(min_length=1)
-    timestamp: EventTimestamp | None = None
+    record_registers: int = Field(ge=1, le=125, description="registers per record")
+    byte_order: Literal["big", "little"] = Field(
+        default="big", description="of multi-byte fields within the record's bytes"
+    )
+    fields: list[RecordField] = Field(min_length=1, description="the record's layout, in order")
+    timestamp: EventTimestamp | None = Field(default=None, description="the device time")
 
     def referenced(self) -> list[str | None]:
         """Field names the layout's other keys use (checked to exist and not be padding)."""
@@ -210,16 +214,20 @@ class EventLog(RecordLayout):
     """
 
     table: RegisterTable = "holding"
-    pointer_register: int = Register
-    pointer_kind: Literal["count", "write_index"] = "count"
-    pointer_type: Literal["u16", "u32"] = "u16"
-    first_register: int = Register
-    capacity: int = Field(ge=1, le=65535)
-    code_field: str = "code"
-    state_field: str | None = Field(
-        default=None, description="a field whose non-zero value means raised (else: raised)"
+    pointer_register: int = Field(ge=0, le=65535, description="where the ring's pointer is")
+    pointer_kind: Literal["count", "write_index"] = Field(
+        default="count", description="what the pointer counts (above)"
     )
-    sequence_field: str | None = None
+    pointer_type: Literal["u16", "u32"] = "u16"
+    first_register: int = Field(ge=0, le=65535, description="slot 0's first register")
+    capacity: int = Field(ge=1, le=65535, description="records the ring holds")
+    code_field: str = Field(default="code", description="the field whose value C is event:C")
+    state_field: str | None = Field(
+        default=None, description="non-zero means raised; without it every record is raised"
+    )
+    sequence_field: str | None = Field(
+        default=None, description="a field numbering records: reveals laps a write index hides"
+    )
     phase: PhaseField | None = Field(default=None, description="the event's phase")
     value: EventValue | None = Field(default=None, description="the event's value")
 
@@ -263,15 +271,17 @@ class FaultReport(RecordLayout):
     the report's details."""
 
     table: RegisterTable = "holding"
-    counter_register: int = Register
+    counter_register: int = Field(
+        ge=0, le=65535, description="changes when the relay writes a new report"
+    )
     counter_type: Literal["u16", "u32"] = "u16"
-    first_register: int = Register
-    fault_type: FaultTypeField | None = None
+    first_register: int = Field(ge=0, le=65535, description="the report record's first register")
+    fault_type: FaultTypeField | None = Field(default=None, description="e.g. AG, BC, ABC")
     phases: PhaseField | None = Field(
         default=None, description="faulted phases; without it, the letters of fault_type"
     )
-    distance_km: Scaled | None = None
-    trip_time_ms: Scaled | None = None
+    distance_km: Scaled | None = Field(default=None, description="distance to the fault, km")
+    trip_time_ms: Scaled | None = Field(default=None, description="inception to trip, ms")
     currents_a: dict[PhaseLetter, Scaled] = Field(
         default_factory=dict, description="fault current per phase, primary A"
     )

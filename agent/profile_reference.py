@@ -240,8 +240,9 @@ uses before anything starts. A profile has a common part (`[profile]`, `[[points
 
 Every key is validated: an unknown key is an error, and so is a key that the rest of its
 table would never read (a measurement's `severity`, `year` beside an epoch timestamp, a
-`word_order` on a one-register number). Nothing in a profile is silently ignored. Errors
-read `FILE: key.path: what was expected (found: …)`.
+`word_order` on a one-register number), or a point address its protocol section can
+never produce. Nothing in a profile is silently ignored. Errors read
+`FILE: key.path: what was expected (found: …)`.
 
 An address the profile does not list still reaches the center, as an event of signal
 `unknown`: nothing a relay says is dropped.

@@ -199,6 +199,25 @@ class ModbusProfile(StrictModel):
             f"measurement:{m.name}" for m in self.measurements
         ]
 
+    def cross_check(
+        self, point_addresses: frozenset[str], setting_names: frozenset[str]
+    ) -> list[str]:
+        """A [[points]] address this section can never produce (no such status bit or
+        measurement, or events without an event log) would silently mean nothing."""
+        known = set(self.addresses())
+        problems = [
+            f"points: {a!r}: no such {a.partition(':')[0]} in the [modbus] section"
+            for a in sorted(point_addresses)
+            if a.partition(":")[0] in ("status", "measurement") and a not in known
+        ]
+        if self.event_log is None:
+            problems += [
+                f"points: {a!r}: events need a [modbus.event_log]"
+                for a in sorted(point_addresses)
+                if a.startswith("event:")
+            ]
+        return problems
+
 
 def _item_words(item: SettingItem) -> int:
     return item.words if item.type == "ascii" else NUMBER_WORDS[item.type]

@@ -30,3 +30,16 @@ def test_a_measurement_point_with_a_severity_is_refused(tmp_path: Path) -> None:
     point = 'address = "2001"\nname = "i_a"\nkind = "measurement"\nseverity = "major"\n'
     error = _load(tmp_path, f'[profile]\nname = "r"\nprotocol = "iec104"\n\n[[points]]\n{point}')
     assert "relay.toml: points[0]: severity: not used by a measurement" in error
+
+
+def test_a_modbus_point_the_section_cannot_produce_is_refused(tmp_path: Path) -> None:
+    points = "".join(
+        f'[[points]]\naddress = "{a}"\nname = "{n}"\nkind = "{k}"\n\n'
+        for a, n, k in (("status:breaker", "breaker", "status"),
+                        ("measurement:ia", "ia", "measurement"), ("event:7", "trip", "trip"))
+    )  # fmt: skip
+    section = '[[modbus.status]]\naddress = 40\nbits = { 0 = "breaker_closed" }\n'
+    error = _load(tmp_path, f'[profile]\nname = "r"\nprotocol = "modbus"\n\n{points}{section}')
+    assert "points: 'status:breaker': no such status in the [modbus] section" in error
+    assert "points: 'measurement:ia': no such measurement in the [modbus] section" in error
+    assert "points: 'event:7': events need a [modbus.event_log]" in error

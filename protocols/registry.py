@@ -1,6 +1,8 @@
 """The explicit registry of protocols. Adding a protocol means one name in `_PACKAGES` and a
-`spec.py` in its package; `tests/protocols/test_registry.py` checks every entry obeys the
-convention (README, sample config that validates)."""
+`spec.py` in its package (a `SPEC`, with the third-party modules its driver `requires`).
+
+A protocol whose package or stack does not import is not dropped silently: it is listed by
+`unavailable()` with the reason, and a config or profile naming it gets that reason."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -45,3 +46,12 @@ class Iec103ProfileSection(StrictModel):
     scale: dict[str, float] = Field(
         default_factory=dict, description='measurand address ("160/148.1") -> factor'
     )
+
+    @model_validator(mode="after")
+    def _measurand_addresses(self) -> Iec103ProfileSection:
+        # Only measurand values ("<fun>/<inf>.<n>") are scaled: any other key would be a
+        # factor that never applies.
+        bad = [a for a in self.scale if not re.fullmatch(r"\d{1,3}/\d{1,3}\.\d{1,2}", a)]
+        if bad:
+            raise ValueError(f"scale: expected measurand addresses <fun>/<inf>.<n> (found: {bad})")
+        return self

@@ -31,7 +31,8 @@ filled between two exchanges). `received` records every frame addressed to the r
 (`ReceivedFrame`), so a test can check what the master sent and when.
 
 Test hooks: `garbage_next`, `corrupt_next`, `ignore_next`, `queue_raw`, `hold_busy`,
-`nack_next_send`.
+`nack_next_send`, `send_identity` / `identity_after` (ASDU 5 never, or only some requests
+after the reset), `answer_generic` (False: generic reads are never answered).
 """
 
 from __future__ import annotations
@@ -160,6 +161,12 @@ class Iec103Relay:
         self.sends_after_dfc = 0  # user data sent although the last answer said DFC=1
         self.last_dfc = False
         self.received: list[ReceivedFrame] = []
+        # Identification after a reset: at once (ACD in the reset's ACK), only after
+        # `identity_after` more requests (ACD off meanwhile), or never (`send_identity`).
+        self.send_identity = True
+        self.identity_after = 0
+        self._identity_countdown: int | None = None
+        self.answer_generic = True  # False: generic reads are accepted but never answered
 
     @property
     def device_path(self) -> str | None:
@@ -268,6 +275,12 @@ class Iec103Relay:
         if not self.online or not isinstance(frame, FixedFrame | VariableFrame):
             return None
         self.requests += 1
+        if self._identity_countdown is not None:
+            if self._identity_countdown <= 0:
+                self._identity_countdown = None
+                self._queue(self._identification(Cot.RESET_CU), ("identity",))
+            else:
+                self._identity_countdown -= 1
         if self.ignore_next:
             self.ignore_next -= 1
             return None
@@ -314,7 +327,10 @@ class Iec103Relay:
         if c.function in (PrimaryFunction.RESET_CU, PrimaryFunction.RESET_FCB):
             self._requeue_unacknowledged()
             cot = Cot.RESET_CU if c.function == PrimaryFunction.RESET_CU else Cot.RESET_FCB
-            self.class1.appendleft((encode_asdu(self._identification(cot)), ("identity",)))
+            if self.send_identity and self.identity_after:
+                self._identity_countdown = self.identity_after
+            elif self.send_identity:
+                self.class1.appendleft((encode_asdu(self._identification(cot)), ("identity",)))
             self.last_fcb, self.retained = None, None
             return self._fixed(SecondaryFunction.ACK)
         if c.function == PrimaryFunction.REQUEST_STATUS:
@@ -377,7 +393,7 @@ class Iec103Relay:
             )
         elif isinstance(asdu, GeneralInterrogation):
             self._general_interrogation(asdu.scn)
-        elif isinstance(asdu, GenericCommand) and asdu.items:
+        elif isinstance(asdu, GenericCommand) and asdu.items and self.answer_generic:
             self._generic_read(asdu)
 
     def _general_interrogation(self, scn: int) -> None:

@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from protocols.iec103.frames import Frame, FrameExtractor, SingleCharFrame
+from protocols.iec103.frames import (
+    FixedFrame,
+    Frame,
+    FrameExtractor,
+    SingleCharFrame,
+    VariableFrame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,8 @@ class SimulatedBus:
         self._server: asyncio.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
         self.frames_in = 0
+        # every primary frame, in the order the bus saw them (tests count poll turns on it)
+        self.frames: list[FixedFrame | VariableFrame] = []
 
     async def start(self) -> None:
         if self.port.startswith("socket://"):
@@ -108,6 +116,7 @@ class SimulatedBus:
             self.frames_in += 1
             if isinstance(frame, SingleCharFrame) or not frame.control.prm:
                 continue
+            self.frames.append(frame)
             member = self.members.get(frame.address)
             if member is None:
                 continue

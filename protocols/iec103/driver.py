@@ -99,6 +99,7 @@ class Iec103Driver:
         self.master: Iec103Master | None = None
         self._sink: ObservationSink | None = None
         self._wake = asyncio.Event()
+        self._lending = False  # `_others_turn` is running
 
     @property
     def device_ids(self) -> Sequence[str]:
@@ -145,6 +146,8 @@ class Iec103Driver:
                 "bus": self.bus_counters(),
             }
         if what == "settings":
+            if not relay.config.read_settings:
+                raise ValueError(f"device {device_id}: read_settings = false, no settings read")
             if not relay.up:
                 raise LinkError(f"device {device_id}: not answering")
             waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -179,6 +182,7 @@ class Iec103Driver:
                 relay.next_attempt = now + relay.config.offline_retry_s
                 await self._start(relay)
                 return True
+            self._check_identity(relay, now)
             holding = relay.station.dfc and self._user_data_due(relay, now)
             if not relay.station.dfc:
                 relay.dfc_since = None
@@ -191,19 +195,7 @@ class Iec103Driver:
             elif self._user_data_due(relay, now):
                 await self._read_settings(relay)
                 return True
-            if relay.station.acd:
-                relay.counters["dfc_waits"] += holding
-                for _ in range(MAX_CLASS1_PER_TURN):
-                    await self._poll(relay, 1)
-                    if not relay.station.acd:
-                        break
-                return True
-            if now >= relay.next_poll:
-                relay.counters["dfc_waits"] += holding
-                relay.next_poll = now + relay.config.poll_interval_ms / 1000
-                await self._poll(relay, 2)
-                return True
-            return False
+            return await self._poll_turn(relay, now, holding)
         except DataFlowWait:
             return True  # the step stays pending; the relay is polled on its next turns
         except StationSilent as exc:
@@ -215,6 +207,56 @@ class Iec103Driver:
             relay.counters["procedures_refused"] += 1
             await self._down(relay, f"refused: {exc}")
             return True
+
+    async def _poll_turn(self, relay: Relay, now: float, holding: bool = False) -> bool:
+        """A relay's polling turn: class 1 while ACD (at most `MAX_CLASS1_PER_TURN`), else
+        class 2 when its poll interval has passed. True when it used the bus."""
+        if relay.station.acd:
+            relay.counters["dfc_waits"] += holding
+            for _ in range(MAX_CLASS1_PER_TURN):
+                await self._poll(relay, 1)
+                if not relay.station.acd:
+                    break
+            return True
+        if now >= relay.next_poll:
+            relay.counters["dfc_waits"] += holding
+            relay.next_poll = now + relay.config.poll_interval_ms / 1000
+            await self._poll(relay, 2)
+            return True
+        return False
+
+    async def _others_turn(self, busy: Relay) -> None:
+        """Between two exchanges of a procedure of `busy` (GI, settings read, record
+        transfer), every other relay that is up gets its polling turn, so no procedure
+        holds up another relay's events by more than one turn. Their own procedures
+        wait for their own turn of the main loop."""
+        if self._lending:
+            return  # a turn is being lent already: polls only, never nested
+        self._lending = True
+        try:
+            for other in self.relays.values():
+                if other is busy or not other.up:
+                    continue
+                now = time.monotonic()
+                holding = other.station.dfc and self._user_data_due(other, now)
+                try:
+                    await self._poll_turn(other, now, holding)
+                except StationSilent as exc:
+                    await self._down(other, str(exc))
+        finally:
+            self._lending = False
+
+    def _check_identity(self, relay: Relay, now: float) -> None:
+        """ASDU 5 may come some polls after the reset (ACD is not always set at once):
+        warn only when it has not come within the procedure timeout."""
+        if relay.identity is None and now >= relay.identity_due:
+            relay.identity_due = float("inf")
+            relay.counters["identity_missing"] += 1
+            log.warning(
+                "device %s: no ASDU 5 (identification) within %.0f s of the reset",
+                relay.id,
+                PROCEDURE_TIMEOUT_S,
+            )
 
     async def _start(self, relay: Relay) -> None:
         """Reset CU and the initialisation procedure; `StationSilent` if it stays quiet."""
@@ -232,9 +274,8 @@ class Iec103Driver:
         relay.up = True
         await self._deliver([LinkStateObservation(relay.id, True, "reset")])
         relay.disturbances.clear()
+        relay.identity_due = time.monotonic() + PROCEDURE_TIMEOUT_S
         await self._drain_class1(relay)
-        if relay.identity is None:
-            log.warning("device %s: no ASDU 5 after reset", relay.id)
         # config validation tied time_sync to allow_commands
         relay.steps = deque([STEP_TIME_SYNC, STEP_GI] if relay.config.time_sync else [STEP_GI])
         relay.dfc_since = None
@@ -347,7 +388,11 @@ class Iec103Driver:
         return bool(
             relay.steps
             or relay.settings_due
-            or (relay.config.settings_interval_s and now >= relay.next_settings)
+            or (
+                relay.config.read_settings
+                and relay.config.settings_interval_s
+                and now >= relay.next_settings
+            )
         )
 
     def _check_dfc_wait(self, relay: Relay, now: float) -> None:
@@ -366,6 +411,7 @@ class Iec103Driver:
             if not relay.station.acd:
                 return
             await self._poll(relay, 1)
+            await self._others_turn(relay)
 
     async def poll_until(self, relay: Relay, done: Callable[[Asdu], bool]) -> Asdu | None:
         """Poll (class 1 while ACD, else class 2) until an ASDU satisfies `done`."""
@@ -374,6 +420,7 @@ class Iec103Driver:
             asdu = await self._poll(relay, 1 if relay.station.acd else 2)
             if asdu is not None and done(asdu):
                 return asdu
+            await self._others_turn(relay)
             if not relay.station.acd:
                 await asyncio.sleep(0.01)
         log.warning("device %s: procedure timed out", relay.id)

@@ -32,9 +32,10 @@ class Relay:
     next_attempt: float = 0.0
     next_poll: float = 0.0
     next_settings: float = 0.0
-    settings_due: bool = True
+    settings_due: bool = False  # set once the initialisation steps are done
     settings_signalled: bool = False  # the due read answers the relay's INF 22
     identity: IdentityObservation | None = None
+    identity_due: float = float("inf")  # warn if no ASDU 5 has come by then
     recent: deque[PointObservation] = field(default_factory=lambda: deque(maxlen=50))
     disturbances: set[int] = field(default_factory=set)
     last_measurand: dict[str, float] = field(default_factory=dict)

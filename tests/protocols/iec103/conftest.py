@@ -117,15 +117,21 @@ async def make_bench(tmp_path: Path, addresses: Sequence[int] = (1, 2), **device
     return Bench(relays, Iec103Driver(plan), RecordingSink(), profile, devices=devices)
 
 
+@contextlib.asynccontextmanager
+async def running(bench: Bench) -> AsyncIterator[Bench]:
+    """The driver polling the bench's relays; both stopped on exit."""
+    bench.task = asyncio.create_task(bench.driver.run(bench.sink))
+    try:
+        yield bench
+    finally:
+        bench.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bench.task
+        for relay in bench.relays.values():
+            await relay.stop()
+
+
 @pytest.fixture
 async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
-    b = await make_bench(tmp_path, allow_commands=True, time_sync=True)
-    b.task = asyncio.create_task(b.driver.run(b.sink))
-    try:
+    async with running(await make_bench(tmp_path, allow_commands=True, time_sync=True)) as b:
         yield b
-    finally:
-        b.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await b.task
-        for relay in b.relays.values():
-            await relay.stop()

@@ -32,7 +32,9 @@ filled between two exchanges). `received` records every frame addressed to the r
 
 Test hooks: `garbage_next`, `corrupt_next`, `ignore_next`, `queue_raw`, `hold_busy`,
 `nack_next_send`, `send_identity` / `identity_after` (ASDU 5 never, or only some requests
-after the reset), `answer_generic` (False: generic reads are never answered).
+after the reset), `answer_generic` (False: generic reads are never answered),
+`interrupt_after` (restart or fall silent in the middle of a record transfer). Records and
+their transfer: `recorder` (`simulator/iec103_records.py`), `record(...)`.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -49,7 +51,7 @@ from agent.profiles import PointSpec, Profile
 from protocols.config import StrictModel
 from protocols.iec103.asdu import decode_asdu, encode_asdu
 from protocols.iec103.asdu_base import FUN_GENERIC, FUN_GLOBAL, Asdu, Cot
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.asdu_disturbance import DisturbanceList
 from protocols.iec103.asdu_generic import (
     INF_READ_GROUP,
     INF_READ_HEADINGS,
@@ -67,6 +69,7 @@ from protocols.iec103.asdu_messages import (
     TimeSync,
     TimeTaggedMessage,
 )
+from protocols.iec103.asdu_transfer import DisturbanceAck, DisturbanceOrder
 from protocols.iec103.frames import (
     START_FIXED,
     START_VARIABLE,
@@ -78,9 +81,11 @@ from protocols.iec103.frames import (
     VariableFrame,
     encode_frame,
 )
-from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
+from protocols.iec103.time import cp32_from_datetime
 from simulator import iec103_bus
+from simulator.iec103_records import RecordServer
 from simulator.scenario import RelaySpec
+from simulator.waveforms import FaultSpec
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +144,8 @@ class Iec103Relay:
         self.delivered: list[Any] = []  # tags of class-1 entries the master acknowledged
         self.fault_number = 0
         self.fault_start: datetime | None = None
-        self.records: list[DisturbanceRecord] = []
+        self.recorder = RecordServer(self.link.common_address, self.fun)
+        self.record_spec = FaultSpec()  # what the record of a trip shows
         self.last_fcb: bool | None = None
         self.retained: tuple[bytes, tuple[bytes, Any] | None] | None = None
         self.bus: iec103_bus.SimulatedBus | None = None
@@ -167,6 +173,7 @@ class Iec103Relay:
         self.identity_after = 0
         self._identity_countdown: int | None = None
         self.answer_generic = True  # False: generic reads are accepted but never answered
+        self.interrupt_after: tuple[int, Literal["restart", "offline"]] | None = None
 
     @property
     def device_path(self) -> str | None:
@@ -218,22 +225,30 @@ class Iec103Relay:
             asdu = TimeTaggedMessage(**head, dpi=dpi, time=t)
         self._queue(asdu, ("point", point.address, dpi == 2))
         if point.kind == "trip" and dpi == 2:
-            self.records = [
-                *self.records,
-                DisturbanceRecord(
-                    fault_number=self.fault_number, sof=0x01, time=cp56_from_datetime(device_time)
-                ),
-            ][-8:]
-            self._queue(
-                DisturbanceList(
-                    cot=Cot.DISTURBANCE,
-                    common_address=self.link.common_address,
-                    fun=self.fun,
-                    inf=0,
-                    records=tuple(self.records),
-                ),
-                ("disturbance", self.fault_number),
-            )
+            inception = self.fault_start or device_time
+            directory = self.recorder.add(self.fault_number, inception, self.record_spec)
+            self._queue(directory, ("disturbance", self.fault_number))
+
+    async def record(
+        self,
+        spec: FaultSpec,
+        inception: datetime,
+        *,
+        count: int = 1,
+        abort_after: int | None = None,
+    ) -> list[int]:
+        """Record `count` faults (a burst, 1 ms apart) and announce them in one ASDU 23;
+        returns their fault numbers."""
+        fans: list[int] = []
+        directory: DisturbanceList | None = None
+        for n in range(count):
+            self.fault_number = (self.fault_number + 1) & 0xFFFF
+            fans.append(self.fault_number)
+            when = inception + timedelta(milliseconds=n)
+            directory = self.recorder.add(self.fault_number, when, spec, abort_after=abort_after)
+        if directory is not None:
+            self._queue(directory, ("disturbance", fans[-1]))
+        return fans
 
     async def set_online(self, online: bool) -> None:
         self.online = online
@@ -255,6 +270,7 @@ class Iec103Relay:
 
     async def set_firmware(self, version: str) -> None:
         self.software = version
+        self.recorder.reset()  # the relay restarts: a transfer in progress is lost
         self._queue(self._identification(Cot.START_RESTART), ("firmware", version))
 
     def queue_raw(self, asdu: bytes, tag: Any = "raw") -> None:
@@ -319,6 +335,10 @@ class Iec103Relay:
         return answer
 
     @property
+    def _acd(self) -> bool:
+        return bool(self.class1 or self.recorder.queue)
+
+    @property
     def _busy(self) -> bool:
         return self.busy_answers > 0
 
@@ -326,6 +346,7 @@ class Iec103Relay:
         c = frame.control
         if c.function in (PrimaryFunction.RESET_CU, PrimaryFunction.RESET_FCB):
             self._requeue_unacknowledged()
+            self.recorder.reset()
             cot = Cot.RESET_CU if c.function == PrimaryFunction.RESET_CU else Cot.RESET_FCB
             if self.send_identity and self.identity_after:
                 self._identity_countdown = self.identity_after
@@ -364,6 +385,10 @@ class Iec103Relay:
         elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.class1:
             entry = self.class1.popleft()
             answer = self._data(entry[0])
+        elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.recorder.queue:
+            raw = self.recorder.next_answer()  # after the events
+            self._interrupt_transfer()
+            answer = self._data(raw)
         elif c.function == PrimaryFunction.REQUEST_CLASS_2 and self.measurands:
             answer = self._data(encode_asdu(self._measurands()))
         else:
@@ -371,6 +396,19 @@ class Iec103Relay:
         if c.fcv:
             self.retained = (answer, entry)
         return None if c.function == PrimaryFunction.SEND_NO_REPLY else answer
+
+    def _interrupt_transfer(self) -> None:
+        """`interrupt_after = (n, how)`: once n ASDU 30 have been served, the relay
+        restarts (ASDU 5 start/restart, the transfer lost) or falls silent."""
+        if self.interrupt_after is None or self.recorder.values_served < self.interrupt_after[0]:
+            return
+        how = self.interrupt_after[1]
+        self.interrupt_after = None
+        if how == "restart":
+            self.recorder.reset()
+            self._queue(self._identification(Cot.START_RESTART), ("restart",))
+        else:
+            self.online = False
 
     def _requeue_unacknowledged(self) -> None:
         if self.retained and self.retained[1] is not None:
@@ -393,6 +431,8 @@ class Iec103Relay:
             )
         elif isinstance(asdu, GeneralInterrogation):
             self._general_interrogation(asdu.scn)
+        elif isinstance(asdu, DisturbanceOrder | DisturbanceAck):
+            self.recorder.handle(asdu)
         elif isinstance(asdu, GenericCommand) and asdu.items and self.answer_generic:
             self._generic_read(asdu)
 
@@ -486,13 +526,11 @@ class Iec103Relay:
         self.class1.append((encode_asdu(asdu), tag))
 
     def _fixed(self, function: int) -> bytes:
-        control = Control.secondary(function, acd=bool(self.class1), dfc=self._busy)
+        control = Control.secondary(function, acd=self._acd, dfc=self._busy)
         return encode_frame(FixedFrame(control, self.link_address))
 
     def _data(self, asdu: bytes) -> bytes:
-        control = Control.secondary(
-            SecondaryFunction.USER_DATA, acd=bool(self.class1), dfc=self._busy
-        )
+        control = Control.secondary(SecondaryFunction.USER_DATA, acd=self._acd, dfc=self._busy)
         return encode_frame(VariableFrame(control, self.link_address, asdu))
 
 

@@ -56,9 +56,17 @@ from protocols.iec103.observe import (
     observations,
     undecodable,
 )
-from protocols.iec103.relay import STEP_GI, STEP_TIME_SYNC, DataFlowWait, Relay
+from protocols.iec103.records import RecordQueue
+from protocols.iec103.relay import (
+    STEP_GI,
+    STEP_RECORD_LIST,
+    STEP_TIME_SYNC,
+    DataFlowWait,
+    Relay,
+)
 from protocols.iec103.settings import SettingsReader
 from protocols.iec103.time import cp56_from_datetime
+from protocols.iec103.transfer import fetch_record, request_record_list
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
@@ -94,7 +102,11 @@ class Iec103Driver:
             section = planned.profile_section
             scale = dict(section.scale) if isinstance(section, Iec103ProfileSection) else {}
             station = Station(cfg.link_address, cfg.id, retries=cfg.retries)
-            self.relays[cfg.id] = Relay(cfg, station, scale)
+            relay = Relay(cfg, station, scale)
+            if cfg.disturbance_records:
+                state = plan.state_dir / "iec103" / f"{cfg.id}.json" if plan.state_dir else None
+                relay.records = RecordQueue(cfg.id, state)
+            self.relays[cfg.id] = relay
         self.port: SerialPort | None = None
         self.master: Iec103Master | None = None
         self._sink: ObservationSink | None = None
@@ -192,8 +204,11 @@ class Iec103Driver:
             elif relay.steps:
                 await self._run_steps(relay)
                 return True
-            elif self._user_data_due(relay, now):
+            elif self._settings_due(relay, now):
                 await self._read_settings(relay)
+                return True
+            elif relay.records is not None and (entry := relay.records.due(now)) is not None:
+                await fetch_record(self, relay, entry)
                 return True
             return await self._poll_turn(relay, now, holding)
         except DataFlowWait:
@@ -272,12 +287,13 @@ class Iec103Driver:
             return
         log.info("device %s: link reset, initialising", relay.id)
         relay.up = True
-        await self._deliver([LinkStateObservation(relay.id, True, "reset")])
-        relay.disturbances.clear()
+        await self.deliver([LinkStateObservation(relay.id, True, "reset")])
         relay.identity_due = time.monotonic() + PROCEDURE_TIMEOUT_S
         await self._drain_class1(relay)
         # config validation tied time_sync to allow_commands
         relay.steps = deque([STEP_TIME_SYNC, STEP_GI] if relay.config.time_sync else [STEP_GI])
+        if relay.records is not None:
+            relay.steps.append(STEP_RECORD_LIST)
         relay.dfc_since = None
         await self._run_steps(relay)
 
@@ -299,6 +315,9 @@ class Iec103Driver:
                 )
                 relay.steps.popleft()
                 await self._drain_class1(relay)
+            elif step == STEP_RECORD_LIST:
+                await request_record_list(self, relay)
+                relay.steps.popleft()
             else:
                 await self._interrogate(relay)
                 relay.steps.popleft()
@@ -340,7 +359,7 @@ class Iec103Driver:
             relay.counters["settings_refused"] += 1
             obs = None
         if obs is not None:
-            await self._deliver([dataclasses.replace(obs, signalled=signalled)])
+            await self.deliver([dataclasses.replace(obs, signalled=signalled)])
         result = {} if obs is None else {s.name: s.value for s in obs.settings}
         for waiter in waiters:
             if not waiter.done():
@@ -356,7 +375,7 @@ class Iec103Driver:
         relay.dfc_since = None
         if was is not False:
             log.warning("device %s: %s", relay.id, reason)
-            await self._deliver([LinkStateObservation(relay.id, False, reason)])
+            await self.deliver([LinkStateObservation(relay.id, False, reason)])
         for waiter in relay.settings_waiters:
             if not waiter.done():
                 waiter.set_exception(LinkError(reason))
@@ -387,7 +406,13 @@ class Iec103Driver:
         """Whether a step that sends user data is waiting for this relay."""
         return bool(
             relay.steps
-            or relay.settings_due
+            or self._settings_due(relay, now)
+            or (relay.records is not None and relay.records.due(now) is not None)
+        )
+
+    def _settings_due(self, relay: Relay, now: float) -> bool:
+        return bool(
+            relay.settings_due
             or (
                 relay.config.read_settings
                 and relay.config.settings_interval_s
@@ -418,9 +443,9 @@ class Iec103Driver:
         deadline = time.monotonic() + PROCEDURE_TIMEOUT_S
         while time.monotonic() < deadline:
             asdu = await self._poll(relay, 1 if relay.station.acd else 2)
+            await self._others_turn(relay)
             if asdu is not None and done(asdu):
                 return asdu
-            await self._others_turn(relay)
             if not relay.station.acd:
                 await asyncio.sleep(0.01)
         log.warning("device %s: procedure timed out", relay.id)
@@ -441,7 +466,7 @@ class Iec103Driver:
             else:
                 obs = self._observe(relay, asdu)
         if obs:
-            await self._deliver(obs)
+            await self.deliver(obs)
         self._master().acknowledge(relay.station)
         return asdu
 
@@ -453,9 +478,13 @@ class Iec103Driver:
                 "device %s: unknown ASDU type %d (%s)", relay.id, asdu.type_id, asdu.address
             )
         if isinstance(asdu, DisturbanceList):
-            obs = disturbance_observations(relay.id, asdu, relay.disturbances)
+            relay.record_fun = asdu.fun
+            known = set(relay.disturbances)
+            if relay.records is not None:
+                known |= {r.fault_number for r in asdu.records if relay.records.was_fetched(r)}
+                relay.records.offer(asdu.records)
             relay.disturbances.update(r.fault_number for r in asdu.records)
-            return obs
+            return disturbance_observations(relay.id, asdu, known)
         if isinstance(asdu, TimeTaggedMessage) and asdu.inf == INF_LOCAL_SETTING:
             relay.settings_due = relay.config.read_settings  # settings changed on the relay
             relay.settings_signalled = relay.settings_due
@@ -481,7 +510,8 @@ class Iec103Driver:
             out.append(o)
         return out
 
-    async def _deliver(self, obs: list[Observation]) -> None:
+    async def deliver(self, obs: Sequence[Observation]) -> None:
+        """Hand observations to the sink; returns once they are durable."""
         assert self._sink is not None
         await self._sink.deliver(obs)
 

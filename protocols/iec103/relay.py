@@ -8,12 +8,15 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocols.iec103.asdu_base import FUN_GLOBAL
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.link import Station
+from protocols.iec103.records import RecordQueue
 from protocols.observations import IdentityObservation, PointObservation
 
 STEP_TIME_SYNC = "time_sync"
 STEP_GI = "gi"
+STEP_RECORD_LIST = "record_list"  # ask for the list of recorded disturbances (ASDU 24 TOO 24)
 
 
 class DataFlowWait(Exception):
@@ -44,6 +47,8 @@ class Relay:
     scn: int = 0
     steps: deque[str] = field(default_factory=deque)  # initialisation steps still to run
     dfc_since: float | None = None  # user data has waited for DFC since then
+    records: RecordQueue | None = None  # None: disturbance records are not fetched
+    record_fun: int = FUN_GLOBAL  # the FUN the relay's ASDU 23 carries
 
     @property
     def id(self) -> str:

@@ -65,6 +65,7 @@ class Bench:
     profile: Profile
     task: asyncio.Task[None] | None = None
     devices: list[Iec103Device] = field(default_factory=list)
+    plan: LinkPlan | None = None  # to start another driver on the same bus (a restart)
 
     async def until(self, cond: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -76,7 +77,12 @@ class Bench:
             await asyncio.sleep(0.02)
 
 
-async def make_bench(tmp_path: Path, addresses: Sequence[int] = (1, 2), **device: Any) -> Bench:
+async def make_bench(
+    tmp_path: Path,
+    addresses: Sequence[int] = (1, 2),
+    state_dir: Path | None = None,
+    **device: Any,
+) -> Bench:
     profile = load_named(PROFILE)
     port = str(tmp_path / "rs485")
     relays: dict[str, Iec103Relay] = {}
@@ -111,10 +117,9 @@ async def make_bench(tmp_path: Path, addresses: Sequence[int] = (1, 2), **device
         )
         for la in addresses
     ]
-    plan = LinkPlan(
-        "iec103:rs485", "iec103", tuple(PlannedDevice(d, profile.section) for d in devices), bus
-    )
-    return Bench(relays, Iec103Driver(plan), RecordingSink(), profile, devices=devices)
+    planned = tuple(PlannedDevice(d, profile.section) for d in devices)
+    plan = LinkPlan("iec103:rs485", "iec103", planned, bus, state_dir=state_dir)
+    return Bench(relays, Iec103Driver(plan), RecordingSink(), profile, devices=devices, plan=plan)
 
 
 @contextlib.asynccontextmanager

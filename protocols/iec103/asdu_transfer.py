@@ -13,7 +13,7 @@ before FAN in 28); it is decoded whatever its value and encoded as 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from construct import (
@@ -64,13 +64,43 @@ class Too:
     TAGS_NOT_OK = 69
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Flat(Asdu):
+    """A body whose construct fields have the dataclass's names, one to one (`WIRE`
+    renames the few that cannot: construct's containers are dicts, `values` is taken)."""
+
+    WIRE: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def _names(cls) -> list[str]:
+        header = {f.name for f in fields(Asdu)}
+        return [f.name for f in fields(cls) if f.name not in header]
+
+    @classmethod
+    def from_body(cls, header: dict[str, int], body: Any) -> Asdu:
+        values = {name: body[cls.WIRE.get(name, name)] for name in cls._names()}
+        return cls(**header, **cls._decoded(values))
+
+    def to_body(self) -> dict[str, Any]:
+        return {self.WIRE.get(n, n): getattr(self, n) for n in self._names()} | self._encoded()
+
+    @classmethod
+    def _decoded(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Wire values to field values, where they differ (times, lists)."""
+        return values
+
+    def _encoded(self) -> dict[str, Any]:
+        """Field values to wire values, where they differ."""
+        return {}
+
+
 _ORDER = Struct(
     "too" / Int8ul, "tov" / Int8ul, "fault_number" / Int16ul, "channel" / Int8ul, Terminated
 )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Order(Asdu):
+class _Order(_Flat):
     """TOO, TOV, FAN, ACC: the layout 24, 25 and 31 share (5 octets)."""
 
     BODY: ClassVar[Any] = _ORDER
@@ -79,24 +109,6 @@ class _Order(Asdu):
     fault_number: int
     channel: int = 0
     tov: int = TOV_INSTANTANEOUS
-
-    @classmethod
-    def from_body(cls, header: dict[str, int], body: Any) -> _Order:
-        return cls(
-            **header,
-            too=body.too,
-            tov=body.tov,
-            fault_number=body.fault_number,
-            channel=body.channel,
-        )
-
-    def to_body(self) -> dict[str, Any]:
-        return {
-            "too": self.too,
-            "tov": self.tov,
-            "fault_number": self.fault_number,
-            "channel": self.channel,
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,7 +135,7 @@ class TransferEnd(_Order):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DisturbanceReady(Asdu):
+class DisturbanceReady(_Flat):
     """ASDU 26: the selected record is ready (15 octets after INF)."""
 
     TYPE_ID: ClassVar[int] = 26
@@ -148,32 +160,15 @@ class DisturbanceReady(Asdu):
     tov: int = TOV_INSTANTANEOUS
 
     @classmethod
-    def from_body(cls, header: dict[str, int], body: Any) -> DisturbanceReady:
-        return cls(
-            **header,
-            tov=body.tov,
-            fault_number=body.fault_number,
-            faults=body.faults,
-            channels=body.channels,
-            elements=body.elements,
-            interval_us=body.interval_us,
-            time=cp32_from(body.time),
-        )
+    def _decoded(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return values | {"time": cp32_from(values["time"])}
 
-    def to_body(self) -> dict[str, Any]:
-        return {
-            "tov": self.tov,
-            "fault_number": self.fault_number,
-            "faults": self.faults,
-            "channels": self.channels,
-            "elements": self.elements,
-            "interval_us": self.interval_us,
-            "time": cp32_to(self.time),
-        }
+    def _encoded(self) -> dict[str, Any]:
+        return {"time": cp32_to(self.time)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChannelReady(Asdu):
+class ChannelReady(_Flat):
     """ASDU 27: one channel is ready, with its rated primary (RPV) and secondary (RSV)
     values and its reference factor (RFA), each an IEEE 754 float (17 octets after INF)."""
 
@@ -196,44 +191,15 @@ class ChannelReady(Asdu):
     reference: float
     tov: int = TOV_INSTANTANEOUS
 
-    @classmethod
-    def from_body(cls, header: dict[str, int], body: Any) -> ChannelReady:
-        return cls(
-            **header,
-            tov=body.tov,
-            fault_number=body.fault_number,
-            channel=body.channel,
-            primary=body.primary,
-            secondary=body.secondary,
-            reference=body.reference,
-        )
-
-    def to_body(self) -> dict[str, Any]:
-        return {
-            "tov": self.tov,
-            "fault_number": self.fault_number,
-            "channel": self.channel,
-            "primary": self.primary,
-            "secondary": self.secondary,
-            "reference": self.reference,
-        }
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TagsReady(Asdu):
+class TagsReady(_Flat):
     """ASDU 28: the record's tags (binary channels) are ready (4 octets after INF)."""
 
     TYPE_ID: ClassVar[int] = 28
     BODY: ClassVar[Any] = Struct(Padding(2), "fault_number" / Int16ul, Terminated)
 
     fault_number: int
-
-    @classmethod
-    def from_body(cls, header: dict[str, int], body: Any) -> TagsReady:
-        return cls(**header, fault_number=body.fault_number)
-
-    def to_body(self) -> dict[str, Any]:
-        return {"fault_number": self.fault_number}
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +212,7 @@ class Tag:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Tags(Asdu):
+class Tags(_Flat):
     """ASDU 29: tags at one tag position (the element number where they apply):
     FAN, NOT (number of tags), TAP, then NOT x (FUN, INF, DPI) (5 + 3i octets)."""
 
@@ -264,25 +230,21 @@ class Tags(Asdu):
     tags: tuple[Tag, ...]
 
     @classmethod
-    def from_body(cls, header: dict[str, int], body: Any) -> Tags:
-        tags = tuple(Tag(t.fun, t.inf, t.dpi & 0x03) for t in body.tags)
-        return cls(**header, fault_number=body.fault_number, position=body.position, tags=tags)
+    def _decoded(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return values | {"tags": tuple(Tag(t.fun, t.inf, t.dpi & 0x03) for t in values["tags"])}
 
-    def to_body(self) -> dict[str, Any]:
-        return {
-            "fault_number": self.fault_number,
-            "position": self.position,
-            "tags": [{"fun": t.fun, "inf": t.inf, "dpi": t.dpi} for t in self.tags],
-        }
+    def _encoded(self) -> dict[str, Any]:
+        return {"tags": [{"fun": t.fun, "inf": t.inf, "dpi": t.dpi} for t in self.tags]}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DisturbanceValues(Asdu):
+class DisturbanceValues(_Flat):
     """ASDU 30: consecutive samples of one channel: not used, TOV, FAN, ACC, NDV (number
     of values), NFE (number of the first element), NDV x SDV (signed 16 bits) (8 + 2i
     octets after INF)."""
 
     TYPE_ID: ClassVar[int] = 30
+    WIRE: ClassVar[dict[str, str]] = {"values": "sdv"}
     BODY: ClassVar[Any] = Struct(
         Padding(1),  # not used
         "tov" / Int8ul,
@@ -301,24 +263,8 @@ class DisturbanceValues(Asdu):
     tov: int = TOV_INSTANTANEOUS
 
     @classmethod
-    def from_body(cls, header: dict[str, int], body: Any) -> DisturbanceValues:
-        return cls(
-            **header,
-            tov=body.tov,
-            fault_number=body.fault_number,
-            channel=body.channel,
-            first=body.first,
-            values=tuple(body.sdv),
-        )
-
-    def to_body(self) -> dict[str, Any]:
-        return {
-            "tov": self.tov,
-            "fault_number": self.fault_number,
-            "channel": self.channel,
-            "first": self.first,
-            "sdv": list(self.values),
-        }
+    def _decoded(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return values | {"values": tuple(values["values"])}
 
 
 # The most values one ASDU 30 can carry: a variable frame's L field counts C, A and the

@@ -112,16 +112,10 @@ class RecordFetcher:
     async def _tags(self, io: GenericIo, relay: Any, record: RecordAssembly) -> None:
         fan = record.fault_number
         await self.order(io, relay, Too.REQUEST_TAGS, fan)
-        while True:
-            asdu = await self._expect(io, relay, fan, Tags | TransferEnd)
-            if isinstance(asdu, Tags):
-                record.add_tags(asdu)
-                continue
-            assert isinstance(asdu, TransferEnd)
-            if asdu.too != Too.END_TAGS:
-                raise TransferFailed(ABORTS.get(asdu.too, f"tags ended with TOO {asdu.too}"))
-            await io.send_asdu(relay, self._asdu(DisturbanceAck, Too.TAGS_OK, fan))
-            return
+        end = await self._collect(io, relay, fan, Tags, record.add_tags)
+        if end.too != Too.END_TAGS:
+            raise TransferFailed(ABORTS.get(end.too, f"tags ended with TOO {end.too}"))
+        await io.send_asdu(relay, self._asdu(DisturbanceAck, Too.TAGS_OK, fan))
 
     async def _channel(
         self, io: GenericIo, relay: Any, record: RecordAssembly, ready: ChannelReady
@@ -129,19 +123,23 @@ class RecordFetcher:
         fan, acc = record.fault_number, ready.channel
         record.start_channel(ready)
         await self.order(io, relay, Too.REQUEST_CHANNEL, fan, acc)
+        end = await self._collect(io, relay, fan, DisturbanceValues, record.add_values)
+        if end.too != Too.END_CHANNEL:
+            raise TransferFailed(ABORTS.get(end.too, f"channel ended with TOO {end.too}"))
+        if not record.channel_complete(acc):
+            await io.send_asdu(relay, self._asdu(DisturbanceAck, Too.CHANNEL_NOT_OK, fan, acc))
+            raise TransferFailed(f"channel {acc} ended before all its samples came")
+        await io.send_asdu(relay, self._asdu(DisturbanceAck, Too.CHANNEL_OK, fan, acc))
+
+    async def _collect(
+        self, io: GenericIo, relay: Any, fan: int, kind: type[Any], add: Callable[[Any], None]
+    ) -> TransferEnd:
+        """Feed every `kind` ASDU to `add` until the ASDU 31 that ends them."""
         while True:
-            asdu = await self._expect(io, relay, fan, DisturbanceValues | TransferEnd)
-            if isinstance(asdu, DisturbanceValues):
-                record.add_values(asdu)
-                continue
-            assert isinstance(asdu, TransferEnd)
-            if asdu.too != Too.END_CHANNEL:
-                raise TransferFailed(ABORTS.get(asdu.too, f"channel ended with TOO {asdu.too}"))
-            if not record.channel_complete(acc):
-                await io.send_asdu(relay, self._asdu(DisturbanceAck, Too.CHANNEL_NOT_OK, fan, acc))
-                raise TransferFailed(f"channel {acc} ended before all its samples came")
-            await io.send_asdu(relay, self._asdu(DisturbanceAck, Too.CHANNEL_OK, fan, acc))
-            return
+            asdu = await self._expect(io, relay, fan, kind | TransferEnd)
+            if isinstance(asdu, TransferEnd):
+                return asdu
+            add(asdu)
 
     async def _expect(self, io: GenericIo, relay: Any, fan: int, kinds: Any) -> Asdu:
         """The next transfer ASDU of this record; an abort or a restart of the relay, or

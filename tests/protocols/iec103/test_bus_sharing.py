@@ -40,6 +40,21 @@ def class1_poll(frames: Sequence[FixedFrame | VariableFrame], address: int) -> i
     )
 
 
+async def relay1_frames_until_fetched(bench: Bench, value: bool) -> int:
+    """Queue an event on relay2 (link address 2); how many frames went to relay1 (address
+    1) between that moment and relay2's class-1 poll that fetched it."""
+    bus = bench.relays["relay1"].bus
+    assert bus is not None
+    queued_at = len(bus.frames)
+    point = bench.profile.by_name["self_check_fail"]
+    await bench.relays["relay2"].emit(point, value, [], datetime.now(UTC))
+    await bench.until(lambda: class1_poll(bus.frames[queued_at:], 2) is not None)
+    frames = bus.frames[queued_at:]
+    polled = class1_poll(frames, 2)
+    assert polled is not None
+    return sum(f.address == 1 for f in frames[:polled])
+
+
 def generic_reads(bench: Bench) -> list[VariableFrame]:
     return [
         f
@@ -58,24 +73,13 @@ async def test_a_settings_read_that_never_ends_does_not_hold_up_the_other_relay(
         await bench.until(
             lambda: all(bench.sink.of(SettingsObservation, d) for d in ("relay1", "relay2"))
         )
-        slow, other = bench.relays["relay1"], bench.relays["relay2"]
+        slow = bench.relays["relay1"]
         slow.answer_generic = False  # relay1 accepts the next read and never answers it
         reads_before = len(generic_reads(bench))
         await slow.set_setting("zone1_reach", 4.4)  # INF 22: relay1 starts a settings read
         await bench.until(lambda: len(generic_reads(bench)) > reads_before)
 
-        fetched: list[int] = []
-        bus = slow.bus
-        assert bus is not None
-        for n in range(3):
-            queued_at = len(bus.frames)
-            point = bench.profile.by_name["self_check_fail"]
-            await other.emit(point, n % 2 == 0, [], datetime.now(UTC))
-            await bench.until(lambda q=queued_at: class1_poll(bus.frames[q:], 2) is not None)
-            frames = bus.frames[queued_at:]
-            polled = class1_poll(frames, 2)
-            assert polled is not None
-            fetched.append(sum(f.address == 1 for f in frames[:polled]))
+        fetched = [await relay1_frames_until_fetched(bench, n % 2 == 0) for n in range(3)]
         # relay1's read is still waiting for its answer
         assert len(bench.sink.of(SettingsObservation, "relay1")) == 1
         assert bench.driver.relays["relay1"].counters["settings_refused"] == 0

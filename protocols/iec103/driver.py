@@ -1,8 +1,13 @@
 """The IEC 103 driver: one serial bus, several relays (link addresses), one task.
 
 Per relay, after a reset CU: class-1 polls while ACD (ASDU 5 gives the identity), time
-sync if enabled, general interrogation, settings through generic services; then cyclic
-class-2 polls, with class-1 polls whenever ACD is set.
+sync if enabled, general interrogation, the list of recorded disturbances, settings
+through generic services (`procedures.py`); then cyclic class-2 polls, with class-1 polls
+whenever ACD is set, and every announced disturbance record fetched (`transfer.py`).
+
+Sharing the bus: the main loop gives each relay a turn; a procedure that takes several
+exchanges (GI, settings read, record transfer) lends the bus between its exchanges, so
+every other relay gets its polling turn meanwhile (`_others_turn`).
 
 Durability: every answer's observations are delivered (`sink.deliver`, durable) *before*
 `Iec103Master.acknowledge` toggles the FCB that acknowledges the answer to the relay.
@@ -11,8 +16,8 @@ Isolation: a relay that stops answering is reported down and tried again every
 `offline_retry_s` with a single reset; the others keep being polled. Only a failure of the
 port itself ends `run` with `LinkError`.
 
-Data flow control: user data (time sync, GI, generic-services reads) never goes to a relay
-whose last answer had DFC=1. The pending step is abandoned for this turn (`DataFlowWait`)
+Data flow control: user data (time sync, GI, generic reads, disturbance orders) never goes
+to a relay whose last answer had DFC=1. The pending step is abandoned for this turn (`DataFlowWait`)
 and run again from the start once an answer has DFC=0; meanwhile that relay is only
 polled, at its poll interval, and the other relays on the bus have their turns.
 """
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections import deque
@@ -32,13 +36,10 @@ from typing import Any
 from protocols.driver import ObservationSink
 from protocols.errors import DecodeError, LinkError
 from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import FUN_GLOBAL, Asdu, Cot, UnknownAsdu
+from protocols.iec103.asdu_base import Asdu, UnknownAsdu
 from protocols.iec103.asdu_disturbance import DisturbanceList
 from protocols.iec103.asdu_messages import (
-    GeneralInterrogation,
-    GiTermination,
     Identification,
-    TimeSync,
     TimeTaggedMessage,
 )
 from protocols.iec103.config import Iec103Device, Iec103ProfileSection
@@ -56,6 +57,7 @@ from protocols.iec103.observe import (
     observations,
     undecodable,
 )
+from protocols.iec103.procedures import read_settings, run_steps
 from protocols.iec103.records import RecordQueue
 from protocols.iec103.relay import (
     STEP_GI,
@@ -64,9 +66,7 @@ from protocols.iec103.relay import (
     DataFlowWait,
     Relay,
 )
-from protocols.iec103.settings import SettingsReader
-from protocols.iec103.time import cp56_from_datetime
-from protocols.iec103.transfer import fetch_record, request_record_list
+from protocols.iec103.transfer import fetch_record
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
@@ -202,10 +202,10 @@ class Iec103Driver:
                 # buffer full: no user data, only polls (below) until an answer has DFC=0
                 self._check_dfc_wait(relay, now)
             elif relay.steps:
-                await self._run_steps(relay)
+                await run_steps(self, relay)
                 return True
             elif self._settings_due(relay, now):
-                await self._read_settings(relay)
+                await read_settings(self, relay)
                 return True
             elif relay.records is not None and (entry := relay.records.due(now)) is not None:
                 await fetch_record(self, relay, entry)
@@ -224,21 +224,20 @@ class Iec103Driver:
             return True
 
     async def _poll_turn(self, relay: Relay, now: float, holding: bool = False) -> bool:
-        """A relay's polling turn: class 1 while ACD (at most `MAX_CLASS1_PER_TURN`), else
-        class 2 when its poll interval has passed. True when it used the bus."""
-        if relay.station.acd:
-            relay.counters["dfc_waits"] += holding
-            for _ in range(MAX_CLASS1_PER_TURN):
-                await self._poll(relay, 1)
-                if not relay.station.acd:
-                    break
-            return True
-        if now >= relay.next_poll:
-            relay.counters["dfc_waits"] += holding
+        """A relay's polling turn: class 2 when its poll interval has passed and it has
+        not announced class-1 data, then class 1 while ACD (at most `MAX_CLASS1_PER_TURN`):
+        an event announced in a class-2 answer is fetched in the same turn, not a turn
+        later. True when it used the bus."""
+        used = relay.station.acd or now >= relay.next_poll
+        relay.counters["dfc_waits"] += holding and used
+        if not relay.station.acd and now >= relay.next_poll:
             relay.next_poll = now + relay.config.poll_interval_ms / 1000
             await self._poll(relay, 2)
-            return True
-        return False
+        for _ in range(MAX_CLASS1_PER_TURN):
+            if not relay.station.acd:
+                break
+            await self._poll(relay, 1)
+        return used
 
     async def _others_turn(self, busy: Relay) -> None:
         """Between two exchanges of a procedure of `busy` (GI, settings read, record
@@ -289,81 +288,13 @@ class Iec103Driver:
         relay.up = True
         await self.deliver([LinkStateObservation(relay.id, True, "reset")])
         relay.identity_due = time.monotonic() + PROCEDURE_TIMEOUT_S
-        await self._drain_class1(relay)
+        await self.drain_class1(relay)
         # config validation tied time_sync to allow_commands
         relay.steps = deque([STEP_TIME_SYNC, STEP_GI] if relay.config.time_sync else [STEP_GI])
         if relay.records is not None:
             relay.steps.append(STEP_RECORD_LIST)
         relay.dfc_since = None
-        await self._run_steps(relay)
-
-    async def _run_steps(self, relay: Relay) -> None:
-        """The initialisation steps after reset, each removed only once it has been done:
-        a step stopped by DFC (`DataFlowWait`) is run again, from its start, later."""
-        while relay.steps:
-            step = relay.steps[0]
-            if step == STEP_TIME_SYNC:
-                await self.send_asdu(  # the time is taken when it is really sent
-                    relay,
-                    TimeSync(
-                        cot=Cot.TIME_SYNC,
-                        common_address=relay.config.common_address,
-                        fun=FUN_GLOBAL,
-                        inf=0,
-                        time=cp56_from_datetime(_utcnow()),
-                    ),
-                )
-                relay.steps.popleft()
-                await self._drain_class1(relay)
-            elif step == STEP_RECORD_LIST:
-                await request_record_list(self, relay)
-                relay.steps.popleft()
-            else:
-                await self._interrogate(relay)
-                relay.steps.popleft()
-        relay.settings_due = relay.config.read_settings or bool(relay.settings_waiters)
-
-    async def _interrogate(self, relay: Relay) -> None:
-        relay.scn = (relay.scn + 1) & 0xFF
-        scn = relay.scn
-        await self.send_asdu(
-            relay,
-            GeneralInterrogation(
-                cot=Cot.GI,
-                common_address=relay.config.common_address,
-                fun=FUN_GLOBAL,
-                inf=0,
-                scn=scn,
-            ),
-        )
-        end = await self.poll_until(relay, lambda a: isinstance(a, GiTermination) and a.scn == scn)
-        relay.counters["gi_completed" if end else "gi_incomplete"] += 1
-
-    async def _read_settings(self, relay: Relay) -> None:
-        relay.settings_due = False
-        signalled, relay.settings_signalled = relay.settings_signalled, False
-        interval = relay.config.settings_interval_s
-        relay.next_settings = time.monotonic() + interval if interval else float("inf")
-        waiters, relay.settings_waiters = relay.settings_waiters, []
-        reader = SettingsReader(relay.id, relay.config.common_address)
-        try:
-            obs = await reader.read(self, relay)
-        except DataFlowWait:
-            # read again from the start once the relay's buffer has room
-            relay.settings_due = True
-            relay.settings_signalled |= signalled
-            relay.settings_waiters = waiters + relay.settings_waiters
-            raise
-        except StationRefused as exc:
-            log.warning("device %s: settings read refused: %s", relay.id, exc)
-            relay.counters["settings_refused"] += 1
-            obs = None
-        if obs is not None:
-            await self.deliver([dataclasses.replace(obs, signalled=signalled)])
-        result = {} if obs is None else {s.name: s.value for s in obs.settings}
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(result)
+        await run_steps(self, relay)
 
     async def _down(self, relay: Relay, reason: str) -> None:
         was = relay.up
@@ -431,7 +362,8 @@ class Iec103Driver:
         reply = await self._master().poll(relay.station, klass)
         return await self._handle(relay, reply)
 
-    async def _drain_class1(self, relay: Relay) -> None:
+    async def drain_class1(self, relay: Relay) -> None:
+        """Poll class 1 while the relay has it (lending the bus between polls)."""
         for _ in range(256):
             if not relay.station.acd:
                 return
@@ -491,24 +423,7 @@ class Iec103Driver:
         obs = observations(relay.id, asdu, _utcnow(), relay.scale)
         if isinstance(asdu, Identification):
             relay.identity = obs[0] if isinstance(obs[0], IdentityObservation) else None
-        return self._throttle(relay, obs)
-
-    def _throttle(self, relay: Relay, obs: list[Observation]) -> list[Observation]:
-        """Measurands come with every class-2 poll: forward them at most every
-        `measurand_interval_s` per address. Events always pass."""
-        now = time.monotonic()
-        out: list[Observation] = []
-        for o in obs:
-            if isinstance(o, PointObservation):
-                if o.measurement:
-                    last = relay.last_measurand.get(o.address)
-                    if last is not None and now - last < relay.config.measurand_interval_s:
-                        continue
-                    relay.last_measurand[o.address] = now
-                else:
-                    relay.recent.append(o)
-            out.append(o)
-        return out
+        return relay.throttle(obs, time.monotonic())
 
     async def deliver(self, obs: Sequence[Observation]) -> None:
         """Hand observations to the sink; returns once they are durable."""

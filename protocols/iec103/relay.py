@@ -12,7 +12,7 @@ from protocols.iec103.asdu_base import FUN_GLOBAL
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.link import Station
 from protocols.iec103.records import RecordQueue
-from protocols.observations import IdentityObservation, PointObservation
+from protocols.observations import IdentityObservation, Observation, PointObservation
 
 STEP_TIME_SYNC = "time_sync"
 STEP_GI = "gi"
@@ -53,3 +53,19 @@ class Relay:
     @property
     def id(self) -> str:
         return self.config.id
+
+    def throttle(self, obs: list[Observation], now: float) -> list[Observation]:
+        """Measurands come with every class-2 poll: forward them at most every
+        `measurand_interval_s` per address. Events always pass (and are kept in `recent`)."""
+        out: list[Observation] = []
+        for o in obs:
+            if isinstance(o, PointObservation):
+                if o.measurement:
+                    last = self.last_measurand.get(o.address)
+                    if last is not None and now - last < self.config.measurand_interval_s:
+                        continue
+                    self.last_measurand[o.address] = now
+                else:
+                    self.recent.append(o)
+            out.append(o)
+        return out

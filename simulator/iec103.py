@@ -50,20 +50,14 @@ from pydantic import Field
 from agent.profiles import PointSpec, Profile
 from protocols.config import StrictModel
 from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import FUN_GENERIC, FUN_GLOBAL, Asdu, Cot
+from protocols.iec103.asdu_base import Asdu, Cot
 from protocols.iec103.asdu_disturbance import DisturbanceList
 from protocols.iec103.asdu_generic import (
-    INF_READ_GROUP,
-    INF_READ_HEADINGS,
-    KOD_DESCRIPTION,
     GenericCommand,
-    GenericData,
-    GenericDataSet,
 )
 from protocols.iec103.asdu_measurands import Measurand, Measurands2
 from protocols.iec103.asdu_messages import (
     GeneralInterrogation,
-    GiTermination,
     Identification,
     RelativeTimeMessage,
     TimeSync,
@@ -84,13 +78,11 @@ from protocols.iec103.frames import (
 from protocols.iec103.time import cp32_from_datetime
 from simulator import iec103_bus
 from simulator.iec103_records import RecordServer
+from simulator.iec103_services import generic_read_answers, gi_answers
 from simulator.scenario import RelaySpec
 from simulator.waveforms import FaultSpec
 
 log = logging.getLogger(__name__)
-
-SETTINGS_GROUP = 1
-MAX_ASDU10 = 200  # octets of generic data sets per ASDU 10, to stay inside one frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,65 +429,12 @@ class Iec103Relay:
             self._generic_read(asdu)
 
     def _general_interrogation(self, scn: int) -> None:
-        t = cp32_from_datetime(datetime.now(UTC))
-        for point in self.profile.points:
-            if point.kind == "measurement" or "." in point.address:
-                continue
-            fun, inf = (int(x) for x in point.address.split("/"))
-            self._queue(
-                TimeTaggedMessage(
-                    cot=Cot.GI,
-                    common_address=self.link.common_address,
-                    fun=fun,
-                    inf=inf,
-                    dpi=self.states.get(point.address, 1),
-                    time=t,
-                ),
-                ("gi", point.address),
-            )
-        self._queue(
-            GiTermination(
-                cot=Cot.GI_END,
-                common_address=self.link.common_address,
-                fun=FUN_GLOBAL,
-                inf=0,
-                scn=scn,
-            ),
-            ("gi_end", scn),
-        )
+        for asdu, tag in gi_answers(self.profile, self.states, scn, self.link.common_address):
+            self._queue(asdu, tag)
 
     def _generic_read(self, cmd: GenericCommand) -> None:
-        item = cmd.items[0]
-        names = list(self.settings)
-        sets: list[GenericDataSet] = []
-        if cmd.inf == INF_READ_HEADINGS:
-            sets = [GenericDataSet.of_value(SETTINGS_GROUP, 0, "settings", KOD_DESCRIPTION)]
-        elif cmd.inf == INF_READ_GROUP and item.group == SETTINGS_GROUP:
-            for i, name in enumerate(names, 1):
-                value = name if item.kod == KOD_DESCRIPTION else self.settings[name]
-                sets.append(GenericDataSet.of_value(SETTINGS_GROUP, i, value, item.kod))
-        cot = Cot.GENERIC_READ if sets or cmd.inf == INF_READ_GROUP else Cot.GENERIC_READ_NACK
-        chunks: list[list[GenericDataSet]] = [[]]
-        size = 0
-        for s in sets:
-            if chunks[-1] and (size + 6 + len(s.data) > MAX_ASDU10 or len(chunks[-1]) == 63):
-                chunks.append([])
-                size = 0
-            chunks[-1].append(s)
-            size += 6 + len(s.data)
-        for n, chunk in enumerate(chunks):
-            self._queue(
-                GenericData(
-                    cot=cot,
-                    common_address=self.link.common_address,
-                    fun=FUN_GENERIC,
-                    inf=cmd.inf,
-                    rii=cmd.rii,
-                    sets=tuple(chunk),
-                    more_follows=n < len(chunks) - 1,
-                ),
-                ("generic", cmd.inf),
-            )
+        for asdu in generic_read_answers(cmd, self.settings, self.link.common_address):
+            self._queue(asdu, ("generic", cmd.inf))
 
     def _identification(self, cot: int) -> Identification:
         return Identification(

@@ -18,6 +18,10 @@ class Iec103Device(DeviceBase):
     # Time sync (ASDU 6) sets the relay's clock: a write, so it needs allow_commands.
     time_sync: bool = False
     read_settings: bool = Field(default=True, description="read settings by generic services")
+    disturbance_records: bool = Field(
+        default=True,
+        description="fetch each disturbance record the relay announces (ASDUs 23-31, read-only)",
+    )
     poll_interval_ms: int = Field(
         default=100, ge=0, description="minimum time between class-2 polls of this relay"
     )

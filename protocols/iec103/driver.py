@@ -29,10 +29,18 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from protocols.driver import ObservationSink
+from protocols.driver import (
+    EventsResult,
+    ObservationSink,
+    PolledPoint,
+    PollKind,
+    PollResult,
+    SettingsResult,
+    StatusResult,
+)
 from protocols.errors import DecodeError, LinkError
 from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import FUN_GLOBAL, Asdu, Cot, UnknownAsdu
+from protocols.iec103.asdu_base import FUN_GLOBAL, Asdu, Cot, UnknownAsdu, cot_name
 from protocols.iec103.asdu_disturbance import DisturbanceList
 from protocols.iec103.asdu_messages import (
     GeneralInterrogation,
@@ -64,12 +72,14 @@ from protocols.observations import (
     LinkStateObservation,
     Observation,
     PointObservation,
+    SettingValue,
 )
 from protocols.registry import LinkPlan
 
 log = logging.getLogger(__name__)
 
 MAX_CLASS1_PER_TURN = 16  # fairness: a chatty relay yields the bus after this many frames
+GI_CAUSE = cot_name(Cot.GI)
 PROCEDURE_TIMEOUT_S = 15.0  # GI or a settings read that takes longer is abandoned
 # (also: how long user data may wait for a relay's DFC to clear before it is taken down)
 
@@ -121,38 +131,46 @@ class Iec103Driver:
         finally:
             await self.port.close()
 
-    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
+    async def poll(self, device_id: str, kind: PollKind) -> PollResult:
+        """`identity`: the relay's last ASDU 5; `events`: what the bus received from it
+        since it came up; `status`: the last state of each point since then (the general
+        interrogation after reset and every change) and the link counters; `settings`:
+        a generic-services read, ordered on the bus like any other procedure."""
         relay = self.relays[device_id]
-        if what == "identity":
-            ident = relay.identity
-            return (
-                {}
-                if ident is None
-                else {
-                    "manufacturer": ident.manufacturer,
-                    "firmware_version": ident.firmware_version,
-                    **ident.details,
-                }
+        if kind == PollKind.EVENTS:
+            # General interrogation answers are state someone asked for, not changes.
+            changes = (o for o in relay.recent if o.cause != GI_CAUSE)
+            return EventsResult.in_time_order(
+                map(PolledPoint.of, changes), source="received since the relay came up"
             )
-        if what == "events":
-            return {"events": [_event_dict(o) for o in relay.recent]}
-        if what == "status":
-            st = relay.station
-            return {
-                "up": relay.up,
-                "link_address": st.address,
-                "counters": dict(relay.counters + st.counters),
-                "bus": self.bus_counters(),
-            }
-        if what == "settings":
-            if not relay.up:
-                raise LinkError(f"device {device_id}: not answering")
+        if kind == PollKind.STATUS:
+            latest = {o.address: o for o in relay.recent}  # the newest state per point
+            return StatusResult(
+                points=tuple(PolledPoint.of(o) for _, o in sorted(latest.items())),
+                counters={
+                    "up": relay.up,
+                    "link_address": relay.station.address,
+                    **(relay.counters + relay.station.counters),
+                    **{f"bus_{k}": v for k, v in self.bus_counters().items()},
+                },
+            )
+        if not relay.up:
+            raise LinkError(f"device {device_id}: not answering")
+        if kind == PollKind.IDENTITY:
+            if relay.identity is None:
+                raise LinkError(f"device {device_id}: no identification (ASDU 5) received yet")
+            return relay.identity
+        if kind == PollKind.SETTINGS:
             waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             relay.settings_waiters.append(waiter)
             relay.settings_due = True
             self._wake.set()
-            return await asyncio.wait_for(waiter, PROCEDURE_TIMEOUT_S * 2)
-        raise ValueError(f"iec103 cannot poll {what!r}")
+            values = await asyncio.wait_for(waiter, PROCEDURE_TIMEOUT_S * 2)
+            if not values:
+                raise ValueError(f"device {device_id} refused the generic-services settings read")
+            settings = tuple(SettingValue(name, value) for name, value in values.items())
+            return SettingsResult(settings, source="103 generic services")
+        raise ValueError(f"iec103 cannot poll {kind!r}")
 
     def bus_counters(self) -> dict[str, int]:
         port = self.port
@@ -453,13 +471,3 @@ class Iec103Driver:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _event_dict(o: PointObservation) -> dict[str, Any]:
-    return {
-        "address": o.address,
-        "value": o.value,
-        "device_time": o.device_time.isoformat() if o.device_time else None,
-        "cause": o.cause,
-        **o.details,
-    }

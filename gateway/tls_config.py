@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RENAMED = {
     "insecure_skip_hostname_check": (
@@ -33,7 +33,10 @@ class BrokerTls(BaseModel):
     ca_file: Path
     cert_file: Path
     key_file: Path
-    check_hostname: bool = True
+    check_hostname: bool = Field(
+        default=True,
+        description="the broker's certificate must name the host connected to; false is insecure",
+    )
 
     @model_validator(mode="before")
     @classmethod

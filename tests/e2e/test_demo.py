@@ -24,20 +24,28 @@ def _get(url: str, token: str) -> object:
         return json.load(answer)
 
 
-async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
-    """Run the demo for 30 s; while it holds after the scenario, ask its API for tickets."""
+async def start_demo(*argv: str) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
+    """`relay-agent demo ARGV` as a child process; its output, stdout and stderr together."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "demo", "--duration", "30", "--broker", broker,
-        "--workdir", str(workdir), "--api-port", str(free_port()),
+        sys.executable, "-m", "agent.cli", "demo", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None
+    return proc, proc.stdout
+
+
+async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
+    """Run the demo for 30 s; while it holds after the scenario, ask its API for tickets."""
+    proc, output = await start_demo(
+        "--duration", "30", "--broker", broker, "--workdir", str(workdir),
+        "--api-port", str(free_port()),
+    )  # fmt: skip
     lines: list[str] = []
     api_tickets: object = None
     api = ("", "")
     try:
         async with asyncio.timeout(120):
-            async for raw in proc.stdout:
+            async for raw in output:
                 line = raw.decode().rstrip("\n")
                 lines.append(line)
                 if m := re.match(r"center API (http://\S+)/docs\s+\(token: (\S+)\)", line):
@@ -101,17 +109,14 @@ async def test_the_printed_follow_up_commands_run_as_pasted(tmp_path: Path) -> N
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         busy_port = taken.getsockname()[1]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent.cli", "demo", "--duration", "60",
-            "--workdir", str(tmp_path / "demo"), "--api-port", str(busy_port),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        assert proc.stdout is not None
+        proc, output = await start_demo(
+            "--duration", "60", "--workdir", str(tmp_path / "demo"), "--api-port", str(busy_port)
+        )
         lines: list[str] = []
         ran: dict[str, tuple[int, str]] = {}
         try:
             async with asyncio.timeout(150):
-                async for raw in proc.stdout:
+                async for raw in output:
                     line = raw.decode().rstrip("\n")
                     lines.append(line)
                     if m := re.match(r"try\s+[^:]+: (.*)$", line):

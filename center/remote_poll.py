@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import ssl
 import sys
@@ -130,8 +131,8 @@ async def remote_poll(
             try:
                 async with asyncio.timeout(timeout_s):
                     async for message in client.messages:
-                        reply = _decode(message.payload)
-                        if reply is not None and reply.request_id == request_id:
+                        reply = _decode(message.payload, request_id)
+                        if reply is not None:
                             return reply
             except TimeoutError:
                 raise PollFailed(
@@ -144,14 +145,28 @@ async def remote_poll(
     raise PollFailed("broker", "the broker connection ended before a reply")
 
 
-def _decode(payload: Any) -> RemoteReply | None:
-    """A reply, or None for anything that is not one (logged by nobody: the reply topic
-    is this request's own, so junk there is the broker ACL's concern)."""
+def _decode(payload: Any, request_id: str) -> RemoteReply | None:
+    """This request's reply, or None for anything else on its topic (junk there is the
+    broker ACL's concern). A reply to this request in a shape this center does not read
+    (an agent of another version) is said as such, not left to look like silence."""
     raw = bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload).encode()
     try:
-        return RemoteReply.model_validate_json(raw)
-    except ValidationError:
+        reply = RemoteReply.model_validate_json(raw)
+    except ValidationError as exc:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        if isinstance(data, dict) and data.get("request_id") == request_id:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise PollFailed(
+                "incompatible",
+                f"the agent's reply does not match this center's contract ({where}: "
+                f"{first['msg']}): are the agent and the center of different versions?",
+            ) from None
         return None
+    return reply if reply.request_id == request_id else None
 
 
 # --- the command ---------------------------------------------------------------------------

@@ -61,6 +61,7 @@ ErrorCode = Literal[
     "driver_error",  # the driver failed (a bug): logged on the gateway
     "no_reply",  # the agent did not answer at all (offline?); center side only
     "broker",  # the broker could not be reached; center side only
+    "incompatible",  # the agent's reply is not in this contract's shape; center side only
 ]
 
 

@@ -188,6 +188,55 @@ async def test_center_command_prints_the_answer(
     assert "zone1_reach" in out
 
 
+async def test_center_command_exit_codes_match_the_agents(
+    fake_relays: type[FakeRelay],
+    short_dir: Path,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same answer gives the same exit at the center: a relay that answers only part
+    of a poll exits 1, with what did work printed."""
+    parser = argparse.ArgumentParser()
+    center_poll.add_arguments(parser)
+    monkeypatch.setenv("RELAY_POLL_TOKEN", TOKEN)
+    async with agent_online(mosquitto, short_dir, ("line1", "half")) as (_d, _c, broker):
+        half = parser.parse_args(["north", "half", "--gateway", "gw1"])
+        code = await asyncio.to_thread(center_poll.run, half, broker)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Demo Relays" in captured.out and "settings: FAILED (link)" in captured.out
+    assert "half: 3 part(s) failed: events (link), settings (link), status (link)" in (captured.err)
+
+
+async def test_a_reply_in_another_shape_is_named_not_taken_for_silence(
+    mosquitto: Mosquitto,
+) -> None:
+    """An agent of another version answers in a shape this center does not read: the
+    center says so at once instead of waiting and calling the agent offline."""
+    broker = BrokerSettings(host=mosquitto.host, port=mosquitto.port)
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as old_agent:
+        await old_agent.subscribe(request_topic("north", "gw-old"), qos=1)
+
+        async def answer_like_an_old_agent() -> None:
+            async for message in old_agent.messages:
+                request = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                old = {"v": 1, "request_id": request["request_id"], "site": "north",
+                       "gateway_id": "gw-old", "ok": True,
+                       "answer": {"result": {"identity": {"model": "LP-900"}}}}  # fmt: skip
+                await old_agent.publish(request["reply_to"], json.dumps(old), qos=1)
+                return
+
+        responder = asyncio.create_task(answer_like_an_old_agent())
+        with pytest.raises(PollFailed, match="different versions") as failed:
+            await remote_poll(
+                broker, site="north", gateway_id="gw-old", device="line1", what="identity",
+                token=TOKEN, actor="alice", timeout_s=10,
+            )  # fmt: skip
+        await responder
+    assert failed.value.code == "incompatible"
+
+
 def test_tokens_file_rules(tmp_path: Path) -> None:
     assert parse_tokens(f"# comment\n\nops:{TOKEN}\n", "t") == {TOKEN: "ops"}
     with pytest.raises(ConfigError, match="line 1: token of 'ops' is too short"):

@@ -169,44 +169,30 @@ async def test_an_offline_agent_gives_a_clear_message(
     assert "agent gw-x at site north did not answer within 1 s: offline?" in capsys.readouterr().err
 
 
-async def test_center_command_prints_the_answer(
+async def test_center_command_prints_the_answer_and_exits_like_the_agent(
     fake_relays: type[FakeRelay],
     short_dir: Path,
     mosquitto: Mosquitto,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    parser = argparse.ArgumentParser()
-    center_poll.add_arguments(parser)
-    monkeypatch.setenv("RELAY_POLL_TOKEN", TOKEN)
-    async with agent_online(mosquitto, short_dir) as (_daemon, _col, broker):
-        args = parser.parse_args(["north", "line1", "--gateway", "gw1", "--what", "settings"])
-        code = await asyncio.to_thread(center_poll.run, args, broker)
-    out = capsys.readouterr().out
-    assert code == 0
-    assert out.startswith("line1 on gw1 (north): settings")
-    assert "zone1_reach" in out
-
-
-async def test_center_command_exit_codes_match_the_agents(
-    fake_relays: type[FakeRelay],
-    short_dir: Path,
-    mosquitto: Mosquitto,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """The same answer gives the same exit at the center: a relay that answers only part
-    of a poll exits 1, with what did work printed."""
+    """The agent's view and exit codes at the center: a relay that answers only part of a
+    poll exits 1, with what did work printed."""
     parser = argparse.ArgumentParser()
     center_poll.add_arguments(parser)
     monkeypatch.setenv("RELAY_POLL_TOKEN", TOKEN)
     async with agent_online(mosquitto, short_dir, ("line1", "half")) as (_d, _c, broker):
+        ok = parser.parse_args(["north", "line1", "--gateway", "gw1", "--what", "settings"])
+        code_ok = await asyncio.to_thread(center_poll.run, ok, broker)
+        ok_out = capsys.readouterr().out
         half = parser.parse_args(["north", "half", "--gateway", "gw1"])
-        code = await asyncio.to_thread(center_poll.run, half, broker)
-    captured = capsys.readouterr()
-    assert code == 1
-    assert "Demo Relays" in captured.out and "settings: FAILED (link)" in captured.out
-    assert "half: 3 part(s) failed: events (link), settings (link), status (link)" in (captured.err)
+        code_half = await asyncio.to_thread(center_poll.run, half, broker)
+        half_out = capsys.readouterr()
+    assert (code_ok, code_half) == (0, 1)
+    assert ok_out.startswith("line1 on gw1 (north): settings")
+    assert "zone1_reach" in ok_out
+    assert "Demo Relays" in half_out.out and "settings: FAILED (link)" in half_out.out
+    assert "half: 3 part(s) failed: events (link), settings (link), status (link)" in (half_out.err)
 
 
 async def test_a_reply_in_another_shape_is_named_not_taken_for_silence(

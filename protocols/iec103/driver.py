@@ -30,17 +30,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from protocols.driver import (
-    EventsResult,
     ObservationSink,
-    PolledPoint,
     PollKind,
     PollResult,
     SettingsResult,
-    StatusResult,
 )
 from protocols.errors import DecodeError, LinkError
+from protocols.iec103 import ondemand
 from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import FUN_GLOBAL, Asdu, Cot, UnknownAsdu, cot_name
+from protocols.iec103.asdu_base import FUN_GLOBAL, Asdu, Cot, UnknownAsdu
 from protocols.iec103.asdu_disturbance import DisturbanceList
 from protocols.iec103.asdu_messages import (
     GeneralInterrogation,
@@ -79,7 +77,6 @@ from protocols.registry import LinkPlan
 log = logging.getLogger(__name__)
 
 MAX_CLASS1_PER_TURN = 16  # fairness: a chatty relay yields the bus after this many frames
-GI_CAUSE = cot_name(Cot.GI)
 PROCEDURE_TIMEOUT_S = 15.0  # GI or a settings read that takes longer is abandoned
 # (also: how long user data may wait for a relay's DFC to clear before it is taken down)
 
@@ -138,29 +135,14 @@ class Iec103Driver:
         a generic-services read, ordered on the bus like any other procedure."""
         relay = self.relays[device_id]
         if kind == PollKind.EVENTS:
-            # General interrogation answers are state someone asked for, not changes.
-            changes = (o for o in relay.recent if o.cause != GI_CAUSE)
-            return EventsResult.in_time_order(
-                map(PolledPoint.of, changes), source="received since the relay came up"
-            )
+            return ondemand.events(relay)
         if kind == PollKind.STATUS:
-            latest = {o.address: o for o in relay.recent}  # the newest state per point
-            return StatusResult(
-                points=tuple(PolledPoint.of(o) for _, o in sorted(latest.items())),
-                counters={
-                    "up": relay.up,
-                    "link_address": relay.station.address,
-                    **(relay.counters + relay.station.counters),
-                    **{f"bus_{k}": v for k, v in self.bus_counters().items()},
-                },
-            )
-        if not relay.up:
-            raise LinkError(f"device {device_id}: not answering")
+            return ondemand.status(relay, self.bus_counters())
         if kind == PollKind.IDENTITY:
-            if relay.identity is None:
-                raise LinkError(f"device {device_id}: no identification (ASDU 5) received yet")
-            return relay.identity
+            return ondemand.identity(relay)
         if kind == PollKind.SETTINGS:
+            if not relay.up:
+                raise LinkError(f"device {device_id}: not answering")
             waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             relay.settings_waiters.append(waiter)
             relay.settings_due = True

@@ -278,4 +278,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     from center.lifecycle.routes import add_routes  # imports this module: here, not on top
 
     add_routes(app, ctx)
+    from center.disturbance.routes import add_routes as add_disturbance_routes
+
+    add_disturbance_routes(app, ctx)
     return app

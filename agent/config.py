@@ -34,6 +34,7 @@ from agent.errors import ConfigError
 from agent.profiles import Profile, load_named
 from agent.snapshot_intervals import SnapshotIntervals
 from agent.validation import describe, read_toml
+from gateway.tls_config import BrokerTls
 from protocols import registry
 from protocols.config import ID_PATTERN, DeviceBase, SerialBusConfig, StrictModel
 
@@ -46,11 +47,7 @@ class AgentSection(StrictModel):
     health_interval_s: float = Field(default=60.0, gt=0)
 
 
-class TlsConfig(StrictModel):
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    insecure_skip_hostname_check: bool = False
+TlsConfig = BrokerTls  # shared with the center: one spelling, one meaning
 
 
 class BrokerConfig(StrictModel):

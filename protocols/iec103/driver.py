@@ -33,8 +33,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from protocols.driver import ObservationSink
+from protocols.driver import (
+    ObservationSink,
+    PollKind,
+    PollResult,
+    SettingsResult,
+)
 from protocols.errors import DecodeError, LinkError
+from protocols.iec103 import ondemand
 from protocols.iec103.asdu import decode_asdu, encode_asdu
 from protocols.iec103.asdu_base import Asdu, UnknownAsdu
 from protocols.iec103.asdu_disturbance import DisturbanceList
@@ -71,7 +77,7 @@ from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
     Observation,
-    PointObservation,
+    SettingValue,
 )
 from protocols.registry import LinkPlan
 
@@ -134,30 +140,19 @@ class Iec103Driver:
         finally:
             await self.port.close()
 
-    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
+    async def poll(self, device_id: str, kind: PollKind) -> PollResult:
+        """`identity`: the relay's last ASDU 5; `events`: what the bus received from it
+        since it came up; `status`: the last state of each point since then (the general
+        interrogation after reset and every change) and the link counters; `settings`:
+        a generic-services read, ordered on the bus like any other procedure."""
         relay = self.relays[device_id]
-        if what == "identity":
-            ident = relay.identity
-            return (
-                {}
-                if ident is None
-                else {
-                    "manufacturer": ident.manufacturer,
-                    "firmware_version": ident.firmware_version,
-                    **ident.details,
-                }
-            )
-        if what == "events":
-            return {"events": [_event_dict(o) for o in relay.recent]}
-        if what == "status":
-            st = relay.station
-            return {
-                "up": relay.up,
-                "link_address": st.address,
-                "counters": dict(relay.counters + st.counters),
-                "bus": self.bus_counters(),
-            }
-        if what == "settings":
+        if kind == PollKind.EVENTS:
+            return ondemand.events(relay)
+        if kind == PollKind.STATUS:
+            return ondemand.status(relay, self.bus_counters())
+        if kind == PollKind.IDENTITY:
+            return ondemand.identity(relay)
+        if kind == PollKind.SETTINGS:
             if not relay.config.read_settings:
                 raise ValueError(f"device {device_id}: read_settings = false, no settings read")
             if not relay.up:
@@ -166,8 +161,12 @@ class Iec103Driver:
             relay.settings_waiters.append(waiter)
             relay.settings_due = True
             self._wake.set()
-            return await asyncio.wait_for(waiter, PROCEDURE_TIMEOUT_S * 2)
-        raise ValueError(f"iec103 cannot poll {what!r}")
+            values = await asyncio.wait_for(waiter, PROCEDURE_TIMEOUT_S * 2)
+            if not values:
+                raise ValueError(f"device {device_id} refused the generic-services settings read")
+            settings = tuple(SettingValue(name, value) for name, value in values.items())
+            return SettingsResult(settings, source="103 generic services")
+        raise ValueError(f"iec103 cannot poll {kind!r}")
 
     def bus_counters(self) -> dict[str, int]:
         port = self.port
@@ -445,13 +444,3 @@ class Iec103Driver:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _event_dict(o: PointObservation) -> dict[str, Any]:
-    return {
-        "address": o.address,
-        "value": o.value,
-        "device_time": o.device_time.isoformat() if o.device_time else None,
-        "cause": o.cause,
-        **o.details,
-    }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from protocols.driver import PollKind, SettingsResult
 from protocols.iec103 import driver as driver_module
 from protocols.iec103.frames import PrimaryFunction, SecondaryFunction
 from protocols.observations import LinkStateObservation, SettingsObservation
@@ -165,8 +166,10 @@ async def test_a_settings_read_cut_by_a_full_buffer_is_read_again(idle_bench: Be
     before = len(busy.received)
     # the first generic read is accepted, then the buffer is full for a while
     busy.hold_busy(8, after_next_send=True)
-    result = await idle_bench.driver.poll("relay1", "settings")
-    assert result == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
+    result = await idle_bench.driver.poll("relay1", PollKind.SETTINGS)
+    assert isinstance(result, SettingsResult)
+    read = {s.name: s.value for s in result.settings}
+    assert read == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
     sends = [f for f in busy.received[before:] if f.user_data]
     assert sends[0].answer_dfc and all(f.type_id == GENERIC_COMMAND for f in sends)
     assert len(sends) > 3  # the read started again from its first request (INF 240)

@@ -36,7 +36,10 @@ from protocols.driver import ObservationSink
 from protocols.errors import LinkError, WriteRefused
 from protocols.iec104 import convert
 from protocols.iec104.asdu_batch import AsduBatcher
+from protocols.iec104.asdu_source import AsduSource
 from protocols.iec104.config import Iec104Device
+from protocols.iec104.guard import ApduGuard
+from protocols.iec104.raw_asdu import cot_label, diverted_observation
 from protocols.observations import LinkStateObservation, PointObservation
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,14 @@ class Iec104Link:
         self._lock = threading.Lock()
         self._interrogation_lock = asyncio.Lock()
         self.batcher = AsduBatcher(sink.deliver_blocking)
+        # c104 talks to the relay only through this guard (guard.py: what c104 must not see).
+        self.guard = ApduGuard(
+            self.name,
+            (device.host, device.port),
+            on_diverted=self._store_diverted,
+            connect_timeout_s=device.connect_timeout_s,
+        )
+        self._asdus = AsduSource(self.guard.asdus)
 
     @property
     def name(self) -> str:
@@ -101,6 +112,7 @@ class Iec104Link:
             tick_rate_ms=self.device.tick_rate_ms,
             command_timeout_ms=self.device.command_timeout_ms,
         )
+        self.guard.start()
         try:
             self._connection = self._configure(client)
             client.start()
@@ -123,6 +135,7 @@ class Iec104Link:
         finally:
             self._open = False
             await asyncio.to_thread(client.stop)
+            await asyncio.to_thread(self.guard.stop)
             log.info("device %s: client stopped", self.name)
 
     async def _flush_stale(self) -> None:
@@ -214,7 +227,7 @@ class Iec104Link:
         client.originator_address = self.device.originator_address
         # MUTED plus unmute-on-OPEN_MUTED: Init.ALL / NONE leave some connections stuck muted.
         connection = client.add_connection(
-            ip=self.device.host, port=self.device.port, init=c104.Init.MUTED
+            ip="127.0.0.1", port=self.guard.port, init=c104.Init.MUTED
         )
         if connection is None:
             raise LinkError(f"{self.device.id}: c104 refused {self.device.host}:{self.device.port}")
@@ -289,19 +302,26 @@ class Iec104Link:
         self._deliver(message, {"c104_unexpected": cause.name})
 
     def _deliver(self, message: c104.IncomingMessage, flags: dict[str, Any]) -> None:
-        """Convert and store durably, on the receive thread, before lib60870 may ack."""
+        """Convert and store durably, on the receive thread, before lib60870 may ack.
+        The ASDU's bytes come from the guard (`asdu_source.py`): never `message.raw`."""
         try:
-            ca = message.common_address
-            raw = message.raw
+            ca, ioa = message.common_address, message.io_address
+            type_name = convert.enum_name(message.type)
+            cot = int(message.cot.value)
+            found = self._asdus.find(convert.TYPE_IDS[type_name], ca, ioa)
+            key, asdu = found if found is not None else (object(), None)
+            cot_name = cot_label(cot)
+            if cot_name.startswith("COT_"):  # a cause c104 does not name: keep its number
+                flags = {**flags, "cot": cot}
             obs = convert.to_observation(
                 self.device.id,
-                self._address(ca, message.io_address),
-                io_address=message.io_address,
+                self._address(ca, ioa),
+                io_address=ioa,
                 common_address=ca,
-                type_name=convert.enum_name(message.type),
-                cot_name=convert.enum_name(message.cot),
+                type_name=type_name,
+                cot_name=cot_name,
                 info=message.info,
-                raw=raw,
+                raw=asdu,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
             if obs.address in self.consumed:
@@ -310,18 +330,35 @@ class Iec104Link:
                     self.received += 1
                 if self.on_consumed is not None:
                     self._in_loop(self.on_consumed, obs)
-                self.batcher.add(None, raw, message.number_of_objects)
+                self.batcher.add(None, key, message.number_of_objects)
                 return
-            with self._lock:
-                self.received += 1
-                self.latest[obs.address] = obs
-                if not obs.measurement:
-                    self.recent.append(obs)
-            self.batcher.add(obs, raw, message.number_of_objects)
+            self._remember(obs)
+            self.batcher.add(obs, key, message.number_of_objects)
         except Exception as exc:  # an exception must never reach c104's thread
-            # The frame may still be acknowledged: end the link so the relay keeps the rest.
+            # Cut the guard first: nothing c104 sends from now on reaches the relay, so the
+            # frame that could not be stored is never acknowledged and the relay keeps it.
+            detail = f"{type(exc).__name__}: {exc}"
+            self.guard.cut(f"observation sink failed: {detail}")
             log.exception("device %s: could not store a received message", self.name)
+            self._to_loop(_LinkEvent("sink_failed", detail=detail))
+
+    def _store_diverted(self, asdu: bytes, reason: str) -> None:
+        """On the guard's thread: an ASDU c104 must not see, stored as raw data. Raises
+        when the sink fails; the guard then ends the connection unacknowledged."""
+        obs = diverted_observation(self.device.id, self.device.common_address, asdu, reason)
+        self._remember(obs)
+        try:
+            self.sink.deliver_blocking([obs])
+        except Exception as exc:
             self._to_loop(_LinkEvent("sink_failed", detail=f"{type(exc).__name__}: {exc}"))
+            raise
+
+    def _remember(self, obs: PointObservation) -> None:
+        with self._lock:
+            self.received += 1
+            self.latest[obs.address] = obs
+            if not obs.measurement:
+                self.recent.append(obs)
 
     def _address(self, common_address: int, io_address: int) -> str:
         if common_address == self.device.common_address:

@@ -1,0 +1,268 @@
+"""The APDU guard: a small in-process relay between one relay's socket and c104.
+
+Why: c104 2.2.1 segfaults on some malformed ASDUs (`apdu_check.py`), and a crash there takes
+the whole agent, every relay with it; a relay that resends unacknowledged frames would keep
+it in a crash loop. c104 cannot be told to check first, so it never sees the relay: it
+connects to this guard on a loopback port, and the guard connects to the relay. One thread
+per link reads both sockets (`selectors`), checks each frame from the relay and passes on
+what c104 can decode. Everything else about the link stays c104's.
+
+What it does with a frame from the relay:
+- broken framing, an unknown U function, an S/U-frame with data, an I-frame out of
+  sequence: the connection ends (what lib60870 does), the relay keeps what it had not had
+  acknowledged;
+- an I-frame whose ASDU fails `check_asdu`: *diverted*. It is stored as raw data through the
+  sink (`on_diverted`, durable when it returns) and not given to c104. If storing fails, the
+  connection ends before anything could acknowledge it;
+- anything else is passed on; a monitoring ASDU is also kept in `asdus` for the link, which
+  reads device times and the cause's number from those bytes instead of c104's leaking
+  `IncomingMessage.raw` (`asdu_source.py`).
+
+Sequence numbers: c104 must see an unbroken N(S) sequence, so frames passed on are numbered
+afresh, and c104's N(R) (in its S- and I-frames) is translated back: it confirms the relay's
+frames up to the first passed-on frame c104 has not confirmed, or everything received when
+there is none. Diverted frames are stored before the next frame is even read, so a
+translated N(R) never confirms a frame that is not durable. When c104 has nothing left to
+confirm, the guard confirms a diverted frame itself with an S-frame.
+
+`cut(reason)` ends the connection from any thread at once and lets nothing more from c104
+through: the link calls it when the sink fails, so the frame that could not be stored is
+never acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from protocols.iec104.apdu_check import (
+    MONITORING_TYPES,
+    FramingError,
+    check_asdu,
+    frame_kind,
+    frame_length,
+)
+
+log = logging.getLogger(__name__)
+
+SEQ_MOD = 32768
+KEPT_ASDUS = 4096  # monitoring ASDUs handed on and not yet matched by the link
+
+
+class GuardClosed(Exception):
+    """The relay connection ended (or was cut); the guard waits for c104's next connect."""
+
+
+class ApduGuard:
+    def __init__(
+        self,
+        name: str,
+        relay: tuple[str, int],
+        on_diverted: Callable[[bytes, str], None],
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.relay = relay
+        self.on_diverted = on_diverted
+        self.connect_timeout_s = connect_timeout_s
+        self.asdus: deque[tuple[int, bytes]] = deque(maxlen=KEPT_ASDUS)  # (token, ASDU)
+        self.diverted = 0
+        self.passed = 0
+        self.framing_errors = 0
+        self.last_error = ""
+        self._token = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._cut = threading.Event()
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self._thread = threading.Thread(target=self._serve, name=f"apdu-guard {name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.cut("stopped")
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def cut(self, reason: str) -> None:
+        """End the current connection now; nothing more from c104 reaches the relay."""
+        self._cut.set()
+        self.last_error = reason
+        pair = self._sockets
+        if pair is not None:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    # --- the guard's thread -----------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                master, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.relay, timeout=self.connect_timeout_s)
+            except OSError as exc:
+                log.info("device %s: relay not reachable: %s", self.name, exc)
+                master.close()
+                continue
+            upstream.settimeout(None)
+            for sock in (master, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._cut.clear()
+            self._sockets = (master, upstream)
+            try:
+                _Session(self, master, upstream).pump()
+            except GuardClosed as exc:
+                log.info("device %s: guard closed the connection: %s", self.name, exc)
+            except OSError as exc:
+                log.debug("device %s: guard socket: %s", self.name, exc)
+            finally:
+                self._sockets = None
+                master.close()
+                upstream.close()
+
+    def keep(self, asdu: bytes) -> int:
+        """Remember a passed-on monitoring ASDU for the link; returns its token."""
+        self._token += 1
+        self.asdus.append((self._token, asdu))
+        return self._token
+
+
+class _Session:
+    """One connection: c104 on `master`, the relay on `upstream`."""
+
+    def __init__(self, guard: ApduGuard, master: socket.socket, upstream: socket.socket) -> None:
+        self.guard = guard
+        self.master = master
+        self.upstream = upstream
+        self.from_relay = bytearray()
+        self.from_master = bytearray()
+        self.relay_vr = 0  # next N(S) expected from the relay
+        self.master_vs = 0  # next N(S) c104 sees
+        self.unconfirmed: deque[int] = deque()  # relay N(S) of passed-on frames, c104 order
+        self.confirmed_base = 0  # c104 numbering of unconfirmed[0]
+        self.sent_nr = 0  # last N(R) the relay got from us
+
+    def pump(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.upstream, selectors.EVENT_READ, self._on_relay)
+            selector.register(self.master, selectors.EVENT_READ, self._on_master)
+            while True:
+                for key, _ in selector.select():
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data or self.guard._cut.is_set():
+                        raise GuardClosed(self.guard.last_error or "connection closed")
+                    key.data(data)
+
+    # relay -> c104
+
+    def _on_relay(self, data: bytes) -> None:
+        buffer = self.from_relay
+        buffer += data
+        offset, out = 0, bytearray()
+        try:
+            while (length := frame_length(buffer, offset)) is not None:
+                if len(buffer) - offset < length:
+                    break
+                body = bytes(buffer[offset + 2 : offset + length])
+                offset += length
+                out += self._relay_frame(body)
+        except FramingError as exc:
+            self.guard.framing_errors += 1
+            raise GuardClosed(f"framing error from the relay: {exc}") from None
+        finally:
+            del buffer[:offset]
+        if out:
+            self.master.sendall(out)
+
+    def _relay_frame(self, body: bytes) -> bytes:
+        if frame_kind(body) != "I":
+            return bytes([0x68, len(body)]) + body
+        ns = struct.unpack_from("<H", body, 0)[0] >> 1
+        if ns != self.relay_vr:
+            raise FramingError(f"N(S) {ns} out of sequence, expected {self.relay_vr}")
+        self.relay_vr = (ns + 1) % SEQ_MOD
+        asdu = body[4:]
+        verdict = check_asdu(asdu)
+        if not verdict.ok:
+            self._divert(asdu, verdict.reason)
+            return b""
+        if asdu[0] in MONITORING_TYPES:
+            self.guard.keep(asdu)
+        self.unconfirmed.append(ns)
+        control = struct.pack("<H", self.master_vs << 1) + body[2:4]
+        self.master_vs = (self.master_vs + 1) % SEQ_MOD
+        self.guard.passed += 1
+        return bytes([0x68, len(body)]) + control + asdu
+
+    def _divert(self, asdu: bytes, reason: str) -> None:
+        guard = self.guard
+        guard.diverted += 1
+        if guard.diverted == 1 or guard.diverted % 1000 == 0:
+            log.warning(
+                "device %s: ASDU %s not given to c104 (%s); stored as raw data (%d so far)",
+                guard.name,
+                asdu.hex(" "),
+                reason,
+                guard.diverted,
+            )
+        try:
+            guard.on_diverted(asdu, reason)
+        except Exception as exc:  # noqa: BLE001 - not stored: end before anything confirms it
+            guard.cut(f"could not store a diverted ASDU: {type(exc).__name__}: {exc}")
+            raise GuardClosed(guard.last_error) from None
+        if not self.unconfirmed:
+            self._confirm(self.relay_vr)
+
+    # c104 -> relay
+
+    def _on_master(self, data: bytes) -> None:
+        buffer = self.from_master
+        buffer += data
+        offset, out = 0, bytearray()
+        try:
+            while (length := frame_length(buffer, offset)) is not None:
+                if len(buffer) - offset < length:
+                    break
+                body = bytearray(buffer[offset + 2 : offset + length])
+                offset += length
+                if frame_kind(body) in ("I", "S"):
+                    nr = self._translate(struct.unpack_from("<H", body, 2)[0] >> 1)
+                    struct.pack_into("<H", body, 2, nr << 1)
+                    self.sent_nr = nr
+                out += bytes([0x68, len(body)]) + body
+        except FramingError as exc:  # c104 itself sent something odd: end cleanly
+            raise GuardClosed(f"framing error from c104: {exc}") from None
+        finally:
+            del buffer[:offset]
+        if out and not self.guard._cut.is_set():
+            self.upstream.sendall(out)
+
+    def _translate(self, master_nr: int) -> int:
+        done = (master_nr - self.confirmed_base) % SEQ_MOD
+        if done > len(self.unconfirmed):
+            raise FramingError(f"c104 confirmed {done} frames, only {len(self.unconfirmed)} open")
+        for _ in range(done):
+            self.unconfirmed.popleft()
+        self.confirmed_base = master_nr
+        return self.unconfirmed[0] if self.unconfirmed else self.relay_vr
+
+    def _confirm(self, nr: int) -> None:
+        if nr != self.sent_nr:
+            self.sent_nr = nr
+            self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))

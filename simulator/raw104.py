@@ -158,8 +158,8 @@ class RawOutstation:
                 if head[0] != 0x68:
                     return
                 self._on_apdu(await reader.readexactly(head[1]))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the master left, or the outstation is closing
         finally:
             if self._writer is writer:
                 self._writer = None
@@ -217,3 +217,34 @@ class RawOutstation:
             self._window.set()
         else:
             self._window.clear()
+
+
+async def _serve_events(port: int, rate: float, count: int, points: int) -> None:
+    """Send `count` M_SP_TB_1 events (device time: now) at `rate` per second (0: as fast
+    as the window allows) to the first master, then wait until all are acknowledged."""
+    relay = await RawOutstation(port).start()
+    print(f"raw 104 outstation on port {port}", flush=True)
+    await relay.started.wait()
+    await asyncio.sleep(0.5)  # the master's connect interrogation
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for n in range(count):
+        if rate > 0 and (delay := t0 + n / rate - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        body = single_point_tb(relay.common_address, 1 + n % points, n % 2 == 0, datetime.now(UTC))
+        await relay.send_asdu(body, wait_s=60)
+    await relay.wait_all_acked(wait_s=60)
+    print(f"sent {count} events in {loop.time() - t0:.1f}s, all acknowledged", flush=True)
+    await relay.close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=_serve_events.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--points", type=int, default=20)
+    args = parser.parse_args()
+    asyncio.run(_serve_events(args.port, args.rate, args.count, args.points))

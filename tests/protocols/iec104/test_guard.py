@@ -27,7 +27,7 @@ CRASHES_C104 = bytes.fromhex("01ff0300050001000001")
         (VALID, ""),
         (bytes.fromhex("018303000100010000010001"), ""),  # SQ=1, three objects
         (
-            bytes.fromhex("1e01030001000a00000100000000000000"),
+            bytes.fromhex("1e01030001000a000001000000000000"),
             "need 17 octets, the ASDU has 16",
         ),  # CP56 cut short
         (CRASHES_C104, "127 objects (SQ=1) need 136 octets, the ASDU has 10"),

@@ -3,9 +3,9 @@
 Why the device time is decoded from the ASDU bytes rather than from c104's `recorded_at`:
 c104 2.2.1 turns the CP56Time2a into a *naive local* datetime (so the result depends on the
 process's TZ, and is ambiguous in a DST fall-back hour) and drops the time's flags
-(invalid, substituted, summer time). `IncomingMessage.raw` carries the ASDU as received, so
-we read the seven CP56 octets ourselves: exact to the millisecond, every flag kept, TZ-proof.
-`recorded_at` is only a fallback when the element cannot be found in the bytes.
+(invalid, substituted, summer time). The ASDU as received (kept by the APDU guard,
+`asdu_source.py`) carries them, so we read the seven CP56 octets ourselves: exact to the
+millisecond, every flag kept, TZ-proof. `recorded_at` is only a fallback when the element cannot be found in the bytes.
 
 CP56Time2a is taken as UTC (IEC 60870-5-104 practice); a relay that sends local time says so
 with the summer-time flag, which we keep in `device_time_flags` rather than "fix".

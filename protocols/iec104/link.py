@@ -14,6 +14,10 @@ Threads and where they cross:
 - `on_state_change` runs on c104's client thread. It unmutes an `OPEN_MUTED` connection
   (the stuck-muted workaround) and hands the state to asyncio in `_in_loop`, the one
   `call_soon_threadsafe` crossing.
+- The APDU guard's thread (`guard.py`, c104's only way to the relay) calls
+  `_store_diverted` for a frame c104 must not see: `sink.deliver_blocking` there, before
+  the guard reads on. A sink failure on either thread cuts the guard first, so nothing
+  that was not stored is ever acknowledged to the relay.
 - Blocking commands (general interrogation, clock sync, stop) run via `asyncio.to_thread`.
 
 Reconnect policy: c104 retries a connection on its own, which we allow only until the first

@@ -5,7 +5,8 @@ c104 2.2.1 turns the CP56Time2a into a *naive local* datetime (so the result dep
 process's TZ, and is ambiguous in a DST fall-back hour) and drops the time's flags
 (invalid, substituted, summer time). The ASDU as received (kept by the APDU guard,
 `asdu_source.py`) carries them, so we read the seven CP56 octets ourselves: exact to the
-millisecond, every flag kept, TZ-proof. `recorded_at` is only a fallback when the element cannot be found in the bytes.
+millisecond, every flag kept, TZ-proof. `recorded_at` is only a fallback when the element
+cannot be found in the bytes.
 
 CP56Time2a is taken as UTC (IEC 60870-5-104 practice); a relay that sends local time says so
 with the summer-time flag, which we keep in `device_time_flags` rather than "fix".

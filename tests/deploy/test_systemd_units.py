@@ -126,8 +126,7 @@ def test_agent_memory_is_capped_below_a_leak() -> None:
     """A leak in a protocol stack ends in a restart, not in a gateway out of memory."""
     text = (SYSTEMD_DIR / "relay-agent.service").read_text()
     limits = {
-        key: int(value)
-        for key, value in re.findall(r"^(MemoryHigh|MemoryMax)=(\d+)M$", text, re.M)
+        key: int(value) for key, value in re.findall(r"^(MemoryHigh|MemoryMax)=(\d+)M$", text, re.M)
     }
     assert set(limits) == {"MemoryHigh", "MemoryMax"}, "relay-agent.service: memory limits"
     assert 128 <= limits["MemoryHigh"] < limits["MemoryMax"] <= 1024

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from agent import __version__
 from agent.config import LoadedConfig
 from agent.normalize import DeviceContext
+from agent.outbox_alarm import OutboxCapAlarm
 from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
 from gateway import wire
@@ -187,6 +188,10 @@ class AgentDaemon:
             ]
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run(), name="uplink")
+                near_cap = OutboxCapAlarm(
+                    self.outbox, self.pipeline, self.config.agent.site, self.config.agent.gateway_id
+                )
+                tg.create_task(near_cap.run(), name="outbox near-cap alarm")
                 for s in self.supervisors:
                     tg.create_task(s.run(), name=f"link {s.plan.key}")
                 if self.config.metrics.listen:

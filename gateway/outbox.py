@@ -11,7 +11,8 @@ Ids: `session` is bumped once per `open()`, `seq` counts from 1 within the sessi
 assigned by the writer in commit order, so drain order equals seq order.
 
 Bounded size: above `max_records`, the oldest measurements are evicted; events, alarms and
-snapshots never are. `near_cap` tells the owner when to raise an alarm.
+snapshots never are. `near_cap` and `clear_of_cap` tell the owner when to raise and clear
+its alarm (agent/outbox_alarm.py); the gap between them keeps it from flapping.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 EVICTABLE_KINDS = ("measurement",)
-NEAR_CAP_FRACTION = 0.9
+NEAR_CAP_FRACTION = 0.9  # raise the near-cap alarm at this share of `max_records`
+CLEAR_OF_CAP_FRACTION = 0.7  # and clear it only once the depth is down to this share
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -343,6 +345,10 @@ class Outbox:
     @property
     def near_cap(self) -> bool:
         return self._depth >= self.max_records * NEAR_CAP_FRACTION
+
+    @property
+    def clear_of_cap(self) -> bool:
+        return self._depth <= self.max_records * CLEAR_OF_CAP_FRACTION
 
     def oldest_age(self) -> float:
         assert self._reader is not None

@@ -129,6 +129,7 @@ class AgentDaemon:
             agent_version=__version__,
             devices=self.pipeline.inventory(),
             outbox_depth=self.outbox.depth,
+            health_interval_s=self.config.agent.health_interval_s,
         )
 
     def health(self, connection: int) -> wire.Health:
@@ -144,6 +145,7 @@ class AgentDaemon:
             outbox_oldest_age_s=self.outbox.oldest_age(),
             links={d: bool(s.link_up) for d, s in self.pipeline.status.items()},
             counters=dict(self.pipeline.counters),
+            health_interval_s=self.config.agent.health_interval_s,
         )
 
     async def _metrics(self, listen: str) -> None:

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from center import gateway_silence
 from center.clock import Clock
 from center.lifecycle.drift import DriftDetector
 from center.store import schema as s
@@ -193,7 +194,10 @@ class Ingestor:
             for records in accepted:
                 result = store_records(conn, records, now)
                 results.append(result)
-                for sig in self._signals(result):
+                heard = gateway_silence.after_lifecycle(
+                    conn, result.new_lifecycle, now, self.tickets.rules.silent_after_intervals
+                )
+                for sig in self._signals(result) + heard:
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
             changed = uow.flush()

@@ -65,7 +65,7 @@ class Gateway:
             message=f"{code} {state} on {device}",
         )
 
-    def birth(self, at: datetime = T0) -> wire.Birth:
+    def birth(self, at: datetime = T0, health_interval_s: float | None = None) -> wire.Birth:
         self.connection += 1
         seq = next(self._seq) - 1
         return wire.Birth(
@@ -76,6 +76,19 @@ class Gateway:
             gateway_time=at,
             connection=self.connection,
             agent_version="test",
+            health_interval_s=health_interval_s,
+        )
+
+    def health(self, at: datetime = T0, health_interval_s: float | None = 60.0) -> wire.Health:
+        seq = next(self._seq) - 1
+        return wire.Health(
+            site=self.site,
+            gateway_id=self.gateway_id,
+            session=self.session,
+            seq=seq,
+            gateway_time=at,
+            connection=self.connection,
+            health_interval_s=health_interval_s,
         )
 
     def death(self, at: datetime = T0) -> wire.Death:

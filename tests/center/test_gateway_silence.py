@@ -23,6 +23,15 @@ def site_comms(h):
     return h.tickets(fault_class="site_comms")
 
 
+def found_silent(h, gw):
+    """Born at T0, then nothing: silent by T0 + 200 s."""
+    h.send(gw.birth(T0, health_interval_s=EVERY))
+    h.at(T0 + 200 * S)
+    h.tick()
+    (ticket,) = site_comms(h)
+    return ticket
+
+
 def test_three_missed_health_intervals_make_a_gateway_silent(make_harness):
     h = make_harness()
     gw = Gateway()
@@ -60,10 +69,7 @@ def test_each_health_record_moves_the_deadline_on(make_harness):
 def test_the_next_health_record_clears_it_and_the_ticket_resolves(make_harness):
     h = make_harness({"tickets": {"auto_resolve_overrides": {"site_comms": 60}}})
     gw = Gateway()
-    h.send(gw.birth(T0, health_interval_s=EVERY))
-    h.at(T0 + 200 * S)
-    h.tick()
-    (ticket,) = site_comms(h)
+    ticket = found_silent(h, gw)
     h.at(T0 + 300 * S)
     h.send(gw.health(T0 + 300 * S))  # the broker is back, so is the gateway
     row = gateway_row(h)
@@ -77,12 +83,10 @@ def test_the_next_health_record_clears_it_and_the_ticket_resolves(make_harness):
 def test_a_birth_clears_it_too(make_harness):
     h = make_harness()
     gw = Gateway()
-    h.send(gw.birth(T0, health_interval_s=EVERY))
-    h.at(T0 + 200 * S)
-    h.tick()
+    ticket = found_silent(h, gw)
     h.send(gw.birth(T0 + 200 * S, health_interval_s=EVERY))
     assert gateway_row(h)["online"] and gateway_row(h)["silent_since"] is None
-    assert not h.ticket(site_comms(h)[0]["id"])["condition_active"]
+    assert not h.ticket(ticket["id"])["condition_active"]
 
 
 def test_a_late_health_of_an_older_connection_clears_nothing(make_harness):

@@ -1,46 +1,20 @@
 """The uplink against a real Mosquitto that stops cleanly, dies or hangs: a clean stop sends
 its death record before disconnecting, and an idle uplink notices a dead or frozen broker
-by itself and reconnects (a new birth), with nothing to publish."""
+by itself and reconnects (a new birth), with nothing to publish: `running_uplink` sends no
+health records and its outbox stays empty."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from gateway.outbox import Outbox
-from gateway.uplink import Uplink, announced_keepalive
+from gateway.uplink import announced_keepalive
 from tests.gateway.test_uplink import running_uplink
 from tests.support.collector import Collector
 from tests.support.mosquitto import Mosquitto
-
-# Saved after every change, so the test subscriber's session survives a SIGKILL and it
-# receives the birth of a reconnect however the two reconnects race.
-SAVE_EVERY_CHANGE = "autosave_on_changes true\nautosave_interval 1\n"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "mosquitto", extra_conf=SAVE_EVERY_CHANGE)
-    b.start()
-    try:
-        yield b
-    finally:
-        if b.proc is not None:
-            os.kill(b.proc.pid, signal.SIGCONT)
-        b.stop()
-
-
-@contextlib.asynccontextmanager
-async def idle_uplink(outbox: Outbox, broker: Mosquitto, **kw: object) -> AsyncIterator[Uplink]:
-    """An uplink with nothing to send: no health records, an empty outbox."""
-    async with running_uplink(outbox, broker, **kw) as uplink:
-        yield uplink
 
 
 def births(c: Collector) -> list[int]:
@@ -60,10 +34,11 @@ def test_the_announced_keepalive_is_half_the_configured_one() -> None:
 
 
 async def test_a_clean_stop_publishes_its_death_record_before_disconnecting(
-    outbox: Outbox, broker: Mosquitto
+    outbox: Outbox, killable_mosquitto: Mosquitto
 ) -> None:
+    broker = killable_mosquitto
     async with Collector(broker.host, broker.port) as sub:
-        async with idle_uplink(outbox, broker) as uplink:
+        async with running_uplink(outbox, broker) as uplink:
             await sub.wait_for(lambda c: births(c) == [1], what="birth")
             assert uplink.stats.connected
         # leaving the block cancelled the uplink: a clean stop
@@ -73,9 +48,10 @@ async def test_a_clean_stop_publishes_its_death_record_before_disconnecting(
 
 
 async def test_an_idle_uplink_reconnects_after_the_broker_is_killed(
-    outbox: Outbox, broker: Mosquitto
+    outbox: Outbox, killable_mosquitto: Mosquitto
 ) -> None:
-    async with Collector(broker.host, broker.port) as sub, idle_uplink(outbox, broker) as uplink:
+    broker = killable_mosquitto
+    async with Collector(broker.host, broker.port) as sub, running_uplink(outbox, broker) as uplink:
         await sub.wait_for(lambda c: births(c) == [1], what="first birth")
         broker.kill()
         await until(lambda: not uplink.stats.connected, 10)
@@ -85,10 +61,11 @@ async def test_an_idle_uplink_reconnects_after_the_broker_is_killed(
 
 
 async def test_an_idle_uplink_notices_a_frozen_broker_through_its_keepalive(
-    outbox: Outbox, broker: Mosquitto
+    outbox: Outbox, killable_mosquitto: Mosquitto
 ) -> None:
+    broker = killable_mosquitto
     assert broker.proc is not None
-    frozen = idle_uplink(outbox, broker, keepalive_s=6)
+    frozen = running_uplink(outbox, broker, keepalive_s=6)
     async with Collector(broker.host, broker.port) as sub, frozen as uplink:
         await sub.wait_for(lambda c: births(c) == [1], what="first birth")
         os.kill(broker.proc.pid, signal.SIGSTOP)  # the socket stays open, no answer

@@ -26,10 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.outbox import Outbox
-from gateway.uplink import Uplink, UplinkSettings
 from tests.conftest import SAVE_EVERY_CHANGE
 from tests.e2e.test_gateway_liveness_e2e import running_plant
-from tests.gateway.test_uplink import birth
+from tests.gateway.test_uplink import running_uplink
 from tests.support.mosquitto import Mosquitto
 
 BIRTHS = "SELECT count(*) FROM lifecycle WHERE kind = 'birth'"
@@ -82,31 +81,18 @@ async def frozen_broker(work: Path, rounds: int, keepalive: int) -> None:
     broker.start()
     box = Outbox(work / "outbox.sqlite")
     box.open()
-    box.bind_loop(asyncio.get_running_loop())
-    settings = UplinkSettings(
-        site="s1",
-        gateway_id="gw1",
-        host=broker.host,
-        port=broker.port,
-        keepalive_s=keepalive,
-        reconnect_min_s=0.2,
-        reconnect_max_s=1.0,
-    )
-    uplink = Uplink(settings, box, birth(box))  # type: ignore[arg-type]
-    task = asyncio.create_task(uplink.run())
     noticed: list[float] = []
     try:
-        for _ in range(rounds):
-            await seconds_until(lambda: uplink.stats.connected)
-            assert broker.proc is not None
-            os.kill(broker.proc.pid, signal.SIGSTOP)
-            try:
-                noticed.append(await seconds_until(lambda: not uplink.stats.connected))
-            finally:
-                os.kill(broker.proc.pid, signal.SIGCONT)
+        async with running_uplink(box, broker, keepalive_s=keepalive) as uplink:
+            for _ in range(rounds):
+                await seconds_until(lambda: uplink.stats.connected)
+                assert broker.proc is not None
+                os.kill(broker.proc.pid, signal.SIGSTOP)
+                try:
+                    noticed.append(await seconds_until(lambda: not uplink.stats.connected))
+                finally:
+                    os.kill(broker.proc.pid, signal.SIGCONT)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         box.close()
         broker.stop()
     print(line(f"broker frozen -> agent noticed (keepalive {keepalive} s)", noticed))

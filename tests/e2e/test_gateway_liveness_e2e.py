@@ -35,6 +35,10 @@ def profile_text(points: int) -> str:
     return "\n".join(lines)
 
 
+def outbox_records(c: Collector) -> list[Any]:
+    return [r for r in c.records if r.kind not in ("birth", "death", "health")]
+
+
 @dataclass
 class Plant:
     broker: Mosquitto
@@ -137,8 +141,8 @@ async def test_an_idle_agent_reconnects_after_its_broker_is_killed(
     ):
         await sub.wait_for(lambda c: len(c.of_kind("birth")) == 1, what="first birth")
         # the interrogation after connect: 20 points, then the relay says nothing more
-        await sub.wait_for(lambda c: len(c.of_kind("event")) >= 20, what="interrogation")
-        last_seq = max(r.seq for r in sub.of_kind("event"))
+        await sub.wait_for(lambda c: len(outbox_records(c)) >= 20, what="interrogation")
+        last_seq = max(r.seq for r in outbox_records(sub))
         broker.kill()  # no traffic before, none after: only the agent's own watch can tell
         broker.start()  # the same port
         await sub.wait_for(lambda c: len(c.of_kind("birth")) >= 2, timeout=60, what="new birth")
@@ -193,4 +197,5 @@ async def test_a_filling_outbox_opens_an_outbox_near_cap_ticket_that_resolves_on
         )
         states = [json.loads(a["body"])["state"] for a in alarms]
         assert states == ["raised", "cleared"]
-        assert plant.value("SELECT count(*) FROM records WHERE kind = 'event'") >= 1200
+        # the backlog that raised it got through
+        assert plant.value("SELECT count(*) FROM records WHERE kind = 'event'") >= 900

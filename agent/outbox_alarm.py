@@ -20,10 +20,12 @@ from typing import Literal
 
 from agent.pipeline import Pipeline
 from gateway import wire
-from gateway.outbox import CLEAR_OF_CAP_FRACTION, NEAR_CAP_FRACTION, Outbox, StateUpdate
+from gateway.outbox import NEAR_CAP_FRACTION, Outbox, StateUpdate
 
 log = logging.getLogger(__name__)
 
+# Raised at NEAR_CAP_FRACTION (90 %) of the cap, cleared only once down to this share.
+CLEAR_FRACTION = 0.7
 CODE = "outbox_near_cap"
 STATE_KEY = ("@gateway", CODE)  # in the outbox's device_state table
 
@@ -34,7 +36,7 @@ def transition(raised: bool, outbox: Outbox) -> AlarmState | None:
     """The change the outbox's depth calls for, with hysteresis; None for none."""
     if not raised and outbox.near_cap:
         return "raised"
-    if raised and outbox.clear_of_cap:
+    if raised and outbox.depth <= outbox.max_records * CLEAR_FRACTION:
         return "cleared"
     return None
 
@@ -68,7 +70,7 @@ class OutboxCapAlarm:
                 "depth": depth,
                 "max_records": cap,
                 "raise_at": int(cap * NEAR_CAP_FRACTION),
-                "clear_at": int(cap * CLEAR_OF_CAP_FRACTION),
+                "clear_at": int(cap * CLEAR_FRACTION),
                 "evicted": self.outbox.evicted,
             },
         )

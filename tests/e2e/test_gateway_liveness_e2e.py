@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from center.config import parse_config
@@ -113,16 +115,19 @@ async def running_plant(
             await asyncio.wait_for(serving, 15)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_stopped_agent_is_offline_at_the_center_with_its_death_record(
-    tmp_path: Path, killable_mosquitto: Mosquitto
+    tmp_path: Path, killable_mosquitto: Mosquitto, stop: signal.Signals
 ) -> None:
     broker = killable_mosquitto
     async with running_plant(tmp_path, broker) as plant:
         await plant.until(plant.online, "gateway online at the center")
+        assert plant.agent.proc is not None
         stopped = time.monotonic()
-        plant.agent.stop()  # SIGTERM
+        plant.agent.proc.send_signal(stop)
         await plant.until(lambda: plant.online() is False, "gateway offline at the center")
-        print(f"offline at the center {time.monotonic() - stopped:.2f} s after SIGTERM")
+        print(f"offline at the center {time.monotonic() - stopped:.2f} s after {stop.name}")
+        assert plant.agent.proc.wait(15) == 0
         (death,) = plant.rows("SELECT body FROM lifecycle WHERE kind = 'death'")
         assert json.loads(death["body"])["reason"] == "shutdown"
         site = "SELECT subject, state FROM tickets WHERE fault_class = 'site_comms'"

@@ -2,7 +2,8 @@
 
 The broker's will covers an agent that dies while the broker lives. It does not cover a
 broker that dies (the will dies with it), a broker that restarts and forgets the session,
-or an agent that hangs with its connection open. What does: births and health records say
+or an agent whose uplink stalls while its MQTT pings keep the connection up (a whole
+agent that hangs stops pinging, and the broker sends its will). What does: births and health records say
 how often health records come (`health_interval_s`), and each one heard moves the
 gateway's `silent_due` to `silent_after_intervals` intervals later.
 

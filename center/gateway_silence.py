@@ -3,9 +3,9 @@
 The broker's will covers an agent that dies while the broker lives. It does not cover a
 broker that dies (the will dies with it), a broker that restarts and forgets the session,
 or an agent whose uplink stalls while its MQTT pings keep the connection up (a whole
-agent that hangs stops pinging, and the broker sends its will). What does: births and health records say
-how often health records come (`health_interval_s`), and each one heard moves the
-gateway's `silent_due` to `silent_after_intervals` intervals later.
+agent that hangs stops pinging, and the broker sends its will). What does: births and
+health records say how often health records come (`health_interval_s`), and each one
+heard moves the gateway's `silent_due` to `silent_after_intervals` intervals later.
 
 The ticket tick finds a gateway still online whose due time passed: it is marked offline
 (`online` false, `silent_since` set) and its `site_comms` condition is raised, the same

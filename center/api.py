@@ -1,5 +1,7 @@
 """The REST API (FastAPI): tickets with timelines and actions, devices, events, inventory,
-maintenance windows, sequence gaps and counters. Bearer-token auth from the config;
+maintenance windows, sequence gaps and counters. Bearer-token auth from the config, each
+token with a role (center/auth/roles.py: viewers read, operators act on tickets, engineers
+approve baselines, admins manage maintenance windows);
 OpenAPI at /docs and /openapi.json. Handlers are plain functions: FastAPI runs them in
 its thread pool, so a database call never blocks the MQTT ingest loop."""
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from center import metrics as center_metrics
+from center.auth.roles import MINIMUM_ROLE, Permission, allows
 from center.config import CenterConfig
 from center.errors import TicketActionError, TicketNotFound
 from center.ingest import Counters
@@ -62,16 +65,16 @@ class WindowIn(BaseModel):
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _actor(
+def _token_holder(
     request: Request,
     cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The token's name: who does what through the API."""
+) -> tuple[str, str]:
+    """The token's name and role: who does what through the API."""
     if cred is not None:
         given = cred.credentials.encode()
-        for name, token in request.app.state.tokens:
+        for name, token, role in request.app.state.tokens:
             if hmac.compare_digest(given, token):
-                return str(name)
+                return str(name), str(role)
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         "missing or unknown bearer token",
@@ -79,8 +82,24 @@ def _actor(
     )
 
 
+def _allowed(permission: Permission) -> Callable[[tuple[str, str]], str]:
+    def check(holder: Annotated[tuple[str, str], Depends(_token_holder)]) -> str:
+        name, role = holder
+        if not allows(role, permission):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"token {name!r} has role {role}; this needs {MINIMUM_ROLE[permission]} or above",
+            )
+        return name
+
+    return check
+
+
 # Module level: with postponed annotations FastAPI resolves names in module globals.
-Actor = Annotated[str, Depends(_actor)]
+Actor = Annotated[str, Depends(_allowed(Permission.READ))]  # any valid token: reads
+Operator = Annotated[str, Depends(_allowed(Permission.TICKET_ACTION))]
+Engineer = Annotated[str, Depends(_allowed(Permission.APPROVE_BASELINE))]
+Admin = Annotated[str, Depends(_allowed(Permission.MAINTENANCE))]
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -89,7 +108,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version="1",
         description="Tickets, devices and events of the protection-relay fleet.",
     )
-    app.state.tokens = [(t.name, t.token.encode()) for t in ctx.config.api.tokens]
+    app.state.tokens = [(t.name, t.token.encode(), t.role) for t in ctx.config.api.tokens]
 
     def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with ctx.engine.connect() as conn:
@@ -150,15 +169,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return doc
 
     @app.post(f"{API}/tickets/{{ticket_id}}/acknowledge", tags=["tickets"])
-    def acknowledge(ticket_id: int, body: Action, who: Actor) -> dict[str, Any]:
+    def acknowledge(ticket_id: int, body: Action, who: Operator) -> dict[str, Any]:
         return act(lambda: ctx.tickets.acknowledge(ticket_id, who, body.note))
 
     @app.post(f"{API}/tickets/{{ticket_id}}/resolve", tags=["tickets"])
-    def resolve(ticket_id: int, body: Resolution, who: Actor) -> dict[str, Any]:
+    def resolve(ticket_id: int, body: Resolution, who: Operator) -> dict[str, Any]:
         return act(lambda: ctx.tickets.resolve(ticket_id, who, body.root_cause, body.note))
 
     @app.post(f"{API}/tickets/{{ticket_id}}/close", tags=["tickets"])
-    def close(ticket_id: int, body: Closing, who: Actor) -> dict[str, Any]:
+    def close(ticket_id: int, body: Closing, who: Operator) -> dict[str, Any]:
         return act(lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note))
 
     @app.get(f"{API}/root-causes", tags=["tickets"])
@@ -236,7 +255,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return configured + stored
 
     @app.post(f"{API}/maintenance", tags=["maintenance"], status_code=201)
-    def add_window(body: WindowIn, who: Actor) -> dict[str, Any]:
+    def add_window(body: WindowIn, who: Admin) -> dict[str, Any]:
         if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
             raise HTTPException(422, "starts_at and ends_at need a UTC offset")
         if body.ends_at <= body.starts_at:
@@ -252,7 +271,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return {"id": wid, **body.model_dump(mode="json"), "created_by": who}
 
     @app.delete(f"{API}/maintenance/{{window_id}}", tags=["maintenance"], status_code=204)
-    def delete_window(window_id: int, _: Actor) -> None:
+    def delete_window(window_id: int, _: Admin) -> None:
         with ctx.engine.begin() as conn:
             if not queries.delete_window(conn, window_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")
@@ -260,4 +279,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     from center.lifecycle.routes import add_routes  # imports this module: here, not on top
 
     add_routes(app, ctx)
+    if ctx.config.console.enabled:
+        from center.web import mount  # the console (templates, static files) under /
+
+        mount(app, ctx)
     return app

@@ -168,7 +168,10 @@ def soe_chart(marks: Sequence[Mark], lanes: Sequence[str]) -> Markup:
         below: list[float] = []
         for m in (x for x in marks if x.lane == lane):
             x = axis.x(m.offset_ms)
-            parts.append(f'<g class="event"><title>{escape(m.title)}</title>')
+            parts.append(
+                f'<g class="event" data-x="{x:.1f}" data-ms="{m.offset_ms:g}">'
+                f"<title>{escape(m.title)}</title>"
+            )
             parts.append(_shape(m.kind, m.raised, x, y))
             parts.append("</g>")
             if not m.raised or m.kind == "status":

@@ -201,6 +201,7 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     expect(page.locator("#disturbance-records")).to_contain_text("No disturbance records")
     ticket_url = page.url
     page.screenshot(path=shots / "ticket.png", full_page=True)
+    page.screenshot(path=shots / "ticket-top.png")  # the viewport: docs/console-ticket.png
 
     # The other pages, each saved.
     for name, path in (

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from center import metrics as center_metrics
+from center.auth import audit
 from center.auth.roles import MINIMUM_ROLE, Permission, allows
 from center.config import CenterConfig
 from center.errors import TicketActionError, TicketNotFound
@@ -38,6 +39,17 @@ class ApiContext:
     tickets: TicketService
     counters: Counters
     status: Callable[[], dict[str, Any]] = field(default=lambda: {})
+
+    def audit(
+        self, who: str, action: str, target: str, detail: str = "", ticket_id: int | None = None
+    ) -> None:
+        """Record an action taken with a token (center/auth/audit.py), with its role."""
+        role = next((t.role for t in self.config.api.tokens if t.name == who), "?")
+        with self.engine.begin() as conn:
+            audit.record(
+                conn, at=self.tickets.tickets.clock.now(), actor=who, role=role, via="api",
+                action=action, target=target, detail=detail, ticket_id=ticket_id,
+            )  # fmt: skip
 
 
 class Action(BaseModel):
@@ -114,13 +126,17 @@ def create_app(ctx: ApiContext) -> FastAPI:
         with ctx.engine.connect() as conn:
             return fn(conn, *args, **kwargs)
 
-    def act(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def act(
+        fn: Callable[[], dict[str, Any]], who: str, action: str, ticket_id: int, detail: str
+    ) -> dict[str, Any]:
         try:
-            return fn()
+            doc = fn()
         except TicketNotFound as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {exc}") from None
         except TicketActionError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        ctx.audit(who, f"ticket_{action}", f"ticket {ticket_id}", detail, ticket_id)
+        return doc
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:
@@ -170,15 +186,27 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.post(f"{API}/tickets/{{ticket_id}}/acknowledge", tags=["tickets"])
     def acknowledge(ticket_id: int, body: Action, who: Operator) -> dict[str, Any]:
-        return act(lambda: ctx.tickets.acknowledge(ticket_id, who, body.note))
+        done = act(
+            lambda: ctx.tickets.acknowledge(ticket_id, who, body.note),
+            who, "acknowledged", ticket_id, body.note or "",
+        )  # fmt: skip
+        return done
 
     @app.post(f"{API}/tickets/{{ticket_id}}/resolve", tags=["tickets"])
     def resolve(ticket_id: int, body: Resolution, who: Operator) -> dict[str, Any]:
-        return act(lambda: ctx.tickets.resolve(ticket_id, who, body.root_cause, body.note))
+        done = act(
+            lambda: ctx.tickets.resolve(ticket_id, who, body.root_cause, body.note),
+            who, "resolved", ticket_id, body.root_cause,
+        )  # fmt: skip
+        return done
 
     @app.post(f"{API}/tickets/{{ticket_id}}/close", tags=["tickets"])
     def close(ticket_id: int, body: Closing, who: Operator) -> dict[str, Any]:
-        return act(lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note))
+        done = act(
+            lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note),
+            who, "closed", ticket_id, body.root_cause or "",
+        )  # fmt: skip
+        return done
 
     @app.get(f"{API}/root-causes", tags=["tickets"])
     def root_causes(_: Actor) -> list[str]:
@@ -268,13 +296,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         }
         with ctx.engine.begin() as conn:
             wid = queries.add_window(conn, values)
+        ctx.audit(who, "window_add", f"window {wid} at {body.site}", body.reason)
         return {"id": wid, **body.model_dump(mode="json"), "created_by": who}
 
     @app.delete(f"{API}/maintenance/{{window_id}}", tags=["maintenance"], status_code=204)
-    def delete_window(window_id: int, _: Admin) -> None:
+    def delete_window(window_id: int, who: Admin) -> None:
         with ctx.engine.begin() as conn:
             if not queries.delete_window(conn, window_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")
+        ctx.audit(who, "window_delete", f"window {window_id}")
 
     from center.lifecycle.routes import add_routes  # imports this module: here, not on top
 

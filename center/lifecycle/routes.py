@@ -61,6 +61,7 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
     @app.post(f"{API}/baselines/firmware", tags=["lifecycle"], status_code=201)
     def approve_firmware(body: FirmwareApproval, who: Engineer) -> dict[str, Any]:
         result = service.approve_firmware(body.model, body.firmware_version, who, body.reason)
+        ctx.audit(who, "approve_firmware", f"{body.model} {body.firmware_version}", body.reason)
         return result.document()
 
     @app.get(f"{API}/baselines/settings", tags=["lifecycle"])
@@ -76,4 +77,5 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
             )
         except ApprovalError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        ctx.audit(who, "approve_settings", f"{body.site}/{body.device_id}", body.reason)
         return result.document()

@@ -241,12 +241,12 @@ TOKENS = [
 
 
 @pytest.fixture
-def api(make_harness: Any) -> TestClient:
+def api(make_harness: Any) -> tuple[TestClient, Any]:
     h = make_harness({"api": {"tokens": TOKENS}})
     gw = Gateway()
     for r in seed_records(gw):
         h.send(r)
-    return TestClient(create_app(ApiContext(h.config, h.engine, h.service, h.counters)))
+    return TestClient(create_app(ApiContext(h.config, h.engine, h.service, h.counters))), h
 
 
 def _as(role: str) -> dict[str, str]:
@@ -254,6 +254,8 @@ def _as(role: str) -> dict[str, str]:
 
 
 def test_the_api_applies_the_same_roles(api):
+    api, h = api
+
     def post(path: str, role: str, body: dict[str, Any]) -> int:
         return api.post(f"/api/v1/{path}", json=body, headers=_as(role)).status_code
 
@@ -271,3 +273,11 @@ def test_the_api_applies_the_same_roles(api):
     }
     assert post("maintenance", "engineer", window) == 403
     assert post("maintenance", "admin", window) == 201
+    with h.engine.connect() as conn:  # who did what through the API, with the role
+        q = "SELECT actor, role, via, action FROM console_actions ORDER BY id"
+        audit = [tuple(r) for r in conn.execute(sa.text(q))]
+    assert audit == [
+        ("operator", "operator", "api", "ticket_acknowledged"),
+        ("engineer", "engineer", "api", "approve_firmware"),
+        ("admin", "admin", "api", "window_add"),
+    ]

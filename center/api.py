@@ -61,6 +61,11 @@ class Resolution(Action):
     root_cause: str
 
 
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=4000)
+
+
 class Closing(Action):
     root_cause: str | None = None
 
@@ -205,6 +210,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         done = act(
             lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note),
             who, "closed", ticket_id, body.root_cause or "",
+        )  # fmt: skip
+        return done
+
+    @app.post(f"{API}/tickets/{{ticket_id}}/note", tags=["tickets"])
+    def note(ticket_id: int, body: NoteIn, who: Operator) -> dict[str, Any]:
+        done = act(
+            lambda: ctx.tickets.add_note(ticket_id, who, body.note),
+            who, "noted", ticket_id, body.note,
         )  # fmt: skip
         return done
 

@@ -263,6 +263,10 @@ def test_the_api_applies_the_same_roles(api):
     r = api.post(f"/api/v1/tickets/{t['id']}/acknowledge", json={}, headers=_as("viewer"))
     assert r.status_code == 403 and "needs operator" in r.json()["detail"]
     assert post(f"tickets/{t['id']}/acknowledge", "operator", {}) == 200
+    assert post(f"tickets/{t['id']}/note", "viewer", {"note": "seen"}) == 403
+    assert post(f"tickets/{t['id']}/note", "operator", {"note": "crew sent"}) == 200
+    timeline = api.get(f"/api/v1/tickets/{t['id']}", headers=_as("viewer")).json()["timeline"]
+    assert ("note", "operator: crew sent") in [(e["entry"], e["summary"]) for e in timeline]
     approval = {"model": "LP-200", "firmware_version": "2.4.0", "reason": "qualified"}
     assert post("baselines/firmware", "operator", approval) == 403
     assert post("baselines/firmware", "engineer", approval) == 201
@@ -278,6 +282,7 @@ def test_the_api_applies_the_same_roles(api):
         audit = [tuple(r) for r in conn.execute(sa.text(q))]
     assert audit == [
         ("operator", "operator", "api", "ticket_acknowledged"),
+        ("operator", "operator", "api", "ticket_noted"),
         ("engineer", "engineer", "api", "approve_firmware"),
         ("admin", "admin", "api", "window_add"),
     ]

@@ -286,3 +286,38 @@ def test_the_api_applies_the_same_roles(api):
         ("engineer", "engineer", "api", "approve_firmware"),
         ("admin", "admin", "api", "window_add"),
     ]
+
+
+def test_admins_manage_users_and_maintenance_windows(console):
+    olga, _ = console.login("olga")
+    assert olga.get("/admin").status_code == 403
+    ada, csrf = console.login("ada")
+    form = {"csrf": csrf, "username": "nina", "password": "short", "role": "operator"}
+    r = ada.post("/admin/users", data=form)
+    assert r.status_code == 422 and "at least 10 characters" in r.text
+    r = ada.post("/admin/users", data={**form, "password": "nina-pass-123"})
+    assert (r.status_code, r.headers["location"]) == (303, "/admin?done=user_add")
+    nina, _ = console.login("nina", "nina-pass-123")
+    assert 'nina <span class="role">operator</span>' in nina.get("/queue").text
+    r = ada.post("/admin/users/nina/role", data={"csrf": csrf, "role": "viewer"})
+    assert r.status_code == 303
+    assert nina.get("/queue").status_code == 303  # a new role ends the sessions
+    window = {"csrf": csrf, "site": "north", "starts_at": "2026-05-01T08:00",
+              "ends_at": "2026-05-01T07:00", "reason": "relay test"}  # fmt: skip
+    r = ada.post("/admin/maintenance", data=window)
+    assert r.status_code == 422 and "expected a time after the start" in r.text
+    r = ada.post("/admin/maintenance", data={**window, "ends_at": "2026-05-01T12:00"})
+    assert r.status_code == 303
+    page = ada.get("/admin").text
+    assert "2026-05-01 08:00:00.000Z" in page and "relay test" in page
+    wid = re.search(r'action="/admin/maintenance/(\d+)/delete"', page)
+    assert wid is not None
+    assert ada.post(f"/admin/maintenance/{wid[1]}/delete", data={"csrf": csrf}).status_code == 303
+    assert ada.post("/admin/users/nina/remove", data={"csrf": csrf}).status_code == 303
+    assert console.attempt(console.client(), "nina", "nina-pass-123").status_code == 401
+    with console.h.engine.connect() as conn:
+        q = "SELECT action FROM console_actions WHERE actor = 'ada' ORDER BY id"
+        actions = [r[0] for r in conn.execute(sa.text(q))]
+    assert actions == [
+        "login", "user_add", "user_role", "window_add", "window_delete", "user_remove",
+    ]  # fmt: skip

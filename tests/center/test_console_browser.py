@@ -35,7 +35,11 @@ from tests.support.mosquitto import free_port
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-USERS = {"olga": ("operator", "operator-pass-1"), "vera": ("viewer", "viewer-pass-12")}
+USERS = {
+    "olga": ("operator", "operator-pass-1"),
+    "vera": ("viewer", "viewer-pass-12"),
+    "ada": ("admin", "admin-pass-123"),
+}
 
 
 def _wait(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -261,6 +265,16 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
         assert forged.status == 403, forged.text()
     vpage.reload()
     expect(vpage.locator("#ticket-state")).to_have_text("open")
+
+    # An admin's page, for the record.
+    admin = browser.new_context(viewport={"width": 1360, "height": 900})
+    admin.on("request", lambda r: requests.append(r.url))
+    apage = admin.new_page()
+    _login(apage, origin, "ada")
+    apage.goto(f"{origin}/admin")
+    expect(apage.locator("h1")).to_have_text("Admin")
+    apage.screenshot(path=shots / "admin.png", full_page=True)
+    admin.close()
 
     assert requests, "no request was logged"
     assert [u for u in requests if not u.startswith(origin + "/")] == []

@@ -142,7 +142,7 @@ class AgentDaemon:
             outbox_depth=self.outbox.depth,
             outbox_oldest_age_s=self.outbox.oldest_age(),
             links={d: bool(s.link_up) for d, s in self.pipeline.status.items()},
-            counters=dict(self.pipeline.counters),
+            counters={**self.pipeline.counters, "outbox_bulk_depth": self.outbox.bulk_depth},
         )
 
     async def _metrics(self, listen: str) -> None:

@@ -104,9 +104,7 @@ def big_incident(engine: Any, config: Any, events: int) -> int:
     with engine.connect() as conn:
         t = s.tickets.c
         tid = conn.execute(s.tickets.select().where(t.site == "big")).mappings().first()["id"]
-        count = conn.execute(
-            s.timeline.select().where(s.timeline.c.ticket_id == tid)
-        ).all()
+        count = conn.execute(s.timeline.select().where(s.timeline.c.ticket_id == tid)).all()
     print(f"ticket {tid}: {len(count)} timeline entries")
     return int(tid)
 

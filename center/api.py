@@ -322,6 +322,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     from center.lifecycle.routes import add_routes  # imports this module: here, not on top
 
     add_routes(app, ctx)
+    from center.disturbance.routes import add_routes as add_disturbance_routes
+
+    add_disturbance_routes(app, ctx)
     if ctx.config.console.enabled:
         from center.web import mount  # the console (templates, static files) under /
 

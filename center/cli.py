@@ -1,4 +1,5 @@
-"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, user."""
+"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, incident export,
+user."""
 
 from __future__ import annotations
 
@@ -100,6 +101,26 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return remote_poll.run(args, broker, gateway_of)
 
 
+def cmd_incident_export(args: argparse.Namespace) -> int:
+    """A ticket's incident as a scenario relay-sim replays (docs/disturbance.md)."""
+    config = _load(args)
+    if config is None:
+        return 2
+    from center.incident import ExportError, export
+    from center.store.db import one_connection
+
+    relays = Path(args.relays) if args.relays else None
+    try:
+        with one_connection(config.database_url) as conn:
+            written = export(conn, args.ticket, Path(args.output), relays)
+    except (ExportError, OSError) as exc:
+        print(f"relay-center incident export: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay-center", description=__doc__)
     sub = parser.add_subparsers(required=True)
@@ -118,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     remote_poll.add_arguments(poll)
     poll.add_argument("--config", help="center TOML: broker settings and the device inventory")
     poll.set_defaults(func=cmd_poll)
+
+    incident = sub.add_parser("incident", help="incident playback")
+    export = incident.add_subparsers(required=True).add_parser(
+        "export", help="write a ticket's incident as a relay-sim scenario"
+    )
+    export.add_argument("ticket", type=int, help="the ticket id")
+    export.add_argument("-o", "--output", required=True, help="scenario TOML to write")
+    export.add_argument("--config", required=True, help="center TOML file")
+    export.add_argument(
+        "--relays", help="a scenario whose [[relays]] links, identities and settings to reuse"
+    )
+    export.set_defaults(func=cmd_incident_export)
 
     from center.lifecycle_cli import add_parsers as add_lifecycle_parsers
 

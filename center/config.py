@@ -143,6 +143,15 @@ class LifecycleConfig(Strict):
     adopt_first_settings: bool = True  # a device's first snapshot becomes its baseline
 
 
+class DisturbanceConfig(Strict):
+    """Disturbance records (docs/disturbance.md): the largest record accepted, how long
+    records are kept, and how long an unfinished transfer may wait for its next chunk."""
+
+    max_record_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    retention_days: float = Field(default=365.0, gt=0)
+    incomplete_after_s: float = Field(default=86_400.0, gt=0)
+
+
 class RegionConfig(Strict):
     service_point: str = Field(min_length=1)
 
@@ -229,6 +238,7 @@ class CenterConfig(Strict):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    disturbance: DisturbanceConfig = Field(default_factory=DisturbanceConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     devices: list[DeviceConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)

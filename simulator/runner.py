@@ -38,6 +38,7 @@ def relocate(scenario: Scenario, links: Mapping[str, Mapping[str, Any]]) -> Scen
             {**r.model_dump(), "link": {**r.link, **links.get(r.id, {})}} for r in scenario.relays
         ],
         "steps": [s.model_dump() for s in scenario.steps],
+        "disturbances": [d.model_dump() for d in scenario.disturbances],
     }
     return Scenario(ScenarioFile.model_validate(data), scenario.source)
 
@@ -50,6 +51,7 @@ def combine(first: Scenario, *more: Scenario) -> Scenario:
         "scenario": first.header.model_dump(),
         "relays": [r.model_dump() for p in parts for r in p.relays],
         "steps": [s.model_dump() for p in parts for s in p.steps],
+        "disturbances": [d.model_dump() for p in parts for d in p.disturbances],
     }
     return Scenario(ScenarioFile.model_validate(data), first.source)
 

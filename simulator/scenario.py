@@ -22,6 +22,20 @@
     #   action = "firmware", value = "2.1.0"
 
 Point steps are sent with the relay's device time = scenario wall-clock time of the step.
+
+Disturbance records by reference (written by `relay-center incident export`):
+
+    [[disturbances]]
+    relay = "line1"             # the relay that recorded it
+    fault_number = 17           # its fault number (IEC 103 FAN)
+    trigger_at_ms = 3021        # its trigger on the steps' time line
+    cfg = "incident-records/north_line1_17.cfg"    # COMTRADE, relative to this file
+    dat = "incident-records/north_line1_17.dat"
+
+The files are checked when the scenario loads. A simulated relay that can serve records
+(IEC 103: ASDUs 23-31) is meant to announce each at `trigger_at_ms` and serve its
+channels; the IEC 104 and Modbus simulators cannot (c104 offers no file transfer), so
+for them the entries document the incident and are not played.
 """
 
 from __future__ import annotations
@@ -80,10 +94,19 @@ class Step(StrictModel):
         return self
 
 
+class DisturbanceRef(StrictModel):
+    relay: str
+    fault_number: int = Field(ge=0)
+    trigger_at_ms: int = Field(ge=0)
+    cfg: Path
+    dat: Path
+
+
 class ScenarioFile(StrictModel):
     scenario: ScenarioHeader
     relays: list[RelaySpec] = Field(min_length=1)
     steps: list[Step] = Field(default_factory=list)
+    disturbances: list[DisturbanceRef] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_relays(self) -> ScenarioFile:
@@ -101,6 +124,7 @@ class Scenario:
         self.header = parsed.scenario
         self.relays = parsed.relays
         self.steps = sorted(parsed.steps, key=lambda s: s.at_ms)
+        self.disturbances = parsed.disturbances
         self.source = source
         self.profiles: dict[str, Profile] = {}
         problems = []
@@ -120,8 +144,21 @@ class Scenario:
                     f"steps[{i}].point: not a point of profile "
                     f"{self.profiles[step.relay].name!r} (found: {step.point!r})"
                 )
+        for i, ref in enumerate(self.disturbances):
+            if ref.relay not in self.profiles:
+                problems.append(f"disturbances[{i}].relay: unknown relay (found: {ref.relay!r})")
+            for key in ("cfg", "dat"):
+                if not self.record_file(ref, key).is_file():
+                    problems.append(
+                        f"disturbances[{i}].{key}: expected a file beside the scenario "
+                        f"(found: {getattr(ref, key)!s} missing)"
+                    )
         if problems:
             raise ConfigError(str(source), problems)
+
+    def record_file(self, ref: DisturbanceRef, key: str) -> Path:
+        path: Path = getattr(ref, key)
+        return path if path.is_absolute() else self.source.parent / path
 
     def relay(self, relay_id: str) -> RelaySpec:
         return next(r for r in self.relays if r.id == relay_id)

@@ -1,22 +1,26 @@
 """Helpers for center tests through a real Mosquitto: a QoS-1 publisher, polling, and
-`relay-center serve` as a child process."""
+`relay-center serve` in this loop or as a child process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from center.config import parse_config
 from center.ingest import Message
+from center.server import CenterService
+from tests.support.mosquitto import free_port
 
 
 async def publish_all(
@@ -55,3 +59,29 @@ def subscribed(port: int) -> bool:
             return bool(json.load(r)["mqtt"]["subscribed"])
     except OSError:
         return False
+
+
+@contextlib.asynccontextmanager
+async def running_center(
+    host: str, port: int, db_url: str, client_id: str, **sections: Any
+) -> AsyncIterator[Any]:
+    """`relay-center serve` in this loop (API off), subscribed before it is handed over;
+    `sections` adds config sections (e.g. devices=[...])."""
+    config = parse_config(
+        {
+            "mqtt": {"host": host, "port": port, "client_id": client_id},
+            "database": {"url": db_url},
+            "api": {"enabled": False, "port": free_port()},
+            **sections,
+        }
+    )
+    service = await asyncio.to_thread(CenterService, config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await eventually(lambda: service.mqtt_status["subscribed"], what="center subscribed")
+        yield service
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)

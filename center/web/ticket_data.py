@@ -87,9 +87,6 @@ def _marks(timeline: list[dict[str, Any]]) -> tuple[list[Mark], list[str], datet
                 title=f"{e['subject']} {e['point']} {state} at +{offset:,.0f} ms",
             )
         )
-    for e in timeline:
-        if "offset_ms" not in e and e["at"] is not None:
-            e["offset_ms"] = (e["at"] - first).total_seconds() * 1000
     return marks, lanes, first
 
 

@@ -105,6 +105,20 @@ def test_pages_need_a_login_and_carry_no_inline_script(console):
         assert c.get(asset).status_code == 200
 
 
+def test_login_goes_back_only_to_this_center(console):
+    c = console.client()
+    for target, expected in (
+        ("/tickets/1", "/tickets/1"),
+        ("//evil.example/x", "/queue"),
+        ("https://evil.example/", "/queue"),
+        ("/\\evil.example", "/queue"),
+    ):
+        token = csrf_of(c.get("/login").text)
+        form = {"username": "olga", "password": PASSWORDS["olga"][1], "csrf": token}
+        r = c.post("/login", data={**form, "next": target})
+        assert r.headers["location"] == expected, target
+
+
 def test_failed_logins_are_rate_limited(console):
     c = console.client()
     for _ in range(3):

@@ -229,6 +229,7 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     expect(page.locator("#ticket-state")).to_have_text("resolved")
     expect(page.locator("#root-cause")).to_have_text("line_fault")
     expect(page.locator("table.timeline")).to_contain_text("resolved by olga: line_fault")
+    page.screenshot(path=shots / "ticket-resolved.png", full_page=True)
     page.goto(f"{origin}/queue?state=resolved")
     resolved = page.locator("table.queue tr.ticket", has_text="Protection operation")
     expect(resolved.locator(".state")).to_have_text("resolved")

@@ -24,7 +24,14 @@
         return;
       }
       if (!response.ok) throw new Error("HTTP " + response.status);
+      // Keep folded children that were unfolded open across the update.
+      const open = new Set(
+        Array.from(live.querySelectorAll("details[open]"), (d) => d.dataset.parent)
+      );
       live.innerHTML = await response.text();
+      live.querySelectorAll("details[data-parent]").forEach((d) => {
+        if (open.has(d.dataset.parent)) d.open = true;
+      });
       status.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
       status.classList.remove("error");
     } catch (err) {

@@ -38,6 +38,10 @@ def register(panel: TicketPanel) -> None:
     _panels[:] = [p for p in _panels if p.key != panel.key] + [panel]
 
 
+def unregister(key: str) -> None:
+    _panels[:] = [p for p in _panels if p.key != key]
+
+
 def render_slot(
     slot: str, conn: Connection, ticket: dict[str, Any]
 ) -> list[tuple[TicketPanel, Markup]]:

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from markupsafe import Markup
 
 from center.api import ApiContext, create_app
 from center.auth.users import UserStore
+from center.web import panels
 from tests.center.records import T0, Gateway, seed_records
 
 PASSWORDS = {
@@ -335,3 +337,30 @@ def test_admins_manage_users_and_maintenance_windows(console):
     assert actions == [
         "login", "user_add", "user_role", "window_add", "window_delete", "user_remove",
     ]  # fmt: skip
+
+
+def test_the_ticket_page_shows_registered_panels_and_survives_a_broken_one(console):
+    tid = trip_id(console)
+    c, _ = console.login("vera")
+    assert "No disturbance records for this incident." in c.get(f"/tickets/{tid}").text
+
+    def waveforms(conn: Any, ticket: dict[str, Any]) -> Markup | None:
+        return Markup("<svg class='wave'></svg>") if "busbar" in ticket["devices"] else None
+
+    def broken(conn: Any, ticket: dict[str, Any]) -> Markup | None:
+        raise RuntimeError("a bug in a panel")
+
+    panels.register(panels.TicketPanel("waves", "Waveforms", waveforms))
+    try:
+        page = c.get(f"/tickets/{tid}").text
+        assert 'id="panel-waves"' in page and "<svg class='wave'></svg>" in page
+        assert "No disturbance records" not in page
+        panels.register(panels.TicketPanel("broken", "Broken", broken))
+        quiet = TestClient(console.app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+        quiet.cookies = c.cookies
+        r = quiet.get(f"/tickets/{tid}")
+        assert r.status_code == 500 and "Something went wrong" in r.text
+        assert "Traceback" not in r.text and "a bug in a panel" not in r.text
+    finally:
+        panels.unregister("waves")
+        panels.unregister("broken")

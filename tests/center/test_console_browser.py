@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api as playwright_api
 
 from gateway import wire
 from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
@@ -33,7 +34,6 @@ from tests.center.mqtt_support import publish_all, start_center, subscribed
 from tests.center.records import T0, Gateway, message, seed_records
 from tests.support.mosquitto import free_port
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 USERS = {
     "olga": ("operator", "operator-pass-1"),

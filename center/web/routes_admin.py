@@ -3,6 +3,7 @@ delete). Admins only; each change is in the action audit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -53,11 +54,12 @@ def router(console: Console) -> APIRouter:
     def admin(request: Request) -> HTMLResponse:
         return page(request)
 
-    def change(request: Request, csrf: str, action: str, call: object) -> Response:
+    def change(request: Request, csrf: str, action: str, call: Callable[[str], object]) -> Response:
+        """Run an admin change as the session's user; a refusal re-renders the page."""
         session = console.user(request)
         console.check_form(session, csrf, Permission.USERS)
         try:
-            call(session.username)  # type: ignore[operator]
+            call(session.username)
         except UserError as exc:
             return page(request, 422, str(exc))
         return RedirectResponse(f"/admin?done={action}", status_code=303)

@@ -93,7 +93,7 @@ class AgentDaemon:
                 b.tls.ca_file,
                 b.tls.cert_file,
                 b.tls.key_file,
-                check_hostname=not b.tls.insecure_skip_hostname_check,
+                check_hostname=b.tls.check_hostname,
             )
             if b.tls
             else None

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from center.errors import ConfigError
+from gateway.tls_config import BrokerTls
 
 Criticality = Literal["high", "normal", "low"]
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -29,11 +30,7 @@ class CenterSection(Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class TlsConfig(Strict):
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    check_hostname: bool = True
+TlsConfig = BrokerTls  # shared with the agent: one spelling, one meaning
 
 
 class MqttConfig(Strict):

@@ -19,6 +19,8 @@ from center.store import queries
 from center.store import schema as s
 from center.web import charts
 from center.web.app import Console, PageError
+from gateway.poll_view import render_answer, verdict
+from gateway.rpc import WHAT_CHOICES, PollFailed
 
 Text = Annotated[str, Form(max_length=4000)]
 Csrf = Annotated[str, Form(max_length=100)]
@@ -100,7 +102,7 @@ def router(console: Console) -> APIRouter:
         return console.render(
             request, "device.html", status, dev=dict(identity), firmware=firmware,
             settings=settings, events=events, tickets=tickets,
-            what_choices=remote_poll.WHAT_CHOICES,
+            what_choices=WHAT_CHOICES,
             done=DONE.get(request.query_params.get("done", "")), **extra,
         )  # fmt: skip
 
@@ -150,7 +152,7 @@ def _poll(
 ) -> tuple[list[str] | None, str]:
     """The agent's answer as readable lines, or why there is none."""
     cfg = console.config.console
-    if what not in remote_poll.WHAT_CHOICES:
+    if what not in WHAT_CHOICES:
         return None, f"unknown poll {what!r}"
     if cfg.poll_token_file is None:
         return None, "remote polls need [console] poll_token_file in the center's config"
@@ -172,8 +174,10 @@ def _poll(
         )  # fmt: skip
     except OSError as exc:
         return None, f"cannot read the poll token file: {exc}"
-    except remote_poll.RemotePollError as exc:
+    except PollFailed as exc:
         return None, str(exc)
-    if not reply.get("ok"):
-        return None, f"{gateway}: {reply.get('code')}: {reply.get('error')}"
-    return remote_poll.render_answer(reply["answer"]), ""
+    if reply.answer is None:
+        return None, f"{gateway}: {reply.code}: {reply.error}"
+    lines = render_answer(reply.answer)
+    problem = verdict(reply.answer)  # an answer can carry failed parts (link down…)
+    return ([*lines, f"problem: {problem}"] if problem else lines), ""

@@ -1,7 +1,8 @@
 """Observations to records: pure functions, no I/O.
 
 The profile gives a point its meaning (name, kind, severity, phase); the observation gives
-value, quality, device time and cause, which are copied as received, never cleaned.
+value, quality, device time and cause (why it was reported, and the protocol's own cause of
+transmission), which are copied as received, never cleaned.
 An address the profile does not know still becomes an event (signal "unknown"), so
 nothing a relay says is dropped.
 """
@@ -60,6 +61,7 @@ def point_record(
             device_time=obs.device_time,
             device_time_flags=list(obs.device_time_flags),
             cause=obs.cause,
+            cause_raw=obs.cause_raw,
         )
     return wire.Event(
         **_common(ctx, now),
@@ -74,6 +76,7 @@ def point_record(
         device_time=obs.device_time,
         device_time_flags=list(obs.device_time_flags),
         cause=obs.cause,
+        cause_raw=obs.cause_raw,
         details=dict(obs.details),
         raised=wire.value_raised(obs.value) != spec.inverted if spec else None,
     )

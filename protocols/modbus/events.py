@@ -211,6 +211,7 @@ class EventLogReader:
             value=record.raised,
             device_time=record.device_time,
             device_time_flags=record.time_flags,
-            cause="event_log",
+            cause="spontaneous",  # the relay logged it as it happened
+            cause_raw="event_log",
             details=details,
         )

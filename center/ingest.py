@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from center.clock import Clock
+from center.disturbance.intake import DisturbanceIntake
 from center.lifecycle.drift import DriftDetector
 from center.store import schema as s
 from center.store.db import lock_site
@@ -152,6 +153,7 @@ class Ingestor:
         self._discrete = frozenset(rules.discrete_alarm_codes)
         self._ignored = frozenset(rules.ignored_alarm_codes)
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
+        self.disturbances = DisturbanceIntake(tickets.config.disturbance, rules.grouping_window_s)
 
     def check(
         self, batch: Sequence[Message]
@@ -183,6 +185,7 @@ class Ingestor:
     ) -> BatchResult:
         now = self.clock.now()
         out = BatchResult(rejected=len(rejected))
+        self.disturbances.take_counts()  # a rolled-back attempt's counts are void
         with self.engine.begin() as conn:
             if rejected:
                 self._reject(conn, rejected, now)
@@ -191,12 +194,17 @@ class Ingestor:
             uow = TicketUnitOfWork(conn, now, self.endpoints)
             results = []
             for records in accepted:
-                result = store_records(conn, records, now)
+                # Chunks carry their manifest's id: staged by the intake, not stored as records.
+                chunks = [r for r in records if isinstance(r, wire.DisturbanceChunk)]
+                plain = [r for r in records if not isinstance(r, wire.DisturbanceChunk)]
+                result = store_records(conn, plain, now)
                 results.append(result)
                 for sig in self._signals(result):
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
+                self.disturbances.on_records(conn, uow, result.new, chunks, now)
             changed = uow.flush()
+        disturbance_counts = self.disturbances.take_counts()  # only once committed
         # Counted only once committed.
         for result in results:
             out.stored += len(result.new) + len(result.new_lifecycle)
@@ -210,6 +218,7 @@ class Ingestor:
         for _, exc in rejected:
             c.add(f"rejected_{exc.reason}")
         c.merge(uow.counters)
+        c.merge(disturbance_counts)
         done = time.time()
         for t in changed:
             if t.revision == 1:  # opened in this transaction

@@ -36,6 +36,7 @@ TIME_FLAGS = ("invalid", "substituted", "summer_time")
 # A state reported because someone asked (interrogated, requested) is not a change: it
 # says how things are, not that something happened now.
 Cause = Literal["spontaneous", "interrogated", "requested", "periodic", "other"]
+ASKED_CAUSES: frozenset[str] = frozenset({"interrogated", "requested"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,11 @@ class PointObservation:
     cause: Cause | None = None  # why it was reported (see `Cause`)
     details: Mapping[str, Scalar] = field(default_factory=dict)  # protocol extras (type id, …)
     measurement: bool = False  # cyclic/periodic telemetry rather than a change
+    # What the device itself said about the event, where its record says more than the
+    # profile can (a Modbus ring record's phase field, its raised/cleared state field when
+    # `value` is a number). None: the profile's phase, and the value's truth.
+    phase: str | None = None
+    raised: bool | None = None
     cause_raw: str | None = None  # the cause of transmission as the protocol names it
 
 

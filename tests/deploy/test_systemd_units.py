@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ci import in_ci
+
 SYSTEMD_DIR = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = {
     "relay-agent.service": "/opt/relay-service/venv/bin/relay-agent",
@@ -20,7 +22,7 @@ UNITS = {
 MAX_EXPOSURE = 2.0
 
 ANALYZE = shutil.which("systemd-analyze")
-if ANALYZE is None and os.environ.get("CI") == "true":
+if ANALYZE is None and in_ci():
     raise RuntimeError("CI=true but systemd-analyze is missing: apt-get install systemd")
 needs_analyze = pytest.mark.skipif(
     ANALYZE is None, reason="systemd-analyze not installed (Debian package: systemd)"

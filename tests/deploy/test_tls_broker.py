@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ import aiomqtt
 import pytest
 
 from tests.support.certs import ClientCert, Pki, make_pki, openssl_available
+from tests.support.ci import in_ci
 from tests.support.mosquitto import mosquitto_binary
 from tests.support.tls_mosquitto import TlsMosquitto
 
@@ -37,7 +37,7 @@ def _tools_missing() -> str | None:
 
 
 _missing = _tools_missing()
-if _missing and os.environ.get("CI") == "true":
+if _missing and in_ci():
     raise RuntimeError(f"CI=true but {_missing}: run scripts/setup")
 pytestmark = pytest.mark.skipif(_missing is not None, reason=f"TLS broker tests: {_missing}")
 

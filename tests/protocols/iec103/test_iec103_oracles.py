@@ -5,7 +5,6 @@ and CI is not set; on CI they must run."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -27,8 +26,9 @@ from protocols.iec103.asdu_messages import (
 )
 from protocols.iec103.frames import Control, FixedFrame, VariableFrame, encode_frame
 from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
+from tests.support.ci import in_ci
 
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CI = in_ci()
 WHEN = datetime(2031, 7, 4, 13, 37, 42, 123000, tzinfo=UTC)
 
 

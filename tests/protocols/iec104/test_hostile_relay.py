@@ -63,7 +63,8 @@ async def test_malformed_asdus_are_stored_raw_and_acknowledged_without_a_restart
     kept = {o.details["raw"]: o for o in sink.points("r1") if "diverted" in o.details}
     assert set(kept) == {frame.hex() for frame in MALFORMED.values()}
     crash = kept[CRASHES_C104.hex()]
-    assert (crash.address, crash.value, crash.cause) == ("1", None, "SPONTANEOUS")
+    assert (crash.address, crash.value, crash.cause) == ("1", None, "spontaneous")
+    assert crash.cause_raw == "SPONTANEOUS"
     assert crash.details["type"] == "M_SP_NA_1" and "127 objects" in str(crash.details["diverted"])
     unknown = kept[MALFORMED["unknown_type_id"].hex()]
     assert (unknown.details["type"], unknown.details["type_id"]) == ("unknown", 0x7F)
@@ -82,7 +83,8 @@ async def test_a_cause_c104_does_not_name_is_kept_by_number(cot: int) -> None:
         assert not task.done()
     assert relay.connections == 1
     private = next(o for o in sink.points("r1") if o.address == "1001")
-    assert (private.cause, private.details["cot"], private.value) == (f"COT_{cot}", cot, True)
+    assert (private.cause_raw, private.details["cot"], private.value) == (f"COT_{cot}", cot, True)
+    assert private.cause == "other"
     assert private.device_time == T0
 
 

@@ -96,6 +96,13 @@ class ApduGuard:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "asdus_passed": self.passed,
+            "asdus_diverted": self.diverted,
+            "framing_errors": self.framing_errors,
+        }
+
     def cut(self, reason: str) -> None:
         """End the current connection now; nothing more from c104 reaches the relay."""
         self._cut.set()

@@ -52,7 +52,7 @@ async def test_malformed_asdus_are_stored_raw_and_acknowledged_without_a_restart
     sink = RecordingSink()
     async with (
         outstation(common_address=5) as relay,
-        running(relay_driver("r1", relay), sink) as task,
+        running(driver := relay_driver("r1", relay), sink) as task,
     ):
         await relay.send_many(MALFORMED.values())
         await relay.send_asdu(single_point_tb(5, 1001, True, T0))
@@ -60,6 +60,8 @@ async def test_malformed_asdus_are_stored_raw_and_acknowledged_without_a_restart
         await relay.wait_all_acked()
         assert not task.done()
     assert relay.connections == 1
+    assert driver.counters["asdus_diverted"] == len(MALFORMED)
+    assert driver.counters["framing_errors"] == 0
     kept = {o.details["raw"]: o for o in sink.points("r1") if "diverted" in o.details}
     assert set(kept) == {frame.hex() for frame in MALFORMED.values()}
     crash = kept[CRASHES_C104.hex()]
@@ -95,7 +97,7 @@ async def test_broken_framing_ends_only_that_link() -> None:
     async with (
         outstation() as bad,
         outstation(common_address=2) as good,
-        running(relay_driver("bad", bad), sink) as bad_task,
+        running(bad_driver := relay_driver("bad", bad), sink) as bad_task,
         running(relay_driver("good", good), sink) as good_task,
     ):
         await wait_until(lambda: bad.started.is_set() and good.started.is_set())
@@ -106,6 +108,7 @@ async def test_broken_framing_ends_only_that_link() -> None:
         await good.wait_all_acked()
         assert not good_task.done()
     assert [o.address for o in sink.points("good")] == ["7"]
+    assert bad_driver.counters["framing_errors"] == 1
 
 
 async def test_fuzzed_relay_beside_two_healthy_relays_that_lose_nothing() -> None:

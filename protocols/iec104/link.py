@@ -235,6 +235,10 @@ class Iec104Link:
         )
         if connection is None:
             raise LinkError(f"{self.device.id}: c104 refused {self.device.host}:{self.device.port}")
+        # c104 confirms every I-frame (w = 1) once its callbacks returned, so the guard can
+        # confirm the relay's frames c104 never saw (diverted) right behind them; with w = 8
+        # a diverted frame could wait for c104's t2 (10 s) while the relay's window is full.
+        connection.protocol_parameters.receive_window_size = 1
         connection.add_station(common_address=self.device.common_address)
         connection.on_state_change(callable=self._on_state_change)
         connection.on_unexpected_message(callable=self._on_unexpected_message)

@@ -118,7 +118,7 @@ async def test_fuzzed_relay_beside_two_healthy_relays_that_lose_nothing() -> Non
     fuzz_count, healthy_events = 100_000, 300
     sink = _CountingSink()
     async with (
-        outstation(common_address=9, k=200) as fuzzed,
+        outstation(common_address=9) as fuzzed,
         outstation(common_address=2) as healthy_a,
         outstation(common_address=3) as healthy_b,
         running(relay_driver("fuzzed", fuzzed, interrogation_timeout_s=120), sink) as fuzz_task,

@@ -104,8 +104,9 @@ async def test_what_could_not_be_stored_is_never_acknowledged(frame: bytes, stal
     relay = await RawOutstation(free_port()).start()
     sink = FailingSink(stall=stall)
     try:
-        async with running(driver_for(device("r1", relay.port, 1)), sink) as task:
-            await wait_until(relay.started.is_set)
+        driver = driver_for(device("r1", relay.port, 1))
+        async with running(driver, sink) as task:
+            await wait_until(lambda: driver.ready, what="connect interrogation")
             await relay.send_asdu(frame)
             await asyncio.to_thread(sink.entered.wait, 30)
             # While the store is still running (stall) or after it failed: the relay

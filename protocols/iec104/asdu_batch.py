@@ -32,8 +32,10 @@ class AsduBatcher:
         deliver: Callable[[list[PointObservation]], None],
         stale_after_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        on_done: Callable[[object], None] | None = None,
     ) -> None:
         self._deliver = deliver
+        self._on_done = on_done  # an ASDU's key, once everything it carried is durable
         self.stale_after_s = stale_after_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -76,7 +78,10 @@ class AsduBatcher:
                 self._flush()
 
     def _flush(self) -> None:
-        held, self._held, self._asdu, self._seen = self._held, [], None, 0
+        held, asdu = self._held, self._asdu
+        self._held, self._asdu, self._seen = [], None, 0
         if held:
             self.asdus += 1
             self._deliver(held)
+        if self._on_done is not None:
+            self._on_done(asdu)

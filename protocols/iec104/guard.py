@@ -33,6 +33,7 @@ never acknowledged.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import selectors
 import socket
@@ -75,6 +76,10 @@ class ApduGuard:
         self.diverted = 0
         self.passed = 0
         self.framing_errors = 0
+        # A diverted frame waits behind frames c104 holds: the link calls `confirm_through`
+        # once their ASDUs are durable (read without a lock on c104's thread: a flag).
+        self.owed = False
+        self._session: _Session | None = None
         self.last_error = ""
         self._token = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -132,16 +137,24 @@ class ApduGuard:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._cut.clear()
             self._sockets = (master, upstream)
+            self.owed = False
+            self._session = _Session(self, master, upstream)
             try:
-                _Session(self, master, upstream).pump()
+                self._session.pump()
             except GuardClosed as exc:
                 log.info("device %s: guard closed the connection: %s", self.name, exc)
             except OSError as exc:
                 log.debug("device %s: guard socket: %s", self.name, exc)
             finally:
-                self._sockets = None
+                self._sockets = self._session = None
                 master.close()
                 upstream.close()
+
+    def confirm_through(self, token: int) -> None:
+        """The link stored the ASDU with this token (and c104 processed all before it)."""
+        session = self._session
+        if session is not None:
+            session.confirm_through(token)
 
     def keep(self, asdu: bytes) -> int:
         """Remember a passed-on monitoring ASDU for the link; returns its token."""
@@ -151,7 +164,13 @@ class ApduGuard:
 
 
 class _Session:
-    """One connection: c104 on `master`, the relay on `upstream`."""
+    """One connection: c104 on `master`, the relay on `upstream`.
+
+    Relay sequence numbers: every frame before `stored_vr` was either stored (diverted) or
+    handed to c104 and is in `unconfirmed` until c104 confirms it or the link reports its
+    ASDU durable (`confirm_through`). An N(R) sent to the relay never passes the first
+    entry of `unconfirmed` that is not known to be durable, and never goes backwards.
+    """
 
     def __init__(self, guard: ApduGuard, master: socket.socket, upstream: socket.socket) -> None:
         self.guard = guard
@@ -160,10 +179,14 @@ class _Session:
         self.from_relay = bytearray()
         self.from_master = bytearray()
         self.relay_vr = 0  # next N(S) expected from the relay
+        self.stored_vr = 0  # every relay frame before it: stored, or in `unconfirmed`
         self.master_vs = 0  # next N(S) c104 sees
-        self.unconfirmed: deque[int] = deque()  # relay N(S) of passed-on frames, c104 order
+        # (relay N(S), guard token or None) of frames handed to c104, in c104's order
+        self.unconfirmed: deque[tuple[int, int | None]] = deque()
         self.confirmed_base = 0  # c104 numbering of unconfirmed[0]
-        self.sent_nr = 0  # last N(R) the relay got from us
+        self.sent_nr = 0  # last N(R) the relay got
+        self.last_diverted: int | None = None
+        self.lock = threading.Lock()  # the c104 thread confirms too (`confirm_through`)
 
     def pump(self) -> None:
         with selectors.DefaultSelector() as selector:
@@ -207,17 +230,18 @@ class _Session:
         asdu = body[4:]
         verdict = check_asdu(asdu)
         if not verdict.ok:
-            self._divert(asdu, verdict.reason)
+            self._divert(ns, asdu, verdict.reason)
             return b""
-        if asdu[0] in MONITORING_TYPES:
-            self.guard.keep(asdu)
-        self.unconfirmed.append(ns)
+        token = self.guard.keep(asdu) if asdu[0] in MONITORING_TYPES else None
+        with self.lock:
+            self.unconfirmed.append((ns, token))
+            self.stored_vr = self.relay_vr
         control = struct.pack("<H", self.master_vs << 1) + body[2:4]
         self.master_vs = (self.master_vs + 1) % SEQ_MOD
         self.guard.passed += 1
         return bytes([0x68, len(body)]) + control + asdu
 
-    def _divert(self, asdu: bytes, reason: str) -> None:
+    def _divert(self, ns: int, asdu: bytes, reason: str) -> None:
         guard = self.guard
         guard.diverted += 1
         if guard.diverted == 1 or guard.diverted % 1000 == 0:
@@ -233,8 +257,13 @@ class _Session:
         except Exception as exc:  # noqa: BLE001 - not stored: end before anything confirms it
             guard.cut(f"could not store a diverted ASDU: {type(exc).__name__}: {exc}")
             raise GuardClosed(guard.last_error) from None
-        if not self.unconfirmed:
-            self._confirm(self.relay_vr)
+        with self.lock:
+            self.stored_vr = self.relay_vr
+            self.last_diverted = ns
+            if self.unconfirmed:
+                guard.owed = True  # confirmed once the frames c104 holds are durable
+            else:
+                self._send_nr(self.stored_vr)
 
     # c104 -> relay
 
@@ -243,33 +272,65 @@ class _Session:
         buffer += data
         offset, out = 0, bytearray()
         try:
-            while (length := frame_length(buffer, offset)) is not None:
-                if len(buffer) - offset < length:
-                    break
-                body = bytearray(buffer[offset + 2 : offset + length])
-                offset += length
-                if frame_kind(body) in ("I", "S"):
-                    nr = self._translate(struct.unpack_from("<H", body, 2)[0] >> 1)
-                    struct.pack_into("<H", body, 2, nr << 1)
-                    self.sent_nr = nr
-                out += bytes([0x68, len(body)]) + body
+            with self.lock:
+                while (length := frame_length(buffer, offset)) is not None:
+                    if len(buffer) - offset < length:
+                        break
+                    body = bytearray(buffer[offset + 2 : offset + length])
+                    offset += length
+                    kind = frame_kind(body)
+                    if kind in ("I", "S"):
+                        nr = self._translate(struct.unpack_from("<H", body, 2)[0] >> 1)
+                        if kind == "S" and not self._advances(nr):
+                            continue  # the relay already has this confirmation
+                        nr = nr if self._advances(nr) else self.sent_nr
+                        struct.pack_into("<H", body, 2, nr << 1)
+                        self._sent(nr)
+                    out += bytes([0x68, len(body)]) + body
+                if out and not self.guard._cut.is_set():
+                    self.upstream.sendall(out)
         except FramingError as exc:  # c104 itself sent something odd: end cleanly
             raise GuardClosed(f"framing error from c104: {exc}") from None
         finally:
             del buffer[:offset]
-        if out and not self.guard._cut.is_set():
-            self.upstream.sendall(out)
 
     def _translate(self, master_nr: int) -> int:
+        """c104's N(R) in the relay's numbering (lock held)."""
         done = (master_nr - self.confirmed_base) % SEQ_MOD
         if done > len(self.unconfirmed):
             raise FramingError(f"c104 confirmed {done} frames, only {len(self.unconfirmed)} open")
         for _ in range(done):
             self.unconfirmed.popleft()
         self.confirmed_base = master_nr
-        return self.unconfirmed[0] if self.unconfirmed else self.relay_vr
+        return self.unconfirmed[0][0] if self.unconfirmed else self.stored_vr
 
-    def _confirm(self, nr: int) -> None:
-        if nr != self.sent_nr:
-            self.sent_nr = nr
+    def confirm_through(self, token: int) -> None:
+        """From the link (c104's receive thread): the ASDU with this token and every frame
+        c104 had before it are durable; confirm them and the diverted frames behind them."""
+        with self.lock:
+            entries = self.unconfirmed
+            index = next((i for i, (_, kept) in enumerate(entries) if kept == token), -1)
+            # Up to the next frame that carries data; frames without (confirmations, end of
+            # initialisation) need nothing stored. Not found: c104 confirmed it already.
+            nr = self.stored_vr
+            for ns, kept in itertools.islice(entries, index + 1, None):
+                if kept is not None:
+                    nr = ns
+                    break
+            if not self.guard._cut.is_set():
+                self._send_nr(nr)
+
+    def _advances(self, nr: int) -> bool:
+        return 0 < (nr - self.sent_nr) % SEQ_MOD <= (self.stored_vr - self.sent_nr) % SEQ_MOD
+
+    def _send_nr(self, nr: int) -> None:
+        """An S-frame to the relay, if it confirms more than it has (lock held)."""
+        if self._advances(nr):
             self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))
+            self._sent(nr)
+
+    def _sent(self, nr: int) -> None:
+        self.sent_nr = nr
+        last = self.last_diverted
+        if last is not None and (last - nr) % SEQ_MOD >= (self.stored_vr - nr) % SEQ_MOD:
+            self.guard.owed = False  # the last diverted frame is confirmed

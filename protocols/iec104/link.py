@@ -91,7 +91,7 @@ class Iec104Link:
         self._open = False
         self._lock = threading.Lock()
         self._interrogation_lock = asyncio.Lock()
-        self.batcher = AsduBatcher(sink.deliver_blocking)
+        self.batcher = AsduBatcher(sink.deliver_blocking, on_done=self._asdu_done)
         # c104 talks to the relay only through this guard (guard.py: what c104 must not see).
         self.guard = ApduGuard(
             self.name,
@@ -235,10 +235,10 @@ class Iec104Link:
         )
         if connection is None:
             raise LinkError(f"{self.device.id}: c104 refused {self.device.host}:{self.device.port}")
-        # c104 confirms every I-frame (w = 1) once its callbacks returned, so the guard can
-        # confirm the relay's frames c104 never saw (diverted) right behind them; with w = 8
-        # a diverted frame could wait for c104's t2 (10 s) while the relay's window is full.
-        connection.protocol_parameters.receive_window_size = 1
+        # t2 = 1 s (lib60870: 10 s): c104 confirms what it holds within a second even when
+        # fewer than w = 8 frames came; the guard's own confirmations (`_asdu_done`) cover
+        # the common case, this covers frames c104 takes without a callback.
+        connection.protocol_parameters.confirm_interval = 1
         connection.add_station(common_address=self.device.common_address)
         connection.on_state_change(callable=self._on_state_change)
         connection.on_unexpected_message(callable=self._on_unexpected_message)
@@ -349,6 +349,13 @@ class Iec104Link:
             self.guard.cut(f"observation sink failed: {detail}")
             log.exception("device %s: could not store a received message", self.name)
             self._to_loop(_LinkEvent("sink_failed", detail=detail))
+
+    def _asdu_done(self, key: object) -> None:
+        """An ASDU is durable. Only while a diverted frame waits behind frames c104 holds,
+        tell the guard: c104 confirms by itself only every 8 frames or after t2 (10 s),
+        and a relay's window (k = 12) would stall meanwhile."""
+        if self.guard.owed and isinstance(key, int):
+            self.guard.confirm_through(key)
 
     def _store_diverted(self, asdu: bytes, reason: str) -> None:
         """On the guard's thread: an ASDU c104 must not see, stored as raw data. Raises

@@ -23,7 +23,10 @@ afresh, and c104's N(R) (in its S- and I-frames) is translated back: it confirms
 frames up to the first passed-on frame c104 has not confirmed, or everything received when
 there is none. Diverted frames are stored before the next frame is even read, so a
 translated N(R) never confirms a frame that is not durable. When c104 has nothing left to
-confirm, the guard confirms a diverted frame itself with an S-frame.
+confirm, the guard confirms a diverted frame itself with an S-frame. When c104 still holds
+frames, c104 would confirm them only after 8 frames or its t2: the link tells the guard as
+soon as their ASDUs are durable (`confirm_through`), and the guard confirms up to the next
+frame c104 holds (a relay's window of 12 would otherwise stall).
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
 through: the link calls it when the sink fails, so the frame that could not be stored is

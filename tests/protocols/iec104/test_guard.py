@@ -10,6 +10,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -162,3 +163,24 @@ def test_cut_lets_nothing_from_c104_through(ends: Ends) -> None:
     with contextlib.suppress(OSError):  # already closed: just as good
         ends.master.sendall(s_frame(1))
     assert ends.relay.recv(100) == b""
+
+
+def test_the_link_confirms_a_diverted_frame_behind_one_c104_holds(ends: Ends) -> None:
+    """c104 confirms only every 8 frames: once the link has stored the ASDU c104 holds,
+    the guard confirms it and the diverted frame behind it, and c104's own later
+    confirmation of the same frame is not sent twice."""
+    ends.relay.sendall(i_frame(0, 0, VALID) + i_frame(1, 0, CRASHES_C104))
+    assert read_frame(ends.master) == i_frame(0, 0, VALID)
+    token, kept = ends.guard.asdus[-1]
+    deadline = time.monotonic() + 10
+    while not ends.guard.owed and time.monotonic() < deadline:
+        time.sleep(0.01)  # the diverted frame may come in the guard's next read
+    assert kept == VALID and ends.stored and ends.guard.owed
+    ends.guard.confirm_through(token)
+    assert read_frame(ends.relay) == s_frame(2)
+    assert not ends.guard.owed
+    ends.master.sendall(s_frame(1))  # c104 catches up: nothing new for the relay
+    ends.relay.sendall(i_frame(2, 0, VALID))
+    assert read_frame(ends.master) == i_frame(1, 0, VALID)
+    ends.master.sendall(s_frame(2))
+    assert read_frame(ends.relay) == s_frame(3)  # the next confirmation, not a repeat of 2

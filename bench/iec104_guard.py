@@ -57,6 +57,8 @@ class CountingSink:
 class _NoGuard:
     """Stands in for the guard: c104 connects to the relay itself."""
 
+    owed = False
+
     def __init__(self, port: int) -> None:
         self.port = port
 

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -28,7 +29,8 @@ from typing import Any
 import pytest
 from playwright import sync_api as playwright_api
 
-from gateway import wire
+from gateway import comtrade, wire
+from tests.center.disturbance_support import TRIGGER, fault_report, transfer
 from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
 from tests.center.mqtt_support import publish_all, start_center, subscribed
 from tests.center.records import T0, Gateway, message, seed_records
@@ -61,7 +63,9 @@ def _publish(mosquitto: Any, messages: list[Any], client_id: str) -> None:
 
 def _fleet_and_incident() -> list[Any]:
     """What a gateway sends: birth, health, firmware and settings (a second firmware
-    version and a settings change, both drift), then the seed's incident."""
+    version and a settings change, both drift), then the seed's incident with line 1's
+    disturbance record (manifest, then its chunks one by one, as the uplink sends them) and
+    line 2's own fault report."""
     gw = Gateway()
     later = T0 + timedelta(minutes=5)
     feeder = SettingsSource(gw, "busbar")
@@ -77,6 +81,14 @@ def _fleet_and_incident() -> list[Any]:
         firmware(gw, "busbar", "1.9.3", T0, model="BB-10"),
         feeder.snapshot(FEEDER, T0),
         *seed_records(gw),
+    ]
+    manifest, chunks = transfer(gw)
+    at = TRIGGER + timedelta(milliseconds=3)
+    report = fault_report(gw, "line2", at, A=2950.0, B=210.0, C=205.0)
+    records += [
+        manifest,
+        *chunks,
+        report,
         firmware(gw, "line2", "2.5.0-rc1", later, model="LP-200"),
         feeder.snapshot({**FEEDER, "i_pickup": 1.5}, later),
         health,
@@ -116,6 +128,7 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
         _publish(mosquitto, batch, "gw1")
         db = tmp_path / "center.sqlite"
         _wait(lambda: _count(db, "SELECT count(*) FROM ticket_members") >= 3, "the P1 ticket")
+        _wait(lambda: _count(db, ATTACHED) == 2, "the disturbance record and fault report attached")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
@@ -125,6 +138,12 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
             process.kill()
             process.wait(10)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+ATTACHED = (
+    "SELECT (SELECT count(*) FROM disturbance_records WHERE status = 'complete' AND ticket_id"
+    " IS NOT NULL) + (SELECT count(*) FROM fault_reports WHERE ticket_id IS NOT NULL)"
+)
 
 
 def _count(db: Path, sql: str) -> int:
@@ -202,10 +221,10 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     assert page.locator("svg.soe .mark-breaker_failure.raised").count() == 1  # busbar
     assert page.locator("svg.soe .mark-reclose.raised").count() == 1  # line 1
     assert page.locator("svg.soe .mark-start.raised").count() == 2
-    expect(page.locator("#disturbance-records")).to_contain_text("No disturbance records")
     ticket_url = page.url
     page.screenshot(path=shots / "ticket.png", full_page=True)
     page.screenshot(path=shots / "ticket-top.png")  # the viewport: docs/console-ticket.png
+    _read_the_disturbance_record(page, shots)
 
     # The other pages, each saved.
     for name, path in (
@@ -257,6 +276,7 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     _login(vpage, origin, "vera")
     vpage.goto(new_url)
     expect(vpage.locator("#ticket-state")).to_have_text("open")
+    expect(vpage.locator("#disturbance-records")).to_contain_text("No disturbance records")
     expect(vpage.locator("#resolve-form")).to_have_count(0)
     expect(vpage.locator("section.actions")).to_have_count(0)
     vpage.screenshot(path=shots / "ticket-viewer.png", full_page=True)
@@ -283,3 +303,61 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     assert [e for e in errors if "status of 404" not in e] == []
     viewer.close()
     context.close()
+
+
+def _read_the_disturbance_record(page: Any, shots: Path) -> None:
+    """Line 1's record on the P1 ticket: its analysis, its waveforms, its files; line 2's
+    fault report beside it."""
+    expect = playwright_api.expect
+    panel = page.locator("#panel-disturbance")
+    record = panel.locator("article.record")
+    expect(record).to_have_count(1)
+    expect(record.locator(".fault-type")).to_have_text("AG")
+    expect(record.locator(".summary-line")).to_contain_text("AG fault")
+    facts = record.locator("dl.facts")
+    expect(facts).to_contain_text("Cleared80 ms")
+    expect(facts).to_contain_text("Trip60 ms")
+    faulted = record.locator("table.analysis tr.faulted")
+    assert faulted.evaluate_all("rs => rs.map(r => r.dataset.phase)") == ["A", "residual"]
+    row_a = record.locator("table.analysis tr[data-phase=A]")
+    expect(row_a.locator("td.strong")).to_contain_text("3,0")  # ~3,000 A RMS on 200 A load
+    expect(row_a.locator("td.dip")).to_contain_text("70 %")
+    # The waveforms: currents and voltages on one axis, phase A bold, the fault marked,
+    # trip and breaker as lanes.
+    wave = record.locator("svg.wave")
+    expect(wave).to_be_visible()
+    plots = wave.locator("g.plot").evaluate_all("gs => gs.map(g => g.dataset.plot)")
+    assert plots == ["currents", "voltages"]
+    channels = wave.locator("polyline.trace").evaluate_all(
+        "ps => ps.map(p => [p.dataset.channel, p.classList.contains('faulted')])"
+    )
+    assert channels == [
+        ["IA", True], ["IB", False], ["IC", False], ["UA", True], ["UB", False], ["UC", False],
+    ]  # fmt: skip
+    lanes = wave.locator("g.lane-digital").evaluate_all("gs => gs.map(g => g.dataset.channel)")
+    assert lanes == ["trip", "breaker_closed"]
+    expect(wave.locator("rect.fault-band")).to_have_count(1)
+    moments = wave.locator("g.moment text").all_text_contents()
+    assert moments == ["inception", "trip +60 ms", "cleared +80 ms"]
+    reports = panel.locator("table.fault-reports tbody tr")
+    expect(reports).to_have_count(1)
+    expect(reports).to_contain_text("line2")
+    expect(reports).to_contain_text("12.4 km")
+    page.locator("#disturbance-records").screenshot(path=shots / "ticket-disturbance.png")
+    bottom = page.evaluate(
+        "document.querySelector('#disturbance-records').getBoundingClientRect().bottom"
+        " + window.scrollY"
+    )
+    page.screenshot(  # the incident from the top of the page: README and docs/console.md
+        path=shots / "ticket-incident.png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 1360, "height": bottom + 12},
+    )
+    # The COMTRADE files, through the console's session.
+    with page.expect_download() as download:
+        record.locator("a.download").click()
+    with zipfile.ZipFile(download.value.path()) as z:
+        names = sorted(z.namelist())
+        assert names == ["north_line1_17.cfg", "north_line1_17.dat"]
+        parsed = comtrade.read(z.read(names[0]), z.read(names[1]))
+    assert [a.name for a in parsed.analog] == ["IA", "IB", "IC", "UA", "UB", "UC"]

@@ -32,6 +32,8 @@ LEAD_IN_MS = 2000
 # Lab links for relays `--relays` does not cover (consecutive ports per relay).
 DEFAULT_104_PORT = 24041
 DEFAULT_103_PORT = 21031
+# An IEC 103 relay's "disturbance record available" event (ASDU 23, its `details.type`).
+RECORD_LIST_ASDU = 23
 
 
 class ExportError(Exception):
@@ -170,10 +172,13 @@ def scenario_text(
         settings = relay.get("settings") or incident.settings.get(device)
         if settings:
             out.append(f"settings = {_toml_value(settings)}")
-    skipped = 0
+    skipped = announced = 0
     for e in incident.events:
         if e.point is None or e.device_id is None:
             skipped += 1  # an address its profile does not name cannot be replayed by name
+            continue
+        if e.details.get("type") == RECORD_LIST_ASDU:
+            announced += 1  # the relay announces a record itself when it replays one
             continue
         at_ms = LEAD_IN_MS + round((event_time(e) - t0).total_seconds() * 1000)
         out += [
@@ -188,6 +193,10 @@ def scenario_text(
             out.append(f"quality = {_toml_value([q for q in e.quality if q in _QUALITY])}")
     if skipped:
         out.insert(2, f"# {skipped} event(s) of addresses without a profile point were left out.")
+    if announced:
+        out.insert(
+            2, f"# {announced} record announcement(s) left out: [[disturbances]] replay them."
+        )
     files: dict[str, bytes] = {}
     for rec in incident.records:
         name, cfg, dat = rec["files"]

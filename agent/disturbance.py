@@ -91,8 +91,8 @@ def transfer_records(
         first_sample_time=obs.first_sample_time,
         sample_rate_hz=record.sample_rate_hz,
         samples=record.samples,
-        analog_channels=[ch.name for ch in obs.analog],
-        digital_channels=[ch.name for ch in obs.digital],
+        analog_channels=[ch.name for ch in record.analog],
+        digital_channels=[ch.name for ch in record.digital],  # as in the COMTRADE
         cfg_bytes=len(cfg),
         dat_bytes=len(dat),
         sha256=hashlib.sha256(content).hexdigest(),

@@ -7,7 +7,10 @@ from the newest snapshot, links from `--relays` or lab defaults), and every even
 ticket's timeline as a step at its time relative to the first (plus a lead-in, so the
 replaying agent has connected and interrogated first). Complete disturbance records of the
 incident are written beside the file as COMTRADE and listed under `[[disturbances]]` with
-their trigger time on the same time line. Pure text building; the CLI does the I/O.
+their trigger time on the same time line; their relays are in the scenario even without
+an event of their own, and their announcements (IEC 103 ASDU 23 events) are not steps:
+the simulated relay announces a replayed record itself. Pure text building; the CLI does
+the I/O.
 """
 
 from __future__ import annotations

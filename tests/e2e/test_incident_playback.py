@@ -32,6 +32,8 @@ CRITICAL = [{"site": "north", "device_id": "busbar", "criticality": "high"}]
 # the seed's 15 events but the breaker's state before the fault, and the 103 relay's
 # start, trip, their resets and its record's announcement (ASDU 23)
 EVENTS_IN_TICKET = 19
+# The incident's ticket; stopping the agent opens the gateway's site comms ticket too.
+PROTECTION = "WHERE fault_class = 'protection_operation'"
 
 
 def incident(db: str) -> list[tuple[str, str, str, datetime]] | None:
@@ -39,11 +41,7 @@ def incident(db: str) -> list[tuple[str, str, str, datetime]] | None:
     engine = sa.create_engine(db)
     try:
         with engine.connect() as conn:
-            ticket = conn.execute(
-                sa.text(
-                    "SELECT id, priority FROM tickets WHERE fault_class = 'protection_operation'"
-                )
-            ).first()
+            ticket = conn.execute(sa.text(f"SELECT id, priority FROM tickets {PROTECTION}")).first()
             if ticket is None:
                 return None
             rows = conn.execute(
@@ -142,7 +140,7 @@ async def test_an_exported_incident_replays_into_a_fresh_agent_and_center(
     engine = sa.create_engine(field_db)
     with engine.connect() as conn:
         ticket_id, priority = conn.execute(
-            sa.text("SELECT id, priority FROM tickets WHERE fault_class = 'protection_operation'")
+            sa.text(f"SELECT id, priority FROM tickets {PROTECTION}")
         ).one()
     engine.dispose()
     assert priority == "P1"
@@ -177,10 +175,10 @@ async def test_an_exported_incident_replays_into_a_fresh_agent_and_center(
     same_analysis(field_record, lab_record, field[0][3], lab[0][3])
     engine = sa.create_engine(lab_db)
     with engine.connect() as conn:
-        members = sorted(conn.execute(sa.text("SELECT subject FROM ticket_members")).scalars())
-        lab_priority = conn.execute(
-            sa.text("SELECT priority FROM tickets WHERE fault_class = 'protection_operation'")
-        ).scalar()
+        members = sorted(
+            conn.execute(sa.text(f"SELECT subject FROM ticket_members {PROTECTION}")).scalars()
+        )
+        lab_priority = conn.execute(sa.text(f"SELECT priority FROM tickets {PROTECTION}")).scalar()
         records = conn.execute(sa.text("SELECT count(*) FROM disturbance_records")).scalar()
     engine.dispose()
     assert members == ["busbar", "line1", "line2", RECORDER]

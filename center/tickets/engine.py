@@ -19,6 +19,11 @@ Lifecycle: open -> acknowledged -> resolved -> closed.
   clears, with one notification, until it calms down.
 - Maintenance windows: signals still reach the store and existing tickets' timelines, but
   nothing opens or reopens; a condition still raised when the window ends opens then.
+- A state reported because someone asked (a general interrogation after a connect or for a
+  poll, a read) is not a change: it never opens, joins or extends an incident, moves no
+  ticket time and counts no occurrence. It reconciles conditions only: a condition found
+  other than the center knew it changes as if reported (opens, recurs, or starts its
+  clear); one found as known touches nothing.
 """
 
 from __future__ import annotations
@@ -139,6 +144,9 @@ class TicketEngine:
 
     def on_signal(self, uow: TicketUnitOfWork, sig: Signal) -> None:
         now = self.clock.now()
+        if sig.asked and sig.mode != "condition":
+            uow.count("asked_states_not_incidents")  # stored; no part of any incident
+            return
         if sig.mode == "context":
             self._context(uow, sig)
         elif sig.mode == "discrete":
@@ -196,6 +204,8 @@ class TicketEngine:
             summary=sig.summary,
         )
         changed = cond.active != sig.raised
+        if sig.asked and not changed and not cond.suppressed:
+            return  # found as the center knew it: confirms, changes nothing
         if changed:
             cond.active = sig.raised
             cond.changed_at = sig.at

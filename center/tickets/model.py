@@ -25,7 +25,8 @@ class Signal:
     `subject` is the device id, or "@<gateway>" for a site-level signal. `mode`:
     discrete (a trip: a person resolves it), condition (raised/cleared, resolves itself
     once the clear has held) or context (joins a protection ticket's timeline, opens
-    nothing)."""
+    nothing). `asked`: the state was reported because someone asked (an interrogation, a
+    read), so it is not a change: it reconciles conditions and is no part of an incident."""
 
     site: str
     subject: str
@@ -39,6 +40,7 @@ class Signal:
     summary: str
     ref: tuple[str, int, int] | None = None
     grouped: bool = False
+    asked: bool = False
 
     @property
     def key(self) -> str:

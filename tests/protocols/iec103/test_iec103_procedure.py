@@ -36,8 +36,9 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
         ident = sink.of(IdentityObservation, device_id)[0]
         assert (ident.manufacturer, ident.firmware_version) == ("DEMO", "V4.7")
         assert relay.time_syncs == 1
-        gi = [o for o in sink.of(PointObservation, device_id) if o.cause == "general_interrogation"]
+        gi = [o for o in sink.of(PointObservation, device_id) if o.cause == "interrogated"]
         assert {o.address for o in gi} >= {"128/69", "128/47"}
+        assert {o.cause_raw for o in gi} == {"general_interrogation"}  # COT 9
         settings = {s.name: s.value for s in sink.of(SettingsObservation, device_id)[0].settings}
         assert settings == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
     status = await bench.driver.poll("relay1", PollKind.STATUS)

@@ -164,6 +164,7 @@ def disturbance_observations(
                 device_id,
                 asdu.address,
                 f"disturbance record {record.fault_number} available",
+                raised=True,  # the text is no on/off value: the announcement is an occurrence
                 device_time=when,
                 device_time_flags=record.time.flags,
                 cause=cause_of(asdu.cot),

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from center.analytics.clock_tracker import ClockQualityTracker
 from center.clock import Clock
 from center.lifecycle.drift import DriftDetector
 from center.store import schema as s
@@ -152,6 +153,7 @@ class Ingestor:
         self._discrete = frozenset(rules.discrete_alarm_codes)
         self._ignored = frozenset(rules.ignored_alarm_codes)
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
+        self.clock_quality = ClockQualityTracker(tickets.config.analytics.clock, tickets)
 
     def check(
         self, batch: Sequence[Message]
@@ -196,6 +198,7 @@ class Ingestor:
                 for sig in self._signals(result):
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
+                self.clock_quality.on_records(conn, uow, result.new)
             changed = uow.flush()
         # Counted only once committed.
         for result in results:

@@ -1,0 +1,175 @@
+"""Clock quality at ingest: each batch's spontaneous events update their relays' clock
+state (one read and one upsert per batch), and a relay whose verdict turns bad or good
+raises or clears its `clock_quality` condition through the ticket engine, in the batch's
+transaction. The condition then resolves like any other once the clear has held."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_
+
+from center.analytics.clock import (
+    SPONTANEOUS,
+    TIME_SYNC,
+    ClockReading,
+    ClockState,
+    evaluate,
+    figures,
+    fold,
+)
+from center.analytics.config import ClockConfig
+from center.store import schema as s
+from center.store.db import as_utc, insert
+from center.store.ticket_repo import TicketUnitOfWork
+from center.tickets.engine import TicketEngine
+from center.tickets.model import CLOCK_QUALITY, Signal
+from gateway import wire
+
+Key = tuple[str, str]
+_STATE_COLUMNS = (
+    "gateway_id",
+    "samples",
+    "recent_flags",
+    "timed_events",
+    "invalid_events",
+    "substituted_events",
+    "last_event_at",
+    "last_sync_at",
+    "last_sync_valid",
+    "sample_count",
+    "p50_ms",
+    "p95_abs_ms",
+    "drift_ms_per_day",
+    "verdict",
+    "bad",
+    "summary",
+    "updated_at",
+)
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def reading(r: wire.Record) -> ClockReading | None:
+    """The clock evidence in a record, if any: spontaneous events and 103 sync answers."""
+    if not isinstance(r, wire.Event) or r.device_id is None or r.cause is None:
+        return None
+    cause = r.cause.lower()
+    if cause not in (SPONTANEOUS, TIME_SYNC):
+        return None
+    device_at = _utc(r.device_time) if r.device_time is not None else None
+    return ClockReading(
+        _utc(r.gateway_time), device_at, tuple(r.device_time_flags), cause == TIME_SYNC
+    )
+
+
+def state_from_row(row: Any) -> ClockState:
+    return ClockState(
+        site=row["site"],
+        device_id=row["device_id"],
+        gateway_id=row["gateway_id"],
+        samples=[(t, o) for t, o in json.loads(row["samples"])],
+        recent_flags=row["recent_flags"],
+        timed_events=row["timed_events"],
+        invalid_events=row["invalid_events"],
+        substituted_events=row["substituted_events"],
+        last_event_at=as_utc(row["last_event_at"]),
+        last_sync_at=as_utc(row["last_sync_at"]),
+        last_sync_valid=row["last_sync_valid"],
+        verdict=row["verdict"],
+        bad=row["bad"],
+        summary=row["summary"],
+    )
+
+
+def state_row(st: ClockState, now: datetime) -> dict[str, Any]:
+    figs = figures(st)
+    return {
+        "site": st.site,
+        "device_id": st.device_id,
+        "gateway_id": st.gateway_id,
+        "samples": json.dumps(st.samples, separators=(",", ":")),
+        "recent_flags": st.recent_flags,
+        "timed_events": st.timed_events,
+        "invalid_events": st.invalid_events,
+        "substituted_events": st.substituted_events,
+        "last_event_at": st.last_event_at,
+        "last_sync_at": st.last_sync_at,
+        "last_sync_valid": st.last_sync_valid,
+        "sample_count": figs.sample_count,
+        "p50_ms": figs.p50_ms,
+        "p95_abs_ms": figs.p95_abs_ms,
+        "drift_ms_per_day": figs.drift_ms_per_day,
+        "verdict": st.verdict,
+        "bad": st.bad,
+        "summary": st.summary,
+        "updated_at": now,
+    }
+
+
+class ClockQualityTracker:
+    def __init__(self, config: ClockConfig, tickets: TicketEngine) -> None:
+        self.config = config
+        self.tickets = tickets
+        self._upserts: dict[str, Any] = {}
+
+    def _upsert(self, conn: Connection) -> Any:
+        name = conn.dialect.name
+        if name not in self._upserts:
+            stmt = insert(s.clock_quality, conn)
+            self._upserts[name] = stmt.on_conflict_do_update(
+                index_elements=["site", "device_id"],
+                set_={c: getattr(stmt.excluded, c) for c in _STATE_COLUMNS},
+            )
+        return self._upserts[name]
+
+    def on_records(
+        self, conn: Connection, uow: TicketUnitOfWork, records: Sequence[wire.Record]
+    ) -> None:
+        """Newly stored records of one batch (duplicates never get here)."""
+        if not self.config.enabled:
+            return
+        readings: dict[Key, list[ClockReading]] = {}
+        gateways: dict[Key, str] = {}
+        for r in records:
+            found = reading(r)
+            if found is not None:
+                key = (r.site, str(r.device_id))
+                readings.setdefault(key, []).append(found)
+                gateways[key] = r.gateway_id
+        if not readings:
+            return
+        c = s.clock_quality.c
+        rows = conn.execute(
+            select(s.clock_quality).where(tuple_(c.site, c.device_id).in_(list(readings)))
+        ).mappings()
+        states = {(row["site"], row["device_id"]): state_from_row(row) for row in rows}
+        out = []
+        for key, batch in readings.items():
+            before = states.get(key) or ClockState(key[0], key[1], gateways[key])
+            before.gateway_id = gateways[key]
+            after, change = evaluate(fold(before, batch, self.config), self.config)
+            out.append(state_row(after, uow.now))
+            if change is not None:
+                at = max(x.gateway_at for x in batch)
+                self.tickets.on_signal(uow, self.signal(after, change, at))
+        conn.execute(self._upsert(conn), out)
+
+    def signal(self, st: ClockState, raised: bool, at: datetime) -> Signal:
+        return Signal(
+            site=st.site,
+            subject=st.device_id,
+            device_id=st.device_id,
+            gateway_id=st.gateway_id,
+            fault_class=CLOCK_QUALITY,
+            mode="condition",
+            raised=raised,
+            severity=self.config.severity,
+            at=at,
+            summary=f"{st.device_id}: clock {st.verdict}: {st.summary}",
+        )

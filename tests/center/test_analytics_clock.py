@@ -138,12 +138,14 @@ def test_invalid_flag_and_unanswered_sync_open_tickets(make_harness):
     h.send(_event(gw, "line3", T0, 0, cause="time_sync", flags=["invalid"]))
     tickets = {t["devices"][0]: t for t in h.tickets(fault_class="clock_quality")}
     assert sorted(tickets) == ["line1", "line3"]
-    assert "marks its clock invalid (IV)" in h.ticket(tickets["line1"]["id"])["timeline"][-1][
-        "summary"
-    ]
-    assert "answer to the last time sync is marked invalid" in h.ticket(
-        tickets["line3"]["id"]
-    )["timeline"][-1]["summary"]
+    assert (
+        "marks its clock invalid (IV)"
+        in h.ticket(tickets["line1"]["id"])["timeline"][-1]["summary"]
+    )
+    assert (
+        "answer to the last time sync is marked invalid"
+        in h.ticket(tickets["line3"]["id"])["timeline"][-1]["summary"]
+    )
 
 
 def test_duplicates_do_not_count_twice(make_harness):

@@ -112,14 +112,15 @@ def compare_rates(
     return RateComparison(failures, exposure, rest_failures, rest_exposure, p, alpha)
 
 
-def rate_sentence(what: str, c: RateComparison, unit: str = "device-year") -> str:
+def rate_sentence(
+    what: str, c: RateComparison, rest: str = "the rest of the fleet", unit: str = "device-year"
+) -> str:
     """The comparison in words a quality team reads without a statistics course."""
     rate = f"{c.rate:.2f}" if c.rate is not None else "-"
-    rest = f"{c.rest_rate:.2f}" if c.rest_rate is not None else "-"
+    rest_rate = f"{c.rest_rate:.2f}" if c.rest_rate is not None else "-"
     head = (
         f"{what}: {c.failures} in {c.exposure:.1f} {unit}s ({rate} per {unit}) against "
-        f"{c.rest_failures} in {c.rest_exposure:.1f} {unit}s ({rest} per {unit}) for the rest "
-        f"of the fleet."
+        f"{c.rest_failures} in {c.rest_exposure:.1f} {unit}s ({rest_rate} per {unit}) for {rest}."
     )
     chance = (
         f"If it were no worse than the rest, {c.failures} or more of these "

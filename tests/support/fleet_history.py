@@ -210,3 +210,69 @@ def seed_fleet(
     rows.flush()
     out.records = rows.seq
     return out
+
+
+# Tickets per device-year by class; the planted firmware FP-2.0 fails self-checks 4x.
+TICKET_RATES = {"protection_operation": 2.0, "self_check": 0.3, "comms": 1.0,
+                "alarm.ct_circuit": 1.0}  # fmt: skip
+WORSE_FIRMWARE = ("FP-300", "FP-2.0", "self_check", 4.0)
+CAUSES = ("line_fault", "external_fault", "hardware_failure", "firmware_defect",
+          "communication_failure", "unknown")  # fmt: skip
+
+
+def _ticket_row(i: int, site: str, dev: str, fc: str, at: datetime, rng: random.Random,
+                region: str) -> dict[str, Any]:  # fmt: skip
+    discrete = fc == "protection_operation"
+    acked = at + timedelta(minutes=rng.expovariate(1 / 45))
+    resolved = acked + timedelta(hours=rng.expovariate(1 / (8 if discrete else 1)))
+    return {
+        "id": i, "key": f"{site}/{dev}/{fc}", "site": site, "subject": dev, "device_id": dev,
+        "fault_class": fc, "kind": "discrete" if discrete else "condition",
+        "state": "closed", "muted": False, "episode": 1, "priority": "P3",
+        "severity": "major", "criticality": "normal", "region": region,
+        "service_point": f"sp-{region}", "title": f"{fc} at {site}: {dev}",
+        "occurrences": 1, "reopen_count": 1 if rng.random() < 0.05 else 0,
+        "flapping": False, "condition_active": False, "opened_at": at, "updated_at": resolved,
+        "first_event_at": at, "last_event_at": at, "acknowledged_at": acked,
+        "acknowledged_by": "ops", "resolved_at": resolved, "resolved_by": "ops",
+        "root_cause": rng.choice(CAUSES) if discrete or rng.random() < 0.5 else None,
+        "closed_at": resolved, "closed_by": "auto", "revision": 3,
+    }  # fmt: skip
+
+
+def seed_tickets(conn: Connection, config: dict[str, Any], target: int, seed: int = 11) -> int:
+    """About `target` closed tickets over the fleet's history, at TICKET_RATES scaled to
+    the target, with members and timelines; returns how many."""
+    rng = random.Random(seed)
+    regions = {site: v["region"] for site, v in config["routing"]["sites"].items()}
+    devices = conn.execute(
+        s.devices.select().with_only_columns(s.devices.c.site, s.devices.c.device_id,
+                                             s.devices.c.model, s.devices.c.first_seen,
+                                             s.devices.c.firmware_version)
+    ).all()  # fmt: skip
+    years = (
+        sum((NOW - _utc(first)).total_seconds() for *_, first, _ in devices) / YEAR.total_seconds()
+    )
+    scale = target / (years * sum(TICKET_RATES.values()))
+    rows = _Rows(conn)
+    i = 0
+    for site, dev, model, first, version in devices:
+        for fc, base in TICKET_RATES.items():
+            worse = (model, version, fc) == WORSE_FIRMWARE[:3]
+            rate = base * (WORSE_FIRMWARE[3] if worse else 1.0) * scale
+            for at in _poisson_times(rng, rate, _utc(first)):
+                i += 1
+                rows.add(s.tickets, _ticket_row(i, site, dev, fc, at, rng, regions[site]))
+                rows.add(s.ticket_members, {"ticket_id": i, "subject": dev, "site": site,
+                                            "fault_class": fc})  # fmt: skip
+                entry = {"ticket_id": i, "at": at, "recorded_at": at, "subject": dev}
+                rows.add(s.timeline, {**entry, "entry": "opened", "summary": "opened"})
+                if fc != "protection_operation" and rng.random() < 0.05:
+                    rows.add(s.timeline, {**entry, "entry": "flapping", "summary": "flapping"})
+    rows.flush(s.tickets)
+    rows.flush()
+    return i
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at

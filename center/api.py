@@ -257,7 +257,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
             if not queries.delete_window(conn, window_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")
 
+    from center.analytics.routes import add_routes as add_analytics_routes
     from center.lifecycle.routes import add_routes  # imports this module: here, not on top
 
     add_routes(app, ctx)
+    add_analytics_routes(app, ctx)
     return app

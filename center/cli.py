@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     from center.lifecycle_cli import add_parsers as add_lifecycle_parsers
 
     add_lifecycle_parsers(sub)
+
+    from center.analytics.cli import add_parsers as add_analytics_parsers
+
+    add_analytics_parsers(sub)
     return parser
 
 

@@ -21,6 +21,9 @@ from center.api import API, Actor, ApiContext
 
 PREFIX = f"{API}/analytics"
 RENDER = {"html": render_html, "csv": render_csv}
+# Module level: with postponed annotations FastAPI resolves names in module globals.
+From = Annotated[datetime | None, Query(alias="from", description="default: a year before to")]
+To = Annotated[datetime | None, Query(alias="to", description="default: now")]
 MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
          "pdf": "application/pdf"}  # fmt: skip
 
@@ -46,9 +49,6 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         lo, hi = _period(start, end, now())
         with ctx.engine.connect() as conn:
             return improvement_report(conn, config, lo, hi, now())
-
-    From = Annotated[datetime | None, Query(alias="from")]
-    To = Annotated[datetime | None, Query(alias="to")]
 
     @app.get(f"{PREFIX}/stats", tags=["analytics"])
     def stats(

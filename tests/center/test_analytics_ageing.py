@@ -128,3 +128,23 @@ def test_a_site_ticket_gathers_later_devices_and_the_period_holds(fleet):
     assert "s07/s07-d00" in late.put_on_tickets
     [s07] = [t for t in _tickets(engine) if t["site"] == "s07" and t["state"] == "open"]
     assert s07["episode"] == 2 and s07["priority"] == "P3"  # a recurrence, capped at P3
+
+
+def test_scores_are_served_riskiest_first(fleet):
+    from fastapi.testclient import TestClient
+
+    from center.api import ApiContext, create_app
+    from center.ingest import Counters
+
+    engine, job, _, tickets = fleet
+    job.run()
+    token = "ageing-token-0123456789"
+    config = parse_config({**fleet_config(), "api": {"tokens": [{"name": "o", "token": token}]}})
+    ctx = ApiContext(config, engine, TicketService(engine, tickets, ["hook"]), Counters())
+    with TestClient(create_app(ctx)) as api:
+        rows = api.get(
+            "/api/v1/analytics/ageing", params={"min_risk": 1.0},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()  # fmt: skip
+    assert [r["device_id"] for r in rows][:1] == ["s20-d05"]
+    assert len(rows) == 13 and all(r["details"]["opens_ticket"] for r in rows)

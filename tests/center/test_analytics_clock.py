@@ -155,3 +155,24 @@ def test_duplicates_do_not_count_twice(make_harness):
     h.ingestor.ingest([message(*events)])
     h.ingestor.ingest([message(*events)])
     assert h.scalar("SELECT timed_events FROM clock_quality") == 3
+
+
+def test_device_page_figures_and_chart(make_harness):
+    from fastapi.testclient import TestClient
+
+    from center.api import ApiContext, create_app
+
+    token = "clock-token-0123456789"
+    h = make_harness({**CONFIG, "api": {"tokens": [{"name": "ops", "token": token}]}})
+    gw = Gateway()
+    h.send(*[_event(gw, "line1", T0 + timedelta(minutes=i), 700) for i in range(4)])
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(ApiContext(h.config, h.engine, h.service, h.counters))) as api:
+        doc = api.get("/api/v1/devices/north/line1/clock", headers=auth).json()
+        assert (doc["verdict"], doc["sample_count"], doc["p50_ms"]) == ("offset", 4, 700)
+        assert len(doc["samples"]) == 4
+        svg = api.get("/api/v1/devices/north/line1/clock.svg", headers=auth)
+        assert svg.status_code == 200 and svg.text.count("<circle") == 4
+        assert api.get("/api/v1/devices/north/nope/clock", headers=auth).status_code == 404
+        [row] = api.get("/api/v1/analytics/clock", headers=auth).json()
+        assert row["bad"] is True and "samples" not in row

@@ -198,7 +198,7 @@ class Ingestor:
                 for sig in self._signals(result):
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
-                self.clock_quality.on_records(conn, uow, result.new)
+            self.clock_quality.on_records(conn, uow, [r for x in results for r in x.new])
             changed = uow.flush()
         # Counted only once committed.
         for result in results:

@@ -22,8 +22,11 @@ delay from relay to gateway is milliseconds, small against the offsets that matt
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import NamedTuple
 
 from center.analytics.config import ClockConfig
 
@@ -33,14 +36,18 @@ BAD = ("invalid", "unsynchronised", "offset")
 RECENT_FLAGS = 50
 
 
-@dataclass(frozen=True)
-class ClockReading:
+# (gateway time, device time, flags, sync answer): ClockReading, or a plain tuple at ingest
+Reading = tuple[datetime, datetime | None, Sequence[str], bool]
+
+
+class ClockReading(NamedTuple):
     """One event's time evidence: when the gateway made the record, the relay's time tag
-    and its flags; `sync_answer` for a 103 relay's answer to a time sync."""
+    and its flags; `sync_answer` for a 103 relay's answer to a time sync. A named tuple:
+    one is made per spontaneous event at ingest, where every microsecond counts."""
 
     gateway_at: datetime
     device_at: datetime | None
-    flags: tuple[str, ...] = ()
+    flags: Sequence[str] = ()
     sync_answer: bool = False
 
 
@@ -70,34 +77,44 @@ class ClockFigures:
     drift_ms_per_day: float | None
 
 
-def fold(state: ClockState, readings: list[ClockReading], cfg: ClockConfig) -> ClockState:
-    """The state after these readings (in any order; applied oldest first)."""
+def fold(state: ClockState, readings: Sequence[Reading], cfg: ClockConfig) -> ClockState:
+    """The state after these readings (in any order; applied oldest first). Runs at
+    ingest for every spontaneous event: datetimes are compared, and turned into numbers
+    only for the readings kept as samples."""
     st = replace(state, samples=list(state.samples))
-    for r in sorted(readings, key=lambda x: x.gateway_at):
-        if r.sync_answer:
-            st.last_sync_at = r.gateway_at
-            st.last_sync_valid = "invalid" not in r.flags
+    samples = st.samples
+    spacing = timedelta(seconds=cfg.min_spacing_s)
+    due = datetime.fromtimestamp(samples[-1][0], UTC) + spacing if samples else None
+    codes = []
+    timed = 0
+    ordered = sorted(readings, key=itemgetter(0))
+    for gateway_at, device_at, flags, sync_answer in ordered:
+        if sync_answer:
+            st.last_sync_at = gateway_at
+            st.last_sync_valid = "invalid" not in flags
             continue
-        if r.device_at is None:
+        if device_at is None:
             continue
-        st.timed_events += 1
-        st.last_event_at = r.gateway_at
-        if "invalid" in r.flags:
+        timed += 1
+        if flags and "invalid" in flags:
             st.invalid_events += 1
-            code = "i"
-        elif "substituted" in r.flags:
+            codes.append("i")
+        elif flags and "substituted" in flags:
             st.substituted_events += 1
-            code = "s"
+            codes.append("s")
         else:
-            code = "v"
-            at = r.gateway_at.timestamp()
-            if not st.samples or at - st.samples[-1][0] >= cfg.min_spacing_s:
-                offset = (r.device_at - r.gateway_at).total_seconds() * 1000
-                st.samples.append((at, round(offset, 3)))
-        st.recent_flags = (st.recent_flags + code)[-RECENT_FLAGS:]
-    if st.samples:
-        horizon = st.samples[-1][0] - cfg.window_s
-        st.samples = [x for x in st.samples if x[0] >= horizon][-cfg.max_samples :]
+            codes.append("v")
+            if due is None or gateway_at >= due:
+                offset = (device_at - gateway_at).total_seconds() * 1000
+                samples.append((gateway_at.timestamp(), round(offset, 3)))
+                due = gateway_at + spacing
+    if timed:
+        st.timed_events += timed
+        st.last_event_at = next(r[0] for r in reversed(ordered) if r[1] is not None and not r[3])
+    st.recent_flags = (st.recent_flags + "".join(codes[-RECENT_FLAGS:]))[-RECENT_FLAGS:]
+    if samples:
+        horizon = samples[-1][0] - cfg.window_s
+        st.samples = [x for x in samples if x[0] >= horizon][-cfg.max_samples :]
     return st
 
 

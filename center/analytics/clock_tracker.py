@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, bindparam, select
 
 from center.analytics.clock import (
     SPONTANEOUS,
     TIME_SYNC,
-    ClockReading,
     ClockState,
+    Reading,
     evaluate,
     figures,
     fold,
@@ -51,21 +51,18 @@ _STATE_COLUMNS = (
 )
 
 
+# Built once: a statement built per batch costs more than the query (site and device
+# lists, then the exact pairs in Python).
+_c = s.clock_quality.c
+_SELECT_STATES = select(s.clock_quality).where(
+    _c.site.in_(bindparam("sites", expanding=True)),
+    _c.device_id.in_(bindparam("devices", expanding=True)),
+)
+_CAUSES = {SPONTANEOUS: False, "SPONTANEOUS": False, TIME_SYNC: True, "TIME_SYNC": True}
+
+
 def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def reading(r: wire.Record) -> ClockReading | None:
-    """The clock evidence in a record, if any: spontaneous events and 103 sync answers."""
-    if not isinstance(r, wire.Event) or r.device_id is None or r.cause is None:
-        return None
-    cause = r.cause.lower()
-    if cause not in (SPONTANEOUS, TIME_SYNC):
-        return None
-    device_at = _utc(r.device_time) if r.device_time is not None else None
-    return ClockReading(
-        _utc(r.gateway_time), device_at, tuple(r.device_time_flags), cause == TIME_SYNC
-    )
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def state_from_row(row: Any) -> ClockState:
@@ -131,24 +128,41 @@ class ClockQualityTracker:
     def on_records(
         self, conn: Connection, uow: TicketUnitOfWork, records: Sequence[wire.Record]
     ) -> None:
-        """Newly stored records of one batch (duplicates never get here)."""
+        """Newly stored records of one transaction (duplicates never get here): one read
+        and one upsert of the relays they touch."""
         if not self.config.enabled:
             return
-        readings: dict[Key, list[ClockReading]] = {}
+        readings: dict[Key, list[Reading]] = {}
         gateways: dict[Key, str] = {}
-        for r in records:
-            found = reading(r)
-            if found is not None:
-                key = (r.site, str(r.device_id))
-                readings.setdefault(key, []).append(found)
+        causes = _CAUSES
+        for r in records:  # every new record passes here: cheap checks first, plain tuples
+            if type(r) is not wire.Event or r.cause is None or r.device_id is None:
+                continue
+            sync = causes.get(r.cause)
+            if sync is None and (sync := causes.get(r.cause.lower())) is None:
+                continue
+            key = (r.site, r.device_id)
+            device_at = r.device_time
+            if device_at is not None and device_at.tzinfo is None:
+                device_at = device_at.replace(tzinfo=UTC)
+            found = (_utc(r.gateway_time), device_at, r.device_time_flags, sync)
+            if key in readings:
+                readings[key].append(found)
+            else:
+                readings[key] = [found]
                 gateways[key] = r.gateway_id
         if not readings:
             return
-        c = s.clock_quality.c
         rows = conn.execute(
-            select(s.clock_quality).where(tuple_(c.site, c.device_id).in_(list(readings)))
-        ).mappings()
-        states = {(row["site"], row["device_id"]): state_from_row(row) for row in rows}
+            _SELECT_STATES,
+            {"sites": sorted({k[0] for k in readings}),
+             "devices": sorted({k[1] for k in readings})},
+        ).mappings()  # fmt: skip
+        states = {
+            (row["site"], row["device_id"]): state_from_row(row)
+            for row in rows
+            if (row["site"], row["device_id"]) in readings
+        }
         out = []
         for key, batch in readings.items():
             before = states.get(key) or ClockState(key[0], key[1], gateways[key])
@@ -156,7 +170,7 @@ class ClockQualityTracker:
             after, change = evaluate(fold(before, batch, self.config), self.config)
             out.append(state_row(after, uow.now))
             if change is not None:
-                at = max(x.gateway_at for x in batch)
+                at = max(x[0] for x in batch)
                 self.tickets.on_signal(uow, self.signal(after, change, at))
         conn.execute(self._upsert(conn), out)
 

@@ -112,7 +112,7 @@ class _Rows:
         rows = self.pending.setdefault(table, [])
         rows.append(row)
         if len(rows) >= self.chunk:
-            self.flush(table)
+            self.flush()  # every table, in the order first added: parents before children
 
     def flush(self, table: Any = None) -> None:
         for t in [table] if table is not None else list(self.pending):
@@ -269,7 +269,6 @@ def seed_tickets(conn: Connection, config: dict[str, Any], target: int, seed: in
                 rows.add(s.timeline, {**entry, "entry": "opened", "summary": "opened"})
                 if fc != "protection_operation" and rng.random() < 0.05:
                     rows.add(s.timeline, {**entry, "entry": "flapping", "summary": "flapping"})
-    rows.flush(s.tickets)
     rows.flush()
     return i
 

@@ -45,5 +45,5 @@ def finish(conn: Connection, job: str, now: datetime, summary: str) -> None:
 
 
 def _write(conn: Connection, job: str, now: datetime, values: dict[str, object]) -> None:
-    stmt = insert(s.analytics_runs, conn).values(job=job, started_at=now, **values)
+    stmt = insert(s.analytics_runs, conn).values({"job": job, "started_at": now, **values})
     conn.execute(stmt.on_conflict_do_update(index_elements=["job"], set_=values))

@@ -148,3 +148,19 @@ def test_scores_are_served_riskiest_first(fleet):
         ).json()  # fmt: skip
     assert [r["device_id"] for r in rows][:1] == ["s20-d05"]
     assert len(rows) == 13 and all(r["details"]["opens_ticket"] for r in rows)
+
+
+def test_the_schedule_runs_the_job_once_per_interval(make_harness):
+    from center.analytics.schedule import AgeingSchedule
+
+    h = make_harness({"analytics": {"ageing": {"run_every_s": 3600}}})
+    schedule = AgeingSchedule(AgeingJob(h.engine, h.tickets_engine, ["hook"]))
+    first = schedule.run_if_due()
+    assert first is not None and first.scored == 0
+    assert schedule.run_if_due() is None  # a restart within the hour: not again
+    h.clock.advance(3599)
+    assert schedule.run_if_due() is None
+    h.clock.advance(2)
+    assert schedule.run_if_due() is not None
+    summary = h.scalar("SELECT summary FROM analytics_runs WHERE job = 'ageing'")
+    assert summary.startswith("0 devices scored")

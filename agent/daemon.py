@@ -93,7 +93,7 @@ class AgentDaemon:
                 b.tls.ca_file,
                 b.tls.cert_file,
                 b.tls.key_file,
-                check_hostname=not b.tls.insecure_skip_hostname_check,
+                check_hostname=b.tls.check_hostname,
             )
             if b.tls
             else None
@@ -142,7 +142,7 @@ class AgentDaemon:
             outbox_depth=self.outbox.depth,
             outbox_oldest_age_s=self.outbox.oldest_age(),
             links={d: bool(s.link_up) for d, s in self.pipeline.status.items()},
-            counters=dict(self.pipeline.counters),
+            counters={**self.pipeline.counters, "outbox_bulk_depth": self.outbox.bulk_depth},
         )
 
     async def _metrics(self, listen: str) -> None:

@@ -26,6 +26,7 @@ HELP = {
     "relay_agent_messages_published_total": "MQTT messages acknowledged by the broker",
     "relay_agent_outbox_depth": "records waiting in the outbox",
     "relay_agent_outbox_oldest_age_seconds": "age of the oldest record waiting",
+    "relay_agent_outbox_bulk_depth": "disturbance record chunks waiting (sent after events)",
     "relay_agent_outbox_evicted_total": "measurements evicted because the outbox was full",
     "relay_agent_broker_connected": "1 when the MQTT session is up",
     "relay_agent_link_up": "1 when the device answers, 0 when not, -1 not yet known",
@@ -47,6 +48,7 @@ def agent_samples(daemon: AgentDaemon) -> list[Sample]:
         samples.append(("relay_agent_broker_connected", {}, 1 if stats.connected else 0))
     samples.append(("relay_agent_outbox_depth", {}, daemon.outbox.depth))
     samples.append(("relay_agent_outbox_oldest_age_seconds", {}, daemon.outbox.oldest_age()))
+    samples.append(("relay_agent_outbox_bulk_depth", {}, daemon.outbox.bulk_depth))
     samples.append(("relay_agent_outbox_evicted_total", {}, daemon.outbox.evicted))
     if pipeline is not None:
         for device_id, status in sorted(pipeline.status.items()):

@@ -22,12 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent import normalize
+from agent import disturbance, normalize
 from agent.normalize import DeviceContext
-from gateway import wire
+from gateway import comtrade, wire
 from gateway.outbox import Outbox, Pending, StateUpdate
 from protocols.observations import (
     ConditionObservation,
+    DisturbanceObservation,
+    FaultReportObservation,
     IdentityObservation,
     LinkStateObservation,
     Observation,
@@ -60,8 +62,14 @@ def snapshot_reason(first: bool, signalled: bool) -> str:
 
 
 class Pipeline:
-    def __init__(self, outbox: Outbox, contexts: dict[str, DeviceContext]) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        contexts: dict[str, DeviceContext],
+        chunk_bytes: int = disturbance.DEFAULT_CHUNK_BYTES,
+    ) -> None:
         self.outbox = outbox
+        self.chunk_bytes = chunk_bytes
         self.contexts = contexts
         self.status = {device_id: DeviceStatus() for device_id in contexts}
         self.counters: Counter[str] = Counter()
@@ -97,11 +105,11 @@ class Pipeline:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _pending(self, record: BaseModel, device_id: str | None) -> Pending:
+    def _pending(self, record: BaseModel, device_id: str | None, bulk: bool = False) -> Pending:
         kind = str(getattr(record, "kind"))  # noqa: B009 - every wire record has one
         site, gateway_id = str(getattr(record, "site")), str(getattr(record, "gateway_id"))  # noqa: B009
         return Pending(
-            wire.topic(site, gateway_id, kind, device_id), kind, wire.encode_body(record)
+            wire.topic(site, gateway_id, kind, device_id), kind, wire.encode_body(record), bulk
         )
 
     def _records(
@@ -115,6 +123,9 @@ class Pipeline:
             if ctx is None:
                 self.counters["observations_unknown_device"] += 1
                 log.warning("observation for unconfigured device %r dropped", obs.device_id)
+                continue
+            if isinstance(obs, DisturbanceObservation):
+                records.extend(self._disturbance(ctx, obs, now))
                 continue
             record = self._record(ctx, obs, now, state)
             if record is not None:
@@ -157,7 +168,45 @@ class Pipeline:
             return report
         if isinstance(obs, SettingsObservation):
             return self._settings_snapshot(ctx, obs, now, state)
+        if isinstance(obs, FaultReportObservation):
+            self.counters["fault_reports"] += 1
+            return disturbance.fault_report_record(ctx, obs, now)
         raise TypeError(f"not an observation: {obs!r}")
+
+    def _disturbance(
+        self, ctx: DeviceContext, obs: DisturbanceObservation, now: datetime
+    ) -> list[Pending]:
+        """The manifest in the main lane, its chunks right behind it in the bulk lane."""
+        try:
+            manifest, chunks = disturbance.transfer_records(ctx, obs, now, self.chunk_bytes)
+        except comtrade.ComtradeError as exc:
+            # The relay will be told the record arrived: say loudly what was lost instead.
+            self.counters["disturbance_unwritable"] += 1
+            log.error("device %s: disturbance record %d: %s", ctx.device_id, obs.fault_number, exc)
+            alarm = normalize.condition_record(
+                ctx,
+                ConditionObservation(
+                    ctx.device_id,
+                    "disturbance_unwritable",
+                    "raised",
+                    f"disturbance record {obs.fault_number} not representable: {exc}",
+                    severity="minor",
+                ),
+                now,
+            )
+            return [self._pending(alarm, ctx.device_id)]
+        self.counters["disturbance_records"] += 1
+        log.info(
+            "device %s: disturbance record %d queued (%d bytes in %d chunks)",
+            ctx.device_id,
+            obs.fault_number,
+            manifest.size,
+            manifest.chunks,
+        )
+        return [
+            self._pending(manifest, ctx.device_id),
+            *(self._pending(c, ctx.device_id, bulk=True) for c in chunks),
+        ]
 
     def _link_state(
         self, ctx: DeviceContext, obs: LinkStateObservation, now: datetime

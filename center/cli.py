@@ -1,4 +1,4 @@
-"""`relay-center`: serve, migrate, check-config."""
+"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, incident export."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from center.config import CenterConfig, load_config
 from center.errors import ConfigError
+from gateway.cli_options import add_config_file, add_version_option, config_file
 
 
 def _setup_logging(level: str) -> None:
@@ -20,9 +21,9 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _load(args: argparse.Namespace) -> CenterConfig | None:
+def _load(args: argparse.Namespace, path: Path | None = None) -> CenterConfig | None:
     try:
-        return load_config(Path(args.config))
+        return load_config(path or Path(args.config))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
@@ -67,10 +68,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args)
+    path = config_file(args)
+    config = _load(args, path)
     if config is None:
         return 2
-    print(f"{args.config}: ok (database {config.database_url.split('@')[-1]})")
+    print(f"{path}: ok (database {config.database_url.split('@')[-1]})")
     return 0
 
 
@@ -100,17 +102,40 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return remote_poll.run(args, broker, gateway_of)
 
 
+def cmd_incident_export(args: argparse.Namespace) -> int:
+    """A ticket's incident as a scenario relay-sim replays (docs/disturbance.md)."""
+    config = _load(args)
+    if config is None:
+        return 2
+    from center.incident import ExportError, export
+    from center.store.db import one_connection
+
+    relays = Path(args.relays) if args.relays else None
+    try:
+        with one_connection(config.database_url) as conn:
+            written = export(conn, args.ticket, Path(args.output), relays)
+    except (ExportError, OSError) as exc:
+        print(f"relay-center incident export: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay-center", description=__doc__)
+    add_version_option(parser)
     sub = parser.add_subparsers(required=True)
     for name, func, text in (
         ("serve", cmd_serve, "run ingest, tickets, webhooks and the API"),
         ("migrate", cmd_migrate, "bring the database schema up to date and exit"),
-        ("check-config", cmd_check, "validate a config file and exit"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="center TOML file")
         p.set_defaults(func=func)
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    add_config_file(check, "center TOML file")
+    check.set_defaults(func=cmd_check)
 
     from center import remote_poll
 
@@ -118,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     remote_poll.add_arguments(poll)
     poll.add_argument("--config", help="center TOML: broker settings and the device inventory")
     poll.set_defaults(func=cmd_poll)
+
+    incident = sub.add_parser("incident", help="incident playback")
+    export = incident.add_subparsers(required=True).add_parser(
+        "export", help="write a ticket's incident as a relay-sim scenario"
+    )
+    export.add_argument("ticket", type=int, help="the ticket id")
+    export.add_argument("-o", "--output", required=True, help="scenario TOML to write")
+    export.add_argument("--config", required=True, help="center TOML file")
+    export.add_argument(
+        "--relays", help="a scenario whose [[relays]] links, identities and settings to reuse"
+    )
+    export.set_defaults(func=cmd_incident_export)
 
     from center.lifecycle_cli import add_parsers as add_lifecycle_parsers
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from center.analytics.config import AnalyticsConfig
 from center.errors import ConfigError
+from gateway.tls_config import BrokerTls
 
 Criticality = Literal["high", "normal", "low"]
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -30,11 +31,7 @@ class CenterSection(Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class TlsConfig(Strict):
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    check_hostname: bool = True
+TlsConfig = BrokerTls  # shared with the agent: one spelling, one meaning
 
 
 class MqttConfig(Strict):
@@ -119,6 +116,15 @@ class LifecycleConfig(Strict):
 
     adopt_first_firmware: bool = True  # a model's first reported version becomes approved
     adopt_first_settings: bool = True  # a device's first snapshot becomes its baseline
+
+
+class DisturbanceConfig(Strict):
+    """Disturbance records (docs/disturbance.md): the largest record accepted, how long
+    records are kept, and how long an unfinished transfer may wait for its next chunk."""
+
+    max_record_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    retention_days: float = Field(default=365.0, gt=0)
+    incomplete_after_s: float = Field(default=86_400.0, gt=0)
 
 
 class RegionConfig(Strict):
@@ -207,6 +213,7 @@ class CenterConfig(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    disturbance: DisturbanceConfig = Field(default_factory=DisturbanceConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     devices: list[DeviceConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from center.analytics.clock_tracker import ClockQualityTracker
 from center.clock import Clock
+from center.disturbance.intake import DisturbanceIntake
 from center.lifecycle.drift import DriftDetector
 from center.store import schema as s
 from center.store.db import lock_site
@@ -154,6 +155,7 @@ class Ingestor:
         self._ignored = frozenset(rules.ignored_alarm_codes)
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
         self.clock_quality = ClockQualityTracker(tickets.config.analytics.clock, tickets)
+        self.disturbances = DisturbanceIntake(tickets.config.disturbance, rules.grouping_window_s)
 
     def check(
         self, batch: Sequence[Message]
@@ -185,6 +187,7 @@ class Ingestor:
     ) -> BatchResult:
         now = self.clock.now()
         out = BatchResult(rejected=len(rejected))
+        self.disturbances.take_counts()  # a rolled-back attempt's counts are void
         with self.engine.begin() as conn:
             if rejected:
                 self._reject(conn, rejected, now)
@@ -193,13 +196,18 @@ class Ingestor:
             uow = TicketUnitOfWork(conn, now, self.endpoints)
             results = []
             for records in accepted:
-                result = store_records(conn, records, now)
+                # Chunks carry their manifest's id: staged by the intake, not stored as records.
+                chunks = [r for r in records if isinstance(r, wire.DisturbanceChunk)]
+                plain = [r for r in records if not isinstance(r, wire.DisturbanceChunk)]
+                result = store_records(conn, plain, now)
                 results.append(result)
                 for sig in self._signals(result):
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
+                self.disturbances.on_records(conn, uow, result.new, chunks, now)
             self.clock_quality.on_records(conn, uow, [r for x in results for r in x.new])
             changed = uow.flush()
+        disturbance_counts = self.disturbances.take_counts()  # only once committed
         # Counted only once committed.
         for result in results:
             out.stored += len(result.new) + len(result.new_lifecycle)
@@ -213,6 +221,7 @@ class Ingestor:
         for _, exc in rejected:
             c.add(f"rejected_{exc.reason}")
         c.merge(uow.counters)
+        c.merge(disturbance_counts)
         done = time.time()
         for t in changed:
             if t.revision == 1:  # opened in this transaction

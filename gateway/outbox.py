@@ -12,6 +12,12 @@ assigned by the writer in commit order, so drain order equals seq order.
 
 Bounded size: above `max_records`, the oldest measurements are evicted; events, alarms and
 snapshots never are. `near_cap` tells the owner when to raise an alarm.
+
+Two lanes. Bulk rows (the chunks of a disturbance record, up to a few MB) live in their own
+table, which the forwarder drains only while the main table is empty, one row at a time:
+a trip appended behind a large record still leaves before the record's remaining chunks.
+A bulk row is part of the main record appended just before it in the same call, and
+carries that record's `session` and `seq`.
 """
 
 from __future__ import annotations
@@ -44,6 +50,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
+CREATE TABLE IF NOT EXISTS bulk (
+    id INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS device_state (
     device_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -59,11 +74,13 @@ class OutboxClosed(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A record on its way in: its topic, kind and JSON body without session/seq."""
+    """A record on its way in: its topic, kind and JSON body without session/seq. A
+    `bulk` record is a part of the main record before it (see the module docstring)."""
 
     topic: str
     kind: str
     body: bytes
+    bulk: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +119,19 @@ def _settle(future: concurrent.futures.Future[None], error: BaseException | None
 
 
 class _Op:
-    __slots__ = ("delete_ids", "future", "records", "state")
+    __slots__ = ("delete_bulk_ids", "delete_ids", "future", "records", "state")
 
     def __init__(
         self,
         records: Sequence[Pending] = (),
         state: Sequence[StateUpdate] = (),
         delete_ids: Sequence[int] = (),
+        delete_bulk_ids: Sequence[int] = (),
     ) -> None:
         self.records = records
         self.state = state
         self.delete_ids = delete_ids
+        self.delete_bulk_ids = delete_bulk_ids
         self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
 
 
@@ -133,6 +152,7 @@ class Outbox:
         self.evicted = 0
         self.commits = 0
         self._depth = 0
+        self._bulk_depth = 0
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
@@ -155,6 +175,7 @@ class Outbox:
                 (str(self.session),),
             )
         self._depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        self._bulk_depth = conn.execute("SELECT COUNT(*) FROM bulk").fetchone()[0]
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="outbox-writer", daemon=True
@@ -193,6 +214,8 @@ class Outbox:
     ) -> concurrent.futures.Future[None]:
         if self._closed:
             raise OutboxClosed(str(self.path))
+        if records and records[0].bulk:
+            raise ValueError("a bulk record must follow the main record it is part of")
         op = _Op(records, state)
         self._queue.put(op)
         return op.future
@@ -207,9 +230,9 @@ class Outbox:
         """From the event loop: returns once the records are committed."""
         await asyncio.wrap_future(self.submit(records, state))
 
-    async def delete(self, ids: Sequence[int]) -> None:
+    async def delete(self, ids: Sequence[int], bulk: bool = False) -> None:
         """Remove published rows (after PUBACK)."""
-        op = _Op(delete_ids=ids)
+        op = _Op(delete_bulk_ids=ids) if bulk else _Op(delete_ids=ids)
         self._queue.put(op)
         await asyncio.wrap_future(op.future)
 
@@ -249,24 +272,30 @@ class Outbox:
 
     def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
         now = time.time()
-        rows = []
+        rows, bulk = [], []
         deletes: list[tuple[int]] = []
+        bulk_deletes: list[tuple[int]] = []
         states: list[tuple[str, str, str]] = []
         seq = self.last_seq
         for op in ops:
             for rec in op.records:
+                if rec.bulk:  # part of the record before it: same seq
+                    bulk.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
+                    continue
                 seq += 1
                 rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
             states.extend((s.device_id, s.name, s.value) for s in op.state)
             deletes.extend((i,) for i in op.delete_ids)
+            bulk_deletes.extend((i,) for i in op.delete_bulk_ids)
+        insert = "(session, seq, topic, kind, created, body) VALUES (?, ?, ?, ?, ?, ?)"
         try:
             with conn:
                 if rows:
-                    conn.executemany(
-                        "INSERT INTO outbox (session, seq, topic, kind, created, body) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
+                    conn.executemany(f"INSERT INTO outbox {insert}", rows)
+                if bulk:
+                    conn.executemany(f"INSERT INTO bulk {insert}", bulk)
+                if bulk_deletes:
+                    conn.executemany("DELETE FROM bulk WHERE id = ?", bulk_deletes)
                 if states:
                     conn.executemany(
                         "INSERT OR REPLACE INTO device_state (device_id, name, value) "
@@ -284,9 +313,10 @@ class Outbox:
         self.last_seq = seq
         self.commits += 1
         self._depth += len(rows) - len(deletes) - evicted
+        self._bulk_depth += len(bulk) - len(bulk_deletes)
         for op in ops:
             _settle(op.future, None)
-        if rows and self._loop is not None and self._new_rows is not None:
+        if (rows or bulk) and self._loop is not None and self._new_rows is not None:
             self._loop.call_soon_threadsafe(self._new_rows.set)
 
     def _evict(self, conn: sqlite3.Connection, growth: int) -> int:
@@ -324,11 +354,20 @@ class Outbox:
         )
         return [Row(*r) for r in cur.fetchall()]
 
+    def read_bulk(self, limit: int = 1) -> list[Row]:
+        """The oldest `limit` bulk rows, in order."""
+        assert self._reader is not None
+        cur = self._reader.execute(
+            "SELECT id, session, seq, topic, kind, created, body FROM bulk ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [Row(*r) for r in cur.fetchall()]
+
     async def wait_for_rows(self) -> None:
         """Sleep until the writer commits new rows; callers bound it with a timeout."""
         assert self._new_rows is not None, "bind_loop() first"
         self._new_rows.clear()
-        if self._depth > 0:
+        if self._depth > 0 or self._bulk_depth > 0:
             return
         await self._new_rows.wait()
 
@@ -339,6 +378,10 @@ class Outbox:
     @property
     def depth(self) -> int:
         return self._depth
+
+    @property
+    def bulk_depth(self) -> int:
+        return self._bulk_depth
 
     @property
     def near_cap(self) -> bool:

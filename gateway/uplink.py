@@ -5,7 +5,8 @@ The forwarder reads the oldest rows, groups them by topic (keeping their order),
 to `max_records_per_message` records per message, publishes them at QoS 1 with several
 messages in flight, and deletes the rows only once every PUBACK of the window is back.
 A failure anywhere re-sends the window after reconnect: at-least-once, and the center
-stores each record id once.
+stores each record id once. Bulk rows (disturbance record chunks) leave one at a time and
+only while the main lane is empty (see gateway/outbox.py).
 """
 
 from __future__ import annotations
@@ -262,6 +263,8 @@ class Uplink:
         batch_topic = self._lifecycle_topic(wire.BATCH_KIND)
         while True:
             rows = self.outbox.read(window)
+            if not rows and await self._forward_bulk(client):
+                continue
             if not rows:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
@@ -275,6 +278,21 @@ class Uplink:
             self._raise_on_refusal(f"{len(rows)} records (they stay in the outbox)")
             await self.outbox.delete([r.id for r in rows])
             self.stats.records_published += len(rows)
+
+    async def _forward_bulk(self, client: aiomqtt.Client) -> bool:
+        """Publish the oldest bulk row (a disturbance record's chunk) alone and wait for its
+        PUBACK: the main lane is checked again before the next, so an event never waits
+        behind more than one chunk; and the center has committed a chunk before the next
+        leaves, so chunks arrive in order even at several centers sharing a subscription."""
+        rows = self.outbox.read_bulk(1)
+        if not rows:
+            return False
+        self._refusals.clear()
+        await self._publish(client, rows[0].topic, rows, asyncio.Semaphore(1))
+        self._raise_on_refusal("a disturbance chunk (it stays in the outbox)")
+        await self.outbox.delete([rows[0].id], bulk=True)
+        self.stats.records_published += 1
+        return True
 
     def _raise_on_refusal(self, what: str) -> None:
         if not self._refusals:

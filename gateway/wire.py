@@ -203,6 +203,52 @@ class Audit(_Record):
     error: str | None = None
 
 
+class DisturbanceRecord(_Record):
+    """A disturbance record's manifest: what the `disturbance_chunk` records that follow it
+    carry (a COMTRADE `.cfg` then `.dat`, concatenated) and how to check them."""
+
+    kind: Literal["disturbance"] = "disturbance"
+    fault_number: int = Field(ge=0)
+    trigger_time: datetime
+    first_sample_time: datetime
+    sample_rate_hz: float = Field(gt=0)
+    samples: int = Field(ge=0)
+    analog_channels: list[str] = Field(default_factory=list)
+    digital_channels: list[str] = Field(default_factory=list)
+    format: Literal["comtrade-2013-binary"] = "comtrade-2013-binary"
+    cfg_bytes: int = Field(ge=1)
+    dat_bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # of cfg + dat
+    chunks: int = Field(ge=1)
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.cfg_bytes + self.dat_bytes
+
+
+class DisturbanceChunk(_Record):
+    """One part of a disturbance record's content, in order from index 0. It carries its
+    manifest's `session` and `seq` (the record it belongs to), not ids of its own."""
+
+    kind: Literal["disturbance_chunk"] = "disturbance_chunk"
+    index: int = Field(ge=0)
+    data: str = Field(max_length=MAX_PAYLOAD_BYTES)  # base64 (RFC 4648, no line breaks)
+
+
+class FaultReport(_Record):
+    """A relay's own fault report (e.g. a Modbus register block), without waveforms."""
+
+    kind: Literal["fault_report"] = "fault_report"
+    fault_time: datetime | None = None
+    fault_type: str | None = None
+    phases: list[Literal["A", "B", "C", "N"]] = Field(default_factory=list)
+    distance_km: float | None = None
+    trip_time_ms: float | None = None
+    currents_a: dict[str, float] = Field(default_factory=dict)
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+
 Record = Annotated[
     Event
     | Measurement
@@ -212,7 +258,10 @@ Record = Annotated[
     | Birth
     | Death
     | Health
-    | Audit,
+    | Audit
+    | DisturbanceRecord
+    | DisturbanceChunk
+    | FaultReport,
     Field(discriminator="kind"),
 ]
 RECORD_KINDS = (
@@ -225,6 +274,9 @@ RECORD_KINDS = (
     "death",
     "health",
     "audit",
+    "disturbance",
+    "disturbance_chunk",
+    "fault_report",
 )
 
 

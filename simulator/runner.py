@@ -18,6 +18,7 @@ from typing import Any
 from simulator.base import SimulatedRelay
 from simulator.registry import factory
 from simulator.scenario import Scenario, ScenarioFile, Step
+from simulator.waveforms import FaultSpec
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def relocate(scenario: Scenario, links: Mapping[str, Mapping[str, Any]]) -> Scen
             {**r.model_dump(), "link": {**r.link, **links.get(r.id, {})}} for r in scenario.relays
         ],
         "steps": [s.model_dump() for s in scenario.steps],
+        "disturbances": [d.model_dump() for d in scenario.disturbances],
     }
     return Scenario(ScenarioFile.model_validate(data), scenario.source)
 
@@ -50,6 +52,7 @@ def combine(first: Scenario, *more: Scenario) -> Scenario:
         "scenario": first.header.model_dump(),
         "relays": [r.model_dump() for p in parts for r in p.relays],
         "steps": [s.model_dump() for p in parts for s in p.steps],
+        "disturbances": [d.model_dump() for p in parts for d in p.disturbances],
     }
     return Scenario(ScenarioFile.model_validate(data), first.source)
 
@@ -172,6 +175,12 @@ class ScenarioRunner:
             assert step.name is not None and step.value is not None
             await relay.set_setting(step.name, step.value)
             what = f"setting {step.name} = {step.value!r}"
+        elif step.action == "record":
+            record = getattr(relay, "record", None)
+            assert record is not None  # the scenario allows record steps for 103 relays only
+            fault = step.record or FaultSpec()
+            fans = await record(fault, device_time, count=step.count, abort_after=step.abort_after)
+            what = f"disturbance record {', '.join(map(str, fans))} (phase {fault.phase})"
         else:
             await relay.set_firmware(str(step.value))
             what = f"firmware {step.value}"

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 
+from center.disturbance import queries as disturbances
 from center.store import schema as s
 from center.store.db import as_utc
 from center.store.ticket_repo import ticket_document, ticket_from_row
@@ -88,6 +89,7 @@ def get_ticket(conn: Connection, ticket_id: int) -> dict[str, Any] | None:
     doc["children"] = [
         r[0] for r in conn.execute(select(s.tickets.c.id).where(s.tickets.c.parent_id == ticket_id))
     ]
+    doc.update(disturbances.for_ticket(conn, ticket_id))
     return doc
 
 

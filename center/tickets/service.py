@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_
 
+from center.disturbance import queries as disturbances
 from center.errors import TicketNotFound
 from center.ingest import Counters
 from center.store import schema as s
@@ -68,7 +69,9 @@ class TicketService:
                     [x for x in conds if x.site == site],
                 )
             changed = uow.flush()
+            swept = disturbances.sweep(conn, self.tickets.config.disturbance, now)
         self.counters.merge(uow.counters)
+        self.counters.merge(swept)
         return len(changed)
 
     def act(self, ticket_id: int, action: Callable[[TicketUnitOfWork], Ticket]) -> dict[str, Any]:

@@ -25,6 +25,10 @@ def event_time(record: wire.Event | wire.Measurement) -> datetime:
 def record_time(record: wire.Record) -> datetime:
     if isinstance(record, wire.Event | wire.Measurement):
         return event_time(record)
+    if isinstance(record, wire.DisturbanceRecord):
+        return _utc(record.trigger_time)
+    if isinstance(record, wire.FaultReport) and record.fault_time is not None:
+        return _utc(record.fault_time)
     return _utc(record.gateway_time)
 
 

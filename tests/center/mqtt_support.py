@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiomqtt
 
+from center.config import parse_config
 from center.ingest import Message
+from center.server import CenterService
+from tests.support.mosquitto import free_port
 
 
 async def publish_all(
@@ -31,3 +35,29 @@ async def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str 
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
+
+
+@contextlib.asynccontextmanager
+async def running_center(
+    host: str, port: int, db_url: str, client_id: str, **sections: Any
+) -> AsyncIterator[Any]:
+    """`relay-center serve` in this loop (API off), subscribed before it is handed over;
+    `sections` adds config sections (e.g. devices=[...])."""
+    config = parse_config(
+        {
+            "mqtt": {"host": host, "port": port, "client_id": client_id},
+            "database": {"url": db_url},
+            "api": {"enabled": False, "port": free_port()},
+            **sections,
+        }
+    )
+    service = await asyncio.to_thread(CenterService, config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await eventually(lambda: service.mqtt_status["subscribed"], what="center subscribed")
+        yield service
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)

@@ -3,35 +3,19 @@ would, open exactly one ticket. (The full simulator -> agent -> center test come
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from itertools import groupby
 
 import sqlalchemy as sa
 
-from center.config import parse_config
 from center.ingest import Message
-from center.server import CenterService
 from gateway import wire
-from tests.center.mqtt_support import eventually, publish_all
+from tests.center.mqtt_support import eventually, publish_all, running_center
 from tests.center.records import Gateway, message, seed_records
-from tests.support.mosquitto import free_port
 
 
 async def test_seed_scenario_opens_exactly_one_ticket(mosquitto, db_url):
-    config = parse_config(
-        {
-            "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "center-seed"},
-            "database": {"url": db_url},
-            "api": {"enabled": False, "port": free_port()},
-        }
-    )
-    service = await asyncio.to_thread(CenterService, config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    try:
-        await eventually(lambda: service.mqtt_status["subscribed"], what="center subscribed")
+    async with running_center(mosquitto.host, mosquitto.port, db_url, "center-seed") as service:
         gw = Gateway(site="north-220kv", gateway_id="gw-north-1")
         records = seed_records(gw, datetime.now(UTC))
         batches = [message(*recs) for _, recs in groupby(records, key=lambda r: r.device_id)]
@@ -61,7 +45,3 @@ async def test_seed_scenario_opens_exactly_one_ticket(mosquitto, db_url):
         assert counters["rejected_malformed"] == 1
         assert counters["rejected_topic_mismatch"] == 1
         assert counters["records_duplicate"] == repeats
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)

@@ -14,6 +14,7 @@ import pytest
 from simulator.agent_config import agent_config
 from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SEED_SCENARIO, Scenario, ScenarioFile, load_scenario
+from tests.center.conftest import db_url  # noqa: F401 - center storage on both backends
 from tests.support.agent_process import AgentProcess
 from tests.support.collector import Collector
 from tests.support.mosquitto import Mosquitto
@@ -58,14 +59,15 @@ async def substation_factory(
 ) -> AsyncIterator[Callable[[Scenario], Any]]:
     made: list[Substation] = []
 
-    async def make(scenario: Scenario) -> Substation:
+    async def make(scenario: Scenario, name: str = "agent") -> Substation:
+        """`name` keeps a second agent's state apart (a fresh agent)."""
         runner = ScenarioRunner(scenario, progress=lambda line: None)
         await runner.start()
         config = agent_config(
             scenario, runner.relays, site="north", gateway_id="gw-north-1",
-            state_dir=tmp_path / "agent-state", broker=(mosquitto.host, mosquitto.port),
+            state_dir=tmp_path / f"{name}-state", broker=(mosquitto.host, mosquitto.port),
         )  # fmt: skip
-        agent = AgentProcess(tmp_path / "agent", config)
+        agent = AgentProcess(tmp_path / name, config)
         collector = Collector(mosquitto.host, mosquitto.port)
         await collector.__aenter__()
         agent.start()

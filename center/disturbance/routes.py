@@ -1,0 +1,54 @@
+"""REST endpoints of disturbance records: list, one record with its analysis, and its
+COMTRADE files (`.cfg` + `.dat`) as one zip."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Response, status
+
+from center.api import API, Actor, ApiContext
+from center.disturbance import queries
+
+
+def add_routes(app: FastAPI, ctx: ApiContext) -> None:
+    def read(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with ctx.engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
+
+    @app.get(f"{API}/disturbances", tags=["disturbances"])
+    def records(
+        _: Actor,
+        site: str | None = None,
+        device_id: str | None = None,
+        ticket_id: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = read(queries.list_records, site, device_id, ticket_id, limit)
+        return result
+
+    @app.get(f"{API}/disturbances/{{record_id}}", tags=["disturbances"])
+    def record(record_id: int, _: Actor) -> dict[str, Any]:
+        doc: dict[str, Any] | None = read(queries.get_record, record_id)
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no disturbance record {record_id}")
+        return doc
+
+    @app.get(
+        f"{API}/disturbances/{{record_id}}/comtrade.zip",
+        tags=["disturbances"],
+        response_class=Response,
+        responses={200: {"content": {"application/zip": {}}}},
+    )
+    def comtrade_zip(record_id: int, _: Actor) -> Response:
+        found = read(queries.files, record_id)
+        if found is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no complete disturbance record {record_id}"
+            )
+        name, cfg, dat = found
+        return Response(
+            queries.zip_files(name, cfg, dat),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+        )

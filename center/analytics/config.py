@@ -6,7 +6,11 @@ the same rules hold: unknown keys are rejected, every bound is checked at load t
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Years = Annotated[float, Field(gt=0)]
 
 
 class _Strict(BaseModel):
@@ -45,7 +49,7 @@ class WearCounter(_Strict):
 class AgeingConfig(_Strict):
     enabled: bool = True
     run_every_s: float = Field(default=86_400.0, gt=0)  # the daily job
-    design_life_years: dict[str, float] = Field(default_factory=dict)  # model -> years
+    design_life_years: dict[str, Years] = Field(default_factory=dict)  # model -> years
     default_design_life_years: float = Field(default=20.0, gt=0)
     window_days: int = Field(default=90, ge=7)  # recent rates over this
     alpha: float = Field(default=0.01, gt=0, lt=0.5)  # rate test: chance below this
@@ -55,13 +59,6 @@ class AgeingConfig(_Strict):
     p3_at: float = Field(default=1.2, gt=0)  # risk at or above: P3, else P4
     period_days: int = Field(default=365, ge=1)  # at most one ticket per device per period
     wear: list[WearCounter] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _lives(self) -> AgeingConfig:
-        for model, years in self.design_life_years.items():
-            if years <= 0:
-                raise ValueError(f"design_life_years.{model}: expected > 0 (found: {years})")
-        return self
 
     def design_life(self, model: str | None) -> float:
         if model is not None and model in self.design_life_years:

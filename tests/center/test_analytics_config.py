@@ -23,7 +23,7 @@ def test_analytics_errors_name_file_key_and_expectation(tmp_path):
     above_zero = "Input should be greater than 0"
     lines = text.splitlines()
     assert f"{path}: analytics.clock.threshold_ms: {above_zero} (found: -5)" in lines
-    assert f"{path}: analytics.clock.window: unknown key" in lines
+    assert f"{path}: analytics.clock.window: unknown key (found: 3)" in lines
     assert f"{path}: analytics.ageing.design_life_years.FP-300: {above_zero} (found: 0)" in lines
     assert f"{path}: analytics.ageing.wear[0].limit: required key is missing" in lines
     assert f"{path}: devices[0].commissioned:" in text and "'last spring'" in text

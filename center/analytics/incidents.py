@@ -67,12 +67,12 @@ class Incident:
     resolved_at: datetime | None
     root_cause: str | None
     reopen_count: int
+    family: str = ""  # set from fault_class once: read for every figure
     flapped: bool = False
     devices: list[tuple[DeviceFacts, str]] = field(default_factory=list)  # (device, firmware)
 
-    @property
-    def family(self) -> str:
-        return family(self.fault_class)
+    def __post_init__(self) -> None:
+        self.family = family(self.fault_class)
 
 
 def _where(f: StatsFilter) -> Any:

@@ -191,6 +191,9 @@ class Figures:
         f = self.filter
         starts = month_starts(f.start, f.end)
         bounds = [*starts[1:], f.end]
+        per_month: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
+        for inc in self.incidents:  # the period filter holds already
+            per_month[(inc.opened_at.year, inc.opened_at.month)][inc.family] += 1
         out = []
         for start, end in zip(starts, bounds, strict=True):
             lo, hi = max(start, f.start), min(end, f.end)
@@ -198,7 +201,7 @@ class Figures:
                 sum(self.by_key[k].versions_between(lo, hi).get(v, 0.0) for v in spans) / YEAR_S
                 for k, spans in self.exposure.items()
             )
-            counts = Counter(i.family for i in self.incidents if lo <= i.opened_at < hi)
+            counts = per_month.get((start.year, start.month), Counter())
             out.append({
                 "month": start.strftime("%Y-%m"),
                 "device_years": round(years, 3),

@@ -88,6 +88,10 @@ gateways = Table(
     Column("death_connection", Integer, nullable=False, default=0),
     Column("last_seen", TS, nullable=False),
     Column("outbox_depth", BigInteger),
+    # Silence (center/gateway_silence.py): when the gateway is found silent unless heard
+    # again (NULL: not watched), and since when it has been silent (NULL: it is not).
+    Column("silent_due", TS),
+    Column("silent_since", TS),
 )
 
 devices = Table(
@@ -378,6 +382,48 @@ analytics_runs = Table(
     Column("started_at", TS, nullable=False),
     Column("finished_at", TS),
     Column("summary", Text, nullable=False),
+)
+
+# The web console's people (docs/console.md): a password hash (argon2id) and one role.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Logged-in browsers. `id` is the SHA-256 of the cookie's secret, so a copy of the
+# database does not hand out live sessions; `csrf` is the token every form must carry.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index(None, "username"),
+)
+
+# Who did what and when, through the console, the API or the CLI.
+console_actions = Table(
+    "console_actions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("via", String(8), nullable=False),  # console | api | cli
+    Column("action", String(32), nullable=False),
+    Column("target", String(160), nullable=False),
+    Column("ticket_id", BigId),
+    Column("detail", Text, nullable=False),
+    Index(None, "ticket_id"),
+    Index(None, "at"),
 )
 
 # A disturbance record: its manifest's metadata from the moment it arrives (status

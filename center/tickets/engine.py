@@ -399,6 +399,14 @@ class TicketEngine:
         uow.note(t, TimelineEntry(now, "acknowledged", note or f"acknowledged by {by}"))
         return t
 
+    def add_note(self, uow: TicketUnitOfWork, ticket_id: int, by: str, text: str) -> Ticket:
+        """A person's note in the timeline, in any state (a closed ticket's findings too)."""
+        t = self._person(uow, ticket_id)
+        if not text.strip():
+            raise TicketActionError("note: expected some text")
+        uow.note(t, TimelineEntry(self.clock.now(), "note", f"{by}: {text.strip()}"))
+        return t
+
     def resolve(
         self, uow: TicketUnitOfWork, ticket_id: int, by: str, root_cause: str, note: str | None
     ) -> Ticket:

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +23,19 @@ def _get(url: str, token: str) -> object:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=5) as answer:
         return json.load(answer)
+
+
+def _console_queue(url: str, user: str, password: str) -> str:
+    """Log in to the console the demo printed and return its queue page."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{url}login", timeout=5) as page:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
+    assert csrf is not None
+    form = urllib.parse.urlencode(
+        {"username": user, "password": password, "csrf": csrf[1], "next": "/queue"}
+    ).encode()
+    with opener.open(f"{url}login", data=form, timeout=10) as queue:  # follows to /queue
+        return str(queue.read().decode())
 
 
 async def start_demo(*argv: str) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
@@ -43,6 +57,7 @@ async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
     lines: list[str] = []
     api_tickets: object = None
     api = ("", "")
+    console = ("", "", "")
     try:
         async with asyncio.timeout(120):
             async for raw in output:
@@ -50,8 +65,12 @@ async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
                 lines.append(line)
                 if m := re.match(r"center API (http://\S+)/docs\s+\(token: (\S+)\)", line):
                     api = (m[1] + "/api/v1", m[2])
+                if m := re.match(r"console\s+(http://\S+/)\s+\(log in as (\S+) / (\S+)\)", line):
+                    console = (m[1], m[2], m[3])
                 if line.startswith("scenario   played"):
                     api_tickets = await asyncio.to_thread(_get, f"{api[0]}/tickets", api[1])
+                    queue = await asyncio.to_thread(_console_queue, *console)
+                    lines.append(f"console queue: {'Protection operation' in queue}")
             assert await proc.wait() == 0
     finally:
         if proc.returncode is None:
@@ -100,6 +119,7 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
         ("feeder7",),
         ("line3-103",),
     }
+    assert "console queue: True" in lines, output  # the printed login works, the P1 is there
     assert "Traceback" not in output, output
 
 

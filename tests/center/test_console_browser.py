@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -92,6 +94,7 @@ def _fleet_and_incident() -> list[Any]:
         firmware(gw, "line2", "2.5.0-rc1", later, model="LP-200"),
         feeder.snapshot({**FEEDER, "i_pickup": 1.5}, later),
         health,
+        *_clock_readings(gw),
     ]
     return [message(r) for r in records]
 
@@ -117,6 +120,10 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
         '[routing.sites.north]\nregion = "north"\n'
         '[routing.regions.north]\nservice_point = "sp-north"\n'
         '[[devices]]\nsite = "north"\ndevice_id = "busbar"\ncriticality = "high"\n'
+        "commissioned = 2011-06-01\n"
+        # The test runs the ageing job itself once the fleet has arrived (below).
+        '[analytics.ageing]\nenabled = false\ndesign_life_years = { "BB-10" = 15.0 }\n'
+        "[analytics.clock]\nmin_spacing_s = 0\nmin_samples = 3\n"
     )
     for name, (role, password) in USERS.items():
         _add_user(config, name, role, password)
@@ -129,6 +136,9 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
         db = tmp_path / "center.sqlite"
         _wait(lambda: _count(db, "SELECT count(*) FROM ticket_members") >= 3, "the P1 ticket")
         _wait(lambda: _count(db, ATTACHED) == 2, "the disturbance record and fault report attached")
+        _wait(lambda: _count(db, LINE2_CLOCK) >= len(CLOCK_OFFSETS_MS), "line2's clock readings")
+        _run_ageing(config)
+        _wait(lambda: _count(db, "SELECT count(*) FROM ageing_scores") >= 3, "ageing scores")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
@@ -138,6 +148,29 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
             process.kill()
             process.wait(10)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+LINE2_CLOCK = "SELECT sample_count FROM clock_quality WHERE device_id = 'line2'"
+CLOCK_OFFSETS_MS = (610, 640, 660, 690, 720, 745, 770, 800)  # line 2's clock: late, drifting
+
+
+def _clock_readings(gw: Gateway) -> list[Any]:
+    """Line 2 reports a status change every 10 minutes with its clock running late."""
+    out = []
+    for i, offset in enumerate(CLOCK_OFFSETS_MS):
+        at = T0 + timedelta(minutes=10 * (i + 1))
+        e = gw.event("line2", "local_control", i % 2 == 0, at, signal="status", severity="info")
+        late = at + timedelta(milliseconds=offset)
+        out.append(e.model_copy(update={"device_time": late, "cause": "spontaneous"}))
+    return out
+
+
+def _run_ageing(config: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "center.cli", "ageing", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 ATTACHED = (
@@ -151,7 +184,8 @@ def _count(db: Path, sql: str) -> int:
 
     try:
         with sqlite3.connect(db, timeout=10) as conn:
-            return int(conn.execute(sql).fetchone()[0])
+            row = conn.execute(sql).fetchone()
+            return int(row[0]) if row else -1
     except sqlite3.OperationalError:
         return -1
 
@@ -238,6 +272,8 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
         expect(page.locator("h1")).to_be_visible()
         page.screenshot(path=shots / f"{name}.png", full_page=True)
     expect(page.locator("h1")).to_have_text("No such ticket")
+
+    _read_the_fleet_history(page, origin, shots)
 
     # Resolve with a root cause; it shows resolved, and leaves the open queue.
     page.goto(ticket_url)
@@ -361,3 +397,47 @@ def _read_the_disturbance_record(page: Any, shots: Path) -> None:
         assert names == ["north_line1_17.cfg", "north_line1_17.dat"]
         parsed = comtrade.read(z.read(names[0]), z.read(names[1]))
     assert [a.name for a in parsed.analog] == ["IA", "IB", "IC", "UA", "UB", "UC"]
+
+
+def _read_the_fleet_history(page: Any, origin: str, shots: Path) -> None:
+    """Statistics with their filters in the URL and the printable report; the fleet's
+    ageing risk; a device's risk and its clock."""
+    expect = playwright_api.expect
+    page.goto(f"{origin}/queue")
+    page.click("header nav >> text=Statistics")
+    expect(page.locator("h1")).to_have_text("Statistics")
+    for chart in ("#chart-monthly", "#chart-rate", "#chart-causes"):
+        expect(page.locator(f"{chart} svg")).to_be_visible()
+    expect(page.locator("#clock-sites")).to_contain_text("north")
+    page.screenshot(path=shots / "statistics.png", full_page=True)
+    # A filter goes into the URL, and the page reads it back from there.
+    page.fill("#stats-filters input[name=fault_class]", "protection_operation")
+    page.click("#stats-filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"fault_class=protection_operation"))
+    shared = page.url
+    page.goto(shared)
+    expect(page.locator("#stats-filters input[name=fault_class]")).to_have_value(
+        "protection_operation"
+    )
+    expect(page.locator("section.tiles .tile").first).to_contain_text("1tickets")
+    # The printable report: its own page, its one stylesheet allowed, nothing fetched.
+    page.click("#report-html")
+    expect(page.locator("h1")).to_have_text("Continuous improvement report")
+    page.screenshot(path=shots / "report.png", full_page=True)
+
+    page.goto(f"{origin}/fleet")
+    busbar = page.locator("#ageing tr", has_text="busbar")
+    expect(busbar).to_have_class(re.compile("at-risk"))
+    expect(busbar.locator(".risk-value")).to_have_class(re.compile("over"))
+    expect(busbar).to_contain_text("of 15 years")
+    page.screenshot(path=shots / "fleet-ageing.png", full_page=True)
+
+    page.goto(f"{origin}/devices/north/line2")
+    expect(page.locator("#clock-verdict")).to_have_text("offset")
+    figures = page.locator("#clock-quality dl.clock-figures")
+    expect(figures).to_contain_text(f"Offset p50+{statistics.median(CLOCK_OFFSETS_MS):.0f} ms")
+    expect(page.locator("#clock-chart svg circle")).to_have_count(len(CLOCK_OFFSETS_MS))
+    expect(page.locator("#ageing-risk .risk-value")).not_to_have_class(re.compile("over"))
+    page.screenshot(path=shots / "device-clock.png", full_page=True)
+    page.goto(f"{origin}/devices/north/busbar")
+    expect(page.locator("#ageing-risk")).to_contain_text("at or above the threshold")

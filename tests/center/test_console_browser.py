@@ -35,7 +35,7 @@ from gateway import comtrade, wire
 from tests.center.disturbance_support import TRIGGER, fault_report, transfer
 from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
 from tests.center.mqtt_support import publish_all, start_center, subscribed
-from tests.center.records import T0, Gateway, message, seed_records
+from tests.center.records import T0, Gateway, clock_readings, message, seed_records
 from tests.support.mosquitto import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -94,7 +94,7 @@ def _fleet_and_incident() -> list[Any]:
         firmware(gw, "line2", "2.5.0-rc1", later, model="LP-200"),
         feeder.snapshot({**FEEDER, "i_pickup": 1.5}, later),
         health,
-        *_clock_readings(gw),
+        *clock_readings(gw, CLOCK_OFFSETS_MS),
     ]
     return [message(r) for r in records]
 
@@ -152,17 +152,6 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
 
 LINE2_CLOCK = "SELECT sample_count FROM clock_quality WHERE device_id = 'line2'"
 CLOCK_OFFSETS_MS = (610, 640, 660, 690, 720, 745, 770, 800)  # line 2's clock: late, drifting
-
-
-def _clock_readings(gw: Gateway) -> list[Any]:
-    """Line 2 reports a status change every 10 minutes with its clock running late."""
-    out = []
-    for i, offset in enumerate(CLOCK_OFFSETS_MS):
-        at = T0 + timedelta(minutes=10 * (i + 1))
-        e = gw.event("line2", "local_control", i % 2 == 0, at, signal="status", severity="info")
-        late = at + timedelta(milliseconds=offset)
-        out.append(e.model_copy(update={"device_time": late, "cause": "spontaneous"}))
-    return out
 
 
 def _run_ageing(config: Path) -> None:

@@ -53,7 +53,7 @@ def test_statistics_read_their_filters_from_the_url(console):
     assert everything.status_code == 200
     _no_inline(everything.text)
     tiles = re.findall(r'<span class="big">([^<]+)</span>([^<]+)<', everything.text)
-    assert tiles[0] == ("2", "tickets")  # the P1 and line 2's clock
+    assert tiles[0] == ("3", "tickets")  # the P1, line 2's clock, the busbar's ageing
     assert '<a href="/statistics/report.html?from=' in everything.text
     url = "/statistics?from=2025-01-01&to=2025-12-31&fault_class=protection_operation&site=north"
     page = c.get(url).text

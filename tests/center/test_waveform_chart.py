@@ -135,3 +135,12 @@ def test_a_long_record_is_an_envelope_that_keeps_every_peak():
 )
 def test_nice_ceiling(peak: float, nice: float) -> None:
     assert wc.nice_ceiling(peak) == pytest.approx(nice)
+
+
+def test_without_an_analysis_the_waveforms_are_still_drawn_unmarked():
+    record = comtrade.read(*comtrade.write(comtrade_record(CTX, observation(Fault()))))
+    svg = str(wc.waveform_chart(record, {"faulted_phases": [], "summary": "analysis failed"}))
+    root = ET.fromstring(svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1))
+    assert len(root.findall(".//s:polyline", NS)) == 6
+    assert root.find(".//s:rect[@class='fault-band']", NS) is None
+    assert _moments(root) == {}

@@ -154,7 +154,9 @@ async def start_outstation(case: Case, work: Path) -> tuple[asyncio.subprocess.P
     raise RuntimeError("the outstations could not listen")
 
 
-async def run_case(case: Case, side: str, root: Path, profile_to: Path | None = None) -> Result:
+async def run_case(
+    case: Case, side: str, root: Path, profile_to: Path | None = None, gil_only: bool = False
+) -> Result:
     work = root / f"{case.name}-{side}-{time.monotonic_ns()}"
     work.mkdir()
     outstation, base_port = await start_outstation(case, work)
@@ -189,7 +191,8 @@ async def run_case(case: Case, side: str, root: Path, profile_to: Path | None = 
         if profile_to is not None and PY_SPY.exists():
             spy = subprocess.Popen(
                 [str(PY_SPY), "record", "--pid", str(master.pid), "--format", "raw",
-                 "--output", str(profile_to), "--rate", "250", "--nonblocking"],
+                 "--output", str(profile_to), "--rate", "250", "--nonblocking",
+                 *(["--gil"] if gil_only else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         totals = json.loads(await read_line(outstation.stdout, case.events / case.rate + 120))
@@ -363,11 +366,14 @@ async def run_all(args: argparse.Namespace) -> None:
     if not PY_SPY.exists():
         print(f"\nno profile: {PY_SPY} missing (pip install py-spy into that venv)")
         return
-    for name in ("one-link", "20-links"):
-        raw = work / f"agent-{name}.txt"
-        await run_case(cases[name], "agent", work, profile_to=raw)
+    # Threads' time (waits included: where an event's time goes), then only the samples
+    # of the thread holding the GIL (where the CPU goes).
+    for name, gil_only in (("one-link", False), ("20-links", False), ("20-links", True)):
+        raw = work / f"agent-{name}{'-gil' if gil_only else ''}.txt"
+        await run_case(cases[name], "agent", work, profile_to=raw, gil_only=gil_only)
         if raw.exists():
-            print(f"\npy-spy on the agent, {name} case:")
+            what = "the thread holding the GIL" if gil_only else "all threads, waits included"
+            print(f"\npy-spy on the agent, {name} case, {what}:")
             top_costs(raw)
 
 

@@ -38,7 +38,7 @@ def top_costs(raw: Path, limit: int = 15) -> None:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-    print(f"  {total} samples (idle threads left out), line numbers merged")
+    print(f"  {total} samples, line numbers merged")
     print("  top self:")
     for frame, n in own.most_common(limit):
         print(f"    {n / total:6.1%}  {frame}")

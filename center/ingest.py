@@ -18,6 +18,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from center import gateway_silence
+from center.analytics.clock_tracker import ClockQualityTracker
 from center.clock import Clock
 from center.disturbance.intake import DisturbanceIntake
 from center.lifecycle.drift import DriftDetector
@@ -153,6 +155,7 @@ class Ingestor:
         self._discrete = frozenset(rules.discrete_alarm_codes)
         self._ignored = frozenset(rules.ignored_alarm_codes)
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
+        self.clock_quality = ClockQualityTracker(tickets.config.analytics.clock, tickets)
         self.disturbances = DisturbanceIntake(tickets.config.disturbance, rules.grouping_window_s)
 
     def check(
@@ -199,10 +202,14 @@ class Ingestor:
                 plain = [r for r in records if not isinstance(r, wire.DisturbanceChunk)]
                 result = store_records(conn, plain, now)
                 results.append(result)
-                for sig in self._signals(result):
+                heard = gateway_silence.after_lifecycle(
+                    conn, result.new_lifecycle, now, self.tickets.rules.silent_after_intervals
+                )
+                for sig in self._signals(result) + heard:
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
                 self.disturbances.on_records(conn, uow, result.new, chunks, now)
+            self.clock_quality.on_records(conn, uow, [r for x in results for r in x.new])
             changed = uow.flush()
         disturbance_counts = self.disturbances.take_counts()  # only once committed
         # Counted only once committed.

@@ -64,7 +64,8 @@ class SequencedRelay(ModbusRelay):
         return await super()._action(*call)
 
 
-async def serve(units: int, base_port: int) -> None:
+async def start_units(units: int, base_port: int) -> list[SequencedRelay]:
+    """`units` sequenced relays listening on `base_port`, `base_port + 1`, …"""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench-seq.toml"
         path.write_text(profile_text())
@@ -78,6 +79,11 @@ async def serve(units: int, base_port: int) -> None:
             relay.image.set_measurement(f"m{m}", 50.0 + m)
         await relay.start()
         relays.append(relay)
+    return relays
+
+
+async def serve(units: int, base_port: int) -> None:
+    relays = await start_units(units, base_port)
     print("ready", flush=True)
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):

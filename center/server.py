@@ -11,12 +11,13 @@ acknowledgements (the broker holds the messages) and is retried with backoff.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import random
 import ssl
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import aiomqtt
@@ -203,14 +204,32 @@ class CenterService:
             try:
                 await self._retrying([m])
             except Exception as exc:  # keep it for an operator, then move on
-                log.exception("message on %s cannot be stored", m.topic)
-                await asyncio.to_thread(self.ingestor.reject_unstorable, m, repr(exc)[:1000])
+                log.exception("message on %r cannot be stored; quarantined", m.topic[:200])
+                await self._quarantine(m, repr(exc)[:2000])
+
+    async def _quarantine(self, m: Message, error: str) -> None:
+        """Quarantine a message whose storage failed. Its content cannot fail the write (bytes
+        and escaped text); a database outage is retried like any other. Should the write
+        still fail otherwise, the payload goes to the log and the message is acknowledged:
+        one message must never stop ingest for the fleet."""
+        try:
+            await self._retrying_call(lambda: self.ingestor.quarantine_message(m, error))
+        except Exception:
+            self.counters.add("quarantine_write_failed")
+            log.exception(
+                "could not quarantine the message on %r; its payload (base64): %s",
+                m.topic[:200],
+                base64.b64encode(m.payload).decode("ascii"),
+            )
 
     async def _retrying(self, batch: list[Message]) -> None:
+        await self._retrying_call(lambda: self.ingestor.ingest(batch))
+
+    async def _retrying_call(self, call: Callable[[], object]) -> None:
         delay = 0.5
         while True:
             try:
-                await asyncio.to_thread(self.ingestor.ingest, batch)
+                await asyncio.to_thread(call)
                 return
             except DBAPIError as exc:
                 if not _retryable(exc):

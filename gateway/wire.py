@@ -18,7 +18,15 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "relay/v1"
@@ -36,6 +44,21 @@ class WireError(ValueError):
     """A payload that is not a valid envelope of known records."""
 
 
+def _expressible_in_utc(at: datetime) -> datetime:
+    """Year 0001 at +05:00 or 9999-12-31 at -05:00 parse, but name no instant a datetime
+    can hold in UTC: refused here, before anything compares or stores them."""
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is outside the range expressible in UTC") from None
+    return at
+
+
+# Every time on the wire carries its UTC offset: a naive time would be read in whatever
+# zone the reader assumes (the agent always sends aware UTC times).
+WireTime = Annotated[AwareDatetime, AfterValidator(_expressible_in_utc)]
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,7 +67,7 @@ class _Record(BaseModel):
     device_id: str | None = Field(default=None, pattern=TOPIC_SAFE)
     session: int = Field(ge=0)
     seq: int = Field(ge=0)
-    gateway_time: datetime  # when the agent made the record (UTC)
+    gateway_time: WireTime  # when the agent made the record (UTC)
 
     @property
     def record_id(self) -> tuple[str, int, int]:
@@ -63,7 +86,7 @@ class Event(_Record):
     phase: Phase | None = None
     value: Scalar = None
     quality: list[str] = Field(default_factory=list)  # as received: IV, NT, SB, BL, OV, ...
-    device_time: datetime | None = None
+    device_time: WireTime | None = None
     device_time_flags: list[str] = Field(default_factory=list)  # invalid, substituted, summer_time
     cause: str | None = None
     details: dict[str, Scalar] = Field(default_factory=dict)
@@ -100,7 +123,7 @@ class Measurement(_Record):
     value: Scalar = None
     unit: str | None = None
     quality: list[str] = Field(default_factory=list)
-    device_time: datetime | None = None
+    device_time: WireTime | None = None
     device_time_flags: list[str] = Field(default_factory=list)
     cause: str | None = None
 
@@ -209,8 +232,8 @@ class DisturbanceRecord(_Record):
 
     kind: Literal["disturbance"] = "disturbance"
     fault_number: int = Field(ge=0)
-    trigger_time: datetime
-    first_sample_time: datetime
+    trigger_time: WireTime
+    first_sample_time: WireTime
     sample_rate_hz: float = Field(gt=0)
     samples: int = Field(ge=0)
     analog_channels: list[str] = Field(default_factory=list)
@@ -240,7 +263,7 @@ class FaultReport(_Record):
     """A relay's own fault report (e.g. a Modbus register block), without waveforms."""
 
     kind: Literal["fault_report"] = "fault_report"
-    fault_time: datetime | None = None
+    fault_time: WireTime | None = None
     fault_type: str | None = None
     phases: list[Literal["A", "B", "C", "N"]] = Field(default_factory=list)
     distance_km: float | None = None

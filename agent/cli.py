@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agent.config import load_config
 from agent.errors import ConfigError
+from gateway.cli_options import add_config_file, add_version_option, config_file
 
 
 def _setup_logging(level: str) -> None:
@@ -20,14 +21,15 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    path = config_file(args)
     try:
-        loaded = load_config(Path(args.file))
+        loaded = load_config(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        print(f"{args.file}: INVALID ({len(exc.problems)} problem(s))", file=sys.stderr)
+        print(f"{path}: INVALID ({len(exc.problems)} problem(s))", file=sys.stderr)
         return 2
     cfg = loaded.config
-    print(f"{args.file}: OK")
+    print(f"{path}: OK")
     print(f"  site {cfg.agent.site}, gateway {cfg.agent.gateway_id}")
     print(f"  broker {cfg.broker.host}:{cfg.broker.port}{' (TLS)' if cfg.broker.tls else ''}")
     print(f"  outbox {cfg.outbox_path}")
@@ -72,6 +74,7 @@ async def _run_until_signal(daemon: object) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay-agent", description=__doc__)
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the agent daemon")
@@ -80,10 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config and its profiles")
-    check.add_argument("file")
+    add_config_file(check, "agent config (TOML)")
     check.set_defaults(func=cmd_check_config)
 
-    # poll, status, snapshot: engineers' on-demand reads (agent/poll_cli.py, issue 7)
+    # poll, status, snapshot: engineers' on-demand reads (agent/poll_cli.py)
     from agent.poll_cli import add_commands
 
     add_commands(sub)

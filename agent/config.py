@@ -34,6 +34,7 @@ from agent.errors import ConfigError
 from agent.profiles import Profile, load_named
 from agent.snapshot_intervals import SnapshotIntervals
 from agent.validation import describe, read_toml
+from gateway.tls_config import BrokerTls
 from protocols import registry
 from protocols.config import ID_PATTERN, DeviceBase, SerialBusConfig, StrictModel
 
@@ -46,11 +47,7 @@ class AgentSection(StrictModel):
     health_interval_s: float = Field(default=60.0, gt=0)
 
 
-class TlsConfig(StrictModel):
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    insecure_skip_hostname_check: bool = False
+TlsConfig = BrokerTls  # shared with the center: one spelling, one meaning
 
 
 class BrokerConfig(StrictModel):
@@ -162,14 +159,28 @@ def parse_config(data: dict[str, Any], file: str) -> AgentConfig:
     if not isinstance(devices_raw, list):
         problems.append(f"devices: expected an array of tables (found: {devices_raw!r})")
     else:
+        unavailable = _unavailable_protocols(devices_raw)
+        problems.extend(unavailable)
         try:
-            devices = adapter.validate_python(devices_raw)
+            devices = adapter.validate_python(devices_raw) if not unavailable else []
         except ValidationError as exc:
             problems.extend(describe(exc, frozenset(specs), prefix="devices"))
     if problems or config is None:
         raise ConfigError(file, problems)
     devices = [config.snapshots.apply(d) for d in devices]
     return config.model_copy(update={"devices": devices})
+
+
+def _unavailable_protocols(devices_raw: list[Any]) -> list[str]:
+    """Devices naming a protocol this install offers but cannot import (a missing stack):
+    said as such, rather than as a protocol name that is not allowed."""
+    problems = []
+    for i, raw in enumerate(devices_raw):
+        name = raw.get("protocol") if isinstance(raw, dict) else None
+        message = registry.unavailable_message(name) if isinstance(name, str) else None
+        if message is not None:
+            problems.append(f"devices[{i}].protocol: {message}")
+    return problems
 
 
 def certificate_cn(path: Path) -> str | None:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import enum
 import json
 import logging
 import os
@@ -35,140 +33,27 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agent.audit import Auditor
-from gateway import wire
-from protocols.errors import LinkError
+from agent.poll_answer import audit_outcome, make_answer, read_kinds
+from gateway.rpc import MAX_TIMEOUT_S, PollAnswer, PollFailed, PollReply, expand_what
 
 if TYPE_CHECKING:
     from agent.daemon import AgentDaemon
     from agent.supervisor import LinkSupervisor
-    from protocols.driver import Driver
 
 log = logging.getLogger(__name__)
 
-POLL_KINDS = ("identity", "events", "settings", "status")
-WHAT_CHOICES = (*POLL_KINDS, "all")
 SOCKET_MODE = 0o660
 MAX_LINE = 64 * 1024  # a request is small; an answer may be large (settings)
 IDLE_S = 300.0  # a client that says nothing for this long is dropped
 
-ErrorCode = Literal[
-    "bad_request",
-    "unknown_device",
-    "disabled",
-    "unsupported",
-    "link",
-    "timeout",
-    "refused",
-    "busy",
-    "driver_error",
-]
-
-
-class PollFailed(Exception):
-    """An on-demand request that produced no answer from the device; `code` says why
-    (the CLI and the center map it to exit codes and messages)."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: ErrorCode = code
-        self.message = message
-
-
-def expand_what(what: str) -> tuple[str, ...]:
-    if what == "all":
-        return POLL_KINDS
-    if what in POLL_KINDS:
-        return (what,)
-    raise PollFailed("bad_request", f"what must be one of {', '.join(WHAT_CHOICES)} (got {what!r})")
-
-
-def to_jsonable(value: Any) -> Any:
-    """Driver answers are plain dicts by contract, but may hold datetimes, bytes, tuples
-    or dataclasses; turn them into JSON without losing information."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return value.hex()
-    if isinstance(value, enum.Enum):
-        return value.name
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    return str(value)
-
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-async def read_kinds(
-    driver: Driver, protocol: str, device: str, kinds: tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
-    """Ask a running driver for each kind. For one kind a failure raises `PollFailed`;
-    for several (`all`) each failure is kept beside the parts that worked."""
-    result: dict[str, Any] = {}
-    errors: dict[str, dict[str, str]] = {}
-    for kind in kinds:
-        log.info("device %s: on-demand poll of %s", device, kind)
-        try:
-            try:
-                result[kind] = to_jsonable(await driver.poll(device, kind))
-            except LinkError as exc:
-                raise PollFailed("link", f"device {device} did not answer: {exc}") from None
-            except KeyError:
-                raise PollFailed("unknown_device", f"the driver does not know {device}") from None
-            except ValueError as exc:
-                raise PollFailed("unsupported", f"{protocol} cannot read {kind}: {exc}") from None
-            except TimeoutError:
-                raise PollFailed("link", f"device {device} did not answer in time") from None
-            except Exception as exc:  # a driver bug: answer it, keep serving
-                log.exception("device %s: driver failed on an on-demand %s", device, kind)
-                raise PollFailed("driver_error", f"{type(exc).__name__}: {exc}") from None
-        except PollFailed as exc:
-            if len(kinds) == 1:
-                raise
-            log.warning("device %s: on-demand %s failed: %s", device, kind, exc.message)
-            errors[kind] = {"code": exc.code, "error": exc.message}
-    if not result and errors:  # every part failed: one clear failure
-        first = next(iter(errors.values()))
-        raise PollFailed(first["code"], first["error"])  # type: ignore[arg-type]
-    return result, errors
-
-
-def make_answer(
-    *,
-    site: str,
-    gateway_id: str,
-    device: str,
-    what: str,
-    started: float,
-    link_up: bool | None,
-    result: dict[str, Any],
-    errors: dict[str, dict[str, str]],
-) -> dict[str, Any]:
-    """The answer's one shape, for the socket, remote replies and `--direct`."""
-    return {
-        "site": site,
-        "gateway_id": gateway_id,
-        "device": device,
-        "what": what,
-        "polled_at": wire.utcnow().isoformat(),
-        "duration_s": round(time.monotonic() - started, 3),
-        "link_up": link_up,
-        "result": result,
-        "errors": errors,
-    }
 
 
 class OnDemand:
@@ -202,7 +87,7 @@ class OnDemand:
         actor: str,
         origin: Literal["local", "remote"],
         timeout_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> PollAnswer:
         """Poll and audit. Raises `PollFailed`; returns the answer (see docs/polling.md)."""
         known = any(d.id == device for d in self.daemon.config.devices)
         try:
@@ -218,19 +103,14 @@ class OnDemand:
                 error=f"{exc.code}: {exc.message}",
             )
             raise
-        failed = {k: v["error"] for k, v in answer["errors"].items()}
+        result, error = audit_outcome(answer)
         await self.auditor.record(
-            actor=actor,
-            origin=origin,
-            action="poll",
-            device=device,
-            what=what,
-            result="error" if failed and not answer["result"] else "ok",
-            error="; ".join(f"{k}: {v}" for k, v in failed.items()) or None,
-        )
+            actor=actor, origin=origin, action="poll", device=device, what=what,
+            result=result, error=error,
+        )  # fmt: skip
         return answer
 
-    async def _poll(self, device: str, what: str, timeout_s: float) -> dict[str, Any]:
+    async def _poll(self, device: str, what: str, timeout_s: float) -> PollAnswer:
         kinds = expand_what(what)
         sup = self._supervisor_for(device)
         lock = self._locks.setdefault(sup.plan.key, asyncio.Lock())
@@ -244,7 +124,7 @@ class OnDemand:
                         "link",
                         f"link {sup.plan.key} is not running" + (f" ({last})" if last else ""),
                     )
-                result, errors = await read_kinds(driver, sup.plan.protocol, device, kinds)
+                results, errors = await read_kinds(driver, sup.plan.protocol, device, kinds)
         except TimeoutError:
             raise PollFailed(
                 "timeout", f"device {device} did not answer within {timeout_s:g} s"
@@ -258,8 +138,9 @@ class OnDemand:
             what=what,
             started=started,
             link_up=status.link_up if status else None,
-            result=result,
+            results=results,
             errors=errors,
+            profile=self.daemon.loaded.profiles.get(device),
         )
 
     def status(self) -> dict[str, Any]:
@@ -418,18 +299,20 @@ class ControlServer:
             if not isinstance(request, dict):
                 raise ValueError("not an object")
         except ValueError as exc:
-            return {"ok": False, "code": "bad_request", "error": f"not a JSON object: {exc}"}
+            return _failed("bad_request", f"not a JSON object: {exc}")
         op = request.get("op")
         if op == "status":
             return {"ok": True, "status": self.ondemand.status()}
         if op != "poll":
-            return {"ok": False, "code": "bad_request", "error": f"unknown op {op!r}"}
+            return _failed("bad_request", f"unknown op {op!r}")
         device, what = request.get("device"), request.get("what", "all")
         timeout = request.get("timeout_s")
         if not isinstance(device, str) or not isinstance(what, str):
-            return {"ok": False, "code": "bad_request", "error": "device and what must be strings"}
-        if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout <= 600):
-            return {"ok": False, "code": "bad_request", "error": "timeout_s must be in (0, 600]"}
+            return _failed("bad_request", "device and what must be strings")
+        if timeout is not None and not (
+            isinstance(timeout, int | float) and 0 < timeout <= MAX_TIMEOUT_S
+        ):
+            return _failed("bad_request", f"timeout_s must be in (0, {MAX_TIMEOUT_S:g}]")
         try:
             answer = await self.ondemand.poll(
                 device,
@@ -439,8 +322,12 @@ class ControlServer:
                 timeout_s=float(timeout) if timeout is not None else None,
             )
         except PollFailed as exc:
-            return {"ok": False, "code": exc.code, "error": exc.message}
-        return {"ok": True, "answer": answer}
+            return PollReply.failed(exc).model_dump(mode="json")
+        return PollReply.answered(answer).model_dump(mode="json")
+
+
+def _failed(code: Literal["bad_request"], message: str) -> dict[str, Any]:
+    return PollReply.failed(PollFailed(code, message)).model_dump(mode="json")
 
 
 def install(daemon: AgentDaemon) -> OnDemand:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from agent import __version__
 from agent.config import LoadedConfig
 from agent.normalize import DeviceContext
+from agent.outbox_alarm import OutboxCapAlarm
 from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
 from gateway import wire
@@ -93,7 +94,7 @@ class AgentDaemon:
                 b.tls.ca_file,
                 b.tls.cert_file,
                 b.tls.key_file,
-                check_hostname=not b.tls.insecure_skip_hostname_check,
+                check_hostname=b.tls.check_hostname,
             )
             if b.tls
             else None
@@ -128,6 +129,7 @@ class AgentDaemon:
             agent_version=__version__,
             devices=self.pipeline.inventory(),
             outbox_depth=self.outbox.depth,
+            health_interval_s=self.config.agent.health_interval_s,
         )
 
     def health(self, connection: int) -> wire.Health:
@@ -143,6 +145,7 @@ class AgentDaemon:
             outbox_oldest_age_s=self.outbox.oldest_age(),
             links={d: bool(s.link_up) for d, s in self.pipeline.status.items()},
             counters={**self.pipeline.counters, "outbox_bulk_depth": self.outbox.bulk_depth},
+            health_interval_s=self.config.agent.health_interval_s,
         )
 
     async def _metrics(self, listen: str) -> None:
@@ -187,6 +190,10 @@ class AgentDaemon:
             ]
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run(), name="uplink")
+                near_cap = OutboxCapAlarm(
+                    self.outbox, self.pipeline, self.config.agent.site, self.config.agent.gateway_id
+                )
+                tg.create_task(near_cap.run(), name="outbox near-cap alarm")
                 for s in self.supervisors:
                     tg.create_task(s.run(), name=f"link {s.plan.key}")
                 if self.config.metrics.listen:

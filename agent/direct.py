@@ -24,15 +24,16 @@ import pwd
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from agent.audit import Auditor
 from agent.config import LoadedConfig
-from agent.control import PollFailed, expand_what, make_answer, read_kinds
 from agent.daemon import link_plans
 from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
+from agent.poll_answer import audit_outcome, make_answer, read_kinds
 from gateway.outbox import Outbox
+from gateway.rpc import PollAnswer, PollFailed, PollReply, expand_what
 from protocols import registry
 from protocols.observations import LinkStateObservation, Observation
 from protocols.registry import LinkPlan, PlannedDevice
@@ -41,7 +42,7 @@ from protocols.registry import LinkPlan, PlannedDevice
 class Progress(Protocol):
     def start(self, device: str) -> float: ...
 
-    def finish(self, device: str, reply: dict[str, Any], since: float) -> None: ...
+    def finish(self, device: str, reply: PollReply, since: float) -> None: ...
 
 
 def claimed_user() -> str:
@@ -94,7 +95,7 @@ async def poll_direct(
     timeout_s: float | None,
     actor: str,
     progress: Progress | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, PollReply]:
     """Open each device's link in turn, wait for it to come up, poll, close. Audited
     like a daemon poll (action `poll_direct`). Replies have the socket's shape."""
     cfg = loaded.config
@@ -120,7 +121,7 @@ async def poll_direct(
         sink = _WatchingSink(pipeline, asyncio.get_running_loop())
         plans = {d.config.id: (plan, d) for plan in link_plans(loaded) for d in plan.devices}
         timeout = timeout_s or cfg.control.poll_timeout_s
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, PollReply] = {}
         for device in devices:
             since = progress.start(device) if progress else 0.0
             try:
@@ -128,18 +129,18 @@ async def poll_direct(
                     loaded, sink, plans.get(device), device, what=what, timeout_s=timeout
                 )
             except PollFailed as exc:
-                results[device] = {"ok": False, "code": exc.code, "error": exc.message}
+                results[device] = PollReply.failed(exc)
                 await auditor.record(
                     actor=actor, origin="local", action="poll_direct",
                     device=device if device in contexts else None, what=what,
                     result="error", error=f"{exc.code}: {exc.message}",
                 )  # fmt: skip
             else:
-                results[device] = {"ok": True, "answer": answer}
-                failed = "; ".join(f"{k}: {v['error']}" for k, v in answer["errors"].items())
+                results[device] = PollReply.answered(answer)
+                result, error = audit_outcome(answer)
                 await auditor.record(
                     actor=actor, origin="local", action="poll_direct", device=device,
-                    what=what, result="ok", error=failed or None,
+                    what=what, result=result, error=error,
                 )  # fmt: skip
             if progress:
                 progress.finish(device, results[device], since)
@@ -156,7 +157,7 @@ async def _direct_one(
     *,
     what: str,
     timeout_s: float,
-) -> dict[str, Any]:
+) -> PollAnswer:
     kinds = expand_what(what)
     if planned is None:
         enabled = any(d.id == device for d in loaded.config.devices)
@@ -177,7 +178,7 @@ async def _direct_one(
             if running.done():
                 error = None if running.cancelled() else running.exception()
                 raise PollFailed("link", f"link {plan.key} failed: {error or 'driver stopped'}")
-            result, errors = await read_kinds(driver, plan.protocol, device, kinds)
+            results, errors = await read_kinds(driver, plan.protocol, device, kinds)
     except TimeoutError:
         raise PollFailed(
             "timeout", f"device {device} did not answer within {timeout_s:g} s"
@@ -189,5 +190,6 @@ async def _direct_one(
     cfg = loaded.config.agent
     return make_answer(
         site=cfg.site, gateway_id=cfg.gateway_id, device=device, what=what,
-        started=started, link_up=True, result=result, errors=errors,
+        started=started, link_up=True, results=results, errors=errors,
+        profile=loaded.profiles.get(device),
     )  # fmt: skip

@@ -1,7 +1,9 @@
 """Observations to records: pure functions, no I/O.
 
 The profile gives a point its meaning (name, kind, severity, phase); the observation gives
-value, quality, device time and cause, which are copied as received, never cleaned.
+value, quality, device time and cause, which are copied as received, never cleaned. Where
+the device's own record names the phase or says raised/cleared (a Modbus ring record's
+phase and state fields), that wins over the profile's fixed reading.
 An address the profile does not know still becomes an event (signal "unknown"), so
 nothing a relay says is dropped.
 """
@@ -13,9 +15,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
-from agent.profiles import Profile
+from agent.profiles import PointSpec, Profile
 from gateway import wire
 from protocols.observations import (
     ConditionObservation,
@@ -68,15 +70,33 @@ def point_record(
         label=spec.label or spec.name if spec else None,
         signal=spec.kind if spec else "unknown",
         severity=spec.severity if spec else "info",
-        phase=spec.phase if spec else None,
+        phase=_phase(obs, spec),
         value=obs.value,
         quality=list(obs.quality),
         device_time=obs.device_time,
         device_time_flags=list(obs.device_time_flags),
         cause=obs.cause,
         details=dict(obs.details),
-        raised=wire.value_raised(obs.value) != spec.inverted if spec else None,
+        raised=_raised(obs, spec),
     )
+
+
+_PHASES: dict[str | None, wire.Phase] = {p: p for p in get_args(wire.Phase)}
+
+
+def _phase(obs: PointObservation, spec: PointSpec | None) -> wire.Phase | None:
+    """The phase the device's record names (a Modbus ring's phase field), else the
+    profile's."""
+    return _PHASES.get(obs.phase) or (spec.phase if spec else None)
+
+
+def _raised(obs: PointObservation, spec: PointSpec | None) -> bool | None:
+    """The device's own raised/cleared when it gave one, else the value's truth; a point
+    whose set state is the normal one (`inverted`) reads the other way round."""
+    said = obs.raised if obs.raised is not None else wire.value_raised(obs.value)
+    if spec is None:
+        return obs.raised
+    return said != spec.inverted
 
 
 def condition_record(ctx: DeviceContext, obs: ConditionObservation, now: datetime) -> wire.Alarm:
@@ -184,13 +204,18 @@ def settings_record(
     reason: str,
     now: datetime,
 ) -> wire.SettingsSnapshot:
-    """The hash covers the device's content only; categories are the profile's metadata, so
-    editing a profile never makes every relay look changed."""
+    """The hash covers the device's content only; categories (and the units the device does
+    not report) are the profile's metadata, so editing a profile never makes every relay
+    look changed."""
     categories = setting_categories(ctx.profile)
+    units = {spec.name: spec.unit for spec in ctx.profile.settings if spec.unit}
     return wire.SettingsSnapshot(
         **_common(ctx, now),
         settings={
-            k: wire.SettingEntry(**v, category=categories.get(k)) for k, v in content.items()
+            k: wire.SettingEntry(
+                **{**v, "unit": v["unit"] or units.get(k)}, category=categories.get(k)
+            )
+            for k, v in content.items()
         },
         hash=content_hash(content),
         previous_hash=content_hash(previous) if previous is not None else None,

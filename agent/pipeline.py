@@ -96,9 +96,12 @@ class Pipeline:
 
     # --- agent-side records ---------------------------------------------------------------
 
-    async def append_record(self, record: BaseModel, device_id: str | None = None) -> None:
-        """A record the agent makes itself (audit, gateway alarms)."""
-        await self.outbox.append([self._pending(record, device_id)])
+    async def append_record(
+        self, record: BaseModel, device_id: str | None = None, state: Sequence[StateUpdate] = ()
+    ) -> None:
+        """A record the agent makes itself (audit, gateway alarms), with any state that
+        must be committed along with it."""
+        await self.outbox.append([self._pending(record, device_id)], state)
 
     def settings_reason(self, device_id: str) -> str:
         return snapshot_reason(device_id not in self._settings, signalled=False)

@@ -5,9 +5,10 @@ so they share its links. `--direct` opens the device itself, for when no daemon 
 (agent/direct.py; the trade-offs are in docs/polling.md): it refuses while a daemon
 answers, because two masters on one relay or one RS-485 bus disturb both.
 
-Output: a readable table for people, `--json` for scripts (stdout only; progress and
-errors go to stderr). Exit codes: 0 ok, 1 the device or part of the work failed,
-2 usage or config error, 3 no daemon.
+Output: readable rows for people (`gateway/poll_view.py`, the same view as `relay-center
+poll`), `--json` for scripts (stdout only; progress and errors go to stderr). Exit codes
+(`gateway/rpc.py`): 0 ok; 1 the device cannot be reached, or any part asked for failed;
+2 usage or config error; 3 no daemon.
 """
 
 from __future__ import annotations
@@ -18,20 +19,28 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.control import WHAT_CHOICES
 from agent.direct import DirectError, claimed_user, local_actor, poll_direct
 from agent.errors import ConfigError
+from gateway.poll_view import format_time, render_answer, table, verdict
+from gateway.rpc import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    WHAT_CHOICES,
+    PollReply,
+)
 
 DEFAULT_CONFIG = Path(os.environ.get("RELAY_AGENT_CONFIG", "/etc/relay-agent/agent.toml"))
 DEFAULT_SOCKET = Path("/var/lib/relay-agent/control.sock")
 ANSWER_LIMIT = 64 * 1024 * 1024  # a settings dump can be large
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
-MAX_CELL = 60
+EXIT_NO_DAEMON = EXIT_UNREACHABLE
 
 
 class NoDaemon(Exception):
@@ -56,12 +65,12 @@ class DaemonClient:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    async def poll(self, device: str, what: str, timeout_s: float | None) -> dict[str, Any]:
+    async def poll(self, device: str, what: str, timeout_s: float | None) -> PollReply:
         body: dict[str, Any] = {"op": "poll", "device": device, "what": what}
         body["actor"] = claimed_user()
         if timeout_s is not None:
             body["timeout_s"] = timeout_s
-        return await self.request(body)
+        return PollReply.model_validate(await self.request(body))
 
 
 @asynccontextmanager
@@ -105,70 +114,6 @@ def socket_path(args: argparse.Namespace) -> Path:
 # --- formatting ---------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict | list):
-        text = json.dumps(value, separators=(",", ":"))
-    else:
-        text = str(value)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
-
-
-def table(headers: list[str], rows: list[list[Any]], indent: str = "") -> list[str]:
-    cells = [[_cell(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [indent + fmt.format(*[h.upper() for h in headers]).rstrip()]
-    lines += [indent + fmt.format(*r).rstrip() for r in cells]
-    return lines
-
-
-def _columns(items: list[dict[str, Any]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for item in items:
-        seen.update(dict.fromkeys(item))
-    return list(seen)
-
-
-def render(value: Any, indent: str = "  ") -> Iterator[str]:
-    """Any driver answer as text: records as tables, mappings as key/value lines."""
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        cols = _columns(value)
-        yield from table(cols, [[v.get(c) for c in cols] for v in value], indent)
-    elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-        cols = _columns(list(value.values()))
-        yield from table(
-            ["name", *cols], [[k, *[v.get(c) for c in cols]] for k, v in value.items()], indent
-        )
-    elif isinstance(value, dict):
-        width = max((len(str(k)) for k in value), default=0)
-        for key, item in value.items():
-            if isinstance(item, dict | list) and item:
-                yield f"{indent}{key}"
-                yield from render(item, indent + "  ")
-            else:
-                yield f"{indent}{key!s:<{width}}  {_cell(item)}"
-    elif isinstance(value, list):
-        yield indent + (", ".join(_cell(v) for v in value) or "(none)")
-    else:
-        yield indent + _cell(value)
-
-
-def render_answer(answer: dict[str, Any]) -> list[str]:
-    link = {True: "link up", False: "link DOWN", None: "link state unknown"}[answer.get("link_up")]
-    lines = [
-        f"{answer['device']} on {answer['gateway_id']} ({answer['site']}): {answer['what']}, "
-        f"polled {answer['polled_at']} in {answer['duration_s']} s, {link}"
-    ]
-    for kind, part in answer.get("result", {}).items():
-        lines += ["", kind]
-        lines += list(render(part)) or ["  (empty)"]
-    for kind, err in answer.get("errors", {}).items():
-        lines += ["", f"{kind}: FAILED ({err['code']}): {err['error']}"]
-    return lines
-
-
 def _link_text(dev: dict[str, Any]) -> str:
     if not dev["enabled"]:
         return "disabled"
@@ -198,12 +143,16 @@ def render_status(status: dict[str, Any]) -> list[str]:
         "",
     ]
     rows = [
-        [d["device"], d["protocol"], _link_text(d), d["link_changed"], d["last_event"],
-         d["last_event_time"], d["events"]]
+        [d["device"], d["protocol"], _link_text(d), _time(d["link_changed"]), d["last_event"],
+         _time(d["last_event_time"]), d["events"]]
         for d in status["devices"]
     ]  # fmt: skip
     headers = ["device", "protocol", "link", "since", "last event", "at", "events"]
     return lines + table(headers, rows)
+
+
+def _time(iso: str | None) -> str | None:
+    return format_time(datetime.fromisoformat(iso)) if iso else None
 
 
 def emit(lines: list[str], out: TextIO) -> None:
@@ -240,13 +189,19 @@ async def _poll_daemon(args: argparse.Namespace, path: Path) -> int:
     return _print_reply(args, reply)
 
 
-def _print_reply(args: argparse.Namespace, reply: dict[str, Any]) -> int:
+def _print_reply(args: argparse.Namespace, reply: PollReply) -> int:
+    """The answer on stdout; why it failed on stderr. Exit 1 when the device cannot be
+    reached or any part asked for failed, though the parts that worked are shown."""
     if args.json:
-        emit_json(reply, sys.stdout)
-    elif reply.get("ok"):
-        emit(render_answer(reply["answer"]), sys.stdout)
-    if not reply.get("ok"):
-        sys.stderr.write(f"relay-agent: {args.device}: {reply.get('code')}: {reply.get('error')}\n")
+        emit_json(reply.model_dump(mode="json"), sys.stdout)
+    if reply.answer is None:
+        sys.stderr.write(f"relay-agent: {args.device}: {reply.code}: {reply.error}\n")
+        return EXIT_FAILED
+    if not args.json:
+        emit(render_answer(reply.answer), sys.stdout)
+    problem = verdict(reply.answer)
+    if problem:
+        sys.stderr.write(f"relay-agent: {problem}\n")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -303,22 +258,26 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         out_dir = Path(args.output)
         out_dir.mkdir(parents=True, exist_ok=True)
         for device, reply in results.items():
-            if reply.get("ok"):
-                (out_dir / f"{device}.json").write_text(json.dumps(reply["answer"], indent=2))
+            if reply.answer is not None:
+                (out_dir / f"{device}.json").write_text(reply.answer.model_dump_json(indent=2))
     if args.json:
-        emit_json(results, sys.stdout)
+        emit_json({d: r.model_dump(mode="json") for d, r in results.items()}, sys.stdout)
     else:
-        rows = [[d, "ok" if r.get("ok") else f"{r.get('code')}: {r.get('error')}", _count(r)]
-                for d, r in results.items()]  # fmt: skip
+        rows = [[d, _outcome(r), _count(r)] for d, r in results.items()]
         emit(table(["device", "result", "settings"], rows), sys.stdout)
-    return EXIT_OK if all(r.get("ok") for r in results.values()) else EXIT_FAILED
+    return EXIT_OK if all(_outcome(r) == "ok" for r in results.values()) else EXIT_FAILED
 
 
-def _count(reply: dict[str, Any]) -> int | None:
-    settings = (
-        reply.get("answer", {}).get("result", {}).get("settings") if reply.get("ok") else None
-    )
-    return len(settings) if isinstance(settings, dict | list) else None
+def _outcome(reply: PollReply) -> str:
+    if reply.answer is None:
+        return f"{reply.code}: {reply.error}"
+    return verdict(reply.answer) or "ok"
+
+
+def _count(reply: PollReply) -> int | None:
+    """How many settings the device has (not how many parts the answer has)."""
+    part = reply.answer.result.settings if reply.answer is not None else None
+    return len(part.settings) if part is not None else None
 
 
 class Progress:
@@ -333,15 +292,15 @@ class Progress:
         self.out.flush()
         return time.monotonic()
 
-    def finish(self, device: str, reply: dict[str, Any], since: float) -> None:
+    def finish(self, device: str, reply: PollReply, since: float) -> None:
         self.done += 1
         took = time.monotonic() - since
-        if reply.get("ok"):
-            count = _count(reply)
+        outcome, count = _outcome(reply), _count(reply)
+        if outcome == "ok":
             what = f"{count} settings" if count is not None else "ok"
             self.out.write(f"[{self.done}/{self.total}] {device}: {what} in {took:.1f} s\n")
         else:
-            self.out.write(f"[{self.done}/{self.total}] {device}: FAILED {reply.get('error')}\n")
+            self.out.write(f"[{self.done}/{self.total}] {device}: FAILED {outcome}\n")
         if self.done == self.total:
             self.out.write(
                 f"done: {self.total} devices in {time.monotonic() - self.started:.1f} s\n"
@@ -349,14 +308,14 @@ class Progress:
         self.out.flush()
 
 
-async def _snapshot_daemon(args: argparse.Namespace, path: Path) -> dict[str, dict[str, Any]]:
+async def _snapshot_daemon(args: argparse.Namespace, path: Path) -> dict[str, PollReply]:
     async with connect(path) as client:
         devices = list(args.devices)
         if args.all:
             status = (await client.request({"op": "status"}))["status"]
             devices = [d["device"] for d in status["devices"] if d["enabled"]]
         progress = Progress(len(devices))
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, PollReply] = {}
         for device in devices:
             since = progress.start(device)
             results[device] = await client.poll(device, "settings", args.timeout)
@@ -364,7 +323,7 @@ async def _snapshot_daemon(args: argparse.Namespace, path: Path) -> dict[str, di
         return results
 
 
-def _snapshot_direct(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def _snapshot_direct(args: argparse.Namespace) -> dict[str, PollReply]:
     from agent.config import load_config
 
     loaded = load_config(Path(args.config) if args.config else DEFAULT_CONFIG)

@@ -20,6 +20,10 @@ A profile is a TOML file (`config/profiles/NAME.toml`) for one protocol:
     category = "protection"     # protection | benign
 
     [iec104]                    # optional, the protocol's own section (validated by it)
+
+Every key is validated, and a key that the rest of its table would never read (a
+measurement's severity, an event's unit) is refused like an unknown one. The reference,
+docs/profiles.md, is generated from these models by `agent/profile_reference.py`.
 """
 
 from __future__ import annotations
@@ -29,16 +33,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from agent.errors import ConfigError
-from agent.validation import read_toml, validate
+from agent.validation import describe, read_toml, validate
 from protocols import registry
 from protocols.config import StrictModel
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "config" / "profiles"
 
 PointKind = Literal["trip", "start", "alarm", "status", "self_check", "measurement"]
+Severity = Literal["critical", "major", "minor", "info"]
+Phase = Literal["A", "B", "C", "N", "AB", "BC", "CA", "ABC"]
+NAME = r"^[a-z][a-z0-9_]*$"
 
 
 class ProfileHeader(StrictModel):
@@ -50,23 +57,40 @@ class ProfileHeader(StrictModel):
 
 
 class PointSpec(StrictModel):
-    address: str
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    label: str = ""
-    kind: PointKind
-    severity: Literal["critical", "major", "minor", "info"] = "info"
-    phase: Literal["A", "B", "C", "N", "AB", "BC", "CA", "ABC"] | None = None
-    unit: str | None = None
-    # Raised when the value is truthy (or "on"); a point whose clear state is the truthy
-    # value (e.g. "healthy") sets inverted.
-    inverted: bool = False
+    address: str = Field(description="in the protocol's address form (its section below)")
+    name: str = Field(pattern=NAME, description="unique in the profile; the record's `point`")
+    label: str = Field(default="", description="a person's name for it; events carry it")
+    kind: PointKind = Field(description="what the point is (see Kinds)")
+    severity: Severity = Field(default="info", description="events only (see Severities)")
+    phase: Phase | None = Field(default=None, description="events only (see Phases)")
+    unit: str | None = Field(default=None, description="measurements only")
+    inverted: bool = Field(
+        default=False, description="events only: the truthy value is the normal state"
+    )
+
+    @model_validator(mode="after")
+    def _keys_for_kind(self) -> PointSpec:
+        # A key the point's kind never reads is an error, not a silent no-op.
+        if self.kind == "measurement":
+            given = [k for k in ("severity", "phase", "inverted") if k in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: not used by a measurement (a value, never raised)"
+                )
+        elif "unit" in self.model_fields_set:
+            raise ValueError(f"unit: used by measurements only (this point is a {self.kind})")
+        return self
 
 
 class SettingSpec(StrictModel):
-    name: str
-    category: Literal["protection", "benign"] = "benign"
-    unit: str | None = None
-    description: str = ""
+    name: str = Field(description="as the device's settings read names it")
+    category: Literal["protection", "benign"] = Field(
+        default="benign", description="how a change of it weighs (see Settings)"
+    )
+    unit: str | None = Field(
+        default=None, description="the setting's unit when the device's read gives none"
+    )
+    description: str = Field(default="", description="for people; not read by the agent")
 
 
 class ProfileFile(StrictModel):
@@ -121,6 +145,9 @@ def load_profile(path: Path) -> Profile:
     header = data.get("profile", {})
     proto_name = header.get("protocol") if isinstance(header, dict) else None
     specs = registry.protocols()
+    missing = registry.unavailable_message(proto_name) if isinstance(proto_name, str) else None
+    if missing is not None:
+        raise ConfigError(file, [f"profile.protocol: {missing}"])
     if proto_name not in specs:
         raise ConfigError(
             file, [f"profile.protocol: expected one of {sorted(specs)} (found: {proto_name!r})"]
@@ -130,7 +157,10 @@ def load_profile(path: Path) -> Profile:
     parsed = validate(ProfileFile, data, file)
     section: BaseModel | None = None
     if spec.profile_section is not None:
-        section = validate(spec.profile_section, section_data or {}, file)
+        try:
+            section = spec.profile_section.model_validate(section_data or {})
+        except ValidationError as exc:
+            raise ConfigError(file, describe(exc, prefix=proto_name)) from None
     elif section_data is not None:
         raise ConfigError(file, [f"{proto_name}: this protocol takes no profile section"])
     bad = [

@@ -1,15 +1,7 @@
 """Remote on-demand polls: the center asks this agent, over MQTT, to read a relay.
 
-Requests and replies are *not* records: they live under their own topic root, so the
-center's record ingest (`relay/v1/#`) never sees them:
-
-    relay-rpc/v1/{site}/{gateway_id}/request                 center -> agent
-    relay-rpc/v1/{site}/{gateway_id}/reply/{request_id}      agent  -> center
-
-A request (JSON):  {"v": 1, "request_id", "actor", "token", "device", "what",
-                    "reply_to", "timeout_s"}
-A reply (JSON):    {"v": 1, "request_id", "site", "gateway_id", "ok": true, "answer": {...}}
-               or  {"v": 1, ..., "ok": false, "code": "refused|unknown_device|...", "error"}
+The topics, the request and the reply are the contract in `gateway/rpc.py`, which the
+center imports too (`center/remote_poll.py`); requests and replies are not records.
 
 Rules, each for a reason:
 - Off unless `[remote] enabled`; then only requests with a token from `tokens_file`
@@ -36,14 +28,25 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import aiomqtt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from agent.audit import clip
-from agent.control import WHAT_CHOICES, OnDemand, PollFailed
+from agent.control import OnDemand
 from agent.errors import ConfigError
+from gateway.rpc import (
+    REQUEST_ID,
+    WHAT_CHOICES,
+    ErrorCode,
+    PollFailed,
+    PollReply,
+    RemoteReply,
+    RemoteRequest,
+    reply_topic,
+    request_topic,
+)
 
 if TYPE_CHECKING:
     from agent.daemon import AgentDaemon
@@ -51,31 +54,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RPC_ROOT = "relay-rpc/v1"
-REQUEST_ID = r"^[A-Za-z0-9_-]{8,64}$"
 MIN_TOKEN_CHARS = 16
 REPLY_MARGIN = 0.8  # of the center's wait: answer "timeout" before the center gives up
-
-
-def request_topic(site: str, gateway_id: str) -> str:
-    return f"{RPC_ROOT}/{site}/{gateway_id}/request"
-
-
-def reply_topic(site: str, gateway_id: str, request_id: str) -> str:
-    return f"{RPC_ROOT}/{site}/{gateway_id}/reply/{request_id}"
-
-
-class RemoteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v: Literal[1] = 1
-    request_id: str = Field(pattern=REQUEST_ID)
-    actor: str = Field(min_length=1, max_length=128)
-    token: str = Field(min_length=1, max_length=1024)
-    device: str = Field(min_length=1, max_length=128)
-    what: str = Field(min_length=1, max_length=32)
-    reply_to: str
-    timeout_s: float = Field(default=10.0, gt=0, le=600)
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -197,20 +177,13 @@ class RemotePolls:
             log.warning(
                 "remote request %s: reply_to %r refused", request.request_id, request.reply_to
             )
-            await self._reply(
-                request, {"ok": False, "code": "bad_request", "error": f"reply_to must be {own}"}
-            )
+            await self._reply(request, _refusal("bad_request", f"reply_to must be {own}"))
             return
         try:
             self._queue.put_nowait(_Job(request))
         except asyncio.QueueFull:
             await self._reply(
-                request,
-                {
-                    "ok": False,
-                    "code": "busy",
-                    "error": f"agent {self.gateway_id} is busy: try again",
-                },
+                request, _refusal("busy", f"agent {self.gateway_id} is busy: try again")
             )
 
     async def _reject_malformed(self, raw: bytes, exc: ValidationError) -> None:
@@ -226,13 +199,8 @@ class RemotePolls:
             topic = reply_topic(self.site, self.gateway_id, request_id)
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            await self._publish(
-                topic,
-                self._envelope(
-                    request_id,
-                    {"ok": False, "code": "bad_request", "error": f"{where}: {first['msg']}"},
-                ),
-            )
+            body = _refusal("bad_request", f"{where}: {first['msg']}")
+            await self._publish(topic, self._envelope(request_id, body))
 
     async def run(self) -> None:
         """The workers; started by the daemon, cancelled with it."""
@@ -250,7 +218,7 @@ class RemotePolls:
             finally:
                 self._queue.task_done()
 
-    async def serve(self, request: RemoteRequest) -> dict[str, Any]:
+    async def serve(self, request: RemoteRequest) -> PollReply:
         """Authorise, check it is a read, poll; the reply body (without the envelope)."""
         name = self.tokens.authorise(request.token)
         if name is None:
@@ -266,11 +234,9 @@ class RemotePolls:
                 result="refused",
                 error="token not accepted",
             )
-            return {
-                "ok": False,
-                "code": "refused",
-                "error": f"refused: agent {self.gateway_id} does not accept this token",
-            }
+            return _refusal(
+                "refused", f"refused: agent {self.gateway_id} does not accept this token"
+            )
         actor = f"{request.actor} (token {name})"
         if request.what not in WHAT_CHOICES:
             await self.ondemand.auditor.record(
@@ -282,35 +248,31 @@ class RemotePolls:
                 result="refused",
                 error="only read requests are served",
             )
-            return {
-                "ok": False,
-                "code": "refused",
-                "error": f"refused: only reads ({', '.join(WHAT_CHOICES)}) are served",
-            }
+            return _refusal(
+                "refused", f"refused: only reads ({', '.join(WHAT_CHOICES)}) are served"
+            )
         budget = min(self.ondemand.default_timeout_s, request.timeout_s * REPLY_MARGIN)
         try:
             answer = await self.ondemand.poll(
                 request.device, request.what, actor=actor, origin="remote", timeout_s=budget
             )
         except PollFailed as exc:
-            return {"ok": False, "code": exc.code, "error": exc.message}
-        return {"ok": True, "answer": answer}
+            return PollReply.failed(exc)
+        return PollReply.answered(answer)
 
     def _known(self, device: str) -> str | None:
         return device if any(d.id == device for d in self.daemon.config.devices) else None
 
-    def _envelope(self, request_id: str, body: dict[str, Any]) -> bytes:
-        return json.dumps(
-            {
-                "v": 1,
-                "request_id": request_id,
-                "site": self.site,
-                "gateway_id": self.gateway_id,
-                **body,
-            }
-        ).encode()
+    def _envelope(self, request_id: str, body: PollReply) -> bytes:
+        reply = RemoteReply(
+            request_id=request_id,
+            site=self.site,
+            gateway_id=self.gateway_id,
+            **body.model_dump(),
+        )
+        return reply.model_dump_json().encode()
 
-    async def _reply(self, request: RemoteRequest, body: dict[str, Any]) -> None:
+    async def _reply(self, request: RemoteRequest, body: PollReply) -> None:
         topic = reply_topic(self.site, self.gateway_id, request.request_id)
         await self._publish(topic, self._envelope(request.request_id, body))
 
@@ -324,6 +286,10 @@ class RemotePolls:
             await client.publish(topic, payload, qos=1)
         except aiomqtt.MqttError as exc:
             log.warning("reply on %s lost: %s", topic, exc)
+
+
+def _refusal(code: ErrorCode, message: str) -> PollReply:
+    return PollReply.failed(PollFailed(code, message))
 
 
 def install_remote(daemon: AgentDaemon, ondemand: OnDemand) -> RemotePolls | None:

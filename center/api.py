@@ -1,7 +1,9 @@
 """The REST API (FastAPI): tickets with timelines and actions, devices, events, inventory,
 maintenance windows, sequence gaps and counters. Bearer-token auth from the config;
-OpenAPI at /docs and /openapi.json. Handlers are plain functions: FastAPI runs them in
-its thread pool, so a database call never blocks the MQTT ingest loop."""
+OpenAPI at /docs, /redoc and /openapi.json, with their scripts and styles served from this
+process (a utility network has no internet, so a CDN would leave the pages blank).
+Handlers are plain functions: FastAPI runs them in its thread pool, so a database call
+never blocks the MQTT ingest loop."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
@@ -86,8 +89,17 @@ def _actor(
 Actor = Annotated[str, Depends(_actor)]
 
 
+def health_problems(config: CenterConfig, state: dict[str, Any]) -> list[str]:
+    """Why the center is not healthy, from its service status (empty: healthy)."""
+    mqtt = state.get("mqtt")
+    if mqtt is None or mqtt.get("subscribed"):
+        return []
+    error = f": {mqtt['last_error']}" if mqtt.get("last_error") else ""
+    return [f"MQTT session to {config.mqtt.host}:{config.mqtt.port} is down{error}"]
+
+
 def create_app(ctx: ApiContext) -> FastAPI:
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Relay service center",
         version="1",
         description="Tickets, devices and events of the protection-relay fleet.",
@@ -108,8 +120,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, Any]:
-        return {"ok": True, **ctx.status()}
+    def healthz(response: Response) -> dict[str, Any]:
+        """503 with the reasons while the center cannot do its job (its MQTT session is
+        down: nothing arrives), so a load balancer or monitor sees it."""
+        state = ctx.status()
+        problems = health_problems(ctx.config, state)
+        if problems:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"ok": not problems, "problems": problems, **state}
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from center.config import CenterConfig, load_config
 from center.errors import ConfigError
+from gateway.cli_options import add_config_file, add_version_option, config_file
 
 
 def _setup_logging(level: str) -> None:
@@ -20,9 +21,9 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _load(args: argparse.Namespace) -> CenterConfig | None:
+def _load(args: argparse.Namespace, path: Path | None = None) -> CenterConfig | None:
     try:
-        return load_config(Path(args.config))
+        return load_config(path or Path(args.config))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
@@ -67,10 +68,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args)
+    path = config_file(args)
+    config = _load(args, path)
     if config is None:
         return 2
-    print(f"{args.config}: ok (database {config.database_url.split('@')[-1]})")
+    print(f"{path}: ok (database {config.database_url.split('@')[-1]})")
     return 0
 
 
@@ -122,15 +124,18 @@ def cmd_incident_export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay-center", description=__doc__)
+    add_version_option(parser)
     sub = parser.add_subparsers(required=True)
     for name, func, text in (
         ("serve", cmd_serve, "run ingest, tickets, webhooks and the API"),
         ("migrate", cmd_migrate, "bring the database schema up to date and exit"),
-        ("check-config", cmd_check, "validate a config file and exit"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="center TOML file")
         p.set_defaults(func=func)
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    add_config_file(check, "center TOML file")
+    check.set_defaults(func=cmd_check)
 
     from center import remote_poll
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from center.errors import ConfigError
+from gateway.tls_config import BrokerTls
 
 Criticality = Literal["high", "normal", "low"]
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -29,11 +30,7 @@ class CenterSection(Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class TlsConfig(Strict):
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    check_hostname: bool = True
+TlsConfig = BrokerTls  # shared with the agent: one spelling, one meaning
 
 
 class MqttConfig(Strict):
@@ -97,6 +94,9 @@ class TicketsConfig(Strict):
     flap_high_pct: float = Field(default=50.0, gt=0, le=100)
     flap_low_pct: float = Field(default=25.0, ge=0, le=100)
     tick_interval_s: float = Field(default=1.0, gt=0)
+    # A gateway that sent its health interval is found silent after this many of them
+    # without a birth or health record (center/gateway_silence.py).
+    silent_after_intervals: int = Field(default=3, ge=2)
     discrete_alarm_codes: list[str] = Field(default_factory=lambda: ["events_lost"])
     ignored_alarm_codes: list[str] = Field(default_factory=list)
     root_causes: list[str] = Field(default_factory=lambda: list(DEFAULT_ROOT_CAUSES))

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
-from center import quarantine
+from center import gateway_silence, quarantine
 from center.clock import Clock
 from center.device_time import DeviceClockCheck
 from center.disturbance.intake import DisturbanceIntake
@@ -171,7 +171,10 @@ class Ingestor:
                 plain = [r for r in records if not isinstance(r, wire.DisturbanceChunk)]
                 result = store_records(conn, plain, now)
                 results.append(result)
-                for sig in self._signals(result):
+                heard = gateway_silence.after_lifecycle(
+                    conn, result.new_lifecycle, now, self.tickets.rules.silent_after_intervals
+                )
+                for sig in self._signals(result) + heard:
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
                 self.disturbances.on_records(conn, uow, result.new, chunks, now)

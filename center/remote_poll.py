@@ -1,15 +1,11 @@
 """`relay-center poll SITE DEVICE`: ask the agent that serves a relay to read it now.
 
 The center publishes one request to the agent's request topic and waits, bounded, for
-the reply on a topic only that request uses (contract: docs/polling.md, agent side in
-agent/remote.py):
-
-    relay-rpc/v1/{site}/{gateway_id}/request               center -> agent
-    relay-rpc/v1/{site}/{gateway_id}/reply/{request_id}    agent  -> center
-
-Requests and replies are deliberately outside `relay/v1/#`, which the center's ingest
-parses as records. The token never goes on a command line (ps shows those): it comes
-from a file or the `RELAY_POLL_TOKEN` environment variable.
+the reply on a topic only that request uses. The topics, request, reply and errors are the
+contract in `gateway/rpc.py` (the agent's side is agent/remote.py); the answer is printed
+with the same view as `relay-agent poll` (`gateway/poll_view.py`). The token never goes
+on a command line (ps shows those): it comes from a file or the `RELAY_POLL_TOKEN`
+environment variable.
 
 An agent that does not answer in time gets a clear message, because "nothing happened"
 is what an engineer most needs explained: `agent gw-x did not answer within 10 s:
@@ -27,23 +23,27 @@ import ssl
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from pydantic import ValidationError
 
-RPC_ROOT = "relay-rpc/v1"
-WHAT_CHOICES = ("identity", "events", "settings", "status", "all")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OFFLINE = 0, 1, 2, 3
-
-
-class RemotePollError(Exception):
-    """The request could not be made or got no answer."""
-
-
-class AgentOffline(RemotePollError):
-    """No reply within the timeout."""
+from gateway.poll_view import render_answer, verdict
+from gateway.rpc import (
+    DEFAULT_TIMEOUT_S,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    WHAT_CHOICES,
+    PollFailed,
+    RemoteReply,
+    RemoteRequest,
+    reply_topic,
+    request_topic,
+)
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,6 @@ class BrokerSettings:
         return ctx
 
 
-def request_topic(site: str, gateway_id: str) -> str:
-    return f"{RPC_ROOT}/{site}/{gateway_id}/request"
-
-
-def reply_topic(site: str, gateway_id: str, request_id: str) -> str:
-    return f"{RPC_ROOT}/{site}/{gateway_id}/reply/{request_id}"
-
-
 async def remote_poll(
     broker: BrokerSettings,
     *,
@@ -101,27 +93,25 @@ async def remote_poll(
     what: str,
     token: str,
     actor: str,
-    timeout_s: float = 10.0,
-) -> dict[str, Any]:
-    """Send one poll request and return the agent's reply: `{"ok": true, "answer": …}` or
-    `{"ok": false, "code": …, "error": …}` (a refusal is an answer, not an exception).
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> RemoteReply:
+    """Send one poll request and return the agent's reply (a refusal is a reply, not an
+    exception).
 
-    Raises `AgentOffline` when no reply comes within `timeout_s`, `RemotePollError`
-    when the broker cannot be reached."""
+    Raises `PollFailed`: `no_reply` when no reply comes within `timeout_s`, `broker` when
+    the broker cannot be reached."""
     if what not in WHAT_CHOICES:
         raise ValueError(f"what must be one of {', '.join(WHAT_CHOICES)} (got {what!r})")
     request_id = uuid.uuid4().hex
-    replies = reply_topic(site, gateway_id, request_id)
-    request = {
-        "v": 1,
-        "request_id": request_id,
-        "actor": actor,
-        "token": token,
-        "device": device,
-        "what": what,
-        "reply_to": replies,
-        "timeout_s": timeout_s,
-    }
+    request = RemoteRequest(
+        request_id=request_id,
+        actor=actor,
+        token=token,
+        device=device,
+        what=what,
+        reply_to=reply_topic(site, gateway_id, request_id),
+        timeout_s=timeout_s,
+    )
     client = aiomqtt.Client(
         broker.host,
         broker.port,
@@ -134,32 +124,49 @@ async def remote_poll(
     )
     try:
         async with client:
-            await client.subscribe(replies, qos=1)  # before the request: no race
+            await client.subscribe(request.reply_to, qos=1)  # before the request: no race
             await client.publish(
-                request_topic(site, gateway_id), json.dumps(request).encode(), qos=1
+                request_topic(site, gateway_id), request.model_dump_json().encode(), qos=1
             )
             try:
                 async with asyncio.timeout(timeout_s):
                     async for message in client.messages:
-                        reply = _decode(message.payload)
-                        if reply is not None and reply.get("request_id") == request_id:
+                        reply = _decode(message.payload, request_id)
+                        if reply is not None:
                             return reply
             except TimeoutError:
-                raise AgentOffline(
+                raise PollFailed(
+                    "no_reply",
                     f"agent {gateway_id} at site {site} did not answer within "
-                    f"{timeout_s:g} s: offline?"
+                    f"{timeout_s:g} s: offline?",
                 ) from None
     except aiomqtt.MqttError as exc:
-        raise RemotePollError(f"broker {broker.host}:{broker.port}: {exc}") from None
-    raise RemotePollError("the broker connection ended before a reply")
+        raise PollFailed("broker", f"broker {broker.host}:{broker.port}: {exc}") from None
+    raise PollFailed("broker", "the broker connection ended before a reply")
 
 
-def _decode(payload: Any) -> dict[str, Any] | None:
+def _decode(payload: Any, request_id: str) -> RemoteReply | None:
+    """This request's reply, or None for anything else on its topic (junk there is the
+    broker ACL's concern). A reply to this request in a shape this center does not read
+    (an agent of another version) is said as such, not left to look like silence."""
+    raw = bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload).encode()
     try:
-        data = json.loads(bytes(payload) if isinstance(payload, bytes | bytearray) else payload)
-    except (TypeError, ValueError):
+        reply = RemoteReply.model_validate_json(raw)
+    except ValidationError as exc:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        if isinstance(data, dict) and data.get("request_id") == request_id:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise PollFailed(
+                "incompatible",
+                f"the agent's reply does not match this center's contract ({where}: "
+                f"{first['msg']}): are the agent and the center of different versions?",
+            ) from None
         return None
-    return data if isinstance(data, dict) else None
+    return reply if reply.request_id == request_id else None
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -171,7 +178,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("device")
     parser.add_argument("--gateway", help="the gateway serving the device")
     parser.add_argument("--what", choices=WHAT_CHOICES, default="all")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait")
     parser.add_argument("--json", action="store_true", help="the reply as JSON, for scripts")
     parser.add_argument("--token-file", help="file holding the token (else $RELAY_POLL_TOKEN)")
     parser.add_argument("--actor", default=None, help="who asks (default: your user name)")
@@ -194,15 +201,8 @@ def run(
     inventory knows which gateway serves a device, `resolve_gateway(site, device)`."""
     broker = broker or BrokerSettings()
     if args.broker_host or args.broker_port:
-        broker = BrokerSettings(
-            host=args.broker_host or broker.host,
-            port=args.broker_port or broker.port,
-            username=broker.username,
-            password=broker.password,
-            ca_file=broker.ca_file,
-            cert_file=broker.cert_file,
-            key_file=broker.key_file,
-            check_hostname=broker.check_hostname,
+        broker = replace(
+            broker, host=args.broker_host or broker.host, port=args.broker_port or broker.port
         )
     gateway = args.gateway or (resolve_gateway(args.site, args.device) if resolve_gateway else None)
     if not gateway:
@@ -226,48 +226,18 @@ def run(
                 timeout_s=args.timeout,
             )
         )
-    except AgentOffline as exc:
-        return _fail(str(exc), EXIT_OFFLINE)
-    except RemotePollError as exc:
-        return _fail(str(exc), EXIT_FAILED)
-    out = sys.stdout
+    except PollFailed as exc:
+        return _fail(str(exc), EXIT_UNREACHABLE if exc.code == "no_reply" else EXIT_FAILED)
     if args.json:
-        out.write(json.dumps(reply, indent=2) + "\n")
-    elif reply.get("ok"):
-        out.write("\n".join(render_answer(reply["answer"])) + "\n")
-    if not reply.get("ok"):
-        return _fail(f"{gateway}: {reply.get('code')}: {reply.get('error')}", EXIT_FAILED)
-    return EXIT_OK
+        sys.stdout.write(reply.model_dump_json(indent=2) + "\n")
+    if reply.answer is None:
+        return _fail(f"{gateway}: {reply.code}: {reply.error}", EXIT_FAILED)
+    if not args.json:
+        sys.stdout.write("\n".join(render_answer(reply.answer)) + "\n")
+    problem = verdict(reply.answer)
+    return _fail(problem, EXIT_FAILED) if problem else EXIT_OK
 
 
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"relay-center poll: {message}\n")
     return code
-
-
-def render_answer(answer: dict[str, Any]) -> list[str]:
-    """Readable text: a header, then each part as indented `key  value` lines."""
-    lines = [
-        f"{answer.get('device')} on {answer.get('gateway_id')} ({answer.get('site')}): "
-        f"{answer.get('what')}, polled {answer.get('polled_at')} in {answer.get('duration_s')} s"
-    ]
-    for kind, part in (answer.get("result") or {}).items():
-        lines += ["", kind, *_lines(part, "  ")]
-    for kind, err in (answer.get("errors") or {}).items():
-        lines += ["", f"{kind}: FAILED ({err.get('code')}): {err.get('error')}"]
-    return lines
-
-
-def _lines(value: Any, indent: str) -> list[str]:
-    if isinstance(value, dict):
-        out: list[str] = []
-        width = max((len(str(k)) for k in value), default=0)
-        for key, item in value.items():
-            if isinstance(item, dict | list) and item:
-                out += [f"{indent}{key}", *_lines(item, indent + "  ")]
-            else:
-                out.append(f"{indent}{key!s:<{width}}  {item}")
-        return out
-    if isinstance(value, list):
-        return [f"{indent}- {json.dumps(v) if isinstance(v, dict | list) else v}" for v in value]
-    return [f"{indent}{value}"]

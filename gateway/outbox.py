@@ -11,7 +11,7 @@ Ids: `session` is bumped once per `open()`, `seq` counts from 1 within the sessi
 assigned by the writer in commit order, so drain order equals seq order.
 
 Bounded size: above `max_records`, the oldest measurements are evicted; events, alarms and
-snapshots never are. `near_cap` tells the owner when to raise an alarm.
+snapshots never are. `near_cap` tells agent/outbox_alarm.py when to raise its alarm.
 
 Two lanes. Bulk rows (the chunks of a disturbance record, up to a few MB) live in their own
 table, which the forwarder drains only while the main table is empty, one row at a time:

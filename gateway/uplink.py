@@ -1,6 +1,12 @@
 """The MQTT session: connect (TLS optional), birth, last-will death, reconnect with backoff,
 and the forwarder that drains the outbox in order.
 
+A lost connection is noticed without traffic: a watcher fails the session as soon as paho
+reports the socket closed (a broker that died) or its keepalive ping unanswered (a broker
+that hangs or a network that dropped), and the loop reconnects with backoff. A clean stop
+publishes a death record and waits for its PUBACK before the clean DISCONNECT, which makes
+the broker discard the will.
+
 The forwarder reads the oldest rows, groups them by topic (keeping their order), packs up
 to `max_records_per_message` records per message, publishes them at QoS 1 with several
 messages in flight, and deletes the rows only once every PUBACK of the window is back.
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
@@ -58,6 +65,7 @@ class UplinkSettings:
     reconnect_max_s: float = 30.0
     health_interval_s: float = 60.0
     linger_s: float = 0.005
+    goodbye_timeout_s: float = 2.0  # how long a clean stop waits for the death's PUBACK
 
 
 @dataclass
@@ -81,6 +89,16 @@ def tls_context(files: TlsFiles) -> ssl.SSLContext:
     ctx.load_cert_chain(str(files.cert_file), str(files.key_file))
     ctx.check_hostname = files.check_hostname
     return ctx
+
+
+def announced_keepalive(keepalive_s: int) -> int:
+    """The keepalive told to the broker: half the configured one (at least 3 s).
+
+    paho pings after that long without traffic and drops the connection when the ping goes
+    unanswered for as long again, so a broker that vanished without closing the connection
+    is noticed within `keepalive_s` (plus paho's one-second check). The broker, for its
+    part, publishes the will after 1.5 times the announced value of silence."""
+    return max(3, math.ceil(keepalive_s / 2))
 
 
 def pack(rows: list[Row], max_records: int, batch_topic: str) -> list[tuple[str, list[Row]]]:
@@ -155,7 +173,7 @@ class Uplink:
             identifier=s.client_id or s.gateway_id,
             username=s.username,
             password=s.password,
-            keepalive=s.keepalive_s,
+            keepalive=announced_keepalive(s.keepalive_s),
             # MQTT 5, so that a publish the broker refuses (ACL) says so in its PUBACK.
             protocol=(
                 aiomqtt.ProtocolVersion.V5
@@ -205,7 +223,13 @@ class Uplink:
                         self.outbox.session,
                         self._connection,
                     )
-                    await self._connected(client)
+                    try:
+                        await self._connected(client)
+                    except asyncio.CancelledError:
+                        # Still connected here: the clean DISCONNECT of leaving the `async
+                        # with` makes the broker discard the will, so the death goes first.
+                        await self._say_goodbye(client)
+                        raise
             except aiomqtt.MqttError as exc:
                 self.stats.last_error = str(exc)
                 log.log(
@@ -216,9 +240,6 @@ class Uplink:
                     exc,
                     delay,
                 )
-            except asyncio.CancelledError:
-                await self._say_goodbye(client)
-                raise
             finally:
                 self.client = None
                 self.stats.connected = False
@@ -226,8 +247,8 @@ class Uplink:
             delay = min(delay * 2, self.settings.reconnect_max_s)
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
-        if not self.stats.connected:
-            return
+        """Publish the death record and wait for its PUBACK, before the clean disconnect."""
+        self._refusals.clear()
         try:
             await asyncio.wait_for(
                 client.publish(
@@ -235,10 +256,18 @@ class Uplink:
                     self._death(self._connection, "shutdown"),
                     qos=1,
                 ),
-                2,
+                self.settings.goodbye_timeout_s,
             )
+            self._raise_on_refusal("the death record")
         except (aiomqtt.MqttError, TimeoutError) as exc:
-            log.info("no clean death record (%s); the will covers it", exc)
+            log.warning(
+                "no death record (%s); the center will find gateway %s silent once its "
+                "health records stop",
+                exc or type(exc).__name__,
+                self.settings.gateway_id,
+            )
+            return
+        log.info("death record acknowledged (connection %d); disconnecting", self._connection)
 
     async def _connected(self, client: aiomqtt.Client) -> None:
         self._refusals.clear()
@@ -250,12 +279,21 @@ class Uplink:
         self._raise_on_refusal("the birth record")
         for topic_filter in self.subscriptions:
             await client.subscribe(topic_filter, qos=1)
-        jobs = [self._forward(client)]
+        jobs = [self._forward(client), self._watch_connection(client)]
         if self.subscriptions:
             jobs.append(self._dispatch(client))
         if self._health is not None:
             jobs.append(self._heartbeat(client))
         await first_failure(jobs)
+
+    @staticmethod
+    async def _watch_connection(client: aiomqtt.Client) -> None:
+        """Fail the session as soon as paho reports the connection lost, traffic or not;
+        an idle uplink would otherwise learn of a dead broker only at its next publish."""
+        # aiomqtt 2.x resolves this future in paho's on_disconnect (pinned <3). Shielded:
+        # cancelling this watcher must not cancel the client's own future.
+        await asyncio.shield(client._disconnected)
+        raise aiomqtt.MqttError("the broker closed the connection")
 
     async def _forward(self, client: aiomqtt.Client) -> None:
         window = self.settings.max_in_flight * self.settings.max_records_per_message

@@ -191,12 +191,18 @@ class DeviceInventory(BaseModel):
     settings_hash: str | None = None
 
 
+# How often the agent publishes health records: the center finds a gateway silent when
+# several intervals pass with nothing heard. None from agents that predate it.
+HealthInterval = Annotated[float | None, Field(default=None, gt=0)]
+
+
 class Birth(_Record):
     kind: Literal["birth"] = "birth"
     connection: int = Field(ge=1)
     agent_version: str
     devices: list[DeviceInventory] = Field(default_factory=list)
     outbox_depth: int = 0
+    health_interval_s: HealthInterval = None
 
 
 class Death(_Record):
@@ -212,6 +218,7 @@ class Health(_Record):
     outbox_oldest_age_s: float = 0.0
     links: dict[str, bool] = Field(default_factory=dict)
     counters: dict[str, int] = Field(default_factory=dict)
+    health_interval_s: HealthInterval = None
 
 
 class Audit(_Record):

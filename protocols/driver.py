@@ -7,14 +7,116 @@ raises `LinkError` waits with backoff and calls `run` again on a fresh driver.
 Durability contract: `sink.deliver(...)` and `sink.deliver_blocking(...)` return only once the
 observations are durable in the outbox. A driver must not acknowledge anything to the
 device (c104 callback return, 103 FCB toggle, Modbus read-pointer advance) before that.
+
+On-demand reads (`Driver.poll`) answer with one frozen result type per `PollKind`, the
+same for every protocol, so that the agent, the CLIs and the center handle one shape and a
+new protocol has a typed target. Results carry protocol addresses; the agent adds the
+device profile's names (`agent/control.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
 
-from protocols.observations import Observation
+from gateway.rpc import PollKind
+from protocols.observations import (
+    IdentityObservation,
+    Observation,
+    PointObservation,
+    Scalar,
+    SettingValue,
+)
+
+__all__ = [
+    "Driver",
+    "EventsResult",
+    "IdentityResult",
+    "ObservationSink",
+    "PollKind",
+    "PollResult",
+    "PolledPoint",
+    "SettingsResult",
+    "StatusResult",
+    "result_type",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PolledPoint:
+    """One point's value as a poll found it: an event, a status or a measured value."""
+
+    address: str
+    value: Scalar
+    quality: tuple[str, ...] = ()
+    device_time: datetime | None = None  # aware, UTC
+    cause: str | None = None
+    details: Mapping[str, Scalar] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, obs: PointObservation) -> PolledPoint:
+        return cls(obs.address, obs.value, obs.quality, obs.device_time, obs.cause, obs.details)
+
+
+# `PollKind.IDENTITY`: what the device says it is, the same frozen type the driver
+# reports on its own (the agent drops `device_id`, which the answer already names).
+IdentityResult = IdentityObservation
+
+
+@dataclass(frozen=True, slots=True)
+class EventsResult:
+    """`PollKind.EVENTS`: recent events, oldest first (build it with `in_time_order`).
+    `source` says where they come from: the relay's own event log, or what the link
+    received since it connected."""
+
+    events: tuple[PolledPoint, ...]
+    source: str
+    details: Mapping[str, Scalar] = field(default_factory=dict)
+
+    @classmethod
+    def in_time_order(
+        cls, events: Iterable[PolledPoint], source: str, details: Mapping[str, Scalar] | None = None
+    ) -> EventsResult:
+        """Oldest device time first; events without a device time last, in the order they
+        arrived (the sort is stable)."""
+        ordered = sorted(events, key=lambda e: (e.device_time is None, e.device_time or _EPOCH))
+        return cls(tuple(ordered), source, details or {})
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsResult:
+    """`PollKind.SETTINGS`: every setting read in one pass."""
+
+    settings: tuple[SettingValue, ...]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    """`PollKind.STATUS`: the device's state now (status points, measured values) and the
+    link's counters for it."""
+
+    points: tuple[PolledPoint, ...] = ()
+    measurements: tuple[PolledPoint, ...] = ()
+    counters: Mapping[str, Scalar] = field(default_factory=dict)
+
+
+PollResult = IdentityResult | EventsResult | SettingsResult | StatusResult
+
+_RESULT_TYPES: dict[PollKind, type[PollResult]] = {
+    PollKind.IDENTITY: IdentityResult,
+    PollKind.EVENTS: EventsResult,
+    PollKind.SETTINGS: SettingsResult,
+    PollKind.STATUS: StatusResult,
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def result_type(kind: PollKind) -> type[PollResult]:
+    """The one result type a driver returns for `kind`."""
+    return _RESULT_TYPES[kind]
 
 
 class ObservationSink(Protocol):
@@ -36,7 +138,8 @@ class Driver(Protocol):
     async def run(self, sink: ObservationSink) -> None:
         """Run until cancelled; raise `LinkError` when the link is lost."""
 
-    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
-        """On-demand read for engineers: `what` is identity, events, settings or status.
+    async def poll(self, device_id: str, kind: PollKind) -> PollResult:
+        """On-demand read for engineers, read-only: returns `result_type(kind)`.
         Raises `LinkError` when the device does not answer, `KeyError` for an unknown
-        device, `ValueError` for a `what` this driver cannot serve."""
+        device, `ValueError` for a kind this device cannot serve (its profile maps
+        nothing for it, or the protocol has no such data)."""

@@ -37,6 +37,11 @@ class PointObservation:
     cause: str | None = None  # cause of transmission as the protocol names it
     details: Mapping[str, Scalar] = field(default_factory=dict)  # protocol extras (type id, …)
     measurement: bool = False  # cyclic/periodic telemetry rather than a change
+    # What the device itself said about the event, where its record says more than the
+    # profile can (a Modbus ring record's phase field, its raised/cleared state field when
+    # `value` is a number). None: the profile's phase, and the value's truth.
+    phase: str | None = None
+    raised: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

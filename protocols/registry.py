@@ -1,9 +1,12 @@
-"""The explicit registry of protocols. Adding a protocol means one line in `_load` and a
-`spec.py` in its package; `tests/protocols/test_registry.py` checks every entry obeys the
-convention (README, sample config that validates)."""
+"""The explicit registry of protocols. Adding a protocol means one name in `_PACKAGES` and a
+`spec.py` in its package (a `SPEC`, with the third-party modules its driver `requires`).
+
+A protocol whose package or stack does not import is not dropped silently: it is listed by
+`unavailable()` with the reason, and a config or profile naming it gets that reason."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,38 +66,72 @@ class ProtocolSpec:
     # config so that a clash is a config error before any port opens. Returns problems.
     check_link: Callable[[Sequence[Any]], list[str]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Third-party modules the driver needs (imported lazily by the driver): the registry
+    # imports them up front, so that a missing stack shows at check-config, by name.
+    requires: tuple[str, ...] = ()
 
 
-def _load() -> dict[str, ProtocolSpec]:
-    specs: list[ProtocolSpec] = []
-    # One line per protocol (explicit on purpose):
-    from protocols.iec104.spec import SPEC as IEC104
+# The protocol packages, in the order they are offered. A package whose import fails (its
+# third-party stack is missing from a broken install) is recorded as unavailable with the
+# reason, so that a config naming it says so instead of "unknown protocol".
+_PACKAGES = ("iec104", "modbus", "iec103")
 
-    specs.append(IEC104)
-    try:
-        from protocols.modbus.spec import SPEC as MODBUS
 
-        specs.append(MODBUS)
-    except ModuleNotFoundError:  # pragma: no cover - while the package is being written
-        pass
-    try:
-        from protocols.iec103.spec import SPEC as IEC103
+def _load() -> tuple[dict[str, ProtocolSpec], dict[str, str]]:
+    specs: dict[str, ProtocolSpec] = {}
+    missing: dict[str, str] = {}
+    for package in _PACKAGES:
+        module_name = f"protocols.{package}.spec"
+        try:
+            spec: ProtocolSpec = importlib.import_module(module_name).SPEC
+            for requirement in spec.requires:
+                importlib.import_module(requirement)
+        except ImportError as exc:
+            if (exc.name or "").startswith("protocols."):
+                raise  # our own code is broken: that is a bug, not an install problem
+            missing[package] = _reason(exc)
+            continue
+        specs[spec.name] = spec
+    return specs, missing
 
-        specs.append(IEC103)
-    except ModuleNotFoundError:  # pragma: no cover
-        pass
-    return {s.name: s for s in specs}
+
+def _reason(exc: ImportError) -> str:
+    if exc.name:
+        return f"its Python module {exc.name!r} cannot be imported ({exc})"
+    return f"importing it failed ({exc})"
 
 
 _SPECS: dict[str, ProtocolSpec] | None = None
+_MISSING: dict[str, str] = {}
 
 
 def protocols() -> dict[str, ProtocolSpec]:
-    global _SPECS
+    """The protocols this install can run."""
+    global _SPECS, _MISSING
     if _SPECS is None:
-        _SPECS = _load()
+        _SPECS, _MISSING = _load()
     return _SPECS
 
 
+def unavailable() -> dict[str, str]:
+    """Protocols this product offers whose package failed to import, with the reason."""
+    protocols()
+    return dict(_MISSING)
+
+
+def unavailable_message(name: str) -> str | None:
+    """What to tell a user whose config names protocol `name`, if this install lacks it."""
+    reason = unavailable().get(name)
+    if reason is None:
+        return None
+    return (
+        f"protocol {name!r} is not available in this install: {reason}; "
+        "reinstall the agent with its dependencies (pip install relay-service)"
+    )
+
+
 def get(name: str) -> ProtocolSpec:
-    return protocols()[name]
+    spec = protocols().get(name)
+    if spec is None:
+        raise KeyError(unavailable_message(name) or f"unknown protocol {name!r}")
+    return spec

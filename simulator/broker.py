@@ -46,7 +46,8 @@ class LocalBroker(Protocol):
 
 
 class Mosquitto:
-    """`start()`, `stop()`, `restart()`; persistence on, so QoS 1 sessions survive restarts."""
+    """`start()`, `stop()`, `restart()`, `kill()`; persistence on, so QoS 1 sessions
+    survive restarts."""
 
     name = "mosquitto"
     mqtt_version = "5"
@@ -104,6 +105,13 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to clients, nothing saved that was not saved already."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
     async def astart(self) -> None:
         self.start()

@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 from agent.errors import ConfigError
+from gateway.cli_options import add_version_option
 from simulator.scenario import SCENARIOS_DIR, load_scenario
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="relay-sim", description=__doc__.split("\n")[0])
+    add_version_option(p)
     p.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     p.add_argument("--scenario", help="scenario file, or a name in config/scenarios/")
     p.add_argument("--speed", type=float, default=1.0, help="time factor (2 = twice as fast)")

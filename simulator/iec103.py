@@ -31,7 +31,10 @@ filled between two exchanges). `received` records every frame addressed to the r
 (`ReceivedFrame`), so a test can check what the master sent and when.
 
 Test hooks: `garbage_next`, `corrupt_next`, `ignore_next`, `queue_raw`, `hold_busy`,
-`nack_next_send`.
+`nack_next_send`, `send_identity` / `identity_after` (ASDU 5 never, or only some requests
+after the reset), `answer_generic` (False: generic reads are never answered),
+`interrupt_after` (restart or fall silent in the middle of a record transfer). Records and
+their transfer: `recorder` (`simulator/iec103_records.py`), `record(...)`.
 """
 
 from __future__ import annotations
@@ -39,33 +42,28 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import Field
 
 from agent.profiles import PointSpec, Profile
 from protocols.config import StrictModel
 from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import FUN_GENERIC, FUN_GLOBAL, Asdu, Cot
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.asdu_base import Asdu, Cot
+from protocols.iec103.asdu_disturbance import DisturbanceList
 from protocols.iec103.asdu_generic import (
-    INF_READ_GROUP,
-    INF_READ_HEADINGS,
-    KOD_DESCRIPTION,
     GenericCommand,
-    GenericData,
-    GenericDataSet,
 )
 from protocols.iec103.asdu_measurands import Measurand, Measurands2
 from protocols.iec103.asdu_messages import (
     GeneralInterrogation,
-    GiTermination,
     Identification,
     RelativeTimeMessage,
     TimeSync,
     TimeTaggedMessage,
 )
+from protocols.iec103.asdu_transfer import DisturbanceAck, DisturbanceOrder
 from protocols.iec103.frames import (
     START_FIXED,
     START_VARIABLE,
@@ -77,14 +75,14 @@ from protocols.iec103.frames import (
     VariableFrame,
     encode_frame,
 )
-from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
+from protocols.iec103.time import cp32_from_datetime
 from simulator import iec103_bus
+from simulator.iec103_records import RecordServer
+from simulator.iec103_services import generic_read_answers, gi_answers
 from simulator.scenario import RelaySpec
+from simulator.waveforms import FaultSpec
 
 log = logging.getLogger(__name__)
-
-SETTINGS_GROUP = 1
-MAX_ASDU10 = 200  # octets of generic data sets per ASDU 10, to stay inside one frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +136,8 @@ class Iec103Relay:
         self.delivered: list[Any] = []  # tags of class-1 entries the master acknowledged
         self.fault_number = 0
         self.fault_start: datetime | None = None
-        self.records: list[DisturbanceRecord] = []
+        self.recorder = RecordServer(self.link.common_address, self.fun)
+        self.record_spec = FaultSpec()  # what the record of a trip shows
         self.last_fcb: bool | None = None
         self.retained: tuple[bytes, tuple[bytes, Any] | None] | None = None
         self.bus: iec103_bus.SimulatedBus | None = None
@@ -160,6 +159,13 @@ class Iec103Relay:
         self.sends_after_dfc = 0  # user data sent although the last answer said DFC=1
         self.last_dfc = False
         self.received: list[ReceivedFrame] = []
+        # Identification after a reset: at once (ACD in the reset's ACK), only after
+        # `identity_after` more requests (ACD off meanwhile), or never (`send_identity`).
+        self.send_identity = True
+        self.identity_after = 0
+        self._identity_countdown: int | None = None
+        self.answer_generic = True  # False: generic reads are accepted but never answered
+        self.interrupt_after: tuple[int, Literal["restart", "offline"]] | None = None
 
     @property
     def device_path(self) -> str | None:
@@ -211,22 +217,30 @@ class Iec103Relay:
             asdu = TimeTaggedMessage(**head, dpi=dpi, time=t)
         self._queue(asdu, ("point", point.address, dpi == 2))
         if point.kind == "trip" and dpi == 2:
-            self.records = [
-                *self.records,
-                DisturbanceRecord(
-                    fault_number=self.fault_number, sof=0x01, time=cp56_from_datetime(device_time)
-                ),
-            ][-8:]
-            self._queue(
-                DisturbanceList(
-                    cot=Cot.DISTURBANCE,
-                    common_address=self.link.common_address,
-                    fun=self.fun,
-                    inf=0,
-                    records=tuple(self.records),
-                ),
-                ("disturbance", self.fault_number),
-            )
+            inception = self.fault_start or device_time
+            directory = self.recorder.add(self.fault_number, inception, self.record_spec)
+            self._queue(directory, ("disturbance", self.fault_number))
+
+    async def record(
+        self,
+        spec: FaultSpec,
+        inception: datetime,
+        *,
+        count: int = 1,
+        abort_after: int | None = None,
+    ) -> list[int]:
+        """Record `count` faults (a burst, 1 ms apart) and announce them in one ASDU 23;
+        returns their fault numbers."""
+        fans: list[int] = []
+        directory: DisturbanceList | None = None
+        for n in range(count):
+            self.fault_number = (self.fault_number + 1) & 0xFFFF
+            fans.append(self.fault_number)
+            when = inception + timedelta(milliseconds=n)
+            directory = self.recorder.add(self.fault_number, when, spec, abort_after=abort_after)
+        if directory is not None:
+            self._queue(directory, ("disturbance", fans[-1]))
+        return fans
 
     async def set_online(self, online: bool) -> None:
         self.online = online
@@ -248,6 +262,7 @@ class Iec103Relay:
 
     async def set_firmware(self, version: str) -> None:
         self.software = version
+        self.recorder.reset()  # the relay restarts: a transfer in progress is lost
         self._queue(self._identification(Cot.START_RESTART), ("firmware", version))
 
     def queue_raw(self, asdu: bytes, tag: Any = "raw") -> None:
@@ -268,6 +283,12 @@ class Iec103Relay:
         if not self.online or not isinstance(frame, FixedFrame | VariableFrame):
             return None
         self.requests += 1
+        if self._identity_countdown is not None:
+            if self._identity_countdown <= 0:
+                self._identity_countdown = None
+                self._queue(self._identification(Cot.RESET_CU), ("identity",))
+            else:
+                self._identity_countdown -= 1
         if self.ignore_next:
             self.ignore_next -= 1
             return None
@@ -306,6 +327,10 @@ class Iec103Relay:
         return answer
 
     @property
+    def _acd(self) -> bool:
+        return bool(self.class1 or self.recorder.queue)
+
+    @property
     def _busy(self) -> bool:
         return self.busy_answers > 0
 
@@ -313,8 +338,12 @@ class Iec103Relay:
         c = frame.control
         if c.function in (PrimaryFunction.RESET_CU, PrimaryFunction.RESET_FCB):
             self._requeue_unacknowledged()
+            self.recorder.reset()
             cot = Cot.RESET_CU if c.function == PrimaryFunction.RESET_CU else Cot.RESET_FCB
-            self.class1.appendleft((encode_asdu(self._identification(cot)), ("identity",)))
+            if self.send_identity and self.identity_after:
+                self._identity_countdown = self.identity_after
+            elif self.send_identity:
+                self.class1.appendleft((encode_asdu(self._identification(cot)), ("identity",)))
             self.last_fcb, self.retained = None, None
             return self._fixed(SecondaryFunction.ACK)
         if c.function == PrimaryFunction.REQUEST_STATUS:
@@ -348,6 +377,10 @@ class Iec103Relay:
         elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.class1:
             entry = self.class1.popleft()
             answer = self._data(entry[0])
+        elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.recorder.queue:
+            raw = self.recorder.next_answer()  # after the events
+            self._interrupt_transfer()
+            answer = self._data(raw)
         elif c.function == PrimaryFunction.REQUEST_CLASS_2 and self.measurands:
             answer = self._data(encode_asdu(self._measurands()))
         else:
@@ -355,6 +388,19 @@ class Iec103Relay:
         if c.fcv:
             self.retained = (answer, entry)
         return None if c.function == PrimaryFunction.SEND_NO_REPLY else answer
+
+    def _interrupt_transfer(self) -> None:
+        """`interrupt_after = (n, how)`: once n ASDU 30 have been served, the relay
+        restarts (ASDU 5 start/restart, the transfer lost) or falls silent."""
+        if self.interrupt_after is None or self.recorder.values_served < self.interrupt_after[0]:
+            return
+        how = self.interrupt_after[1]
+        self.interrupt_after = None
+        if how == "restart":
+            self.recorder.reset()
+            self._queue(self._identification(Cot.START_RESTART), ("restart",))
+        else:
+            self.online = False
 
     def _requeue_unacknowledged(self) -> None:
         if self.retained and self.retained[1] is not None:
@@ -377,69 +423,18 @@ class Iec103Relay:
             )
         elif isinstance(asdu, GeneralInterrogation):
             self._general_interrogation(asdu.scn)
-        elif isinstance(asdu, GenericCommand) and asdu.items:
+        elif isinstance(asdu, DisturbanceOrder | DisturbanceAck):
+            self.recorder.handle(asdu)
+        elif isinstance(asdu, GenericCommand) and asdu.items and self.answer_generic:
             self._generic_read(asdu)
 
     def _general_interrogation(self, scn: int) -> None:
-        t = cp32_from_datetime(datetime.now(UTC))
-        for point in self.profile.points:
-            if point.kind == "measurement" or "." in point.address:
-                continue
-            fun, inf = (int(x) for x in point.address.split("/"))
-            self._queue(
-                TimeTaggedMessage(
-                    cot=Cot.GI,
-                    common_address=self.link.common_address,
-                    fun=fun,
-                    inf=inf,
-                    dpi=self.states.get(point.address, 1),
-                    time=t,
-                ),
-                ("gi", point.address),
-            )
-        self._queue(
-            GiTermination(
-                cot=Cot.GI_END,
-                common_address=self.link.common_address,
-                fun=FUN_GLOBAL,
-                inf=0,
-                scn=scn,
-            ),
-            ("gi_end", scn),
-        )
+        for asdu, tag in gi_answers(self.profile, self.states, scn, self.link.common_address):
+            self._queue(asdu, tag)
 
     def _generic_read(self, cmd: GenericCommand) -> None:
-        item = cmd.items[0]
-        names = list(self.settings)
-        sets: list[GenericDataSet] = []
-        if cmd.inf == INF_READ_HEADINGS:
-            sets = [GenericDataSet.of_value(SETTINGS_GROUP, 0, "settings", KOD_DESCRIPTION)]
-        elif cmd.inf == INF_READ_GROUP and item.group == SETTINGS_GROUP:
-            for i, name in enumerate(names, 1):
-                value = name if item.kod == KOD_DESCRIPTION else self.settings[name]
-                sets.append(GenericDataSet.of_value(SETTINGS_GROUP, i, value, item.kod))
-        cot = Cot.GENERIC_READ if sets or cmd.inf == INF_READ_GROUP else Cot.GENERIC_READ_NACK
-        chunks: list[list[GenericDataSet]] = [[]]
-        size = 0
-        for s in sets:
-            if chunks[-1] and (size + 6 + len(s.data) > MAX_ASDU10 or len(chunks[-1]) == 63):
-                chunks.append([])
-                size = 0
-            chunks[-1].append(s)
-            size += 6 + len(s.data)
-        for n, chunk in enumerate(chunks):
-            self._queue(
-                GenericData(
-                    cot=cot,
-                    common_address=self.link.common_address,
-                    fun=FUN_GENERIC,
-                    inf=cmd.inf,
-                    rii=cmd.rii,
-                    sets=tuple(chunk),
-                    more_follows=n < len(chunks) - 1,
-                ),
-                ("generic", cmd.inf),
-            )
+        for asdu in generic_read_answers(cmd, self.settings, self.link.common_address):
+            self._queue(asdu, ("generic", cmd.inf))
 
     def _identification(self, cot: int) -> Identification:
         return Identification(
@@ -470,13 +465,11 @@ class Iec103Relay:
         self.class1.append((encode_asdu(asdu), tag))
 
     def _fixed(self, function: int) -> bytes:
-        control = Control.secondary(function, acd=bool(self.class1), dfc=self._busy)
+        control = Control.secondary(function, acd=self._acd, dfc=self._busy)
         return encode_frame(FixedFrame(control, self.link_address))
 
     def _data(self, asdu: bytes) -> bytes:
-        control = Control.secondary(
-            SecondaryFunction.USER_DATA, acd=bool(self.class1), dfc=self._busy
-        )
+        control = Control.secondary(SecondaryFunction.USER_DATA, acd=self._acd, dfc=self._busy)
         return encode_frame(VariableFrame(control, self.link_address, asdu))
 
 

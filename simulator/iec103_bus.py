@@ -10,7 +10,8 @@ A bus is a pty or a TCP listener, keyed by the scenario's `link.port`:
   at a time.
 
 Relays naming the same port share the bus; the bus answers a frame through the relay with
-that link address, and stays silent for addresses nobody has (as RS-485 does).
+that link address, and stays silent for addresses nobody has (as RS-485 does). With
+`line_baud` set, answers come as late as a real line of that baud rate would bring them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from protocols.iec103.frames import Frame, FrameExtractor, SingleCharFrame
+from protocols.iec103.frames import (
+    FixedFrame,
+    Frame,
+    FrameExtractor,
+    SingleCharFrame,
+    VariableFrame,
+    encode_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,13 @@ class SimulatedBus:
         self._server: asyncio.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
         self.frames_in = 0
+        # every primary frame, in the order the bus saw them (tests count poll turns on it)
+        self.frames: list[FixedFrame | VariableFrame] = []
+        # A pty or a socket carries bytes at once; with `line_baud` set, each answer is
+        # written only after the request and the answer would have crossed a real line
+        # (`bits_per_char`: start, 8 data, parity, stop), so benchmarks see line timing.
+        self.line_baud: int | None = None
+        self.bits_per_char = 11
 
     async def start(self) -> None:
         if self.port.startswith("socket://"):
@@ -108,11 +123,19 @@ class SimulatedBus:
             self.frames_in += 1
             if isinstance(frame, SingleCharFrame) or not frame.control.prm:
                 continue
+            self.frames.append(frame)
             member = self.members.get(frame.address)
             if member is None:
                 continue
             answer = member.handle(frame)
-            if answer:
+            if not answer:
+                continue
+            if self.line_baud:
+                # as on the wire: the request's octets, then the answer's, at the line rate
+                octets = len(encode_frame(frame)) + len(answer)
+                delay = octets * self.bits_per_char / self.line_baud
+                asyncio.get_running_loop().call_later(delay, self._write, answer)
+            else:
                 self._write(answer)
 
     def _write(self, data: bytes) -> None:

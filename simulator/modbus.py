@@ -8,7 +8,9 @@ Scenario `link` keys (validated by `SimLink`):
 
 Relays whose links name the same endpoint share one server (a TCP gateway or an RS-485
 bus); each answers on its own unit id. Point steps on `event:<code>` append a record to the
-relay's ring, on `status:<name>` set a bit, on `measurement:<name>` set a value. `offline`
+relay's ring (its phase and value fields as the profile's `[modbus.event_log]` maps them;
+start and trip points also drive the relay's fault report, see `modbus_faults.py`), on
+`status:<name>` set a bit, on `measurement:<name>` set a value. `offline`
 makes the relay stop answering (its unit is dropped from the server; a TCP endpoint with no
 relay left closes, dropping connections).
 
@@ -33,8 +35,10 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agent.profiles import PointSpec, Profile
 from protocols.config import StrictModel
+from protocols.modbus import codec
 from protocols.modbus.profile import ModbusProfile
-from simulator.modbus_image import PHASES, TABLES, RegisterImage
+from simulator.modbus_faults import FaultRecorder
+from simulator.modbus_image import TABLES, RegisterImage
 from simulator.scenario import RelaySpec
 
 log = logging.getLogger(__name__)
@@ -142,6 +146,8 @@ class ModbusRelay:
         self.section: ModbusProfile = profile.section
         self.unit = self.link.unit_id
         self.image = RegisterImage(self.section)
+        report = self.section.fault_report
+        self.faults = FaultRecorder(report) if report is not None else None
         self.online = True
         self.endpoint: Endpoint | None = None
         ident = spec.identity
@@ -218,18 +224,36 @@ class ModbusRelay:
     ) -> None:
         kind, _, name = point.address.partition(":")
         if kind == "event":
-            fields: dict[str, int | float] = {}
-            if point.phase is not None:
-                fields["phase"] = PHASES[point.phase]
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                fields["value"] = value
-            self.append_event(int(name), bool(value), device_time, fields)
+            self.append_event(int(name), bool(value), device_time, self._event_fields(point, value))
+            if self.faults is not None:
+                report = self.faults.observe(
+                    point.name, point.kind, point.phase, bool(value), device_time
+                )
+                if report is not None:
+                    self.image.write_fault_report(report)
         elif kind == "status":
             self.image.set_status(name, bool(value))
         elif kind == "measurement":
             self.image.set_measurement(name, float(value or 0))
         else:
             raise ValueError(f"relay {self.spec.id}: cannot emit {point.address!r}")
+
+    def _event_fields(
+        self, point: PointSpec, value: bool | int | float | str | None
+    ) -> dict[str, int | float]:
+        """The record's phase and value fields, as the profile says the relay writes them."""
+        ring = self.section.event_log
+        fields: dict[str, int | float] = {}
+        if ring is None:
+            return fields
+        if ring.phase is not None and point.phase is not None:
+            fields[ring.phase.field] = codec.phase_value(ring.phase, point.phase)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if ring.value is not None and number:
+            assert isinstance(value, int | float)
+            raw_type = ring.field_type(ring.value.field)
+            fields[ring.value.field] = codec.unscaled(value, ring.value, raw_type)
+        return fields
 
     def append_event(
         self,

@@ -1,7 +1,8 @@
 """A simulated Modbus relay's memory, laid out by its profile's `[modbus]` section.
 
 Pure data: four register tables, and the operations a scenario drives (append an event
-record to the ring, set a status bit, change a setting, change the firmware). The server
+record to the ring, set a status bit, change a setting, change the firmware, write a
+fault report). The server
 side (`simulator/modbus.py`) copies from here into pymodbus on every read.
 """
 
@@ -9,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from protocols.modbus import codec
-from protocols.modbus.profile import NUMBER_WORDS, EventLog, ModbusProfile
+from protocols.modbus.profile import NUMBER_WORDS, ModbusProfile
 
 TABLES = ("coils", "discrete", "holding", "input")
-PHASES = {"A": 1, "B": 2, "C": 3, "N": 4, "AB": 5, "BC": 6, "CA": 7, "ABC": 8}
 
 
 class RegisterImage:
@@ -47,6 +46,10 @@ class RegisterImage:
         if ring is not None:
             need(ring.table, ring.pointer_register + 2)
             need(ring.table, ring.first_register + ring.capacity * ring.record_registers)
+        report = profile.fault_report
+        if report is not None:
+            need(report.table, report.counter_register + 2)
+            need(report.table, report.first_register + report.record_registers)
         self.tables: dict[str, list[int]] = {
             t: [0] * ((n + 15) // 16 + 1 if t in ("coils", "discrete") else n + spare)
             for t, n in size.items()
@@ -159,7 +162,8 @@ class RegisterImage:
         if ring.sequence_field:
             self._sequence += 1
             values[ring.sequence_field] = self._sequence
-        values.update(_time_fields(ring, when or datetime.now(UTC)))
+        if ring.timestamp is not None:
+            values.update(codec.time_fields(ring.timestamp, when or datetime.now(UTC)))
         regs = codec.encode_record(ring, values)
         self.write(ring.table, ring.first_register + slot * ring.record_registers, regs)
         self.set_pointer((pointer + 1) % ring.modulus)
@@ -178,23 +182,18 @@ class RegisterImage:
         assert ring is not None
         self.write(ring.table, ring.pointer_register, codec.encode_number(value, ring.pointer_type))
 
+    # --- fault report -----------------------------------------------------------------------
 
-def _time_fields(ring: EventLog, when: datetime) -> dict[str, int | float]:
-    ts = ring.timestamp
-    if ts is None:
-        return {}
-    if ts.kind == "epoch":
-        seconds = when.timestamp()
-        return {ts.epoch or "": int(seconds * 1000) if ts.epoch_unit == "ms" else int(seconds)}
-    local = when.astimezone(ZoneInfo(ts.timezone))
-    out: dict[str, int | float] = {
-        ts.year or "": local.year - ts.year_base,
-        ts.month or "": local.month,
-        ts.day or "": local.day,
-        ts.hour or "": local.hour,
-        ts.minute or "": local.minute,
-        ts.second or "": local.second,
-    }
-    if ts.millisecond:
-        out[ts.millisecond] = local.microsecond // 1000
-    return out
+    def write_fault_report(self, values: Mapping[str, int | float]) -> int:
+        """Overwrite the fault report block, then change its counter (as a relay does: the
+        counter announces a complete report). Returns the new counter."""
+        report = self.profile.fault_report
+        if report is None:
+            raise KeyError("the profile declares no fault report")
+        self.write(report.table, report.first_register, codec.encode_record(report, values))
+        words = 1 if report.counter_type == "u16" else 2
+        regs = self.read(report.table, report.counter_register, words)
+        counter = (int(codec.decode_number(regs, report.counter_type)) + 1) % (1 << 16 * words)
+        self.write(report.table, report.counter_register,
+                   codec.encode_number(counter, report.counter_type))  # fmt: skip
+        return counter

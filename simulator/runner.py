@@ -18,6 +18,7 @@ from typing import Any
 from simulator.base import SimulatedRelay
 from simulator.registry import factory
 from simulator.scenario import Scenario, ScenarioFile, Step
+from simulator.waveforms import FaultSpec
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,12 @@ class ScenarioRunner:
             assert step.name is not None and step.value is not None
             await relay.set_setting(step.name, step.value)
             what = f"setting {step.name} = {step.value!r}"
+        elif step.action == "record":
+            record = getattr(relay, "record", None)
+            assert record is not None  # the scenario allows record steps for 103 relays only
+            fault = step.record or FaultSpec()
+            fans = await record(fault, device_time, count=step.count, abort_after=step.abort_after)
+            what = f"disturbance record {', '.join(map(str, fans))} (phase {fault.phase})"
         else:
             await relay.set_firmware(str(step.value))
             what = f"firmware {step.value}"

@@ -17,11 +17,26 @@
     point = "trip_phase_a"      # a profile point name
     value = true
     quality = []                # optional quality bits to send (IV, NT, SB, BL, OV)
-    # or another action: action = "offline" | "online" | "setting" | "firmware"
+    # or another action: action = "offline" | "online" | "setting" | "firmware" | "record"
     #   action = "setting", name = "zone1_reach", value = 4.5
     #   action = "firmware", value = "2.1.0"
 
+    [[steps]]                   # an IEC 103 relay records a fault (a disturbance record)
+    at_ms = 1000                # the fault's inception
+    relay = "line1-103"
+    action = "record"
+    count = 1                   # optional: a burst of several records, 1 ms apart
+    abort_after = 5             # optional: the relay aborts the first transfer after 5 ASDU 30
+    record = { phase = "A", fault_current_a = 6000, fault_duration_ms = 65 }  # optional
+
 Point steps are sent with the relay's device time = scenario wall-clock time of the step.
+A trip step (kind "trip", value true) of an IEC 103 relay records a fault too, with the
+default `record` values, its inception at the fault's start step. The `record` keys (all
+optional; defaults consistent with the seed scenario's phase-A fault) are the fields of
+`simulator.waveforms.FaultSpec`: phase, channels, samples, sample_rate_hz, frequency_hz,
+pre_fault_ms, fault_duration_ms, trip_delay_ms, trip_reset_ms, start_reset_ms,
+load_current_a, fault_current_a, voltage_kv, dip, fault_angle_deg, ct_primary_a,
+ct_secondary_a, vt_secondary_v.
 
 Disturbance records by reference (written by `relay-center incident export`):
 
@@ -49,6 +64,7 @@ from agent.errors import ConfigError
 from agent.profiles import Profile, load_named
 from agent.validation import read_toml, validate
 from protocols.config import ID_PATTERN, StrictModel
+from simulator.waveforms import FaultSpec
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "config" / "scenarios"
 SEED_SCENARIO = SCENARIOS_DIR / "seed-phase-a-fault.toml"
@@ -79,11 +95,16 @@ class RelaySpec(StrictModel):
 class Step(StrictModel):
     at_ms: int = Field(ge=0)
     relay: str
-    action: Literal["point", "offline", "online", "setting", "firmware"] = "point"
+    action: Literal["point", "offline", "online", "setting", "firmware", "record"] = "point"
     point: str | None = None
     name: str | None = None
     value: bool | int | float | str | None = None
     quality: list[Literal["IV", "NT", "SB", "BL", "OV"]] = Field(default_factory=list)
+    record: FaultSpec | None = None  # action "record": what the record shows
+    count: int = Field(default=1, ge=1, le=8, description="action record: records in a burst")
+    abort_after: int | None = Field(
+        default=None, ge=0, description="action record: abort the first transfer after N ASDU 30"
+    )
 
     @model_validator(mode="after")
     def _needs(self) -> Step:
@@ -91,6 +112,10 @@ class Step(StrictModel):
             raise ValueError("a point step needs 'point'")
         if self.action == "setting" and self.name is None:
             raise ValueError("a setting step needs 'name'")
+        if self.action != "record" and (
+            self.record is not None or self.count != 1 or self.abort_after is not None
+        ):
+            raise ValueError("'record', 'count' and 'abort_after' belong to a record step")
         return self
 
 
@@ -139,6 +164,11 @@ class Scenario:
         for i, step in enumerate(self.steps):
             if step.relay not in self.profiles:
                 problems.append(f"steps[{i}].relay: unknown relay (found: {step.relay!r})")
+            elif step.action == "record" and self.relay(step.relay).protocol != "iec103":
+                problems.append(
+                    f"steps[{i}].action: disturbance records are simulated for iec103 relays "
+                    f"only (found: {self.relay(step.relay).protocol!r})"
+                )
             elif step.point and step.point not in self.profiles[step.relay].by_name:
                 problems.append(
                     f"steps[{i}].point: not a point of profile "

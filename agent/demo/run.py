@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.demo import follow_up
 from simulator.agent_config import agent_config, to_toml
 from simulator.agent_process import AgentProcess
 from simulator.broker import BrokerKind, LocalBroker, free_port, local_broker
@@ -85,6 +86,11 @@ class Demo:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.stop = asyncio.Event()
         self.api = ("", "")  # the center API's base URL and token, once it runs
+        self.agent_config = self.workdir / "agent" / "agent.toml"
+        # Remote polls are on, as on a gateway that the center may ask: one token, in a
+        # file only this user reads, for the agent's tokens file and `relay-center poll`.
+        self.poll_token = secrets.token_urlsafe(24)
+        self.poll_token_file = self.workdir / "poll-token"
 
     def say(self, line: str) -> None:
         print(line, flush=True)
@@ -131,6 +137,11 @@ class Demo:
 
         token = secrets.token_urlsafe(24)
         port = _port_or_free(self.options.api_port)
+        if port != self.options.api_port:
+            self.say(
+                f"center API port {self.options.api_port} is taken: using {port} instead "
+                "(--api-port chooses)"
+            )
         path = self.workdir / "center.toml"
         path.write_text(to_toml(center_config(self.workdir, broker, port, token)))
         service = await asyncio.to_thread(CenterService, load_config(path))
@@ -153,6 +164,11 @@ class Demo:
     def _start_agent(
         self, scenario: Scenario, runner: ScenarioRunner, broker: LocalBroker
     ) -> AgentProcess:
+        tokens = self.workdir / "remote-tokens"
+        tokens.write_text(f"demo:{self.poll_token}\n")
+        self.poll_token_file.write_text(self.poll_token + "\n")
+        for secret in (tokens, self.poll_token_file):
+            secret.chmod(0o600)
         config = agent_config(
             scenario,
             runner.relays,
@@ -160,13 +176,28 @@ class Demo:
             gateway_id=GATEWAY,
             state_dir=self.workdir / "agent-state",
             broker=(broker.host, broker.port),
-            extra={"broker": {"mqtt_version": broker.mqtt_version}},
+            extra={
+                "broker": {"mqtt_version": broker.mqtt_version},
+                "remote": {"enabled": True, "tokens_file": str(tokens)},
+            },
         )
         agent = AgentProcess(self.workdir / "agent", config)
         agent.start()
+        self.agent_config = agent.config_path
         self.say(f"agent      {agent.config_path} (log: {agent.log_path})")
-        self.say(f"           try: relay-agent status --config {agent.config_path}")
         return agent
+
+    def _parts(self) -> follow_up.Demo:
+        url, token = self.api
+        return follow_up.Demo(
+            site=SITE,
+            gateway=GATEWAY,
+            center_config=self.workdir / "center.toml",
+            agent_config=self.agent_config,
+            api_url=url,
+            api_token=token,
+            poll_token_file=self.poll_token_file,
+        )
 
     def _sim_line(self, line: str) -> None:
         self.say(f"relays     {line}")
@@ -184,21 +215,27 @@ class Demo:
                 play.result()  # a failed scenario stops the demo with its error
                 until = "the duration ends" if deadline else "Ctrl-C"
                 self.say(f"scenario   played; the center keeps running until {until}")
-                url, token = self.api
-                self.say(
-                    f"           a trip waits for a person: curl -X POST -H 'Authorization: "
-                    f"Bearer {token}' -H 'Content-Type: application/json' -d "
-                    f'\'{{"root_cause": "line_fault"}}\' {url}/tickets/ID/resolve'
-                )
-                self.say(
-                    "           a settings drift resolves once approved: relay-center baseline "
-                    f"approve settings --site {SITE} --device feeder7 --reason 'new CT ratio' "
-                    f"--config {self.workdir / 'center.toml'}"
-                )
+                self._say_follow_ups(feed)
             if deadline is not None and time.monotonic() >= deadline:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), 0.5)
+
+    def _say_follow_ups(self, feed: TicketFeed) -> None:
+        parts = self._parts()
+        self.say(f"try        the agent's view: {follow_up.agent_status(parts)}")
+        trip = follow_up.protection_ticket(feed.latest)
+        if trip is not None:
+            self.say(
+                f"try        ticket #{trip} waits for a person: {follow_up.resolve(parts, trip)}"
+            )
+        self.say(
+            "try        a settings drift resolves once approved: "
+            + follow_up.approve_settings(parts, "feeder7")
+        )
+        self.say(
+            f"try        ask a relay through its agent: {follow_up.remote_poll(parts, 'line1')}"
+        )
 
     def _summary(self, feed: TicketFeed) -> str:
         by_state: dict[str, int] = {}

@@ -315,7 +315,8 @@ def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
 
 def _store_lifecycle(conn: Connection, r: Lifecycle, now: datetime) -> bool | None:
     """Store a birth/death/health once. Returns None for a duplicate, else whether it is
-    current: a death older than the newest birth (a late will) is not."""
+    current: a death older than the newest birth (a late will) is not, nor a health of an
+    older connection."""
     new = conn.execute(
         insert(s.lifecycle, conn)
         .values(
@@ -369,9 +370,11 @@ def _store_lifecycle(conn: Connection, r: Lifecycle, now: datetime) -> bool | No
             values.update(death_session=r.session, death_connection=r.connection)
     else:
         values["outbox_depth"] = r.outbox_depth
+        current = key >= birth and key > death
     new_birth = max(birth, key) if isinstance(r, wire.Birth) else birth
     new_death = max(death, key) if isinstance(r, wire.Death) else death
-    values["online"] = new_birth > new_death
+    if current or not isinstance(r, wire.Health):  # a late health says nothing of now
+        values["online"] = new_birth > new_death
     conn.execute(update(s.gateways).where(g.gateway_id == r.gateway_id).values(values))
     return current
 

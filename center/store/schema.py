@@ -88,6 +88,10 @@ gateways = Table(
     Column("death_connection", Integer, nullable=False, default=0),
     Column("last_seen", TS, nullable=False),
     Column("outbox_depth", BigInteger),
+    # Silence (center/gateway_silence.py): when the gateway is found silent unless heard
+    # again (NULL: not watched), and since when it has been silent (NULL: it is not).
+    Column("silent_due", TS),
+    Column("silent_since", TS),
 )
 
 devices = Table(

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_
 
+from center import gateway_silence
 from center.disturbance import queries as disturbances
 from center.errors import TicketNotFound
 from center.ingest import Counters
@@ -32,8 +33,8 @@ class TicketService:
         self.counters = counters or Counters()
 
     def tick(self) -> int:
-        """Auto-resolve, auto-close, end flapping, open what maintenance held back.
-        Returns the number of tickets changed."""
+        """Auto-resolve, auto-close, end flapping, open what maintenance held back, find
+        silent gateways. Returns the number of tickets changed."""
         rules = self.tickets.rules
         now = self.tickets.clock.now()
         shortest_hold = min([rules.auto_resolve_after_s, *rules.auto_resolve_overrides.values()])
@@ -60,9 +61,18 @@ class TicketService:
             uow = TicketUnitOfWork(conn, now, self.endpoints)
             due = uow.find(due_where)
             conds = uow.conditions_where(cond_where)
-            sites = sorted({x.site for x in due} | {x.site for x in conds})
+            silent = gateway_silence.due(conn, now)
+            sites = sorted(
+                {x.site for x in due} | {x.site for x in conds} | {x.site for x in silent}
+            )
             for site in sites:
                 lock_site(conn, site)
+                found = [x for x in silent if x.site == site]
+                for sig in gateway_silence.mark_silent(
+                    conn, found, now, rules.silent_after_intervals
+                ):
+                    uow.count("gateways_silent")
+                    self.tickets.on_signal(uow, sig)
                 self.tickets.tick(
                     uow,
                     [x for x in due if x.site == site],

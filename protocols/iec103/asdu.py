@@ -26,10 +26,17 @@ from protocols.iec103.asdu_disturbance import DISTURBANCE_TYPES
 from protocols.iec103.asdu_generic import GENERIC_TYPES
 from protocols.iec103.asdu_measurands import MEASURAND_TYPES
 from protocols.iec103.asdu_messages import MESSAGE_TYPES
+from protocols.iec103.asdu_transfer import TRANSFER_TYPES
 
 TYPES: dict[int, type[Asdu]] = {
     cls.TYPE_ID: cls
-    for cls in (*MESSAGE_TYPES, *MEASURAND_TYPES, *GENERIC_TYPES, *DISTURBANCE_TYPES)
+    for cls in (
+        *MESSAGE_TYPES,
+        *MEASURAND_TYPES,
+        *GENERIC_TYPES,
+        *DISTURBANCE_TYPES,
+        *TRANSFER_TYPES,
+    )
 }
 
 _BODIES: dict[int, Any] = {type_id: compiled(cls.BODY) for type_id, cls in TYPES.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -17,6 +18,10 @@ class Iec103Device(DeviceBase):
     # Time sync (ASDU 6) sets the relay's clock: a write, so it needs allow_commands.
     time_sync: bool = False
     read_settings: bool = Field(default=True, description="read settings by generic services")
+    disturbance_records: bool = Field(
+        default=True,
+        description="fetch each disturbance record the relay announces (ASDUs 23-31, read-only)",
+    )
     poll_interval_ms: int = Field(
         default=100, ge=0, description="minimum time between class-2 polls of this relay"
     )
@@ -45,3 +50,12 @@ class Iec103ProfileSection(StrictModel):
     scale: dict[str, float] = Field(
         default_factory=dict, description='measurand address ("160/148.1") -> factor'
     )
+
+    @model_validator(mode="after")
+    def _measurand_addresses(self) -> Iec103ProfileSection:
+        # Only measurand values ("<fun>/<inf>.<n>") are scaled: any other key would be a
+        # factor that never applies.
+        bad = [a for a in self.scale if not re.fullmatch(r"\d{1,3}/\d{1,3}\.\d{1,2}", a)]
+        if bad:
+            raise ValueError(f"scale: expected measurand addresses <fun>/<inf>.<n> (found: {bad})")
+        return self

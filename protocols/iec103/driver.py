@@ -1,8 +1,13 @@
 """The IEC 103 driver: one serial bus, several relays (link addresses), one task.
 
 Per relay, after a reset CU: class-1 polls while ACD (ASDU 5 gives the identity), time
-sync if enabled, general interrogation, settings through generic services; then cyclic
-class-2 polls, with class-1 polls whenever ACD is set.
+sync if enabled, general interrogation, the list of recorded disturbances, settings
+through generic services (`procedures.py`); then cyclic class-2 polls, with class-1 polls
+whenever ACD is set, and every announced disturbance record fetched (`transfer.py`).
+
+Sharing the bus: the main loop gives each relay a turn; a procedure that takes several
+exchanges (GI, settings read, record transfer) lends the bus between its exchanges, so
+every other relay gets its polling turn meanwhile (`_others_turn`).
 
 Durability: every answer's observations are delivered (`sink.deliver`, durable) *before*
 `Iec103Master.acknowledge` toggles the FCB that acknowledges the answer to the relay.
@@ -11,8 +16,8 @@ Isolation: a relay that stops answering is reported down and tried again every
 `offline_retry_s` with a single reset; the others keep being polled. Only a failure of the
 port itself ends `run` with `LinkError`.
 
-Data flow control: user data (time sync, GI, generic-services reads) never goes to a relay
-whose last answer had DFC=1. The pending step is abandoned for this turn (`DataFlowWait`)
+Data flow control: user data (time sync, GI, generic reads, disturbance orders) never goes
+to a relay whose last answer had DFC=1. The pending step is abandoned for this turn (`DataFlowWait`)
 and run again from the start once an answer has DFC=0; meanwhile that relay is only
 polled, at its poll interval, and the other relays on the bus have their turns.
 """
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections import deque
@@ -29,16 +33,19 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from protocols.driver import ObservationSink
+from protocols.driver import (
+    ObservationSink,
+    PollKind,
+    PollResult,
+    SettingsResult,
+)
 from protocols.errors import DecodeError, LinkError
+from protocols.iec103 import ondemand
 from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import FUN_GLOBAL, Asdu, Cot, UnknownAsdu
+from protocols.iec103.asdu_base import Asdu, UnknownAsdu
 from protocols.iec103.asdu_disturbance import DisturbanceList
 from protocols.iec103.asdu_messages import (
-    GeneralInterrogation,
-    GiTermination,
     Identification,
-    TimeSync,
     TimeTaggedMessage,
 )
 from protocols.iec103.config import Iec103Device, Iec103ProfileSection
@@ -56,14 +63,21 @@ from protocols.iec103.observe import (
     observations,
     undecodable,
 )
-from protocols.iec103.relay import STEP_GI, STEP_TIME_SYNC, DataFlowWait, Relay
-from protocols.iec103.settings import SettingsReader
-from protocols.iec103.time import cp56_from_datetime
+from protocols.iec103.procedures import read_settings, run_steps
+from protocols.iec103.records import RecordQueue
+from protocols.iec103.relay import (
+    STEP_GI,
+    STEP_RECORD_LIST,
+    STEP_TIME_SYNC,
+    DataFlowWait,
+    Relay,
+)
+from protocols.iec103.transfer import fetch_record
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
     Observation,
-    PointObservation,
+    SettingValue,
 )
 from protocols.registry import LinkPlan
 
@@ -94,11 +108,16 @@ class Iec103Driver:
             section = planned.profile_section
             scale = dict(section.scale) if isinstance(section, Iec103ProfileSection) else {}
             station = Station(cfg.link_address, cfg.id, retries=cfg.retries)
-            self.relays[cfg.id] = Relay(cfg, station, scale)
+            relay = Relay(cfg, station, scale)
+            if cfg.disturbance_records:
+                state = plan.state_dir / "iec103" / f"{cfg.id}.json" if plan.state_dir else None
+                relay.records = RecordQueue(cfg.id, state)
+            self.relays[cfg.id] = relay
         self.port: SerialPort | None = None
         self.master: Iec103Master | None = None
         self._sink: ObservationSink | None = None
         self._wake = asyncio.Event()
+        self._lending = False  # `_others_turn` is running
 
     @property
     def device_ids(self) -> Sequence[str]:
@@ -121,38 +140,33 @@ class Iec103Driver:
         finally:
             await self.port.close()
 
-    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
+    async def poll(self, device_id: str, kind: PollKind) -> PollResult:
+        """`identity`: the relay's last ASDU 5; `events`: what the bus received from it
+        since it came up; `status`: the last state of each point since then (the general
+        interrogation after reset and every change) and the link counters; `settings`:
+        a generic-services read, ordered on the bus like any other procedure."""
         relay = self.relays[device_id]
-        if what == "identity":
-            ident = relay.identity
-            return (
-                {}
-                if ident is None
-                else {
-                    "manufacturer": ident.manufacturer,
-                    "firmware_version": ident.firmware_version,
-                    **ident.details,
-                }
-            )
-        if what == "events":
-            return {"events": [_event_dict(o) for o in relay.recent]}
-        if what == "status":
-            st = relay.station
-            return {
-                "up": relay.up,
-                "link_address": st.address,
-                "counters": dict(relay.counters + st.counters),
-                "bus": self.bus_counters(),
-            }
-        if what == "settings":
+        if kind == PollKind.EVENTS:
+            return ondemand.events(relay)
+        if kind == PollKind.STATUS:
+            return ondemand.status(relay, self.bus_counters())
+        if kind == PollKind.IDENTITY:
+            return ondemand.identity(relay)
+        if kind == PollKind.SETTINGS:
+            if not relay.config.read_settings:
+                raise ValueError(f"device {device_id}: read_settings = false, no settings read")
             if not relay.up:
                 raise LinkError(f"device {device_id}: not answering")
             waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             relay.settings_waiters.append(waiter)
             relay.settings_due = True
             self._wake.set()
-            return await asyncio.wait_for(waiter, PROCEDURE_TIMEOUT_S * 2)
-        raise ValueError(f"iec103 cannot poll {what!r}")
+            values = await asyncio.wait_for(waiter, PROCEDURE_TIMEOUT_S * 2)
+            if not values:
+                raise ValueError(f"device {device_id} refused the generic-services settings read")
+            settings = tuple(SettingValue(name, value) for name, value in values.items())
+            return SettingsResult(settings, source="103 generic services")
+        raise ValueError(f"iec103 cannot poll {kind!r}")
 
     def bus_counters(self) -> dict[str, int]:
         port = self.port
@@ -179,6 +193,7 @@ class Iec103Driver:
                 relay.next_attempt = now + relay.config.offline_retry_s
                 await self._start(relay)
                 return True
+            self._check_identity(relay, now)
             holding = relay.station.dfc and self._user_data_due(relay, now)
             if not relay.station.dfc:
                 relay.dfc_since = None
@@ -186,24 +201,15 @@ class Iec103Driver:
                 # buffer full: no user data, only polls (below) until an answer has DFC=0
                 self._check_dfc_wait(relay, now)
             elif relay.steps:
-                await self._run_steps(relay)
+                await run_steps(self, relay)
                 return True
-            elif self._user_data_due(relay, now):
-                await self._read_settings(relay)
+            elif self._settings_due(relay, now):
+                await read_settings(self, relay)
                 return True
-            if relay.station.acd:
-                relay.counters["dfc_waits"] += holding
-                for _ in range(MAX_CLASS1_PER_TURN):
-                    await self._poll(relay, 1)
-                    if not relay.station.acd:
-                        break
+            elif relay.records is not None and (entry := relay.records.due(now)) is not None:
+                await fetch_record(self, relay, entry)
                 return True
-            if now >= relay.next_poll:
-                relay.counters["dfc_waits"] += holding
-                relay.next_poll = now + relay.config.poll_interval_ms / 1000
-                await self._poll(relay, 2)
-                return True
-            return False
+            return await self._poll_turn(relay, now, holding)
         except DataFlowWait:
             return True  # the step stays pending; the relay is polled on its next turns
         except StationSilent as exc:
@@ -215,6 +221,55 @@ class Iec103Driver:
             relay.counters["procedures_refused"] += 1
             await self._down(relay, f"refused: {exc}")
             return True
+
+    async def _poll_turn(self, relay: Relay, now: float, holding: bool = False) -> bool:
+        """A relay's polling turn: class 2 when its poll interval has passed and it has
+        not announced class-1 data, then class 1 while ACD (at most `MAX_CLASS1_PER_TURN`):
+        an event announced in a class-2 answer is fetched in the same turn, not a turn
+        later. True when it used the bus."""
+        used = relay.station.acd or now >= relay.next_poll
+        relay.counters["dfc_waits"] += holding and used
+        if not relay.station.acd and now >= relay.next_poll:
+            relay.next_poll = now + relay.config.poll_interval_ms / 1000
+            await self._poll(relay, 2)
+        for _ in range(MAX_CLASS1_PER_TURN):
+            if not relay.station.acd:
+                break
+            await self._poll(relay, 1)
+        return used
+
+    async def _others_turn(self, busy: Relay) -> None:
+        """Between two exchanges of a procedure of `busy` (GI, settings read, record
+        transfer), every other relay that is up gets its polling turn, so no procedure
+        holds up another relay's events by more than one turn. Their own procedures
+        wait for their own turn of the main loop."""
+        if self._lending:
+            return  # a turn is being lent already: polls only, never nested
+        self._lending = True
+        try:
+            for other in self.relays.values():
+                if other is busy or not other.up:
+                    continue
+                now = time.monotonic()
+                holding = other.station.dfc and self._user_data_due(other, now)
+                try:
+                    await self._poll_turn(other, now, holding)
+                except StationSilent as exc:
+                    await self._down(other, str(exc))
+        finally:
+            self._lending = False
+
+    def _check_identity(self, relay: Relay, now: float) -> None:
+        """ASDU 5 may come some polls after the reset (ACD is not always set at once):
+        warn only when it has not come within the procedure timeout."""
+        if relay.identity is None and now >= relay.identity_due:
+            relay.identity_due = float("inf")
+            relay.counters["identity_missing"] += 1
+            log.warning(
+                "device %s: no ASDU 5 (identification) within %.0f s of the reset",
+                relay.id,
+                PROCEDURE_TIMEOUT_S,
+            )
 
     async def _start(self, relay: Relay) -> None:
         """Reset CU and the initialisation procedure; `StationSilent` if it stays quiet."""
@@ -230,80 +285,15 @@ class Iec103Driver:
             return
         log.info("device %s: link reset, initialising", relay.id)
         relay.up = True
-        await self._deliver([LinkStateObservation(relay.id, True, "reset")])
-        relay.disturbances.clear()
-        await self._drain_class1(relay)
-        if relay.identity is None:
-            log.warning("device %s: no ASDU 5 after reset", relay.id)
+        await self.deliver([LinkStateObservation(relay.id, True, "reset")])
+        relay.identity_due = time.monotonic() + PROCEDURE_TIMEOUT_S
+        await self.drain_class1(relay)
         # config validation tied time_sync to allow_commands
         relay.steps = deque([STEP_TIME_SYNC, STEP_GI] if relay.config.time_sync else [STEP_GI])
+        if relay.records is not None:
+            relay.steps.append(STEP_RECORD_LIST)
         relay.dfc_since = None
-        await self._run_steps(relay)
-
-    async def _run_steps(self, relay: Relay) -> None:
-        """The initialisation steps after reset, each removed only once it has been done:
-        a step stopped by DFC (`DataFlowWait`) is run again, from its start, later."""
-        while relay.steps:
-            step = relay.steps[0]
-            if step == STEP_TIME_SYNC:
-                await self.send_asdu(  # the time is taken when it is really sent
-                    relay,
-                    TimeSync(
-                        cot=Cot.TIME_SYNC,
-                        common_address=relay.config.common_address,
-                        fun=FUN_GLOBAL,
-                        inf=0,
-                        time=cp56_from_datetime(_utcnow()),
-                    ),
-                )
-                relay.steps.popleft()
-                await self._drain_class1(relay)
-            else:
-                await self._interrogate(relay)
-                relay.steps.popleft()
-        relay.settings_due = relay.config.read_settings or bool(relay.settings_waiters)
-
-    async def _interrogate(self, relay: Relay) -> None:
-        relay.scn = (relay.scn + 1) & 0xFF
-        scn = relay.scn
-        await self.send_asdu(
-            relay,
-            GeneralInterrogation(
-                cot=Cot.GI,
-                common_address=relay.config.common_address,
-                fun=FUN_GLOBAL,
-                inf=0,
-                scn=scn,
-            ),
-        )
-        end = await self.poll_until(relay, lambda a: isinstance(a, GiTermination) and a.scn == scn)
-        relay.counters["gi_completed" if end else "gi_incomplete"] += 1
-
-    async def _read_settings(self, relay: Relay) -> None:
-        relay.settings_due = False
-        signalled, relay.settings_signalled = relay.settings_signalled, False
-        interval = relay.config.settings_interval_s
-        relay.next_settings = time.monotonic() + interval if interval else float("inf")
-        waiters, relay.settings_waiters = relay.settings_waiters, []
-        reader = SettingsReader(relay.id, relay.config.common_address)
-        try:
-            obs = await reader.read(self, relay)
-        except DataFlowWait:
-            # read again from the start once the relay's buffer has room
-            relay.settings_due = True
-            relay.settings_signalled |= signalled
-            relay.settings_waiters = waiters + relay.settings_waiters
-            raise
-        except StationRefused as exc:
-            log.warning("device %s: settings read refused: %s", relay.id, exc)
-            relay.counters["settings_refused"] += 1
-            obs = None
-        if obs is not None:
-            await self._deliver([dataclasses.replace(obs, signalled=signalled)])
-        result = {} if obs is None else {s.name: s.value for s in obs.settings}
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(result)
+        await run_steps(self, relay)
 
     async def _down(self, relay: Relay, reason: str) -> None:
         was = relay.up
@@ -315,7 +305,7 @@ class Iec103Driver:
         relay.dfc_since = None
         if was is not False:
             log.warning("device %s: %s", relay.id, reason)
-            await self._deliver([LinkStateObservation(relay.id, False, reason)])
+            await self.deliver([LinkStateObservation(relay.id, False, reason)])
         for waiter in relay.settings_waiters:
             if not waiter.done():
                 waiter.set_exception(LinkError(reason))
@@ -346,8 +336,18 @@ class Iec103Driver:
         """Whether a step that sends user data is waiting for this relay."""
         return bool(
             relay.steps
-            or relay.settings_due
-            or (relay.config.settings_interval_s and now >= relay.next_settings)
+            or self._settings_due(relay, now)
+            or (relay.records is not None and relay.records.due(now) is not None)
+        )
+
+    def _settings_due(self, relay: Relay, now: float) -> bool:
+        return bool(
+            relay.settings_due
+            or (
+                relay.config.read_settings
+                and relay.config.settings_interval_s
+                and now >= relay.next_settings
+            )
         )
 
     def _check_dfc_wait(self, relay: Relay, now: float) -> None:
@@ -361,17 +361,20 @@ class Iec103Driver:
         reply = await self._master().poll(relay.station, klass)
         return await self._handle(relay, reply)
 
-    async def _drain_class1(self, relay: Relay) -> None:
+    async def drain_class1(self, relay: Relay) -> None:
+        """Poll class 1 while the relay has it (lending the bus between polls)."""
         for _ in range(256):
             if not relay.station.acd:
                 return
             await self._poll(relay, 1)
+            await self._others_turn(relay)
 
     async def poll_until(self, relay: Relay, done: Callable[[Asdu], bool]) -> Asdu | None:
         """Poll (class 1 while ACD, else class 2) until an ASDU satisfies `done`."""
         deadline = time.monotonic() + PROCEDURE_TIMEOUT_S
         while time.monotonic() < deadline:
             asdu = await self._poll(relay, 1 if relay.station.acd else 2)
+            await self._others_turn(relay)
             if asdu is not None and done(asdu):
                 return asdu
             if not relay.station.acd:
@@ -394,7 +397,7 @@ class Iec103Driver:
             else:
                 obs = self._observe(relay, asdu)
         if obs:
-            await self._deliver(obs)
+            await self.deliver(obs)
         self._master().acknowledge(relay.station)
         return asdu
 
@@ -406,35 +409,23 @@ class Iec103Driver:
                 "device %s: unknown ASDU type %d (%s)", relay.id, asdu.type_id, asdu.address
             )
         if isinstance(asdu, DisturbanceList):
-            obs = disturbance_observations(relay.id, asdu, relay.disturbances)
+            relay.record_fun = asdu.fun
+            known = set(relay.disturbances)
+            if relay.records is not None:
+                known |= {r.fault_number for r in asdu.records if relay.records.was_fetched(r)}
+                relay.records.offer(asdu.records)
             relay.disturbances.update(r.fault_number for r in asdu.records)
-            return obs
+            return disturbance_observations(relay.id, asdu, known)
         if isinstance(asdu, TimeTaggedMessage) and asdu.inf == INF_LOCAL_SETTING:
             relay.settings_due = relay.config.read_settings  # settings changed on the relay
             relay.settings_signalled = relay.settings_due
         obs = observations(relay.id, asdu, _utcnow(), relay.scale)
         if isinstance(asdu, Identification):
             relay.identity = obs[0] if isinstance(obs[0], IdentityObservation) else None
-        return self._throttle(relay, obs)
+        return relay.throttle(obs, time.monotonic())
 
-    def _throttle(self, relay: Relay, obs: list[Observation]) -> list[Observation]:
-        """Measurands come with every class-2 poll: forward them at most every
-        `measurand_interval_s` per address. Events always pass."""
-        now = time.monotonic()
-        out: list[Observation] = []
-        for o in obs:
-            if isinstance(o, PointObservation):
-                if o.measurement:
-                    last = relay.last_measurand.get(o.address)
-                    if last is not None and now - last < relay.config.measurand_interval_s:
-                        continue
-                    relay.last_measurand[o.address] = now
-                else:
-                    relay.recent.append(o)
-            out.append(o)
-        return out
-
-    async def _deliver(self, obs: list[Observation]) -> None:
+    async def deliver(self, obs: Sequence[Observation]) -> None:
+        """Hand observations to the sink; returns once they are durable."""
         assert self._sink is not None
         await self._sink.deliver(obs)
 
@@ -453,13 +444,3 @@ class Iec103Driver:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _event_dict(o: PointObservation) -> dict[str, Any]:
-    return {
-        "address": o.address,
-        "value": o.value,
-        "device_time": o.device_time.isoformat() if o.device_time else None,
-        "cause": o.cause,
-        **o.details,
-    }

@@ -8,12 +8,15 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocols.iec103.asdu_base import FUN_GLOBAL
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.link import Station
-from protocols.observations import IdentityObservation, PointObservation
+from protocols.iec103.records import RecordQueue
+from protocols.observations import IdentityObservation, Observation, PointObservation
 
 STEP_TIME_SYNC = "time_sync"
 STEP_GI = "gi"
+STEP_RECORD_LIST = "record_list"  # ask for the list of recorded disturbances (ASDU 24 TOO 24)
 
 
 class DataFlowWait(Exception):
@@ -32,9 +35,10 @@ class Relay:
     next_attempt: float = 0.0
     next_poll: float = 0.0
     next_settings: float = 0.0
-    settings_due: bool = True
+    settings_due: bool = False  # set once the initialisation steps are done
     settings_signalled: bool = False  # the due read answers the relay's INF 22
     identity: IdentityObservation | None = None
+    identity_due: float = float("inf")  # warn if no ASDU 5 has come by then
     recent: deque[PointObservation] = field(default_factory=lambda: deque(maxlen=50))
     disturbances: set[int] = field(default_factory=set)
     last_measurand: dict[str, float] = field(default_factory=dict)
@@ -43,7 +47,25 @@ class Relay:
     scn: int = 0
     steps: deque[str] = field(default_factory=deque)  # initialisation steps still to run
     dfc_since: float | None = None  # user data has waited for DFC since then
+    records: RecordQueue | None = None  # None: disturbance records are not fetched
+    record_fun: int = FUN_GLOBAL  # the FUN the relay's ASDU 23 carries
 
     @property
     def id(self) -> str:
         return self.config.id
+
+    def throttle(self, obs: list[Observation], now: float) -> list[Observation]:
+        """Measurands come with every class-2 poll: forward them at most every
+        `measurand_interval_s` per address. Events always pass (and are kept in `recent`)."""
+        out: list[Observation] = []
+        for o in obs:
+            if isinstance(o, PointObservation):
+                if o.measurement:
+                    last = self.last_measurand.get(o.address)
+                    if last is not None and now - last < self.config.measurand_interval_s:
+                        continue
+                    self.last_measurand[o.address] = now
+                else:
+                    self.recent.append(o)
+            out.append(o)
+        return out

@@ -44,4 +44,5 @@ SPEC = ProtocolSpec(
     address_pattern=r"\d{1,3}/\d{1,3}(\.\d{1,2})?",
     uses_bus=True,
     check_link=_check_link,
+    requires=("serial", "construct"),
 )

@@ -8,24 +8,28 @@ engineers ask for.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import Any
 
-from protocols.driver import ObservationSink
+from protocols.driver import (
+    EventsResult,
+    IdentityResult,
+    ObservationSink,
+    PolledPoint,
+    PollKind,
+    PollResult,
+    SettingsResult,
+    StatusResult,
+)
 from protocols.errors import LinkError
 from protocols.iec104.config import Iec104Device
 from protocols.iec104.inventory import Iec104Inventory
 from protocols.iec104.link import Iec104Link
 from protocols.iec104.profile import Iec104ProfileSection
-from protocols.observations import IdentityObservation, PointObservation, SettingsObservation
+from protocols.observations import IdentityObservation, SettingsObservation
 from protocols.registry import LinkPlan
 
 log = logging.getLogger(__name__)
-
-POLL_KINDS = ("status", "measurements", "events")
-INVENTORY_KINDS = ("identity", "settings")
 
 
 class Iec104Driver:
@@ -83,45 +87,50 @@ class Iec104Driver:
         finally:
             self._link = self._inventory = None
 
-    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
+    async def poll(self, device_id: str, kind: PollKind) -> PollResult:
         """`status`: a fresh general interrogation, then the current value of every point;
-        `measurements`: the last measured values; `events`: the last events received;
-        `identity`, `settings`: a fresh interrogation, then what the profile's points say
-        (only when the profile's `[iec104]` section maps them)."""
+        `events`: what the link received since it connected (a 104 relay keeps no event
+        log to read back); `identity`, `settings`: a fresh interrogation, then what the
+        profile's points say (only when the profile's `[iec104]` section maps them)."""
         if device_id != self.device.id:
             raise KeyError(device_id)
-        if what in INVENTORY_KINDS:
-            return await self._poll_inventory(what)
-        if what not in POLL_KINDS:
-            raise ValueError(f"cannot poll {what!r}; can poll {', '.join(POLL_KINDS)}")
+        if kind in (PollKind.IDENTITY, PollKind.SETTINGS):
+            return await self._poll_inventory(kind)
         link = self._require_link()
-        if what == "status":
+        if kind == PollKind.STATUS:
             await link.interrogate()
-            points = {a: o for a, o in link.latest.items() if not o.measurement}
-            return {"points": {a: _describe(o) for a, o in sorted(points.items())}}
-        if what == "measurements":
-            points = {a: o for a, o in link.latest.items() if o.measurement}
-            return {"measurements": {a: _describe(o) for a, o in sorted(points.items())}}
-        return {"recent": [dict(address=o.address, **_describe(o)) for o in list(link.recent)]}
+            latest = [o for _, o in sorted(link.latest.items(), key=lambda i: _ioa_key(i[0]))]
+            return StatusResult(
+                points=tuple(PolledPoint.of(o) for o in latest if not o.measurement),
+                measurements=tuple(PolledPoint.of(o) for o in latest if o.measurement),
+                counters={"objects_received": link.received},
+            )
+        if kind == PollKind.EVENTS:
+            # Interrogation answers are state someone asked for, not changes: not events.
+            changes = [o for o in list(link.recent) if not _interrogated(o.cause)]
+            return EventsResult.in_time_order(
+                (PolledPoint.of(o) for o in changes), source="received since connect"
+            )
+        raise ValueError(f"cannot poll {kind!r}")
 
-    async def _poll_inventory(self, what: str) -> dict[str, Any]:
-        mapped = self.section.identity is not None if what == "identity" else self.section.settings
+    async def _poll_inventory(self, kind: PollKind) -> IdentityResult | SettingsResult:
+        identity = kind == PollKind.IDENTITY
+        mapped = self.section.identity is not None if identity else self.section.settings
         if not mapped:
             raise ValueError(
-                f"cannot poll {what!r}: IEC 104 has no {what} ASDUs and the profile's "
-                f"[iec104] section maps no points for it"
+                f"IEC 104 has no {kind} ASDUs and the profile's [iec104] section maps no "
+                f"points for it"
             )
         link = self._require_link()
         inventory = self._inventory
         assert inventory is not None  # set with the link
         await inventory.refresh(link.interrogate)
-        found = inventory.observations(identity=what == "identity", settings=what == "settings")
-        for obs in found:
+        for obs in inventory.observations(identity=identity, settings=not identity):
             if isinstance(obs, IdentityObservation):
-                return dataclasses.asdict(obs)
+                return obs
             if isinstance(obs, SettingsObservation):
-                return {"settings": [dataclasses.asdict(s) for s in obs.settings]}
-        raise LinkError(f"{self.device.id}: the relay did not answer every {what} point")
+                return SettingsResult(obs.settings, obs.source)
+        raise LinkError(f"{self.device.id}: the relay did not answer every {kind} point")
 
     def _require_link(self) -> Iec104Link:
         link = self._link
@@ -130,12 +139,9 @@ class Iec104Driver:
         return link
 
 
-def _describe(obs: PointObservation) -> dict[str, Any]:
-    return {
-        "value": obs.value,
-        "quality": list(obs.quality),
-        "device_time": obs.device_time.isoformat() if obs.device_time else None,
-        "device_time_flags": list(obs.device_time_flags),
-        "cause": obs.cause,
-        "type": obs.details.get("type"),
-    }
+def _interrogated(cause: str | None) -> bool:
+    return cause is not None and cause.startswith("INTERROGATED")
+
+
+def _ioa_key(address: str) -> tuple[int, str]:
+    return (int(address), address) if address.isdigit() else (1 << 24, address)

@@ -28,4 +28,5 @@ SPEC = ProtocolSpec(
     # Optional: the points that carry identity and settings (see README.md).
     profile_section=Iec104ProfileSection,
     address_pattern=r"\d{1,8}",  # the information object address (IOA)
+    requires=("c104",),
 )

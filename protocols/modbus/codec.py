@@ -18,6 +18,7 @@ import construct as cs
 
 from protocols.errors import DecodeError
 from protocols.modbus.profile import NUMBER_WORDS, EventLog, EventTimestamp
+from protocols.modbus.profile_records import DATE_KEYS, PhaseField, RecordLayout, Scaled
 
 Number = int | float
 
@@ -86,7 +87,7 @@ def scaled(raw: Number, scale: float, offset: float = 0.0) -> Number:
 # --- event records ------------------------------------------------------------------------
 
 
-def record_struct(log: EventLog) -> cs.Struct:
+def record_struct(log: RecordLayout) -> cs.Struct:
     """Build the record decoder from the profile's field list (never hand-written per model)."""
     big = log.byte_order == "big"
     kinds: Mapping[str, Any] = {
@@ -101,7 +102,7 @@ def record_struct(log: EventLog) -> cs.Struct:
         "pad16": cs.Padding(2),
     }
     ordered: list[Any] = [
-        kinds[f.type] if f.type.startswith("pad") else f.name / kinds[f.type] for f in log.fields
+        kinds[f.type] if f.name is None else f.name / kinds[f.type] for f in log.fields
     ]
     used = sum(kinds[f.type].sizeof() for f in log.fields)
     if used < 2 * log.record_registers:
@@ -120,6 +121,8 @@ class EventRecord:
     device_time: datetime | None
     time_flags: tuple[str, ...]
     sequence: int | None
+    phase: str | None = None  # from the ring's `phase` field, when it names one
+    value: Number | None = None  # from the ring's `value` field (scaled)
 
 
 class RecordDecoder:
@@ -129,21 +132,16 @@ class RecordDecoder:
         self.log = log
         self.struct = record_struct(log)
         self.size = 2 * log.record_registers
-        self.zone = ZoneInfo(log.timestamp.timezone) if log.timestamp else None
+        self.zone = zone_of(log.timestamp)
 
     def decode(self, slot: int, data: bytes) -> EventRecord:
-        if len(data) != self.size:
-            raise DecodeError(f"record is {len(data)} bytes, expected {self.size}")
-        try:
-            parsed = self.struct.parse(data)
-        except cs.ConstructError as exc:
-            raise DecodeError(f"record slot {slot}: {exc}") from exc
-        values = {k: v for k, v in parsed.items() if not k.startswith("_")}
+        values = parse_record(self.struct, self.size, data, f"record slot {slot}")
         log = self.log
         device_time: datetime | None = None
         flags: tuple[str, ...] = ()
         if log.timestamp is not None:
             device_time, flags = record_time(values, log.timestamp, self.zone)
+        phase = event_phase(record_phases(values, log.phase)) if log.phase else None
         return EventRecord(
             slot=slot,
             code=int(values[log.code_field]),
@@ -152,6 +150,8 @@ class RecordDecoder:
             device_time=device_time,
             time_flags=flags,
             sequence=int(values[log.sequence_field]) if log.sequence_field else None,
+            phase=phase,
+            value=scaled_field(values, log.value) if log.value else None,
         )
 
     @staticmethod
@@ -160,35 +160,111 @@ class RecordDecoder:
         return not data.strip(b"\x00") or not data.strip(b"\xff")
 
 
+def parse_record(struct: cs.Struct, size: int, data: bytes, what: str) -> dict[str, Number]:
+    """A record's named field values (padding dropped)."""
+    if len(data) != size:
+        raise DecodeError(f"{what}: {len(data)} bytes, expected {size}")
+    try:
+        parsed = struct.parse(data)
+    except cs.ConstructError as exc:
+        raise DecodeError(f"{what}: {exc}") from exc
+    return {k: v for k, v in parsed.items() if not k.startswith("_")}
+
+
+def zone_of(ts: EventTimestamp | None) -> ZoneInfo | None:
+    return ZoneInfo(ts.timezone) if ts is not None and ts.timezone else None
+
+
+EPOCH = datetime(1970, 1, 1)
+
+
 def record_time(
     values: Mapping[str, Number], ts: EventTimestamp, zone: ZoneInfo | None
 ) -> tuple[datetime | None, tuple[str, ...]]:
     """The record's device time in UTC, or None with the `invalid` flag when it is nonsense
     (a relay with an unset clock writes zeros; we keep the event and say its time is bad)."""
     try:
-        if ts.kind == "epoch":
-            raw = float(values[ts.epoch or ""])
-            seconds = raw / 1000 if ts.epoch_unit == "ms" else raw
-            return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds), ()
         ms = int(values[ts.millisecond]) if ts.millisecond else 0
-        local = datetime(
-            int(values[ts.year or ""]) + ts.year_base,
-            int(values[ts.month or ""]),
-            int(values[ts.day or ""]),
-            int(values[ts.hour or ""]),
-            int(values[ts.minute or ""]),
-            int(values[ts.second or ""]),
-            ms * 1000,
-            tzinfo=zone or UTC,
-        )
+        if not 0 <= ms <= 999:
+            raise ValueError(f"millisecond {ms}")
+        if ts.kind == "epoch":
+            raw = values[ts.epoch or ""]
+            if ts.epoch_unit == "ms":
+                count = timedelta(milliseconds=int(raw))
+            else:
+                count = timedelta(seconds=int(raw), milliseconds=ms)
+            # A local-time relay counts wall-clock seconds: the count is a local date.
+            local = (EPOCH + count).replace(tzinfo=zone or UTC)
+        else:
+            local = datetime(
+                int(values[ts.year or ""]) + ts.year_base,
+                int(values[ts.month or ""]),
+                int(values[ts.day or ""]),
+                int(values[ts.hour or ""]),
+                int(values[ts.minute or ""]),
+                int(values[ts.second or ""]),
+                ms * 1000,
+                tzinfo=zone or UTC,
+            )
         return local.astimezone(UTC), ()
-    except (ValueError, OverflowError, KeyError):
+    except (ValueError, OverflowError, KeyError, TypeError):
         return None, ("invalid",)
 
 
-def encode_record(log: EventLog, values: Mapping[str, Number]) -> list[int]:
-    """Record registers from field values (the simulator writes its ring with this)."""
-    data = record_struct(log).build({f.name: values.get(f.name, 0) for f in log.fields})
+def time_fields(ts: EventTimestamp, when: datetime) -> dict[str, int]:
+    """The inverse of `record_time`: field values for an aware time (the simulator's)."""
+    local = when.astimezone(zone_of(ts) or UTC)
+    out: dict[str, int] = {}
+    if ts.millisecond:
+        out[ts.millisecond] = local.microsecond // 1000
+    if ts.kind == "epoch":
+        count = local.replace(tzinfo=None) - EPOCH
+        ms_total = count // timedelta(milliseconds=1)
+        out[ts.epoch or ""] = ms_total if ts.epoch_unit == "ms" else ms_total // 1000
+        return out
+    date = (local.year - ts.year_base, local.month, local.day, local.hour, local.minute,
+            local.second)  # fmt: skip
+    out.update({getattr(ts, key): value for key, value in zip(DATE_KEYS, date, strict=True)})
+    return out
+
+
+def record_phases(values: Mapping[str, Number], phase: PhaseField) -> tuple[str, ...]:
+    """The phases a phase field names, as letters in A, B, C, N order."""
+    raw = int(values[phase.field])
+    if phase.codes is not None:
+        name = phase.codes.get(raw)
+        return tuple(p for p in "ABCN" if name and p in name)
+    bits = phase.bits or {}
+    return tuple(p for p in "ABCN" if any(raw >> b & 1 for b, q in bits.items() if q == p))
+
+
+# The wire's phase names for sets of phases; earth (N) with phases is named by the phases.
+_WIRE_PHASE = {("A", "B"): "AB", ("B", "C"): "BC", ("A", "C"): "CA", ("A", "B", "C"): "ABC"}
+
+
+def event_phase(phases: tuple[str, ...]) -> str | None:
+    """One wire phase (A, B, C, N, AB, BC, CA, ABC) for a set of phase letters."""
+    lines = tuple(p for p in phases if p != "N")
+    if not lines:
+        return "N" if phases else None
+    return lines[0] if len(lines) == 1 else _WIRE_PHASE[lines]
+
+
+def scaled_field(values: Mapping[str, Number], spec: Scaled) -> Number:
+    value = scaled(values[spec.field], spec.scale, spec.offset)
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def unscaled(value: float, spec: Scaled, type_: str) -> Number:
+    """The raw field value for a scaled one (the simulator's inverse of `scaled_field`)."""
+    raw = (value - spec.offset) / spec.scale
+    return raw if type_ == "f32" else round(raw)
+
+
+def encode_record(log: RecordLayout, values: Mapping[str, Number]) -> list[int]:
+    """Record registers from field values (the simulator writes its records with this)."""
+    named = [f.name for f in log.fields if f.name is not None]
+    data = record_struct(log).build({name: values.get(name, 0) for name in named})
     return bytes_to_registers(data)
 
 
@@ -222,3 +298,12 @@ def coalesce(spans: Sequence[Span], max_gap: int = 8, max_count: int = 125) -> l
         else:
             merged.append(span)
     return merged
+
+
+def phase_value(phase: PhaseField, phases: str) -> int:
+    """The field value that names `phases` (e.g. "A", "CA", "ABN"): the simulator's inverse
+    of `record_phases`; 0 when the profile has no code for them."""
+    wanted = set(phases)
+    if phase.codes is not None:
+        return next((code for code, name in phase.codes.items() if set(name) == wanted), 0)
+    return sum(1 << bit for bit, letter in (phase.bits or {}).items() if letter in wanted)

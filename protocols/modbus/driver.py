@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from protocols.driver import ObservationSink
+from protocols.driver import ObservationSink, PollKind, PollResult
 from protocols.errors import LinkError
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.link import ModbusLink
@@ -101,11 +101,11 @@ class ModbusDriver:
             self._running = False
             self.link.close()
 
-    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
+    async def poll(self, device_id: str, kind: PollKind) -> PollResult:
         """On-demand read for an engineer; never moves the event-log read position."""
         poller = self.pollers[device_id]  # KeyError for an unknown device, as documented
         if not self._running:
             raise LinkError(f"{self.plan.key}: link not running")
         from protocols.modbus.ondemand import on_demand
 
-        return await on_demand(poller, what)
+        return await on_demand(poller, kind, self.counters[device_id])

@@ -107,21 +107,25 @@ class PositionStore:
         return int(data["position"])
 
     def save(self, ring: EventLog, position: int) -> None:
-        """Atomically replace the file (write, fsync, rename, fsync the directory)."""
         data = {"device": self.device_id, "shape": self._shape(ring), "position": position}
         self._memory = data
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
-        with contextlib.suppress(OSError):  # some filesystems refuse directory fsync
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        if self.path is not None:
+            save_json(self.path, data)
+
+
+def save_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically replace a small state file (write, fsync, rename, fsync the directory):
+    after a crash it holds the old content or the new, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    with contextlib.suppress(OSError):  # some filesystems refuse directory fsync
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

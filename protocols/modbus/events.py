@@ -205,12 +205,19 @@ class EventLogReader:
     def _observation(self, record: EventRecord) -> PointObservation:
         details: dict[str, int | float | str | bool | None] = dict(record.fields)
         details["slot"] = record.slot
+        value_spec = self.ring.value
+        if value_spec is not None and value_spec.unit:
+            details["unit"] = value_spec.unit
         return PointObservation(
             device_id=self.device_id,
             address=f"event:{record.code}",
-            value=record.raised,
+            # With a value field the event carries that number; raised/cleared is then said
+            # by `raised` (the state field), not by the value's truth.
+            value=record.value if value_spec is not None else record.raised,
             device_time=record.device_time,
             device_time_flags=record.time_flags,
             cause="event_log",
             details=details,
+            phase=record.phase,
+            raised=record.raised,
         )

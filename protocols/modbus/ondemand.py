@@ -6,31 +6,54 @@ position: an on-demand result is not durable, so it must not count as delivered.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from collections.abc import Mapping
 
+from protocols.driver import (
+    EventsResult,
+    PolledPoint,
+    PollKind,
+    PollResult,
+    SettingsResult,
+    StatusResult,
+)
 from protocols.modbus import eventlog
 from protocols.modbus.poller import DevicePoller
+from protocols.observations import Scalar
 
 RECENT_EVENTS = 16
 
 
-async def on_demand(poller: DevicePoller, what: str) -> dict[str, Any]:
+async def on_demand(
+    poller: DevicePoller, kind: PollKind, counters: Mapping[str, Scalar]
+) -> PollResult:
+    """`counters`: the unit's wire counters and its poller's, shown with its status."""
     reads = poller.reads
-    if what == "identity":
-        return asdict(await reads.identity())
-    if what == "settings":
-        return {"settings": [asdict(s) for s in await reads.settings()]}
-    if what == "status":
-        return {"status": await reads.status()}
-    if what == "measurements":
-        return {"measurements": {m.name: v for m, v in await reads.measurements()}}
-    if what == "events":
+    if kind == PollKind.IDENTITY:
+        return await reads.identity(poller.manufacturer)
+    if kind == PollKind.SETTINGS:
+        return SettingsResult(await reads.settings(), source="modbus holding registers")
+    if kind == PollKind.STATUS:
+        return await _status(poller, counters)
+    if kind == PollKind.EVENTS:
         return await _events(poller)
-    raise ValueError(f"cannot poll {what!r}: identity, settings, status, measurements, events")
+    raise ValueError(f"cannot poll {kind!r}")
 
 
-async def _events(poller: DevicePoller) -> dict[str, Any]:
+async def _status(poller: DevicePoller, counters: Mapping[str, Scalar]) -> StatusResult:
+    reads = poller.reads
+    status = await reads.status()
+    measured = await reads.measurements()
+    return StatusResult(
+        points=tuple(PolledPoint(f"status:{name}", value) for name, value in status.items()),
+        measurements=tuple(
+            PolledPoint(f"measurement:{m.name}", value, details={"unit": m.unit} if m.unit else {})
+            for m, value in measured
+        ),
+        counters=counters,
+    )
+
+
+async def _events(poller: DevicePoller) -> EventsResult:
     events = poller.events
     if events is None:
         raise ValueError(f"{poller.id}: the profile declares no event log")
@@ -45,13 +68,17 @@ async def _events(poller: DevicePoller) -> dict[str, Any]:
             continue
         record = events.decoder.decode(slot, data)
         records.append(
-            {
-                "slot": slot,
-                "code": record.code,
-                "raised": record.raised,
-                "device_time": record.device_time.isoformat() if record.device_time else None,
-                "fields": dict(record.fields),
-            }
+            PolledPoint(
+                f"event:{record.code}",
+                record.raised,
+                device_time=record.device_time,
+                cause="event_log",
+                details={**record.fields, "slot": slot},
+            )
         )
     unread = None if position is None else eventlog.pending(ring, position, pointer).unread
-    return {"pointer": pointer, "position": position, "unread": unread, "recent": records}
+    return EventsResult.in_time_order(
+        records,
+        source="the relay's event log",
+        details={"pointer": pointer, "position": position, "unread": unread},
+    )

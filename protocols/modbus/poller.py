@@ -1,9 +1,9 @@
 """One device's poll loop: jobs on their own intervals, per-unit backoff, overruns counted.
 
-Jobs (identity, settings, status, measurements, events) each have an interval from the
-device config. When a job cannot run on time (the bus is busy, the unit is slow) the missed
-periods are *counted* as overruns and the job is rescheduled from now: polls are never
-silently merged or queued without bound.
+Jobs (identity, settings, status, measurements, events, fault report) each have an
+interval from the device config. When a job cannot run on time (the bus is busy, the unit
+is slow) the missed periods are *counted* as overruns and the job is rescheduled from now:
+polls are never silently merged or queued without bound.
 
 A unit that stops answering is marked down (a `LinkStateObservation`) after `retries + 1`
 failed attempts and then retried with exponential backoff, so on a shared bus it costs the
@@ -18,16 +18,18 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from protocols.driver import ObservationSink
 from protocols.errors import DecodeError
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.eventlog import PositionStore
 from protocols.modbus.events import EventLogReader
+from protocols.modbus.faultreport import FaultReportReader
 from protocols.modbus.link import ModbusExceptionResponse, ModbusLink, UnitNoResponse
 from protocols.modbus.profile import ModbusProfile
 from protocols.modbus.readers import DeviceReader, ProfileReads
@@ -103,6 +105,14 @@ class DevicePoller:
                 device.initial_events,
                 device.near_full_ratio,
             )
+        self.faults: FaultReportReader | None = None
+        if self.profile.fault_report is not None:
+            self.faults = FaultReportReader(
+                self.reader,
+                self.profile.fault_report,
+                _beside(device.state_file, "fault_report"),
+                device.initial_events,
+            )
         self.state = PollerState()
         self.jobs = self._jobs()
         # Per measurement, built once: its address and (read-only, shared) details.
@@ -128,6 +138,8 @@ class DevicePoller:
             jobs.append(Job("measurements", d.measurements_interval_s))
         if p.event_log is not None:
             jobs.append(Job("events", d.events_interval_s))
+        if p.fault_report is not None:
+            jobs.append(Job("fault_report", d.events_interval_s))
         return jobs
 
     def counters(self) -> dict[str, Any]:
@@ -146,6 +158,8 @@ class DevicePoller:
                 events_undecodable=c.undecodable,
                 event_log_resets=c.resets,
             )
+        if self.faults is not None:
+            out.update(fault_reports=self.faults.reports, fault_reports_torn=self.faults.torn)
         return out
 
     # --- the loop -----------------------------------------------------------------------------
@@ -207,10 +221,12 @@ class DevicePoller:
         }
         if self.state.up is not True:
             self._forget()
-        if job.name == "events":
+        if job.name in ("events", "fault_report"):
             if self.state.up is not True:
                 await self._came_up(sink, [])
-            await self._events(sink)
+            source = self.events if job.name == "events" else self.faults
+            assert source is not None
+            await self._durable(job.name, source, sink)
             return
         out = await self._guarded(job.name, handlers[job.name])
         if self.state.up is not True:
@@ -314,16 +330,40 @@ class DevicePoller:
             for m, value in await self.reads.measurements()
         ]
 
-    async def _events(self, sink: ObservationSink) -> None:
-        assert self.events is not None
+    async def _durable(self, job: str, source: DurableSource[Any], sink: ObservationSink) -> None:
+        """Deliver what a record reader found, and only then let it move on (its position or
+        counter is saved after the observations are durable, never before)."""
         try:
-            batch = await self.events.collect()
+            batch = await source.collect()
         except ModbusExceptionResponse as exc:
             self.state.exceptions += 1
-            log.warning("%s: events job refused: %s", self.id, exc)
+            log.warning("%s: %s job refused: %s", self.id, job, exc)
             return
         if batch is None:
             return
         if batch.observations:
-            await sink.deliver(batch.observations)  # durable first ...
-        self.events.committed(batch)  # ... then the read position moves
+            await sink.deliver(batch.observations)
+        source.committed(batch)
+
+
+class _HasObservations(Protocol):
+    @property
+    def observations(self) -> Sequence[Observation]: ...
+
+
+B = TypeVar("B", bound=_HasObservations)
+
+
+class DurableSource(Protocol[B]):
+    """The event ring and the fault report readers: what they found, then `committed`."""
+
+    async def collect(self) -> B | None: ...
+
+    def committed(self, batch: B) -> None: ...
+
+
+def _beside(state_file: Path | None, what: str) -> Path | None:
+    """Another state file of the device, next to its event position file."""
+    if state_file is None:
+        return None
+    return state_file.with_name(f"{state_file.stem}.{what}.json")

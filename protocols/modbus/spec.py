@@ -38,4 +38,5 @@ SPEC = ProtocolSpec(
     uses_bus=True,
     # Cross-device rules per link (unit ids unique on a bus); see the README.
     check_link=_check_devices,
+    requires=("pymodbus", "construct"),
 )

@@ -1,7 +1,8 @@
 """Shared pieces of the on-demand poll tests (no tests here): a fake relay driver, an
 agent config writer, and a running daemon.
 
-The fake replaces the iec104 driver factory in the registry (an object-level patch of
+The fake answers with the typed poll results every driver returns (`protocols.driver`).
+It replaces the iec104 driver factory in the registry (an object-level patch of
 the registry dict, not a string-path mock), so the daemon, its config validation,
 profiles, supervisors and outbox are all real."""
 
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +26,51 @@ from agent.daemon import AgentDaemon
 from gateway import wire
 from gateway.outbox import Outbox
 from protocols import registry
-from protocols.driver import ObservationSink
+from protocols.driver import (
+    EventsResult,
+    IdentityResult,
+    ObservationSink,
+    PolledPoint,
+    PollKind,
+    PollResult,
+    SettingsResult,
+    StatusResult,
+)
 from protocols.errors import LinkError
-from protocols.observations import LinkStateObservation, PointObservation
+from protocols.observations import LinkStateObservation, PointObservation, SettingValue
 from protocols.registry import LinkPlan
 
 TOKEN = "ops-token-0123456789abcdef"
 
 IDENTITY = {"manufacturer": "Demo Relays", "model": "LP-900", "firmware_version": "4.7.1"}
-SETTINGS = {
-    "zone1_reach": {"value": 80.0, "unit": "%", "group": "1"},
-    "zone2_delay": {"value": 0.3, "unit": "s", "group": "1"},
-}
+SETTINGS = (
+    SettingValue("zone1_reach", 80.0, "%", "1"),
+    SettingValue("zone2_delay", 0.3, "s", "1"),
+    SettingValue("zone2_reach", 120.0, "%", "1"),
+    SettingValue("station_name", "North", None, "2"),
+)
+
+
+def at(ms: int) -> datetime:
+    return datetime(2026, 3, 1, 8, 15, 30, ms * 1000, tzinfo=UTC)
+
+
+# Received out of time order (a relay may send buffered events after newer ones);
+# 1011 and 1001 are in the line-protection profile, 9999 is not.
+RECEIVED = (
+    PolledPoint("1011", True, device_time=at(120), cause="spontaneous"),
+    PolledPoint("9999", 1, device_time=None, cause="spontaneous"),
+    PolledPoint("1001", True, ("NT",), device_time=at(100), cause="spontaneous"),
+    PolledPoint("1011", False, device_time=at(900), cause="spontaneous"),
+)
 
 
 class FakeRelay:
     """A driver for one or more fake relays: link up at once, one trip event on
     connect, and answers to polls. Device `mute` never answers (LinkError), `slow`
-    takes forever, and nobody can read `events` (ValueError, like a 104 relay)."""
+    takes forever, `nolog` keeps no events (ValueError, the driver cannot serve them),
+    `half` answers identity only (the rest: LinkError), and `drops` loses its link while
+    it answers."""
 
     instances: list[FakeRelay] = []
 
@@ -49,6 +78,7 @@ class FakeRelay:
         self.plan = plan
         self.polls: list[tuple[str, str]] = []
         self.running = False
+        self.sink: ObservationSink | None = None
         FakeRelay.instances.append(self)
 
     @property
@@ -56,7 +86,7 @@ class FakeRelay:
         return [d.config.id for d in self.plan.devices]
 
     async def run(self, sink: ObservationSink) -> None:
-        self.running = True
+        self.running, self.sink = True, sink
         try:
             # One delivery: the trip is stored by the time anyone sees the link up.
             await sink.deliver(
@@ -69,21 +99,29 @@ class FakeRelay:
         finally:
             self.running = False
 
-    async def poll(self, device_id: str, what: str) -> dict[str, Any]:
-        self.polls.append((device_id, what))
+    async def poll(self, device_id: str, kind: PollKind) -> PollResult:
+        self.polls.append((device_id, kind))
         if device_id not in self.device_ids:
             raise KeyError(device_id)
-        if device_id == "mute":
+        if device_id == "mute" or (device_id == "half" and kind != PollKind.IDENTITY):
             raise LinkError("no answer from the relay")
         if device_id == "slow":
             await asyncio.sleep(3600)
-        if what == "identity":
-            return dict(IDENTITY)
-        if what == "settings":
-            return dict(SETTINGS)
-        if what == "status":
-            return {"healthy": True, "self_check": "ok", "at": wire.utcnow()}
-        raise ValueError("this relay keeps no event log readable on demand")
+        if device_id == "drops" and self.sink is not None:
+            await self.sink.deliver([LinkStateObservation(device_id, False, "connection reset")])
+        if kind == PollKind.IDENTITY:
+            return IdentityResult(device_id, **IDENTITY)
+        if kind == PollKind.SETTINGS:
+            return SettingsResult(SETTINGS, source="fake registers")
+        if kind == PollKind.STATUS:
+            return StatusResult(
+                points=(PolledPoint("1031", True), PolledPoint("1101", False, ("IV",))),
+                measurements=(PolledPoint("2001", 412.5),),
+                counters={"received": 3, "link": "tcp 127.0.0.1"},
+            )
+        if device_id == "nolog":
+            raise ValueError("this relay keeps no event log readable on demand")
+        return EventsResult.in_time_order(RECEIVED, source="received since connect")
 
 
 @pytest.fixture(name="fake_relays")

@@ -158,3 +158,31 @@ def test_an_inverted_point_is_raised_when_its_value_is_off(box: Outbox) -> None:
     assert (healthy.signal, healthy.value, healthy.raised) == ("self_check", True, False)
     assert (failed.value, failed.raised) == (False, True)
     assert (ct.value, ct.raised) == (True, True)
+
+
+def test_a_fault_report_travels_with_the_events_of_its_delivery(box: Outbox) -> None:
+    """A Modbus relay's fault report becomes a fault_report record, committed with the
+    rest of the delivery."""
+    from protocols.observations import FaultReportObservation
+
+    pipeline = make_pipeline(box)
+    report = FaultReportObservation("line1", datetime(2026, 3, 1, tzinfo=UTC), "AG", ("A", "N"))
+    pipeline.deliver_blocking([report, PointObservation("line1", "1011", True)])
+    fault, event = records(box)
+    assert isinstance(fault, wire.FaultReport) and fault.fault_type == "AG"
+    assert isinstance(event, wire.Event) and event.point == "trip_phase_a"
+    assert pipeline.counters["fault_reports"] == 1
+
+
+def test_a_setting_read_without_a_unit_gets_the_profiles_outside_the_hash(box: Outbox) -> None:
+    """IEC 103 generic services give no units: the profile's [[settings]] unit fills in,
+    as metadata (like the category), so the hash still covers the device's content only."""
+    from agent.normalize import content_hash, settings_content
+
+    obs = SettingsObservation("line1", (SettingValue("zone1_reach", 4.2), SettingValue("x", 1)))
+    make_pipeline(box).deliver_blocking([obs])
+    (snapshot,) = records(box)
+    assert isinstance(snapshot, wire.SettingsSnapshot)
+    assert snapshot.settings["zone1_reach"].unit == "ohm"  # from the profile
+    assert snapshot.settings["x"].unit is None  # the profile does not list it
+    assert snapshot.hash == content_hash(settings_content(obs))

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.poll_cli import render, render_answer, table
 from gateway import wire
 from tests.agent.test_control_support import (  # noqa: F401 - fixtures
     FakeRelay,
@@ -36,7 +35,8 @@ async def test_direct_poll_opens_the_device_and_keeps_what_it_sent(
     )
     reply = json.loads(capsys.readouterr().out)
     assert code == 0 and reply["ok"] is True
-    assert reply["answer"]["result"]["settings"]["zone2_delay"]["unit"] == "s"
+    settings = {s["name"]: s for s in reply["answer"]["result"]["settings"]["settings"]}
+    assert settings["zone2_delay"]["unit"] == "s"
     # A driver of its own, for that device only, stopped afterwards.
     (driver,) = FakeRelay.instances
     assert driver.device_ids == ["line2"] and not driver.running
@@ -83,27 +83,5 @@ async def test_direct_snapshot_all_with_progress(
     code = await cli("snapshot", "--all", "--direct", "--config", str(loaded.source), "--json")
     captured = capsys.readouterr()
     assert code == 0
-    assert "[2/2] line2: 2 settings" in captured.err
+    assert "[2/2] line2: 4 settings" in captured.err
     assert set(json.loads(captured.out)) == {"line1", "line2"}
-
-
-def test_tables_align_and_nested_answers_render() -> None:
-    lines = table(["name", "value"], [["a", 1], ["long_name", None]])
-    assert lines == ["NAME       VALUE", "a          1", "long_name  -"]
-    events = [{"time": "t1", "code": 5}, {"time": "t2", "code": 6, "phase": "A"}]
-    assert list(render(events)) == [
-        "  TIME  CODE  PHASE",
-        "  t1    5     -",
-        "  t2    6     A",
-    ]
-    text = render_answer(
-        {
-            "site": "s", "gateway_id": "g", "device": "d", "what": "all",
-            "polled_at": "now", "duration_s": 0.1, "link_up": True,
-            "result": {"status": {"healthy": True, "board": {"cpu": "ok"}}},
-            "errors": {"events": {"code": "unsupported", "error": "no log"}},
-        }
-    )  # fmt: skip
-    assert text[0] == "d on g (s): all, polled now in 0.1 s, link up"
-    assert "  healthy  True" in text and "  board" in text and "    cpu  ok" in text
-    assert text[-1] == "events: FAILED (unsupported): no log"

@@ -16,10 +16,11 @@ import pytest
 
 from agent.daemon import AgentDaemon
 from agent.errors import ConfigError
-from agent.remote import TokenStore, parse_tokens, reply_topic, request_topic
+from agent.remote import TokenStore, parse_tokens
 from center import remote_poll as center_poll
-from center.remote_poll import AgentOffline, BrokerSettings, remote_poll
+from center.remote_poll import BrokerSettings, remote_poll
 from gateway import wire
+from gateway.rpc import PollFailed, RemoteReply, reply_topic, request_topic
 from tests.agent.test_control_support import (  # noqa: F401 - fixtures
     IDENTITY,
     TOKEN,
@@ -47,13 +48,13 @@ async def agent_online(
             try:
                 await ask(broker, "line1", "identity", timeout_s=2)
                 break
-            except AgentOffline:
-                if time.monotonic() > deadline:
+            except PollFailed as exc:
+                if exc.code != "no_reply" or time.monotonic() > deadline:
                     raise
         yield daemon, col, broker
 
 
-async def ask(broker: BrokerSettings, device: str, what: str, **kw: Any) -> dict[str, Any]:
+async def ask(broker: BrokerSettings, device: str, what: str, **kw: Any) -> RemoteReply:
     args: dict[str, Any] = {"token": TOKEN, "actor": "alice", "timeout_s": 10.0, **kw}
     return await remote_poll(
         broker, site="north", gateway_id="gw1", device=device, what=what, **args
@@ -75,10 +76,11 @@ async def test_remote_poll_answers_and_its_audit_reaches_the_center(
     async with agent_online(mosquitto, short_dir) as (_daemon, col, broker):
         reply = await ask(broker, "line1", "all")
         await col.wait_for(lambda c: len(remote_audits(c)) >= 1, what="the remote audit")
-    assert reply["ok"] is True and reply["gateway_id"] == "gw1"
-    answer = reply["answer"]
-    assert answer["result"]["identity"] == IDENTITY
-    assert answer["errors"]["events"]["code"] == "unsupported"
+    assert reply.ok is True and reply.gateway_id == "gw1"
+    answer = reply.answer
+    assert answer is not None and answer.ok
+    assert answer.result.identity is not None and answer.result.identity.model == IDENTITY["model"]
+    assert answer.result.events is not None and answer.result.events.events[0].name == "start"
     (audit,) = remote_audits(col)
     assert (audit.actor, audit.device_id, audit.what, audit.result) == (
         "alice (token ops)",
@@ -98,8 +100,8 @@ async def test_a_wrong_token_is_refused_and_audited(
             lambda c: any(a.result == "refused" for a in remote_audits(c)), what="refusal"
         )
         polls = [p for d in FakeRelay.instances for p in d.polls if p[1] == "settings"]
-    assert (reply["ok"], reply["code"]) == (False, "refused")
-    assert "does not accept this token" in reply["error"]
+    assert (reply.ok, reply.code) == (False, "refused")
+    assert "does not accept this token" in (reply.error or "")
     assert polls == []  # the device was never asked
     (refusal,) = [a for a in remote_audits(col) if a.result == "refused"]
     assert refusal.actor == "alice (token refused)" and refusal.device_id == "line1"
@@ -114,8 +116,8 @@ async def test_unknown_device_timeout_and_writes_are_answered_clearly(
         write = await raw_request(mosquitto, {"what": "write_setting", "device": "line1"})
         spoof = await raw_request(mosquitto, {"reply_to": "relay/v1/north/gw1/event/line1"})
         await col.wait_for(lambda c: len(remote_audits(c)) >= 3, what="audits")
-    assert (unknown["ok"], unknown["code"]) == (False, "unknown_device")
-    assert (slow["ok"], slow["code"]) == (False, "timeout")  # the agent's own budget
+    assert (unknown.ok, unknown.code) == (False, "unknown_device")
+    assert (slow.ok, slow.code) == (False, "timeout")  # the agent's own budget
     assert (write["ok"], write["code"]) == (False, "refused")
     assert "only reads" in write["error"]
     assert spoof["code"] == "bad_request"  # answered on its own reply topic, nowhere else
@@ -151,7 +153,7 @@ async def test_an_offline_agent_gives_a_clear_message(
 ) -> None:
     broker = BrokerSettings(host=mosquitto.host, port=mosquitto.port)
     message = r"agent gw-x at site north did not answer within 1\.5 s: offline\?"
-    with pytest.raises(AgentOffline, match=message):
+    with pytest.raises(PollFailed, match=message):
         await remote_poll(
             broker, site="north", gateway_id="gw-x", device="line1", what="identity",
             token=TOKEN, actor="alice", timeout_s=1.5,
@@ -167,23 +169,58 @@ async def test_an_offline_agent_gives_a_clear_message(
     assert "agent gw-x at site north did not answer within 1 s: offline?" in capsys.readouterr().err
 
 
-async def test_center_command_prints_the_answer(
+async def test_center_command_prints_the_answer_and_exits_like_the_agent(
     fake_relays: type[FakeRelay],
     short_dir: Path,
     mosquitto: Mosquitto,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The agent's view and exit codes at the center: a relay that answers only part of a
+    poll exits 1, with what did work printed."""
     parser = argparse.ArgumentParser()
     center_poll.add_arguments(parser)
     monkeypatch.setenv("RELAY_POLL_TOKEN", TOKEN)
-    async with agent_online(mosquitto, short_dir) as (_daemon, _col, broker):
-        args = parser.parse_args(["north", "line1", "--gateway", "gw1", "--what", "settings"])
-        code = await asyncio.to_thread(center_poll.run, args, broker)
-    out = capsys.readouterr().out
-    assert code == 0
-    assert out.startswith("line1 on gw1 (north): settings")
-    assert "zone1_reach" in out
+    async with agent_online(mosquitto, short_dir, ("line1", "half")) as (_d, _c, broker):
+        ok = parser.parse_args(["north", "line1", "--gateway", "gw1", "--what", "settings"])
+        code_ok = await asyncio.to_thread(center_poll.run, ok, broker)
+        ok_out = capsys.readouterr().out
+        half = parser.parse_args(["north", "half", "--gateway", "gw1"])
+        code_half = await asyncio.to_thread(center_poll.run, half, broker)
+        half_out = capsys.readouterr()
+    assert (code_ok, code_half) == (0, 1)
+    assert ok_out.startswith("line1 on gw1 (north): settings")
+    assert "zone1_reach" in ok_out
+    assert "Demo Relays" in half_out.out and "settings: FAILED (link)" in half_out.out
+    assert "half: 3 part(s) failed: events (link), settings (link), status (link)" in (half_out.err)
+
+
+async def test_a_reply_in_another_shape_is_named_not_taken_for_silence(
+    mosquitto: Mosquitto,
+) -> None:
+    """An agent of another version answers in a shape this center does not read: the
+    center says so at once instead of waiting and calling the agent offline."""
+    broker = BrokerSettings(host=mosquitto.host, port=mosquitto.port)
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as old_agent:
+        await old_agent.subscribe(request_topic("north", "gw-old"), qos=1)
+
+        async def answer_like_an_old_agent() -> None:
+            async for message in old_agent.messages:
+                request = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                old = {"v": 1, "request_id": request["request_id"], "site": "north",
+                       "gateway_id": "gw-old", "ok": True,
+                       "answer": {"result": {"identity": {"model": "LP-900"}}}}  # fmt: skip
+                await old_agent.publish(request["reply_to"], json.dumps(old), qos=1)
+                return
+
+        responder = asyncio.create_task(answer_like_an_old_agent())
+        with pytest.raises(PollFailed, match="different versions") as failed:
+            await remote_poll(
+                broker, site="north", gateway_id="gw-old", device="line1", what="identity",
+                token=TOKEN, actor="alice", timeout_s=10,
+            )  # fmt: skip
+        await responder
+    assert failed.value.code == "incompatible"
 
 
 def test_tokens_file_rules(tmp_path: Path) -> None:

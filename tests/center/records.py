@@ -65,29 +65,29 @@ class Gateway:
             message=f"{code} {state} on {device}",
         )
 
-    def birth(self, at: datetime = T0) -> wire.Birth:
-        self.connection += 1
+    def _lifecycle(self, at: datetime) -> dict[str, Any]:
+        """Lifecycle records carry the highest seq so far and the connection number."""
         seq = next(self._seq) - 1
+        return {
+            "site": self.site,
+            "gateway_id": self.gateway_id,
+            "session": self.session,
+            "seq": seq,
+            "gateway_time": at,
+            "connection": self.connection,
+        }
+
+    def birth(self, at: datetime = T0, health_interval_s: float | None = None) -> wire.Birth:
+        self.connection += 1
         return wire.Birth(
-            site=self.site,
-            gateway_id=self.gateway_id,
-            session=self.session,
-            seq=seq,
-            gateway_time=at,
-            connection=self.connection,
-            agent_version="test",
+            **self._lifecycle(at), agent_version="test", health_interval_s=health_interval_s
         )
 
+    def health(self, at: datetime = T0, health_interval_s: float | None = 60.0) -> wire.Health:
+        return wire.Health(**self._lifecycle(at), health_interval_s=health_interval_s)
+
     def death(self, at: datetime = T0) -> wire.Death:
-        seq = next(self._seq) - 1
-        return wire.Death(
-            site=self.site,
-            gateway_id=self.gateway_id,
-            session=self.session,
-            seq=seq,
-            gateway_time=at,
-            connection=self.connection,
-        )
+        return wire.Death(**self._lifecycle(at))
 
 
 def message(*records: Any) -> Message:

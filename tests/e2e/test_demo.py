@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -22,20 +24,28 @@ def _get(url: str, token: str) -> object:
         return json.load(answer)
 
 
-async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
-    """Run the demo for 30 s; while it holds after the scenario, ask its API for tickets."""
+async def start_demo(*argv: str) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
+    """`relay-agent demo ARGV` as a child process; its output, stdout and stderr together."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "demo", "--duration", "30", "--broker", broker,
-        "--workdir", str(workdir), "--api-port", str(free_port()),
+        sys.executable, "-m", "agent.cli", "demo", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None
+    return proc, proc.stdout
+
+
+async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
+    """Run the demo for 30 s; while it holds after the scenario, ask its API for tickets."""
+    proc, output = await start_demo(
+        "--duration", "30", "--broker", broker, "--workdir", str(workdir),
+        "--api-port", str(free_port()),
+    )  # fmt: skip
     lines: list[str] = []
     api_tickets: object = None
     api = ("", "")
     try:
         async with asyncio.timeout(120):
-            async for raw in proc.stdout:
+            async for raw in output:
                 line = raw.decode().rstrip("\n")
                 lines.append(line)
                 if m := re.match(r"center API (http://\S+)/docs\s+\(token: (\S+)\)", line):
@@ -91,3 +101,51 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
         ("line3-103",),
     }
     assert "Traceback" not in output, output
+
+
+async def test_the_printed_follow_up_commands_run_as_pasted(tmp_path: Path) -> None:
+    """Each `try` line is a shell command that works when pasted into a shell: real paths,
+    the real ticket number, remote polling on. And a taken API port is said, not hidden."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy_port = taken.getsockname()[1]
+        proc, output = await start_demo(
+            "--duration", "60", "--workdir", str(tmp_path / "demo"), "--api-port", str(busy_port)
+        )
+        lines: list[str] = []
+        ran: dict[str, tuple[int, str]] = {}
+        try:
+            async with asyncio.timeout(150):
+                async for raw in output:
+                    line = raw.decode().rstrip("\n")
+                    lines.append(line)
+                    if m := re.match(r"try\s+[^:]+: (.*)$", line):
+                        ran[line] = await _shell(m[1])
+                    if len(ran) == 4:
+                        break
+        finally:
+            proc.send_signal(signal.SIGINT)
+            async with asyncio.timeout(60):
+                await proc.wait()
+    output = "\n".join(lines)
+    assert f"center API port {busy_port} is taken: using " in output, output
+    assert len(ran) == 4, output  # relay-agent status, resolve, approve, remote poll
+    for line, (code, out) in ran.items():
+        assert code == 0, f"{line}\n{out}"
+    resolve = next(v for k, v in ran.items() if "waits for a person" in k)
+    ticket = json.loads(resolve[1])
+    assert (ticket["state"], ticket["root_cause"]) == ("resolved", "line_fault")
+    poll = next(v for k, v in ran.items() if "through its agent" in k)
+    assert poll[1].startswith("line1 on gw-north-1 (north-220kv): identity"), poll[1]
+    status = next(v for k, v in ran.items() if "status --config" in k)
+    assert "feeder7" in status[1] and "line3-103" in status[1]
+    assert "/tickets/ID/" not in output
+
+
+async def _shell(command: str) -> tuple[int, str]:
+    """Run a printed line as a person pastes it: through a shell, PATH as it is."""
+    proc = await asyncio.create_subprocess_shell(
+        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()

@@ -3,9 +3,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from gateway import wire
 from gateway.outbox import Outbox, Pending
@@ -77,14 +74,6 @@ def test_pack_keeps_one_topic_and_sends_mixed_windows_to_the_batch_topic() -> No
     assert [(t, [r.id for r in rs]) for t, rs in pack(rows("abab"), 3, "B")] == [
         ("B", [0, 1, 2]), ("B", [3]),
     ]  # fmt: skip
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> object:
-    box = Outbox(tmp_path / "outbox.sqlite")
-    box.open()
-    yield box
-    box.close()
 
 
 async def test_records_reach_the_broker_with_their_ids_then_leave_the_outbox(

@@ -77,3 +77,49 @@ async def test_scenario_steps_drive_the_registers() -> None:
     finally:
         client.close()
         await feeder7.stop()
+
+
+async def test_the_scenario_fault_fills_the_fault_report_block() -> None:
+    """The feeder scenario's fault (start, trip TJA 30 ms later, both reset) leaves a fault
+    report in feeder7's registers, read here with a plain pymodbus client."""
+    import socket
+    from datetime import timedelta
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    feeder7 = _relays(port, port + 1)["feeder7"]
+    scenario = load_scenario(SCENARIOS_DIR / "feeder-fault-modbus.toml")
+    start = datetime(2026, 1, 2, 3, 4, 5, 250000, tzinfo=UTC)
+    await feeder7.start()
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+    try:
+        assert await client.connect()
+        before = await client.read_holding_registers(900, count=1, device_id=1)
+        assert before.registers == [0]  # no report yet
+        for step in scenario.steps:
+            if step.relay == "feeder7" and step.action == "point" and step.at_ms < 2000:
+                point = feeder7.profile.by_name[step.point or ""]
+                await feeder7.emit(
+                    point, step.value, [], start + timedelta(milliseconds=step.at_ms)
+                )
+        counter = await client.read_holding_registers(900, count=1, device_id=1)
+        block = await client.read_holding_registers(901, count=12, device_id=1)
+    finally:
+        client.close()
+        await feeder7.stop()
+    assert counter.registers == [1]
+    report = feeder7.section.fault_report
+    assert report is not None
+    fields = codec.parse_record(
+        codec.record_struct(report), 24, codec.registers_to_bytes(block.registers), "report"
+    )
+    inception = start + timedelta(milliseconds=1000)  # the start step
+    assert fields == {
+        "type": 1,  # AG
+        "phases": 0b1001,  # A and N
+        "distance": 420,  # 4.2 km in 10 m
+        "trip_time": 30,  # trip step at 1030 ms
+        "ia": 2400, "ib": 180, "ic": 180, "in": 2400,
+        "time": int(inception.timestamp()), "ms": 250,
+    }  # fmt: skip

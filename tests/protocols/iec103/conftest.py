@@ -65,6 +65,7 @@ class Bench:
     profile: Profile
     task: asyncio.Task[None] | None = None
     devices: list[Iec103Device] = field(default_factory=list)
+    plan: LinkPlan | None = None  # to start another driver on the same bus (a restart)
 
     async def until(self, cond: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -76,7 +77,12 @@ class Bench:
             await asyncio.sleep(0.02)
 
 
-async def make_bench(tmp_path: Path, addresses: Sequence[int] = (1, 2), **device: Any) -> Bench:
+async def make_bench(
+    tmp_path: Path,
+    addresses: Sequence[int] = (1, 2),
+    state_dir: Path | None = None,
+    **device: Any,
+) -> Bench:
     profile = load_named(PROFILE)
     port = str(tmp_path / "rs485")
     relays: dict[str, Iec103Relay] = {}
@@ -111,21 +117,26 @@ async def make_bench(tmp_path: Path, addresses: Sequence[int] = (1, 2), **device
         )
         for la in addresses
     ]
-    plan = LinkPlan(
-        "iec103:rs485", "iec103", tuple(PlannedDevice(d, profile.section) for d in devices), bus
-    )
-    return Bench(relays, Iec103Driver(plan), RecordingSink(), profile, devices=devices)
+    planned = tuple(PlannedDevice(d, profile.section) for d in devices)
+    plan = LinkPlan("iec103:rs485", "iec103", planned, bus, state_dir=state_dir)
+    return Bench(relays, Iec103Driver(plan), RecordingSink(), profile, devices=devices, plan=plan)
+
+
+@contextlib.asynccontextmanager
+async def running(bench: Bench) -> AsyncIterator[Bench]:
+    """The driver polling the bench's relays; both stopped on exit."""
+    bench.task = asyncio.create_task(bench.driver.run(bench.sink))
+    try:
+        yield bench
+    finally:
+        bench.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bench.task
+        for relay in bench.relays.values():
+            await relay.stop()
 
 
 @pytest.fixture
 async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
-    b = await make_bench(tmp_path, allow_commands=True, time_sync=True)
-    b.task = asyncio.create_task(b.driver.run(b.sink))
-    try:
+    async with running(await make_bench(tmp_path, allow_commands=True, time_sync=True)) as b:
         yield b
-    finally:
-        b.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await b.task
-        for relay in b.relays.values():
-            await relay.stop()

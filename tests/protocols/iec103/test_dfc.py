@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from protocols.driver import PollKind, SettingsResult
 from protocols.iec103 import driver as driver_module
 from protocols.iec103.frames import PrimaryFunction, SecondaryFunction
 from protocols.observations import LinkStateObservation, SettingsObservation
 from simulator.iec103 import Iec103Relay, ReceivedFrame
 from tests.protocols.iec103.conftest import Bench, make_bench
 
-TIME_SYNC, GI, GENERIC_COMMAND = 6, 7, 21
+TIME_SYNC, GI, GENERIC_COMMAND, DISTURBANCE_ORDER = 6, 7, 21, 24
 POLLS = {PrimaryFunction.REQUEST_CLASS_1, PrimaryFunction.REQUEST_CLASS_2}
 FOREVER = 10**9
 
@@ -84,7 +85,7 @@ async def test_a_full_relay_is_polled_not_sent_to_and_does_not_stall_the_bus(
     start(idle_bench)
     # relay2 is initialised completely while relay1 stays full ...
     await idle_bench.until(lambda: settled(idle_bench, "relay2"))
-    assert [f.type_id for f in user_data(other)][:2] == [TIME_SYNC, GI]
+    assert [f.type_id for f in user_data(other)][:3] == [TIME_SYNC, GI, DISTURBANCE_ORDER]
     # ... and relay1 is polled meanwhile, at its poll interval
     await idle_bench.until(
         lambda: sum(f.function == PrimaryFunction.REQUEST_CLASS_2 for f in busy.received) >= 5
@@ -100,8 +101,9 @@ async def test_a_full_relay_is_polled_not_sent_to_and_does_not_stall_the_bus(
     assert_no_user_data_while_full(busy)
     assert_fcb_rules(busy)
     sends = user_data(busy)
-    assert [f.type_id for f in sends][:2] == [TIME_SYNC, GI]  # the pending steps, in order
-    assert all(f.type_id == GENERIC_COMMAND for f in sends[2:]) and len(sends) > 2
+    # the pending steps, in order: time sync, GI, the list of recorded disturbances
+    assert [f.type_id for f in sends][:3] == [TIME_SYNC, GI, DISTURBANCE_ORDER]
+    assert all(f.type_id == GENERIC_COMMAND for f in sends[3:]) and len(sends) > 3
     assert all(f.answer == SecondaryFunction.ACK for f in sends)
     assert busy.time_syncs == 1 and busy.refused_sends == 0
     assert relay1.counters["gi_completed"] == 1
@@ -164,8 +166,10 @@ async def test_a_settings_read_cut_by_a_full_buffer_is_read_again(idle_bench: Be
     before = len(busy.received)
     # the first generic read is accepted, then the buffer is full for a while
     busy.hold_busy(8, after_next_send=True)
-    result = await idle_bench.driver.poll("relay1", "settings")
-    assert result == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
+    result = await idle_bench.driver.poll("relay1", PollKind.SETTINGS)
+    assert isinstance(result, SettingsResult)
+    read = {s.name: s.value for s in result.settings}
+    assert read == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
     sends = [f for f in busy.received[before:] if f.user_data]
     assert sends[0].answer_dfc and all(f.type_id == GENERIC_COMMAND for f in sends)
     assert len(sends) > 3  # the read started again from its first request (INF 240)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from protocols.driver import PollKind, StatusResult
 from protocols.observations import IdentityObservation, LinkStateObservation, SettingsObservation
 from tests.protocols.iec103.conftest import Bench
 
@@ -43,9 +44,10 @@ async def test_garbage_bad_checksums_lost_frames_and_unknown_asdus(bench: Bench)
         (e.address, e.value, e.device_time) for e in sink.events("relay1") if e.address == "128/69"
     ]
     assert got == expected  # every event once, in order: no loss, no duplicate
-    status = await bench.driver.poll("relay1", "status")
-    counters, bus = status["counters"], status["bus"]
-    assert bus["garbage_bytes"] > 0 and bus["bad_frames"] > 0
+    status = await bench.driver.poll("relay1", PollKind.STATUS)
+    assert isinstance(status, StatusResult)
+    counters = status.counters
+    assert counters["bus_garbage_bytes"] > 0 and counters["bus_bad_frames"] > 0
     assert counters["retries"] >= 6 and counters["timeouts"] >= 6
     assert counters["unknown_asdus"] == 1 and counters["decode_errors"] == 1
     unknown = [

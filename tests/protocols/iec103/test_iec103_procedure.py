@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from protocols.driver import PollKind, SettingsResult, StatusResult
 from protocols.iec103.config import Iec103Device
 from protocols.observations import (
     IdentityObservation,
@@ -39,8 +40,9 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
         assert {o.address for o in gi} >= {"128/69", "128/47"}
         settings = {s.name: s.value for s in sink.of(SettingsObservation, device_id)[0].settings}
         assert settings == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
-    status = await bench.driver.poll("relay1", "status")
-    assert status["up"] and status["counters"]["gi_completed"] == 1
+    status = await bench.driver.poll("relay1", PollKind.STATUS)
+    assert isinstance(status, StatusResult)
+    assert status.counters["up"] and status.counters["gi_completed"] == 1
 
     # A fault on relay 1: start, trip phase A (ASDU 2 with fault number), a disturbance record.
     relay = bench.relays["relay1"]
@@ -77,7 +79,9 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
     await bench.relays["relay2"].set_firmware("V4.8")
     await bench.until(lambda: sink.of(IdentityObservation, "relay2")[-1].firmware_version == "V4.8")
     # An engineer's on-demand settings read goes through the same serialised bus.
-    assert (await bench.driver.poll("relay2", "settings"))["zone1_reach"] == 4.5
+    polled = await bench.driver.poll("relay2", PollKind.SETTINGS)
+    assert isinstance(polled, SettingsResult)
+    assert {s.name: s.value for s in polled.settings}["zone1_reach"] == 4.5
 
 
 async def test_an_event_is_durable_before_the_fcb_acknowledges_it(bench: Bench) -> None:

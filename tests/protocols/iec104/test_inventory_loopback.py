@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from agent.profiles import load_named
+from protocols.driver import PollKind, SettingsResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
 from protocols.iec104.profile import Iec104ProfileSection
@@ -93,8 +94,9 @@ async def test_identity_and_settings_on_connect_and_a_signalled_change() -> None
         assert settings_of(second) == {**settings_of(first), "zone1_reach": 4.5}
 
         # an engineer's poll reads the same points afresh
-        polled = await drv.poll("line1", "settings")
-        assert {s["name"]: s["value"] for s in polled["settings"]}["zone1_reach"] == 4.5
+        polled = await drv.poll("line1", PollKind.SETTINGS)
+        assert isinstance(polled, SettingsResult)
+        assert {s.name: s.value for s in polled.settings}["zone1_reach"] == 4.5
 
     # the mapped points are inventory, never events
     seen = {o.address for o in sink.points()}

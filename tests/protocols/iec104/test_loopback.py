@@ -13,6 +13,7 @@ import c104
 import pytest
 
 from agent.profiles import load_named
+from protocols.driver import EventsResult, PollKind, StatusResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
 from simulator.iec104 import Iec104Relay, make_info, make_relay
@@ -262,27 +263,29 @@ async def test_polls() -> None:
     sink = RecordingSink()
     drv = driver_for(device("line1", port, 1))
     with pytest.raises(LinkError):
-        await drv.poll("line1", "status")
+        await drv.poll("line1", PollKind.STATUS)
     try:
         async with running(drv, sink):
             await connected(sink, "line1")
             before = len(sink.points("line1", "INTERROGATED_BY_STATION"))
             relay.point("1101").info = make_info("M_SP_TB_1", True, [], T0)
-            status = await drv.poll("line1", "status")
+            status = await drv.poll("line1", PollKind.STATUS)
+            assert isinstance(status, StatusResult)
             assert len(sink.points("line1", "INTERROGATED_BY_STATION")) > before
-            assert status["points"]["1101"]["value"] is True
-            measurements = await drv.poll("line1", "measurements")
-            assert "2001" in measurements["measurements"]
+            assert {p.address: p.value for p in status.points}["1101"] is True
+            assert "2001" in {p.address for p in status.measurements}
             await relay.emit(LINE.by_name["start"], True, [], T0)
             await wait_until(lambda: sink.points("line1", "SPONTANEOUS"))
-            recent = await drv.poll("line1", "events")
-            assert recent["recent"][-1]["address"] == "1001"
+            recent = await drv.poll("line1", PollKind.EVENTS)
+            assert isinstance(recent, EventsResult)
+            # the change, not the interrogation answers
+            assert [(e.address, e.cause) for e in recent.events] == [("1001", "SPONTANEOUS")]
             with pytest.raises(ValueError, match="identity"):
-                await drv.poll("line1", "identity")
+                await drv.poll("line1", PollKind.IDENTITY)
             with pytest.raises(ValueError):
-                await drv.poll("line1", "settings")
+                await drv.poll("line1", PollKind.SETTINGS)
             with pytest.raises(KeyError):
-                await drv.poll("line9", "status")
+                await drv.poll("line9", PollKind.STATUS)
     finally:
         await relay.stop()
 

@@ -143,3 +143,15 @@ async def running(driver: ModbusDriver, sink: RecordingSink) -> AsyncIterator[as
 
 def state_file(tmp_path: Path, device_id: str) -> Path:
     return tmp_path / "state" / f"{device_id}.json"
+
+
+@contextlib.asynccontextmanager
+async def served_relay(relay_id: str = "f1") -> AsyncIterator[tuple[ModbusRelay, int]]:
+    """A feeder relay served over Modbus TCP on a free port, stopped afterwards."""
+    port = free_port()
+    sim = relay(relay_id, {"transport": "tcp", "port": port, "unit_id": 1})
+    await sim.start()
+    try:
+        yield sim, port
+    finally:
+        await sim.stop()

@@ -16,6 +16,7 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterRequest,
 )
 
+from protocols.driver import PollKind
 from protocols.errors import WriteRefused
 from protocols.modbus.driver import ModbusDriver
 from protocols.modbus.link import ModbusLink, require_read_only, require_read_only_frame
@@ -119,8 +120,8 @@ async def test_no_write_function_code_ever_reaches_the_wire() -> None:
                 sim.image.set_status("breaker_closed", i % 2 == 0)
                 await sim.set_setting("i_pickup", 1.0 + i)
             await wait_until(lambda: len(sink.events()) == 5)
-            for what in ("identity", "settings", "status", "measurements", "events"):
-                await driver.poll("f1", what)
+            for kind in PollKind:
+                await driver.poll("f1", kind)
             await asyncio.sleep(0.5)  # a few more poll cycles
         assert proxy.frames > 30
         assert set(proxy.function_codes) <= {1, 2, 3, 4}, proxy.function_codes

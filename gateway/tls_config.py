@@ -1,0 +1,48 @@
+"""The `[broker.tls]` / `[mqtt.tls]` table both daemons read: one model, so that the agent
+and the center spell and mean every key the same way.
+
+`check_hostname` (default true) checks that the broker's certificate names the host
+connected to. `false` is insecure: any certificate the CA signed is accepted, whoever
+presents it; use it only for a broker reached by an address its certificate does not
+name, and fix the certificate. The agent once spelled the opposite as
+`insecure_skip_hostname_check`; that key is refused with an error naming its
+replacement, because a silently ignored security key is worse than a failed start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RENAMED = {
+    "insecure_skip_hostname_check": (
+        "insecure_skip_hostname_check is no longer read: use check_hostname, which says the "
+        "opposite (insecure_skip_hostname_check = true is check_hostname = false)"
+    ),
+}
+
+
+class BrokerTls(BaseModel):
+    """TLS to the broker: the CA that signed the broker's certificate, and this client's
+    own certificate and key (the broker's ACL keys on the certificate's CN)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    check_hostname: bool = Field(
+        default=True,
+        description="the broker's certificate must name the host connected to; false is insecure",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            problems = [message for key, message in RENAMED.items() if key in data]
+            if problems:
+                raise ValueError("; ".join(problems))
+        return data

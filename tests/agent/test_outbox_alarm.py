@@ -1,0 +1,107 @@
+"""The outbox near-cap alarm against a real outbox: raised at 90 % of the cap, cleared at
+70 %, nothing in between (hysteresis), and its state survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from agent.outbox_alarm import OutboxCapAlarm
+from agent.pipeline import Pipeline
+from gateway.outbox import Outbox, Pending
+
+CAP = 1000
+
+
+def fill(box: Outbox, n: int) -> None:
+    box.append_blocking([Pending("relay/v1/s1/gw1/event/d1", "event", b"{}")] * n)
+
+
+async def drain_to(box: Outbox, depth: int) -> None:
+    """Delete the oldest rows, as the forwarder does after PUBACK, down to `depth`."""
+    rows = box.read(box.depth - depth)
+    await box.delete([r.id for r in rows])
+
+
+def alarms(box: Outbox) -> list[dict[str, object]]:
+    return [json.loads(r.body) for r in box.read(10 * CAP) if r.kind == "alarm"]
+
+
+def watch(box: Outbox) -> OutboxCapAlarm:
+    return OutboxCapAlarm(box, Pipeline(box, {}), "s1", "gw1")
+
+
+def open_box(path: Path) -> Outbox:
+    box = Outbox(path, max_records=CAP)
+    box.open()
+    return box
+
+
+def test_raised_near_the_cap_cleared_once_drained_and_quiet_in_between(tmp_path: Path) -> None:
+    box = open_box(tmp_path / "o.sqlite")
+
+    async def scenario() -> list[str | None]:
+        alarm = watch(box)
+        seen = []
+        fill(box, 899)
+        seen.append(await alarm.check())  # 89.9 %: nothing
+        fill(box, 1)
+        seen.append(await alarm.check())  # 90 %: raised (and the alarm adds a row)
+        await drain_to(box, 800)
+        seen.append(await alarm.check())  # 80 %: still raised
+        fill(box, 150)
+        seen.append(await alarm.check())  # back to 95 %: no second raise
+        await drain_to(box, 701)
+        seen.append(await alarm.check())  # 70.1 %: still raised
+        await drain_to(box, 700)
+        seen.append(await alarm.check())  # 70 %: cleared
+        fill(box, 100)
+        seen.append(await alarm.check())  # 80 %: no raise below 90 %
+        return seen
+
+    try:
+        assert asyncio.run(scenario()) == [None, "raised", None, None, None, "cleared", None]
+    finally:
+        box.close()
+
+
+def test_the_record_is_a_gateway_alarm_that_counts_what_was_evicted(tmp_path: Path) -> None:
+    box = open_box(tmp_path / "o.sqlite")
+    try:
+        box.append_blocking([Pending("m", "measurement", b"{}")] * 100)
+        fill(box, 950)  # 1050 rows: the 50 oldest measurements go
+        assert asyncio.run(watch(box).check()) == "raised"
+        (raised,) = alarms(box)
+        assert raised["code"] == "outbox_near_cap" and raised["state"] == "raised"
+        assert raised["device_id"] is None and raised["gateway_id"] == "gw1"
+        assert raised["details"] == {
+            "depth": 1000, "max_records": CAP, "raise_at": 900, "clear_at": 700, "evicted": 50,
+        }  # fmt: skip
+    finally:
+        box.close()
+
+
+def test_a_restarted_agent_sends_the_clear_it_owes_and_never_raises_twice(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "o.sqlite"
+    box = open_box(path)
+    fill(box, 950)
+    assert asyncio.run(watch(box).check()) == "raised"
+    box.close()
+
+    box = open_box(path)  # restarted, still near the cap
+    try:
+        assert asyncio.run(watch(box).check()) is None
+        asyncio.run(drain_to(box, 0))
+    finally:
+        box.close()
+
+    box = open_box(path)  # restarted after the outbox drained
+    try:
+        assert asyncio.run(watch(box).check()) == "cleared"
+        assert [a["state"] for a in alarms(box)] == ["cleared"]
+        assert watch(box).raised is False
+    finally:
+        box.close()

@@ -246,14 +246,14 @@ class Ingestor:
         ]
         quarantine.put_rejected(conn, rows)
 
-    def quarantine_message(self, m: Message, error: str) -> None:
+    def quarantine_message(self, m: Message, error: str, reason: str = "store_error") -> None:
         """A message whose storage keeps failing (a bug, not the database): keep it whole
         for an operator, count it, and let the caller acknowledge it so that it cannot
         wedge ingest. The row holds bytes and escaped text: its content cannot fail it."""
         with self.engine.begin() as conn:
-            row = quarantine.message_row(m.topic, m.payload, "store_error", error, self.clock.now())
+            row = quarantine.message_row(m.topic, m.payload, reason, error, self.clock.now())
             quarantine.put(conn, [row])
-        self.counters.add("quarantined_store_error")
+        self.counters.add(f"quarantined_{reason}")
 
 
 def stored_conflict(checked: CheckedMessage, r: wire.Record) -> BadRecord:

@@ -6,11 +6,7 @@ as the OOM killer or the watchdog would. After two such deaths the message is qu
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +14,7 @@ import sqlalchemy as sa
 from center.store.db import make_engine, migrate
 from tests.center.mqtt_support import eventually, publish_all
 from tests.center.records import T0, Gateway, message
+from tests.center.test_serve_crash import start_center as start
 from tests.center.test_serve_crash import subscribed
 from tests.support.mosquitto import free_port
 
@@ -59,15 +56,6 @@ def end_orphans(engine: sa.Engine) -> None:
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         )
-
-
-def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "center.cli", "serve", "--config", str(config)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 async def test_a_message_the_center_dies_on_is_quarantined_after_two_deaths(

@@ -260,6 +260,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get(f"{API}/stats", tags=["ops"])
     def stats(_: Actor) -> dict[str, Any]:
         db: dict[str, Any] = read(queries.stats)
+        db["quarantine_by_reason"] = read(quarantine.counts_by_reason)
         return {
             "counters": ctx.counters.snapshot(),
             "event_to_ticket_ms": ctx.counters.latency_ms(),

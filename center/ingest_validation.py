@@ -166,16 +166,15 @@ def _one_by_one(payload: bytes) -> CheckedMessage:
 
 def _take_unique(out: CheckedMessage, good: list[tuple[int, wire.Record]], raw: Any) -> None:
     """Each identity once: an identical copy is a duplicate, a different one a conflict."""
-    first: dict[tuple[Any, ...], str] = {}
+    first: dict[tuple[Any, ...], wire.Record] = {}
     for i, r in good:
         key = identity(r)
-        body = r.model_dump_json()
         seen = first.get(key)
         if seen is None:
-            first[key] = body
+            first[key] = r
             out.records.append(r)
             out.positions.append(i)
-        elif seen == body:
+        elif seen.model_dump_json() == r.model_dump_json():
             out.duplicates += 1
         else:
             out.bad.append(

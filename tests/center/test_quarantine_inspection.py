@@ -52,5 +52,7 @@ def test_the_api_lists_and_shows_an_entry(make_harness, tmp_path):
         doc = client.get(f"/api/v1/quarantine/{item['id']}", headers=AUTH).json()
         assert json.loads(doc["content"]) == json.loads(bad)
         assert client.get("/api/v1/quarantine/999", headers=AUTH).status_code == 404
+        stats = client.get("/api/v1/stats", headers=AUTH).json()
+        assert stats["database"]["quarantine_by_reason"] == {"unstorable": 1}
         page = client.get("/metrics").text
     assert 'relay_center_quarantined_total{reason="unstorable"} 1' in page

@@ -38,6 +38,7 @@ TEXT_LIMITS = {
     "previous_hash": 64,
     "agent_version": 64,
     "protocol": 32,
+    "reason": 32,
     "profile": 64,
     "device_id": 64,
 }

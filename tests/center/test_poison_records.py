@@ -148,3 +148,26 @@ def test_an_id_stored_earlier_with_other_content_is_a_conflict_not_a_duplicate(m
     stored = h.scalar("SELECT body FROM records")
     assert json.loads(stored)["point"] == "trip_phase_a"  # the first copy stands
     assert h.counters.snapshot()["records_duplicate"] == 1
+
+
+def test_text_longer_than_its_column_is_quarantined_for_any_kind(make_harness):
+    """PostgreSQL refuses a varchar over its length where SQLite would take it: both
+    quarantine it alike."""
+    h = make_harness()
+    base = {"site": "north", "gateway_id": "gw1", "device_id": "line1", "gateway_time": T0}
+    snapshot = wire.SettingsSnapshot(
+        **base, session=1, seq=1, settings={}, hash="s1", reason="r" * 33
+    )
+    firmware = wire.FirmwareReport(**base, session=1, seq=2, model="m" * 129, hash="f1")
+    alarm = wire.Alarm(**base, session=1, seq=3, code="c" * 65, state="raised", message="m")
+    fine = wire.FirmwareReport(**base, session=1, seq=4, model="LP-900", hash="f2")
+    payload = wire.encode_records([snapshot, firmware, alarm, fine])
+    result = h.ingestor.ingest([Message(TOPIC, payload)])
+    assert (result.stored, result.quarantined) == (1, 3)
+    with h.engine.connect() as conn:
+        details = sorted(item["detail"] for item in quarantine.list_quarantine(conn))
+    assert details == [
+        "code: 65 characters > 64",
+        "model: 129 characters > 128",
+        "reason: 33 characters > 32",
+    ]

@@ -132,11 +132,12 @@ class DisturbanceConfig(Strict):
 class IngestConfig(Strict):
     """How far a device's clock may stray from its gateway's before the center stops
     believing it (the record is kept, flagged, and ordered and judged by gateway time).
-    Behind is wider than ahead: a relay replays events it buffered while its link was
-    down, so old device times are normal; times from the future never are."""
+    Behind is far wider than ahead: a relay replays what it buffered while its link was
+    down and an agent forwards its backlog, so old device times are normal, and only a
+    clock reset (to 2000, to 1970) is implausible; times from the future never are."""
 
     device_time_ahead_s: float = Field(default=900.0, ge=0)
-    device_time_behind_s: float = Field(default=30 * 86_400.0, ge=0)
+    device_time_behind_s: float = Field(default=10 * 365 * 86_400.0, ge=0)
 
 
 class RegionConfig(Strict):

@@ -36,7 +36,6 @@ from gateway import wire
 log = logging.getLogger(__name__)
 
 REJECT_REASONS = ("oversized", "malformed", "unknown_kind", "bad_topic", "topic_mismatch")
-__all__ = ["CheckedMessage", "Ignored", "Rejected", "check_message"]
 
 
 class Counters:

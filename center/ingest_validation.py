@@ -228,7 +228,9 @@ def _problem(value: Any, path: str) -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = _text_problem(key, f"{path} key") or _problem(item, f"{path}.{key}")
+            # `[key]`, not `.key`: a key is data, never one of the fields with limits of
+            # their own (details {"reason": ...} is not a settings snapshot's reason)
+            problem = _text_problem(key, f"{path} key") or _problem(item, f"{path}[{key!r}]")
             if problem:
                 return problem
         return None

@@ -161,9 +161,14 @@ def test_text_longer_than_its_column_is_quarantined_for_any_kind(make_harness):
     firmware = wire.FirmwareReport(**base, session=1, seq=2, model="m" * 129, hash="f1")
     alarm = wire.Alarm(**base, session=1, seq=3, code="c" * 65, state="raised", message="m")
     fine = wire.FirmwareReport(**base, session=1, seq=4, model="LP-900", hash="f2")
-    payload = wire.encode_records([snapshot, firmware, alarm, fine])
+    # Keys of free-form details are data: the field limits do not apply to them.
+    details = {"reason": "link lost: " + "x" * 100, "index": 2**40, "code": "c" * 100}
+    alarm_ok = wire.Alarm(
+        **base, session=1, seq=5, code="comms_lost", state="raised", message="m", details=details
+    )
+    payload = wire.encode_records([snapshot, firmware, alarm, fine, alarm_ok])
     result = h.ingestor.ingest([Message(TOPIC, payload)])
-    assert (result.stored, result.quarantined) == (1, 3)
+    assert (result.stored, result.quarantined) == (2, 3)
     with h.engine.connect() as conn:
         details = sorted(item["detail"] for item in quarantine.list_quarantine(conn))
     assert details == [

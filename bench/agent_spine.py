@@ -99,7 +99,7 @@ class Subscriber:
             async for message in client.messages:
                 now = time.time()
                 for record in json.loads(message.payload)["records"]:  # type: ignore[arg-type]
-                    if record["kind"] != "event" or record["cause"] != "SPONTANEOUS":
+                    if record["kind"] != "event" or record["cause"] != "spontaneous":
                         continue
                     self.arrivals.append(now)
                     sent = datetime.fromisoformat(record["device_time"]).timestamp()

@@ -106,6 +106,17 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def invalid_input(exc: RequestValidationError) -> Response:
+    """A 422 naming where and why. FastAPI's own handler echoes each input back: a lone
+    surrogate cannot be encoded (a 500), and a 60 KB string would come back whole."""
+    problems = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    body = json.dumps({"detail": problems}, ensure_ascii=True, default=str)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 def install(app: FastAPI) -> None:
     """The body limit, and a last line for a value the database refuses: a 422, never a
     500 (the limits above should already have caught it; it is logged as a gap in them)."""
@@ -113,14 +124,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        # FastAPI's own handler echoes each input back: a lone surrogate cannot be encoded
-        # (a 500), and a 60 KB string would come back whole. Where and why is enough.
-        problems = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
-            for e in exc.errors()
-        ]
-        body = json.dumps({"detail": problems}, ensure_ascii=True, default=str)
-        return Response(body, status_code=422, media_type="application/json")
+        return invalid_input(exc)
 
     @app.exception_handler(DataError)
     async def _data_error(request: Request, exc: DataError) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, incident export."""
+"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, incident export,
+user."""
 
 from __future__ import annotations
 
@@ -162,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     from center.quarantine_cli import add_parsers as add_quarantine_parsers
 
     add_quarantine_parsers(sub)
+
+    from center.analytics.cli import add_parsers as add_analytics_parsers
+
+    add_analytics_parsers(sub)
+
+    from center.auth.cli import add_parsers as add_user_parsers
+
+    add_user_parsers(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from center import gateway_silence, quarantine
+from center.analytics.clock_tracker import ClockQualityTracker
 from center.clock import Clock
 from center.device_time import DeviceClockCheck
 from center.disturbance.intake import DisturbanceIntake
@@ -113,6 +114,7 @@ class Ingestor:
         self._discrete = frozenset(rules.discrete_alarm_codes)
         self._ignored = frozenset(rules.ignored_alarm_codes)
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
+        self.clock_quality = ClockQualityTracker(tickets.config.analytics.clock, tickets)
         self.disturbances = DisturbanceIntake(tickets.config.disturbance, rules.grouping_window_s)
         self.device_clock = DeviceClockCheck(tickets.config.ingest)
 
@@ -181,6 +183,7 @@ class Ingestor:
                 bad = checked.bad + conflicts
                 quarantine.put(conn, quarantine.record_rows(m.topic, bad, now))
                 set_apart.extend(bad)
+            self.clock_quality.on_records(conn, uow, [r for x in results for r in x.new])
             changed = uow.flush()
         disturbance_counts = self.disturbances.take_counts()  # only once committed
         # Counted only once committed.

@@ -59,7 +59,7 @@ QUERY_VALUES = [
 
 @pytest.fixture
 def client(make_harness):
-    h = make_harness({"api": {"tokens": [{"name": "alice", "token": TOKEN}]}})
+    h = make_harness({"api": {"tokens": [{"name": "alice", "token": TOKEN, "role": "admin"}]}})
     gw = Gateway()
     for r in seed_records(gw):
         h.send(r)

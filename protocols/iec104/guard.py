@@ -56,6 +56,7 @@ from protocols.iec104.apdu_check import (
 log = logging.getLogger(__name__)
 
 SEQ_MOD = 32768
+RELAY_RETRY_S = 0.5  # between attempts to reach the relay
 KEPT_ASDUS = 4096  # monitoring ASDUs handed on and not yet matched by the link
 
 
@@ -85,7 +86,7 @@ class ApduGuard:
         self._session: _Session | None = None
         self.last_error = ""
         self._token = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = _bound(0)
         self.port: int = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._cut = threading.Event()
@@ -124,16 +125,23 @@ class ApduGuard:
     # --- the guard's thread -----------------------------------------------------------------
 
     def _serve(self) -> None:
+        """Relay first, then c104: the port listens only while a relay connection is up, so
+        c104 is refused (as by an absent relay) instead of seeing a connection that opens
+        and closes at once (c104 2.2.1 can crash unmuting a connection that just closed).
+        One connection only: when it is lost the link ends and the next link makes a new
+        guard."""
         while not self._stop.is_set():
-            try:
-                master, _ = self._listener.accept()
-            except OSError:
-                return
             try:
                 upstream = socket.create_connection(self.relay, timeout=self.connect_timeout_s)
             except OSError as exc:
-                log.info("device %s: relay not reachable: %s", self.name, exc)
-                master.close()
+                log.debug("device %s: relay not reachable: %s", self.name, exc)
+                if self._stop.wait(RELAY_RETRY_S):
+                    return
+                continue
+            try:
+                master = self._accept_master()
+            except OSError:
+                upstream.close()
                 continue
             upstream.settimeout(None)
             for sock in (master, upstream):
@@ -152,6 +160,21 @@ class ApduGuard:
                 self._sockets = self._session = None
                 master.close()
                 upstream.close()
+            return  # one connection per link: a lost one ends the link (link.py)
+
+    def _accept_master(self) -> socket.socket:
+        """c104's connection, within `connect_timeout_s`; the port stops listening again."""
+        listener = self._listener
+        try:
+            listener.listen(1)
+            listener.settimeout(self.connect_timeout_s)
+            master, _ = listener.accept()
+            master.settimeout(None)
+            return master
+        finally:
+            listener.close()
+            if not self._stop.is_set():
+                self._listener = _bound(self.port)
 
     def confirm_through(self, token: int) -> None:
         """The link stored the ASDU with this token (and c104 processed all before it)."""
@@ -164,6 +187,14 @@ class ApduGuard:
         self._token += 1
         self.asdus.append((self._token, asdu))
         return self._token
+
+
+def _bound(port: int) -> socket.socket:
+    """A loopback socket bound to `port`, not yet listening (connections are refused)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 class _Session:

@@ -93,9 +93,17 @@ class Ends:
         listener = socket.create_server(("127.0.0.1", 0))
         self.guard = ApduGuard("t", listener.getsockname(), on_diverted=self._store)
         self.guard.start()
-        self.master = socket.create_connection(("127.0.0.1", self.guard.port), timeout=10)
         listener.settimeout(10)
-        self.relay, _ = listener.accept()
+        self.relay, _ = listener.accept()  # the guard reaches the relay first, then listens
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.master = socket.create_connection(("127.0.0.1", self.guard.port), 10)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self.relay.settimeout(10)
         listener.close()
 

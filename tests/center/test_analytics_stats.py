@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from center.analytics.incidents import StatsFilter
+from center.analytics.report import improvement_report
 from center.analytics.stats import statistics
 from gateway import wire
 from tests.center.records import Gateway
@@ -165,3 +166,21 @@ def test_filters(history):
     assert stats(history, root_cause="line_fault")["tickets"] == 1
     assert stats(history, device_id="line2")["tickets"] == 2
     assert stats(history, root_cause="unassigned", site="south")["tickets"] == 1
+
+
+def test_a_period_reaching_past_now_counts_exposure_only_until_now(history):
+    """A report asked `--to` the end of the month on its 25th: the devices have not yet
+    lived the rest of it, so their rates must not be diluted by days to come."""
+    now = day(6, 25)
+    with history.engine.connect() as conn:
+        report = improvement_report(conn, history.config, JAN, JUL, now)
+        ahead = statistics(conn, history.config, StatsFilter(JAN, JUL), now=now)
+        until_now = statistics(conn, history.config, StatsFilter(JAN, now))
+    assert report["summary"]["device_years"] == until_now["device_years"]
+    assert ahead["tickets"] == until_now["tickets"] == 9
+    assert ahead["device_years"] == until_now["device_years"]
+    assert ahead["device_years"] < stats(history)["device_years"]
+    assert ahead["by_class"] == until_now["by_class"]
+    assert ahead["mtbf"] == until_now["mtbf"]
+    june = {m["month"]: m for m in ahead["monthly"]}["2025-06"]
+    assert june == {m["month"]: m for m in until_now["monthly"]}["2025-06"]

@@ -164,7 +164,7 @@ async def run_bare(relays: int, rate: float, duration: float, batch: int = 20) -
         return c104.ResponseState.SUCCESS
 
     def on_state(connection: c104.Connection, state: c104.ConnectionState) -> None:
-        if state == c104.ConnectionState.OPEN_MUTED:  # the stuck-muted workaround (DOMAIN §2)
+        if state == c104.ConnectionState.OPEN_MUTED:  # the stuck-muted workaround (docs/domain.md)
             connection.unmute()
 
     on_point.__annotations__ = {  # c104 checks the callback's annotations as objects

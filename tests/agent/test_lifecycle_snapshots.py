@@ -1,5 +1,5 @@
-"""Agent side of issue 6: what a settings snapshot carries (profile categories, why it was
-taken) and the agent-wide re-read intervals."""
+"""Agent side of firmware and settings baselines: what a settings snapshot carries (profile
+categories, why it was taken) and the agent-wide re-read intervals."""
 
 from __future__ import annotations
 

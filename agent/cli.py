@@ -1,4 +1,4 @@
-"""`relay-agent`: run the daemon, check a config, and (elsewhere) poll and demo."""
+"""`relay-agent`: run the daemon, check a config, and (elsewhere) poll."""
 
 from __future__ import annotations
 
@@ -90,10 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.poll_cli import add_commands
 
     add_commands(sub)
-
-    from agent.demo.run import add_command as add_demo
-
-    add_demo(sub)
     return parser
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from agent.config import load_config
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from gateway.cli_options import add_config_file, add_version_option, config_file
 
 

@@ -30,10 +30,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from agent.errors import ConfigError
 from agent.profiles import Profile, load_named
 from agent.snapshot_intervals import SnapshotIntervals
 from agent.validation import describe, read_toml
+from common.errors import ConfigError
 from gateway.tls_config import BrokerTls
 from protocols import registry
 from protocols.config import ID_PATTERN, DeviceBase, SerialBusConfig, StrictModel

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.direct import DirectError, claimed_user, local_actor, poll_direct
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from gateway.poll_view import format_time, render_answer, table, verdict
 from gateway.rpc import (
     EXIT_FAILED,

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from agent.audit import clip
 from agent.control import OnDemand
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from gateway.rpc import (
     REQUEST_ID,
     WHAT_CHOICES,

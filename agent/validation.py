@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agent.errors import ConfigError
+from common.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

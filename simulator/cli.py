@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from gateway.cli_options import add_version_option
 from simulator.scenario import SCENARIOS_DIR, load_scenario
 

@@ -61,9 +61,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from agent.errors import ConfigError
 from agent.profiles import Profile, load_named
 from agent.validation import read_toml, validate
+from common.errors import ConfigError
 from protocols.config import ID_PATTERN, StrictModel
 from simulator.waveforms import FaultSpec
 

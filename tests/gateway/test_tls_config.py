@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from agent.config import parse_config as parse_agent
-from agent.errors import ConfigError as AgentConfigError
 from center.config import parse_config as parse_center
 from center.errors import ConfigError as CenterConfigError
+from common.errors import ConfigError as AgentConfigError
 
 FILES = {"ca_file": "/etc/ca.pem", "cert_file": "/etc/me.pem", "key_file": "/etc/me.key"}
 AGENT = {"site": "north", "gateway_id": "gw-a"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from protocols.iec104.config import Iec104Device
 
 HERE = Path(__file__).resolve().parents[3] / "protocols" / "iec104"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from center.config import CenterConfig, load_config
-from center.errors import ConfigError
+from common.errors import ConfigError
 from gateway.cli_options import add_config_file, add_version_option, config_file
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from center.analytics.config import AnalyticsConfig
-from center.errors import ConfigError
+from common.errors import ConfigError
 from gateway.tls_config import BrokerTls
 
 Criticality = Literal["high", "normal", "low"]

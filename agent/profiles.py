@@ -35,8 +35,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from agent.validation import describe, read_toml, validate
 from common.errors import ConfigError
+from common.validation import describe, read_toml, validate
 from protocols import registry
 from protocols.config import StrictModel
 

@@ -62,8 +62,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from agent.profiles import Profile, load_named
-from agent.validation import read_toml, validate
 from common.errors import ConfigError
+from common.validation import read_toml, validate
 from protocols.config import ID_PATTERN, StrictModel
 from simulator.waveforms import FaultSpec
 

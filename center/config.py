@@ -6,15 +6,14 @@ Unknown keys are rejected, nothing is silently rewritten, and every problem read
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from center.analytics.config import AnalyticsConfig
-from common.errors import ConfigError
+from common.validation import read_toml, validate
 from gateway.tls_config import BrokerTls
 
 Criticality = Literal["high", "normal", "low"]
@@ -269,35 +268,9 @@ class CenterConfig(Strict):
         return "normal"
 
 
-_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
-
-
-def describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"])
-        where = where.replace(".[", "[") or "(top level)"
-        msg = _MESSAGES.get(err["type"], err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "missing" or isinstance(err["input"], dict):
-            problems.append(f"{where}: {msg}")
-        else:
-            problems.append(f"{where}: {msg} (found: {err['input']!r})")
-    return problems
-
-
 def parse_config(data: dict[str, Any], file: str = "<config>") -> CenterConfig:
-    try:
-        return CenterConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(file, describe(exc)) from None
+    return validate(CenterConfig, data, file)
 
 
 def load_config(path: Path) -> CenterConfig:
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
-    return parse_config(data, str(path))
+    return parse_config(read_toml(path), str(path))

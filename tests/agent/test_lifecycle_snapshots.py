@@ -94,7 +94,7 @@ def test_agent_wide_intervals_fill_only_what_a_device_leaves_unset() -> None:
 
 
 def test_agent_wide_intervals_are_validated() -> None:
-    from agent.errors import ConfigError
+    from common.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"snapshots\.settings_interval_s"):
         parse_config(_config({"settings_interval_s": 0}), "agent.toml")

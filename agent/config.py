@@ -32,11 +32,12 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 
 from agent.profiles import Profile, load_named
 from agent.snapshot_intervals import SnapshotIntervals
+from common.config import ID_PATTERN, StrictModel
 from common.errors import ConfigError
 from common.validation import describe, read_toml
 from gateway.tls_config import BrokerTls
 from protocols import registry
-from protocols.config import ID_PATTERN, DeviceBase, SerialBusConfig, StrictModel
+from protocols.config import DeviceBase, SerialBusConfig
 
 
 class AgentSection(StrictModel):

@@ -35,10 +35,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from common.config import StrictModel
 from common.errors import ConfigError
 from common.validation import describe, read_toml, validate
 from protocols import registry
-from protocols.config import StrictModel
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "config" / "profiles"
 

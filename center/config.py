@@ -10,21 +10,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from center.analytics.config import AnalyticsConfig
+from common.config import ID_PATTERN, StrictModel
 from common.validation import read_toml, validate
 from gateway.tls_config import BrokerTls
 
 Criticality = Literal["high", "normal", "low"]
-ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CenterSection(Strict):
+class CenterSection(StrictModel):
     instance: str = "center-1"
     state_dir: Path = Path("~/.local/state/relay-center")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -33,11 +29,11 @@ class CenterSection(Strict):
 TlsConfig = BrokerTls  # shared with the agent: one spelling, one meaning
 
 
-class MqttConfig(Strict):
+class MqttConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, gt=0, lt=65536)
     client_id: str = Field(default="relay-center-1", min_length=1, max_length=64)
-    shared_group: str | None = Field(default=None, pattern=ID)
+    shared_group: str | None = Field(default=None, pattern=ID_PATTERN)
     username: str | None = None
     password_file: Path | None = None
     tls: TlsConfig | None = None
@@ -52,7 +48,7 @@ class MqttConfig(Strict):
         return f"$share/{self.shared_group}/{base}" if self.shared_group else base
 
 
-class DatabaseConfig(Strict):
+class DatabaseConfig(StrictModel):
     url: str | None = None  # default: SQLite file in state_dir
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     pool_size: int = Field(default=5, ge=1)
@@ -61,7 +57,7 @@ class DatabaseConfig(Strict):
 Role = Literal["viewer", "operator", "engineer", "admin"]
 
 
-class ApiToken(Strict):
+class ApiToken(StrictModel):
     name: str = Field(min_length=1)
     token: str = Field(min_length=16)
     # Tokens written before roles existed could do everything; they keep that. Give an
@@ -69,14 +65,14 @@ class ApiToken(Strict):
     role: Role = "admin"
 
 
-class ApiConfig(Strict):
+class ApiConfig(StrictModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8765, gt=0, lt=65536)
     tokens: list[ApiToken] = Field(default_factory=list)
 
 
-class ConsoleConfig(Strict):
+class ConsoleConfig(StrictModel):
     """The web console (docs/console.md), served on the API's port under `/`."""
 
     enabled: bool = True
@@ -107,7 +103,7 @@ DEFAULT_ROOT_CAUSES = [
 ]
 
 
-class TicketsConfig(Strict):
+class TicketsConfig(StrictModel):
     grouping_window_s: float = Field(default=10.0, ge=0)
     auto_resolve_after_s: float = Field(default=300.0, ge=0)
     auto_resolve_overrides: dict[str, float] = Field(default_factory=dict)
@@ -134,7 +130,7 @@ class TicketsConfig(Strict):
         return self.auto_resolve_overrides.get(fault_class, self.auto_resolve_after_s)
 
 
-class LifecycleConfig(Strict):
+class LifecycleConfig(StrictModel):
     """Firmware and settings baselines (docs/lifecycle.md). Without a baseline nothing can
     drift; adopting the first report makes changes caught from day one, and each adoption
     is recorded as an approval by `auto`."""
@@ -143,7 +139,7 @@ class LifecycleConfig(Strict):
     adopt_first_settings: bool = True  # a device's first snapshot becomes its baseline
 
 
-class DisturbanceConfig(Strict):
+class DisturbanceConfig(StrictModel):
     """Disturbance records (docs/disturbance.md): the largest record accepted, how long
     records are kept, and how long an unfinished transfer may wait for its next chunk."""
 
@@ -152,23 +148,23 @@ class DisturbanceConfig(Strict):
     incomplete_after_s: float = Field(default=86_400.0, gt=0)
 
 
-class RegionConfig(Strict):
+class RegionConfig(StrictModel):
     service_point: str = Field(min_length=1)
 
 
-class SiteConfig(Strict):
+class SiteConfig(StrictModel):
     region: str = Field(min_length=1)
     name: str | None = None
 
 
-class DeviceConfig(Strict):
+class DeviceConfig(StrictModel):
     site: str
     device_id: str
     criticality: Criticality = "normal"
     commissioned: date | None = None  # ageing: default is the day the center first saw it
 
 
-class RoutingConfig(Strict):
+class RoutingConfig(StrictModel):
     default_region: str = "default"
     default_service_point: str = "central"
     regions: dict[str, RegionConfig] = Field(default_factory=dict)
@@ -191,7 +187,7 @@ class RoutingConfig(Strict):
         return region, point or self.default_service_point
 
 
-class MaintenanceConfig(Strict):
+class MaintenanceConfig(StrictModel):
     site: str
     device_id: str | None = None
     starts_at: datetime
@@ -207,8 +203,8 @@ class MaintenanceConfig(Strict):
         return self
 
 
-class WebhookConfig(Strict):
-    name: str = Field(pattern=ID)
+class WebhookConfig(StrictModel):
+    name: str = Field(pattern=ID_PATTERN)
     url: str = Field(pattern=r"^https?://")
     secret: str | None = Field(default=None, min_length=16)
     secret_file: Path | None = None
@@ -231,7 +227,7 @@ class WebhookConfig(Strict):
         return self.secret_file.read_text().strip().encode()
 
 
-class CenterConfig(Strict):
+class CenterConfig(StrictModel):
     center: CenterSection = Field(default_factory=CenterSection)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)

@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from common.config import StrictModel
 
 RENAMED = {
     "insecure_skip_hostname_check": (
@@ -24,11 +26,9 @@ RENAMED = {
 }
 
 
-class BrokerTls(BaseModel):
+class BrokerTls(StrictModel):
     """TLS to the broker: the CA that signed the broker's certificate, and this client's
     own certificate and key (the broker's ACL keys on the certificate's CN)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ca_file: Path
     cert_file: Path

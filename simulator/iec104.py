@@ -45,7 +45,7 @@ import c104
 from pydantic import Field, ValidationError
 
 from agent.profiles import PointSpec, Profile
-from protocols.config import StrictModel
+from common.config import StrictModel
 from protocols.iec104.profile import Iec104ProfileSection
 from simulator import iec104_inventory
 from simulator.iec104_acks import AckTracker, event_key, register

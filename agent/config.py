@@ -30,12 +30,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from agent.profiles import Profile, load_named
 from agent.snapshot_intervals import SnapshotIntervals
 from common.config import ID_PATTERN, StrictModel
 from common.errors import ConfigError
 from common.validation import describe, read_toml
 from gateway.tls_config import BrokerTls
+from profiles.model import Profile, load_named
 from protocols import registry
 from protocols.config import DeviceBase, SerialBusConfig
 

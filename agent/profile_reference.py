@@ -1,7 +1,7 @@
 """The device-profile reference, `docs/profiles.md`, generated from the profile models.
 
 Writing a profile for a new relay should not mean reading the models: this renders every
-key of a profile (the common part in `agent/profiles.py` and each protocol's section) with
+key of a profile (the common part in `profiles/model.py` and each protocol's section) with
 its type, default, constraints and description, the allowed kinds, severities and phases,
 and a worked example per protocol (the shipped profile, with what each address becomes).
 A test checks that the file is current; regenerate it with
@@ -21,8 +21,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from agent import profiles
-from agent.profiles import PointSpec, ProfileHeader, SettingSpec, load_profile
+from profiles import model as profiles
+from profiles.model import PointSpec, ProfileHeader, SettingSpec, load_profile
 from protocols import registry
 
 # One shipped profile per protocol: the worked examples.

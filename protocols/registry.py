@@ -43,7 +43,7 @@ class LinkPlan:
 @runtime_checkable
 class CrossCheckedSection(Protocol):
     """A profile section that must agree with the rest of its profile (e.g. its addresses
-    are not also ordinary points); `agent/profiles.py` calls it when the profile loads."""
+    are not also ordinary points); `profiles/model.py` calls it when the profile loads."""
 
     def cross_check(
         self, point_addresses: frozenset[str], setting_names: frozenset[str]

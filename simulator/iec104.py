@@ -44,8 +44,8 @@ from typing import Any
 import c104
 from pydantic import Field, ValidationError
 
-from agent.profiles import PointSpec, Profile
 from common.config import StrictModel
+from profiles.model import PointSpec, Profile
 from protocols.iec104.profile import Iec104ProfileSection
 from simulator import iec104_inventory
 from simulator.iec104_acks import AckTracker, event_key, register

@@ -8,9 +8,9 @@ import pytest
 from agent.config import parse_config
 from agent.normalize import DeviceContext, content_hash, settings_content
 from agent.pipeline import Pipeline
-from agent.profiles import load_named
 from gateway import wire
 from gateway.outbox import Outbox
+from profiles.model import load_named
 from protocols.iec103.config import Iec103Device
 from protocols.iec104.config import Iec104Device
 from protocols.modbus.config import ModbusDevice

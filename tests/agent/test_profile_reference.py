@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from agent import profile_reference, profiles
+from agent import profile_reference
+from profiles import model as profiles
 from protocols import registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"

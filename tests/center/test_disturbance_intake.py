@@ -11,8 +11,8 @@ import pytest
 
 from agent.disturbance import transfer_records
 from agent.normalize import DeviceContext
-from agent.profiles import load_named
 from gateway import comtrade, wire
+from profiles.model import load_named
 from tests.center.records import T0, Gateway, seed_records
 from tests.disturbance.synth import Fault, observation
 

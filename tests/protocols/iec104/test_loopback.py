@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import c104
 import pytest
 
-from agent.profiles import load_named
+from profiles.model import load_named
 from protocols.driver import EventsResult, PollKind, StatusResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver

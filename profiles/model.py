@@ -23,7 +23,7 @@ A profile is a TOML file (`config/profiles/NAME.toml`) for one protocol:
 
 Every key is validated, and a key that the rest of its table would never read (a
 measurement's severity, an event's unit) is refused like an unknown one. The reference,
-docs/profiles.md, is generated from these models by `agent/profile_reference.py`.
+docs/profiles.md, is generated from these models by `profiles/reference.py`.
 """
 
 from __future__ import annotations

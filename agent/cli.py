@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from agent.config import load_config
+from common.cli_options import add_config_file, add_version_option, config_file
 from common.errors import ConfigError
-from gateway.cli_options import add_config_file, add_version_option, config_file
 
 
 def _setup_logging(level: str) -> None:
-    from gateway.logging_setup import setup_logging
+    from common.logging_setup import setup_logging
 
     setup_logging(level)
 

@@ -17,9 +17,9 @@ from agent.normalize import DeviceContext
 from agent.outbox_alarm import OutboxCapAlarm
 from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
+from common.systemd_notify import SystemdNotifier, watchdog_interval
 from gateway import wire
 from gateway.outbox import Outbox
-from gateway.systemd_notify import SystemdNotifier, watchdog_interval
 from gateway.uplink import MessageHandler, TlsFiles, Uplink, UplinkSettings
 from protocols import registry
 from protocols.registry import LinkPlan, PlannedDevice
@@ -150,7 +150,7 @@ class AgentDaemon:
 
     async def _metrics(self, listen: str) -> None:
         from agent.metrics import HELP, agent_samples, serve_metrics
-        from gateway.prometheus import render
+        from common.prometheus import render
 
         await serve_metrics(listen, lambda: render(agent_samples(self), HELP))
 

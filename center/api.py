@@ -30,7 +30,7 @@ from center.errors import TicketActionError, TicketNotFound
 from center.ingest import Counters
 from center.store import queries
 from center.tickets.service import TicketService
-from gateway.prometheus import CONTENT_TYPE
+from common.prometheus import CONTENT_TYPE
 
 API = "/api/v1"
 

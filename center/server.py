@@ -33,8 +33,8 @@ from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from center.webhooks import WebhookSender
+from common.systemd_notify import SystemdNotifier, watchdog_interval
 from gateway import wire
-from gateway.systemd_notify import SystemdNotifier, watchdog_interval
 
 log = logging.getLogger(__name__)
 

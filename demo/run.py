@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.cli_options import add_version_option
 from demo import follow_up
-from gateway.cli_options import add_version_option
 from simulator.agent_config import agent_config, to_toml
 from simulator.agent_process import AgentProcess
 from simulator.broker import BrokerKind, LocalBroker, free_port, local_broker

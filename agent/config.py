@@ -33,8 +33,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 from agent.snapshot_intervals import SnapshotIntervals
 from common.config import ID_PATTERN, StrictModel
 from common.errors import ConfigError
+from common.tls_config import BrokerTls
 from common.validation import describe, read_toml
-from gateway.tls_config import BrokerTls
 from profiles.model import Profile, load_named
 from protocols import registry
 from protocols.config import DeviceBase, SerialBusConfig

@@ -14,8 +14,8 @@ from pydantic import Field, model_validator
 
 from center.analytics.config import AnalyticsConfig
 from common.config import ID_PATTERN, StrictModel
+from common.tls_config import BrokerTls
 from common.validation import read_toml, validate
-from gateway.tls_config import BrokerTls
 
 Criticality = Literal["high", "normal", "low"]
 

@@ -30,6 +30,7 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
+from common.tls_config import client_context
 from gateway.poll_view import render_answer, verdict
 from gateway.rpc import (
     DEFAULT_TIMEOUT_S,
@@ -77,11 +78,9 @@ class BrokerSettings:
     def tls_context(self) -> ssl.SSLContext | None:
         if self.ca_file is None:
             return None
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
-        if self.cert_file and self.key_file:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-        ctx.check_hostname = self.check_hostname
-        return ctx
+        return client_context(
+            self.ca_file, self.cert_file, self.key_file, check_hostname=self.check_hostname
+        )
 
 
 async def remote_poll(

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import random
-import ssl
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
@@ -34,6 +33,7 @@ from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from center.webhooks import WebhookSender
 from common.systemd_notify import SystemdNotifier, watchdog_interval
+from common.tls_config import client_context
 from gateway import wire
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,9 @@ class CenterService:
         m = self.config.mqtt
         tls = None
         if m.tls is not None:
-            tls = ssl.create_default_context(cafile=str(m.tls.ca_file))
-            tls.load_cert_chain(str(m.tls.cert_file), str(m.tls.key_file))
-            tls.check_hostname = m.tls.check_hostname
+            tls = client_context(
+                m.tls.ca_file, m.tls.cert_file, m.tls.key_file, check_hostname=m.tls.check_hostname
+            )
         password = m.password_file.read_text().strip() if m.password_file else None
         client = aiomqtt.Client(
             m.host,

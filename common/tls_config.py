@@ -11,6 +11,7 @@ replacement, because a silently ignored security key is worse than a failed star
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,20 @@ class BrokerTls(StrictModel):
             if problems:
                 raise ValueError("; ".join(problems))
         return data
+
+
+def client_context(
+    ca_file: Path,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    *,
+    check_hostname: bool = True,
+) -> ssl.SSLContext:
+    """The TLS context of every MQTT client of the product (uplink, center, remote poll):
+    trust only the given CA, present this client's certificate when there is one (the
+    broker's ACL keys on its CN), check the broker's host name unless told not to."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(str(cert_file), str(key_file))
+    ctx.check_hostname = check_hostname
+    return ctx

@@ -31,6 +31,7 @@ from typing import Any
 import aiomqtt
 from pydantic import BaseModel
 
+from common.tls_config import client_context
 from gateway import wire
 from gateway.outbox import Outbox, Row
 
@@ -85,10 +86,9 @@ class PublishRefused(aiomqtt.MqttError):
 
 
 def tls_context(files: TlsFiles) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca_file))
-    ctx.load_cert_chain(str(files.cert_file), str(files.key_file))
-    ctx.check_hostname = files.check_hostname
-    return ctx
+    return client_context(
+        files.ca_file, files.cert_file, files.key_file, check_hostname=files.check_hostname
+    )
 
 
 def announced_keepalive(keepalive_s: int) -> int:

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiomqtt
@@ -33,6 +33,7 @@ from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from center.webhooks import WebhookSender
 from common.systemd_notify import SystemdNotifier, watchdog_interval
+from common.tasks import first_failure
 from common.tls_config import client_context
 from gateway import wire
 
@@ -45,19 +46,6 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
-    """Run jobs until one fails; cancel the rest; re-raise that error unwrapped."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _payload(message: aiomqtt.Message) -> bytes:

@@ -23,7 +23,7 @@ import logging
 import math
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import aiomqtt
 from pydantic import BaseModel
 
+from common.tasks import first_failure
 from common.tls_config import client_context
 from gateway import wire
 from gateway.outbox import Outbox, Row
@@ -110,20 +111,6 @@ def pack(rows: list[Row], max_records: int, batch_topic: str) -> list[tuple[str,
     topics = {row.topic for row in rows}
     target = rows[0].topic if len(topics) == 1 else batch_topic
     return [(target, rows[i : i + max_records]) for i in range(0, len(rows), max_records)]
-
-
-async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
-    """Run jobs together until one fails; cancel the others and raise its error as is
-    (a TaskGroup would wrap it in an ExceptionGroup, hiding MqttError from the retry)."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Uplink:

@@ -31,5 +31,5 @@ def test_clock_sync_requires_allow_commands() -> None:
 
 def test_readme_covers_addresses_values_and_sample() -> None:
     text = (HERE / "README.md").read_text()
-    for needle in ("## Sample config", "## Addresses", "INTERROGATED_BY_STATION", "sample.toml"):
+    for needle in ("## Config", "## Addresses", "INTERROGATED_BY_STATION", "sample.toml"):
         assert needle in text

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from pydantic import BaseModel
 
 from common.tasks import first_failure
 from common.tls_config import client_context
@@ -360,9 +359,3 @@ class Uplink:
                 wire.encode_records([self._health(self._connection)]),
                 qos=1,
             )
-
-    async def publish_direct(self, topic_name: str, record: BaseModel) -> None:
-        """Publish a record that does not go through the outbox (replies)."""
-        if self.client is None:
-            raise aiomqtt.MqttError("not connected")
-        await self.client.publish(topic_name, wire.encode_records([record]), qos=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -61,11 +61,9 @@ class ProtocolSpec:
     profile_section: type[BaseModel] | None = None
     # A regex every profile point address must match.
     address_pattern: str = r".+"
-    uses_bus: bool = False
     # Rules across the devices of one link (e.g. unit ids unique on a bus), checked with the
     # config so that a clash is a config error before any port opens. Returns problems.
     check_link: Callable[[Sequence[Any]], list[str]] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     # Third-party modules the driver needs (imported lazily by the driver): the registry
     # imports them up front, so that a missing stack shows at check-config, by name.
     requires: tuple[str, ...] = ()

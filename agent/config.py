@@ -188,7 +188,8 @@ def certificate_cn(path: Path) -> str | None:
     """The subject CN of a PEM certificate (the broker's user name for this gateway)."""
     import ssl
 
-    decoded = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
+    # The stdlib's only PEM decoder without a third-party dependency; private but stable.
+    decoded = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]  # noqa: SLF001
     for rdn in decoded.get("subject", ()):
         for key, value in rdn:
             if key == "commonName":

@@ -122,7 +122,7 @@ class CenterService:
         )
         # aiomqtt has no manual-ack option; its paho client does. A PUBACK must follow
         # our commit, or a crash between the two loses the message.
-        client._client.manual_ack_set(True)
+        client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x's paho client
         return client
 
     async def run_mqtt(self) -> None:
@@ -178,7 +178,7 @@ class CenterService:
                 await self.store([Message(str(x.topic), _payload(x)) for x in batch])
                 for x in batch:  # in order, as MQTT wants PUBACKs
                     if x.qos > 0:
-                        client._client.ack(x.mid, x.qos)
+                        client._client.ack(x.mid, x.qos)  # noqa: SLF001 - manual ack, above
 
         await first_failure([pump(), work()])
 

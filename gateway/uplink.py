@@ -179,7 +179,7 @@ class Uplink:
         """aiomqtt 2.x completes a publish on any PUBACK, even one whose MQTT 5 reason code
         says "not authorized" (0x87). Count those, so a window with a refusal fails and its
         rows stay in the outbox instead of being deleted as delivered."""
-        paho = client._client  # aiomqtt 2.x keeps its paho client here (pinned <3)
+        paho = client._client  # noqa: SLF001 - aiomqtt 2.x keeps its paho client here (pinned <3)
         forward: Any = paho.on_publish
 
         def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
@@ -278,7 +278,7 @@ class Uplink:
         an idle uplink would otherwise learn of a dead broker only at its next publish."""
         # aiomqtt 2.x resolves this future in paho's on_disconnect (pinned <3). Shielded:
         # cancelling this watcher must not cancel the client's own future.
-        await asyncio.shield(client._disconnected)
+        await asyncio.shield(client._disconnected)  # noqa: SLF001 - see above
         raise aiomqtt.MqttError("the broker closed the connection")
 
     async def _forward(self, client: aiomqtt.Client) -> None:

@@ -287,7 +287,7 @@ async def test_polls() -> None:
             assert [(e.address, e.cause) for e in recent.events] == [("1001", "spontaneous")]
             with pytest.raises(ValueError, match="identity"):
                 await drv.poll("line1", PollKind.IDENTITY)
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="settings"):
                 await drv.poll("line1", PollKind.SETTINGS)
             with pytest.raises(KeyError):
                 await drv.poll("line9", PollKind.STATUS)

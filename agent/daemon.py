@@ -80,8 +80,8 @@ class AgentDaemon:
         self.uplink: Uplink | None = None
         self.subscriptions: dict[str, MessageHandler] = {}
         self.extra_tasks: list[Callable[[AgentDaemon], asyncio.Future[None] | object]] = []
-        # On-demand polls: control socket + remote requests (agent/control.py).
-        from agent.control import install as install_on_demand
+        # On-demand polls: control socket + remote requests (agent/ondemand/service.py).
+        from agent.ondemand.service import install as install_on_demand
 
         self.ondemand = install_on_demand(self)
 

@@ -1,6 +1,6 @@
 """`relay-agent poll | status | snapshot`: the engineer's side of on-demand reads.
 
-By default these talk to the running daemon over its control socket (agent/control.py),
+By default these talk to the running daemon over its control socket (agent/ondemand/service.py),
 so they share its links. `--direct` opens the device itself, for when no daemon runs
 (agent/direct.py; the trade-offs are in docs/polling.md): it refuses while a daemon
 answers, because two masters on one relay or one RS-485 bus disturb both.

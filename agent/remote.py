@@ -34,7 +34,7 @@ import aiomqtt
 from pydantic import ValidationError
 
 from agent.audit import clip
-from agent.control import OnDemand
+from agent.ondemand.service import OnDemand
 from common.errors import ConfigError
 from gateway.rpc import (
     REQUEST_ID,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.control import OnDemand
+from agent.ondemand.service import OnDemand
 from agent.poll_cli import connect
 from tests.agent.test_control_support import (  # noqa: F401 - fixtures
     IDENTITY,
@@ -185,7 +185,7 @@ async def test_a_second_daemon_on_the_same_socket_is_refused(
     async with running(loaded) as daemon:
         ondemand = daemon.ondemand
         assert isinstance(ondemand, OnDemand)
-        from agent.control import ControlServer
+        from agent.ondemand.service import ControlServer
 
         with pytest.raises(RuntimeError, match="another agent"):
             await ControlServer(loaded.config.control_socket, ondemand).serve()

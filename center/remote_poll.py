@@ -2,7 +2,7 @@
 
 The center publishes one request to the agent's request topic and waits, bounded, for
 the reply on a topic only that request uses. The topics, request, reply and errors are the
-contract in `gateway/rpc.py` (the agent's side is agent/remote.py); the answer is printed
+contract in `gateway/rpc.py` (the agent's side is agent/ondemand/remote.py); the answer is printed
 with the same view as `relay-agent poll` (`gateway/poll_view.py`). The token never goes
 on a command line (ps shows those): it comes from a file or the `RELAY_POLL_TOKEN`
 environment variable.

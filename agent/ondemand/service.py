@@ -3,7 +3,7 @@
 Engineers read a relay's identity, recent events, settings or status *through the
 running daemon*, so the request shares the daemon's link (a relay often accepts one
 104 master; an RS-485 bus tolerates one). `OnDemand` is the single entry point for
-both the local socket (here) and remote requests from the center (`agent/remote.py`):
+both the local socket (here) and remote requests from the center (`agent/ondemand/remote.py`):
 
 - it finds the link that serves the device and calls its running driver's `poll`;
 - it allows one on-demand request per link at a time (the driver's own cyclic work
@@ -334,7 +334,7 @@ def install(daemon: AgentDaemon) -> OnDemand:
     """Give a daemon its on-demand service: the control socket, and remote requests when
     `[remote] enabled`. Called from `AgentDaemon.__init__`, so a bad tokens file fails
     before any port opens."""
-    from agent.remote import install_remote
+    from agent.ondemand.remote import install_remote
 
     async def append(record: Any, device_id: str | None) -> None:
         assert daemon.pipeline is not None, "the daemon is not running"

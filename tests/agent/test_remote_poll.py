@@ -15,7 +15,7 @@ import aiomqtt
 import pytest
 
 from agent.daemon import AgentDaemon
-from agent.remote import TokenStore, parse_tokens
+from agent.ondemand.remote import TokenStore, parse_tokens
 from center import remote_poll as center_poll
 from center.remote_poll import BrokerSettings, remote_poll
 from common.errors import ConfigError

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import aiomqtt
 from pydantic import ValidationError
 
-from agent.audit import clip
+from agent.ondemand.audit import clip
 from agent.ondemand.service import OnDemand
 from common.errors import ConfigError
 from gateway.rpc import (

@@ -10,7 +10,7 @@ both the local socket (here) and remote requests from the center (`agent/ondeman
   keeps running; on a serial bus the driver orders our request before its cyclic polls
   but after event collection, see docs/polling.md);
 - it bounds every request by a timeout;
-- it audits every request, whatever its result (`agent/audit.py`).
+- it audits every request, whatever its result (`agent/ondemand/audit.py`).
 
 It only ever calls `Driver.poll`, which is read-only by contract: there is no write
 path here to misuse.
@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from agent.audit import Auditor
+from agent.ondemand.audit import Auditor
 from agent.poll_answer import audit_outcome, make_answer, read_kinds
 from gateway.rpc import MAX_TIMEOUT_S, PollAnswer, PollFailed, PollReply, expand_what
 

@@ -37,8 +37,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent.ondemand.answer import audit_outcome, make_answer, read_kinds
 from agent.ondemand.audit import Auditor
-from agent.poll_answer import audit_outcome, make_answer, read_kinds
 from gateway.rpc import MAX_TIMEOUT_S, PollAnswer, PollFailed, PollReply, expand_what
 
 if TYPE_CHECKING:

@@ -46,9 +46,13 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no complete disturbance record {record_id}"
             )
-        name, cfg, dat = found
-        return Response(
-            queries.zip_files(name, cfg, dat),
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
-        )
+        return zip_response(*found)
+
+
+def zip_response(name: str, cfg: bytes, dat: bytes) -> Response:
+    """A record's `.cfg` and `.dat` as one zip download (the API's and the console's)."""
+    return Response(
+        queries.zip_files(name, cfg, dat),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+    )

@@ -156,7 +156,9 @@ class Console:
 
 
 def _security_headers(response: Response, path: str) -> None:
-    if not path.startswith(_NO_CSP):
+    # A route may set a narrower policy of its own (the printable report: no script at
+    # all, one stylesheet by its hash); every other console response gets the console's.
+    if not path.startswith(_NO_CSP) and "content-security-policy" not in response.headers:
         response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"

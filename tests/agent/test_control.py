@@ -188,7 +188,7 @@ async def test_a_second_daemon_on_the_same_socket_is_refused(
     async with running(loaded) as daemon:
         ondemand = daemon.ondemand
         assert isinstance(ondemand, OnDemand)
-        from agent.ondemand.service import ControlServer
+        from agent.ondemand.control_socket import ControlServer
 
         with pytest.raises(RuntimeError, match="another agent"):
             await ControlServer(loaded.config.control_socket, ondemand).serve()

@@ -105,6 +105,10 @@ class ApduGuard:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    @property
+    def is_cut(self) -> bool:
+        return self._cut.is_set()
+
     def counts(self) -> dict[str, int]:
         return {
             "asdus_passed": self.passed,
@@ -229,7 +233,7 @@ class _Session:
             while True:
                 for key, _ in selector.select():
                     data = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                    if not data or self.guard._cut.is_set():
+                    if not data or self.guard.is_cut:
                         raise GuardClosed(self.guard.last_error or "connection closed")
                     key.data(data)
 
@@ -321,7 +325,7 @@ class _Session:
                         struct.pack_into("<H", body, 2, nr << 1)
                         self._sent(nr)
                     out += bytes([0x68, len(body)]) + body
-                if out and not self.guard._cut.is_set():
+                if out and not self.guard.is_cut:
                     self.upstream.sendall(out)
         except FramingError as exc:  # c104 itself sent something odd: end cleanly
             raise GuardClosed(f"framing error from c104: {exc}") from None
@@ -351,7 +355,7 @@ class _Session:
                 if kept is not None:
                     nr = ns
                     break
-            if not self.guard._cut.is_set():
+            if not self.guard.is_cut:
                 self._send_nr(nr)
 
     def _advances(self, nr: int) -> bool:

@@ -14,7 +14,7 @@ it holds the device's acknowledgement until then (`submitter` adapts any sink).
 On-demand reads (`Driver.poll`) answer with one frozen result type per `PollKind`, the
 same for every protocol, so that the agent, the CLIs and the center handle one shape and a
 new protocol has a typed target. Results carry protocol addresses; the agent adds the
-device profile's names (`agent/control.py`).
+device profile's names (`agent/ondemand/service.py`).
 """
 
 from __future__ import annotations

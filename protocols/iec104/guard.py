@@ -101,6 +101,10 @@ class ApduGuard:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    @property
+    def is_cut(self) -> bool:
+        return self._cut.is_set()
+
     def counts(self) -> dict[str, int]:
         return {
             "asdus_passed": self.passed,
@@ -250,7 +254,7 @@ class _Session:
         while True:
             for key, _ in selector.select():
                 data = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                if not data or self.guard._cut.is_set():
+                if not data or self.guard.is_cut:
                     raise GuardClosed(self.guard.last_error or "connection closed")
                 key.data(data)
 
@@ -339,9 +343,9 @@ class _Session:
                             continue  # the relay already has this confirmation
                         nr = nr if self._advances(nr) else self.sent_nr
                         struct.pack_into("<H", body, 2, nr << 1)
-                        self._sent(nr)
+                        self.sent_nr = nr
                     out += bytes([0x68, len(body)]) + body
-                if out and not self.guard._cut.is_set():
+                if out and not self.guard.is_cut:
                     self.upstream.sendall(out)
         except FramingError as exc:  # c104 itself sent something odd: end cleanly
             raise GuardClosed(f"framing error from c104: {exc}") from None
@@ -383,7 +387,7 @@ class _Session:
 
     def _on_durable(self, _: bytes) -> None:
         with self.lock:
-            if not self.guard._cut.is_set():
+            if not self.guard.is_cut:
                 self._send_nr(self._limit())
 
     def _advances(self, nr: int) -> bool:
@@ -393,7 +397,4 @@ class _Session:
         """An S-frame to the relay, if it confirms more than it has (lock held)."""
         if self._advances(nr):
             self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))
-            self._sent(nr)
-
-    def _sent(self, nr: int) -> None:
-        self.sent_nr = nr
+            self.sent_nr = nr

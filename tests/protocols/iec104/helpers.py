@@ -20,6 +20,10 @@ from protocols.observations import LinkStateObservation, Observation, PointObser
 from protocols.registry import LinkPlan, PlannedDevice
 from tests.support.driver_run import running_driver
 
+# One writer thread for every sink, as the agent has one outbox writer for every link (and
+# a thread count that tests of c104's threads can rely on).
+_WRITER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sink-writer")
+
 
 class RecordingSink:
     """Keeps every delivered observation. Like the agent's outbox it commits `submit`ted
@@ -32,10 +36,9 @@ class RecordingSink:
         self.delay_s = delay_s
         self.calls: list[tuple[float, float, int]] = []
         self._lock = threading.Lock()
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sink")
 
     def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
-        return self._writer.submit(self.deliver_blocking, observations)
+        return _WRITER.submit(self.deliver_blocking, observations)
 
     async def deliver(self, observations: Sequence[Observation]) -> None:
         with self._lock:

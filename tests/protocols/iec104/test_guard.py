@@ -238,3 +238,18 @@ def test_a_diverted_frame_behind_an_undurable_one_waits_for_it(ends: Ends) -> No
     assert read_frame(ends.master) == i_frame(1, 0, VALID)
     ends.guard.durable_through(tokens(ends, 1)[0])
     assert read_frame(ends.relay) == s_frame(3)  # the next confirmation, not a repeat of 2
+
+
+def test_testfr_passes_both_ways_while_a_frame_is_held(ends: Ends) -> None:
+    """The hold is on N(R) only: a relay's TESTFR reaches c104 and c104's answer reaches
+    the relay at once, so neither side's t1 runs out while a commit is pending."""
+    testfr_act, testfr_con = bytes([0x68, 4, 0x43, 0, 0, 0]), bytes([0x68, 4, 0x83, 0, 0, 0])
+    ends.relay.sendall(i_frame(0, 0, VALID))
+    read_frame(ends.master)
+    ends.master.sendall(s_frame(1))  # c104 confirms; the ASDU is not durable yet
+    ends.relay.sendall(testfr_act)
+    assert read_frame(ends.master) == testfr_act
+    ends.master.sendall(testfr_con)
+    assert read_frame(ends.relay) == testfr_con  # not an S-frame: nothing confirmed yet
+    ends.guard.durable_through(tokens(ends, 1)[0])
+    assert read_frame(ends.relay) == s_frame(1)

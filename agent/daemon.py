@@ -63,7 +63,12 @@ class AgentDaemon:
         self.loaded = loaded
         cfg = loaded.config
         self.config = cfg
-        self.outbox = Outbox(cfg.outbox_path, cfg.outbox.synchronous, cfg.outbox.max_records)
+        self.outbox = Outbox(
+            cfg.outbox_path,
+            cfg.outbox.synchronous,
+            cfg.outbox.max_records,
+            max_bytes=cfg.outbox.max_bytes,
+        )
         self.contexts = {
             d.id: DeviceContext(
                 cfg.agent.site,
@@ -111,7 +116,10 @@ class AgentDaemon:
             mqtt_version=b.mqtt_version,
             tls=tls,
             max_records_per_message=b.max_records_per_message,
+            max_message_bytes=b.max_message_bytes,
             max_in_flight=b.max_in_flight,
+            max_unacked_records=b.max_unacked_records,
+            ack_timeout_s=b.ack_timeout_s,
             reconnect_min_s=b.reconnect_min_s,
             reconnect_max_s=b.reconnect_max_s,
             health_interval_s=cfg.agent.health_interval_s,
@@ -169,7 +177,9 @@ class AgentDaemon:
         self.outbox.open()  # creates the state directory
         try:
             self.outbox.bind_loop(asyncio.get_running_loop())
-            self.pipeline = Pipeline(self.outbox, self.contexts)
+            self.pipeline = Pipeline(
+                self.outbox, self.contexts, max_message_bytes=self.config.broker.max_message_bytes
+            )
             self.uplink = Uplink(
                 self._uplink_settings(),
                 self.outbox,

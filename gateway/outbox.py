@@ -1,23 +1,26 @@
 """The durable outbox: SQLite in WAL mode, group commits, drained in order.
 
 Every record the agent makes is appended here before anything is acknowledged to a device,
-and leaves only after the broker's PUBACK. One writer thread owns all writes: appends from
-any thread (c104 receive threads, the event loop) are queued, and the writer commits
-everything pending in one transaction, then wakes every caller whose rows it held. Under
-load this amortises the commit (DOMAIN.md §9: 17.7k rows/s one per commit vs 121k in
-groups) without delaying a lone event.
+and leaves only once the center says it has stored it (`wire.Ack`, end to end): a broker's
+PUBACK proves nothing, since a broker killed with its queue loses it. One writer thread
+owns all writes: appends from any thread (c104 receive threads, the event loop) are
+queued, and the writer commits everything pending in one transaction, then wakes every
+caller whose rows it held. Under load this amortises the commit (DOMAIN.md §9: 17.7k
+rows/s one per commit vs 121k in groups) without delaying a lone event.
 
 Ids: `session` is bumped once per `open()`, `seq` counts from 1 within the session, both
 assigned by the writer in commit order, so drain order equals seq order.
 
-Bounded size: above `max_records`, the oldest measurements are evicted; events, alarms and
-snapshots never are. `near_cap` tells agent/outbox_alarm.py when to raise its alarm.
+Bounded size, in rows and in bytes: gateway/outbox_retention.py says what is evicted
+first and what never is; when nothing more fits (or the disk is full) appends raise
+`OutboxFull`, and `unavailable` says why until a commit succeeds again. `near_cap` tells
+agent/outbox_alarm.py when to raise its alarm.
 
 Two lanes. Bulk rows (the chunks of a disturbance record, up to a few MB) live in their own
-table, which the forwarder drains only while the main table is empty, one row at a time:
-a trip appended behind a large record still leaves before the record's remaining chunks.
-A bulk row is part of the main record appended just before it in the same call, and
-carries that record's `session` and `seq`.
+table, which the forwarder drains only while the main table has nothing unsent, one row at
+a time: a trip appended behind a large record still leaves before the record's remaining
+chunks. A bulk row is part of the main record appended just before it in the same call,
+and carries that record's `session` and `seq`.
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway import outbox_retention as retention
+from gateway.outbox_retention import OutboxFull, Usage
+from gateway.wire import AckRange
+
+__all__ = ["Outbox", "OutboxFull", "Pending", "Row", "StateUpdate"]
+
 log = logging.getLogger(__name__)
 
-EVICTABLE_KINDS = ("measurement",)
 NEAR_CAP_FRACTION = 0.9
 
 _SCHEMA = """
@@ -47,9 +55,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     topic TEXT NOT NULL,
     kind TEXT NOT NULL,
     created REAL NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 4
 );
-CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
+DROP INDEX IF EXISTS outbox_kind;
 CREATE TABLE IF NOT EXISTS bulk (
     id INTEGER PRIMARY KEY,
     session INTEGER NOT NULL,
@@ -59,6 +68,7 @@ CREATE TABLE IF NOT EXISTS bulk (
     created REAL NOT NULL,
     body BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS bulk_record ON bulk (session, seq);
 CREATE TABLE IF NOT EXISTS device_state (
     device_id TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -81,6 +91,7 @@ class Pending:
     kind: str
     body: bytes
     bulk: bool = False
+    priority: int | None = None  # eviction class; None: from the kind alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,20 +130,27 @@ def _settle(future: concurrent.futures.Future[None], error: BaseException | None
 
 
 class _Op:
-    __slots__ = ("delete_bulk_ids", "delete_ids", "future", "records", "state")
+    __slots__ = ("ack_bulk_ids", "acks", "future", "records", "removed", "state")
 
     def __init__(
         self,
         records: Sequence[Pending] = (),
         state: Sequence[StateUpdate] = (),
-        delete_ids: Sequence[int] = (),
-        delete_bulk_ids: Sequence[int] = (),
+        acks: Sequence[AckRange] = (),
+        ack_bulk_ids: Sequence[int] = (),
     ) -> None:
         self.records = records
         self.state = state
-        self.delete_ids = delete_ids
-        self.delete_bulk_ids = delete_bulk_ids
+        self.acks = acks
+        self.ack_bulk_ids = ack_bulk_ids
+        self.removed = 0
         self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (priority, id);
+CREATE INDEX IF NOT EXISTS outbox_record ON outbox (session, seq);
+"""
 
 
 class Outbox:
@@ -142,17 +160,24 @@ class Outbox:
         synchronous: str = "FULL",
         max_records: int = 1_000_000,
         min_commit_interval_s: float = 0.002,
+        max_bytes: int = 1 << 40,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
         self.max_records = max_records
+        self.max_bytes = max_bytes
         self.min_commit_interval_s = min_commit_interval_s
         self.session = 0
         self.last_seq = 0
-        self.evicted = 0
+        self.evicted = 0  # records evicted in this session
+        self.evicted_by_kind: dict[str, int] = {}  # since the outbox was made (committed)
         self.commits = 0
+        self.refused = 0  # records refused because nothing more could be stored
+        self.unavailable: str | None = None  # why the last append could not be stored
+        self.unavailable_since: float | None = None
         self._depth = 0
         self._bulk_depth = 0
+        self._usage = Usage()
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
@@ -168,6 +193,8 @@ class Outbox:
         conn = self._connect()
         with conn:
             conn.executescript(_SCHEMA)
+            retention.migrate(conn)
+            conn.executescript(_INDEXES)
             row = conn.execute("SELECT value FROM meta WHERE key = 'session'").fetchone()
             self.session = (int(row[0]) if row else 0) + 1
             conn.execute(
@@ -176,13 +203,19 @@ class Outbox:
             )
         self._depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         self._bulk_depth = conn.execute("SELECT COUNT(*) FROM bulk").fetchone()[0]
+        self._usage = retention.usage_of(conn)
+        self.evicted_by_kind = retention.evicted_totals(conn)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="outbox-writer", daemon=True
         )
         self._writer.start()
         log.info(
-            "outbox %s open: session %d, %d records pending", self.path, self.session, self._depth
+            "outbox %s open: session %d, %d records pending (%d bytes)",
+            self.path,
+            self.session,
+            self._depth,
+            self._usage.bytes,
         )
 
     def close(self) -> None:
@@ -223,18 +256,24 @@ class Outbox:
     def append_blocking(
         self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()
     ) -> None:
-        """From any thread: returns once the records are committed."""
+        """From any thread: returns once the records are committed; raises OutboxFull
+        when they cannot be stored."""
         self.submit(records, state).result()
 
     async def append(self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()) -> None:
-        """From the event loop: returns once the records are committed."""
+        """From the event loop: returns once the records are committed; raises OutboxFull
+        when they cannot be stored."""
         await asyncio.wrap_future(self.submit(records, state))
 
-    async def delete(self, ids: Sequence[int], bulk: bool = False) -> None:
-        """Remove published rows (after PUBACK)."""
-        op = _Op(delete_bulk_ids=ids) if bulk else _Op(delete_ids=ids)
+    async def acknowledge(
+        self, ranges: Sequence[AckRange] = (), bulk_ids: Sequence[int] = ()
+    ) -> int:
+        """Remove what the center has stored: main rows by (session, seq) ranges, bulk rows
+        by id. Returns how many rows went (already gone ones are not counted)."""
+        op = _Op(acks=ranges, ack_bulk_ids=bulk_ids)
         self._queue.put(op)
         await asyncio.wrap_future(op.future)
+        return op.removed
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         last_commit = 0.0
@@ -271,68 +310,120 @@ class Outbox:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
+        """Commit a group; if it cannot be stored, fail the appends and commit the rest
+        (acknowledgements free space, so they must still go through when full)."""
+        try:
+            self._transaction(conn, ops)
+        except (sqlite3.Error, OutboxFull) as exc:
+            appends = [op for op in ops if op.records]
+            others = [op for op in ops if not op.records]
+            full = isinstance(exc, OutboxFull) or getattr(exc, "sqlite_errorcode", 0) == 13
+            error: BaseException = (
+                (exc if isinstance(exc, OutboxFull) else OutboxFull(f"disk full: {exc}"))
+                if full
+                else exc
+            )
+            if appends:
+                self._refuse(appends, error)
+            if others and appends:
+                self._commit(conn, others)
+            elif others:
+                log.error("outbox commit failed: %s", exc)
+                for op in others:
+                    _settle(op.future, exc)
+            return
+        if any(op.records for op in ops) and self.unavailable is not None:
+            log.warning("outbox stores again (after %d records refused)", self.refused)
+            self.unavailable = self.unavailable_since = None
+        for op in ops:
+            _settle(op.future, None)
+
+    def _refuse(self, ops: list[_Op], error: BaseException) -> None:
+        n = sum(len(op.records) for op in ops)
+        self.refused += n
+        if self.unavailable is None:
+            self.unavailable_since = time.time()
+            log.error("outbox cannot store: %s; devices are not acknowledged", error)
+        self.unavailable = str(error)
+        for op in ops:
+            _settle(op.future, error)
+
+    def _transaction(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
         now = time.time()
         rows, bulk = [], []
-        deletes: list[tuple[int]] = []
-        bulk_deletes: list[tuple[int]] = []
         states: list[tuple[str, str, str]] = []
         seq = self.last_seq
+        usage = Usage(self._usage.rows, self._usage.bytes)
         for op in ops:
             for rec in op.records:
+                usage.rows += 1
+                usage.bytes += len(rec.body)
                 if rec.bulk:  # part of the record before it: same seq
                     bulk.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
                     continue
                 seq += 1
-                rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
+                cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
+                rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
             states.extend((s.device_id, s.name, s.value) for s in op.state)
-            deletes.extend((i,) for i in op.delete_ids)
-            bulk_deletes.extend((i,) for i in op.delete_bulk_ids)
-        insert = "(session, seq, topic, kind, created, body) VALUES (?, ?, ?, ?, ?, ?)"
-        try:
-            with conn:
-                if rows:
-                    conn.executemany(f"INSERT INTO outbox {insert}", rows)
-                if bulk:
-                    conn.executemany(f"INSERT INTO bulk {insert}", bulk)
-                if bulk_deletes:
-                    conn.executemany("DELETE FROM bulk WHERE id = ?", bulk_deletes)
-                if states:
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO device_state (device_id, name, value) "
-                        "VALUES (?, ?, ?)",
-                        states,
-                    )
-                if deletes:
-                    conn.executemany("DELETE FROM outbox WHERE id = ?", deletes)
-                evicted = self._evict(conn, len(rows) - len(deletes))
-        except sqlite3.Error as exc:
-            log.error("outbox commit failed: %s", exc)
+        removed_rows = removed_bulk = 0
+        with conn:
             for op in ops:
-                _settle(op.future, exc)
-            return
+                for r in op.acks:
+                    sizes = conn.execute(
+                        "DELETE FROM outbox WHERE session = ? AND seq BETWEEN ? AND ? "
+                        "RETURNING length(body)",
+                        (r.session, r.first, r.last),
+                    ).fetchall()
+                    op.removed += len(sizes)
+                    removed_rows += len(sizes)
+                    usage.rows -= len(sizes)
+                    usage.bytes -= sum(n for (n,) in sizes)
+                for i in op.ack_bulk_ids:
+                    sizes = conn.execute(
+                        "DELETE FROM bulk WHERE id = ? RETURNING length(body)", (i,)
+                    ).fetchall()
+                    op.removed += len(sizes)
+                    removed_bulk += len(sizes)
+                    usage.rows -= len(sizes)
+                    usage.bytes -= sum(n for (n,) in sizes)
+            insert = "(session, seq, topic, kind, created, body) VALUES (?, ?, ?, ?, ?, ?)"
+            if rows:
+                conn.executemany(
+                    "INSERT INTO outbox (session, seq, topic, kind, created, body, priority) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            if bulk:
+                conn.executemany(f"INSERT INTO bulk {insert}", bulk)
+            if states:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO device_state (device_id, name, value) VALUES (?, ?, ?)",
+                    states,
+                )
+            evicted, fits = retention.evict(conn, usage, self.max_records, self.max_bytes)
+            if not fits and (rows or bulk):
+                raise OutboxFull(
+                    f"outbox full: {usage.rows} records / {usage.bytes} bytes of protected "
+                    f"records (caps {self.max_records} records, {self.max_bytes} bytes)"
+                )
         self.last_seq = seq
         self.commits += 1
-        self._depth += len(rows) - len(deletes) - evicted
-        self._bulk_depth += len(bulk) - len(bulk_deletes)
-        for op in ops:
-            _settle(op.future, None)
+        self._usage = usage
+        evicted_bulk = evicted.by_kind.get("disturbance_chunk", 0)
+        self._depth += len(rows) - removed_rows - (evicted.rows - evicted_bulk)
+        self._bulk_depth += len(bulk) - removed_bulk - evicted_bulk
+        if evicted.rows:
+            self.evicted += evicted.rows
+            for kind, n in evicted.by_kind.items():
+                self.evicted_by_kind[kind] = self.evicted_by_kind.get(kind, 0) + n
+            log.warning(
+                "outbox over its cap: evicted %d records (%d bytes): %s",
+                evicted.rows,
+                evicted.bytes,
+                ", ".join(f"{n} {k}" for k, n in sorted(evicted.by_kind.items())),
+            )
         if (rows or bulk) and self._loop is not None and self._new_rows is not None:
             self._loop.call_soon_threadsafe(self._new_rows.set)
-
-    def _evict(self, conn: sqlite3.Connection, growth: int) -> int:
-        excess = self._depth + growth - self.max_records
-        if excess <= 0:
-            return 0
-        placeholders = ",".join("?" * len(EVICTABLE_KINDS))
-        cur = conn.execute(
-            f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind IN "
-            f"({placeholders}) ORDER BY id LIMIT ?)",
-            (*EVICTABLE_KINDS, excess),
-        )
-        if cur.rowcount:
-            self.evicted += cur.rowcount
-            log.warning("outbox over its cap: evicted %d measurements", cur.rowcount)
-        return cur.rowcount
 
     def _fail_pending(self) -> None:
         while True:
@@ -345,14 +436,22 @@ class Outbox:
 
     # --- reading (event loop) ----------------------------------------------------------
 
-    def read(self, limit: int) -> list[Row]:
-        """The oldest `limit` rows, in order. Cheap (WAL readers never block the writer)."""
+    def read(self, limit: int, after_id: int = 0) -> list[Row]:
+        """The oldest `limit` rows after row `after_id`, in order. Cheap (WAL readers never
+        block the writer)."""
         assert self._reader is not None
         cur = self._reader.execute(
-            "SELECT id, session, seq, topic, kind, created, body FROM outbox ORDER BY id LIMIT ?",
-            (limit,),
+            "SELECT id, session, seq, topic, kind, created, body FROM outbox WHERE id > ? "
+            "ORDER BY id LIMIT ?",
+            (after_id, limit),
         )
         return [Row(*r) for r in cur.fetchall()]
+
+    def count_upto(self, row_id: int) -> int:
+        """Rows still held up to row `row_id` (those sent and not yet acknowledged)."""
+        assert self._reader is not None
+        cur = self._reader.execute("SELECT COUNT(*) FROM outbox WHERE id <= ?", (row_id,))
+        return int(cur.fetchone()[0])
 
     def read_bulk(self, limit: int = 1) -> list[Row]:
         """The oldest `limit` bulk rows, in order."""
@@ -363,12 +462,15 @@ class Outbox:
         )
         return [Row(*r) for r in cur.fetchall()]
 
-    async def wait_for_rows(self) -> None:
-        """Sleep until the writer commits new rows; callers bound it with a timeout."""
+    def expect_rows(self) -> None:
+        """Forget earlier wake-ups: call before reading, then `wait_for_rows`."""
         assert self._new_rows is not None, "bind_loop() first"
         self._new_rows.clear()
-        if self._depth > 0 or self._bulk_depth > 0:
-            return
+
+    async def wait_for_rows(self) -> None:
+        """Sleep until the writer commits new rows (since `expect_rows`); callers bound it
+        with a timeout."""
+        assert self._new_rows is not None, "bind_loop() first"
         await self._new_rows.wait()
 
     @property
@@ -384,8 +486,18 @@ class Outbox:
         return self._bulk_depth
 
     @property
+    def size_bytes(self) -> int:
+        """Bytes of records held, both lanes."""
+        return self._usage.bytes
+
+    @property
+    def fill(self) -> float:
+        """How full the outbox is: the larger of its rows' and its bytes' share of the cap."""
+        return max(self._usage.rows / self.max_records, self._usage.bytes / self.max_bytes)
+
+    @property
     def near_cap(self) -> bool:
-        return self._depth >= self.max_records * NEAR_CAP_FRACTION
+        return self.fill >= NEAR_CAP_FRACTION
 
     def oldest_age(self) -> float:
         assert self._reader is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 from agent.outbox_alarm import OutboxCapAlarm
 from agent.pipeline import Pipeline
 from gateway.outbox import Outbox, Pending
+from gateway.wire import AckRange
 
 CAP = 1000
 
@@ -19,9 +20,9 @@ def fill(box: Outbox, n: int) -> None:
 
 
 async def drain_to(box: Outbox, depth: int) -> None:
-    """Delete the oldest rows, as the forwarder does after PUBACK, down to `depth`."""
+    """Delete the oldest rows, as the center's acknowledgement does, down to `depth`."""
     rows = box.read(box.depth - depth)
-    await box.delete([r.id for r in rows])
+    await box.acknowledge([AckRange(session=r.session, first=r.seq, last=r.seq) for r in rows])
 
 
 def alarms(box: Outbox) -> list[dict[str, object]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from center import acks
 from gateway import wire
 from gateway.outbox import Outbox, Pending
 from gateway.uplink import TlsFiles, Uplink, UplinkSettings
@@ -74,14 +75,17 @@ def event(gateway_id: str, n: int) -> Pending:
 
 
 async def center_messages(broker: TlsMosquitto, pki: Pki, out: list[str]) -> None:
+    """The center's side: collect, and acknowledge end to end as the center does."""
     cert = pki.client("center")
     params = aiomqtt.TLSParameters(ca_certs=str(pki.ca), certfile=str(cert.cert),
                                    keyfile=str(cert.key))  # fmt: skip
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier="center-t",
-                              tls_params=params) as c:  # fmt: skip
+                              protocol=aiomqtt.ProtocolVersion.V5, tls_params=params) as c:  # fmt: skip
         await c.subscribe("relay/v1/#", qos=1)
         async for message in c.messages:
             out.append(str(message.topic))
+            for ack in acks.collect([(str(message.topic), bytes(message.payload))]):  # type: ignore[arg-type]
+                await c.publish(wire.ack_topic(ack.site, ack.gateway_id), acks.encode(ack), qos=1)
 
 
 async def test_a_gateway_delivers_over_tls_under_its_own_id(

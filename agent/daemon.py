@@ -157,10 +157,10 @@ class AgentDaemon:
         )
 
     async def _metrics(self, listen: str) -> None:
-        from agent.metrics import HELP, agent_samples, serve_metrics
+        from agent.metrics import HELP, agent_samples, health, serve_metrics
         from gateway.prometheus import render
 
-        await serve_metrics(listen, lambda: render(agent_samples(self), HELP))
+        await serve_metrics(listen, lambda: render(agent_samples(self), HELP), lambda: health(self))
 
     async def _watchdog(self, notifier: SystemdNotifier, interval: float) -> None:
         """Feed systemd's watchdog from the event loop, and only while the outbox writer

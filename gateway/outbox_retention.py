@@ -94,15 +94,21 @@ def evict(
 
     for cls in (MEASUREMENT, ROUTINE, BULK, REPORT):
         while over():
-            victims = _bulk_record(conn) if cls == BULK else _oldest(conn, cls, usage, max_rows)
-            if not victims:
+            candidates = _bulk_record(conn) if cls == BULK else _oldest(conn, cls, usage, max_rows)
+            if not candidates:
                 break
+            # Exactly as many as the caps need (a bulk record goes whole).
+            victims = []
+            for victim in candidates:
+                if not over() and cls != BULK:
+                    break
+                victims.append(victim)
+                usage.rows -= 1
+                usage.bytes -= victim[2]
             table = "bulk" if cls == BULK else "outbox"
             conn.executemany(f"DELETE FROM {table} WHERE id = ?", [(v[0],) for v in victims])
             for _, kind, size in victims:
                 out.add(kind, size)
-                usage.rows -= 1
-                usage.bytes -= size
     for kind, n in out.by_kind.items():
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "

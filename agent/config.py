@@ -91,13 +91,13 @@ class BrokerConfig(StrictModel):
     def _message_fits(cls, value: int) -> int:
         if value > wire.MAX_PAYLOAD_BYTES:
             raise ValueError(
-                f"at most {wire.MAX_PAYLOAD_BYTES}, the center's limit: larger messages "
-                f"would be rejected there (found: {value})"
+                f"expected at most {wire.MAX_PAYLOAD_BYTES} bytes, the center's limit "
+                f"(it rejects larger messages)"
             )
         if value < MIN_MESSAGE_BYTES:
             raise ValueError(
-                f"at least {MIN_MESSAGE_BYTES}, so that a disturbance record chunk fits "
-                f"(found: {value})"
+                f"expected at least {MIN_MESSAGE_BYTES} bytes, so that a disturbance "
+                f"record chunk fits in one message"
             )
         return value
 

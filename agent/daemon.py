@@ -160,7 +160,8 @@ class AgentDaemon:
         from agent.metrics import HELP, agent_samples, health, serve_metrics
         from gateway.prometheus import render
 
-        await serve_metrics(listen, lambda: render(agent_samples(self), HELP), lambda: health(self))
+        page = lambda: render(agent_samples(self), HELP)  # noqa: E731
+        await serve_metrics(listen, page, lambda: health(self.outbox))
 
     async def _watchdog(self, notifier: SystemdNotifier, interval: float) -> None:
         """Feed systemd's watchdog from the event loop, and only while the outbox writer

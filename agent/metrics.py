@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gateway.outbox import Outbox
 from gateway.prometheus import CONTENT_TYPE, Sample
 
 if TYPE_CHECKING:
@@ -58,7 +59,17 @@ def agent_samples(daemon: AgentDaemon) -> list[Sample]:
         samples.append(("relay_agent_records_acknowledged_total", {}, forwarder.acked))
         samples.append(("relay_agent_records_unacknowledged", {}, forwarder.unacked))
         samples.append(("relay_agent_ack_timeouts_total", {}, forwarder.resends))
-    box = daemon.outbox
+    samples.extend(outbox_samples(daemon.outbox))
+    if pipeline is not None:
+        for device_id, status in sorted(pipeline.status.items()):
+            up = -1 if status.link_up is None else int(status.link_up)
+            samples.append(("relay_agent_link_up", {"device": device_id}, up))
+    samples.extend(supervisor_samples(daemon))
+    return samples
+
+
+def outbox_samples(box: Outbox) -> list[Sample]:
+    samples: list[Sample] = []
     samples.append(("relay_agent_outbox_depth", {}, box.depth))
     samples.append(("relay_agent_outbox_oldest_age_seconds", {}, box.oldest_age()))
     samples.append(("relay_agent_outbox_bulk_depth", {}, box.bulk_depth))
@@ -69,10 +80,11 @@ def agent_samples(daemon: AgentDaemon) -> list[Sample]:
     samples.append(("relay_agent_outbox_refused_total", {}, box.refused))
     for kind, n in sorted(box.evicted_by_kind.items()):
         samples.append(("relay_agent_outbox_evicted_total", {"kind": kind}, n))
-    if pipeline is not None:
-        for device_id, status in sorted(pipeline.status.items()):
-            up = -1 if status.link_up is None else int(status.link_up)
-            samples.append(("relay_agent_link_up", {"device": device_id}, up))
+    return samples
+
+
+def supervisor_samples(daemon: AgentDaemon) -> list[Sample]:
+    samples: list[Sample] = []
     for sup in daemon.supervisors:
         samples.append(
             ("relay_agent_link_restarts_total", {"link": sup.plan.key}, sup.status.restarts)
@@ -92,10 +104,9 @@ def agent_samples(daemon: AgentDaemon) -> list[Sample]:
     return samples
 
 
-def health(daemon: AgentDaemon) -> str | None:
+def health(box: Outbox) -> str | None:
     """Why the agent is unhealthy, or None. An outbox that cannot store is: its devices are
     no longer acknowledged (they keep their events) until it can again."""
-    box = daemon.outbox
     if box.unavailable is not None:
         return f"outbox cannot store since {box.unavailable_since:.0f} (unix): {box.unavailable}"
     if not box.writer_alive:

@@ -5,8 +5,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from gateway import wire
-from gateway.outbox import Outbox, Pending
 from gateway.forwarder import pack
+from gateway.outbox import Outbox, Pending
 from gateway.uplink import Uplink, UplinkSettings
 from tests.support.collector import Collector
 from tests.support.mosquitto import Mosquitto

@@ -80,11 +80,12 @@ async def center_messages(broker: TlsMosquitto, pki: Pki, out: list[str]) -> Non
     params = aiomqtt.TLSParameters(ca_certs=str(pki.ca), certfile=str(cert.cert),
                                    keyfile=str(cert.key))  # fmt: skip
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier="center-t",
-                              protocol=aiomqtt.ProtocolVersion.V5, tls_params=params) as c:  # fmt: skip
+                              tls_params=params) as c:  # fmt: skip
         await c.subscribe("relay/v1/#", qos=1)
         async for message in c.messages:
             out.append(str(message.topic))
-            for ack in acks.collect([(str(message.topic), bytes(message.payload))]):  # type: ignore[arg-type]
+            payload = bytes(message.payload)  # type: ignore[arg-type]
+            for ack in acks.collect([(str(message.topic), payload)]):
                 await c.publish(wire.ack_topic(ack.site, ack.gateway_id), acks.encode(ack), qos=1)
 
 

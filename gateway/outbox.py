@@ -33,124 +33,27 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import outbox_retention as retention
 from gateway.outbox_retention import OutboxFull, Usage
+from gateway.outbox_rows import (
+    INDEXES,
+    SCHEMA,
+    OutboxClosed,
+    Pending,
+    Row,
+    StateUpdate,
+    WriteOp,
+    settle,
+)
 from gateway.wire import AckRange
 
-__all__ = ["Outbox", "OutboxFull", "Pending", "Row", "StateUpdate"]
+__all__ = ["Outbox", "OutboxClosed", "OutboxFull", "Pending", "Row", "StateUpdate"]
 
 log = logging.getLogger(__name__)
 
 NEAR_CAP_FRACTION = 0.9
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    session INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    created REAL NOT NULL,
-    body BLOB NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 4
-);
-DROP INDEX IF EXISTS outbox_kind;
-CREATE TABLE IF NOT EXISTS bulk (
-    id INTEGER PRIMARY KEY,
-    session INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    created REAL NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bulk_record ON bulk (session, seq);
-CREATE TABLE IF NOT EXISTS device_state (
-    device_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (device_id, name)
-);
-"""
-
-
-class OutboxClosed(RuntimeError):
-    """The outbox was closed while a caller waited."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A record on its way in: its topic, kind and JSON body without session/seq. A
-    `bulk` record is a part of the main record before it (see the module docstring)."""
-
-    topic: str
-    kind: str
-    body: bytes
-    bulk: bool = False
-    priority: int | None = None  # eviction class; None: from the kind alone
-
-
-@dataclass(frozen=True, slots=True)
-class StateUpdate:
-    """A small per-device value committed atomically with records (e.g. the hash of the
-    last settings snapshot sent), so a restart neither resends nor forgets it."""
-
-    device_id: str
-    name: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    id: int
-    session: int
-    seq: int
-    topic: str
-    kind: str
-    created: float
-    body: bytes
-
-
-def _settle(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
-    """Wake a caller. An awaiting caller may have been cancelled meanwhile (its future is
-    then done): that must not stop the writer from waking the rest of the group."""
-    if future.done():
-        return
-    try:
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled between the check and the set
-
-
-class _Op:
-    __slots__ = ("ack_bulk_ids", "acks", "future", "records", "removed", "state")
-
-    def __init__(
-        self,
-        records: Sequence[Pending] = (),
-        state: Sequence[StateUpdate] = (),
-        acks: Sequence[AckRange] = (),
-        ack_bulk_ids: Sequence[int] = (),
-    ) -> None:
-        self.records = records
-        self.state = state
-        self.acks = acks
-        self.ack_bulk_ids = ack_bulk_ids
-        self.removed = 0
-        self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-
-_INDEXES = """
-CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (priority, id);
-CREATE INDEX IF NOT EXISTS outbox_record ON outbox (session, seq);
-"""
 
 
 class Outbox:
@@ -178,7 +81,7 @@ class Outbox:
         self._depth = 0
         self._bulk_depth = 0
         self._usage = Usage()
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[WriteOp | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
         self._new_rows: asyncio.Event | None = None
@@ -192,9 +95,9 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         with conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             retention.migrate(conn)
-            conn.executescript(_INDEXES)
+            conn.executescript(INDEXES)
             row = conn.execute("SELECT value FROM meta WHERE key = 'session'").fetchone()
             self.session = (int(row[0]) if row else 0) + 1
             conn.execute(
@@ -249,7 +152,7 @@ class Outbox:
             raise OutboxClosed(str(self.path))
         if records and records[0].bulk:
             raise ValueError("a bulk record must follow the main record it is part of")
-        op = _Op(records, state)
+        op = WriteOp(records, state)
         self._queue.put(op)
         return op.future
 
@@ -270,7 +173,7 @@ class Outbox:
     ) -> int:
         """Remove what the center has stored: main rows by (session, seq) ranges, bulk rows
         by id. Returns how many rows went (already gone ones are not counted)."""
-        op = _Op(acks=ranges, ack_bulk_ids=bulk_ids)
+        op = WriteOp(acks=ranges, ack_bulk_ids=bulk_ids)
         self._queue.put(op)
         await asyncio.wrap_future(op.future)
         return op.removed
@@ -309,7 +212,7 @@ class Outbox:
             self._fail_pending()
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
+    def _commit(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
         """Commit a group; if it cannot be stored, fail the appends and commit the rest
         (acknowledgements free space, so they must still go through when full)."""
         try:
@@ -317,12 +220,9 @@ class Outbox:
         except (sqlite3.Error, OutboxFull) as exc:
             appends = [op for op in ops if op.records]
             others = [op for op in ops if not op.records]
-            full = isinstance(exc, OutboxFull) or getattr(exc, "sqlite_errorcode", 0) == 13
-            error: BaseException = (
-                (exc if isinstance(exc, OutboxFull) else OutboxFull(f"disk full: {exc}"))
-                if full
-                else exc
-            )
+            error: BaseException = exc
+            if getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL:
+                error = OutboxFull(f"disk full: {exc}")
             if appends:
                 self._refuse(appends, error)
             if others and appends:
@@ -330,15 +230,15 @@ class Outbox:
             elif others:
                 log.error("outbox commit failed: %s", exc)
                 for op in others:
-                    _settle(op.future, exc)
+                    settle(op.future, exc)
             return
         if any(op.records for op in ops) and self.unavailable is not None:
             log.warning("outbox stores again (after %d records refused)", self.refused)
             self.unavailable = self.unavailable_since = None
         for op in ops:
-            _settle(op.future, None)
+            settle(op.future, None)
 
-    def _refuse(self, ops: list[_Op], error: BaseException) -> None:
+    def _refuse(self, ops: list[WriteOp], error: BaseException) -> None:
         n = sum(len(op.records) for op in ops)
         self.refused += n
         if self.unavailable is None:
@@ -346,9 +246,9 @@ class Outbox:
             log.error("outbox cannot store: %s; devices are not acknowledged", error)
         self.unavailable = str(error)
         for op in ops:
-            _settle(op.future, error)
+            settle(op.future, error)
 
-    def _transaction(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
+    def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
         now = time.time()
         rows, bulk = [], []
         states: list[tuple[str, str, str]] = []
@@ -368,24 +268,12 @@ class Outbox:
         removed_rows = removed_bulk = 0
         with conn:
             for op in ops:
-                for r in op.acks:
-                    sizes = conn.execute(
-                        "DELETE FROM outbox WHERE session = ? AND seq BETWEEN ? AND ? "
-                        "RETURNING length(body)",
-                        (r.session, r.first, r.last),
-                    ).fetchall()
-                    op.removed += len(sizes)
-                    removed_rows += len(sizes)
-                    usage.rows -= len(sizes)
-                    usage.bytes -= sum(n for (n,) in sizes)
-                for i in op.ack_bulk_ids:
-                    sizes = conn.execute(
-                        "DELETE FROM bulk WHERE id = ? RETURNING length(body)", (i,)
-                    ).fetchall()
-                    op.removed += len(sizes)
-                    removed_bulk += len(sizes)
-                    usage.rows -= len(sizes)
-                    usage.bytes -= sum(n for (n,) in sizes)
+                main, bulk_removed = retention.remove_acknowledged(
+                    conn, op.acks, op.ack_bulk_ids, usage
+                )
+                op.removed = main + bulk_removed
+                removed_rows += main
+                removed_bulk += bulk_removed
             insert = "(session, seq, topic, kind, created, body) VALUES (?, ?, ?, ?, ?, ?)"
             if rows:
                 conn.executemany(
@@ -432,7 +320,7 @@ class Outbox:
             except queue.Empty:
                 return
             if op is not None:
-                _settle(op.future, OutboxClosed(str(self.path)))
+                settle(op.future, OutboxClosed(str(self.path)))
 
     # --- reading (event loop) ----------------------------------------------------------
 

@@ -23,7 +23,10 @@ the `meta` table, in the same transaction, so the count survives a crash exactly
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from gateway.wire import AckRange
 
 MEASUREMENT, ROUTINE, BULK, REPORT, PROTECTED = range(5)
 CLASS_NAMES = ("measurement", "routine", "bulk", "report", "protected")
@@ -141,6 +144,27 @@ def _bulk_record(conn: sqlite3.Connection) -> list[tuple[int, str, int]]:
         "SELECT id, kind, length(body) FROM bulk WHERE session = ? AND seq = ?", first
     )
     return [(int(i), str(k), int(n)) for i, k, n in cur.fetchall()]
+
+
+def remove_acknowledged(
+    conn: sqlite3.Connection, ranges: Sequence[AckRange], bulk_ids: Sequence[int], usage: Usage
+) -> tuple[int, int]:
+    """Delete what the center acknowledged, within the open transaction: main rows by
+    (session, seq) ranges, bulk rows by id. Returns (main, bulk) rows removed (ids already
+    gone count for nothing); `usage` is updated in place."""
+    removed = [0, 0]
+    queries: list[tuple[str, list[tuple[int, ...]]]] = [
+        ("DELETE FROM outbox WHERE session = ? AND seq BETWEEN ? AND ? RETURNING length(body)",
+         [(r.session, r.first, r.last) for r in ranges]),
+        ("DELETE FROM bulk WHERE id = ? RETURNING length(body)", [(i,) for i in bulk_ids]),
+    ]  # fmt: skip
+    for lane, (query, params) in enumerate(queries):
+        for args in params:
+            sizes = conn.execute(query, args).fetchall()
+            removed[lane] += len(sizes)
+            usage.rows -= len(sizes)
+            usage.bytes -= sum(n for (n,) in sizes)
+    return removed[0], removed[1]
 
 
 def evicted_totals(conn: sqlite3.Connection) -> dict[str, int]:

@@ -4,6 +4,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import aiomqtt
+
 from gateway import wire
 from gateway.forwarder import pack
 from gateway.outbox import Outbox, Pending
@@ -127,3 +129,47 @@ async def test_broker_restart_mid_stream_loses_nothing_and_keeps_order(
         # last copy of each record arrives in order.
         last_seen = list(reversed(dict.fromkeys(reversed(seqs))))
         assert last_seen == sorted(last_seen)
+
+
+async def acknowledge(broker: Mosquitto, messages: list[tuple[str, bytes]]) -> None:
+    """What the center does after its commit (center/acks.py)."""
+    from center import acks
+
+    async with aiomqtt.Client(broker.host, broker.port) as center:
+        for ack in acks.collect(messages):
+            topic = wire.ack_topic(ack.site, ack.gateway_id)
+            await center.publish(topic, acks.encode(ack), qos=1)
+
+
+async def test_records_the_broker_took_stay_until_the_center_acknowledges_them(
+    outbox: Outbox, mosquitto: Mosquitto
+) -> None:
+    async with Collector(mosquitto.host, mosquitto.port, acknowledge=False) as sub:
+        await outbox.append([event("d1", n) for n in range(50)])
+        async with running_uplink(outbox, mosquitto, max_records_per_message=20) as uplink:
+            await sub.wait_for(lambda c: len(c.of_kind("event")) == 50, what="50 events")
+            await sub.wait_for(lambda c: uplink.stats.records_published == 50, what="PUBACKs")
+            assert outbox.depth == 50  # every PUBACK is in: still kept
+            records = [m for m in sub.messages if "/event/" in m[0]]
+            await acknowledge(mosquitto, records[:1])  # the first message's 20 records
+            await sub.wait_for(lambda c: outbox.depth == 30, what="the acknowledged 20 gone")
+            assert [r.seq for r in outbox.read(100)] == list(range(21, 51))
+            await acknowledge(mosquitto, records)
+            await sub.wait_for(lambda c: outbox.depth == 0, what="all acknowledged")
+            assert uplink.forwarder.acked == 50 and uplink.forwarder.resends == 0
+
+
+async def test_unacknowledged_records_are_sent_again_in_order_after_the_ack_timeout(
+    outbox: Outbox, mosquitto: Mosquitto
+) -> None:
+    async with Collector(mosquitto.host, mosquitto.port, acknowledge=False) as sub:
+        await outbox.append([event("d1", n) for n in range(10)])
+        async with running_uplink(outbox, mosquitto, ack_timeout_s=0.5) as uplink:
+            await sub.wait_for(
+                lambda c: len(c.of_kind("event")) >= 30, what="three rounds", timeout=30
+            )
+            assert uplink.forwarder.resends >= 2
+            seqs = [e.seq for e in sub.of_kind("event")]
+            assert seqs[:30] == list(range(1, 11)) * 3  # each round whole, in order
+            await acknowledge(mosquitto, [m for m in sub.messages if "/event/" in m[0]])
+            await sub.wait_for(lambda c: outbox.depth == 0, what="acknowledged")

@@ -152,7 +152,14 @@ class AgentDaemon:
             outbox_depth=self.outbox.depth,
             outbox_oldest_age_s=self.outbox.oldest_age(),
             links={d: bool(s.link_up) for d, s in self.pipeline.status.items()},
-            counters={**self.pipeline.counters, "outbox_bulk_depth": self.outbox.bulk_depth},
+            counters={
+                **self.pipeline.counters,
+                "outbox_bulk_depth": self.outbox.bulk_depth,
+                "outbox_bytes": self.outbox.size_bytes,
+                "outbox_evicted": self.outbox.evicted,
+                "outbox_refused": self.outbox.refused,
+                "records_acknowledged": self.uplink.forwarder.acked if self.uplink else 0,
+            },
             health_interval_s=self.config.agent.health_interval_s,
         )
 

@@ -96,7 +96,7 @@ class Forwarder:
         self.outbox = outbox
         self.settings = settings
         self.batch_topic = batch_topic
-        self.cursor = 0  # the highest main row id sent on this connection
+        self.cursor = (0, 0)  # the (session, seq) of the last main row sent on this connection
         self.bulk_in_flight: tuple[tuple[int, int, int], int] | None = None  # key, row id
         self.acked = 0  # rows the center acknowledged (this process)
         self.resends = 0  # times unacknowledged rows were sent again after a timeout
@@ -109,12 +109,12 @@ class Forwarder:
     @property
     def unacked(self) -> int:
         """Rows sent on this connection and not yet acknowledged (bulk included)."""
-        held = self.outbox.count_upto(self.cursor) if self.cursor else 0
+        held = self.outbox.count_upto(self.cursor) if self.cursor != (0, 0) else 0
         return held + (1 if self.bulk_in_flight else 0)
 
     def rewind(self) -> None:
         """Send every unacknowledged row again, from the oldest (a new connection)."""
-        self.cursor = 0
+        self.cursor = (0, 0)
         self.bulk_in_flight = None
         self._last_progress = time.monotonic()
 
@@ -151,7 +151,7 @@ class Forwarder:
                 await asyncio.gather(
                     *(self._send(publish, t, p, len(r), gate) for t, r, p in messages)
                 )
-                self.cursor = rows[-1].id
+                self.cursor = (rows[-1].session, rows[-1].seq)
                 continue
             if room > 0 and self.bulk_in_flight is None and await self._send_bulk(publish):
                 continue

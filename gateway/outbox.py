@@ -324,21 +324,24 @@ class Outbox:
 
     # --- reading (event loop) ----------------------------------------------------------
 
-    def read(self, limit: int, after_id: int = 0) -> list[Row]:
-        """The oldest `limit` rows after row `after_id`, in order. Cheap (WAL readers never
-        block the writer)."""
+    def read(self, limit: int, after: tuple[int, int] = (0, 0)) -> list[Row]:
+        """The oldest `limit` rows after record id `after` (session, seq), in order. By id,
+        not by row id: SQLite reuses row ids once the table is empty. Cheap (WAL readers
+        never block the writer)."""
         assert self._reader is not None
         cur = self._reader.execute(
-            "SELECT id, session, seq, topic, kind, created, body FROM outbox WHERE id > ? "
-            "ORDER BY id LIMIT ?",
-            (after_id, limit),
+            "SELECT id, session, seq, topic, kind, created, body FROM outbox "
+            "WHERE (session, seq) > (?, ?) ORDER BY session, seq LIMIT ?",
+            (*after, limit),
         )
         return [Row(*r) for r in cur.fetchall()]
 
-    def count_upto(self, row_id: int) -> int:
-        """Rows still held up to row `row_id` (those sent and not yet acknowledged)."""
+    def count_upto(self, last: tuple[int, int]) -> int:
+        """Rows still held up to record id `last` (those sent and not yet acknowledged)."""
         assert self._reader is not None
-        cur = self._reader.execute("SELECT COUNT(*) FROM outbox WHERE id <= ?", (row_id,))
+        cur = self._reader.execute(
+            "SELECT COUNT(*) FROM outbox WHERE (session, seq) <= (?, ?)", last
+        )
         return int(cur.fetchone()[0])
 
     def read_bulk(self, limit: int = 1) -> list[Row]:

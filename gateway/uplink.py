@@ -139,6 +139,7 @@ class Uplink:
         self.client: aiomqtt.Client | None = None
         self._connection = 0
         self._refusals: list[str] = []
+        self._acks: set[asyncio.Future[None]] = set()
         # The forwarding settings, by name, from the uplink's.
         forward = {f.name: getattr(settings, f.name) for f in fields(ForwardSettings)}
         self.forwarder = Forwarder(
@@ -322,7 +323,11 @@ class Uplink:
     async def _dispatch(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             if message.topic.matches(self.ack_topic):
-                await self._on_ack(message)
+                # Not awaited one by one: acknowledgements that arrive together are deleted
+                # in one outbox commit (the writer groups what is pending).
+                task = asyncio.ensure_future(self._on_ack(message))
+                self._acks.add(task)
+                task.add_done_callback(self._acks.discard)
                 continue
             for topic_filter, handler in self.subscriptions.items():
                 if message.topic.matches(topic_filter):
@@ -341,7 +346,10 @@ class Uplink:
         if (ack.site, ack.gateway_id) != (self.settings.site, self.settings.gateway_id):
             log.warning("acknowledgement for %s/%s ignored", ack.site, ack.gateway_id)
             return
-        await self.forwarder.on_ack(ack)
+        try:
+            await self.forwarder.on_ack(ack)
+        except Exception:  # the outbox closing under it; the record is re-sent and re-acked
+            log.exception("acknowledgement not applied")
         self.stats.records_acknowledged = self.forwarder.acked
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:

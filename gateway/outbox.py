@@ -1,26 +1,21 @@
 """The durable outbox: SQLite in WAL mode, group commits, drained in order.
 
-Every record the agent makes is appended here before anything is acknowledged to a device,
-and leaves only once the center says it has stored it (`wire.Ack`, end to end): a broker's
-PUBACK proves nothing, since a broker killed with its queue loses it. One writer thread
-owns all writes: appends from any thread (c104 receive threads, the event loop) are
-queued, and the writer commits everything pending in one transaction, then wakes every
-caller whose rows it held. Under load this amortises the commit (DOMAIN.md §9: 17.7k
-rows/s one per commit vs 121k in groups) without delaying a lone event.
+Every record is appended here before its device is acknowledged, and leaves only once the
+center says it stored it (`wire.Ack`): a broker killed with its queue loses it, so its
+PUBACK proves nothing. One writer thread owns all writes: appends from any thread are
+queued, committed together in one transaction, and their callers woken (measured: 17.7k
+rows/s with a commit per row, 121k in groups), without delaying a lone event. `session`
+(+1 per `open()`) and `seq` (from 1) are assigned in commit order, so drain order is seq
+order.
 
-Ids: `session` is bumped once per `open()`, `seq` counts from 1 within the session, both
-assigned by the writer in commit order, so drain order equals seq order.
+Bounded in rows and bytes: gateway/outbox_retention.py says what is evicted first and
+what never is. When nothing more fits (or the disk is full) appends raise `OutboxFull`
+and `unavailable` says why, until an append as large as the largest refused one, or a
+`probe` of that size, succeeds. `near_cap` tells agent/outbox_alarm.py when to alarm.
 
-Bounded size, in rows and in bytes: gateway/outbox_retention.py says what is evicted
-first and what never is; when nothing more fits (or the disk is full) appends raise
-`OutboxFull`, and `unavailable` says why until a commit succeeds again. `near_cap` tells
-agent/outbox_alarm.py when to raise its alarm.
-
-Two lanes. Bulk rows (the chunks of a disturbance record, up to a few MB) live in their own
-table, which the forwarder drains only while the main table has nothing unsent, one row at
-a time: a trip appended behind a large record still leaves before the record's remaining
-chunks. A bulk row is part of the main record appended just before it in the same call,
-and carries that record's `session` and `seq`.
+Bulk rows (disturbance record chunks) live in their own table, drained one at a time only
+while the main table has nothing unsent, so a trip never waits behind a whole record. A
+bulk row is part of the main record appended just before it and carries its session/seq.
 """
 
 from __future__ import annotations
@@ -36,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import outbox_retention as retention
+from gateway.outbox_reads import OutboxReads
 from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
     INDEXES,
@@ -56,7 +52,7 @@ log = logging.getLogger(__name__)
 NEAR_CAP_FRACTION = 0.9
 
 
-class Outbox:
+class Outbox(OutboxReads):
     def __init__(
         self,
         path: Path,
@@ -78,6 +74,7 @@ class Outbox:
         self.refused = 0  # records refused because nothing more could be stored
         self.unavailable: str | None = None  # why the last append could not be stored
         self.unavailable_since: float | None = None
+        self._refused_bytes = 0
         self._depth = 0
         self._bulk_depth = 0
         self._usage = Usage()
@@ -178,6 +175,17 @@ class Outbox:
         await asyncio.wrap_future(op.future)
         return op.removed
 
+    async def probe(self) -> bool:
+        """While `unavailable`: try to write as much as the last refused append held; True
+        once the outbox stores again (the disk has room, the caps are not full of
+        protected records)."""
+        if self.unavailable is None:
+            return True
+        op = WriteOp(probe=True)
+        self._queue.put(op)
+        await asyncio.wrap_future(op.future)
+        return self.unavailable is None
+
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         last_commit = 0.0
         try:
@@ -212,9 +220,39 @@ class Outbox:
             self._fail_pending()
             conn.close()
 
+    def _probe(self, conn: sqlite3.Connection, op: WriteOp) -> None:
+        """Commit, then remove, a blob the size of the last refused append: only a write
+        that needs the room tells whether the disk (or SQLite's page limit) has it."""
+        try:
+            with conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))",
+                    (self._refused_bytes,),
+                )
+            with conn:
+                conn.execute("DELETE FROM meta WHERE key = 'probe'")
+        except sqlite3.Error as exc:
+            log.debug("outbox probe: %s", exc)
+        else:
+            if self.fill < 1.0:
+                self._available()
+        settle(op.future, None)
+
+    def _available(self) -> None:
+        if self.unavailable is not None:
+            log.warning("outbox stores again (after %d records refused)", self.refused)
+        self.unavailable = self.unavailable_since = None
+        self._refused_bytes = 0
+
     def _commit(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
         """Commit a group; if it cannot be stored, fail the appends and commit the rest
         (acknowledgements free space, so they must still go through when full)."""
+        for op in ops:
+            if op.probe:
+                self._probe(conn, op)
+        ops = [op for op in ops if not op.probe]
+        if not ops:
+            return
         try:
             self._transaction(conn, ops)
         except (sqlite3.Error, OutboxFull) as exc:
@@ -232,15 +270,18 @@ class Outbox:
                 for op in others:
                     settle(op.future, exc)
             return
-        if any(op.records for op in ops) and self.unavailable is not None:
-            log.warning("outbox stores again (after %d records refused)", self.refused)
-            self.unavailable = self.unavailable_since = None
+        # Stores again only once an append as large as the largest one refused went in:
+        # a disk with room for a small alarm but not for a device's batch is still full.
+        stored = sum(len(r.body) for op in ops for r in op.records)
+        if stored and stored >= self._refused_bytes:
+            self._available()
         for op in ops:
             settle(op.future, None)
 
     def _refuse(self, ops: list[WriteOp], error: BaseException) -> None:
-        n = sum(len(op.records) for op in ops)
-        self.refused += n
+        self.refused += sum(len(op.records) for op in ops)
+        size = sum(len(r.body) for op in ops for r in op.records)
+        self._refused_bytes = max(self._refused_bytes, size)
         if self.unavailable is None:
             self.unavailable_since = time.time()
             log.error("outbox cannot store: %s; devices are not acknowledged", error)
@@ -324,35 +365,6 @@ class Outbox:
 
     # --- reading (event loop) ----------------------------------------------------------
 
-    def read(self, limit: int, after: tuple[int, int] = (0, 0)) -> list[Row]:
-        """The oldest `limit` rows after record id `after` (session, seq), in order. By id,
-        not by row id: SQLite reuses row ids once the table is empty. Cheap (WAL readers
-        never block the writer)."""
-        assert self._reader is not None
-        cur = self._reader.execute(
-            "SELECT id, session, seq, topic, kind, created, body FROM outbox "
-            "WHERE (session, seq) > (?, ?) ORDER BY session, seq LIMIT ?",
-            (*after, limit),
-        )
-        return [Row(*r) for r in cur.fetchall()]
-
-    def count_upto(self, last: tuple[int, int]) -> int:
-        """Rows still held up to record id `last` (those sent and not yet acknowledged)."""
-        assert self._reader is not None
-        cur = self._reader.execute(
-            "SELECT COUNT(*) FROM outbox WHERE (session, seq) <= (?, ?)", last
-        )
-        return int(cur.fetchone()[0])
-
-    def read_bulk(self, limit: int = 1) -> list[Row]:
-        """The oldest `limit` bulk rows, in order."""
-        assert self._reader is not None
-        cur = self._reader.execute(
-            "SELECT id, session, seq, topic, kind, created, body FROM bulk ORDER BY id LIMIT ?",
-            (limit,),
-        )
-        return [Row(*r) for r in cur.fetchall()]
-
     def expect_rows(self) -> None:
         """Forget earlier wake-ups: call before reading, then `wait_for_rows`."""
         assert self._new_rows is not None, "bind_loop() first"
@@ -389,14 +401,3 @@ class Outbox:
     @property
     def near_cap(self) -> bool:
         return self.fill >= NEAR_CAP_FRACTION
-
-    def oldest_age(self) -> float:
-        assert self._reader is not None
-        row = self._reader.execute("SELECT MIN(created) FROM outbox").fetchone()
-        return max(0.0, time.time() - row[0]) if row and row[0] is not None else 0.0
-
-    def device_state(self) -> dict[tuple[str, str], str]:
-        """Every saved per-device value, e.g. last snapshot hashes."""
-        assert self._reader is not None
-        cur = self._reader.execute("SELECT device_id, name, value FROM device_state")
-        return {(d, n): v for d, n, v in cur.fetchall()}

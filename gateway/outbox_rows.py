@@ -94,7 +94,7 @@ def settle(future: concurrent.futures.Future[None], error: BaseException | None)
 
 
 class WriteOp:
-    __slots__ = ("ack_bulk_ids", "acks", "future", "records", "removed", "state")
+    __slots__ = ("ack_bulk_ids", "acks", "future", "probe", "records", "removed", "state")
 
     def __init__(
         self,
@@ -102,7 +102,9 @@ class WriteOp:
         state: Sequence[StateUpdate] = (),
         acks: Sequence[AckRange] = (),
         ack_bulk_ids: Sequence[int] = (),
+        probe: bool = False,
     ) -> None:
+        self.probe = probe  # a write to learn whether the outbox stores again
         self.records = records
         self.state = state
         self.acks = acks

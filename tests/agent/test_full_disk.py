@@ -1,5 +1,6 @@
 """A full disk under the outbox: nothing received is acknowledged to the relay while it
-lasts, /healthz and the metrics say so, and once space returns every event is stored.
+lasts, its link is held down rather than flapping, /healthz and the metrics say so, and
+once space returns every event is stored.
 
 The disk is a real one: a 2 MiB tmpfs mounted for the test, when the test may mount (root
 with CAP_SYS_ADMIN, as in CI's container and on a developer's VM). Where it may not, the
@@ -41,9 +42,9 @@ class PageLimitedOutbox(Outbox):
 
     pages = 0
 
-    def _transaction(self, conn: sqlite3.Connection, ops: list[Any]) -> None:
+    def _commit(self, conn: sqlite3.Connection, ops: list[Any]) -> None:
         conn.execute(f"PRAGMA max_page_count = {self.pages or 1_073_741_823}")
-        super()._transaction(conn, ops)
+        super()._commit(conn, ops)
 
 
 @pytest.fixture
@@ -114,7 +115,11 @@ async def test_a_full_disk_acknowledges_nothing_and_loses_nothing(
                 fields={"value": value},
             )
         await wait_until(lambda: box.unavailable is not None, 30, "the outbox to refuse")
-        await asyncio.sleep(1.0)  # the driver retries meanwhile (the supervisor's backoff)
+        await wait_until(lambda: not supervisor.status.running, 30, "the link held down")
+        restarts = supervisor.status.restarts
+        await asyncio.sleep(2.0)  # backoff 0.1-0.5 s: a flapping link would restart meanwhile
+        assert supervisor.status.restarts == restarts, "the link flapped while full"
+        assert not supervisor.status.running
         assert position.read_text() == before, "the relay was acknowledged while full"
         assert health(box) is not None and "cannot store" in str(health(box))
         metrics = {name: value for name, _, value in outbox_samples(box)}

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import outbox_retention as retention
-from gateway.outbox_reads import OutboxReads
+from gateway.outbox_reads import NEAR_CAP_FRACTION, OutboxReads
 from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
     INDEXES,
@@ -45,11 +45,17 @@ from gateway.outbox_rows import (
 )
 from gateway.wire import AckRange
 
-__all__ = ["Outbox", "OutboxClosed", "OutboxFull", "Pending", "Row", "StateUpdate"]
+__all__ = [
+    "NEAR_CAP_FRACTION",
+    "Outbox",
+    "OutboxClosed",
+    "OutboxFull",
+    "Pending",
+    "Row",
+    "StateUpdate",
+]
 
 log = logging.getLogger(__name__)
-
-NEAR_CAP_FRACTION = 0.9
 
 
 class Outbox(OutboxReads):
@@ -387,17 +393,3 @@ class Outbox(OutboxReads):
     @property
     def bulk_depth(self) -> int:
         return self._bulk_depth
-
-    @property
-    def size_bytes(self) -> int:
-        """Bytes of records held, both lanes."""
-        return self._usage.bytes
-
-    @property
-    def fill(self) -> float:
-        """How full the outbox is: the larger of its rows' and its bytes' share of the cap."""
-        return max(self._usage.rows / self.max_records, self._usage.bytes / self.max_bytes)
-
-    @property
-    def near_cap(self) -> bool:
-        return self.fill >= NEAR_CAP_FRACTION

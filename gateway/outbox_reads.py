@@ -6,13 +6,19 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from gateway.outbox_retention import Usage
 from gateway.outbox_rows import Row
+
+NEAR_CAP_FRACTION = 0.9
 
 
 class OutboxReads:
-    """Mixed into `Outbox`, which opens `_reader`."""
+    """Mixed into `Outbox`, which opens `_reader` and keeps `_usage` and the caps."""
 
     _reader: sqlite3.Connection | None
+    _usage: Usage
+    max_records: int
+    max_bytes: int
 
     def read(self, limit: int, after: tuple[int, int] = (0, 0)) -> list[Row]:
         """The oldest `limit` rows after record id `after` (session, seq), in order. By id,
@@ -53,3 +59,17 @@ class OutboxReads:
         assert self._reader is not None
         cur = self._reader.execute("SELECT device_id, name, value FROM device_state")
         return {(d, n): v for d, n, v in cur.fetchall()}
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of records held, both lanes."""
+        return self._usage.bytes
+
+    @property
+    def fill(self) -> float:
+        """How full the outbox is: the larger of its rows' and its bytes' share of the cap."""
+        return max(self._usage.rows / self.max_records, self._usage.bytes / self.max_bytes)
+
+    @property
+    def near_cap(self) -> bool:
+        return self.fill >= NEAR_CAP_FRACTION

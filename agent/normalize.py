@@ -1,9 +1,10 @@
 """Observations to records: pure functions, no I/O.
 
 The profile gives a point its meaning (name, kind, severity, phase); the observation gives
-value, quality, device time and cause, which are copied as received, never cleaned. Where
-the device's own record names the phase or says raised/cleared (a Modbus ring record's
-phase and state fields), that wins over the profile's fixed reading.
+value, quality, device time and cause (why it was reported, and the protocol's own cause of
+transmission), which are copied as received, never cleaned. Where the device's own record
+names the phase or says raised/cleared (a Modbus ring record's phase and state fields),
+that wins over the profile's fixed reading.
 An address the profile does not know still becomes an event (signal "unknown"), so
 nothing a relay says is dropped.
 """
@@ -62,6 +63,7 @@ def point_record(
             device_time=obs.device_time,
             device_time_flags=list(obs.device_time_flags),
             cause=obs.cause,
+            cause_raw=obs.cause_raw,
         )
     return wire.Event(
         **_common(ctx, now),
@@ -76,6 +78,7 @@ def point_record(
         device_time=obs.device_time,
         device_time_flags=list(obs.device_time_flags),
         cause=obs.cause,
+        cause_raw=obs.cause_raw,
         details=dict(obs.details),
         raised=_raised(obs, spec),
     )

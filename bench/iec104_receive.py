@@ -33,7 +33,7 @@ class NullSink:
 
     def deliver_blocking(self, observations: Sequence[Observation]) -> None:
         for o in observations:
-            if isinstance(o, PointObservation) and o.cause == "SPONTANEOUS":
+            if isinstance(o, PointObservation) and o.cause == "spontaneous":
                 self.events += 1
 
 

@@ -45,7 +45,8 @@ def body(n: int) -> Pending:
         value=True,
         quality=["NT"],
         device_time=wire.utcnow(),
-        cause="SPONTANEOUS",
+        cause="spontaneous",
+        cause_raw="SPONTANEOUS",
     )
     return Pending(
         wire.topic("s1", "gw1", "event", f"d{n % 20}"), "event", wire.encode_body(record)

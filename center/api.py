@@ -1,9 +1,11 @@
 """The REST API (FastAPI): tickets with timelines and actions, devices, events, inventory,
-maintenance windows, sequence gaps and counters. Bearer-token auth from the config;
-OpenAPI at /docs, /redoc and /openapi.json, with their scripts and styles served from this
-process (a utility network has no internet, so a CDN would leave the pages blank).
-Handlers are plain functions: FastAPI runs them in its thread pool, so a database call
-never blocks the MQTT ingest loop."""
+maintenance windows, sequence gaps and counters. Bearer-token auth from the config, each
+token with a role (center/auth/roles.py: viewers read, operators act on tickets, engineers
+approve baselines, admins manage maintenance windows). OpenAPI at /docs, /redoc and
+/openapi.json, with their scripts and styles served from this process (a utility network
+has no internet, so a CDN would leave the pages blank). Handlers are plain functions:
+FastAPI runs them in its thread pool, so a database call never blocks the MQTT ingest
+loop."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from center import metrics as center_metrics
+from center.auth import audit
+from center.auth.roles import MINIMUM_ROLE, Permission, allows
 from center.config import CenterConfig
 from center.errors import TicketActionError, TicketNotFound
 from center.ingest import Counters
@@ -39,6 +43,17 @@ class ApiContext:
     counters: Counters
     status: Callable[[], dict[str, Any]] = field(default=lambda: {})
 
+    def audit(
+        self, who: str, action: str, target: str, detail: str = "", ticket_id: int | None = None
+    ) -> None:
+        """Record an action taken with a token (center/auth/audit.py), with its role."""
+        role = next((t.role for t in self.config.api.tokens if t.name == who), "?")
+        with self.engine.begin() as conn:
+            audit.record(
+                conn, at=self.tickets.tickets.clock.now(), actor=who, role=role, via="api",
+                action=action, target=target, detail=detail, ticket_id=ticket_id,
+            )  # fmt: skip
+
 
 class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +62,11 @@ class Action(BaseModel):
 
 class Resolution(Action):
     root_cause: str
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=4000)
 
 
 class Closing(Action):
@@ -65,16 +85,16 @@ class WindowIn(BaseModel):
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _actor(
+def _token_holder(
     request: Request,
     cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The token's name: who does what through the API."""
+) -> tuple[str, str]:
+    """The token's name and role: who does what through the API."""
     if cred is not None:
         given = cred.credentials.encode()
-        for name, token in request.app.state.tokens:
+        for name, token, role in request.app.state.tokens:
             if hmac.compare_digest(given, token):
-                return str(name)
+                return str(name), str(role)
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         "missing or unknown bearer token",
@@ -82,8 +102,24 @@ def _actor(
     )
 
 
+def _allowed(permission: Permission) -> Callable[[tuple[str, str]], str]:
+    def check(holder: Annotated[tuple[str, str], Depends(_token_holder)]) -> str:
+        name, role = holder
+        if not allows(role, permission):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"token {name!r} has role {role}; this needs {MINIMUM_ROLE[permission]} or above",
+            )
+        return name
+
+    return check
+
+
 # Module level: with postponed annotations FastAPI resolves names in module globals.
-Actor = Annotated[str, Depends(_actor)]
+Actor = Annotated[str, Depends(_allowed(Permission.READ))]  # any valid token: reads
+Operator = Annotated[str, Depends(_allowed(Permission.TICKET_ACTION))]
+Engineer = Annotated[str, Depends(_allowed(Permission.APPROVE_BASELINE))]
+Admin = Annotated[str, Depends(_allowed(Permission.MAINTENANCE))]
 
 
 def health_problems(config: CenterConfig, state: dict[str, Any]) -> list[str]:
@@ -101,19 +137,23 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version="1",
         description="Tickets, devices and events of the protection-relay fleet.",
     )
-    app.state.tokens = [(t.name, t.token.encode()) for t in ctx.config.api.tokens]
+    app.state.tokens = [(t.name, t.token.encode(), t.role) for t in ctx.config.api.tokens]
 
     def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with ctx.engine.connect() as conn:
             return fn(conn, *args, **kwargs)
 
-    def act(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def act(
+        fn: Callable[[], dict[str, Any]], who: str, action: str, ticket_id: int, detail: str
+    ) -> dict[str, Any]:
         try:
-            return fn()
+            doc = fn()
         except TicketNotFound as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {exc}") from None
         except TicketActionError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        ctx.audit(who, f"ticket_{action}", f"ticket {ticket_id}", detail, ticket_id)
+        return doc
 
     @app.get("/healthz", tags=["ops"])
     def healthz(response: Response) -> dict[str, Any]:
@@ -168,16 +208,36 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return doc
 
     @app.post(f"{API}/tickets/{{ticket_id}}/acknowledge", tags=["tickets"])
-    def acknowledge(ticket_id: int, body: Action, who: Actor) -> dict[str, Any]:
-        return act(lambda: ctx.tickets.acknowledge(ticket_id, who, body.note))
+    def acknowledge(ticket_id: int, body: Action, who: Operator) -> dict[str, Any]:
+        done = act(
+            lambda: ctx.tickets.acknowledge(ticket_id, who, body.note),
+            who, "acknowledged", ticket_id, body.note or "",
+        )  # fmt: skip
+        return done
 
     @app.post(f"{API}/tickets/{{ticket_id}}/resolve", tags=["tickets"])
-    def resolve(ticket_id: int, body: Resolution, who: Actor) -> dict[str, Any]:
-        return act(lambda: ctx.tickets.resolve(ticket_id, who, body.root_cause, body.note))
+    def resolve(ticket_id: int, body: Resolution, who: Operator) -> dict[str, Any]:
+        done = act(
+            lambda: ctx.tickets.resolve(ticket_id, who, body.root_cause, body.note),
+            who, "resolved", ticket_id, body.root_cause,
+        )  # fmt: skip
+        return done
 
     @app.post(f"{API}/tickets/{{ticket_id}}/close", tags=["tickets"])
-    def close(ticket_id: int, body: Closing, who: Actor) -> dict[str, Any]:
-        return act(lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note))
+    def close(ticket_id: int, body: Closing, who: Operator) -> dict[str, Any]:
+        done = act(
+            lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note),
+            who, "closed", ticket_id, body.root_cause or "",
+        )  # fmt: skip
+        return done
+
+    @app.post(f"{API}/tickets/{{ticket_id}}/note", tags=["tickets"])
+    def note(ticket_id: int, body: NoteIn, who: Operator) -> dict[str, Any]:
+        done = act(
+            lambda: ctx.tickets.add_note(ticket_id, who, body.note),
+            who, "noted", ticket_id, body.note,
+        )  # fmt: skip
+        return done
 
     @app.get(f"{API}/root-causes", tags=["tickets"])
     def root_causes(_: Actor) -> list[str]:
@@ -254,7 +314,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return configured + stored
 
     @app.post(f"{API}/maintenance", tags=["maintenance"], status_code=201)
-    def add_window(body: WindowIn, who: Actor) -> dict[str, Any]:
+    def add_window(body: WindowIn, who: Admin) -> dict[str, Any]:
         if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
             raise HTTPException(422, "starts_at and ends_at need a UTC offset")
         if body.ends_at <= body.starts_at:
@@ -267,18 +327,26 @@ def create_app(ctx: ApiContext) -> FastAPI:
         }
         with ctx.engine.begin() as conn:
             wid = queries.add_window(conn, values)
+        ctx.audit(who, "window_add", f"window {wid} at {body.site}", body.reason)
         return {"id": wid, **body.model_dump(mode="json"), "created_by": who}
 
     @app.delete(f"{API}/maintenance/{{window_id}}", tags=["maintenance"], status_code=204)
-    def delete_window(window_id: int, _: Actor) -> None:
+    def delete_window(window_id: int, who: Admin) -> None:
         with ctx.engine.begin() as conn:
             if not queries.delete_window(conn, window_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")
+        ctx.audit(who, "window_delete", f"window {window_id}")
 
+    from center.analytics.routes import add_routes as add_analytics_routes
     from center.lifecycle.routes import add_routes  # imports this module: here, not on top
 
     add_routes(app, ctx)
+    add_analytics_routes(app, ctx)
     from center.disturbance.routes import add_routes as add_disturbance_routes
 
     add_disturbance_routes(app, ctx)
+    if ctx.config.console.enabled:
+        from center.web import mount  # the console (templates, static files) under /
+
+        mount(app, ctx)
     return app

@@ -1,4 +1,5 @@
-"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, incident export."""
+"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, incident export,
+user."""
 
 from __future__ import annotations
 
@@ -159,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     from center.lifecycle_cli import add_parsers as add_lifecycle_parsers
 
     add_lifecycle_parsers(sub)
+
+    from center.analytics.cli import add_parsers as add_analytics_parsers
+
+    add_analytics_parsers(sub)
+
+    from center.auth.cli import add_parsers as add_user_parsers
+
+    add_user_parsers(sub)
     return parser
 
 

@@ -7,12 +7,13 @@ Unknown keys are rejected, nothing is silently rewritten, and every problem read
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from center.analytics.config import AnalyticsConfig
 from center.errors import ConfigError
 from gateway.tls_config import BrokerTls
 
@@ -58,9 +59,15 @@ class DatabaseConfig(Strict):
     pool_size: int = Field(default=5, ge=1)
 
 
+Role = Literal["viewer", "operator", "engineer", "admin"]
+
+
 class ApiToken(Strict):
     name: str = Field(min_length=1)
     token: str = Field(min_length=16)
+    # Tokens written before roles existed could do everything; they keep that. Give an
+    # integration that only reads `role = "viewer"` (docs/console.md, who may do what).
+    role: Role = "admin"
 
 
 class ApiConfig(Strict):
@@ -68,6 +75,23 @@ class ApiConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, gt=0, lt=65536)
     tokens: list[ApiToken] = Field(default_factory=list)
+
+
+class ConsoleConfig(Strict):
+    """The web console (docs/console.md), served on the API's port under `/`."""
+
+    enabled: bool = True
+    session_idle_s: float = Field(default=8 * 3600.0, gt=0)  # logged out after this idle
+    session_max_s: float = Field(default=24 * 3600.0, gt=0)  # and after this in any case
+    # Set when a TLS proxy serves the console: browsers then send the cookie only over TLS.
+    secure_cookies: bool = False
+    login_attempts: int = Field(default=5, ge=1)  # failed logins per user and per address
+    login_window_s: float = Field(default=300.0, gt=0)
+    page_size: int = Field(default=50, ge=5, le=500)
+    refresh_s: float = Field(default=3.0, ge=1, le=5)  # how often the queue updates itself
+    # The agents' remote-poll token, for the device page's poll button.
+    poll_token_file: Path | None = None
+    poll_timeout_s: float = Field(default=10.0, gt=0, le=60)
 
 
 DEFAULT_ROOT_CAUSES = [
@@ -144,6 +168,7 @@ class DeviceConfig(Strict):
     site: str
     device_id: str
     criticality: Criticality = "normal"
+    commissioned: date | None = None  # ageing: default is the day the center first saw it
 
 
 class RoutingConfig(Strict):
@@ -214,6 +239,7 @@ class CenterConfig(Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     disturbance: DisturbanceConfig = Field(default_factory=DisturbanceConfig)
@@ -221,6 +247,7 @@ class CenterConfig(Strict):
     devices: list[DeviceConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> CenterConfig:

@@ -16,9 +16,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "relay/v1"
@@ -37,6 +45,14 @@ Severity = Literal["critical", "major", "minor", "info"]
 Signal = Literal["trip", "start", "alarm", "status", "self_check", "measurement", "unknown"]
 Phase = Literal["A", "B", "C", "N", "AB", "BC", "CA", "ABC"]
 TOPIC_SAFE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+# Why a device reported a value, in one vocabulary for every protocol (docs/wire.md); the
+# protocol's own cause of transmission travels beside it in `cause_raw`.
+Cause = Literal["spontaneous", "interrogated", "requested", "periodic", "other"]
+CAUSES: frozenset[str] = frozenset(get_args(Cause))
+# A state reported because someone asked (an interrogation, a read request) says how things
+# are, not that something happened: the center never makes it part of an incident.
+ASKED_CAUSES: frozenset[str] = frozenset({"interrogated", "requested"})
 
 
 class WireError(ValueError):
@@ -58,8 +74,59 @@ class _Record(BaseModel):
         return (self.gateway_id, self.session, self.seq)
 
 
-class Event(_Record):
-    """A change the device reported: trip, start, alarm, status change, self-check."""
+def legacy_cause(raw: str) -> Cause:
+    """What a cause of transmission sent by an agent that predates `cause_raw` means: those
+    put the protocol's own name in `cause` (IEC 104 `INTERROGATED_BY_STATION`, IEC 103
+    `general_interrogation`, Modbus `event_log`, ...)."""
+    name = raw.lower()
+    if name in _LEGACY_CHANGES:
+        return "spontaneous"
+    if name.startswith("interrogated") or name == "general_interrogation":
+        return "interrogated"
+    if name in ("request", "generic_read") or name.startswith("requested_by"):
+        return "requested"
+    if name in ("periodic", "cyclic", "background_scan"):
+        return "periodic"
+    return "other"
+
+
+_LEGACY_CHANGES = frozenset(
+    {"spontaneous", "event_log", "return_info_remote", "return_info_local",
+     "local_operation", "remote_operation"}
+)  # fmt: skip
+
+
+# `cause` is validated as any string, so that a record of an older agent (the protocol's own
+# name in `cause`, no `cause_raw`) is accepted; `_Reported` then reads it into the
+# vocabulary. The schema lists the vocabulary. (A "before" model validator would do the
+# same at twice the cost of validating an event.)
+CauseField = Annotated[str | None, WithJsonSchema(TypeAdapter(Cause | None).json_schema())]
+
+
+class _Reported(_Record):
+    """A record of a value a device reported, with why it reported it (`cause`)."""
+
+    if TYPE_CHECKING:
+        cause: str | None
+        cause_raw: str | None
+
+    @model_validator(mode="after")
+    def _read_legacy_cause(self) -> Self:
+        cause = self.cause
+        if cause is None or cause in CAUSES:
+            return self
+        if self.cause_raw is not None:
+            raise ValueError(f"cause: expected one of {sorted(CAUSES)} (found: {cause!r})")
+        # Still inside validation: no one holds the (frozen) record yet.
+        object.__setattr__(self, "cause_raw", cause)
+        object.__setattr__(self, "cause", legacy_cause(cause))
+        self.__pydantic_fields_set__.add("cause_raw")
+        return self
+
+
+class Event(_Reported):
+    """A value of a device's point that is not a measurand: a trip, start, alarm, status or
+    self-check, reported as it changed or as found when asked (see `cause`)."""
 
     kind: Literal["event"] = "event"
     address: str
@@ -72,7 +139,8 @@ class Event(_Record):
     quality: list[str] = Field(default_factory=list)  # as received: IV, NT, SB, BL, OV, ...
     device_time: datetime | None = None
     device_time_flags: list[str] = Field(default_factory=list)  # invalid, substituted, summer_time
-    cause: str | None = None
+    cause: CauseField = None  # a `Cause`; None: the agent did not say (taken as a change)
+    cause_raw: str | None = None  # the protocol's cause of transmission, as received
     details: dict[str, Scalar] = Field(default_factory=dict)
     # The profile's reading of `value`: True when the condition the point names is active.
     # It differs from the value's truth for inverted points ("healthy" on = self-check ok).
@@ -82,6 +150,11 @@ class Event(_Record):
     def active(self) -> bool:
         """`raised` when the agent gave it, else the value's truth (older agents)."""
         return self.raised if self.raised is not None else value_raised(self.value)
+
+    @property
+    def asked(self) -> bool:
+        """Reported because someone asked (interrogated, requested): a state, not a change."""
+        return self.cause in ASKED_CAUSES
 
 
 _ON = frozenset({"on", "true", "1", "raised", "yes", "active", "set", "trip", "alarm"})
@@ -98,7 +171,7 @@ def value_raised(value: Scalar) -> bool:
     return value.strip().lower() in _ON
 
 
-class Measurement(_Record):
+class Measurement(_Reported):
     """Periodic telemetry. The first thing the outbox evicts when it is full."""
 
     kind: Literal["measurement"] = "measurement"
@@ -109,7 +182,8 @@ class Measurement(_Record):
     quality: list[str] = Field(default_factory=list)
     device_time: datetime | None = None
     device_time_flags: list[str] = Field(default_factory=list)
-    cause: str | None = None
+    cause: CauseField = None
+    cause_raw: str | None = None
 
 
 class Alarm(_Record):

@@ -23,6 +23,21 @@ QUALITY_BITS = ("IV", "NT", "SB", "BL", "OV", "EI", "ER", "CA", "CY")
 # Flags of a device time stamp (CP56Time2a / CP32Time2a).
 TIME_FLAGS = ("invalid", "substituted", "summer_time")
 
+# Why a value was reported, in one vocabulary for every protocol (each driver maps its own
+# causes of transmission onto it and keeps the protocol's name in `cause_raw`):
+# - spontaneous: a change as it happened: sent by the device on its own (104 COT 3, 11,
+#   12; 103 COT 1, 11, 12), read from its event log, or found by comparing two cyclic reads;
+# - interrogated: the current state in answer to an interrogation (104 COT 20-36, 103 GI
+#   COT 9, the first Modbus status read after contact);
+# - requested: the current value in answer to a read request (104 COT 5, 37-41; 103
+#   generic read COT 42);
+# - periodic: cyclic or background data (104 COT 1, 2; 103 COT 2; Modbus measurements);
+# - other: any other cause (test mode, command confirmations, ...).
+# A state reported because someone asked (interrogated, requested) is not a change: it
+# says how things are, not that something happened now.
+Cause = Literal["spontaneous", "interrogated", "requested", "periodic", "other"]
+ASKED_CAUSES: frozenset[str] = frozenset({"interrogated", "requested"})
+
 
 @dataclass(frozen=True, slots=True)
 class PointObservation:
@@ -34,7 +49,7 @@ class PointObservation:
     quality: tuple[str, ...] = ()
     device_time: datetime | None = None  # aware, UTC
     device_time_flags: tuple[str, ...] = ()
-    cause: str | None = None  # cause of transmission as the protocol names it
+    cause: Cause | None = None  # why it was reported (see `Cause`)
     details: Mapping[str, Scalar] = field(default_factory=dict)  # protocol extras (type id, …)
     measurement: bool = False  # cyclic/periodic telemetry rather than a change
     # What the device itself said about the event, where its record says more than the
@@ -42,6 +57,7 @@ class PointObservation:
     # `value` is a number). None: the profile's phase, and the value's truth.
     phase: str | None = None
     raised: bool | None = None
+    cause_raw: str | None = None  # the cause of transmission as the protocol names it
 
 
 @dataclass(frozen=True, slots=True)

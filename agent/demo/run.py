@@ -60,6 +60,20 @@ def _port_or_free(port: int) -> int:
     return port
 
 
+def _console_login(service: Any) -> str:
+    """A console user for the demo (an engineer: may act, approve and poll), new password
+    each run; returns 'user / password'."""
+    from center.auth.users import UserError, UserStore
+
+    users, password = UserStore(service.engine), secrets.token_urlsafe(12)
+    now = service.clock.now()
+    try:
+        users.add("demo", password, "engineer", by="demo", via="cli", now=now)
+    except UserError:  # a kept --workdir: the user exists
+        users.set_password("demo", password, by="demo", via="cli", now=now)
+    return f"demo / {password}"
+
+
 def center_config(workdir: Path, broker: LocalBroker, api_port: int, token: str) -> dict[str, Any]:
     return {
         "center": {"instance": "demo", "state_dir": str(workdir / "center"), "log_level": "INFO"},
@@ -156,6 +170,8 @@ class Demo:
         stack.push_async_callback(stop_center)
         self.say(f"center     {path} (SQLite in {self.workdir / 'center'})")
         self.say(f"center API http://127.0.0.1:{port}/docs  (token: {token})")
+        login = await asyncio.to_thread(_console_login, service)
+        self.say(f"console    http://127.0.0.1:{port}/  (log in as {login})")
         self.api = (f"http://127.0.0.1:{port}/api/v1", token)
         from agent.demo.ticket_feed import TicketFeed
 
@@ -209,6 +225,8 @@ class Demo:
         announced = False
         while not self.stop.is_set():
             for line in await asyncio.to_thread(feed.changes):
+                self.say(line)
+            for line in await asyncio.to_thread(feed.records):
                 self.say(line)
             if play.done() and not announced:
                 announced = True

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from center.api import API, Actor, ApiContext
+from center.api import API, Actor, ApiContext, Engineer
 from center.lifecycle import baselines, inventory
 from center.lifecycle.approvals import ApprovalError, BaselineService
 
@@ -59,8 +59,9 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         return result
 
     @app.post(f"{API}/baselines/firmware", tags=["lifecycle"], status_code=201)
-    def approve_firmware(body: FirmwareApproval, who: Actor) -> dict[str, Any]:
+    def approve_firmware(body: FirmwareApproval, who: Engineer) -> dict[str, Any]:
         result = service.approve_firmware(body.model, body.firmware_version, who, body.reason)
+        ctx.audit(who, "approve_firmware", f"{body.model} {body.firmware_version}", body.reason)
         return result.document()
 
     @app.get(f"{API}/baselines/settings", tags=["lifecycle"])
@@ -69,11 +70,12 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         return [baselines.baseline_document(b) for _, b in sorted(found_all.items())]
 
     @app.post(f"{API}/baselines/settings", tags=["lifecycle"], status_code=201)
-    def approve_settings(body: SettingsApproval, who: Actor) -> dict[str, Any]:
+    def approve_settings(body: SettingsApproval, who: Engineer) -> dict[str, Any]:
         try:
             result = service.approve_settings(
                 body.site, body.device_id, who, body.reason, body.hash
             )
         except ApprovalError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        ctx.audit(who, "approve_settings", f"{body.site}/{body.device_id}", body.reason)
         return result.document()

@@ -330,6 +330,101 @@ webhook_outbox = Table(
     Index(None, "endpoint", "ticket_id", "id"),
 )
 
+# Clock quality per relay (center/analytics/clock.py): recent offsets of its spontaneous
+# events against the gateway's receive time, its own time flags and the verdict.
+clock_quality = Table(
+    "clock_quality",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("gateway_id", String(64), nullable=False),
+    Column("samples", Text, nullable=False),  # JSON [[gateway epoch s, offset ms], ...]
+    Column("recent_flags", String(64), nullable=False),  # newest last: v valid, i, s
+    Column("timed_events", BigInteger, nullable=False),
+    Column("invalid_events", BigInteger, nullable=False),
+    Column("substituted_events", BigInteger, nullable=False),
+    Column("last_event_at", TS),
+    Column("last_sync_at", TS),
+    Column("last_sync_valid", Boolean),
+    Column("sample_count", Integer, nullable=False),
+    Column("p50_ms", Float),
+    Column("p95_abs_ms", Float),
+    Column("drift_ms_per_day", Float),
+    Column("verdict", String(16), nullable=False),
+    Column("bad", Boolean, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# The daily ageing job's latest score per device (center/analytics/ageing.py).
+ageing_scores = Table(
+    "ageing_scores",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("model", String(160)),
+    Column("scored_at", TS, nullable=False),
+    Column("risk", Float, nullable=False),
+    Column("age_years", Float, nullable=False),
+    Column("design_life_years", Float, nullable=False),
+    Column("commissioned_at", TS, nullable=False),
+    Column("commissioned_from", String(16), nullable=False),  # config | first_seen
+    Column("details", Text, nullable=False),  # JSON: rates, tests, wear
+    Column("explanation", Text, nullable=False),
+    Index(None, "risk"),
+)
+
+# When each periodic analytics job last ran, so restarts and several centers run it once.
+analytics_runs = Table(
+    "analytics_runs",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Column("summary", Text, nullable=False),
+)
+
+# The web console's people (docs/console.md): a password hash (argon2id) and one role.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Logged-in browsers. `id` is the SHA-256 of the cookie's secret, so a copy of the
+# database does not hand out live sessions; `csrf` is the token every form must carry.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index(None, "username"),
+)
+
+# Who did what and when, through the console, the API or the CLI.
+console_actions = Table(
+    "console_actions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("via", String(8), nullable=False),  # console | api | cli
+    Column("action", String(32), nullable=False),
+    Column("target", String(160), nullable=False),
+    Column("ticket_id", BigId),
+    Column("detail", Text, nullable=False),
+    Index(None, "ticket_id"),
+    Index(None, "at"),
+)
 
 # A disturbance record: its manifest's metadata from the moment it arrives (status
 # `receiving`), its COMTRADE files and analysis once every chunk arrived and the SHA-256

@@ -19,6 +19,11 @@ Lifecycle: open -> acknowledged -> resolved -> closed.
   clears, with one notification, until it calms down.
 - Maintenance windows: signals still reach the store and existing tickets' timelines, but
   nothing opens or reopens; a condition still raised when the window ends opens then.
+- A state reported because someone asked (a general interrogation after a connect or for a
+  poll, a read) is not a change: it never opens, joins or extends an incident, moves no
+  ticket time and counts no occurrence. It reconciles conditions only: a condition found
+  other than the center knew it changes as if reported (opens, recurs, or starts its
+  clear); one found as known touches nothing.
 """
 
 from __future__ import annotations
@@ -63,7 +68,12 @@ class TicketEngine:
 
     def _refresh(self, t: Ticket) -> None:
         t.priority = policy.priority(
-            t.severity, t.criticality, t.occurrences, t.reopen_count, t.episode
+            t.severity,
+            t.criticality,
+            t.occurrences,
+            t.reopen_count,
+            t.episode,
+            fault_class=t.fault_class,
         )
         detail = "flapping" if t.flapping else ""
         t.title = policy.title(t.fault_class, t.site, t.members, detail)
@@ -139,6 +149,9 @@ class TicketEngine:
 
     def on_signal(self, uow: TicketUnitOfWork, sig: Signal) -> None:
         now = self.clock.now()
+        if sig.asked and sig.mode != "condition":
+            uow.count("asked_states_not_incidents")  # stored; no part of any incident
+            return
         if sig.mode == "context":
             self._context(uow, sig)
         elif sig.mode == "discrete":
@@ -149,6 +162,8 @@ class TicketEngine:
     def _group_ticket(self, uow: TicketUnitOfWork, sig: Signal) -> Ticket | None:
         """The site's active ticket of this class whose last event is within the window."""
         window = timedelta(seconds=self.rules.grouping_window_s)
+        if sig.fault_class in policy.SITE_GROUPED_WHILE_ACTIVE:
+            window = timedelta.max
         best = None
         for t in uow.active_tickets(sig.site, sig.fault_class):
             if abs(sig.at - t.last_event_at) <= window and (
@@ -196,6 +211,8 @@ class TicketEngine:
             summary=sig.summary,
         )
         changed = cond.active != sig.raised
+        if sig.asked and not changed and not cond.suppressed:
+            return  # found as the center knew it: confirms, changes nothing
         if changed:
             cond.active = sig.raised
             cond.changed_at = sig.at
@@ -390,6 +407,14 @@ class TicketEngine:
         now = self.clock.now()
         t.state, t.acknowledged_at, t.acknowledged_by = "acknowledged", now, by
         uow.note(t, TimelineEntry(now, "acknowledged", note or f"acknowledged by {by}"))
+        return t
+
+    def add_note(self, uow: TicketUnitOfWork, ticket_id: int, by: str, text: str) -> Ticket:
+        """A person's note in the timeline, in any state (a closed ticket's findings too)."""
+        t = self._person(uow, ticket_id)
+        if not text.strip():
+            raise TicketActionError("note: expected some text")
+        uow.note(t, TimelineEntry(self.clock.now(), "note", f"{by}: {text.strip()}"))
         return t
 
     def resolve(

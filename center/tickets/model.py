@@ -16,6 +16,8 @@ SITE_COMMS = "site_comms"  # a gateway's death or its whole site's comms; inhibi
 SELF_CHECK = "self_check"
 FIRMWARE_DRIFT = "firmware_drift"  # a device runs a version not approved for its model
 SETTINGS_DRIFT = "settings_drift"  # a device's settings differ from its approved baseline
+AGEING = "ageing"  # preventive: a device near or past its design life, or wearing out
+CLOCK_QUALITY = "clock_quality"  # a relay's clock is off, invalid or unsynchronised
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class Signal:
     `subject` is the device id, or "@<gateway>" for a site-level signal. `mode`:
     discrete (a trip: a person resolves it), condition (raised/cleared, resolves itself
     once the clear has held) or context (joins a protection ticket's timeline, opens
-    nothing)."""
+    nothing). `asked`: the state was reported because someone asked (an interrogation, a
+    read), so it is not a change: it reconciles conditions and is no part of an incident."""
 
     site: str
     subject: str
@@ -39,6 +42,7 @@ class Signal:
     summary: str
     ref: tuple[str, int, int] | None = None
     grouped: bool = False
+    asked: bool = False
 
     @property
     def key(self) -> str:

@@ -99,6 +99,9 @@ class TicketService:
     def acknowledge(self, ticket_id: int, by: str, note: str | None = None) -> dict[str, Any]:
         return self.act(ticket_id, lambda u: self.tickets.acknowledge(u, ticket_id, by, note))
 
+    def add_note(self, ticket_id: int, by: str, text: str) -> dict[str, Any]:
+        return self.act(ticket_id, lambda u: self.tickets.add_note(u, ticket_id, by, text))
+
     def resolve(
         self, ticket_id: int, by: str, root_cause: str, note: str | None = None
     ) -> dict[str, Any]:

@@ -36,6 +36,8 @@ def _event_signal(record: wire.Event) -> Signal | None:
     on = record.active
     point = record.point or f"address {record.address}"
     summary = f"{record.device_id}: {record.label or point} {'raised' if on else 'cleared'}"
+    if record.asked:
+        summary += f" (found {record.cause})"
 
     def make(fault_class: str, mode: Mode, grouped: bool = False) -> Signal:
         return Signal(
@@ -51,6 +53,7 @@ def _event_signal(record: wire.Event) -> Signal | None:
             summary=summary,
             ref=record.record_id,
             grouped=grouped,
+            asked=record.asked,
         )
 
     if record.signal in ("trip", "start"):

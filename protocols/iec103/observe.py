@@ -19,11 +19,13 @@ from protocols.iec103.asdu_messages import (
     FaultLocation,
     Identification,
     RelativeTimeMessage,
+    TimeSync,
     TimeTaggedMessage,
     dpi_value,
 )
 from protocols.iec103.time import Cp32Time, cp32_to_datetime, cp56_to_datetime
 from protocols.observations import (
+    Cause,
     IdentityObservation,
     Observation,
     PointObservation,
@@ -32,12 +34,30 @@ from protocols.observations import (
 
 INF_LOCAL_SETTING = 22  # "local parameter setting": the relay's settings changed
 
+# Causes of transmission by what they say about the value (`protocols.observations.Cause`):
+# 1 spontaneous, 11/12 the result of a local/remote operation, 9 a general interrogation's
+# answer, 42 a generic read's, 2 cyclic measurands; the rest (test mode, command
+# acknowledgements, ...) are "other".
+_CAUSES: Mapping[int, Cause] = {
+    1: "spontaneous",
+    11: "spontaneous",
+    12: "spontaneous",
+    9: "interrogated",
+    42: "requested",
+    2: "periodic",
+}
+
+
+def cause_of(cot: int) -> Cause:
+    return _CAUSES.get(cot, "other")
+
 
 def observations(
     device_id: str, asdu: Asdu, now: datetime, scale: Mapping[str, float] | None = None
 ) -> list[Observation]:
-    """The observations one ASDU yields (none for link-procedure ASDUs like 6, 8, 10)."""
-    cause = cot_name(asdu.cot)
+    """The observations one ASDU yields (none for link-procedure ASDUs like 8 and 10; the
+    answer to a time sync, ASDU 6, is kept: it tells whether the relay's clock is set)."""
+    cause, cause_raw = cause_of(asdu.cot), cot_name(asdu.cot)
     if isinstance(asdu, TimeTaggedMessage | RelativeTimeMessage):
         details: dict[str, Scalar] = {
             "type": asdu.TYPE_ID,
@@ -58,6 +78,7 @@ def observations(
                 device_time=when,
                 device_time_flags=flags,
                 cause=cause,
+                cause_raw=cause_raw,
                 details=details,
             )
         ]
@@ -71,6 +92,7 @@ def observations(
                 device_time=when,
                 device_time_flags=flags,
                 cause=cause,
+                cause_raw=cause_raw,
                 details={
                     "type": 4,
                     "fault_number": asdu.fault_number,
@@ -91,6 +113,7 @@ def observations(
                     quality=m.quality,
                     device_time=None,
                     cause=cause,
+                    cause_raw=cause_raw,
                     details={"type": asdu.TYPE_ID},
                     measurement=True,
                 )
@@ -105,10 +128,34 @@ def observations(
                 asdu.address,
                 None,
                 cause=cause,
+                cause_raw=cause_raw,
                 details={"type": asdu.type_id, "unknown_asdu": True, "raw": asdu.payload.hex()},
             )
         ]
+    if isinstance(asdu, TimeSync):
+        return [time_sync_answer(device_id, asdu)]
     return []
+
+
+def time_sync_answer(device_id: str, asdu: TimeSync) -> PointObservation:
+    """A relay answers a time sync with its clock (COT time_sync): the center's clock
+    quality reads from it whether the relay took the sync (IV clear) and how far off it
+    is. Its value says the relay's clock is valid."""
+    flags = asdu.time.flags
+    try:
+        when: datetime | None = cp56_to_datetime(asdu.time)
+    except DecodeError:
+        when, flags = None, (*flags, "invalid") if "invalid" not in flags else flags
+    return PointObservation(
+        device_id,
+        asdu.address,
+        "invalid" not in flags,
+        device_time=when,
+        device_time_flags=flags,
+        cause=cause_of(asdu.cot),
+        cause_raw=cot_name(asdu.cot),
+        details={"type": asdu.TYPE_ID},
+    )
 
 
 def identity(device_id: str, asdu: Identification) -> IdentityObservation:
@@ -142,9 +189,11 @@ def disturbance_observations(
                 device_id,
                 asdu.address,
                 f"disturbance record {record.fault_number} available",
+                raised=True,  # the text is no on/off value: the announcement is an occurrence
                 device_time=when,
                 device_time_flags=record.time.flags,
-                cause=cot_name(asdu.cot),
+                cause=cause_of(asdu.cot),
+                cause_raw=cot_name(asdu.cot),
                 details={
                     "type": 23,
                     "fault_number": record.fault_number,

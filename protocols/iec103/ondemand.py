@@ -8,16 +8,14 @@ from collections.abc import Mapping
 
 from protocols.driver import EventsResult, IdentityResult, PolledPoint, StatusResult
 from protocols.errors import LinkError
-from protocols.iec103.asdu_base import Cot, cot_name
 from protocols.iec103.relay import Relay
-
-GI_CAUSE = cot_name(Cot.GI)
+from protocols.observations import ASKED_CAUSES
 
 
 def events(relay: Relay) -> EventsResult:
     """What the bus received from the relay since it came up; general interrogation
     answers are state someone asked for, not changes."""
-    changes = (o for o in relay.recent if o.cause != GI_CAUSE)
+    changes = (o for o in relay.recent if o.cause not in ASKED_CAUSES)
     return EventsResult.in_time_order(
         map(PolledPoint.of, changes), source="received since the relay came up"
     )

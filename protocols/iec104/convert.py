@@ -28,7 +28,7 @@ from typing import Any
 import c104
 
 from protocols.errors import DecodeError
-from protocols.observations import PointObservation, Scalar
+from protocols.observations import Cause, PointObservation, Scalar
 
 # Quality descriptor bits (QDS / SIQ / DIQ / SEP / QDP), in observations.QUALITY_BITS order.
 _QUALITY_BITS = ((0x80, "IV"), (0x40, "NT"), (0x20, "SB"), (0x10, "BL"), (0x01, "OV"), (0x08, "EI"))
@@ -54,6 +54,26 @@ TYPE_IDS: Mapping[str, int] = {name: int(t.value) for name, t in c104.Type.__mem
 _APCI_LEN = 6  # 0x68, length, four control octets
 _DUI_LEN = 6  # type id, VSQ, COT, originator address, common address (2)
 _IOA_LEN = 3
+
+
+# Causes of transmission (c104's `Cot` names) by what they say about the value; see
+# `protocols.observations.Cause`. Return information (11, 12) is a change a command made.
+_CHANGE_COTS = frozenset({"SPONTANEOUS", "RETURN_INFO_REMOTE", "RETURN_INFO_LOCAL"})
+_PERIODIC_COTS = frozenset({"PERIODIC", "BACKGROUND_SCAN"})
+
+
+def cause_of(cot_name: str) -> Cause:
+    """Why a 104 object was sent, from its cause of transmission: COT 20-36 (interrogated
+    by station or group) answer an interrogation, COT 5 and 37-41 a read request."""
+    if cot_name in _CHANGE_COTS:
+        return "spontaneous"
+    if cot_name.startswith("INTERROGATED_BY_"):
+        return "interrogated"
+    if cot_name == "REQUEST" or cot_name.startswith("REQUESTED_BY_"):
+        return "requested"
+    if cot_name in _PERIODIC_COTS:
+        return "periodic"
+    return "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +278,8 @@ def to_observation(
         quality=quality_names(info.quality),
         device_time=when.at if when else None,
         device_time_flags=when.flags if when else (),
-        cause=cot_name,
+        cause=cause_of(cot_name),
+        cause_raw=cot_name,
         details=details,
         measurement=measurement,
     )

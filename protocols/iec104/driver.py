@@ -26,7 +26,7 @@ from protocols.iec104.config import Iec104Device
 from protocols.iec104.inventory import Iec104Inventory
 from protocols.iec104.link import Iec104Link
 from protocols.iec104.profile import Iec104ProfileSection
-from protocols.observations import IdentityObservation, SettingsObservation
+from protocols.observations import ASKED_CAUSES, IdentityObservation, SettingsObservation
 from protocols.registry import LinkPlan
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Iec104Driver:
             )
         if kind == PollKind.EVENTS:
             # Interrogation answers are state someone asked for, not changes: not events.
-            changes = [o for o in list(link.recent) if not _interrogated(o.cause)]
+            changes = [o for o in list(link.recent) if o.cause not in ASKED_CAUSES]
             return EventsResult.in_time_order(
                 (PolledPoint.of(o) for o in changes), source="received since connect"
             )
@@ -137,10 +137,6 @@ class Iec104Driver:
         if link is None:
             raise LinkError(f"{self.plan.key}: link not running")
         return link
-
-
-def _interrogated(cause: str | None) -> bool:
-    return cause is not None and cause.startswith("INTERROGATED")
 
 
 def _ioa_key(address: str) -> tuple[int, str]:

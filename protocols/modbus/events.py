@@ -216,7 +216,8 @@ class EventLogReader:
             value=record.value if value_spec is not None else record.raised,
             device_time=record.device_time,
             device_time_flags=record.time_flags,
-            cause="event_log",
+            cause="spontaneous",  # the relay logged it as it happened
+            cause_raw="event_log",
             details=details,
             phase=record.phase,
             raised=record.raised,

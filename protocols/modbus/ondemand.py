@@ -72,7 +72,7 @@ async def _events(poller: DevicePoller) -> EventsResult:
                 f"event:{record.code}",
                 record.raised,
                 device_time=record.device_time,
-                cause="event_log",
+                cause="spontaneous",  # logged by the relay as it happened
                 details={**record.fields, "slot": slot},
             )
         )

@@ -301,6 +301,8 @@ class DevicePoller:
         return []
 
     async def _status(self) -> list[Observation]:
+        """The first read after contact reports every status as found ("interrogated": a
+        state, not a change); later reads report only what changed since the last one."""
         values = await self.reads.status()
         first = not self.state.status
         changed = [
@@ -309,6 +311,7 @@ class DevicePoller:
                 f"status:{name}",
                 value,
                 cause="interrogated" if first else "spontaneous",
+                cause_raw="status_read" if first else "status_change",
             )
             for name, value in values.items()
             if first or self.state.status.get(name) != value
@@ -324,6 +327,7 @@ class DevicePoller:
                 meta[m.name][0],
                 value,
                 cause="periodic",
+                cause_raw="measurement_read",
                 measurement=True,
                 details=meta[m.name][1],
             )

@@ -41,8 +41,9 @@ def test_a_known_point_gets_its_meaning_and_keeps_time_and_quality(box: Outbox) 
                 ("NT", "SB"),
                 t,
                 ("substituted",),
-                "SPONTANEOUS",
+                "spontaneous",
                 {"type": "M_SP_TB_1"},
+                cause_raw="SPONTANEOUS",
             )
         ]
     )
@@ -58,7 +59,7 @@ def test_a_known_point_gets_its_meaning_and_keeps_time_and_quality(box: Outbox) 
     assert event.device_time == t
     assert event.quality == ["NT", "SB"]
     assert event.device_time_flags == ["substituted"]
-    assert event.cause == "SPONTANEOUS"
+    assert (event.cause, event.cause_raw) == ("spontaneous", "SPONTANEOUS")
     assert event.details == {"type": "M_SP_TB_1"}
     assert event.device_id == "line1" and event.site == "north"
 

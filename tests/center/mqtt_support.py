@@ -1,11 +1,18 @@
-"""Helpers for center tests through a real Mosquitto: a QoS-1 publisher and polling."""
+"""Helpers for center tests through a real Mosquitto: a QoS-1 publisher, polling, and
+`relay-center serve` in this loop or as a child process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -35,6 +42,23 @@ async def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str 
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
+
+
+def start_center(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "center.cli", "serve", "--config", str(config)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def subscribed(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            return bool(json.load(r)["mqtt"]["subscribed"])
+    except OSError:
+        return False
 
 
 @contextlib.asynccontextmanager

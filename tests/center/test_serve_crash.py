@@ -5,38 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import aiomqtt
 
-from tests.center.mqtt_support import eventually, publish_all
+from tests.center.mqtt_support import eventually, publish_all, start_center, subscribed
 from tests.center.records import T0, Gateway, message
 from tests.support.mosquitto import free_port
 
 TOKEN = "crash-test-token-0123456789"
-
-
-def start_center(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "center.cli", "serve", "--config", str(config)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def subscribed(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-            return bool(json.load(r)["mqtt"]["subscribed"])
-    except OSError:
-        return False
 
 
 def count(db: Path, sql: str) -> int:

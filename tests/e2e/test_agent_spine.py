@@ -13,7 +13,7 @@ CA = {"line1": 1, "line2": 2, "busbar": 3}
 
 
 def spontaneous(c: Any) -> list[wire.Event]:
-    return [e for e in c.of_kind("event") if e.cause == "SPONTANEOUS"]
+    return [e for e in c.of_kind("event") if e.cause == "spontaneous"]
 
 
 def by_id(records: list[Any]) -> dict[tuple[str, int, int], Any]:
@@ -136,7 +136,7 @@ async def test_a_vanished_relay_raises_comms_lost_then_restored_then_fresh_inter
 
     def interrogated_after_restore(c: Any) -> bool:
         restored = next(a for a in c.of_kind("alarm") if a.state == "cleared")
-        return any(e.device_id == "busbar" and e.cause == "INTERROGATED_BY_STATION"
+        return any(e.device_id == "busbar" and e.cause == "interrogated"
                    and e.seq > restored.seq and e.session == restored.session
                    for e in c.of_kind("event"))  # fmt: skip
 

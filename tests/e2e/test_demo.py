@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +23,19 @@ def _get(url: str, token: str) -> object:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=5) as answer:
         return json.load(answer)
+
+
+def _console_queue(url: str, user: str, password: str) -> str:
+    """Log in to the console the demo printed and return its queue page."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{url}login", timeout=5) as page:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
+    assert csrf is not None
+    form = urllib.parse.urlencode(
+        {"username": user, "password": password, "csrf": csrf[1], "next": "/queue"}
+    ).encode()
+    with opener.open(f"{url}login", data=form, timeout=10) as queue:  # follows to /queue
+        return str(queue.read().decode())
 
 
 async def start_demo(*argv: str) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
@@ -43,6 +57,7 @@ async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
     lines: list[str] = []
     api_tickets: object = None
     api = ("", "")
+    console = ("", "", "")
     try:
         async with asyncio.timeout(120):
             async for raw in output:
@@ -50,8 +65,12 @@ async def run_demo(workdir: Path, broker: str) -> tuple[list[str], object]:
                 lines.append(line)
                 if m := re.match(r"center API (http://\S+)/docs\s+\(token: (\S+)\)", line):
                     api = (m[1] + "/api/v1", m[2])
+                if m := re.match(r"console\s+(http://\S+/)\s+\(log in as (\S+) / (\S+)\)", line):
+                    console = (m[1], m[2], m[3])
                 if line.startswith("scenario   played"):
                     api_tickets = await asyncio.to_thread(_get, f"{api[0]}/tickets", api[1])
+                    queue = await asyncio.to_thread(_console_queue, *console)
+                    lines.append(f"console queue: {'Protection operation' in queue}")
             assert await proc.wait() == 0
     finally:
         if proc.returncode is None:
@@ -79,15 +98,22 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
     protection = [t for t in tickets.values() if t[2].startswith("Protection operation")]
     assert len(protection) == 1, output  # the seed's three relays: one ticket, not three
     assert protection[0][:2] == ("open", "P1") and protection[0][3:] == (
-        "busbar, line1, line2",
+        "busbar, line1, line2, line3-103",
         "sp-north",
     ), output
+    # the 103 relay's disturbance record, fetched, analysed and attached to the P1 ticket
+    p1 = next(n for n, t in tickets.items() if t[2].startswith("Protection operation"))
+    records = [line for line in lines if line.startswith("record ")]
+    assert records == [
+        f"record     line3-103 fault 1 on ticket #{p1}: AG fault; IA 6000 A RMS (peak 8403 A); "
+        "cleared in 65 ms; trip at 21 ms; dip UA -60 %"
+    ], output
     titles = sorted((t[2].split(" at ")[0], t[3], t[0]) for t in tickets.values())
     assert titles == [
         ("Device alarm ct circuit alarm", "feeder7", "resolved"),  # cleared, held, resolved
         ("Device comms lost", "feeder7", "resolved"),  # the relay came back
         ("Device self-check failure", "line3-103", "open"),  # IEC 103 group alarm
-        ("Protection operation", "busbar, line1, line2", "open"),  # waits for a person
+        ("Protection operation", "busbar, line1, line2, line3-103", "open"),  # for a person
         ("Settings drift", "feeder7", "open"),  # i_pickup raised on the relay: P2, protection
     ], output
     drift = next(t for t in tickets.values() if t[2].startswith("Settings drift"))
@@ -96,10 +122,11 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
     assert isinstance(api_tickets, list), output
     assert len(api_tickets) == 5
     assert {tuple(t["devices"]) for t in api_tickets} == {
-        ("busbar", "line1", "line2"),
+        ("busbar", "line1", "line2", "line3-103"),
         ("feeder7",),
         ("line3-103",),
     }
+    assert "console queue: True" in lines, output  # the printed login works, the P1 is there
     assert "Traceback" not in output, output
 
 

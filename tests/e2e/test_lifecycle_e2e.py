@@ -14,17 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from center.config import parse_config
 from center.lifecycle.approvals import BaselineService
-from center.server import CenterService
-from simulator.agent_config import agent_config
 from simulator.base import SimulatedRelay
-from simulator.runner import ScenarioRunner, on_free_ports
+from simulator.runner import on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
-from tests.center.mqtt_support import eventually
-from tests.support.agent_process import AgentProcess
+from tests.e2e.center_view import CenterView, running_site
 from tests.support.mosquitto import Mosquitto
 
 FEEDER = {
@@ -38,32 +33,15 @@ FEEDER = {
 
 
 @dataclass
-class Plant:
-    center: CenterService
-    agent: AgentProcess
+class Plant(CenterView):
     relay: SimulatedRelay
     approvals: BaselineService
-
-    def rows(self, sql: str, **params: Any) -> list[Any]:
-        with self.center.engine.connect() as conn:
-            return list(conn.execute(sa.text(sql), params).mappings())
-
-    def value(self, sql: str, **params: Any) -> Any:
-        with self.center.engine.connect() as conn:
-            return conn.execute(sa.text(sql), params).scalar()
 
     def tickets(self, fault_class: str) -> list[Any]:
         return self.rows(
             "SELECT id, state, severity, resolved_by FROM tickets WHERE fault_class = :fc",
             fc=fault_class,
         )
-
-    async def until(self, sql: str, what: str, **params: Any) -> Any:
-        try:
-            return await eventually(lambda: self.value(sql, **params), 60, what)
-        except AssertionError:
-            print(self.agent.log()[-6000:])
-            raise
 
 
 # The seed's line protection over IEC 104: identity and settings from its profile's
@@ -95,39 +73,15 @@ async def plant104(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Plant]
 async def running_plant(
     tmp_path: Path, mosquitto: Mosquitto, relay_spec: dict[str, Any]
 ) -> AsyncIterator[Plant]:
-    config = parse_config({
-        "center": {"instance": "lifecycle-test", "state_dir": str(tmp_path / "center")},
-        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "center-e2e"},
-        "api": {"enabled": False},
-        "tickets": {"tick_interval_s": 0.2},
-    })  # fmt: skip
-    center = await asyncio.to_thread(CenterService, config)
-    stop = asyncio.Event()
-    serving = asyncio.create_task(center.run(stop))
-    # the center's persistent session exists before anything is published
-    await eventually(lambda: center.mqtt_status["subscribed"], 30, "center subscribed")
     data = {"scenario": {"name": "lifecycle"}, "relays": [relay_spec]}
     scenario = on_free_ports(Scenario(ScenarioFile.model_validate(data), SCENARIOS_DIR / "x"))
-    runner = ScenarioRunner(scenario, progress=lambda line: None)
-    await runner.start()
-    agent_cfg = agent_config(
-        scenario, runner.relays, site="north", gateway_id="gw-north-1",
-        state_dir=tmp_path / "agent-state", broker=(mosquitto.host, mosquitto.port),
-        # the agent-wide default: identity (firmware) is re-read every second
-        extra={"snapshots": {"identity_interval_s": 1.0}},
-    )  # fmt: skip
-    agent = AgentProcess(tmp_path / "agent", agent_cfg)
-    agent.start()
-    relay = runner.relays[relay_spec["id"]]
-    approvals = BaselineService(center.engine, center.ticket_engine, [])
-    try:
+    # the agent-wide default: identity (firmware) is re-read every second
+    extra = {"snapshots": {"identity_interval_s": 1.0}}
+    async with running_site(tmp_path, mosquitto, scenario, agent_extra=extra) as running:
+        center, runner, agent = running
+        relay = runner.relays[relay_spec["id"]]
+        approvals = BaselineService(center.engine, center.ticket_engine, [])
         yield Plant(center, agent, relay, approvals)
-    finally:
-        agent.stop()
-        await runner.stop()
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(serving, 15)
 
 
 async def test_settings_and_firmware_changes_drift_approve_and_survive_a_restart(

@@ -180,10 +180,12 @@ async def test_records_made_after_the_outbox_drained_still_leave(
 ) -> None:
     """SQLite gives an emptied table's next row the first row id again: the forwarder's
     place in the outbox is a record id, so new rows are not taken for sent ones."""
-    async with Collector(mosquitto.host, mosquitto.port) as sub:
-        async with running_uplink(outbox, mosquitto):
-            for batch in range(3):
-                await outbox.append([event("d1", 10 * batch + n) for n in range(5)])
-                await sub.wait_for(lambda c: outbox.depth == 0, what=f"batch {batch} acked")
-            await sub.wait_for(lambda c: len(c.of_kind("event")) == 15, what="15 events")
+    async with (
+        Collector(mosquitto.host, mosquitto.port) as sub,
+        running_uplink(outbox, mosquitto),
+    ):
+        for batch in range(3):
+            await outbox.append([event("d1", 10 * batch + n) for n in range(5)])
+            await sub.wait_for(lambda c: outbox.depth == 0, what=f"batch {batch} acked")
+        await sub.wait_for(lambda c: len(c.of_kind("event")) == 15, what="15 events")
     assert [e.seq for e in sub.of_kind("event")] == list(range(1, 16))

@@ -94,11 +94,11 @@ async def test_load_generator_sends_paced_events_that_all_arrive() -> None:
     tasks = [asyncio.create_task(d.run(sink)) for d in drivers]
     try:
         await gen.wait_for_clients(30)
-        await wait_until(lambda: len(sink.points(cause="INTERROGATED_BY_STATION")) >= 20)
+        await wait_until(lambda: len(sink.points(cause="interrogated")) >= 20)
         result = await gen.run(rate=400, duration_s=1.0)
         assert result.sent > 0 and result.skipped_batches == 0
-        await wait_until(lambda: len(sink.points(cause="SPONTANEOUS")) >= result.sent)
-        assert len(sink.points(cause="SPONTANEOUS")) == result.sent
+        await wait_until(lambda: len(sink.points(cause="spontaneous")) >= result.sent)
+        assert len(sink.points(cause="spontaneous")) == result.sent
     finally:
         for t in tasks:
             t.cancel()

@@ -50,10 +50,11 @@ class RecordingSink:
         ]
 
     def events(self, device_id: str, cause: str = "spontaneous") -> list[PointObservation]:
+        """Non-measurands by cause, or by the protocol's name of it (`cause_raw`)."""
         return [
             o
             for o in self.of(PointObservation, device_id)
-            if not o.measurement and o.cause == cause
+            if not o.measurement and cause in (o.cause, o.cause_raw)
         ]
 
 

@@ -36,8 +36,9 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
         ident = sink.of(IdentityObservation, device_id)[0]
         assert (ident.manufacturer, ident.firmware_version) == ("DEMO", "V4.7")
         assert relay.time_syncs == 1
-        gi = [o for o in sink.of(PointObservation, device_id) if o.cause == "general_interrogation"]
+        gi = [o for o in sink.of(PointObservation, device_id) if o.cause == "interrogated"]
         assert {o.address for o in gi} >= {"128/69", "128/47"}
+        assert {o.cause_raw for o in gi} == {"general_interrogation"}  # COT 9
         settings = {s.name: s.value for s in sink.of(SettingsObservation, device_id)[0].settings}
         assert settings == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
     status = await bench.driver.poll("relay1", PollKind.STATUS)
@@ -65,6 +66,7 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
     assert trip.device_time_flags == ("invalid",)
     record = sink.events("relay1", "disturbance_data")[-1]
     assert record.value == "disturbance record 1 available" and record.details["trip"] is True
+    assert record.raised is True  # an announcement, never a "cleared" state
 
     # Measurands arrive as measurements, scaled by the profile.
     meas = [o for o in sink.of(PointObservation, "relay1") if o.measurement]

@@ -149,7 +149,7 @@ def test_observation_keeps_everything_from_the_frame() -> None:
     assert obs.quality == ("IV", "BL")
     assert obs.device_time == T
     assert obs.device_time_flags == ("substituted", "summer_time")
-    assert obs.cause == "SPONTANEOUS"
+    assert (obs.cause, obs.cause_raw) == ("spontaneous", "SPONTANEOUS")
     assert obs.measurement is False
     assert obs.details == {
         "type": "M_SP_TB_1",
@@ -205,3 +205,34 @@ def test_decode_from_bytes_ignores_the_process_time_zone() -> None:
             cot_name="SPONTANEOUS", info=c104.SingleInfo(on=True), raw=SP_TB_FRAME,
         )  # fmt: skip
     assert obs.device_time == T
+
+
+@pytest.mark.parametrize(
+    ("cot", "cause"),
+    [
+        ("SPONTANEOUS", "spontaneous"),
+        ("RETURN_INFO_REMOTE", "spontaneous"),
+        ("RETURN_INFO_LOCAL", "spontaneous"),
+        ("INTERROGATED_BY_STATION", "interrogated"),
+        ("INTERROGATED_BY_GROUP_16", "interrogated"),
+        ("REQUEST", "requested"),
+        ("REQUESTED_BY_GENERAL_COUNTER", "requested"),
+        ("PERIODIC", "periodic"),
+        ("BACKGROUND_SCAN", "periodic"),
+        ("ACTIVATION_CON", "other"),
+        ("UNKNOWN_COT", "other"),
+    ],
+)
+def test_the_cause_of_transmission_says_why_a_value_was_sent(cot: str, cause: str) -> None:
+    """COT 20-36 answer an interrogation, 5 and 37-41 a read: states, not changes."""
+    obs = convert.to_observation(
+        "line1", "1011", io_address=1011, common_address=1, type_name="M_SP_TB_1",
+        cot_name=cot, info=c104.SingleInfo(on=True), raw=SP_TB_FRAME,
+    )  # fmt: skip
+    assert (obs.cause, obs.cause_raw) == (cause, cot)
+
+
+def test_every_c104_cause_of_transmission_has_a_meaning() -> None:
+    assert {convert.cause_of(name) for name in c104.Cot.__members__} == {
+        "spontaneous", "interrogated", "requested", "periodic", "other",
+    }  # fmt: skip

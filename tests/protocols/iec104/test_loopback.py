@@ -62,7 +62,7 @@ async def line_relay(port: int, **link: object) -> Iec104Relay:
 async def connected(sink: RecordingSink, device_id: str, gi_answers: int = 1) -> None:
     await wait_until(lambda: sink.link_states(device_id)[-1:] == [True], what="link up")
     await wait_until(
-        lambda: len(sink.points(device_id, "INTERROGATED_BY_STATION")) >= gi_answers,
+        lambda: len(sink.points(device_id, "interrogated")) >= gi_answers,
         what="general interrogation answers",
     )
 
@@ -92,14 +92,14 @@ async def test_seed_scenario_arrives_exactly(tz: str) -> None:
                 await runner.play()
                 expected = [p for p in runner.played if p.address is not None]
                 await wait_until(
-                    lambda: len(sink.points(cause="SPONTANEOUS")) >= len(expected),
+                    lambda: len(sink.points(cause="spontaneous")) >= len(expected),
                     what="every scenario event",
                 )
         finally:
             await runner.stop()
     for relay_id in drivers:
         want = [p for p in expected if p.relay == relay_id]
-        got = sink.points(relay_id, "SPONTANEOUS")
+        got = sink.points(relay_id, "spontaneous")
         assert [o.address for o in got] == [p.address for p in want]
         for played, obs in zip(want, got, strict=True):
             spec = scenario.profiles[relay_id].by_address[obs.address]
@@ -131,10 +131,10 @@ async def test_quality_bits_travel_end_to_end() -> None:
             for i, (name, value, quality) in enumerate(cases):
                 at = T0 + timedelta(milliseconds=7 * i + 1)
                 await relay.emit(LINE.by_name[name], value, quality, at)
-            await wait_until(lambda: len(sink.points("line1", "SPONTANEOUS")) >= 3)
+            await wait_until(lambda: len(sink.points("line1", "spontaneous")) >= 3)
     finally:
         await relay.stop()
-    got = sink.points("line1", "SPONTANEOUS")
+    got = sink.points("line1", "spontaneous")
     for i, ((name, _value, quality), obs) in enumerate(zip(cases, got, strict=True)):
         assert obs.address == LINE.by_name[name].address
         assert obs.quality == tuple(quality)
@@ -156,15 +156,17 @@ async def test_general_interrogation_after_connect_reports_current_states() -> N
     try:
         async with running(driver_for(device("line1", port, 1)), sink):
             await connected(sink, "line1", gi_answers=3)
-            await wait_until(lambda: sink.points("line1", "SPONTANEOUS"), what="buffered event")
+            await wait_until(lambda: sink.points("line1", "spontaneous"), what="buffered event")
     finally:
         await relay.stop()
-    gi = {o.address: o for o in sink.points("line1", "INTERROGATED_BY_STATION")}
+    gi = {o.address: o for o in sink.points("line1", "interrogated")}
     assert gi["1031"].value == "on"
     assert gi["1101"].value is True and gi["1101"].quality == ("NT",)
     assert gi["2001"].value == 401.25 and gi["2001"].measurement
     assert "1011" not in gi  # protection events are not part of a general interrogation
-    buffered = sink.points("line1", "SPONTANEOUS")[0]
+    assert {o.cause_raw for o in gi.values()} == {"INTERROGATED_BY_STATION"}  # COT 20
+    buffered = sink.points("line1", "spontaneous")[0]
+    assert buffered.cause_raw == "SPONTANEOUS"  # COT 3
     assert (buffered.address, buffered.device_time) == ("1001", T0 + timedelta(milliseconds=5))
 
 
@@ -182,14 +184,14 @@ async def test_callback_waits_for_the_sink_and_loses_nothing() -> None:
             for i in range(20):
                 value = i % 2 == 0
                 await relay.emit(LINE.by_name["start"], value, [], T0 + timedelta(seconds=i))
-            await wait_until(lambda: len(sink.points("line1", "SPONTANEOUS")) >= 20)
+            await wait_until(lambda: len(sink.points("line1", "spontaneous")) >= 20)
     finally:
         await relay.stop()
     calls = sink.calls[first_call:]
     assert len({thread for _, _, thread in calls}) == 1
     for (_, end, _), (start, _, _) in itertools.pairwise(calls):
         assert start >= end  # the next delivery began only after the previous returned
-    times = [o.device_time for o in sink.points("line1", "SPONTANEOUS")]
+    times = [o.device_time for o in sink.points("line1", "spontaneous")]
     assert times == [T0 + timedelta(seconds=i) for i in range(20)]
 
 
@@ -202,7 +204,7 @@ async def test_relay_vanishes_then_returns_with_a_fresh_interrogation() -> None:
         drv = driver_for(cfg)
         task = asyncio.create_task(drv.run(sink))
         await connected(sink, "line1")
-        gi_before = len(sink.points("line1", "INTERROGATED_BY_STATION"))
+        gi_before = len(sink.points("line1", "interrogated"))
         await relay.set_online(False)
         with pytest.raises(LinkError):
             await asyncio.wait_for(task, 30)
@@ -211,11 +213,11 @@ async def test_relay_vanishes_then_returns_with_a_fresh_interrogation() -> None:
         async with running(driver_for(cfg), sink):  # the supervisor makes a fresh driver
             await wait_until(lambda: sink.link_states("line1") == [True, False, True])
             await wait_until(
-                lambda: len(sink.points("line1", "INTERROGATED_BY_STATION")) >= 2 * gi_before,
+                lambda: len(sink.points("line1", "interrogated")) >= 2 * gi_before,
                 what="a fresh general interrogation",
             )
             await relay.emit(LINE.by_name["reclose"], True, [], T0)
-            await wait_until(lambda: sink.points("line1", "SPONTANEOUS"), what="event after return")
+            await wait_until(lambda: sink.points("line1", "spontaneous"), what="event after return")
     finally:
         await relay.stop()
 
@@ -247,10 +249,10 @@ async def test_unknown_points_stations_and_mismatched_types_are_reported() -> No
             assert foreign is not None
             foreign.info = make_info("M_SP_TB_1", True, [], T0)
             foreign.transmit(cause=c104.Cot.SPONTANEOUS)
-            await wait_until(lambda: len(sink.points("line1", "SPONTANEOUS")) >= 3)
+            await wait_until(lambda: len(sink.points("line1", "spontaneous")) >= 3)
     finally:
         await relay.stop()
-    got = {o.address: o for o in sink.points("line1", "SPONTANEOUS")}
+    got = {o.address: o for o in sink.points("line1", "spontaneous")}
     assert got["4242"].value is True and got["4242"].device_time == T0
     assert got["1031"].value == "intermediate"
     assert got["1031"].details["c104_unexpected"] == "MISMATCHED_TYPE_ID"
@@ -267,19 +269,22 @@ async def test_polls() -> None:
     try:
         async with running(drv, sink):
             await connected(sink, "line1")
-            before = len(sink.points("line1", "INTERROGATED_BY_STATION"))
+            before = len(sink.points("line1", "interrogated"))
             relay.point("1101").info = make_info("M_SP_TB_1", True, [], T0)
             status = await drv.poll("line1", PollKind.STATUS)
             assert isinstance(status, StatusResult)
-            assert len(sink.points("line1", "INTERROGATED_BY_STATION")) > before
+            # the poll's general interrogation: its answers are states, not changes
+            answers = sink.points("line1", "interrogated")[before:]
+            assert "1101" in {o.address for o in answers}
+            assert not sink.points("line1", "spontaneous")
             assert {p.address: p.value for p in status.points}["1101"] is True
             assert "2001" in {p.address for p in status.measurements}
             await relay.emit(LINE.by_name["start"], True, [], T0)
-            await wait_until(lambda: sink.points("line1", "SPONTANEOUS"))
+            await wait_until(lambda: sink.points("line1", "spontaneous"))
             recent = await drv.poll("line1", PollKind.EVENTS)
             assert isinstance(recent, EventsResult)
             # the change, not the interrogation answers
-            assert [(e.address, e.cause) for e in recent.events] == [("1001", "SPONTANEOUS")]
+            assert [(e.address, e.cause) for e in recent.events] == [("1001", "spontaneous")]
             with pytest.raises(ValueError, match="identity"):
                 await drv.poll("line1", PollKind.IDENTITY)
             with pytest.raises(ValueError):

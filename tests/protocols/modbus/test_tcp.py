@@ -37,6 +37,7 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
             assert event.address == "event:11" and event.value is True
             assert event.device_time == when
             assert event.details["phase"] == 1 and event.details["value"] == 1234
+            assert (event.cause, event.cause_raw) == ("spontaneous", "event_log")
             identity = next(o for o in sink.observations if isinstance(o, IdentityObservation))
             assert (identity.model, identity.serial, identity.firmware_version) == (
                 "FP-300", "FP3-0042", "2.4.1",
@@ -51,6 +52,13 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
             }
             assert points["status:healthy"] is True
             assert points["measurement:frequency"] == 49.98
+            first = {}
+            for o in sink.observations:
+                if isinstance(o, PointObservation):
+                    first.setdefault(o.address, (o.cause, o.cause_raw))
+            # the first status read after contact reports states as found, not changes
+            assert first["status:healthy"] == ("interrogated", "status_read")
+            assert first["measurement:frequency"] == ("periodic", "measurement_read")
 
             # Changes the relay makes later arrive too: a status bit, a firmware upgrade,
             # a settings change, a reset event.
@@ -68,7 +76,8 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
                             and {s.name: s.value for s in o.settings}["i_pickup"] == 2.0
                             for o in obs)
                     and any(isinstance(o, PointObservation) and o.address == "status:breaker_closed"
-                            and o.value is True and o.cause == "spontaneous" for o in obs)
+                            and o.value is True and o.cause == "spontaneous"
+                            and o.cause_raw == "status_change" for o in obs)
                     and len(sink.events("f1")) == 2
                 )  # fmt: skip
 

@@ -71,12 +71,10 @@ async def run(tmp: Path, rate: float, seconds: float) -> None:
         print(f"events stored at the center     {stored}")
         print(f"lost                            {sent - stored}")
         print(f"outbox rows left                {outbox_rows(tmp / 'state')}")
-        print(
-            f"agent ack timeouts (re-sends)   {metric(metrics_port, 'relay_agent_ack_timeouts_total'):.0f}"
-        )
-        print(
-            f"records sent incl. re-sends     {metric(metrics_port, 'relay_agent_records_published_total'):.0f}"
-        )
+        timeouts = metric(metrics_port, "relay_agent_ack_timeouts_total")
+        published = metric(metrics_port, "relay_agent_records_published_total")
+        print(f"agent ack timeouts (re-sends)   {timeouts:.0f}")
+        print(f"records sent incl. re-sends     {published:.0f}")
         print(f"center restart to all stored    {took:.1f} s")
     finally:
         agent.stop()

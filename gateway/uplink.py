@@ -321,6 +321,15 @@ class Uplink:
         )
 
     async def _dispatch(self, client: aiomqtt.Client) -> None:
+        try:
+            await self._dispatch_messages(client)
+        except aiomqtt.MqttError:
+            # The iteration only says "disconnected"; paho's own reason (a keepalive
+            # unanswered, a closed socket) is what an operator needs: raise that instead.
+            await asyncio.shield(client._disconnected)  # aiomqtt 2.x (pinned <3)
+            raise
+
+    async def _dispatch_messages(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             if message.topic.matches(self.ack_topic):
                 # Not awaited one by one: acknowledgements that arrive together are deleted

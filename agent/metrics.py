@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from common.prometheus import CONTENT_TYPE, Sample
 from gateway.outbox import Outbox
-from gateway.prometheus import CONTENT_TYPE, Sample
 
 if TYPE_CHECKING:
     from agent.daemon import AgentDaemon

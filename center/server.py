@@ -11,12 +11,12 @@ acknowledgements (the broker holds the messages) and is retried with backoff.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import random
-import ssl
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiomqtt
@@ -29,13 +29,16 @@ from center.analytics.schedule import AgeingSchedule
 from center.api import ApiContext, create_app
 from center.clock import Clock, SystemClock
 from center.config import CenterConfig
+from center.crash_guard import CrashGuard
 from center.ingest import Counters, Ingestor, Message
 from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from center.webhooks import WebhookSender
+from common.systemd_notify import SystemdNotifier, watchdog_interval
+from common.tasks import first_failure
+from common.tls_config import client_context
 from gateway import wire
-from gateway.systemd_notify import SystemdNotifier, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +49,6 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
-    """Run jobs until one fails; cancel the rest; re-raise that error unwrapped."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _payload(message: aiomqtt.Message) -> bytes:
@@ -88,6 +78,7 @@ class CenterService:
         self.ingestor = Ingestor(
             self.engine, self.ticket_engine, self.clock, endpoints, self.counters
         )
+        self.crash_guard = CrashGuard(config.state_dir, config.mqtt.client_id)
         self.tickets = TicketService(self.engine, self.ticket_engine, endpoints, self.counters)
         self.ageing = AgeingSchedule(AgeingJob(self.engine, self.ticket_engine, endpoints))
         self.mqtt_status: dict[str, Any] = {
@@ -117,9 +108,9 @@ class CenterService:
         m = self.config.mqtt
         tls = None
         if m.tls is not None:
-            tls = ssl.create_default_context(cafile=str(m.tls.ca_file))
-            tls.load_cert_chain(str(m.tls.cert_file), str(m.tls.key_file))
-            tls.check_hostname = m.tls.check_hostname
+            tls = client_context(
+                m.tls.ca_file, m.tls.cert_file, m.tls.key_file, check_hostname=m.tls.check_hostname
+            )
         password = m.password_file.read_text().strip() if m.password_file else None
         client = aiomqtt.Client(
             m.host,
@@ -135,7 +126,7 @@ class CenterService:
         )
         # aiomqtt has no manual-ack option; its paho client does. A PUBACK must follow
         # our commit, or a crash between the two loses the message.
-        client._client.manual_ack_set(True)
+        client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x's paho client
         return client
 
     async def run_mqtt(self) -> None:
@@ -195,7 +186,7 @@ class CenterService:
                 await self.acknowledge(client, messages)
                 for x in batch:  # in order, as MQTT wants PUBACKs
                     if x.qos > 0:
-                        client._client.ack(x.mid, x.qos)
+                        client._client.ack(x.mid, x.qos)  # noqa: SLF001 - manual ack, above
 
         await first_failure([pump(), work()])
 
@@ -206,6 +197,33 @@ class CenterService:
             self.counters.add("acks_published")
 
     async def store(self, batch: list[Message]) -> None:
+        """Store a batch, minding the messages a previous run died on (center/crash_guard.py):
+        those are stored alone, or quarantined once they have killed it often enough."""
+        guard = self.crash_guard
+        suspects = [m for m in batch if guard.suspect(m)]
+        for m in suspects:
+            if guard.suspect(m) >= guard.max_strikes:
+                log.error("message on %r was in flight at %d deaths; quarantined", m.topic[:200],
+                          guard.suspect(m))  # fmt: skip
+                error = f"the center died {guard.suspect(m)} times while storing it"
+                await self._quarantine(m, error, reason="crash_loop")
+                guard.done([m])
+            else:
+                await self._guarded([m])
+        rest = [m for m in batch if m not in suspects]
+        if rest:
+            await self._guarded(rest)
+
+    async def _guarded(self, batch: list[Message]) -> None:
+        self.crash_guard.begin(batch)
+        try:
+            await self._store(batch)
+        except asyncio.CancelledError:
+            self.crash_guard.abandon()  # a clean stop, not a death
+            raise
+        self.crash_guard.done(batch)
+
+    async def _store(self, batch: list[Message]) -> None:
         """Commit a batch; retry database outages forever; isolate a message that cannot
         be stored (a bug) so it cannot wedge the queue."""
         try:
@@ -217,14 +235,32 @@ class CenterService:
             try:
                 await self._retrying([m])
             except Exception as exc:  # keep it for an operator, then move on
-                log.exception("message on %s cannot be stored", m.topic)
-                await asyncio.to_thread(self.ingestor.reject_unstorable, m, repr(exc)[:1000])
+                log.exception("message on %r cannot be stored; quarantined", m.topic[:200])
+                await self._quarantine(m, repr(exc)[:2000])
+
+    async def _quarantine(self, m: Message, error: str, reason: str = "store_error") -> None:
+        """Quarantine a message whose storage failed. Its content cannot fail the write (bytes
+        and escaped text); a database outage is retried like any other. Should the write
+        still fail otherwise, the payload goes to the log and the message is acknowledged:
+        one message must never stop ingest for the fleet."""
+        try:
+            await self._retrying_call(lambda: self.ingestor.quarantine_message(m, error, reason))
+        except Exception:
+            self.counters.add("quarantine_write_failed")
+            log.exception(
+                "could not quarantine the message on %r; its payload (base64): %s",
+                m.topic[:200],
+                base64.b64encode(m.payload).decode("ascii"),
+            )
 
     async def _retrying(self, batch: list[Message]) -> None:
+        await self._retrying_call(lambda: self.ingestor.ingest(batch))
+
+    async def _retrying_call(self, call: Callable[[], object]) -> None:
         delay = 0.5
         while True:
             try:
-                await asyncio.to_thread(self.ingestor.ingest, batch)
+                await asyncio.to_thread(call)
                 return
             except DBAPIError as exc:
                 if not _retryable(exc):

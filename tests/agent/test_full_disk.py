@@ -21,16 +21,16 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
 from agent.metrics import health, outbox_samples
 from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
-from agent.profiles import load_named
 from agent.supervisor import LinkSupervisor
 from gateway.outbox import Outbox
+from profiles.model import load_named
 from protocols.modbus.driver import ModbusDriver
 from tests.protocols.modbus.helpers import PROFILE, free_port, plan, relay, tcp_device, wait_until
 
@@ -66,16 +66,24 @@ def small_disk(tmp_path: Path) -> Iterator[tuple[Path, bool]]:
 
 
 def fill(disk: Path) -> Path:
-    """Write until the filesystem says it is full."""
+    """Write until the filesystem says it is full (ENOSPC)."""
     filler = disk / "filler"
     with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+        while write_some(out):
+            pass
     return filler
+
+
+def write_some(out: BinaryIO) -> bool:
+    """Write 64 KiB; False once the disk is full."""
+    try:
+        out.write(b"\0" * 65536)
+        out.flush()
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        return False
+    return True
 
 
 def ring_events(box: Outbox) -> list[int]:

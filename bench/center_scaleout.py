@@ -3,6 +3,7 @@ PostgreSQL database through an MQTT shared subscription, in one run.
 
     .venv/bin/python -m bench.center_scaleout                  # 1, 2 and 3 centers
     .venv/bin/python -m bench.center_scaleout --centers 1 3 --sites 30 --records 90000
+    .venv/bin/python -m bench.center_scaleout --rounds 3       # median of 3 rounds of 1, 2, 3
 
 For each number of centers: a fresh database, a real Mosquitto, N center processes
 (`$share/centers/relay/v1/#`, persistent sessions, PUBACK after commit), subscribed
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,6 +103,13 @@ def backend_pids(engine: sa.Engine) -> list[int]:
         ]
 
 
+_LOCK_SAMPLE = sa.text(
+    "SELECT count(*) FILTER (WHERE wait_event = 'advisory'), "
+    "count(*) FILTER (WHERE state IN ('active', 'idle in transaction')) "
+    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
 def healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
@@ -128,6 +137,7 @@ class Run:
     broker_cpu: float
     tickets_ok: bool
     stored_once: bool
+    lock_wait_share: float  # of the samples of busy center connections, waiting on a site lock
 
 
 def center_config(workdir: Path, i: int, url: str, broker: Mosquitto, batch: int) -> Path:
@@ -178,8 +188,13 @@ async def run_once(
         await wait_for(lambda: all(healthy(p) for p in ports), 90, f"{n} centers subscribed")
         total = sum(len(wire.decode_envelope(m.payload)) for s in streams for m in s)
 
+        samples: list[tuple[int, int]] = []
+
         def stored() -> int:
+            """Records stored so far; samples how many center connections wait on a
+            site lock (an advisory lock) against how many are busy."""
             with engine.connect() as conn:
+                samples.append(tuple(conn.execute(_LOCK_SAMPLE).one()))  # type: ignore[arg-type]
                 return int(conn.execute(sa.text("SELECT count(*) FROM records")).scalar() or 0)
 
         pids = [p.pid for p in procs]
@@ -213,6 +228,7 @@ async def run_once(
         return Run(
             n, total, seconds, after[0] - before[0], after[1] - before[1], after[2] - before[2],
             tickets_ok, distinct[0] == distinct[1] == total,
+            sum(w for w, _ in samples) / max(1, sum(b for _, b in samples)),
         )  # fmt: skip
     finally:
         for p in procs:
@@ -251,6 +267,7 @@ def main() -> int:
     parser.add_argument("--per-message", type=int, default=200)
     parser.add_argument("--incidents", type=int, default=3, help="per site")
     parser.add_argument("--max-batch-messages", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     per_site = args.records // args.sites
     streams = [
@@ -262,25 +279,32 @@ def main() -> int:
         f"{args.sites} gateways x {per_site} records, {args.per_message}/message, "
         f"{args.incidents} incidents/site, max_batch_messages {args.max_batch_messages}"
     )
-    runs = []
+    runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in args.centers:
-            runs.append(
-                asyncio.run(
+        for round_ in range(args.rounds):  # the machine is shared: rounds, each 1..N
+            for n in args.centers:
+                run = asyncio.run(
                     run_once(n, streams, args.incidents, args.max_batch_messages, Path(tmp))
                 )
-            )
-    base = runs[0].records / runs[0].seconds
+                runs.append(run)
+                rate = run.records / run.seconds
+                print(f"  round {round_ + 1}: {n} center(s) {rate:,.0f} records/s")
     print(
-        "centers  records/s  ratio  center µs/rec  postgres µs/rec  broker µs/rec  "
-        "stored once  one ticket per incident"
+        "centers  records/s (median)  ratio  center µs/rec  postgres µs/rec  broker µs/rec  "
+        "waiting on a site lock  stored once  one ticket per incident"
     )
-    for r in runs:
-        rate = r.records / r.seconds
+    base = statistics.median(r.records / r.seconds for r in runs if r.centers == args.centers[0])
+    for n in args.centers:
+        mine = [r for r in runs if r.centers == n]
+        rate = statistics.median(r.records / r.seconds for r in mine)
+        records = sum(r.records for r in mine)
         print(
-            f"{r.centers:7d}  {rate:9,.0f}  {rate / base:5.2f}  "
-            f"{1e6 * r.center_cpu / r.records:13.0f}  {1e6 * r.pg_cpu / r.records:15.0f}  "
-            f"{1e6 * r.broker_cpu / r.records:13.0f}  {r.stored_once!s:>11}  {r.tickets_ok}"
+            f"{n:7d}  {rate:17,.0f}  {rate / base:5.2f}  "
+            f"{1e6 * sum(r.center_cpu for r in mine) / records:13.0f}  "
+            f"{1e6 * sum(r.pg_cpu for r in mine) / records:15.0f}  "
+            f"{1e6 * sum(r.broker_cpu for r in mine) / records:13.0f}  "
+            f"{statistics.mean(r.lock_wait_share for r in mine):22.0%}  "
+            f"{all(r.stored_once for r in mine)!s:>11}  {all(r.tickets_ok for r in mine)}"
         )
     return 0 if all(r.stored_once and r.tickets_ok for r in runs) else 1
 

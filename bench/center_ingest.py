@@ -7,7 +7,9 @@
    center's ingest path (validation, idempotent insert, sequences, ticket engine, webhook
    outbox), one transaction per `--messages-per-txn` messages, as the MQTT worker does.
    The mix: 70 % status events, 20 % measurements, 8 % alarms/self-checks, 2 % trips,
-   over 20 sites with 10 devices each.
+   over 20 sites with 10 devices each. Prints the CPU per record of this process and, on
+   a PostgreSQL on this machine, of its backend (from /proc): the figure that holds on a
+   shared machine, where the wall rate follows the load.
 2. Latency: a real Mosquitto and the whole `serve` path (MQTT in, commit, ticket). Trips
    on distinct sites are published one by one while background load flows; latency is
    from the trip's device time (stamped at publish) to the commit that opened its

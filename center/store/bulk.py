@@ -34,7 +34,7 @@ from sqlalchemy.types import TypeEngine
 
 def columns_of(table: Table) -> list[str]:
     """The columns a bulk insert fills: all but a serial primary key."""
-    return [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+    return [c.name for c in table.columns if c is not table.autoincrement_column]
 
 
 @cache

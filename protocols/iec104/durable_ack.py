@@ -9,8 +9,10 @@ agent. The outbox commits in submission order, so one reported token covers ever
 submitted before it.
 
 A failed commit cuts the guard on the spot (the outbox's writer thread runs the future's
-callbacks in commit order), before any later commit could be reported, so nothing at or
-after the failed ASDU is ever confirmed; the relay sends it again on the next connection.
+callbacks in commit order, and settles refused appends before it commits the rest of their
+group, e.g. an empty barrier), before any later commit could be reported; a cut guard
+ignores reports and sends nothing, so nothing at or after the failed ASDU is ever
+confirmed, and the relay sends it again on the next connection.
 """
 
 from __future__ import annotations

@@ -379,7 +379,7 @@ class _Session:
     def durable_through(self, token: int) -> None:
         """Any thread: raise the durable watermark and wake the guard's thread to confirm."""
         with self._mark_lock:
-            if token <= self.durable_token:
+            if token <= self.durable_token or self.guard.is_cut:
                 return
             self.durable_token = token
         with contextlib.suppress(OSError):  # full (a wake is pending anyway) or closed
@@ -387,14 +387,14 @@ class _Session:
 
     def _on_durable(self, _: bytes) -> None:
         with self.lock:
-            if not self.guard.is_cut:
-                self._send_nr(self._limit())
+            self._send_nr(self._limit())
 
     def _advances(self, nr: int) -> bool:
         return 0 < (nr - self.sent_nr) % SEQ_MOD <= (self.stored_vr - self.sent_nr) % SEQ_MOD
 
     def _send_nr(self, nr: int) -> None:
-        """An S-frame to the relay, if it confirms more than it has (lock held)."""
-        if self._advances(nr):
+        """An S-frame to the relay, if it confirms more than it has and the connection was
+        not cut (lock held)."""
+        if self._advances(nr) and not self.guard.is_cut:
             self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))
             self.sent_nr = nr

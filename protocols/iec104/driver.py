@@ -47,6 +47,7 @@ class Iec104Driver:
         self.section = section
         self.known_addresses = frozenset(planned.addresses) | section.consumed_addresses()
         self._link: Iec104Link | None = None
+        self._guard_totals = {"asdus_passed": 0, "asdus_diverted": 0, "framing_errors": 0}
         self._inventory: Iec104Inventory | None = None
 
     @property
@@ -61,6 +62,15 @@ class Iec104Driver:
     @property
     def received(self) -> int:
         return self._link.received if self._link is not None else 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The APDU guard's counts since the driver was made (all connections), exported
+        as metrics: frames passed on to c104, diverted as raw data, connections ended for
+        broken framing."""
+        guard = self._link.guard if self._link is not None else None
+        live = guard.counts() if guard is not None else {}
+        return {k: v + live.get(k, 0) for k, v in self._guard_totals.items()}
 
     async def run(self, sink: ObservationSink) -> None:
         inventory = Iec104Inventory(self.device, self.section)
@@ -85,6 +95,8 @@ class Iec104Driver:
         except* LinkError as errors:
             raise errors.exceptions[0] from None
         finally:
+            for key, value in link.guard.counts().items():
+                self._guard_totals[key] += value
             self._link = self._inventory = None
 
     async def poll(self, device_id: str, kind: PollKind) -> PollResult:

@@ -1,8 +1,10 @@
 """The sink every driver delivers into: observations become records in the outbox.
 
 One pipeline serves the whole daemon. It is called from the event loop (`deliver`) and
-from library threads (`deliver_blocking`, e.g. c104's receive threads); both return only
-once the records are committed, which is what lets drivers acknowledge the device.
+from library threads (`deliver_blocking`); both return only once the records are committed,
+which is what lets drivers acknowledge the device. `submit` (c104's receive threads)
+returns at once with a future of the commit: the 104 link holds the relay's
+acknowledgement until it completes.
 
 It also owns the state that turns observations into *changes*: link up/down into
 comms alarms, and firmware/settings into reports only when their hash changed (the last
@@ -11,6 +13,7 @@ hash is committed with the record, so a restart resends nothing unchanged).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import threading
@@ -99,6 +102,12 @@ class Pipeline:
         records, state = self._records(observations)
         if records or state:
             self.outbox.append_blocking(records, state)
+
+    def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
+        """`BackgroundSink`: queued for the outbox's next group commit, returns at once.
+        Always queued, even with nothing to write, so the future keeps commit order."""
+        records, state = self._records(observations)
+        return self.outbox.submit(records, state)
 
     # --- agent-side records ---------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from protocols.driver import (
+    RESTARTS,
     ObservationSink,
     PollKind,
     PollResult,
@@ -168,6 +169,9 @@ class Iec103Driver:
             return SettingsResult(settings, source="103 generic services")
         raise ValueError(f"iec103 cannot poll {kind!r}")
 
+    def device_counters(self) -> dict[str, dict[str, int]]:
+        return {device_id: relay.all_counters() for device_id, relay in self.relays.items()}
+
     def bus_counters(self) -> dict[str, int]:
         port = self.port
         if port is None:
@@ -284,6 +288,7 @@ class Iec103Driver:
             relay.counters["offline_attempts"] += 1
             return
         log.info("device %s: link reset, initialising", relay.id)
+        relay.counters[RESTARTS] += not first  # back after it went down, the bus ran on
         relay.up = True
         await self.deliver([LinkStateObservation(relay.id, True, "reset")])
         relay.identity_due = time.monotonic() + PROCEDURE_TIMEOUT_S

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from protocols.driver import (
+    STANDARD_COUNTERS,
     EventsResult,
     IdentityResult,
     ObservationSink,
@@ -48,6 +49,7 @@ class Iec104Driver:
         self.known_addresses = frozenset(planned.addresses) | section.consumed_addresses()
         self._link: Iec104Link | None = None
         self._inventory: Iec104Inventory | None = None
+        self._counted: Iec104Link | None = None
 
     @property
     def device_ids(self) -> Sequence[str]:
@@ -62,6 +64,17 @@ class Iec104Driver:
     def received(self) -> int:
         return self._link.received if self._link is not None else 0
 
+    def device_counters(self) -> dict[str, dict[str, int]]:
+        """The link's counters (objects received, ASDUs stored, decode errors, timeouts),
+        with the standard names every driver reports; those of the last run once it ended."""
+        link = self._counted
+        counters = dict(link.counters) if link is not None else {}
+        if link is not None:
+            counters.update(objects_received=link.received, asdus=link.batcher.asdus)
+        for name in STANDARD_COUNTERS:
+            counters.setdefault(name, 0)
+        return {self.device.id: counters}
+
     async def run(self, sink: ObservationSink) -> None:
         inventory = Iec104Inventory(self.device, self.section)
         link = Iec104Link(
@@ -72,6 +85,7 @@ class Iec104Driver:
             on_consumed=inventory.receive,
         )
         self._link, self._inventory = link, inventory
+        self._counted = link  # kept after the run ends: the supervisor adds up its counts
         try:
             if not inventory.maps_anything:
                 await link.run()

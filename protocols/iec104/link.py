@@ -25,15 +25,15 @@ client starts from a known state (unmute, interrogation) instead of whatever c10
 import asyncio
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import c104
 
-from protocols.driver import ObservationSink
-from protocols.errors import LinkError, WriteRefused
+from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink
+from protocols.errors import DecodeError, LinkError, WriteRefused
 from protocols.iec104 import convert
 from protocols.iec104.asdu_batch import AsduBatcher
 from protocols.iec104.config import Iec104Device
@@ -75,6 +75,8 @@ class Iec104Link:
         # Set once the general interrogation after connecting was confirmed.
         self.ready = asyncio.Event()
         self.received = 0
+        # decode_errors, timeouts (the standard driver counters), store_failures, unexpected_*
+        self.counters: Counter[str] = Counter()
         self.latest: dict[str, PointObservation] = {}  # address -> last observation
         self.recent: deque[PointObservation] = deque(maxlen=RECENT_EVENTS)
         self._reported_unknown: set[str] = set()
@@ -152,6 +154,7 @@ class Iec104Link:
                 async with asyncio.timeout(self.device.interrogation_timeout_s):
                     done = await asyncio.to_thread(connection.interrogation, ca)
             except TimeoutError:
+                self.counters[TIMEOUTS] += 1
                 raise LinkError(f"{self.device.id}: general interrogation timed out") from None
         if not done:
             raise LinkError(f"{self.device.id}: general interrogation not confirmed")
@@ -273,6 +276,8 @@ class Iec104Link:
     def _on_unexpected_message(
         self, connection: c104.Connection, message: c104.IncomingMessage, cause: c104.Umc
     ) -> None:
+        with self._lock:
+            self.counters[f"unexpected_{cause.name.lower()}"] += 1
         if cause not in _DROPPED:
             # e.g. INVALID_COT for time-tagged GI answers: c104 still hands those to the point.
             log.debug("device %s: c104 flagged %s %s", self.name, message.type.name, cause.name)
@@ -304,6 +309,9 @@ class Iec104Link:
                 raw=raw,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
+            if "decode_error" in obs.details or "time_error" in obs.details:
+                with self._lock:
+                    self.counters[DECODE_ERRORS] += 1  # kept as data, counted
             if obs.address in self.consumed:
                 # Identity / settings state, re-read by every interrogation: not an event.
                 with self._lock:
@@ -319,6 +327,10 @@ class Iec104Link:
                     self.recent.append(obs)
             self.batcher.add(obs, raw, message.number_of_objects)
         except Exception as exc:  # an exception must never reach c104's thread
+            with self._lock:
+                self.counters[
+                    DECODE_ERRORS if isinstance(exc, DecodeError) else "store_failures"
+                ] += 1
             # The frame may still be acknowledged: end the link so the relay keeps the rest.
             log.exception("device %s: could not store a received message", self.name)
             self._to_loop(_LinkEvent("sink_failed", detail=f"{type(exc).__name__}: {exc}"))

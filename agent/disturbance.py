@@ -16,7 +16,11 @@ from typing import Any
 
 from agent.normalize import DeviceContext
 from gateway import comtrade, wire
-from protocols.observations import DisturbanceObservation, FaultReportObservation
+from protocols.observations import (
+    DigitalChannel,
+    DisturbanceObservation,
+    FaultReportObservation,
+)
 
 # 32 KiB of content per chunk (~44 KB of JSON): on a 1 Mbit/s cellular uplink a trip waits
 # at most ~0.35 s behind the chunk in flight.
@@ -47,8 +51,17 @@ def comtrade_record(ctx: DeviceContext, obs: DisturbanceObservation) -> comtrade
             )
             for ch in obs.analog
         ),
-        digital=tuple(comtrade.DigitalTrace(ch.name, ch.initial, ch.changes) for ch in obs.digital),
+        digital=tuple(_status_trace(ctx, ch) for ch in obs.digital),
     )
+
+
+def _status_trace(ctx: DeviceContext, ch: DigitalChannel) -> comtrade.DigitalTrace:
+    """A status channel named by the profile's point ("trip_phase_a", "breaker_closed"),
+    which is what an engineer and the center's analysis look for; the driver's name (the
+    point's address, e.g. "128/69") stays in the channel's ccbm field."""
+    point = ctx.profile.point(ch.name)
+    name = point.name if point is not None else ch.name
+    return comtrade.DigitalTrace(name, ch.initial, ch.changes, ccbm=ch.name)
 
 
 def transfer_records(
@@ -78,8 +91,8 @@ def transfer_records(
         first_sample_time=obs.first_sample_time,
         sample_rate_hz=record.sample_rate_hz,
         samples=record.samples,
-        analog_channels=[ch.name for ch in obs.analog],
-        digital_channels=[ch.name for ch in obs.digital],
+        analog_channels=[ch.name for ch in record.analog],
+        digital_channels=[ch.name for ch in record.digital],  # as in the COMTRADE
         cfg_bytes=len(cfg),
         dat_bytes=len(dat),
         sha256=hashlib.sha256(content).hexdigest(),

@@ -337,9 +337,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")
         ctx.audit(who, "window_delete", f"window {window_id}")
 
+    from center.analytics.routes import add_routes as add_analytics_routes
     from center.lifecycle.routes import add_routes  # imports this module: here, not on top
 
     add_routes(app, ctx)
+    add_analytics_routes(app, ctx)
     from center.disturbance.routes import add_routes as add_disturbance_routes
 
     add_disturbance_routes(app, ctx)

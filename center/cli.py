@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lifecycle_parsers(sub)
 
+    from center.analytics.cli import add_parsers as add_analytics_parsers
+
+    add_analytics_parsers(sub)
+
     from center.auth.cli import add_parsers as add_user_parsers
 
     add_user_parsers(sub)

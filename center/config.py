@@ -7,12 +7,13 @@ Unknown keys are rejected, nothing is silently rewritten, and every problem read
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from center.analytics.config import AnalyticsConfig
 from center.errors import ConfigError
 from gateway.tls_config import BrokerTls
 
@@ -165,6 +166,7 @@ class DeviceConfig(Strict):
     site: str
     device_id: str
     criticality: Criticality = "normal"
+    commissioned: date | None = None  # ageing: default is the day the center first saw it
 
 
 class RoutingConfig(Strict):
@@ -243,6 +245,7 @@ class CenterConfig(Strict):
     devices: list[DeviceConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> CenterConfig:

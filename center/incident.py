@@ -7,7 +7,10 @@ from the newest snapshot, links from `--relays` or lab defaults), and every even
 ticket's timeline as a step at its time relative to the first (plus a lead-in, so the
 replaying agent has connected and interrogated first). Complete disturbance records of the
 incident are written beside the file as COMTRADE and listed under `[[disturbances]]` with
-their trigger time on the same time line. Pure text building; the CLI does the I/O.
+their trigger time on the same time line; their relays are in the scenario even without
+an event of their own, and their announcements (IEC 103 ASDU 23 events) are not steps:
+the simulated relay announces a replayed record itself. Pure text building; the CLI does
+the I/O.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from center.tickets.signals import event_time
 from gateway import wire
 
 LEAD_IN_MS = 2000
-# Lab links for relays `--relays` does not cover (IEC 104 on consecutive ports).
+# Lab links for relays `--relays` does not cover (consecutive ports per relay).
 DEFAULT_104_PORT = 24041
+DEFAULT_103_PORT = 21031
+# An IEC 103 relay's "disturbance record available" event (ASDU 23, its `details.type`).
+RECORD_LIST_ASDU = 23
 
 
 class ExportError(Exception):
@@ -66,7 +72,13 @@ def load_incident(conn: Connection, ticket_id: int) -> Incident:
     if not events:
         raise ExportError(f"ticket {ticket_id} has no events to replay")
     site = doc["site"]
-    ids = sorted({e.device_id for e in events if e.device_id})
+    records = [
+        rec
+        for rec in disturbances.list_records(conn, ticket_id=ticket_id)
+        if rec["status"] == "complete"
+    ]
+    # a relay that only recorded the fault (no event of its own) is in the incident too
+    ids = sorted({e.device_id for e in events if e.device_id} | {r["device_id"] for r in records})
     d = s.devices.c
     devices = {
         row["device_id"]: dict(row)
@@ -85,11 +97,10 @@ def load_incident(conn: Connection, ticket_id: int) -> Incident:
         ).scalar()
         if newest:
             incident.settings[device] = {k: v["value"] for k, v in json.loads(newest).items()}
-    for rec in disturbances.list_records(conn, ticket_id=ticket_id):
-        if rec["status"] == "complete":
-            found = disturbances.files(conn, rec["id"])
-            assert found is not None
-            incident.records.append({**rec, "files": found})
+    for rec in records:
+        found = disturbances.files(conn, rec["id"])
+        assert found is not None
+        incident.records.append({**rec, "files": found})
     return incident
 
 
@@ -131,7 +142,10 @@ def scenario_text(
         f"name = {_toml_value(f'incident-{incident.ticket_id}')}",
         f"description = {_toml_value(incident.title)}",
     ]
-    devices = sorted({e.device_id for e in incident.events if e.device_id})
+    devices = sorted(
+        {e.device_id for e in incident.events if e.device_id}
+        | {r["device_id"] for r in incident.records}
+    )
     for i, device in enumerate(devices):
         row = incident.devices.get(device, {})
         relay = known.get(device, {})
@@ -142,9 +156,7 @@ def scenario_text(
                 f"device {device}: protocol and profile unknown (no birth inventory from its "
                 "gateway yet); give them with --relays SCENARIO"
             )
-        link = relay.get("link") or (
-            {"port": DEFAULT_104_PORT + i, "common_address": i + 1} if protocol == "iec104" else {}
-        )
+        link = relay.get("link") or _lab_link(protocol, i)
         identity = relay.get("identity") or {
             k: row[k] for k in ("model", "serial", "firmware_version") if row.get(k)
         }
@@ -163,10 +175,13 @@ def scenario_text(
         settings = relay.get("settings") or incident.settings.get(device)
         if settings:
             out.append(f"settings = {_toml_value(settings)}")
-    skipped = 0
+    skipped = announced = 0
     for e in incident.events:
         if e.point is None or e.device_id is None:
             skipped += 1  # an address its profile does not name cannot be replayed by name
+            continue
+        if e.details.get("type") == RECORD_LIST_ASDU:
+            announced += 1  # the relay announces a record itself when it replays one
             continue
         at_ms = LEAD_IN_MS + round((event_time(e) - t0).total_seconds() * 1000)
         out += [
@@ -181,6 +196,10 @@ def scenario_text(
             out.append(f"quality = {_toml_value([q for q in e.quality if q in _QUALITY])}")
     if skipped:
         out.insert(2, f"# {skipped} event(s) of addresses without a profile point were left out.")
+    if announced:
+        out.insert(
+            2, f"# {announced} record announcement(s) left out: [[disturbances]] replay them."
+        )
     files: dict[str, bytes] = {}
     for rec in incident.records:
         name, cfg, dat = rec["files"]
@@ -201,6 +220,17 @@ def scenario_text(
 
 
 _QUALITY = ("IV", "NT", "SB", "BL", "OV")
+
+
+def _lab_link(protocol: str, i: int) -> dict[str, Any]:
+    """A link on this machine for the i-th relay, for protocols whose simulator serves it
+    unchanged (IEC 104 on a TCP port; IEC 103 on a bus of its own behind socket://)."""
+    if protocol == "iec104":
+        return {"port": DEFAULT_104_PORT + i, "common_address": i + 1}
+    if protocol == "iec103":
+        port = f"socket://127.0.0.1:{DEFAULT_103_PORT + i}"
+        return {"port": port, "link_address": 1, "common_address": 1}
+    return {}
 
 
 def export(conn: Connection, ticket_id: int, output: Path, relays_from: Path | None) -> list[Path]:

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from center import gateway_silence
+from center.analytics.clock_tracker import ClockQualityTracker
 from center.clock import Clock
 from center.disturbance.intake import DisturbanceIntake
 from center.lifecycle.drift import DriftDetector
@@ -154,6 +155,7 @@ class Ingestor:
         self._discrete = frozenset(rules.discrete_alarm_codes)
         self._ignored = frozenset(rules.ignored_alarm_codes)
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
+        self.clock_quality = ClockQualityTracker(tickets.config.analytics.clock, tickets)
         self.disturbances = DisturbanceIntake(tickets.config.disturbance, rules.grouping_window_s)
 
     def check(
@@ -207,6 +209,7 @@ class Ingestor:
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
                 self.disturbances.on_records(conn, uow, result.new, chunks, now)
+            self.clock_quality.on_records(conn, uow, [r for x in results for r in x.new])
             changed = uow.flush()
         disturbance_counts = self.disturbances.take_counts()  # only once committed
         # Counted only once committed.

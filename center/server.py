@@ -23,6 +23,8 @@ import aiomqtt
 import uvicorn
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from center.analytics.ageing_job import AgeingJob
+from center.analytics.schedule import AgeingSchedule
 from center.api import ApiContext, create_app
 from center.clock import Clock, SystemClock
 from center.config import CenterConfig
@@ -86,6 +88,7 @@ class CenterService:
             self.engine, self.ticket_engine, self.clock, endpoints, self.counters
         )
         self.tickets = TicketService(self.engine, self.ticket_engine, endpoints, self.counters)
+        self.ageing = AgeingSchedule(AgeingJob(self.engine, self.ticket_engine, endpoints))
         self.mqtt_status: dict[str, Any] = {
             "connected": False,
             "subscribed": False,
@@ -276,6 +279,7 @@ class CenterService:
                 group.create_task(self.run_mqtt()),
                 group.create_task(self.run_ticks()),
                 group.create_task(self.log_counters()),
+                group.create_task(self.ageing.run()),
             ]
             for hook in self.config.webhooks:
                 sender = WebhookSender(self.engine, hook, self.clock, self.counters)

@@ -8,9 +8,10 @@ What is written (C37.111-2013 clause 6 for the `.cfg`, 7.4 for the binary `.dat`
 
 - `.cfg` lines: `station_name,rec_dev_id,2013`; `TT,##A,##D`; one line per analog channel
   `An,ch_id,ph,ccbm,uu,a,b,skew,min,max,primary,secondary,PS`; one per status channel
-  `Dn,ch_id,ph,ccbm,y`; `lf`; `nrates` = 1 and `samp,endsamp`; the first sample's and the
-  trigger's time stamps `dd/mm/yyyy,hh:mm:ss.ssssss`; `BINARY`; `timemult` = 1; `time_code,
-  local_code` = `0,0` (times are UTC); `tmq_code,leapsec` = `0,0`.
+  `Dn,ch_id,ph,ccbm,y` (`ccbm` carries the point's protocol address, e.g. `128/69`);
+  `lf`; `nrates` = 1 and `samp,endsamp`; the first sample's and the trigger's time
+  stamps `dd/mm/yyyy,hh:mm:ss.ssssss`; `BINARY`; `timemult` = 1; `time_code,local_code`
+  = `0,0` (times are UTC); `tmq_code,leapsec` = `0,0`.
 - `.dat`, per sample, little-endian: sample number (uint32, from 1), time stamp (uint32,
   µs from the first sample), one int16 per analog channel, then the status channels
   packed 16 per uint16 word, channel 1 in bit 0.
@@ -58,6 +59,7 @@ class DigitalTrace:
     name: str
     initial: bool
     changes: tuple[tuple[int, bool], ...] = ()
+    ccbm: str = ""  # circuit component being monitored: here the point's protocol address
 
     def first_set(self) -> int | None:
         """Index of the first sample at which the channel is set."""
@@ -137,7 +139,7 @@ def write(record: Record) -> tuple[bytes, bytes]:
             f"{i},{_text(ch.name)},{_text(ch.phase)},,{_text(ch.unit)},{ch.a!r},{ch.b!r},0,"
             f"{RAW_MIN},{RAW_MAX},{ch.primary!r},{ch.secondary!r},P"
         )
-    lines += [f"{i},{_text(ch.name)},,,0" for i, ch in enumerate(record.digital, 1)]
+    lines += [f"{i},{_text(ch.name)},,{_text(ch.ccbm)},0" for i, ch in enumerate(record.digital, 1)]
     lines += [
         _number(record.line_frequency_hz),
         "1",
@@ -239,7 +241,9 @@ def _read(lines: list[str], dat: bytes) -> Record:
         word, bit = divmod(c, 16)
         states = [bool(r[2 + na + word] >> bit & 1) for r in rows]
         changes = tuple((i, states[i]) for i in range(1, len(states)) if states[i] != states[i - 1])
-        digital.append(DigitalTrace(line.split(",")[1], bool(states and states[0]), changes))
+        f = line.split(",")
+        ccbm = f[3].strip() if len(f) > 3 else ""
+        digital.append(DigitalTrace(f[1], bool(states and states[0]), changes, ccbm))
     return Record(
         station=station,
         device=device,

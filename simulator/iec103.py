@@ -34,7 +34,8 @@ Test hooks: `garbage_next`, `corrupt_next`, `ignore_next`, `queue_raw`, `hold_bu
 `nack_next_send`, `send_identity` / `identity_after` (ASDU 5 never, or only some requests
 after the reset), `answer_generic` (False: generic reads are never answered),
 `interrupt_after` (restart or fall silent in the middle of a record transfer). Records and
-their transfer: `recorder` (`simulator/iec103_records.py`), `record(...)`.
+their transfer: `recorder` (`simulator/iec103_records.py`), `record(...)`; a recorded
+record replayed: `replay(...)` (`simulator/iec103_replay.py`).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from protocols.iec103.frames import (
 from protocols.iec103.time import cp32_from_datetime
 from simulator import iec103_bus
 from simulator.iec103_records import RecordServer
+from simulator.iec103_replay import ReplayRecord
 from simulator.iec103_services import generic_read_answers, gi_answers
 from simulator.scenario import RelaySpec
 from simulator.waveforms import FaultSpec
@@ -137,7 +139,9 @@ class Iec103Relay:
         self.fault_number = 0
         self.fault_start: datetime | None = None
         self.recorder = RecordServer(self.link.common_address, self.fun)
-        self.record_spec = FaultSpec()  # what the record of a trip shows
+        # what the record of a trip shows; None: trips record nothing (the relay replays
+        # an incident's records instead, see `replay`)
+        self.record_spec: FaultSpec | None = FaultSpec()
         self.last_fcb: bool | None = None
         self.retained: tuple[bytes, tuple[bytes, Any] | None] | None = None
         self.bus: iec103_bus.SimulatedBus | None = None
@@ -216,7 +220,7 @@ class Iec103Relay:
         else:
             asdu = TimeTaggedMessage(**head, dpi=dpi, time=t)
         self._queue(asdu, ("point", point.address, dpi == 2))
-        if point.kind == "trip" and dpi == 2:
+        if point.kind == "trip" and dpi == 2 and self.record_spec is not None:
             inception = self.fault_start or device_time
             directory = self.recorder.add(self.fault_number, inception, self.record_spec)
             self._queue(directory, ("disturbance", self.fault_number))
@@ -241,6 +245,12 @@ class Iec103Relay:
         if directory is not None:
             self._queue(directory, ("disturbance", fans[-1]))
         return fans
+
+    async def replay(self, record: ReplayRecord, fault_number: int, trigger: datetime) -> None:
+        """Announce a whole record again (an incident's `[[disturbances]]` entry)."""
+        first = record.first_sample(trigger)
+        directory = self.recorder.keep(fault_number, trigger, first, record.synth)
+        self._queue(directory, ("disturbance", fault_number))
 
     async def set_online(self, online: bool) -> None:
         self.online = online

@@ -73,11 +73,24 @@ class RecordServer:
         abort_after: int | None = None,
     ) -> DisturbanceList:
         """Record a fault that started at `inception`; returns the directory to announce."""
-        entry = DisturbanceRecord(
-            fault_number=fault_number, sof=0x01, time=cp56_from_datetime(inception)
-        )
         first = inception - timedelta(milliseconds=spec.pre_fault_ms)
-        self.records[entry.fault_number] = SimRecord(entry, synthesise(spec), first, abort_after)
+        return self.keep(fault_number, inception, first, synthesise(spec), abort_after)
+
+    def keep(
+        self,
+        fault_number: int,
+        trigger: datetime,
+        first_sample: datetime,
+        synth: SynthRecord,
+        abort_after: int | None = None,
+    ) -> DisturbanceList:
+        """Keep a record as it is (synthesised, or replayed from COMTRADE); returns the
+        directory to announce."""
+        entry = DisturbanceRecord(
+            fault_number=fault_number, sof=0x01, time=cp56_from_datetime(trigger)
+        )
+        self.records.pop(entry.fault_number, None)  # a number used again is the newest
+        self.records[entry.fault_number] = SimRecord(entry, synth, first_sample, abort_after)
         while len(self.records) > DIRECTORY_SIZE:
             del self.records[next(iter(self.records))]
         return self.directory(Cot.DISTURBANCE)

@@ -4,6 +4,12 @@ Device times are deterministic: a step's device time is the scenario's start tim
 `at_ms / speed`, truncated to the millisecond (what CP56Time2a can carry), so the spacing
 a test sees is the scenario's, not the scheduler's jitter. Every step played is recorded in
 `ScenarioRunner.played` for tests to compare against what arrived.
+
+A scenario's recorded disturbances (`[[disturbances]]`, COMTRADE) are played by their IEC
+103 relays: each is announced at its `trigger_at_ms` and served as recorded
+(`simulator/iec103_replay.py`); such a relay's trip steps then record nothing of their own.
+Records of relays of other protocols are listed and not played (`ScenarioRunner.replayed`
+holds those played).
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agent.errors import ConfigError
 from simulator.base import SimulatedRelay
+from simulator.iec103 import Iec103Relay
+from simulator.iec103_replay import ReplayError, ReplayRecord, load_record
 from simulator.registry import factory
-from simulator.scenario import Scenario, ScenarioFile, Step
+from simulator.scenario import DisturbanceRef, Scenario, ScenarioFile, Step
 from simulator.waveforms import FaultSpec
 
 log = logging.getLogger(__name__)
@@ -97,18 +106,49 @@ class ScenarioRunner:
         self.progress = progress or (lambda line: log.info("%s", line))
         self.relays: dict[str, SimulatedRelay] = {}
         self.played: list[PlayedStep] = []
+        self.records: list[tuple[DisturbanceRef, ReplayRecord]] = []
+        self.replayed: list[tuple[DisturbanceRef, datetime]] = []  # (record, trigger time)
 
     async def start(self) -> None:
-        """Start every relay; on failure, stop those already started."""
+        """Load the recorded disturbances, start every relay; on failure, stop those
+        already started."""
+        self.records = self._load_records()
         try:
             for spec in self.scenario.relays:
                 relay = factory(spec.protocol)(spec, self.scenario.profiles[spec.id])
                 await relay.start()
                 self.relays[spec.id] = relay
                 self.progress(f"relay {spec.id}: {spec.protocol} {spec.profile} {spec.link}")
+            for ref, _record in self.records:
+                # the relay serves the records it really made, not synthesised ones
+                relay = self.relays[ref.relay]
+                if isinstance(relay, Iec103Relay):
+                    relay.record_spec = None
         except BaseException:
             await self.stop()
             raise
+
+    def _load_records(self) -> list[tuple[DisturbanceRef, ReplayRecord]]:
+        """The `[[disturbances]]` this scenario's relays can serve (IEC 103), read now so
+        a bad file stops the start with its name."""
+        loaded, problems = [], []
+        for i, ref in enumerate(self.scenario.disturbances):
+            if self.scenario.relay(ref.relay).protocol != "iec103":
+                self.progress(
+                    f"record {ref.relay} fault {ref.fault_number}: not played "
+                    "(only IEC 103 relays serve records)"
+                )
+                continue
+            cfg, dat = (self.scenario.record_file(ref, key) for key in ("cfg", "dat"))
+            try:
+                profile = self.scenario.profiles[ref.relay]
+                addresses = {name: point.address for name, point in profile.by_name.items()}
+                loaded.append((ref, load_record(cfg, dat, addresses)))
+            except ReplayError as exc:
+                problems.append(f"disturbances[{i}]: {exc}")
+        if problems:
+            raise ConfigError(str(self.scenario.source), problems)
+        return loaded
 
     async def stop(self) -> None:
         for relay_id, relay in list(self.relays.items()):
@@ -144,14 +184,32 @@ class ScenarioRunner:
         start_wall = datetime.now(UTC)
         self.progress(f"scenario {self.scenario.header.name}: {len(self.scenario.steps)} steps, "
                       f"speed x{self.speed:g}")  # fmt: skip
-        for step in self.scenario.steps:
-            offset_s = step.at_ms / 1000 / self.speed
+        timeline: list[tuple[int, Step | tuple[DisturbanceRef, ReplayRecord]]] = [
+            *((step.at_ms, step) for step in self.scenario.steps),
+            *((ref.trigger_at_ms, (ref, record)) for ref, record in self.records),
+        ]
+        for at_ms, item in sorted(timeline, key=lambda entry: entry[0]):  # stable: steps first
+            offset_s = at_ms / 1000 / self.speed
             delay = start_mono + offset_s - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             device_time = to_ms(start_wall + timedelta(seconds=offset_s))
-            await self._apply(step, device_time)
+            if isinstance(item, Step):
+                await self._apply(step=item, device_time=device_time)
+            else:
+                await self._replay(*item, device_time)
         self.progress("scenario done")
+
+    async def _replay(self, ref: DisturbanceRef, record: ReplayRecord, trigger: datetime) -> None:
+        relay = self.relays[ref.relay]
+        assert isinstance(relay, Iec103Relay)  # only IEC 103 relays' records are loaded
+        await relay.replay(record, ref.fault_number, trigger)
+        self.replayed.append((ref, trigger))
+        stamp = trigger.strftime("%H:%M:%S.%f")[:-3]
+        self.progress(
+            f"+{ref.trigger_at_ms:>6} ms  {stamp}Z  {ref.relay:<10} "
+            f"disturbance record {ref.fault_number} replayed ({ref.cfg.name})"
+        )
 
     async def hold(self) -> None:
         self.progress("holding (Ctrl-C to stop)")

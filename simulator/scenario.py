@@ -47,10 +47,11 @@ Disturbance records by reference (written by `relay-center incident export`):
     cfg = "incident-records/north_line1_17.cfg"    # COMTRADE, relative to this file
     dat = "incident-records/north_line1_17.dat"
 
-The files are checked when the scenario loads. A simulated relay that can serve records
-(IEC 103: ASDUs 23-31) is meant to announce each at `trigger_at_ms` and serve its
-channels; the IEC 104 and Modbus simulators cannot (c104 offers no file transfer), so
-for them the entries document the incident and are not played.
+The files are checked when the scenario loads. A simulated IEC 103 relay announces each
+of its records at `trigger_at_ms` and serves it as recorded (ASDUs 23-31; see
+`simulator/iec103_replay.py`), and its trip steps then record nothing of their own; the
+IEC 104 and Modbus simulators cannot serve records (c104 offers no file transfer), so for
+them the entries document the incident and are not played.
 """
 
 from __future__ import annotations

@@ -226,6 +226,8 @@ class Demo:
         while not self.stop.is_set():
             for line in await asyncio.to_thread(feed.changes):
                 self.say(line)
+            for line in await asyncio.to_thread(feed.records):
+                self.say(line)
             if play.done() and not announced:
                 announced = True
                 play.result()  # a failed scenario stops the demo with its error

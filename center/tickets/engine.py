@@ -68,7 +68,12 @@ class TicketEngine:
 
     def _refresh(self, t: Ticket) -> None:
         t.priority = policy.priority(
-            t.severity, t.criticality, t.occurrences, t.reopen_count, t.episode
+            t.severity,
+            t.criticality,
+            t.occurrences,
+            t.reopen_count,
+            t.episode,
+            fault_class=t.fault_class,
         )
         detail = "flapping" if t.flapping else ""
         t.title = policy.title(t.fault_class, t.site, t.members, detail)
@@ -157,6 +162,8 @@ class TicketEngine:
     def _group_ticket(self, uow: TicketUnitOfWork, sig: Signal) -> Ticket | None:
         """The site's active ticket of this class whose last event is within the window."""
         window = timedelta(seconds=self.rules.grouping_window_s)
+        if sig.fault_class in policy.SITE_GROUPED_WHILE_ACTIVE:
+            window = timedelta.max
         best = None
         for t in uow.active_tickets(sig.site, sig.fault_class):
             if abs(sig.at - t.last_event_at) <= window and (

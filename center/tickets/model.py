@@ -16,6 +16,8 @@ SITE_COMMS = "site_comms"  # a gateway's death or its whole site's comms; inhibi
 SELF_CHECK = "self_check"
 FIRMWARE_DRIFT = "firmware_drift"  # a device runs a version not approved for its model
 SETTINGS_DRIFT = "settings_drift"  # a device's settings differ from its approved baseline
+AGEING = "ageing"  # preventive: a device near or past its design life, or wearing out
+CLOCK_QUALITY = "clock_quality"  # a relay's clock is off, invalid or unsynchronised
 
 
 @dataclass(frozen=True)

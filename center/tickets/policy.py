@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from center.tickets.model import (
+    AGEING,
+    CLOCK_QUALITY,
     COMMS,
     FIRMWARE_DRIFT,
     PROTECTION,
@@ -27,13 +29,30 @@ def higher_criticality(a: str, b: str) -> str:
     return a if CRITICALITY_RANK.get(a, 0) >= CRITICALITY_RANK.get(b, 0) else b
 
 
+# Preventive classes never outrank a fault: their most urgent priority.
+PRIORITY_CAP = {AGEING: "P3"}
+# Classes whose active ticket gathers every device of the site, however far apart in time
+# (a whole old substation is one ageing ticket, not one per device and per day).
+SITE_GROUPED_WHILE_ACTIVE = frozenset({AGEING})
+
+
 def priority(
-    severity: str, criticality: str, occurrences: int, reopen_count: int, episode: int
+    severity: str,
+    criticality: str,
+    occurrences: int,
+    reopen_count: int,
+    episode: int,
+    *,
+    fault_class: str | None = None,
 ) -> str:
     """P1 (most urgent) to P4: severity rank plus device criticality, plus one for a
-    recurrence (a third occurrence, a reopen, or a later episode)."""
+    recurrence (a third occurrence, a reopen, or a later episode); capped for preventive
+    classes (PRIORITY_CAP)."""
     recurring = occurrences >= 3 or reopen_count > 0 or episode > 1
     score = SEVERITY_RANK.get(severity, 0) + CRITICALITY_RANK.get(criticality, 0) + recurring
+    cap = PRIORITY_CAP.get(fault_class or "")
+    if cap is not None:
+        score = min(score, 4 - int(cap[1]) + 1)
     if score >= 4:
         return "P1"
     if score == 3:
@@ -72,6 +91,8 @@ CLASS_LABELS = {
     SELF_CHECK: "Device self-check failure",
     FIRMWARE_DRIFT: "Firmware drift",
     SETTINGS_DRIFT: "Settings drift",
+    AGEING: "Ageing risk",
+    CLOCK_QUALITY: "Relay clock quality",
 }
 
 

@@ -19,6 +19,7 @@ from protocols.iec103.asdu_messages import (
     FaultLocation,
     Identification,
     RelativeTimeMessage,
+    TimeSync,
     TimeTaggedMessage,
     dpi_value,
 )
@@ -54,7 +55,8 @@ def cause_of(cot: int) -> Cause:
 def observations(
     device_id: str, asdu: Asdu, now: datetime, scale: Mapping[str, float] | None = None
 ) -> list[Observation]:
-    """The observations one ASDU yields (none for link-procedure ASDUs like 6, 8, 10)."""
+    """The observations one ASDU yields (none for link-procedure ASDUs like 8 and 10; the
+    answer to a time sync, ASDU 6, is kept: it tells whether the relay's clock is set)."""
     cause, cause_raw = cause_of(asdu.cot), cot_name(asdu.cot)
     if isinstance(asdu, TimeTaggedMessage | RelativeTimeMessage):
         details: dict[str, Scalar] = {
@@ -130,7 +132,30 @@ def observations(
                 details={"type": asdu.type_id, "unknown_asdu": True, "raw": asdu.payload.hex()},
             )
         ]
+    if isinstance(asdu, TimeSync):
+        return [time_sync_answer(device_id, asdu)]
     return []
+
+
+def time_sync_answer(device_id: str, asdu: TimeSync) -> PointObservation:
+    """A relay answers a time sync with its clock (COT time_sync): the center's clock
+    quality reads from it whether the relay took the sync (IV clear) and how far off it
+    is. Its value says the relay's clock is valid."""
+    flags = asdu.time.flags
+    try:
+        when: datetime | None = cp56_to_datetime(asdu.time)
+    except DecodeError:
+        when, flags = None, (*flags, "invalid") if "invalid" not in flags else flags
+    return PointObservation(
+        device_id,
+        asdu.address,
+        "invalid" not in flags,
+        device_time=when,
+        device_time_flags=flags,
+        cause=cause_of(asdu.cot),
+        cause_raw=cot_name(asdu.cot),
+        details={"type": asdu.TYPE_ID},
+    )
 
 
 def identity(device_id: str, asdu: Identification) -> IdentityObservation:
@@ -164,6 +189,7 @@ def disturbance_observations(
                 device_id,
                 asdu.address,
                 f"disturbance record {record.fault_number} available",
+                raised=True,  # the text is no on/off value: the announcement is an occurrence
                 device_time=when,
                 device_time_flags=record.time.flags,
                 cause=cause_of(asdu.cot),

@@ -60,6 +60,36 @@ def test_export_writes_a_scenario_the_simulator_loads_with_its_records(
     assert "AG fault" in out.read_text()  # the analysis, as a comment for the engineer
 
 
+def test_a_relay_that_only_recorded_the_fault_is_exported_with_a_lab_link(
+    make_harness: Any, tmp_path: Path
+) -> None:
+    """An IEC 103 relay that recorded the fault without an event of its own on the ticket
+    is still a relay of the scenario, on a bus the simulator serves as it is."""
+    h = make_harness()
+    gw = Gateway()
+    recorder = wire.DeviceInventory(
+        device_id="line3-103", protocol="iec103", profile="line-protection-103"
+    )
+    birth = birth_with_inventory(gw)
+    h.send(birth.model_copy(update={"devices": [*birth.devices, recorder]}))
+    send_seed(h, gw)
+    send_all(h, *transfer(gw, device_id="line3-103"))
+    [ticket] = h.tickets(fault_class="protection_operation")
+    out = tmp_path / "incident.toml"
+    with h.engine.connect() as conn:
+        export(conn, ticket["id"], out, None)
+
+    scenario = load_scenario(out)
+    assert [r.id for r in scenario.relays] == ["busbar", "line1", "line2", "line3-103"]
+    assert scenario.relay("line3-103").link == {
+        "port": "socket://127.0.0.1:21034",
+        "link_address": 1,
+        "common_address": 1,
+    }
+    assert {s.relay for s in scenario.steps} == {"busbar", "line1", "line2"}
+    assert [d.relay for d in scenario.disturbances] == ["line3-103"]
+
+
 def test_export_of_an_unknown_ticket_says_so(make_harness: Any, tmp_path: Path) -> None:
     h = make_harness()
     with h.engine.connect() as conn, pytest.raises(ExportError, match="no ticket 42"):

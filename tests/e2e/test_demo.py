@@ -98,15 +98,22 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
     protection = [t for t in tickets.values() if t[2].startswith("Protection operation")]
     assert len(protection) == 1, output  # the seed's three relays: one ticket, not three
     assert protection[0][:2] == ("open", "P1") and protection[0][3:] == (
-        "busbar, line1, line2",
+        "busbar, line1, line2, line3-103",
         "sp-north",
     ), output
+    # the 103 relay's disturbance record, fetched, analysed and attached to the P1 ticket
+    p1 = next(n for n, t in tickets.items() if t[2].startswith("Protection operation"))
+    records = [line for line in lines if line.startswith("record ")]
+    assert records == [
+        f"record     line3-103 fault 1 on ticket #{p1}: AG fault; IA 6000 A RMS (peak 8403 A); "
+        "cleared in 65 ms; trip at 21 ms; dip UA -60 %"
+    ], output
     titles = sorted((t[2].split(" at ")[0], t[3], t[0]) for t in tickets.values())
     assert titles == [
         ("Device alarm ct circuit alarm", "feeder7", "resolved"),  # cleared, held, resolved
         ("Device comms lost", "feeder7", "resolved"),  # the relay came back
         ("Device self-check failure", "line3-103", "open"),  # IEC 103 group alarm
-        ("Protection operation", "busbar, line1, line2", "open"),  # waits for a person
+        ("Protection operation", "busbar, line1, line2, line3-103", "open"),  # for a person
         ("Settings drift", "feeder7", "open"),  # i_pickup raised on the relay: P2, protection
     ], output
     drift = next(t for t in tickets.values() if t[2].startswith("Settings drift"))
@@ -115,7 +122,7 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
     assert isinstance(api_tickets, list), output
     assert len(api_tickets) == 5
     assert {tuple(t["devices"]) for t in api_tickets} == {
-        ("busbar", "line1", "line2"),
+        ("busbar", "line1", "line2", "line3-103"),
         ("feeder7",),
         ("line3-103",),
     }

@@ -8,13 +8,14 @@ comes back as the primary currents and voltages the spec asked for.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.errors import ConfigError
+from gateway import comtrade
 from protocols.iec103.disturbance_record import channel_scale
 from simulator.iec103 import Iec103Relay
 from simulator.runner import ScenarioRunner
@@ -129,3 +130,102 @@ def test_record_steps_are_checked() -> None:
 def test_the_103_scenario_records_its_faults() -> None:
     scenario = load_scenario(SCENARIOS_DIR / "line-fault-103.toml")
     assert any(s.action == "record" for s in scenario.steps)
+
+
+def _write_comtrade(directory: Path, spec: FaultSpec) -> None:
+    """The record a relay made of `spec`, as COMTRADE (what an incident export writes)."""
+    synth = synthesise(spec)
+    start = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
+    record = comtrade.Record(
+        station="north",
+        device="line1",
+        start_time=start,
+        trigger_time=start + timedelta(milliseconds=spec.pre_fault_ms),
+        sample_rate_hz=1e6 / synth.interval_us,
+        line_frequency_hz=50.0,
+        analog=tuple(
+            comtrade.AnalogTrace(
+                c.name,
+                "A",
+                "",
+                channel_scale(c.primary, c.secondary, c.reference),
+                0.0,
+                c.primary,
+                c.secondary,
+                c.raw,
+            )
+            for c in synth.analog
+        ),
+        digital=tuple(
+            comtrade.DigitalTrace(f"{t.fun}/{t.inf}", t.initial, t.changes) for t in synth.tags
+        ),
+    )
+    cfg, dat = comtrade.write(record)
+    (directory / "r.cfg").write_bytes(cfg)
+    (directory / "r.dat").write_bytes(dat)
+
+
+def _replaying(tmp_path: Path, steps: list[dict[str, Any]]) -> Scenario:
+    parsed = ScenarioFile.model_validate(
+        {
+            "scenario": {"name": "replay"},
+            "relays": [
+                {
+                    "id": "line1",
+                    "protocol": "iec103",
+                    "profile": "line-protection-103",
+                    "link": {"port": str(tmp_path / "bus"), "link_address": 1, "common_address": 1},
+                }
+            ],
+            "steps": steps,
+            "disturbances": [
+                {
+                    "relay": "line1",
+                    "fault_number": 17,
+                    "trigger_at_ms": 30,
+                    "cfg": "r.cfg",
+                    "dat": "r.dat",
+                }
+            ],
+        }
+    )
+    return Scenario(parsed, tmp_path / "incident.toml")
+
+
+async def test_a_scenario_record_is_announced_at_its_trigger_and_served_as_recorded(
+    tmp_path: Path,
+) -> None:
+    spec = FaultSpec(fault_current_a=4200, fault_duration_ms=58, samples=300)
+    _write_comtrade(tmp_path, spec)
+    trip = {"at_ms": 30, "relay": "line1", "point": "trip_phase_a", "value": True}
+    runner = ScenarioRunner(_replaying(tmp_path, [trip]), progress=print)
+    await runner.start()
+    try:
+        await runner.play()
+        relay = runner.relays["line1"]
+        assert isinstance(relay, Iec103Relay)
+        [(ref, trigger)] = runner.replayed
+        assert ref.fault_number == 17
+        [kept] = relay.recorder.records.values()  # the trip step recorded nothing itself
+        assert kept.entry.fault_number == 17
+        assert trigger == next(p.device_time for p in runner.played)  # the same time line
+        assert kept.first_sample == trigger - timedelta(milliseconds=100)
+        synth = synthesise(spec)
+        assert [c.raw for c in kept.synth.analog] == [c.raw for c in synth.analog]
+        assert [(c.acc, c.primary, c.secondary) for c in kept.synth.analog] == [
+            (c.acc, c.primary, c.secondary) for c in synth.analog
+        ]
+        for got, sent in zip(kept.synth.analog, synth.analog, strict=True):
+            assert got.reference == pytest.approx(sent.reference, rel=1e-12)
+        assert kept.synth.tags == synth.tags
+    finally:
+        await runner.stop()
+
+
+async def test_a_record_the_relay_cannot_serve_stops_the_start_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "r.cfg").write_text("not COMTRADE\r\n")
+    (tmp_path / "r.dat").write_bytes(b"")
+    runner = ScenarioRunner(_replaying(tmp_path, []), progress=print)
+    with pytest.raises(ConfigError, match=r"disturbances\[0\]: .*r\.cfg"):
+        await runner.start()
+    assert runner.relays == {}

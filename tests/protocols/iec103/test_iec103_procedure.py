@@ -66,6 +66,7 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
     assert trip.device_time_flags == ("invalid",)
     record = sink.events("relay1", "disturbance_data")[-1]
     assert record.value == "disturbance record 1 available" and record.details["trip"] is True
+    assert record.raised is True  # an announcement, never a "cleared" state
 
     # Measurands arrive as measurements, scaled by the profile.
     meas = [o for o in sink.of(PointObservation, "relay1") if o.measurement]

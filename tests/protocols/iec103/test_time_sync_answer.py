@@ -23,7 +23,12 @@ def _answer(time: Cp56Time) -> TimeSync:
 
 def test_a_taken_sync_reports_the_relays_clock():
     [obs] = observations("line3", _answer(cp56_from_datetime(AT)), AT)
-    assert (obs.address, obs.value, obs.cause, obs.cause_raw) == ("255/0", True, "other", "time_sync")
+    assert (obs.address, obs.value, obs.cause, obs.cause_raw) == (
+        "255/0",
+        True,
+        "other",
+        "time_sync",
+    )
     assert obs.device_time == AT and obs.device_time_flags == ()
 
 

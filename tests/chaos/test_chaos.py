@@ -16,8 +16,8 @@ from simulator.chaos import ChaosRig, DiskFiller, Tally, event_scenario
 from tests.support.ci import in_ci
 
 RATE_PER_RELAY = 20.0  # events a second per relay
-PLAY_S = 10.0
-FAULT_AT_S = 4.0  # into the play
+PLAY_S = 8.0
+FAULT_AT_S = 3.0  # into the play
 DOWN_S = 2.0
 
 
@@ -43,7 +43,7 @@ async def run_case(tmp_path: Path, fault: Callable[[ChaosRig], Awaitable[None]],
         await asyncio.sleep(FAULT_AT_S)  # when the fault strikes; not a pass/fail timing
         await fault(rig)
         await play
-        tally = await rig.drain(timeout_s=180, quiet_s=30)
+        tally = await rig.drain(timeout_s=180, quiet_s=20)
         print(tally, dict(rig.faults))
         assert tally.sent == len(scenario.steps)
         assert tally.lost == 0, f"{tally}\n{rig.logs()}"

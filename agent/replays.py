@@ -5,9 +5,10 @@ Every protocol can replay: an IEC 104 outstation resends the I-frames not confir
 (lib60870 confirms every 8 frames or after t2), an IEC 103 relay its unconfirmed class-1
 answer after a reset, a Modbus ring is read again from the last position saved. Storing
 the replay again would give it a new record id, and the center would count the event
-twice. So the pipeline keeps, per device, a short window of the events it committed (a
-hash of address, device time, value, quality and cause) and drops an observation already
-in it: still acknowledged to the relay, since it is durable already.
+twice. So the pipeline keeps, per device, a short window of the spontaneous events it
+committed (a hash of address, device time, value and quality) and drops an observation
+already in it: still acknowledged to the relay, since it is durable already. Answers to
+an interrogation are not filtered: each is a fresh report of a state.
 
 The window is committed with the records it covers (an outbox `StateUpdate`), and added
 to in memory only once that commit succeeded: a commit that failed leaves the event
@@ -35,13 +36,13 @@ NewKeys = dict[str, list[str]]  # device id -> keys of this delivery, in order
 
 
 def replay_key(obs: PointObservation) -> str | None:
-    """The identity of an event as the relay sent it; None when it has none."""
-    if obs.measurement or obs.device_time is None:
+    """The identity of a spontaneous event as the relay sent it; None for anything else:
+    a state reported because someone asked (an interrogation) is a new report each time,
+    even with the same time tag, and a measurement is no event."""
+    if obs.measurement or obs.device_time is None or obs.cause != "spontaneous":
         return None
-    raw = "|".join(
-        (obs.address, obs.device_time.isoformat(), repr(obs.value), ",".join(obs.quality),
-         str(obs.cause))
-    )  # fmt: skip
+    raw = "|".join((obs.address, obs.device_time.isoformat(), repr(obs.value),
+                    ",".join(obs.quality)))  # fmt: skip
     return hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
 
 

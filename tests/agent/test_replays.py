@@ -31,11 +31,14 @@ def test_a_replay_is_stored_once_and_a_new_event_is_not_taken_for_one(box: Outbo
     pipeline = make_pipeline(box)
     pipeline.deliver_blocking([trip(0), trip(10, False)])
     pipeline.deliver_blocking([trip(10, False), trip(20)])  # the relay resends its last one
-    pipeline.deliver_blocking([trip(20, cause="interrogated")])  # a state read: not a replay
+    # An interrogation answers with the state and its time tag, every time: never a replay.
+    pipeline.deliver_blocking([trip(20, cause="interrogated")])
+    pipeline.deliver_blocking([trip(20, cause="interrogated")])
     assert events(box) == [
         (True, T0, "spontaneous"),
         (False, T0 + timedelta(milliseconds=10), "spontaneous"),
         (True, T0 + timedelta(milliseconds=20), "spontaneous"),
+        (True, T0 + timedelta(milliseconds=20), "interrogated"),
         (True, T0 + timedelta(milliseconds=20), "interrogated"),
     ]
     assert pipeline.counters["replays_dropped"] == 1

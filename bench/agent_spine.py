@@ -37,6 +37,8 @@ import aiomqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bare104_client import start_clients  # noqa: E402
+
 from simulator.agent_config import to_toml  # noqa: E402
 from simulator.broker import Mosquitto, free_port  # noqa: E402
 
@@ -143,52 +145,10 @@ def summary(arrivals: list[float], latencies: list[float], cpu: float) -> dict[s
 
 async def run_bare(relays: int, rate: float, duration: float, batch: int = 20) -> dict[str, float]:
     """The generator read by c104 clients that only count and stamp arrival."""
-    import threading
-
-    import c104
-
-    arrivals: list[float] = []
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def on_point(
-        point: c104.Point, previous_info: c104.Information, message: c104.IncomingMessage
-    ) -> c104.ResponseState:
-        if message.cot == c104.Cot.SPONTANEOUS:
-            now = time.time()
-            sent = message.info.recorded_at
-            with lock:
-                arrivals.append(now)
-                if sent is not None:
-                    latencies.append(now - sent.timestamp())
-        return c104.ResponseState.SUCCESS
-
-    def on_state(connection: c104.Connection, state: c104.ConnectionState) -> None:
-        if state == c104.ConnectionState.OPEN_MUTED:  # the stuck-muted workaround (DOMAIN §2)
-            connection.unmute()
-
-    on_point.__annotations__ = {  # c104 checks the callback's annotations as objects
-        "point": c104.Point, "previous_info": c104.Information,
-        "message": c104.IncomingMessage, "return": c104.ResponseState,
-    }  # fmt: skip
-    on_state.__annotations__ = {
-        "connection": c104.Connection, "state": c104.ConnectionState, "return": None,
-    }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         gen, base_port = start_generator(Path(tmp), relays, rate, duration, batch)
         await asyncio.sleep(1.0)
-        clients = []
-        for i in range(relays):
-            client = c104.Client(tick_rate_ms=100)
-            conn = client.add_connection(ip="127.0.0.1", port=base_port + i, init=c104.Init.MUTED)
-            conn.on_state_change(callable=on_state)
-            station = conn.add_station(common_address=i + 1)
-            for ioa in range(1, POINTS + 1):
-                station.add_point(io_address=ioa, type=c104.Type.M_SP_TB_1).on_receive(
-                    callable=on_point
-                )
-            client.start()
-            clients.append(client)
+        counting = start_clients(relays, base_port, POINTS)
         cpu0 = time.process_time()
         try:
             while gen.poll() is None:
@@ -196,11 +156,10 @@ async def run_bare(relays: int, rate: float, duration: float, batch: int = 20) -
             await asyncio.sleep(2.0)
         finally:
             cpu = time.process_time() - cpu0
-            for client in clients:
-                client.stop()
+            counting.stop()
             gen.kill()
             gen.wait()
-    return summary(arrivals, latencies, cpu)
+    return summary(counting.arrivals, counting.latencies, cpu)
 
 
 async def run_case(

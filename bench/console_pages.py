@@ -7,7 +7,9 @@ and a 500-event ticket, and the queue page's weight with all its assets.
 The 10,000 tickets are written straight into the tables (varied sites, service points,
 fault classes, priorities and states, 1-3 devices and 3 timeline entries each); the
 500-event ticket comes through the real ingest path (a protection operation of 5 relays,
-starts and trips raised and cleared within the grouping window). Pages are served by the
+starts and trips raised and cleared within the grouping window), and so does a trip with a
+10-channel disturbance record of 20,000 samples (the page parses it and draws its
+waveforms on every view). Pages are served by the
 real app in process (FastAPI's TestClient, logged in as an operator); the time is from
 request to the last byte, so it includes the ASGI round trip: an upper bound of the
 server's own time. Goals (issue): p95 < 200 ms; queue page weight < 500 KB.
@@ -29,7 +31,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from agent.disturbance import transfer_records
+from agent.normalize import DeviceContext
+from agent.profiles import load_named
 from center.api import ApiContext, create_app
 from center.auth.users import UserStore
 from center.clock import SystemClock
@@ -40,6 +46,8 @@ from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from gateway import wire
+from tests.center.records import Gateway, message
+from tests.disturbance.synth import Fault, observation
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 FAULTS = ["protection_operation", "self_check", "comms", "settings_drift", "firmware_drift"]
@@ -109,6 +117,27 @@ def big_incident(engine: Any, config: Any, events: int) -> int:
     return int(tid)
 
 
+def record_incident(engine: Any, config: Any, samples: int) -> int:
+    """A trip with a 10-analog, 2-status disturbance record of `samples` samples attached,
+    through ingest as the agent sends it (manifest, then its chunks)."""
+    clock = SystemClock()
+    ingestor = Ingestor(engine, TicketEngine(config, clock), clock, [], Counters())
+    gw = Gateway(site="wave", gateway_id="gw-wave")
+    trigger = T0 + timedelta(hours=2)
+    fault = Fault(duration_ms=samples / 5, interval_us=200, extra_channels=4, trigger_time=trigger)
+    ctx = DeviceContext("wave", "gw-wave", "line1", "iec103", load_named("line-protection"))
+    manifest, chunks = transfer_records(ctx, observation(fault, "line1"), trigger)
+    ids = {"session": gw.session, "seq": 2}
+    trip = gw.event("line1", "trip_phase_a", True, trigger, signal="trip", severity="critical")
+    for r in (trip, manifest.model_copy(update=ids), *[c.model_copy(update=ids) for c in chunks]):
+        ingestor.ingest([message(r)])
+    with engine.connect() as conn:
+        d = s.disturbance_records.c
+        tid = conn.execute(select(d.ticket_id).where(d.status == "complete")).scalar_one()
+    print(f"ticket {tid}: a record of {samples:,} samples x 10 analog channels")
+    return int(tid)
+
+
 def timed(client: TestClient, url: str, rounds: int, **kw: Any) -> tuple[list[float], int]:
     times, size = [], 0
     for _ in range(rounds):
@@ -129,6 +158,7 @@ def main() -> None:
     ap.add_argument("--tickets", type=int, default=10_000)
     ap.add_argument("--events", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--record-samples", type=int, default=20_000)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/center.sqlite")
@@ -137,6 +167,7 @@ def main() -> None:
         t = time.perf_counter()
         fill_tickets(engine, args.tickets)
         big = big_incident(engine, config, args.events)
+        wave = record_incident(engine, config, args.record_samples)
         print(f"setup: {args.tickets} tickets + {args.events}-event ticket in "
               f"{time.perf_counter() - t:.1f} s")  # fmt: skip
         UserStore(engine).add("bench", "bench-password", "operator", by="bench", via="cli",
@@ -155,7 +186,10 @@ def main() -> None:
             ("queue live update (fragment)", "/queue", {"headers": {"X-Console-Fragment": "q"}}),
             (f"ticket with {args.events} events", f"/tickets/{big}", {}),
             ("ticket, small", "/tickets/5000", {}),
+            (f"ticket with a {args.record_samples:,}-sample record", f"/tickets/{wave}", {}),
         ]
+        cold, _ = timed(client, f"/tickets/{wave}", 1)  # reads and draws the record
+        print(f"ticket with the record, first view (record read and drawn): {cold[0]:.1f} ms")
         print(f"\n{'page':38} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'bytes':>9}")
         worst = 0.0
         for name, url, kw in pages:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import struct
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 K = 12  # unacknowledged I-frames allowed
@@ -126,8 +127,8 @@ class Station:
         self.vs = (self.vs + 2) % 65536
         self._update_window()
 
-    def send_event(self) -> None:
-        """One M_SP_TB_1 for the next point, its device time stamped now (UTC)."""
+    def send_event(self, at: datetime | None = None) -> None:
+        """One M_SP_TB_1 for the next point, its device time `at`, by default now (UTC)."""
         i = self.cursor % self.points
         self.cursor += 1
         self.state[i] = not self.state[i]
@@ -137,7 +138,7 @@ class Station:
             + struct.pack("<H", self.ca)
             + ioa
             + bytes([int(self.state[i])])
-            + cp56(datetime.now(UTC))
+            + cp56(at or datetime.now(UTC))
         )
         self._send_asdu(asdu)
         self.sent += 1
@@ -161,16 +162,21 @@ async def drive(station: Station, rate: float, duration: float, t0: float) -> No
             station.send_event()
 
 
-async def main(args: argparse.Namespace) -> None:
-    stations = [Station(i, args.base_port + i, args.points) for i in range(args.relays)]
-    servers = [await s.serve() for s in stations]
-    print(f"{args.relays} raw 104 stations on ports {args.base_port}..", flush=True)
+async def masters_started(stations: Sequence[Station], count: int) -> None:
+    """Wait (at most 60 s) until `count` masters started data transfer and interrogated."""
     deadline = time.monotonic() + 60
-    while sum(1 for s in stations if s.started) < args.wait_for_clients:
+    while sum(1 for s in stations if s.started) < count:
         if time.monotonic() > deadline:
             raise SystemExit("masters did not start data transfer")
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)  # let the masters' interrogations finish
+
+
+async def main(args: argparse.Namespace) -> None:
+    stations = [Station(i, args.base_port + i, args.points) for i in range(args.relays)]
+    servers = [await s.serve() for s in stations]
+    print(f"{args.relays} raw 104 stations on ports {args.base_port}..", flush=True)
+    await masters_started(stations, args.wait_for_clients)
     t0 = time.monotonic()
     per_relay = args.rate / args.relays
     await asyncio.gather(*(drive(s, per_relay, args.duration, t0) for s in stations))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
@@ -22,7 +22,9 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
+from center import api_limits, quarantine
 from center import metrics as center_metrics
+from center.api_limits import Id, LongText, Name, ShortText, Text, Time
 from center.auth import audit
 from center.auth.roles import MINIMUM_ROLE, Permission, allows
 from center.config import CenterConfig
@@ -30,6 +32,7 @@ from center.errors import TicketActionError, TicketNotFound
 from center.ingest import Counters
 from center.store import queries
 from center.tickets.service import TicketService
+from gateway import wire
 from gateway.prometheus import CONTENT_TYPE
 
 API = "/api/v1"
@@ -57,29 +60,29 @@ class ApiContext:
 
 class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str | None = Field(default=None, max_length=4000)
+    note: Text | None = Field(default=None, max_length=LongText)
 
 
 class Resolution(Action):
-    root_cause: str
+    root_cause: Text = Field(max_length=ShortText)
 
 
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(min_length=1, max_length=4000)
+    note: Text = Field(min_length=1, max_length=LongText)
 
 
 class Closing(Action):
-    root_cause: str | None = None
+    root_cause: Text | None = Field(default=None, max_length=ShortText)
 
 
 class WindowIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    site: str
-    device_id: str | None = None
-    starts_at: datetime
-    ends_at: datetime
-    reason: str = ""
+    site: str = Field(pattern=wire.TOPIC_SAFE)
+    device_id: str | None = Field(default=None, pattern=wire.TOPIC_SAFE)
+    starts_at: Time
+    ends_at: Time
+    reason: Text = Field(default="", max_length=LongText)
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -138,6 +141,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description="Tickets, devices and events of the protection-relay fleet.",
     )
     app.state.tokens = [(t.name, t.token.encode(), t.role) for t in ctx.config.api.tokens]
+    api_limits.install(app)
 
     def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with ctx.engine.connect() as conn:
@@ -176,15 +180,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def tickets(
         *,
         _: Actor,
-        state: Annotated[list[str] | None, Query()] = None,
-        site: str | None = None,
-        device_id: str | None = None,
-        fault_class: str | None = None,
-        priority: str | None = None,
-        service_point: str | None = None,
+        state: Annotated[list[str] | None, Query(max_length=8)] = None,
+        site: Name = None,
+        device_id: Name = None,
+        fault_class: Name = None,
+        priority: Name = None,
+        service_point: Name = None,
         include_muted: bool = True,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     ) -> list[dict[str, Any]]:
         f = queries.TicketFilter(
             state,
@@ -201,14 +205,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return result
 
     @app.get(f"{API}/tickets/{{ticket_id}}", tags=["tickets"])
-    def ticket(ticket_id: int, _: Actor) -> dict[str, Any]:
+    def ticket(ticket_id: Id, _: Actor) -> dict[str, Any]:
         doc: dict[str, Any] | None = read(queries.get_ticket, ticket_id)
         if doc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
         return doc
 
     @app.post(f"{API}/tickets/{{ticket_id}}/acknowledge", tags=["tickets"])
-    def acknowledge(ticket_id: int, body: Action, who: Operator) -> dict[str, Any]:
+    def acknowledge(ticket_id: Id, body: Action, who: Operator) -> dict[str, Any]:
         done = act(
             lambda: ctx.tickets.acknowledge(ticket_id, who, body.note),
             who, "acknowledged", ticket_id, body.note or "",
@@ -216,7 +220,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return done
 
     @app.post(f"{API}/tickets/{{ticket_id}}/resolve", tags=["tickets"])
-    def resolve(ticket_id: int, body: Resolution, who: Operator) -> dict[str, Any]:
+    def resolve(ticket_id: Id, body: Resolution, who: Operator) -> dict[str, Any]:
         done = act(
             lambda: ctx.tickets.resolve(ticket_id, who, body.root_cause, body.note),
             who, "resolved", ticket_id, body.root_cause,
@@ -224,7 +228,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return done
 
     @app.post(f"{API}/tickets/{{ticket_id}}/close", tags=["tickets"])
-    def close(ticket_id: int, body: Closing, who: Operator) -> dict[str, Any]:
+    def close(ticket_id: Id, body: Closing, who: Operator) -> dict[str, Any]:
         done = act(
             lambda: ctx.tickets.close(ticket_id, who, body.root_cause, body.note),
             who, "closed", ticket_id, body.root_cause or "",
@@ -232,7 +236,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return done
 
     @app.post(f"{API}/tickets/{{ticket_id}}/note", tags=["tickets"])
-    def note(ticket_id: int, body: NoteIn, who: Operator) -> dict[str, Any]:
+    def note(ticket_id: Id, body: NoteIn, who: Operator) -> dict[str, Any]:
         done = act(
             lambda: ctx.tickets.add_note(ticket_id, who, body.note),
             who, "noted", ticket_id, body.note,
@@ -244,7 +248,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return list(ctx.config.tickets.root_causes)
 
     @app.get(f"{API}/devices", tags=["fleet"])
-    def devices(_: Actor, site: str | None = None) -> list[dict[str, Any]]:
+    def devices(_: Actor, site: Name = None) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = read(queries.list_devices, site)
         return result
 
@@ -262,12 +266,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def events(
         *,
         _: Actor,
-        site: str | None = None,
-        device_id: str | None = None,
-        kind: str | None = None,
-        signal: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        site: Name = None,
+        device_id: Name = None,
+        kind: Name = None,
+        signal: Name = None,
+        since: Time | None = None,
+        until: Time | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 200,
     ) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = read(
@@ -294,9 +298,29 @@ def create_app(ctx: ApiContext) -> FastAPI:
         result: list[dict[str, Any]] = read(queries.list_rejected, limit)
         return result
 
+    @app.get(f"{API}/quarantine", tags=["ops"])
+    def quarantined(
+        _: Actor,
+        reason: Name = None,
+        gateway_id: Name = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Records and messages set apart, newest first, without their content."""
+        result: list[dict[str, Any]] = read(quarantine.list_quarantine, limit, reason, gateway_id)
+        return result
+
+    @app.get(f"{API}/quarantine/{{item_id}}", tags=["ops"])
+    def quarantined_item(item_id: Id, _: Actor) -> dict[str, Any]:
+        """One entry with its content as received (`content_base64` when not UTF-8)."""
+        doc: dict[str, Any] | None = read(quarantine.get_quarantined, item_id)
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no quarantine entry {item_id}")
+        return doc
+
     @app.get(f"{API}/stats", tags=["ops"])
     def stats(_: Actor) -> dict[str, Any]:
         db: dict[str, Any] = read(queries.stats)
+        db["quarantine_by_reason"] = read(quarantine.counts_by_reason)
         return {
             "counters": ctx.counters.snapshot(),
             "event_to_ticket_ms": ctx.counters.latency_ms(),
@@ -315,8 +339,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.post(f"{API}/maintenance", tags=["maintenance"], status_code=201)
     def add_window(body: WindowIn, who: Admin) -> dict[str, Any]:
-        if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
-            raise HTTPException(422, "starts_at and ends_at need a UTC offset")
         if body.ends_at <= body.starts_at:
             raise HTTPException(422, "ends_at must be after starts_at")
         values = {
@@ -331,7 +353,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return {"id": wid, **body.model_dump(mode="json"), "created_by": who}
 
     @app.delete(f"{API}/maintenance/{{window_id}}", tags=["maintenance"], status_code=204)
-    def delete_window(window_id: int, who: Admin) -> None:
+    def delete_window(window_id: Id, who: Admin) -> None:
         with ctx.engine.begin() as conn:
             if not queries.delete_window(conn, window_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no window {window_id}")

@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     from center.lifecycle_cli import add_parsers as add_lifecycle_parsers
 
     add_lifecycle_parsers(sub)
+    from center.quarantine_cli import add_parsers as add_quarantine_parsers
+
+    add_quarantine_parsers(sub)
 
     from center.analytics.cli import add_parsers as add_analytics_parsers
 

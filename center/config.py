@@ -153,6 +153,17 @@ class DisturbanceConfig(Strict):
     incomplete_after_s: float = Field(default=86_400.0, gt=0)
 
 
+class IngestConfig(Strict):
+    """How far a device's clock may stray from its gateway's before the center stops
+    believing it (the record is kept, flagged, and ordered and judged by gateway time).
+    Behind is far wider than ahead: a relay replays what it buffered while its link was
+    down and an agent forwards its backlog, so old device times are normal, and only a
+    clock reset (to 2000, to 1970) is implausible; times from the future never are."""
+
+    device_time_ahead_s: float = Field(default=900.0, ge=0)
+    device_time_behind_s: float = Field(default=10 * 365 * 86_400.0, ge=0)
+
+
 class RegionConfig(Strict):
     service_point: str = Field(min_length=1)
 
@@ -241,6 +252,7 @@ class CenterConfig(Strict):
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     disturbance: DisturbanceConfig = Field(default_factory=DisturbanceConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     devices: list[DeviceConfig] = Field(default_factory=list)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)

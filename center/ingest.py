@@ -1,9 +1,10 @@
 """From MQTT messages to stored records and ticket decisions, one transaction per batch.
 
-`check_message` validates a message against the wire contract and its topic; it never
-raises anything but `Rejected`. `Ingestor.ingest` stores a batch of checked messages,
-runs the ticket engine on the new records only, writes the rejected ones to
-`rejected_messages`, and commits once. Only after that commit may the caller PUBACK.
+`check_message` (center/ingest_validation.py) takes a message apart record by record; it
+never raises anything but `Rejected`. `Ingestor.ingest` stores the good records of a batch,
+runs the ticket engine on the new records only, writes refused messages to
+`rejected_messages` and records set apart to `quarantine`, and commits once. Only after
+that commit may the caller PUBACK.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
-from center import gateway_silence
+from center import gateway_silence, quarantine
 from center.analytics.clock_tracker import ClockQualityTracker
 from center.clock import Clock
+from center.device_time import DeviceClockCheck
 from center.disturbance.intake import DisturbanceIntake
+from center.ingest_validation import BadRecord, CheckedMessage, Ignored, Rejected, check_message
 from center.lifecycle.drift import DriftDetector
-from center.store import schema as s
 from center.store.db import lock_site
 from center.store.records import InsertRace, StoreResult, store_records
 from center.store.ticket_repo import TicketUnitOfWork
@@ -35,50 +37,6 @@ from gateway import wire
 log = logging.getLogger(__name__)
 
 REJECT_REASONS = ("oversized", "malformed", "unknown_kind", "bad_topic", "topic_mismatch")
-
-
-class Rejected(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-class Ignored(Exception):
-    """A message on our tree that is not a record (the center's own state)."""
-
-
-def check_message(topic: str, payload: bytes) -> list[wire.Record]:
-    """The records of a message, or Rejected naming why not."""
-    if topic == wire.CENTER_STATE_TOPIC:
-        raise Ignored(topic)
-    if len(payload) > wire.MAX_PAYLOAD_BYTES:
-        raise Rejected("oversized", f"{len(payload)} bytes > {wire.MAX_PAYLOAD_BYTES}")
-    try:
-        site, gateway_id, kind, device_id = wire.parse_topic(topic)
-    except wire.WireError as exc:
-        reason = "unknown_kind" if "unknown record kind" in str(exc) else "bad_topic"
-        raise Rejected(reason, str(exc)) from None
-    try:
-        records = wire.decode_envelope(payload)
-    except wire.WireError as exc:
-        reason = (
-            "unknown_kind" if "does not match any of the expected tags" in str(exc) else "malformed"
-        )
-        raise Rejected(reason, str(exc)) from None
-    for i, r in enumerate(records):
-        if r.site != site or r.gateway_id != gateway_id:
-            raise Rejected(
-                "topic_mismatch",
-                f"records[{i}] is from {r.site}/{r.gateway_id}, topic says {site}/{gateway_id}",
-            )
-        if kind not in (r.kind, wire.BATCH_KIND):
-            raise Rejected("topic_mismatch", f"records[{i}] is a {r.kind}, topic says {kind}")
-        if device_id is not None and r.device_id != device_id:
-            raise Rejected(
-                "topic_mismatch", f"records[{i}] is device {r.device_id}, topic says {device_id}"
-            )
-    return records
 
 
 class Counters:
@@ -134,6 +92,7 @@ class BatchResult:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    quarantined: int = 0
     tickets_changed: list[int] = field(default_factory=list)
 
 
@@ -157,18 +116,25 @@ class Ingestor:
         self.drift = DriftDetector(tickets.config.lifecycle, tickets)
         self.clock_quality = ClockQualityTracker(tickets.config.analytics.clock, tickets)
         self.disturbances = DisturbanceIntake(tickets.config.disturbance, rules.grouping_window_s)
+        self.device_clock = DeviceClockCheck(tickets.config.ingest)
 
     def check(
         self, batch: Sequence[Message]
-    ) -> tuple[list[list[wire.Record]], list[tuple[Message, Rejected]]]:
+    ) -> tuple[list[tuple[Message, CheckedMessage]], list[tuple[Message, Rejected]]]:
         accepted, rejected = [], []
         for m in batch:
             try:
-                accepted.append(check_message(m.topic, m.payload))
+                checked = check_message(m.topic, m.payload)
             except Ignored:
                 continue
             except Rejected as exc:
                 rejected.append((m, exc))
+                continue
+            if checked.records:
+                judged = [self.device_clock.judge(r) for r in checked.records]
+                checked.records = [r for r, _ in judged]
+                checked.implausible_times = sum(flagged for _, flagged in judged)
+            accepted.append((m, checked))
         return accepted, rejected
 
     def ingest(self, batch: Sequence[Message]) -> BatchResult:
@@ -184,19 +150,23 @@ class Ingestor:
         raise AssertionError("unreachable")
 
     def _ingest(
-        self, accepted: list[list[wire.Record]], rejected: list[tuple[Message, Rejected]]
+        self,
+        accepted: list[tuple[Message, CheckedMessage]],
+        rejected: list[tuple[Message, Rejected]],
     ) -> BatchResult:
         now = self.clock.now()
         out = BatchResult(rejected=len(rejected))
         self.disturbances.take_counts()  # a rolled-back attempt's counts are void
+        set_apart: list[BadRecord] = []
         with self.engine.begin() as conn:
             if rejected:
                 self._reject(conn, rejected, now)
-            for site in sorted({recs[0].site for recs in accepted}):
+            for site in sorted({c.records[0].site for _, c in accepted if c.records}):
                 lock_site(conn, site)  # in sorted order: no deadlock between centers
             uow = TicketUnitOfWork(conn, now, self.endpoints)
             results = []
-            for records in accepted:
+            for m, checked in accepted:
+                records = checked.records
                 # Chunks carry their manifest's id: staged by the intake, not stored as records.
                 chunks = [r for r in records if isinstance(r, wire.DisturbanceChunk)]
                 plain = [r for r in records if not isinstance(r, wire.DisturbanceChunk)]
@@ -209,6 +179,10 @@ class Ingestor:
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
                 self.disturbances.on_records(conn, uow, result.new, chunks, now)
+                conflicts = [stored_conflict(checked, r) for r in result.conflicts]
+                bad = checked.bad + conflicts
+                quarantine.put(conn, quarantine.record_rows(m.topic, bad, now))
+                set_apart.extend(bad)
             self.clock_quality.on_records(conn, uow, [r for x in results for r in x.new])
             changed = uow.flush()
         disturbance_counts = self.disturbances.take_counts()  # only once committed
@@ -217,11 +191,16 @@ class Ingestor:
             out.stored += len(result.new) + len(result.new_lifecycle)
             out.duplicates += result.duplicates
             self._log_gaps(result)
+        out.duplicates += sum(x.duplicates for _, x in accepted)  # repeated within a message
+        out.quarantined = len(set_apart)
         out.tickets_changed = [t.id for t in changed if t.id is not None]
         c = self.counters
         c.add("messages_accepted", len(accepted))
         c.add("records_stored", out.stored)
         c.add("records_duplicate", out.duplicates)
+        c.add("device_time_implausible", sum(x.implausible_times for _, x in accepted))
+        for item in set_apart:
+            c.add(f"quarantined_{item.reason}")
         for _, exc in rejected:
             c.add(f"rejected_{exc.reason}")
         c.merge(uow.counters)
@@ -262,25 +241,32 @@ class Ingestor:
         self, conn: Connection, rejected: list[tuple[Message, Rejected]], now: datetime
     ) -> None:
         for m, exc in rejected:
-            log.warning("rejected message on %r: %s", m.topic[:200], exc)
-        conn.execute(
-            s.rejected_messages.insert(),
-            [
-                {
-                    "received_at": now,
-                    "topic": m.topic[:512],
-                    "reason": exc.reason,
-                    "detail": exc.detail[:1000],
-                    "size": len(m.payload),
-                    "excerpt": m.payload[:512].decode("utf-8", errors="replace"),
-                }
-                for m, exc in rejected
-            ],
-        )
+            log.warning("rejected message on %r: %s", quarantine.safe_text(m.topic, 200), exc)
+        rows = [
+            quarantine.rejected_row(m.topic, m.payload, exc.reason, exc.detail, now)
+            for m, exc in rejected
+        ]
+        quarantine.put_rejected(conn, rows)
 
-    def reject_unstorable(self, m: Message, error: str) -> None:
-        """A message whose storage keeps failing (a bug, not the database): keep it for an
-        operator, count it, and let the caller acknowledge it so it cannot wedge ingest."""
-        self.counters.add("rejected_store_error")
+    def quarantine_message(self, m: Message, error: str, reason: str = "store_error") -> None:
+        """A message whose storage keeps failing (a bug, not the database): keep it whole
+        for an operator, count it, and let the caller acknowledge it so that it cannot
+        wedge ingest. The row holds bytes and escaped text: its content cannot fail it."""
         with self.engine.begin() as conn:
-            self._reject(conn, [(m, Rejected("store_error", error))], self.clock.now())
+            row = quarantine.message_row(m.topic, m.payload, reason, error, self.clock.now())
+            quarantine.put(conn, [row])
+        self.counters.add(f"quarantined_{reason}")
+
+
+def stored_conflict(checked: CheckedMessage, r: wire.Record) -> BadRecord:
+    """A record whose id the store holds with other content, as a quarantine entry."""
+    n = next(n for n, x in enumerate(checked.records) if x is r)
+    return BadRecord(
+        checked.positions[n],
+        "conflict",
+        f"record id {r.gateway_id}/{r.session}/{r.seq} is stored with different content",
+        r.model_dump_json().encode(),
+        r.gateway_id,
+        r.session,
+        r.seq,
+    )

@@ -15,6 +15,10 @@ HELP = {
     "relay_center_records_stored_total": "records stored (each record id once)",
     "relay_center_records_duplicate_total": "records delivered again and ignored",
     "relay_center_messages_rejected_total": "MQTT messages rejected, by reason",
+    "relay_center_quarantined_total": "records (and unstorable messages) quarantined, by reason",
+    "relay_center_device_time_implausible_total": (
+        "records whose device time was too far from gateway time (judged by gateway time)"
+    ),
     "relay_center_tickets": "tickets by state (muted children included)",
     "relay_center_mqtt_connected": "1 when the MQTT session is up and subscribed",
     "relay_center_mqtt_connections_total": "MQTT sessions opened since start",
@@ -50,6 +54,11 @@ def center_samples(
     for name in sorted(k for k in values if k.startswith("rejected_")):
         reason = name.removeprefix("rejected_")
         samples.append(("relay_center_messages_rejected_total", {"reason": reason}, values[name]))
+    for name in sorted(k for k in values if k.startswith("quarantined_")):
+        reason = name.removeprefix("quarantined_")
+        samples.append(("relay_center_quarantined_total", {"reason": reason}, values.pop(name)))
+    implausible = values.pop("device_time_implausible", 0)
+    samples.append(("relay_center_device_time_implausible_total", {}, implausible))
     samples += [("relay_center_tickets", {"state": k}, v) for k, v in sorted(tickets.items())]
     up = bool(mqtt.get("connected")) and bool(mqtt.get("subscribed"))
     samples.append(("relay_center_mqtt_connected", {}, 1 if up else 0))

@@ -11,12 +11,13 @@ acknowledgements (the broker holds the messages) and is retried with backoff.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import random
 import ssl
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import aiomqtt
@@ -28,6 +29,7 @@ from center.analytics.schedule import AgeingSchedule
 from center.api import ApiContext, create_app
 from center.clock import Clock, SystemClock
 from center.config import CenterConfig
+from center.crash_guard import CrashGuard
 from center.ingest import Counters, Ingestor, Message
 from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
@@ -87,6 +89,7 @@ class CenterService:
         self.ingestor = Ingestor(
             self.engine, self.ticket_engine, self.clock, endpoints, self.counters
         )
+        self.crash_guard = CrashGuard(config.state_dir, config.mqtt.client_id)
         self.tickets = TicketService(self.engine, self.ticket_engine, endpoints, self.counters)
         self.ageing = AgeingSchedule(AgeingJob(self.engine, self.ticket_engine, endpoints))
         self.mqtt_status: dict[str, Any] = {
@@ -195,6 +198,33 @@ class CenterService:
         await first_failure([pump(), work()])
 
     async def store(self, batch: list[Message]) -> None:
+        """Store a batch, minding the messages a previous run died on (center/crash_guard.py):
+        those are stored alone, or quarantined once they have killed it often enough."""
+        guard = self.crash_guard
+        suspects = [m for m in batch if guard.suspect(m)]
+        for m in suspects:
+            if guard.suspect(m) >= guard.max_strikes:
+                log.error("message on %r was in flight at %d deaths; quarantined", m.topic[:200],
+                          guard.suspect(m))  # fmt: skip
+                error = f"the center died {guard.suspect(m)} times while storing it"
+                await self._quarantine(m, error, reason="crash_loop")
+                guard.done([m])
+            else:
+                await self._guarded([m])
+        rest = [m for m in batch if m not in suspects]
+        if rest:
+            await self._guarded(rest)
+
+    async def _guarded(self, batch: list[Message]) -> None:
+        self.crash_guard.begin(batch)
+        try:
+            await self._store(batch)
+        except asyncio.CancelledError:
+            self.crash_guard.abandon()  # a clean stop, not a death
+            raise
+        self.crash_guard.done(batch)
+
+    async def _store(self, batch: list[Message]) -> None:
         """Commit a batch; retry database outages forever; isolate a message that cannot
         be stored (a bug) so it cannot wedge the queue."""
         try:
@@ -206,14 +236,32 @@ class CenterService:
             try:
                 await self._retrying([m])
             except Exception as exc:  # keep it for an operator, then move on
-                log.exception("message on %s cannot be stored", m.topic)
-                await asyncio.to_thread(self.ingestor.reject_unstorable, m, repr(exc)[:1000])
+                log.exception("message on %r cannot be stored; quarantined", m.topic[:200])
+                await self._quarantine(m, repr(exc)[:2000])
+
+    async def _quarantine(self, m: Message, error: str, reason: str = "store_error") -> None:
+        """Quarantine a message whose storage failed. Its content cannot fail the write (bytes
+        and escaped text); a database outage is retried like any other. Should the write
+        still fail otherwise, the payload goes to the log and the message is acknowledged:
+        one message must never stop ingest for the fleet."""
+        try:
+            await self._retrying_call(lambda: self.ingestor.quarantine_message(m, error, reason))
+        except Exception:
+            self.counters.add("quarantine_write_failed")
+            log.exception(
+                "could not quarantine the message on %r; its payload (base64): %s",
+                m.topic[:200],
+                base64.b64encode(m.payload).decode("ascii"),
+            )
 
     async def _retrying(self, batch: list[Message]) -> None:
+        await self._retrying_call(lambda: self.ingestor.ingest(batch))
+
+    async def _retrying_call(self, call: Callable[[], object]) -> None:
         delay = 0.5
         while True:
             try:
-                await asyncio.to_thread(self.ingestor.ingest, batch)
+                await asyncio.to_thread(call)
                 return
             except DBAPIError as exc:
                 if not _retryable(exc):

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -52,6 +54,21 @@ class WireError(ValueError):
     """A payload that is not a valid envelope of known records."""
 
 
+def _expressible_in_utc(at: datetime) -> datetime:
+    """Year 0001 at +05:00 or 9999-12-31 at -05:00 parse, but name no instant a datetime
+    can hold in UTC: refused here, before anything compares or stores them."""
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is outside the range expressible in UTC") from None
+    return at
+
+
+# Every time on the wire carries its UTC offset: a naive time would be read in whatever
+# zone the reader assumes (the agent always sends aware UTC times).
+WireTime = Annotated[AwareDatetime, AfterValidator(_expressible_in_utc)]
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,7 +77,7 @@ class _Record(BaseModel):
     device_id: str | None = Field(default=None, pattern=TOPIC_SAFE)
     session: int = Field(ge=0)
     seq: int = Field(ge=0)
-    gateway_time: datetime  # when the agent made the record (UTC)
+    gateway_time: WireTime  # when the agent made the record (UTC)
 
     @property
     def record_id(self) -> tuple[str, int, int]:
@@ -130,7 +147,7 @@ class Event(_Reported):
     phase: Phase | None = None
     value: Scalar = None
     quality: list[str] = Field(default_factory=list)  # as received: IV, NT, SB, BL, OV, ...
-    device_time: datetime | None = None
+    device_time: WireTime | None = None
     device_time_flags: list[str] = Field(default_factory=list)  # invalid, substituted, summer_time
     cause: CauseField = None  # a `Cause`; None: the agent did not say (taken as a change)
     cause_raw: str | None = None  # the protocol's cause of transmission, as received
@@ -173,7 +190,7 @@ class Measurement(_Reported):
     value: Scalar = None
     unit: str | None = None
     quality: list[str] = Field(default_factory=list)
-    device_time: datetime | None = None
+    device_time: WireTime | None = None
     device_time_flags: list[str] = Field(default_factory=list)
     cause: CauseField = None
     cause_raw: str | None = None
@@ -290,8 +307,8 @@ class DisturbanceRecord(_Record):
 
     kind: Literal["disturbance"] = "disturbance"
     fault_number: int = Field(ge=0)
-    trigger_time: datetime
-    first_sample_time: datetime
+    trigger_time: WireTime
+    first_sample_time: WireTime
     sample_rate_hz: float = Field(gt=0)
     samples: int = Field(ge=0)
     analog_channels: list[str] = Field(default_factory=list)
@@ -321,7 +338,7 @@ class FaultReport(_Record):
     """A relay's own fault report (e.g. a Modbus register block), without waveforms."""
 
     kind: Literal["fault_report"] = "fault_report"
-    fault_time: datetime | None = None
+    fault_time: WireTime | None = None
     fault_type: str | None = None
     phases: list[Literal["A", "B", "C", "N"]] = Field(default_factory=list)
     distance_km: float | None = None

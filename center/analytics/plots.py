@@ -15,7 +15,7 @@ from html import escape
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 FONT = 'font-family="Helvetica, Arial, sans-serif"'
 W, H = 640, 300
-LEFT, RIGHT, TOP, BOTTOM = 56, 150, 34, 46
+LEFT, RIGHT, TOP, BOTTOM = 56, 150, 44, 46
 
 
 def _num(x: float) -> str:
@@ -43,7 +43,7 @@ def _frame(title: str, body: list[str]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
         f'viewBox="0 0 {W} {H}" role="img"><title>{escape(title)}</title>'
         f'<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>'
-        f'<text x="{LEFT}" y="20" font-size="14" {FONT} fill="#222">{escape(title)}</text>'
+        f'<text x="{LEFT}" y="18" font-size="14" {FONT} fill="#222">{escape(title)}</text>'
     )
     return head + "".join(body) + "</svg>"
 
@@ -59,7 +59,7 @@ def _y_axis(ticks: list[float], y_of: Callable[[float], float], label: str) -> l
             f'fill="#555">{_label(v)}</text>'
         )
     out.append(
-        f'<text x="{LEFT}" y="{TOP - 4}" font-size="10" {FONT} fill="#555">{escape(label)}</text>'
+        f'<text x="{LEFT}" y="{TOP - 8}" font-size="10" {FONT} fill="#555">{escape(label)}</text>'
     )
     return out
 

@@ -86,9 +86,8 @@ def improvement_report(
     }
 
 
-def report_plots(report: dict[str, Any]) -> dict[str, str]:
-    """The report's charts as SVG, by name."""
-    stats = report["statistics"]
+def statistics_plots(stats: dict[str, Any]) -> dict[str, str]:
+    """The charts of one set of statistics (the report's, or a filtered view's), by name."""
     months = [m["month"] for m in stats["monthly"]]
     families = Counter[str]()
     for m in stats["monthly"]:
@@ -110,6 +109,11 @@ def report_plots(report: dict[str, Any]) -> dict[str, str]:
     for row in stats["root_causes"]:
         causes[row["root_cause"]] += row["tickets"]
     root = plots.bar_chart("Root causes", causes.most_common(), "tickets")
+    return {"monthly_tickets": trend, "monthly_rate": rate, "root_causes": root}
+
+
+def report_plots(report: dict[str, Any]) -> dict[str, str]:
+    """The report's charts as SVG, by name."""
     worse = report["firmware"]["worse"][:10]
     firmware = plots.bar_chart(
         "Firmware failing more than its fleet (failures per device-year)",
@@ -119,5 +123,4 @@ def report_plots(report: dict[str, Any]) -> dict[str, str]:
         ],
         "failures per device-year (the rest of each model's fleet: see the table)",
     )
-    return {"monthly_tickets": trend, "monthly_rate": rate, "root_causes": root,
-            "firmware": firmware}  # fmt: skip
+    return {**statistics_plots(report["statistics"]), "firmware": firmware}

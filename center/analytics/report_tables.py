@@ -48,7 +48,22 @@ def _response_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
-    stats = report["statistics"]
+    summary = Table("summary", "Summary", [
+        ("devices", "Devices"), ("device_years", "Device-years"), ("tickets", "Tickets"),
+        ("reopen_rate", "Reopen rate"), ("flapping_rate", "Flapping rate (conditions)")],
+        [report["summary"]])  # fmt: skip
+    firmware = Table("firmware", "Firmware versions against their model's fleet", [
+        ("model", "Model"), ("firmware_version", "Firmware"), ("fault_class", "Class"),
+        ("failures", "Failures"), ("device_years", "Device-years"), ("rate", "Rate"),
+        ("rest_failures", "Rest: failures"), ("rest_device_years", "Rest: device-years"),
+        ("rest_rate", "Rest: rate"), ("p_value", "p"), ("worse", "Fails more")],
+        report["firmware"]["findings"])  # fmt: skip
+    tables = statistics_tables(report["statistics"])
+    return [summary, *tables[:2], firmware, *tables[2:]]
+
+
+def statistics_tables(stats: dict[str, Any]) -> list[Table]:
+    """The tables of one set of statistics (the report's, or a filtered view's)."""
     mtbf_cols = [("model", "Model"), ("fault_class", "Class"), ("failures", "Failures"),
                  ("device_years", "Device-years"), ("mtbf_days", "MTBF (days)")]  # fmt: skip
     monthly = [
@@ -58,9 +73,6 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     ]  # fmt: skip
     classes = sorted({k for m in stats["monthly"] for k in m["tickets"]})
     return [
-        Table("summary", "Summary", [("devices", "Devices"), ("device_years", "Device-years"),
-              ("tickets", "Tickets"), ("reopen_rate", "Reopen rate"),
-              ("flapping_rate", "Flapping rate (conditions)")], [report["summary"]]),
         Table("by_class", "Tickets and raised events per class", [
             ("fault_class", "Class"), ("tickets", "Tickets"),
             ("per_device_year", "Tickets per device-year"), ("events", "Raised events"),
@@ -68,12 +80,6 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         Table("monthly", "Trend per month", [("month", "Month"), ("total", "Tickets"),
               ("device_years", "Device-years"), ("per_device_year", "Per device-year"),
               *[(c, c) for c in classes]], monthly),
-        Table("firmware", "Firmware versions against their model's fleet", [
-            ("model", "Model"), ("firmware_version", "Firmware"), ("fault_class", "Class"),
-            ("failures", "Failures"), ("device_years", "Device-years"), ("rate", "Rate"),
-            ("rest_failures", "Rest: failures"), ("rest_device_years", "Rest: device-years"),
-            ("rest_rate", "Rest: rate"), ("p_value", "p"), ("worse", "Fails more")],
-            report["firmware"]["findings"]),
         Table("mtbf_model", "Mean time between failures per model", mtbf_cols,
               stats["mtbf"]["by_model"]),
         Table("mtbf_firmware", "Mean time between failures per firmware version",

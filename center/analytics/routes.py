@@ -31,9 +31,16 @@ MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
 def _period(
     start: datetime | None, end: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    end = (end or now).astimezone(UTC) if (end or now).tzinfo else (end or now).replace(tzinfo=UTC)
-    start = start or end - timedelta(days=365)
-    start = start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC)
+    try:  # year 0001 at +05:00, or a year before 0001-06-01, is no instant in UTC
+        end = (
+            (end or now).astimezone(UTC)
+            if (end or now).tzinfo
+            else (end or now).replace(tzinfo=UTC)
+        )
+        start = start or end - timedelta(days=365)
+        start = start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC)
+    except OverflowError:
+        raise HTTPException(422, "from and to must be times expressible in UTC") from None
     if end <= start:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "to must be after from")
     return start, end

@@ -32,7 +32,7 @@ from center.disturbance.analysis import analyse
 from center.store import schema as s
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.model import PROTECTION, Ticket, TimelineEntry
-from center.tickets.signals import event_time
+from center.tickets.signals import event_time, record_time
 from gateway import comtrade, wire
 
 log = logging.getLogger(__name__)
@@ -266,14 +266,14 @@ class DisturbanceIntake:
                 seq=r.seq,
                 site=r.site,
                 device_id=r.device_id,
-                fault_time=r.fault_time or r.gateway_time,
+                fault_time=record_time(r),  # gateway time when fault_time is not believed
                 received_at=now,
                 report=json.dumps(report),
             )
         ).inserted_primary_key
         assert pk is not None
         self.counts["fault_reports"] += 1
-        ticket = self._ticket_for(uow, r.site, r.fault_time or r.gateway_time)
+        ticket = self._ticket_for(uow, r.site, record_time(r))
         if ticket is not None:
             self._attach_report(conn, uow, ticket, int(pk[0]))
 

@@ -105,6 +105,11 @@ def for_ticket(conn: Connection, ticket_id: int) -> dict[str, list[dict[str, Any
         }
         for r in list_records(conn, ticket_id=ticket_id)
     ]
+    return {"disturbance_records": records, "fault_reports": reports_for_ticket(conn, ticket_id)}
+
+
+def reports_for_ticket(conn: Connection, ticket_id: int) -> list[dict[str, Any]]:
+    """The relays' own fault reports attached to a ticket, oldest first."""
     f = s.fault_reports.c
     reports = []
     for r in conn.execute(
@@ -120,7 +125,7 @@ def for_ticket(conn: Connection, ticket_id: int) -> dict[str, list[dict[str, Any
                 **report,
             }
         )
-    return {"disturbance_records": records, "fault_reports": reports}
+    return reports
 
 
 def sweep(conn: Connection, config: DisturbanceConfig, now: datetime) -> dict[str, int]:

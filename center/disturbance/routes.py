@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Response, status
 
 from center.api import API, Actor, ApiContext
+from center.api_limits import Id, IdQuery, Name
 from center.disturbance import queries
 
 
@@ -19,16 +20,16 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
     @app.get(f"{API}/disturbances", tags=["disturbances"])
     def records(
         _: Actor,
-        site: str | None = None,
-        device_id: str | None = None,
-        ticket_id: int | None = None,
+        site: Name = None,
+        device_id: Name = None,
+        ticket_id: IdQuery = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = read(queries.list_records, site, device_id, ticket_id, limit)
         return result
 
     @app.get(f"{API}/disturbances/{{record_id}}", tags=["disturbances"])
-    def record(record_id: int, _: Actor) -> dict[str, Any]:
+    def record(record_id: Id, _: Actor) -> dict[str, Any]:
         doc: dict[str, Any] | None = read(queries.get_record, record_id)
         if doc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no disturbance record {record_id}")
@@ -40,15 +41,19 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         response_class=Response,
         responses={200: {"content": {"application/zip": {}}}},
     )
-    def comtrade_zip(record_id: int, _: Actor) -> Response:
+    def comtrade_zip(record_id: Id, _: Actor) -> Response:
         found = read(queries.files, record_id)
         if found is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no complete disturbance record {record_id}"
             )
-        name, cfg, dat = found
-        return Response(
-            queries.zip_files(name, cfg, dat),
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
-        )
+        return zip_response(*found)
+
+
+def zip_response(name: str, cfg: bytes, dat: bytes) -> Response:
+    """A record's `.cfg` and `.dat` as one zip download (the API's and the console's)."""
+    return Response(
+        queries.zip_files(name, cfg, dat),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+    )

@@ -9,23 +9,26 @@ from fastapi import FastAPI, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from center.api import API, Actor, ApiContext, Engineer
+from center.api_limits import DeviceKey, Name, Text
 from center.lifecycle import baselines, inventory
 from center.lifecycle.approvals import ApprovalError, BaselineService
 
 
 class FirmwareApproval(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1, max_length=128)
-    firmware_version: str = Field(min_length=1, max_length=128)
-    reason: str = Field(min_length=1, max_length=4000)
+    model: Text = Field(min_length=1, max_length=128)
+    firmware_version: Text = Field(min_length=1, max_length=128)
+    reason: Text = Field(min_length=1, max_length=4000)
 
 
 class SettingsApproval(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    site: str
-    device_id: str
-    hash: str | None = Field(default=None, description="default: the newest snapshot")
-    reason: str = Field(min_length=1, max_length=4000)
+    site: Text = Field(max_length=64)
+    device_id: Text = Field(max_length=64)
+    hash: Text | None = Field(
+        default=None, max_length=64, description="default: the newest snapshot"
+    )
+    reason: Text = Field(min_length=1, max_length=4000)
 
 
 def add_routes(app: FastAPI, ctx: ApiContext) -> None:
@@ -46,15 +49,15 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         return {"devices": rows, "versions": inventory.versions_summary(rows)}
 
     @app.get(f"{API}/devices/{{site}}/{{device_id}}/firmware", tags=["lifecycle"])
-    def device_firmware(site: str, device_id: str, _: Actor) -> dict[str, Any]:
+    def device_firmware(site: DeviceKey, device_id: DeviceKey, _: Actor) -> dict[str, Any]:
         return found(read(inventory.firmware_history, site, device_id), site, device_id)
 
     @app.get(f"{API}/devices/{{site}}/{{device_id}}/settings", tags=["lifecycle"])
-    def device_settings(site: str, device_id: str, _: Actor) -> dict[str, Any]:
+    def device_settings(site: DeviceKey, device_id: DeviceKey, _: Actor) -> dict[str, Any]:
         return found(read(inventory.settings_history, site, device_id), site, device_id)
 
     @app.get(f"{API}/baselines/firmware", tags=["lifecycle"])
-    def firmware_baselines(_: Actor, model: str | None = None) -> list[dict[str, Any]]:
+    def firmware_baselines(_: Actor, model: Name = None) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = read(baselines.firmware_approvals, model)
         return result
 

@@ -196,7 +196,8 @@ def stats(conn: Connection) -> dict[str, Any]:
 
 def list_rejected(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     rj = s.rejected_messages.c
-    q = select(s.rejected_messages).order_by(rj.id.desc()).limit(limit)
+    columns = [c for c in s.rejected_messages.c if c.name != "payload"]  # bytes: not JSON
+    q = select(*columns).order_by(rj.id.desc()).limit(limit)
     return [_row(r) for r in conn.execute(q).mappings()]
 
 

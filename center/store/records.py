@@ -32,6 +32,9 @@ class StoreResult:
     new_lifecycle: list[tuple[Lifecycle, bool]] = field(default_factory=list)  # (record, current)
     gaps_opened: list[tuple[str, int, int, int]] = field(default_factory=list)
     seqs_filled: int = 0
+    # Records whose id is stored already with other content: never stored, never counted
+    # as duplicates; the caller keeps them for inspection.
+    conflicts: list[wire.Record] = field(default_factory=list)
 
 
 def merge_sequence(
@@ -106,12 +109,33 @@ def store_records(conn: Connection, records: Sequence[wire.Record], now: datetim
         return result
     inserted = _insert_new(conn, plain, now)
     result.new = [r for r in plain if r.record_id in inserted]
-    result.duplicates = len(plain) - len(result.new)
+    repeated = [r for r in plain if r.record_id not in inserted]
+    result.conflicts = _conflicting(conn, repeated)
+    result.duplicates = len(repeated) - len(result.conflicts)
     if result.new:
         _track_sequences(conn, result, now)
         _touch_devices(conn, result.new, now)
         _store_inventory(conn, result.new)
     return result
+
+
+def _conflicting(conn: Connection, repeated: Sequence[wire.Record]) -> list[wire.Record]:
+    """The repeated records whose stored copy differs: the same id with other content."""
+    if not repeated:
+        return []
+    t = s.records.c
+    stored: dict[tuple[str, int, int], str] = {}
+    by_session: dict[tuple[str, int], list[int]] = {}
+    for r in repeated:
+        by_session.setdefault((r.gateway_id, r.session), []).append(r.seq)
+    for (gw, session), seqs in by_session.items():
+        rows = conn.execute(
+            select(t.seq, t.body).where(
+                t.gateway_id == gw, t.session == session, t.seq.in_(sorted(set(seqs)))
+            )
+        )
+        stored.update(((gw, session, seq), body) for seq, body in rows)
+    return [r for r in repeated if stored.get(r.record_id) != r.model_dump_json()]
 
 
 class InsertRace(Exception):

@@ -201,7 +201,30 @@ rejected_messages = Table(
     Column("reason", String(32), nullable=False),
     Column("detail", Text, nullable=False),
     Column("size", Integer, nullable=False),
-    Column("excerpt", Text, nullable=False),
+    Column("excerpt", Text, nullable=False),  # printable, for a glance
+    Column("payload", LargeBinary),  # as received, up to wire.MAX_PAYLOAD_BYTES
+)
+
+# Records set apart one by one (invalid, unstorable, conflicting with a stored record of
+# the same id) and messages whose storage failed: content kept in full, as bytes, so that
+# writing here cannot fail on what the content holds (center/quarantine.py).
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("received_at", TS, nullable=False),
+    Column("scope", String(8), nullable=False),  # record | message
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("topic", String(512), nullable=False),
+    Column("record_index", Integer),
+    Column("gateway_id", String(64)),
+    Column("session", BigInteger),
+    Column("seq", BigInteger),
+    Column("size", Integer, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Index(None, "received_at"),
+    Index(None, "gateway_id", "session", "seq"),
 )
 
 # A condition's current state, kept even while no ticket is open (maintenance, flapping).

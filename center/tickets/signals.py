@@ -15,9 +15,14 @@ def _utc(at: datetime) -> datetime:
     return (at - offset if offset else at).replace(tzinfo=UTC)
 
 
+# Device-time flags that make the center use gateway time instead: `invalid` from the
+# relay, `implausible` from the center (center/device_time.py).
+_UNTRUSTED_TIME = frozenset({"invalid", "implausible"})
+
+
 def event_time(record: wire.Event | wire.Measurement) -> datetime:
-    """Device time when it is valid, else the gateway's receive time."""
-    if record.device_time is not None and "invalid" not in record.device_time_flags:
+    """Device time when it is trusted, else the gateway's receive time."""
+    if record.device_time is not None and _UNTRUSTED_TIME.isdisjoint(record.device_time_flags):
         return _utc(record.device_time)
     return _utc(record.gateway_time)
 
@@ -27,7 +32,11 @@ def record_time(record: wire.Record) -> datetime:
         return event_time(record)
     if isinstance(record, wire.DisturbanceRecord):
         return _utc(record.trigger_time)
-    if isinstance(record, wire.FaultReport) and record.fault_time is not None:
+    if (
+        isinstance(record, wire.FaultReport)
+        and record.fault_time is not None
+        and not record.details.get("device_time_implausible")
+    ):
         return _utc(record.fault_time)
     return _utc(record.gateway_time)
 

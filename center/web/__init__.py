@@ -1,7 +1,8 @@
 """The web console: server-rendered pages (Jinja2) for the people who work the tickets,
 served by `relay-center serve` on the API's port under `/` (docs/console.md).
 
-Pages: queue, ticket (with its sequence-of-events chart), fleet, device, gateways,
+Pages: queue, ticket (with its sequence-of-events chart, and the waveforms and fault
+analysis of its disturbance records), fleet, statistics, device, gateways,
 operations, admin. Charts are SVG drawn by the center (`charts.py`); the only script is
 `static/console.js`, which refreshes the queue. Every asset is served from `static/`:
 utility networks are offline, and the Content-Security-Policy allows nothing else.
@@ -14,7 +15,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from center.web import routes_admin, routes_auth, routes_fleet, routes_ops, routes_tickets
+from center.web import (
+    disturbance_panel,
+    routes_admin,
+    routes_analytics,
+    routes_auth,
+    routes_fleet,
+    routes_ops,
+    routes_tickets,
+)
 from center.web.app import HERE, Console, install
 
 
@@ -23,6 +32,14 @@ def mount(app: FastAPI, ctx: Any) -> Console:
     console = Console(ctx, ctx.tickets.tickets.clock)
     install(app, console)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (routes_auth, routes_tickets, routes_fleet, routes_ops, routes_admin):
+    for module in (
+        routes_auth,
+        routes_tickets,
+        routes_fleet,
+        routes_analytics,
+        routes_ops,
+        routes_admin,
+    ):
         app.include_router(module.router(console), include_in_schema=False)
+    app.include_router(disturbance_panel.install(console), include_in_schema=False)
     return console

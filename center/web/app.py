@@ -16,12 +16,13 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from center.api_limits import invalid_input
 from center.auth import audit
 from center.auth.ratelimit import LoginLimiter
 from center.auth.roles import MINIMUM_ROLE, Permission, allows
@@ -156,7 +157,9 @@ class Console:
 
 
 def _security_headers(response: Response, path: str) -> None:
-    if not path.startswith(_NO_CSP):
+    # A route may set a narrower policy of its own (the printable report: no script at
+    # all, one stylesheet by its hash); every other console response gets the console's.
+    if not path.startswith(_NO_CSP) and "content-security-policy" not in response.headers:
         response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
@@ -200,7 +203,7 @@ def install(app: FastAPI, console: Console) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_form(request: Request, exc: RequestValidationError) -> Response:
         if not _is_console(request):
-            return await request_validation_exception_handler(request, exc)
+            return invalid_input(exc)
         fields = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
         message = "The request was incomplete or malformed" + (
             f" ({', '.join(fields)})." if fields else "."

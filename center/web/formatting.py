@@ -1,5 +1,5 @@
 """Jinja filters: times in UTC with milliseconds (device time is what protection engineers
-compare), ages, byte sizes."""
+compare), ages, byte sizes, currents and voltages."""
 
 from __future__ import annotations
 
@@ -61,5 +61,17 @@ def millis(value: Any) -> str:
     return f"{ms:,.1f} ms" if ms < 10_000 else duration(ms / 1000)
 
 
+def quantity(value: Any, unit: str) -> str:
+    """3000 A → 3,000 A; 63500 V → 63.5 kV; small values keep a decimal."""
+    if value is None:
+        return "–"
+    v = float(value)
+    if unit in ("V", "A") and abs(v) >= 10_000:
+        return f"{v / 1000:,.1f} k{unit}"
+    return f"{v:,.0f} {unit}" if abs(v) >= 10 else f"{v:,.1f} {unit}"
+
+
 def install(env: Environment) -> None:
-    env.filters.update(when=when, clock=clock, age=age, duration=duration, millis=millis)
+    env.filters.update(
+        when=when, clock=clock, age=age, duration=duration, millis=millis, quantity=quantity
+    )

@@ -19,6 +19,7 @@ from center.store import queries
 from center.store import schema as s
 from center.web import charts
 from center.web.app import Console, PageError
+from center.web.routes_analytics import device_analytics, fleet_ageing
 from gateway.poll_view import render_answer, verdict
 from gateway.rpc import WHAT_CHOICES, PollFailed
 
@@ -51,12 +52,15 @@ def router(console: Console) -> APIRouter:
     def fleet_page(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
         with console.engine.connect() as conn:
             rows = inventory.fleet_report(conn)
+            ageing = fleet_ageing(conn, console.config)
         sites: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             sites.setdefault(row["site"], []).append(row)
         return console.render(
             request, "fleet.html", status, sites=sites, devices=rows,
             versions=inventory.versions_summary(rows), chart=_versions_chart(rows),
+            ageing=ageing, ageing_cfg=console.config.analytics.ageing,
+            ageing_scored=max((a["scored_at"] for a in ageing.values()), default=None),
             done=DONE.get(request.query_params.get("done", "")), error=error,
         )  # fmt: skip
 
@@ -99,10 +103,11 @@ def router(console: Console) -> APIRouter:
             tickets = queries.list_tickets(
                 conn, queries.TicketFilter(site=site, device_id=device_id, limit=50)
             )
+            analytics = device_analytics(conn, console.config, site, device_id)
         return console.render(
             request, "device.html", status, dev=dict(identity), firmware=firmware,
             settings=settings, events=events, tickets=tickets,
-            what_choices=WHAT_CHOICES,
+            what_choices=WHAT_CHOICES, **analytics,
             done=DONE.get(request.query_params.get("done", "")), **extra,
         )  # fmt: skip
 

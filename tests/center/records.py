@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
@@ -122,3 +123,15 @@ def seed_records(gw: Gateway, t0: datetime = T0) -> list[wire.Event]:
         gw.event("line1", "breaker_closed", True, ms(1905), signal="status", severity="info"),
         gw.event("line1", "reclose", False, ms(2100), **status),
     ]
+
+
+def clock_readings(gw: Gateway, offsets_ms: Sequence[float], device: str = "line2") -> list[Any]:
+    """A relay reporting a status change every 10 minutes (spontaneous), its clock off by
+    each offset in turn: device time = the gateway's receive time + offset."""
+    out = []
+    for i, offset in enumerate(offsets_ms):
+        at = T0 + timedelta(minutes=10 * (i + 1))
+        e = gw.event(device, "local_control", i % 2 == 0, at, signal="status", severity="info")
+        late = at + timedelta(milliseconds=offset)
+        out.append(e.model_copy(update={"device_time": late, "cause": "spontaneous"}))
+    return out

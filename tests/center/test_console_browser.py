@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -28,10 +31,11 @@ from typing import Any
 import pytest
 from playwright import sync_api as playwright_api
 
-from gateway import wire
+from gateway import comtrade, wire
+from tests.center.disturbance_support import TRIGGER, fault_report, transfer
 from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
 from tests.center.mqtt_support import publish_all, start_center, subscribed
-from tests.center.records import T0, Gateway, message, seed_records
+from tests.center.records import T0, Gateway, clock_readings, message, seed_records
 from tests.support.mosquitto import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -61,7 +65,9 @@ def _publish(mosquitto: Any, messages: list[Any], client_id: str) -> None:
 
 def _fleet_and_incident() -> list[Any]:
     """What a gateway sends: birth, health, firmware and settings (a second firmware
-    version and a settings change, both drift), then the seed's incident."""
+    version and a settings change, both drift), then the seed's incident with line 1's
+    disturbance record (manifest, then its chunks one by one, as the uplink sends them) and
+    line 2's own fault report."""
     gw = Gateway()
     later = T0 + timedelta(minutes=5)
     feeder = SettingsSource(gw, "busbar")
@@ -77,9 +83,18 @@ def _fleet_and_incident() -> list[Any]:
         firmware(gw, "busbar", "1.9.3", T0, model="BB-10"),
         feeder.snapshot(FEEDER, T0),
         *seed_records(gw),
+    ]
+    manifest, chunks = transfer(gw)
+    at = TRIGGER + timedelta(milliseconds=3)
+    report = fault_report(gw, "line2", at, A=2950.0, B=210.0, C=205.0)
+    records += [
+        manifest,
+        *chunks,
+        report,
         firmware(gw, "line2", "2.5.0-rc1", later, model="LP-200"),
         feeder.snapshot({**FEEDER, "i_pickup": 1.5}, later),
         health,
+        *clock_readings(gw, CLOCK_OFFSETS_MS),
     ]
     return [message(r) for r in records]
 
@@ -105,6 +120,10 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
         '[routing.sites.north]\nregion = "north"\n'
         '[routing.regions.north]\nservice_point = "sp-north"\n'
         '[[devices]]\nsite = "north"\ndevice_id = "busbar"\ncriticality = "high"\n'
+        "commissioned = 2011-06-01\n"
+        # The test runs the ageing job itself once the fleet has arrived (below).
+        '[analytics.ageing]\nenabled = false\ndesign_life_years = { "BB-10" = 15.0 }\n'
+        "[analytics.clock]\nmin_spacing_s = 0\nmin_samples = 3\n"
     )
     for name, (role, password) in USERS.items():
         _add_user(config, name, role, password)
@@ -116,6 +135,10 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
         _publish(mosquitto, batch, "gw1")
         db = tmp_path / "center.sqlite"
         _wait(lambda: _count(db, "SELECT count(*) FROM ticket_members") >= 3, "the P1 ticket")
+        _wait(lambda: _count(db, ATTACHED) == 2, "the disturbance record and fault report attached")
+        _wait(lambda: _count(db, LINE2_CLOCK) >= len(CLOCK_OFFSETS_MS), "line2's clock readings")
+        _run_ageing(config)
+        _wait(lambda: _count(db, "SELECT count(*) FROM ageing_scores") >= 3, "ageing scores")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
@@ -127,12 +150,31 @@ def center(mosquitto: Any, tmp_path: Path) -> Iterator[str]:
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
+LINE2_CLOCK = "SELECT sample_count FROM clock_quality WHERE device_id = 'line2'"
+CLOCK_OFFSETS_MS = (610, 640, 660, 690, 720, 745, 770, 800)  # line 2's clock: late, drifting
+
+
+def _run_ageing(config: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "center.cli", "ageing", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+ATTACHED = (
+    "SELECT (SELECT count(*) FROM disturbance_records WHERE status = 'complete' AND ticket_id"
+    " IS NOT NULL) + (SELECT count(*) FROM fault_reports WHERE ticket_id IS NOT NULL)"
+)
+
+
 def _count(db: Path, sql: str) -> int:
     import sqlite3
 
     try:
         with sqlite3.connect(db, timeout=10) as conn:
-            return int(conn.execute(sql).fetchone()[0])
+            row = conn.execute(sql).fetchone()
+            return int(row[0]) if row else -1
     except sqlite3.OperationalError:
         return -1
 
@@ -202,10 +244,10 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     assert page.locator("svg.soe .mark-breaker_failure.raised").count() == 1  # busbar
     assert page.locator("svg.soe .mark-reclose.raised").count() == 1  # line 1
     assert page.locator("svg.soe .mark-start.raised").count() == 2
-    expect(page.locator("#disturbance-records")).to_contain_text("No disturbance records")
     ticket_url = page.url
     page.screenshot(path=shots / "ticket.png", full_page=True)
     page.screenshot(path=shots / "ticket-top.png")  # the viewport: docs/console-ticket.png
+    _read_the_disturbance_record(page, shots)
 
     # The other pages, each saved.
     for name, path in (
@@ -219,6 +261,8 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
         expect(page.locator("h1")).to_be_visible()
         page.screenshot(path=shots / f"{name}.png", full_page=True)
     expect(page.locator("h1")).to_have_text("No such ticket")
+
+    _read_the_fleet_history(page, origin, shots)
 
     # Resolve with a root cause; it shows resolved, and leaves the open queue.
     page.goto(ticket_url)
@@ -257,6 +301,7 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     _login(vpage, origin, "vera")
     vpage.goto(new_url)
     expect(vpage.locator("#ticket-state")).to_have_text("open")
+    expect(vpage.locator("#disturbance-records")).to_contain_text("No disturbance records")
     expect(vpage.locator("#resolve-form")).to_have_count(0)
     expect(vpage.locator("section.actions")).to_have_count(0)
     vpage.screenshot(path=shots / "ticket-viewer.png", full_page=True)
@@ -283,3 +328,105 @@ def test_operator_works_the_seed_incident_in_a_browser(center, browser, shots, m
     assert [e for e in errors if "status of 404" not in e] == []
     viewer.close()
     context.close()
+
+
+def _read_the_disturbance_record(page: Any, shots: Path) -> None:
+    """Line 1's record on the P1 ticket: its analysis, its waveforms, its files; line 2's
+    fault report beside it."""
+    expect = playwright_api.expect
+    panel = page.locator("#panel-disturbance")
+    record = panel.locator("article.record")
+    expect(record).to_have_count(1)
+    expect(record.locator(".fault-type")).to_have_text("AG")
+    expect(record.locator(".summary-line")).to_contain_text("AG fault")
+    facts = record.locator("dl.facts")
+    expect(facts).to_contain_text("Cleared80 ms")
+    expect(facts).to_contain_text("Trip60 ms")
+    faulted = record.locator("table.analysis tr.faulted")
+    assert faulted.evaluate_all("rs => rs.map(r => r.dataset.phase)") == ["A", "residual"]
+    row_a = record.locator("table.analysis tr[data-phase=A]")
+    expect(row_a.locator("td.strong")).to_contain_text("3,0")  # ~3,000 A RMS on 200 A load
+    expect(row_a.locator("td.dip")).to_contain_text("70 %")
+    # The waveforms: currents and voltages on one axis, phase A bold, the fault marked,
+    # trip and breaker as lanes.
+    wave = record.locator("svg.wave")
+    expect(wave).to_be_visible()
+    plots = wave.locator("g.plot").evaluate_all("gs => gs.map(g => g.dataset.plot)")
+    assert plots == ["currents", "voltages"]
+    channels = wave.locator("polyline.trace").evaluate_all(
+        "ps => ps.map(p => [p.dataset.channel, p.classList.contains('faulted')])"
+    )
+    assert channels == [
+        ["IA", True], ["IB", False], ["IC", False], ["UA", True], ["UB", False], ["UC", False],
+    ]  # fmt: skip
+    lanes = wave.locator("g.lane-digital").evaluate_all("gs => gs.map(g => g.dataset.channel)")
+    assert lanes == ["trip", "breaker_closed"]
+    expect(wave.locator("rect.fault-band")).to_have_count(1)
+    moments = wave.locator("g.moment text").all_text_contents()
+    assert moments == ["inception", "trip +60 ms", "cleared +80 ms"]
+    reports = panel.locator("table.fault-reports tbody tr")
+    expect(reports).to_have_count(1)
+    expect(reports).to_contain_text("line2")
+    expect(reports).to_contain_text("12.4 km")
+    page.locator("#disturbance-records").screenshot(path=shots / "ticket-disturbance.png")
+    bottom = page.evaluate(
+        "document.querySelector('#disturbance-records').getBoundingClientRect().bottom"
+        " + window.scrollY"
+    )
+    page.screenshot(  # the incident from the top of the page: README and docs/console.md
+        path=shots / "ticket-incident.png",
+        full_page=True,
+        clip={"x": 0, "y": 0, "width": 1360, "height": bottom + 12},
+    )
+    # The COMTRADE files, through the console's session.
+    with page.expect_download() as download:
+        record.locator("a.download").click()
+    with zipfile.ZipFile(download.value.path()) as z:
+        names = sorted(z.namelist())
+        assert names == ["north_line1_17.cfg", "north_line1_17.dat"]
+        parsed = comtrade.read(z.read(names[0]), z.read(names[1]))
+    assert [a.name for a in parsed.analog] == ["IA", "IB", "IC", "UA", "UB", "UC"]
+
+
+def _read_the_fleet_history(page: Any, origin: str, shots: Path) -> None:
+    """Statistics with their filters in the URL and the printable report; the fleet's
+    ageing risk; a device's risk and its clock."""
+    expect = playwright_api.expect
+    page.goto(f"{origin}/queue")
+    page.click("header nav >> text=Statistics")
+    expect(page.locator("h1")).to_have_text("Statistics")
+    for chart in ("#chart-monthly", "#chart-rate", "#chart-causes"):
+        expect(page.locator(f"{chart} svg")).to_be_visible()
+    expect(page.locator("#clock-sites")).to_contain_text("north")
+    page.screenshot(path=shots / "statistics.png", full_page=True)
+    # A filter goes into the URL, and the page reads it back from there.
+    page.fill("#stats-filters input[name=fault_class]", "protection_operation")
+    page.click("#stats-filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"fault_class=protection_operation"))
+    shared = page.url
+    page.goto(shared)
+    expect(page.locator("#stats-filters input[name=fault_class]")).to_have_value(
+        "protection_operation"
+    )
+    expect(page.locator("section.tiles .tile").first).to_contain_text("1tickets")
+    # The printable report: its own page, its one stylesheet allowed, nothing fetched.
+    page.click("#report-html")
+    expect(page.locator("h1")).to_have_text("Continuous improvement report")
+    page.screenshot(path=shots / "report.png", full_page=True)
+
+    page.goto(f"{origin}/fleet")
+    busbar = page.locator("#ageing tr", has_text="busbar")
+    expect(busbar).to_have_class(re.compile("at-risk"))
+    expect(busbar.locator(".risk-value")).to_have_class(re.compile("over"))
+    expect(busbar).to_contain_text("of 15 years")
+    page.screenshot(path=shots / "fleet-ageing.png", full_page=True)
+
+    page.goto(f"{origin}/devices/north/line2")
+    expect(page.locator("#clock-verdict")).to_have_text("offset")
+    figures = page.locator("#clock-quality dl.clock-figures")
+    expect(figures).to_contain_text(f"Offset p50+{statistics.median(CLOCK_OFFSETS_MS):.0f} ms")
+    expect(page.locator("#clock-chart svg circle")).to_have_count(len(CLOCK_OFFSETS_MS))
+    expect(page.locator("#ageing-risk .risk-value")).not_to_have_class(re.compile("over"))
+    page.screenshot(path=shots / "device-clock.png", full_page=True)
+    page.goto(f"{origin}/devices/north/busbar")
+    expect(page.locator("#ageing-risk")).to_contain_text("at or above the threshold")

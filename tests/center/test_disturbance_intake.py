@@ -9,25 +9,10 @@ from typing import Any
 
 import pytest
 
-from agent.disturbance import transfer_records
-from agent.normalize import DeviceContext
-from agent.profiles import load_named
 from gateway import comtrade, wire
+from tests.center.disturbance_support import TRIGGER, fault_report, transfer
 from tests.center.records import T0, Gateway, seed_records
 from tests.disturbance.synth import Fault, observation
-
-CTX = DeviceContext("north", "gw1", "line1", "iec103", load_named("line-protection"))
-TRIGGER = T0 + timedelta(milliseconds=1021)  # the seed's line1 trip
-
-
-def transfer(
-    gw: Gateway, chunk_bytes: int = 2048, fault: Fault | None = None, **manifest: Any
-) -> tuple[wire.DisturbanceRecord, list[wire.DisturbanceChunk]]:
-    """A record as the agent's outbox would number it: the chunks carry the manifest's id."""
-    obs = observation(fault or Fault(trigger_time=TRIGGER), device_id="line1")
-    m, chunks = transfer_records(CTX, obs, T0, chunk_bytes)
-    ids = {"session": gw.session, "seq": next(gw._seq)}
-    return m.model_copy(update={**ids, **manifest}), [c.model_copy(update=ids) for c in chunks]
 
 
 def send_all(h: Any, m: wire.DisturbanceRecord, chunks: list[wire.DisturbanceChunk]) -> None:
@@ -176,16 +161,7 @@ def test_a_fault_report_attaches_to_the_incident(make_harness: Any) -> None:
     gw = Gateway()
     send_seed(h, gw)
     [ticket] = h.tickets(fault_class="protection_operation")
-    report = wire.FaultReport(
-        **gw._common("line1", TRIGGER),
-        fault_time=TRIGGER,
-        fault_type="AG",
-        phases=["A", "N"],
-        distance_km=12.4,
-        trip_time_ms=58,
-        currents_a={"A": 2950.0},
-    )
-    h.send(report)
+    h.send(fault_report(gw))
     doc = h.ticket(ticket["id"])
     [entry] = [e for e in doc["timeline"] if e["entry"] == "fault_report"]
     assert entry["summary"] == "line1: fault report: AG; 12.4 km; trip 58 ms; IA 2950 A"

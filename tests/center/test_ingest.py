@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -30,13 +28,6 @@ def topic_of(r, **over):
         (topic_of(GOOD), b'{"v":2,"records":[{}]}', "malformed"),
         (topic_of(GOOD), b"x" * (wire.MAX_PAYLOAD_BYTES + 1), "oversized"),
         (topic_of(GOOD, kind="rumour"), wire.encode_records([GOOD]), "unknown_kind"),
-        (
-            topic_of(GOOD),
-            json.dumps(
-                {"v": 1, "records": [{**json.loads(GOOD.model_dump_json()), "kind": "x"}]}
-            ).encode(),
-            "unknown_kind",
-        ),
         ("relay/v1/only/three", wire.encode_records([GOOD]), "bad_topic"),
         (topic_of(GOOD, gateway_id="gw-evil"), wire.encode_records([GOOD]), "topic_mismatch"),
         (topic_of(GOOD, site="south"), wire.encode_records([GOOD]), "topic_mismatch"),
@@ -60,14 +51,14 @@ def test_hostile_messages_are_rejected_with_a_reason(topic, payload, reason):
 def test_center_state_is_ignored_and_good_records_pass():
     with pytest.raises(Ignored):
         check_message(wire.CENTER_STATE_TOPIC, b'{"state":"online"}')
-    assert check_message(topic_of(GOOD), wire.encode_records([GOOD])) == [GOOD]
+    assert check_message(topic_of(GOOD), wire.encode_records([GOOD])).records == [GOOD]
 
 
 def test_the_batch_topic_carries_records_of_several_kinds_and_devices():
     gw = Gateway()
     mixed = [gw.event("line1", "trip_phase_a"), gw.event("line2", "start")]
     batch = wire.topic(GOOD.site, GOOD.gateway_id, "batch")
-    assert check_message(batch, wire.encode_records(mixed)) == mixed
+    assert check_message(batch, wire.encode_records(mixed)).records == mixed
 
 
 def test_rejections_are_stored_and_counted_next_to_good_records(make_harness):

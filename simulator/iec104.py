@@ -26,10 +26,8 @@ order (`simulator.iec104_acks`; c104's server alone would drop them). Sends are 
 c104's server keeps only 100 queued messages and silently overwrites the oldest
 (DOMAIN.md §9), so a burst would measure the simulator's losses, not the agent's.
 
-Time: c104 reads a datetime's wall-clock fields as *local* time and ignores tzinfo, so an
-aware device time is converted to naive local time before c104 sees it; the wire then
-carries the right UTC. (In a DST zone's repeated autumn hour c104 may pick the wrong
-offset; run simulators with TZ=UTC where that matters.)
+Values become c104 information objects in `simulator.iec104_values` (device times as the
+naive local time c104 expects).
 """
 
 from __future__ import annotations
@@ -49,36 +47,10 @@ from protocols.config import StrictModel
 from protocols.iec104.profile import Iec104ProfileSection
 from simulator import iec104_inventory
 from simulator.iec104_acks import AckTracker, event_key, register
+from simulator.iec104_values import KIND_TYPES, SUPPORTED_TYPES, make_info
 from simulator.scenario import RelaySpec
 
 log = logging.getLogger(__name__)
-
-KIND_TYPES = {
-    "trip": "M_EP_TD_1",
-    "start": "M_SP_TB_1",
-    "alarm": "M_SP_TB_1",
-    "status": "M_SP_TB_1",
-    "self_check": "M_SP_TB_1",
-    "measurement": "M_ME_TF_1",
-}
-SUPPORTED_TYPES = ("M_SP_TB_1", "M_DP_TB_1", "M_EP_TD_1", "M_ME_TF_1", "M_ME_NC_1")
-_QUALITY = {
-    "IV": c104.Quality.Invalid,
-    "NT": c104.Quality.NonTopical,
-    "SB": c104.Quality.Substituted,
-    "BL": c104.Quality.Blocked,
-    "OV": c104.Quality.Overflow,
-    "EI": c104.Quality.ElapsedTimeInvalid,
-}
-_DOUBLE = {
-    "off": c104.Double.OFF,
-    "on": c104.Double.ON,
-    "intermediate": c104.Double.INTERMEDIATE,
-    "indeterminate": c104.Double.INDETERMINATE,
-}
-_EVENT = {"off": c104.EventState.OFF, "on": c104.EventState.ON,
-          "intermediate": c104.EventState.INTERMEDIATE,
-          "indeterminate": c104.EventState.INDETERMINATE}  # fmt: skip
 
 # Pacing: after this many sends in a row, yield for one window (well under c104's 100).
 BURST = 40
@@ -104,39 +76,6 @@ class Sent:
     value: Any
     quality: tuple[str, ...]
     device_time: datetime
-
-
-def local_naive(at: datetime) -> datetime:
-    """An aware datetime as the naive local wall-clock time c104 expects."""
-    if at.tzinfo is None:
-        raise ValueError("device times must be aware")
-    return at.astimezone().replace(tzinfo=None)
-
-
-def make_info(type_name: str, value: Any, quality: list[str], at: datetime) -> c104.Information:
-    """The c104 information object for one value of a point of `type_name`."""
-    q: Any = c104.Quality()
-    for name in quality:
-        q = q | _QUALITY[name]  # c104's stubs do not declare Quality's operators
-    recorded = local_naive(at)
-    state = _state_name(value)
-    if type_name == "M_SP_TB_1":
-        return c104.SingleInfo(on=state == "on", quality=q, recorded_at=recorded)
-    if type_name == "M_DP_TB_1":
-        return c104.DoubleInfo(state=_DOUBLE[state], quality=q, recorded_at=recorded)
-    if type_name == "M_EP_TD_1":
-        return c104.ProtectionEventInfo(
-            state=_EVENT[state], elapsed_ms=c104.UInt16(0), quality=q, recorded_at=recorded
-        )
-    if type_name in ("M_ME_TF_1", "M_ME_NC_1"):
-        return c104.ShortInfo(actual=float(value or 0.0), quality=q, recorded_at=recorded)
-    raise ValueError(f"unsupported type {type_name}")
-
-
-def _state_name(value: Any) -> str:
-    if isinstance(value, str):
-        return value.lower() if value.lower() in _DOUBLE else ("on" if value else "off")
-    return "on" if value else "off"
 
 
 # A buffered event: the c104 information to send and what the tests compare against.

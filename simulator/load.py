@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import c104
 
-from simulator.iec104 import local_naive
+from simulator.iec104_values import local_naive
 
 log = logging.getLogger(__name__)
 

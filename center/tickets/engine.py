@@ -1,7 +1,10 @@
 """The ticket engine: what a signal, a person's action, or the passing of time does to tickets.
 
 Decisions only. Storage is behind a `TicketUnitOfWork` (center.store.ticket_repo), time
-behind a `Clock`, the rules (priority, flapping, maintenance) in center.tickets.policy.
+behind a `Clock`, the rules (priority, flapping, maintenance) in center.tickets.policy. This
+module decides for signals and time; people's actions are in center.tickets.people, and the
+changes every path makes to a ticket (open or reopen, attach, close) in
+center.tickets.transitions.
 
 Lifecycle: open -> acknowledged -> resolved -> closed.
 - Discrete faults (trips, starts, discrete alarm codes) are resolved by a person with a
@@ -31,9 +34,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from center.clock import Clock
-from center.config import CenterConfig
-from center.errors import TicketActionError
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets import policy
 from center.tickets.model import (
@@ -44,106 +44,14 @@ from center.tickets.model import (
     Ticket,
     TimelineEntry,
 )
+from center.tickets.people import PeopleActions
 
 log = logging.getLogger(__name__)
 
 
-class TicketEngine:
-    def __init__(self, config: CenterConfig, clock: Clock) -> None:
-        self.config = config
-        self.rules = config.tickets
-        self.clock = clock
-        self.static_windows = [
-            policy.Window(m.site, m.device_id, m.starts_at, m.ends_at, m.reason)
-            for m in config.maintenance
-        ]
-
-    # --- helpers ---------------------------------------------------------------------
-
-    def _in_maintenance(
-        self, uow: TicketUnitOfWork, site: str, device: str | None, at: datetime
-    ) -> bool:
-        windows = [*self.static_windows, *uow.windows(site)]
-        return policy.in_maintenance(windows, site, device, at)
-
-    def _refresh(self, t: Ticket) -> None:
-        t.priority = policy.priority(
-            t.severity,
-            t.criticality,
-            t.occurrences,
-            t.reopen_count,
-            t.episode,
-            fault_class=t.fault_class,
-        )
-        detail = "flapping" if t.flapping else ""
-        t.title = policy.title(t.fault_class, t.site, t.members, detail)
-
-    def _attach(self, uow: TicketUnitOfWork, t: Ticket, sig: Signal, entry: str = "event") -> None:
-        uow.add_member(t, sig.subject)
-        if sig.raised and sig.mode != "context":
-            t.severity = policy.worse_severity(t.severity, sig.severity)
-            crit = self.config.criticality(sig.site, sig.device_id)
-            t.criticality = policy.higher_criticality(t.criticality, crit)
-        t.first_event_at = min(t.first_event_at, sig.at)
-        t.last_event_at = max(t.last_event_at, sig.at)
-        uow.note(t, TimelineEntry(sig.at, entry, sig.summary, sig.subject, sig.ref))
-        self._refresh(t)
-
-    def _new(self, sig: Signal, now: datetime, previous: Ticket | None) -> Ticket:
-        region, point = self.config.routing.route(sig.site)
-        t = Ticket(
-            key=sig.key,
-            site=sig.site,
-            subject=sig.subject,
-            device_id=sig.device_id,
-            fault_class=sig.fault_class,
-            kind="condition" if sig.mode == "condition" else "discrete",
-            state="open",
-            priority="P4",
-            severity=sig.severity,
-            criticality=self.config.criticality(sig.site, sig.device_id),
-            region=region,
-            service_point=point,
-            title="",
-            opened_at=now,
-            updated_at=now,
-            first_event_at=sig.at,
-            last_event_at=sig.at,
-            condition_active=sig.mode == "condition",
-            members={sig.subject},
-        )
-        if previous is not None:
-            t.episode = previous.episode + 1
-            t.previous_ticket_id = previous.id
-        self._refresh(t)
-        return t
-
-    def _open_or_recur(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> Ticket:
-        last = uow.latest_ticket_for(sig.site, sig.subject, sig.fault_class)
-        window = timedelta(seconds=self.rules.reopen_window_s)
-        if (
-            last is not None
-            and last.state == "resolved"
-            and last.resolved_at is not None
-            and now - last.resolved_at <= window
-        ):
-            last.state = "open"
-            last.reopen_count += 1
-            last.occurrences += 1
-            last.condition_active = sig.mode == "condition"
-            last.clear_since = None
-            last.acknowledged_at = last.acknowledged_by = None
-            last.resolved_at = last.resolved_by = last.root_cause = None  # kept in the timeline
-            uow.note(last, TimelineEntry(sig.at, "reopened", "recurred within the reopen window"))
-            self._attach(uow, last, sig)
-            uow.count("tickets_reopened")
-            return last
-        t = uow.add(self._new(sig, now, last if last is not None and not last.active else None))
-        what = f"episode {t.episode} after ticket {t.previous_ticket_id}" if t.episode > 1 else ""
-        uow.note(t, TimelineEntry(sig.at, "opened", what or "opened"))
-        self._attach(uow, t, sig)
-        uow.count("tickets_opened")
-        return t
+class TicketEngine(PeopleActions):
+    """Signals and the passing of time; people's actions come from `PeopleActions`, the
+    changes all of them make to a ticket from `TicketTransitions`."""
 
     # --- signals ---------------------------------------------------------------------
 
@@ -375,97 +283,3 @@ class TicketEngine:
         uow.count("tickets_resolved_on_clear")
         self._release_children(uow, t, now)
         return t
-
-    def _release_children(self, uow: TicketUnitOfWork, parent: Ticket, now: datetime) -> None:
-        assert parent.id is not None
-        for child in uow.children(parent.id):
-            if child.muted and child.condition_active:
-                child.muted = False
-                uow.note(child, TimelineEntry(now, "unmuted", "site comms back; still lost"))
-                uow.changed(child, "unmuted", notify_even_if_muted=True)
-
-    # --- people ----------------------------------------------------------------------
-
-    def _person(self, uow: TicketUnitOfWork, ticket_id: int) -> Ticket:
-        t = uow.get(ticket_id)
-        if t is None:
-            raise TicketActionError(f"no ticket {ticket_id}")
-        return t
-
-    def _check_cause(self, root_cause: str | None) -> None:
-        if root_cause is not None and root_cause not in self.rules.root_causes:
-            raise TicketActionError(
-                f"root_cause: expected one of {self.rules.root_causes} (found: {root_cause!r})"
-            )
-
-    def acknowledge(
-        self, uow: TicketUnitOfWork, ticket_id: int, by: str, note: str | None
-    ) -> Ticket:
-        t = self._person(uow, ticket_id)
-        if t.state != "open":
-            raise TicketActionError(f"ticket {ticket_id} is {t.state}, not open")
-        now = self.clock.now()
-        t.state, t.acknowledged_at, t.acknowledged_by = "acknowledged", now, by
-        uow.note(t, TimelineEntry(now, "acknowledged", note or f"acknowledged by {by}"))
-        return t
-
-    def add_note(self, uow: TicketUnitOfWork, ticket_id: int, by: str, text: str) -> Ticket:
-        """A person's note in the timeline, in any state (a closed ticket's findings too)."""
-        t = self._person(uow, ticket_id)
-        if not text.strip():
-            raise TicketActionError("note: expected some text")
-        uow.note(t, TimelineEntry(self.clock.now(), "note", f"{by}: {text.strip()}"))
-        return t
-
-    def resolve(
-        self, uow: TicketUnitOfWork, ticket_id: int, by: str, root_cause: str, note: str | None
-    ) -> Ticket:
-        t = self._person(uow, ticket_id)
-        self._check_cause(root_cause)
-        if not t.active:
-            raise TicketActionError(f"ticket {ticket_id} is {t.state}, not open")
-        now = self.clock.now()
-        t.state, t.resolved_at, t.resolved_by = "resolved", now, by
-        t.root_cause, t.note = root_cause, note
-        uow.note(t, TimelineEntry(now, "resolved", f"resolved by {by}: {root_cause}"))
-        self._release_children(uow, t, now)
-        return t
-
-    def close(
-        self,
-        uow: TicketUnitOfWork,
-        ticket_id: int,
-        by: str,
-        root_cause: str | None,
-        note: str | None,
-    ) -> Ticket:
-        t = self._person(uow, ticket_id)
-        self._check_cause(root_cause)
-        if t.state == "closed":
-            raise TicketActionError(f"ticket {ticket_id} is already closed")
-        if t.kind == "discrete" and root_cause is None and t.root_cause is None:
-            raise TicketActionError("root_cause: required to close a protection ticket")
-        self._close(uow, t, by, self.clock.now(), root_cause=root_cause, note=note)
-        return t
-
-    def _close(
-        self,
-        uow: TicketUnitOfWork,
-        t: Ticket,
-        by: str,
-        now: datetime,
-        *,
-        root_cause: str | None,
-        note: str | None,
-    ) -> None:
-        was_active = t.active
-        t.state, t.closed_at, t.closed_by = "closed", now, by
-        if root_cause is not None:
-            t.root_cause = root_cause
-        if note is not None:
-            t.note = note
-        if was_active and t.resolved_at is None:
-            t.resolved_at, t.resolved_by = now, by
-        uow.note(t, TimelineEntry(now, "closed", f"closed by {by}" + (f": {note}" if note else "")))
-        if was_active:
-            self._release_children(uow, t, now)

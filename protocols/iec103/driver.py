@@ -9,8 +9,9 @@ Sharing the bus: the main loop gives each relay a turn; a procedure that takes s
 exchanges (GI, settings read, record transfer) lends the bus between its exchanges, so
 every other relay gets its polling turn meanwhile (`_others_turn`).
 
-Durability: every answer's observations are delivered (`sink.deliver`, durable) *before*
-`Iec103Master.acknowledge` toggles the FCB that acknowledges the answer to the relay.
+Durability: every answer's observations (decoded and judged in `answers.py`) are delivered
+(`sink.deliver`, durable) *before* `Iec103Master.acknowledge` toggles the FCB that
+acknowledges the answer to the relay.
 
 Isolation: a relay that stops answering is reported down and tried again every
 `offline_retry_s` with a single reset; the others keep being polled. Only a failure of the
@@ -30,7 +31,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from protocols.driver import (
@@ -40,15 +40,11 @@ from protocols.driver import (
     PollResult,
     SettingsResult,
 )
-from protocols.errors import DecodeError, LinkError
+from protocols.errors import LinkError
 from protocols.iec103 import ondemand
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import Asdu, UnknownAsdu
-from protocols.iec103.asdu_disturbance import DisturbanceList
-from protocols.iec103.asdu_messages import (
-    Identification,
-    TimeTaggedMessage,
-)
+from protocols.iec103.answers import read_answer
+from protocols.iec103.asdu import encode_asdu
+from protocols.iec103.asdu_base import Asdu
 from protocols.iec103.config import Iec103Device, Iec103ProfileSection
 from protocols.iec103.link import (
     Iec103Master,
@@ -57,12 +53,6 @@ from protocols.iec103.link import (
     Station,
     StationRefused,
     StationSilent,
-)
-from protocols.iec103.observe import (
-    INF_LOCAL_SETTING,
-    disturbance_observations,
-    observations,
-    undecodable,
 )
 from protocols.iec103.procedures import read_settings, run_steps
 from protocols.iec103.records import RecordQueue
@@ -75,7 +65,6 @@ from protocols.iec103.relay import (
 )
 from protocols.iec103.transfer import fetch_record
 from protocols.observations import (
-    IdentityObservation,
     LinkStateObservation,
     Observation,
     SettingValue,
@@ -173,17 +162,7 @@ class Iec103Driver:
         return {device_id: relay.all_counters() for device_id, relay in self.relays.items()}
 
     def bus_counters(self) -> dict[str, int]:
-        port = self.port
-        if port is None:
-            return {}
-        ex = port.extractor
-        return {
-            "garbage_bytes": ex.garbage_bytes,
-            "bad_frames": ex.bad_frames,
-            "stale_frames": port.stale_frames,
-            "bytes_out": port.bytes_out,
-            "bytes_in": port.bytes_in,
-        }
+        return {} if self.port is None else self.port.counters()
 
     # --- the per-relay state machine ------------------------------------------------------
 
@@ -198,7 +177,7 @@ class Iec103Driver:
                 await self._start(relay)
                 return True
             self._check_identity(relay, now)
-            holding = relay.station.dfc and self._user_data_due(relay, now)
+            holding = relay.station.dfc and relay.user_data_due(now)
             if not relay.station.dfc:
                 relay.dfc_since = None
             if holding:
@@ -207,7 +186,7 @@ class Iec103Driver:
             elif relay.steps:
                 await run_steps(self, relay)
                 return True
-            elif self._settings_due(relay, now):
+            elif relay.settings_read_due(now):
                 await read_settings(self, relay)
                 return True
             elif relay.records is not None and (entry := relay.records.due(now)) is not None:
@@ -255,7 +234,7 @@ class Iec103Driver:
                 if other is busy or not other.up:
                     continue
                 now = time.monotonic()
-                holding = other.station.dfc and self._user_data_due(other, now)
+                holding = other.station.dfc and other.user_data_due(now)
                 try:
                     await self._poll_turn(other, now, holding)
                 except StationSilent as exc:
@@ -337,24 +316,6 @@ class Iec103Driver:
             raise DataFlowWait(relay.id) from None
         await self._handle(relay, reply)
 
-    def _user_data_due(self, relay: Relay, now: float) -> bool:
-        """Whether a step that sends user data is waiting for this relay."""
-        return bool(
-            relay.steps
-            or self._settings_due(relay, now)
-            or (relay.records is not None and relay.records.due(now) is not None)
-        )
-
-    def _settings_due(self, relay: Relay, now: float) -> bool:
-        return bool(
-            relay.settings_due
-            or (
-                relay.config.read_settings
-                and relay.config.settings_interval_s
-                and now >= relay.next_settings
-            )
-        )
-
     def _check_dfc_wait(self, relay: Relay, now: float) -> None:
         """Start the DFC wait, or end it with `StationRefused` once it has lasted too long."""
         if relay.dfc_since is None:
@@ -388,46 +349,12 @@ class Iec103Driver:
         return None
 
     async def _handle(self, relay: Relay, reply: Reply) -> Asdu | None:
-        """Decode an answer, make its observations durable, then acknowledge it (FCB)."""
-        raw = reply.asdu
-        asdu: Asdu | None = None
-        obs: list[Observation] = []
-        if raw is not None:
-            try:
-                asdu = decode_asdu(raw)
-            except DecodeError as exc:
-                relay.counters["decode_errors"] += 1
-                log.warning("device %s: undecodable ASDU %s: %s", relay.id, raw.hex(" "), exc)
-                obs = [undecodable(relay.id, raw, str(exc))]
-            else:
-                obs = self._observe(relay, asdu)
+        """Make an answer's observations durable, then acknowledge it (FCB)."""
+        asdu, obs = read_answer(relay, reply.asdu)
         if obs:
             await self.deliver(obs)
         self._master().acknowledge(relay.station)
         return asdu
-
-    def _observe(self, relay: Relay, asdu: Asdu) -> list[Observation]:
-        relay.counters["asdus"] += 1
-        if isinstance(asdu, UnknownAsdu):
-            relay.counters["unknown_asdus"] += 1
-            log.warning(
-                "device %s: unknown ASDU type %d (%s)", relay.id, asdu.type_id, asdu.address
-            )
-        if isinstance(asdu, DisturbanceList):
-            relay.record_fun = asdu.fun
-            known = set(relay.disturbances)
-            if relay.records is not None:
-                known |= {r.fault_number for r in asdu.records if relay.records.was_fetched(r)}
-                relay.records.offer(asdu.records)
-            relay.disturbances.update(r.fault_number for r in asdu.records)
-            return disturbance_observations(relay.id, asdu, known)
-        if isinstance(asdu, TimeTaggedMessage) and asdu.inf == INF_LOCAL_SETTING:
-            relay.settings_due = relay.config.read_settings  # settings changed on the relay
-            relay.settings_signalled = relay.settings_due
-        obs = observations(relay.id, asdu, _utcnow(), relay.scale)
-        if isinstance(asdu, Identification):
-            relay.identity = obs[0] if isinstance(obs[0], IdentityObservation) else None
-        return relay.throttle(obs, time.monotonic())
 
     async def deliver(self, obs: Sequence[Observation]) -> None:
         """Hand observations to the sink; returns once they are durable."""
@@ -445,7 +372,3 @@ class Iec103Driver:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), min(wait, 1.0))
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -124,6 +124,17 @@ class SerialPort:
         """Send one request and wait for the answer of `address`; None on timeout."""
         return await self._call(self._exchange_blocking, request, address)
 
+    def counters(self) -> dict[str, int]:
+        """What the port has seen: bytes each way, and what the frame reader threw away."""
+        ex = self.extractor
+        return {
+            "garbage_bytes": ex.garbage_bytes,
+            "bad_frames": ex.bad_frames,
+            "stale_frames": self.stale_frames,
+            "bytes_out": self.bytes_out,
+            "bytes_in": self.bytes_in,
+        }
+
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
         try:

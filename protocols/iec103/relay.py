@@ -63,6 +63,25 @@ class Relay:
             counters.setdefault(name, 0)
         return counters
 
+    def user_data_due(self, now: float) -> bool:
+        """Whether a step that sends user data is waiting for this relay."""
+        return bool(
+            self.steps
+            or self.settings_read_due(now)
+            or (self.records is not None and self.records.due(now) is not None)
+        )
+
+    def settings_read_due(self, now: float) -> bool:
+        """Whether a settings read is due: asked for, or its interval has passed."""
+        return bool(
+            self.settings_due
+            or (
+                self.config.read_settings
+                and self.config.settings_interval_s
+                and now >= self.next_settings
+            )
+        )
+
     def throttle(self, obs: list[Observation], now: float) -> list[Observation]:
         """Measurands come with every class-2 poll: forward them at most every
         `measurand_interval_s` per address. Events always pass (and are kept in `recent`)."""

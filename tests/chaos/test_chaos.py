@@ -27,8 +27,10 @@ NEEDS_CENTER_ACK = (
     "its queue loses them (needs the end-to-end acknowledgement from the center)"
 )
 NEEDS_NO_ACK_UNSTORED = (
-    "IEC 104: a frame whose outbox commit failed (disk full) is still acknowledged to the "
-    "relay, which drops it (needs: never acknowledge what could not be stored)"
+    "a full disk: an IEC 104 frame whose outbox commit failed is still acknowledged to the "
+    "relay, which drops it; and the uplink's delete after a PUBACK failing with 'database "
+    "or disk is full' ends the agent (needs: never acknowledge what could not be stored, "
+    "and an uplink that outlives a full disk)"
 )
 
 

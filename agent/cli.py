@@ -1,4 +1,4 @@
-"""`relay-agent`: run the daemon, check a config, and (elsewhere) poll and demo."""
+"""`relay-agent`: run the daemon, check a config, and (elsewhere) poll."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from agent.config import load_config
-from agent.errors import ConfigError
-from gateway.cli_options import add_config_file, add_version_option, config_file
+from common.cli_options import add_config_file, add_version_option, config_file
+from common.errors import ConfigError
 
 
 def _setup_logging(level: str) -> None:
-    from gateway.logging_setup import setup_logging
+    from common.logging_setup import setup_logging
 
     setup_logging(level)
 
@@ -90,10 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.poll_cli import add_commands
 
     add_commands(sub)
-
-    from agent.demo.run import add_command as add_demo
-
-    add_demo(sub)
     return parser
 
 

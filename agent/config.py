@@ -30,13 +30,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from agent.errors import ConfigError
-from agent.profiles import Profile, load_named
 from agent.snapshot_intervals import SnapshotIntervals
-from agent.validation import describe, read_toml
-from gateway.tls_config import BrokerTls
+from common.config import ID_PATTERN, StrictModel
+from common.errors import ConfigError
+from common.tls_config import BrokerTls
+from common.validation import describe, read_toml
+from profiles.model import Profile, load_named
 from protocols import registry
-from protocols.config import ID_PATTERN, DeviceBase, SerialBusConfig, StrictModel
+from protocols.config import DeviceBase, SerialBusConfig
 
 
 class AgentSection(StrictModel):
@@ -187,7 +188,8 @@ def certificate_cn(path: Path) -> str | None:
     """The subject CN of a PEM certificate (the broker's user name for this gateway)."""
     import ssl
 
-    decoded = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
+    # The stdlib's only PEM decoder without a third-party dependency; private but stable.
+    decoded = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]  # noqa: SLF001
     for rdn in decoded.get("subject", ()):
         for key, value in rdn:
             if key == "commonName":

@@ -17,9 +17,9 @@ from agent.normalize import DeviceContext
 from agent.outbox_alarm import OutboxCapAlarm
 from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
+from common.systemd_notify import SystemdNotifier, watchdog_interval
 from gateway import wire
 from gateway.outbox import Outbox
-from gateway.systemd_notify import SystemdNotifier, watchdog_interval
 from gateway.uplink import MessageHandler, TlsFiles, Uplink, UplinkSettings
 from protocols import registry
 from protocols.registry import LinkPlan, PlannedDevice
@@ -80,8 +80,8 @@ class AgentDaemon:
         self.uplink: Uplink | None = None
         self.subscriptions: dict[str, MessageHandler] = {}
         self.extra_tasks: list[Callable[[AgentDaemon], asyncio.Future[None] | object]] = []
-        # On-demand polls: control socket + remote requests (agent/control.py, issue 7).
-        from agent.control import install as install_on_demand
+        # On-demand polls: control socket + remote requests (agent/ondemand/service.py).
+        from agent.ondemand.service import install as install_on_demand
 
         self.ondemand = install_on_demand(self)
 
@@ -150,7 +150,7 @@ class AgentDaemon:
 
     async def _metrics(self, listen: str) -> None:
         from agent.metrics import HELP, agent_samples, serve_metrics
-        from gateway.prometheus import render
+        from common.prometheus import render
 
         await serve_metrics(listen, lambda: render(agent_samples(self), HELP))
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateway.prometheus import CONTENT_TYPE, Sample
+from common.prometheus import CONTENT_TYPE, Sample
 from protocols.driver import STANDARD_COUNTERS
 
 if TYPE_CHECKING:

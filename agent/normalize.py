@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
 
-from agent.profiles import PointSpec, Profile
 from gateway import wire
+from profiles.model import PointSpec, Profile
 from protocols.observations import (
     ConditionObservation,
     IdentityObservation,

@@ -108,9 +108,6 @@ class Pipeline:
         must be committed along with it."""
         await self.outbox.append([self._pending(record, device_id)], state)
 
-    def settings_reason(self, device_id: str) -> str:
-        return snapshot_reason(device_id not in self._settings, signalled=False)
-
     # --- internals -------------------------------------------------------------------------
 
     def _pending(self, record: BaseModel, device_id: str | None, bulk: bool = False) -> Pending:

@@ -1,8 +1,8 @@
 """`relay-agent poll | status | snapshot`: the engineer's side of on-demand reads.
 
-By default these talk to the running daemon over its control socket (agent/control.py),
+By default these talk to the running daemon over its control socket (agent/ondemand/service.py),
 so they share its links. `--direct` opens the device itself, for when no daemon runs
-(agent/direct.py; the trade-offs are in docs/polling.md): it refuses while a daemon
+(agent/ondemand/direct.py; the trade-offs are in docs/polling.md): it refuses while a daemon
 answers, because two masters on one relay or one RS-485 bus disturb both.
 
 Output: readable rows for people (`gateway/poll_view.py`, the same view as `relay-center
@@ -25,8 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.direct import DirectError, claimed_user, local_actor, poll_direct
-from agent.errors import ConfigError
+from agent.ondemand.direct import DirectError, claimed_user, local_actor, poll_direct
+from common.errors import ConfigError
 from gateway.poll_view import format_time, render_answer, table, verdict
 from gateway.rpc import (
     EXIT_FAILED,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from protocols.config import DeviceBase, StrictModel
+from common.config import StrictModel
+from protocols.config import DeviceBase
 
 
 class SnapshotIntervals(StrictModel):

@@ -11,7 +11,7 @@ a buffer of 100 that overwrites the oldest when the master is slow, as a relay d
 What the outstation overwrote, or sent and never saw acknowledged, is "lost at the
 outstation": a loss no master can see, counted by the outstation itself.
 
-Cases (the goals are issue 12's, printed beside the figures):
+Cases (the goals of docs/performance.md, printed beside the figures):
 - one link, 2,000 ASDUs/s offered, 4,000 events;
 - 20 links, 6,000 ASDUs/s offered for 5 s;
 - capacity: 20 links, unbounded buffers, 10,000/s offered for 2 s: the rate each master
@@ -312,7 +312,7 @@ def report(
     plateau = results["plateau"][1]
     hog_bare, hog_agent = results["cpu-hog"]
     print()
-    print("goals (issue 12)                                   measured now              goal")
+    print("goals                                              measured now              goal")
     print(f"  one link: share of bare, lost at outstation      {share('one-link'):>5.0%}, "
           f"{one.lost_at_outstation:,} lost{'':>8} >= 95%, 0 lost")  # fmt: skip
     print(f"  20 links, one event per ASDU, durable rate       {twenty.rate:>7,.0f} ev/s"

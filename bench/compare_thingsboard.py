@@ -293,7 +293,7 @@ def report(rows: list[dict[str, Any]]) -> None:
               f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}")  # fmt: skip
     print("(lost: polls answered, never at the broker; +Nq: still durable in the agent's outbox;"
           " missed: polls due but never made)")  # fmt: skip
-    print("\ngoals (issue 12)                          measured now                 goal")
+    print("\ngoals                                     measured now                 goal")
     for interval in sorted({r["interval"] for r in rows}, reverse=True):
         pair = {r["peer"]: r for r in rows if r["interval"] == interval}
         if len(pair) < 2:

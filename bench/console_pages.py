@@ -35,7 +35,6 @@ from sqlalchemy import select
 
 from agent.disturbance import transfer_records
 from agent.normalize import DeviceContext
-from agent.profiles import load_named
 from center.api import ApiContext, create_app
 from center.auth.users import UserStore
 from center.clock import SystemClock
@@ -46,6 +45,7 @@ from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from gateway import wire
+from profiles.model import load_named
 from tests.center.records import Gateway, message
 from tests.disturbance.synth import Fault, observation
 

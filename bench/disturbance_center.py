@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.disturbance import DEFAULT_CHUNK_BYTES, comtrade_record, transfer_records
 from agent.normalize import DeviceContext
-from agent.profiles import load_named
 from center.disturbance.analysis import analyse
 from gateway import comtrade
+from profiles.model import load_named
 from tests.center.conftest import Harness
 from tests.center.records import Gateway
 from tests.disturbance.synth import T_FAULT, Fault, observation

@@ -25,7 +25,7 @@ BITS_PER_CHAR = 11
 
 
 def serve(port: str, relays: int, ready: multiprocessing.synchronize.Event) -> None:
-    from agent.profiles import load_named
+    from profiles.model import load_named
     from simulator.iec103 import make_relay
     from simulator.scenario import RelaySpec
 
@@ -58,7 +58,7 @@ class NullSink:
 
 
 async def measure(port: str, relays: int, baud: int, seconds: float) -> None:
-    from agent.profiles import load_named
+    from profiles.model import load_named
     from protocols.config import SerialBusConfig
     from protocols.iec103.config import Iec103Device
     from protocols.iec103.driver import Iec103Driver

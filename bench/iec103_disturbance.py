@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.profiles import load_named
+from profiles.model import load_named
 from protocols.config import SerialBusConfig
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.driver import Iec103Driver

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.profiles import load_profile
+from profiles.model import load_profile
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.driver import ModbusDriver
 from protocols.observations import Observation

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from pymodbus.constants import ExcCodes  # noqa: E402
 
-from agent.profiles import Profile, load_profile  # noqa: E402
+from profiles.model import Profile, load_profile  # noqa: E402
 from simulator.modbus import ModbusRelay  # noqa: E402
 from simulator.scenario import RelaySpec  # noqa: E402
 

@@ -32,8 +32,8 @@ from center.errors import TicketActionError, TicketNotFound
 from center.ingest import Counters
 from center.store import queries
 from center.tickets.service import TicketService
+from common.prometheus import CONTENT_TYPE
 from gateway import wire
-from gateway.prometheus import CONTENT_TYPE
 
 API = "/api/v1"
 

@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 from center.config import CenterConfig, load_config
-from center.errors import ConfigError
-from gateway.cli_options import add_config_file, add_version_option, config_file
+from common.cli_options import add_config_file, add_version_option, config_file
+from common.errors import ConfigError
 
 
 def _setup_logging(level: str) -> None:
-    from gateway.logging_setup import setup_logging
+    from common.logging_setup import setup_logging
 
     setup_logging(level)  # journald-friendly when stderr is the journal
     logging.getLogger("httpx").setLevel(logging.WARNING)

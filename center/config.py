@@ -6,26 +6,21 @@ Unknown keys are rejected, nothing is silently rewritten, and every problem read
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from center.analytics.config import AnalyticsConfig
-from center.errors import ConfigError
-from gateway.tls_config import BrokerTls
+from common.config import ID_PATTERN, StrictModel
+from common.tls_config import BrokerTls
+from common.validation import read_toml, validate
 
 Criticality = Literal["high", "normal", "low"]
-ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CenterSection(Strict):
+class CenterSection(StrictModel):
     instance: str = "center-1"
     state_dir: Path = Path("~/.local/state/relay-center")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -34,11 +29,11 @@ class CenterSection(Strict):
 TlsConfig = BrokerTls  # shared with the agent: one spelling, one meaning
 
 
-class MqttConfig(Strict):
+class MqttConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, gt=0, lt=65536)
     client_id: str = Field(default="relay-center-1", min_length=1, max_length=64)
-    shared_group: str | None = Field(default=None, pattern=ID)
+    shared_group: str | None = Field(default=None, pattern=ID_PATTERN)
     username: str | None = None
     password_file: Path | None = None
     tls: TlsConfig | None = None
@@ -53,7 +48,7 @@ class MqttConfig(Strict):
         return f"$share/{self.shared_group}/{base}" if self.shared_group else base
 
 
-class DatabaseConfig(Strict):
+class DatabaseConfig(StrictModel):
     url: str | None = None  # default: SQLite file in state_dir
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     pool_size: int = Field(default=5, ge=1)
@@ -62,7 +57,7 @@ class DatabaseConfig(Strict):
 Role = Literal["viewer", "operator", "engineer", "admin"]
 
 
-class ApiToken(Strict):
+class ApiToken(StrictModel):
     name: str = Field(min_length=1)
     token: str = Field(min_length=16)
     # Tokens written before roles existed could do everything; they keep that. Give an
@@ -70,14 +65,14 @@ class ApiToken(Strict):
     role: Role = "admin"
 
 
-class ApiConfig(Strict):
+class ApiConfig(StrictModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8765, gt=0, lt=65536)
     tokens: list[ApiToken] = Field(default_factory=list)
 
 
-class ConsoleConfig(Strict):
+class ConsoleConfig(StrictModel):
     """The web console (docs/console.md), served on the API's port under `/`."""
 
     enabled: bool = True
@@ -108,7 +103,7 @@ DEFAULT_ROOT_CAUSES = [
 ]
 
 
-class TicketsConfig(Strict):
+class TicketsConfig(StrictModel):
     grouping_window_s: float = Field(default=10.0, ge=0)
     auto_resolve_after_s: float = Field(default=300.0, ge=0)
     auto_resolve_overrides: dict[str, float] = Field(default_factory=dict)
@@ -135,7 +130,7 @@ class TicketsConfig(Strict):
         return self.auto_resolve_overrides.get(fault_class, self.auto_resolve_after_s)
 
 
-class LifecycleConfig(Strict):
+class LifecycleConfig(StrictModel):
     """Firmware and settings baselines (docs/lifecycle.md). Without a baseline nothing can
     drift; adopting the first report makes changes caught from day one, and each adoption
     is recorded as an approval by `auto`."""
@@ -144,7 +139,7 @@ class LifecycleConfig(Strict):
     adopt_first_settings: bool = True  # a device's first snapshot becomes its baseline
 
 
-class DisturbanceConfig(Strict):
+class DisturbanceConfig(StrictModel):
     """Disturbance records (docs/disturbance.md): the largest record accepted, how long
     records are kept, and how long an unfinished transfer may wait for its next chunk."""
 
@@ -153,7 +148,7 @@ class DisturbanceConfig(Strict):
     incomplete_after_s: float = Field(default=86_400.0, gt=0)
 
 
-class IngestConfig(Strict):
+class IngestConfig(StrictModel):
     """How far a device's clock may stray from its gateway's before the center stops
     believing it (the record is kept, flagged, and ordered and judged by gateway time).
     Behind is far wider than ahead: a relay replays what it buffered while its link was
@@ -164,23 +159,23 @@ class IngestConfig(Strict):
     device_time_behind_s: float = Field(default=10 * 365 * 86_400.0, ge=0)
 
 
-class RegionConfig(Strict):
+class RegionConfig(StrictModel):
     service_point: str = Field(min_length=1)
 
 
-class SiteConfig(Strict):
+class SiteConfig(StrictModel):
     region: str = Field(min_length=1)
     name: str | None = None
 
 
-class DeviceConfig(Strict):
+class DeviceConfig(StrictModel):
     site: str
     device_id: str
     criticality: Criticality = "normal"
     commissioned: date | None = None  # ageing: default is the day the center first saw it
 
 
-class RoutingConfig(Strict):
+class RoutingConfig(StrictModel):
     default_region: str = "default"
     default_service_point: str = "central"
     regions: dict[str, RegionConfig] = Field(default_factory=dict)
@@ -203,7 +198,7 @@ class RoutingConfig(Strict):
         return region, point or self.default_service_point
 
 
-class MaintenanceConfig(Strict):
+class MaintenanceConfig(StrictModel):
     site: str
     device_id: str | None = None
     starts_at: datetime
@@ -219,8 +214,8 @@ class MaintenanceConfig(Strict):
         return self
 
 
-class WebhookConfig(Strict):
-    name: str = Field(pattern=ID)
+class WebhookConfig(StrictModel):
+    name: str = Field(pattern=ID_PATTERN)
     url: str = Field(pattern=r"^https?://")
     secret: str | None = Field(default=None, min_length=16)
     secret_file: Path | None = None
@@ -243,7 +238,7 @@ class WebhookConfig(Strict):
         return self.secret_file.read_text().strip().encode()
 
 
-class CenterConfig(Strict):
+class CenterConfig(StrictModel):
     center: CenterSection = Field(default_factory=CenterSection)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -281,35 +276,9 @@ class CenterConfig(Strict):
         return "normal"
 
 
-_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
-
-
-def describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"])
-        where = where.replace(".[", "[") or "(top level)"
-        msg = _MESSAGES.get(err["type"], err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "missing" or isinstance(err["input"], dict):
-            problems.append(f"{where}: {msg}")
-        else:
-            problems.append(f"{where}: {msg} (found: {err['input']!r})")
-    return problems
-
-
 def parse_config(data: dict[str, Any], file: str = "<config>") -> CenterConfig:
-    try:
-        return CenterConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(file, describe(exc)) from None
+    return validate(CenterConfig, data, file)
 
 
 def load_config(path: Path) -> CenterConfig:
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
-    return parse_config(data, str(path))
+    return parse_config(read_toml(path), str(path))

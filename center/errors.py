@@ -1,19 +1,10 @@
-"""The center's small error hierarchy."""
+"""The center's small error hierarchy (config errors are `common.errors.ConfigError`)."""
 
 from __future__ import annotations
 
 
 class CenterError(Exception):
     """Root of the center's own errors."""
-
-
-class ConfigError(CenterError):
-    """A config file that cannot be used; every problem names the file, key and expectation."""
-
-    def __init__(self, file: str, problems: list[str]) -> None:
-        self.file = file
-        self.problems = problems
-        super().__init__("\n".join(f"{file}: {p}" for p in problems))
 
 
 class TicketActionError(CenterError):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from center.config import CenterConfig, load_config
-from center.errors import ConfigError
+from common.errors import ConfigError
 
 # `relay-center`'s subparsers action (argparse keeps its type private).
 Subparsers = Any

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, func, select
 
 from center.ingest import Counters
 from center.store import schema as s
-from gateway.prometheus import Sample, render
+from common.prometheus import Sample, render
 
 HELP = {
     "relay_center_records_stored_total": "records stored (each record id once)",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from center.config import load_config
-from center.errors import ConfigError
+from common.errors import ConfigError
 
 
 def add_parsers(sub: Any) -> None:

@@ -2,7 +2,7 @@
 
 The center publishes one request to the agent's request topic and waits, bounded, for
 the reply on a topic only that request uses. The topics, request, reply and errors are the
-contract in `gateway/rpc.py` (the agent's side is agent/remote.py); the answer is printed
+contract in `gateway/rpc.py` (the agent's side is agent/ondemand/remote.py); the answer is printed
 with the same view as `relay-agent poll` (`gateway/poll_view.py`). The token never goes
 on a command line (ps shows those): it comes from a file or the `RELAY_POLL_TOKEN`
 environment variable.
@@ -30,6 +30,7 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
+from common.tls_config import client_context
 from gateway.poll_view import render_answer, verdict
 from gateway.rpc import (
     DEFAULT_TIMEOUT_S,
@@ -77,11 +78,9 @@ class BrokerSettings:
     def tls_context(self) -> ssl.SSLContext | None:
         if self.ca_file is None:
             return None
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
-        if self.cert_file and self.key_file:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-        ctx.check_hostname = self.check_hostname
-        return ctx
+        return client_context(
+            self.ca_file, self.cert_file, self.key_file, check_hostname=self.check_hostname
+        )
 
 
 async def remote_poll(

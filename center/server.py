@@ -16,8 +16,7 @@ import contextlib
 import json
 import logging
 import random
-import ssl
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiomqtt
@@ -35,8 +34,10 @@ from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
 from center.tickets.service import TicketService
 from center.webhooks import WebhookSender
+from common.systemd_notify import SystemdNotifier, watchdog_interval
+from common.tasks import first_failure
+from common.tls_config import client_context
 from gateway import wire
-from gateway.systemd_notify import SystemdNotifier, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,6 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
-    """Run jobs until one fails; cancel the rest; re-raise that error unwrapped."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _payload(message: aiomqtt.Message) -> bytes:
@@ -119,9 +107,9 @@ class CenterService:
         m = self.config.mqtt
         tls = None
         if m.tls is not None:
-            tls = ssl.create_default_context(cafile=str(m.tls.ca_file))
-            tls.load_cert_chain(str(m.tls.cert_file), str(m.tls.key_file))
-            tls.check_hostname = m.tls.check_hostname
+            tls = client_context(
+                m.tls.ca_file, m.tls.cert_file, m.tls.key_file, check_hostname=m.tls.check_hostname
+            )
         password = m.password_file.read_text().strip() if m.password_file else None
         client = aiomqtt.Client(
             m.host,
@@ -137,7 +125,7 @@ class CenterService:
         )
         # aiomqtt has no manual-ack option; its paho client does. A PUBACK must follow
         # our commit, or a crash between the two loses the message.
-        client._client.manual_ack_set(True)
+        client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x's paho client
         return client
 
     async def run_mqtt(self) -> None:
@@ -193,7 +181,7 @@ class CenterService:
                 await self.store([Message(str(x.topic), _payload(x)) for x in batch])
                 for x in batch:  # in order, as MQTT wants PUBACKs
                     if x.qos > 0:
-                        client._client.ack(x.mid, x.qos)
+                        client._client.ack(x.mid, x.qos)  # noqa: SLF001 - manual ack, above
 
         await first_failure([pump(), work()])
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 REV_YEAR = "2013"
-MISSING = -32768
 RAW_MIN, RAW_MAX = -32767, 32767
 
 

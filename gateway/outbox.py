@@ -4,8 +4,8 @@ Every record the agent makes is appended here before anything is acknowledged to
 and leaves only after the broker's PUBACK. One writer thread owns all writes: appends from
 any thread (c104 receive threads, the event loop) are queued, and the writer commits
 everything pending in one transaction, then wakes every caller whose rows it held. Under
-load this amortises the commit (DOMAIN.md §9: 17.7k rows/s one per commit vs 121k in
-groups) without delaying a lone event.
+load this amortises the commit (docs/domain.md, measured limits: 17.7k rows/s one per commit vs
+121k in groups) without delaying a lone event.
 
 Ids: `session` is bumped once per `open()`, `seq` counts from 1 within the session, both
 assigned by the writer in commit order, so drain order equals seq order.

@@ -23,14 +23,15 @@ import logging
 import math
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from pydantic import BaseModel
 
+from common.tasks import first_failure
+from common.tls_config import client_context
 from gateway import wire
 from gateway.outbox import Outbox, Row
 
@@ -85,10 +86,9 @@ class PublishRefused(aiomqtt.MqttError):
 
 
 def tls_context(files: TlsFiles) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca_file))
-    ctx.load_cert_chain(str(files.cert_file), str(files.key_file))
-    ctx.check_hostname = files.check_hostname
-    return ctx
+    return client_context(
+        files.ca_file, files.cert_file, files.key_file, check_hostname=files.check_hostname
+    )
 
 
 def announced_keepalive(keepalive_s: int) -> int:
@@ -110,20 +110,6 @@ def pack(rows: list[Row], max_records: int, batch_topic: str) -> list[tuple[str,
     topics = {row.topic for row in rows}
     target = rows[0].topic if len(topics) == 1 else batch_topic
     return [(target, rows[i : i + max_records]) for i in range(0, len(rows), max_records)]
-
-
-async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
-    """Run jobs together until one fails; cancel the others and raise its error as is
-    (a TaskGroup would wrap it in an ExceptionGroup, hiding MqttError from the retry)."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Uplink:
@@ -193,7 +179,7 @@ class Uplink:
         """aiomqtt 2.x completes a publish on any PUBACK, even one whose MQTT 5 reason code
         says "not authorized" (0x87). Count those, so a window with a refusal fails and its
         rows stay in the outbox instead of being deleted as delivered."""
-        paho = client._client  # aiomqtt 2.x keeps its paho client here (pinned <3)
+        paho = client._client  # noqa: SLF001 - aiomqtt 2.x keeps its paho client here (pinned <3)
         forward: Any = paho.on_publish
 
         def on_publish(c: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
@@ -292,7 +278,7 @@ class Uplink:
         an idle uplink would otherwise learn of a dead broker only at its next publish."""
         # aiomqtt 2.x resolves this future in paho's on_disconnect (pinned <3). Shielded:
         # cancelling this watcher must not cancel the client's own future.
-        await asyncio.shield(client._disconnected)
+        await asyncio.shield(client._disconnected)  # noqa: SLF001 - see above
         raise aiomqtt.MqttError("the broker closed the connection")
 
     async def _forward(self, client: aiomqtt.Client) -> None:
@@ -373,9 +359,3 @@ class Uplink:
                 wire.encode_records([self._health(self._connection)]),
                 qos=1,
             )
-
-    async def publish_direct(self, topic_name: str, record: BaseModel) -> None:
-        """Publish a record that does not go through the outbox (replies)."""
-        if self.client is None:
-            raise aiomqtt.MqttError("not connected")
-        await self.client.publish(topic_name, wire.encode_records([record]), qos=1)

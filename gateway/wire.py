@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from common.config import ID_PATTERN
+
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "relay/v1"
 MAX_PAYLOAD_BYTES = 1_048_576  # the center rejects anything larger
@@ -39,7 +41,7 @@ Scalar = bool | int | float | str | None
 Severity = Literal["critical", "major", "minor", "info"]
 Signal = Literal["trip", "start", "alarm", "status", "self_check", "measurement", "unknown"]
 Phase = Literal["A", "B", "C", "N", "AB", "BC", "CA", "ABC"]
-TOPIC_SAFE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+TOPIC_SAFE = ID_PATTERN  # every id the agent configures goes into topics as it is
 
 # Why a device reported a value, in one vocabulary for every protocol (docs/wire.md); the
 # protocol's own cause of transmission travels beside it in `cause_raw`.

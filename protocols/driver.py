@@ -11,7 +11,7 @@ device (c104 callback return, 103 FCB toggle, Modbus read-pointer advance) befor
 On-demand reads (`Driver.poll`) answer with one frozen result type per `PollKind`, the
 same for every protocol, so that the agent, the CLIs and the center handle one shape and a
 new protocol has a typed target. Results carry protocol addresses; the agent adds the
-device profile's names (`agent/control.py`).
+device profile's names (`agent/ondemand/service.py`).
 """
 
 from __future__ import annotations

@@ -20,8 +20,6 @@ Scalar = bool | int | float | str | None
 
 # Quality bits, as received (IEC 60870-5 names; Modbus drivers use the same where they apply).
 QUALITY_BITS = ("IV", "NT", "SB", "BL", "OV", "EI", "ER", "CA", "CY")
-# Flags of a device time stamp (CP56Time2a / CP32Time2a).
-TIME_FLAGS = ("invalid", "substituted", "summer_time")
 
 # Why a value was reported, in one vocabulary for every protocol (each driver maps its own
 # causes of transmission onto it and keeps the protocol's name in `cause_raw`):
@@ -48,7 +46,7 @@ class PointObservation:
     value: Scalar
     quality: tuple[str, ...] = ()
     device_time: datetime | None = None  # aware, UTC
-    device_time_flags: tuple[str, ...] = ()
+    device_time_flags: tuple[str, ...] = ()  # invalid, substituted, summer_time
     cause: Cause | None = None  # why it was reported (see `Cause`)
     details: Mapping[str, Scalar] = field(default_factory=dict)  # protocol extras (type id, …)
     measurement: bool = False  # cyclic/periodic telemetry rather than a change

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,7 +43,7 @@ class LinkPlan:
 @runtime_checkable
 class CrossCheckedSection(Protocol):
     """A profile section that must agree with the rest of its profile (e.g. its addresses
-    are not also ordinary points); `agent/profiles.py` calls it when the profile loads."""
+    are not also ordinary points); `profiles/model.py` calls it when the profile loads."""
 
     def cross_check(
         self, point_addresses: frozenset[str], setting_names: frozenset[str]
@@ -61,11 +61,9 @@ class ProtocolSpec:
     profile_section: type[BaseModel] | None = None
     # A regex every profile point address must match.
     address_pattern: str = r".+"
-    uses_bus: bool = False
     # Rules across the devices of one link (e.g. unit ids unique on a bus), checked with the
     # config so that a clash is a config error before any port opens. Returns problems.
     check_link: Callable[[Sequence[Any]], list[str]] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     # Third-party modules the driver needs (imported lazily by the driver): the registry
     # imports them up front, so that a missing stack shows at check-config, by name.
     requires: tuple[str, ...] = ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from agent.profiles import PointSpec, Profile
+from profiles.model import PointSpec, Profile
 from simulator.scenario import RelaySpec
 
 

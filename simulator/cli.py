@@ -15,8 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from agent.errors import ConfigError
-from gateway.cli_options import add_version_option
+from common.cli_options import add_version_option
+from common.errors import ConfigError
 from simulator.scenario import SCENARIOS_DIR, load_scenario
 
 

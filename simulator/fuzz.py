@@ -23,7 +23,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerRTU, FramerSocket
 from pymodbus.pdu import DecodePDU
 
-from agent.profiles import load_named
+from profiles.model import load_named
 from protocols.errors import DecodeError
 from protocols.iec103.asdu import decode_asdu, encode_asdu
 from protocols.iec103.asdu_base import Asdu

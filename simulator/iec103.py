@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agent.profiles import PointSpec, Profile
-from protocols.config import StrictModel
+from common.config import StrictModel
+from profiles.model import PointSpec, Profile
 from protocols.iec103.asdu import decode_asdu, encode_asdu
 from protocols.iec103.asdu_base import Asdu, Cot
 from protocols.iec103.asdu_disturbance import DisturbanceList

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.profiles import Profile
+from profiles.model import Profile
 from protocols.iec103.asdu_base import FUN_GENERIC, FUN_GLOBAL, Asdu, Cot
 from protocols.iec103.asdu_generic import (
     INF_READ_GROUP,

@@ -24,7 +24,7 @@ the buffer only when the master acknowledges the I-frame that carried it: events
 unacknowledged when the connection dies are sent again to the next master, first and in
 order (`simulator.iec104_acks`; c104's server alone would drop them). Sends are paced:
 c104's server keeps only 100 queued messages and silently overwrites the oldest
-(DOMAIN.md §9), so a burst would measure the simulator's losses, not the agent's.
+(docs/domain.md, c104), so a burst would measure the simulator's losses, not the agent's.
 
 Values become c104 information objects in `simulator.iec104_values` (device times as the
 naive local time c104 expects).
@@ -42,8 +42,8 @@ from typing import Any
 import c104
 from pydantic import Field, ValidationError
 
-from agent.profiles import PointSpec, Profile
-from protocols.config import StrictModel
+from common.config import StrictModel
+from profiles.model import PointSpec, Profile
 from protocols.iec104.profile import Iec104ProfileSection
 from simulator import iec104_inventory
 from simulator.iec104_acks import AckTracker, event_key, register
@@ -63,7 +63,7 @@ class SimLink(StrictModel):
     common_address: int = Field(ge=1, le=65534)
     tick_rate_ms: int = Field(default=50, ge=50)  # c104 refuses less
     rate_per_s: float = Field(default=2000.0, gt=0, description="paced send rate")
-    # Raw frame callbacks leak ~365 B per frame in c104 (DOMAIN.md §2): off for long soaks.
+    # Raw frame callbacks leak ~365 B per frame in c104 (docs/domain.md, c104): off for long soaks.
     track_acks: bool = Field(default=True, description="keep events until acknowledged")
     types: dict[str, str] = Field(default_factory=dict, description="address -> c104 type")
 

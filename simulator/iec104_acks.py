@@ -230,7 +230,7 @@ def register(server: c104.Server, tracker: AckTracker[T]) -> None:
     """Feed `server`'s raw frames to `tracker`.
 
     c104 leaks ~365 bytes per frame once raw callbacks are registered (upstream #77, see
-    DOMAIN.md §2): never do this in production code. A simulator's run is short, and ack
+    docs/domain.md): never do this in production code. A simulator's run is short, and ack
     tracking is the point of it; `SimLink.track_acks = false` turns it off for long soaks.
     """
 

@@ -33,8 +33,8 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from agent.profiles import PointSpec, Profile
-from protocols.config import StrictModel
+from common.config import StrictModel
+from profiles.model import PointSpec, Profile
 from protocols.modbus import codec
 from protocols.modbus.profile import ModbusProfile
 from simulator.modbus_faults import FaultRecorder

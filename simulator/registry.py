@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.profiles import Profile
+from profiles.model import Profile
 from simulator.base import SimulatedRelay
 from simulator.scenario import RelaySpec
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from simulator.base import SimulatedRelay
 from simulator.iec103 import Iec103Relay
 from simulator.iec103_replay import ReplayError, ReplayRecord, load_record

@@ -61,10 +61,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from agent.errors import ConfigError
-from agent.profiles import Profile, load_named
-from agent.validation import read_toml, validate
-from protocols.config import ID_PATTERN, StrictModel
+from common.config import ID_PATTERN, StrictModel
+from common.errors import ConfigError
+from common.validation import read_toml, validate
+from profiles.model import Profile, load_named
 from simulator.waveforms import FaultSpec
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "config" / "scenarios"

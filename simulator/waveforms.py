@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from protocols.config import StrictModel
+from common.config import StrictModel
 
 PHASES = ("A", "B", "C")
 SHIFT = {"A": 0.0, "B": -2 * math.pi / 3, "C": 2 * math.pi / 3}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from center.config import CenterConfig, load_config
-from center.errors import ConfigError
+from common.errors import ConfigError
 
 
 def _day(text: str) -> datetime:

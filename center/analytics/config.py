@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from common.config import StrictModel
 
 Years = Annotated[float, Field(gt=0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClockConfig(_Strict):
+class ClockConfig(StrictModel):
     """Clock quality per relay: offset = device time - gateway receive time, over
     spontaneous events."""
 
@@ -37,7 +35,7 @@ class ClockConfig(_Strict):
         return self
 
 
-class WearCounter(_Strict):
+class WearCounter(StrictModel):
     """A wear counter a device profile maps to a point (e.g. breaker operations): its
     newest measurement against the limit the maker gives."""
 
@@ -46,7 +44,7 @@ class WearCounter(_Strict):
     label: str | None = None
 
 
-class AgeingConfig(_Strict):
+class AgeingConfig(StrictModel):
     enabled: bool = True
     run_every_s: float = Field(default=86_400.0, gt=0)  # the daily job
     design_life_years: dict[str, Years] = Field(default_factory=dict)  # model -> years
@@ -66,13 +64,13 @@ class AgeingConfig(_Strict):
         return self.default_design_life_years
 
 
-class ReportConfig(_Strict):
+class ReportConfig(StrictModel):
     alpha: float = Field(default=0.01, gt=0, lt=0.5)  # firmware test threshold
     min_failures: int = Field(default=3, ge=1)  # a version with fewer is never singled out
     top_devices: int = Field(default=10, ge=1, le=1000)
 
 
-class AnalyticsConfig(_Strict):
+class AnalyticsConfig(StrictModel):
     clock: ClockConfig = Field(default_factory=ClockConfig)
     ageing: AgeingConfig = Field(default_factory=AgeingConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

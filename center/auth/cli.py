@@ -22,7 +22,7 @@ from center.auth.roles import ROLES
 from center.auth.users import UserError, UserStore
 from center.clock import SystemClock
 from center.config import load_config
-from center.errors import ConfigError
+from common.errors import ConfigError
 
 
 def add_parsers(sub: Any) -> None:

@@ -18,9 +18,6 @@ from center.store import schema as s
 from center.store.db import as_utc
 from center.tickets.model import ACTIVE, FIRMWARE_DRIFT, SETTINGS_DRIFT
 
-FIRMWARE_STATUSES = ("approved", "unapproved", "no_baseline", "unknown")
-SETTINGS_STATUSES = ("baseline", "drift", "no_baseline", "unknown")
-
 
 def _iso(value: datetime | None) -> str | None:
     v = as_utc(value)

@@ -253,8 +253,8 @@ def _touch_devices(conn: Connection, recs: list[wire.Record], now: datetime) -> 
 
 
 def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
-    """Firmware reports and settings snapshots, each in its own table (issue 6 builds
-    baselines on them); the device row keeps the latest identity and hashes."""
+    """Firmware reports and settings snapshots, each in its own table (baselines are
+    built on them); the device row keeps the latest identity and hashes."""
     d = s.devices.c
     for r in recs:
         if isinstance(r, wire.FirmwareReport):

@@ -33,7 +33,6 @@ metadata = MetaData(
 # SQLite only autoincrements an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 TS = DateTime(timezone=True)
-ACTIVE_STATES = ("open", "acknowledged")
 
 # Every record that has an id (gateway, session, seq), stored once.
 records = Table(

@@ -47,7 +47,7 @@ class DisturbanceList(Asdu):
     BODY: ClassVar[Any] = Struct(
         "records"
         / Array(
-            this._params.vsq & 0x7F,
+            this._params.vsq & 0x7F,  # noqa: SLF001 - construct's parse context, not a member
             Struct("fault_number" / Int16ul, "sof" / Int8ul, "time" / CP56),
         ),
         Terminated,

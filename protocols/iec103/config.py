@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from protocols.config import ID_PATTERN, DeviceBase, StrictModel
+from common.config import ID_PATTERN, StrictModel
+from protocols.config import DeviceBase
 
 
 class Iec103Device(DeviceBase):

@@ -19,7 +19,6 @@ START_FIXED = 0x10
 START_VARIABLE = 0x68
 END = 0x16
 SINGLE_CHAR_ACK = 0xE5
-BROADCAST = 0xFF
 
 
 class PrimaryFunction:

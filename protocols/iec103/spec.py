@@ -42,7 +42,6 @@ SPEC = ProtocolSpec(
     profile_section=Iec103ProfileSection,
     # "<fun>/<inf>" for messages, "<fun>/<inf>.<n>" for the n-th value of a measurand ASDU.
     address_pattern=r"\d{1,3}/\d{1,3}(\.\d{1,2})?",
-    uses_bus=True,
     check_link=_check_link,
     requires=("serial", "construct"),
 )

@@ -1,7 +1,7 @@
 """The c104 client of one relay: the only module where c104's threads exist.
 
 No `from __future__ import annotations` here: c104 checks callback annotations as real
-objects, and string annotations break every callback (DOMAIN.md §2).
+objects, and string annotations break every callback (docs/domain.md, c104).
 
 Threads and where they cross:
 - Point callbacks (and `on_new_point`, `on_unexpected_message`) run on lib60870's receive

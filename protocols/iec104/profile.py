@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from protocols.config import StrictModel
+from common.config import StrictModel
 from protocols.errors import DecodeError
 
 NAME = r"^[a-z][a-z0-9_]*$"

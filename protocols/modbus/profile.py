@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from protocols.config import StrictModel
+from common.config import StrictModel
 from protocols.modbus.profile_records import (
     FIELD_BYTES,
     NAME,

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, model_validator
 
-from protocols.config import StrictModel
+from common.config import StrictModel
 
 RegisterTable = Literal["holding", "input"]
 FieldType = Literal["u8", "i8", "u16", "i16", "u32", "i32", "f32", "pad8", "pad16"]

@@ -35,7 +35,6 @@ SPEC = ProtocolSpec(
     link_key=_link_key,
     profile_section=ModbusProfile,
     address_pattern=ADDRESS_PATTERN,
-    uses_bus=True,
     # Cross-device rules per link (unit ids unique on a bus); see the README.
     check_link=_check_devices,
     requires=("pymodbus", "construct"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.errors import ConfigError
+from common.errors import ConfigError
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.toml"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.control import OnDemand
+from agent.ondemand.service import OnDemand
 from agent.poll_cli import connect
 from tests.agent.test_control_support import (  # noqa: F401 - fixtures
     IDENTITY,
@@ -21,6 +21,7 @@ from tests.agent.test_control_support import (  # noqa: F401 - fixtures
     outbox_records,
     running,
     short_dir_fixture,
+    wait_until,
     write_config,
 )
 from tests.support.mosquitto import free_port
@@ -131,7 +132,9 @@ async def test_status_shows_devices_links_outbox_and_broker(
 ) -> None:
     loaded = write_config(short_dir, free_port())
     sock = str(loaded.config.control_socket)
-    async with running(loaded):
+    async with running(loaded) as daemon:
+        # The link shows up while the trip is being committed: wait for the commit.
+        await wait_until(lambda: daemon.outbox.depth >= 1, what="the trip in the outbox")
         assert await cli("status", "--socket", sock, "--json") == 0
         status = json.loads(capsys.readouterr().out)
         assert await cli("status", "--socket", sock) == 0
@@ -185,7 +188,7 @@ async def test_a_second_daemon_on_the_same_socket_is_refused(
     async with running(loaded) as daemon:
         ondemand = daemon.ondemand
         assert isinstance(ondemand, OnDemand)
-        from agent.control import ControlServer
+        from agent.ondemand.control_socket import ControlServer
 
         with pytest.raises(RuntimeError, match="another agent"):
             await ControlServer(loaded.config.control_socket, ondemand).serve()

@@ -125,11 +125,11 @@ class FakeRelay:
 
 
 @pytest.fixture(name="fake_relays")
-def fake_relays_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeRelay]]:
+def fake_relays_fixture(monkeypatch: pytest.MonkeyPatch) -> type[FakeRelay]:
     spec = dataclasses.replace(registry.get("iec104"), make_driver=FakeRelay)
     monkeypatch.setitem(registry.protocols(), "iec104", spec)
     FakeRelay.instances = []
-    yield FakeRelay
+    return FakeRelay
 
 
 @pytest.fixture(name="short_dir")

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.profiles import load_named
 from bench.raw104_sender import C_IC_NA_1, COT_SPONT, M_SP_TB_1, Station
+from profiles.model import load_named
 from simulator.iec103 import make_relay as make_103_relay
 from simulator.modbus_image import RegisterImage
 from simulator.scenario import RelaySpec

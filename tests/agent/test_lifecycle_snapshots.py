@@ -1,5 +1,5 @@
-"""Agent side of issue 6: what a settings snapshot carries (profile categories, why it was
-taken) and the agent-wide re-read intervals."""
+"""Agent side of firmware and settings baselines: what a settings snapshot carries (profile
+categories, why it was taken) and the agent-wide re-read intervals."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from agent.config import parse_config
 from agent.normalize import DeviceContext, content_hash, settings_content
 from agent.pipeline import Pipeline
-from agent.profiles import load_named
 from gateway import wire
 from gateway.outbox import Outbox
+from profiles.model import load_named
 from protocols.iec103.config import Iec103Device
 from protocols.iec104.config import Iec104Device
 from protocols.modbus.config import ModbusDevice
@@ -94,7 +94,7 @@ def test_agent_wide_intervals_fill_only_what_a_device_leaves_unset() -> None:
 
 
 def test_agent_wide_intervals_are_validated() -> None:
-    from agent.errors import ConfigError
+    from common.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"snapshots\.settings_interval_s"):
         parse_config(_config({"settings_interval_s": 0}), "agent.toml")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
-from agent.profiles import load_named
 from gateway import wire
 from gateway.outbox import Outbox
+from profiles.model import load_named
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,

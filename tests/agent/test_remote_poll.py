@@ -15,10 +15,10 @@ import aiomqtt
 import pytest
 
 from agent.daemon import AgentDaemon
-from agent.errors import ConfigError
-from agent.remote import TokenStore, parse_tokens
+from agent.ondemand.remote import TokenStore, parse_tokens
 from center import remote_poll as center_poll
 from center.remote_poll import BrokerSettings, remote_poll
+from common.errors import ConfigError
 from gateway import wire
 from gateway.rpc import PollFailed, RemoteReply, reply_topic, request_topic
 from tests.agent.test_control_support import (  # noqa: F401 - fixtures

@@ -78,7 +78,7 @@ def test_an_event_whose_commit_failed_is_stored_when_it_comes_again(tmp_path: Pa
     box.open()
     try:
         pipeline = make_pipeline(box)
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="No space left"):
             pipeline.deliver_blocking([trip(0)])
         pipeline.deliver_blocking([trip(0)])  # the relay kept it, and sends it again
         assert [e[1] for e in events(box)] == [T0]

@@ -10,9 +10,9 @@ from typing import Any
 
 from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
-from agent.profiles import load_named
 from agent.supervisor import LinkSupervisor
 from gateway.outbox import Outbox
+from profiles.model import load_named
 from protocols.config import DeviceBase
 from protocols.driver import ObservationSink
 from protocols.errors import LinkError

@@ -8,8 +8,8 @@ from typing import Any
 
 from agent.disturbance import transfer_records
 from agent.normalize import DeviceContext
-from agent.profiles import load_named
 from gateway import wire
+from profiles.model import load_named
 from tests.center.records import T0, Gateway
 from tests.disturbance.synth import Fault, observation
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from center.config import load_config
-from center.errors import ConfigError
+from common.errors import ConfigError
 
 
 def test_analytics_errors_name_file_key_and_expectation(tmp_path):

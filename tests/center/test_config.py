@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from center.config import load_config
-from center.errors import ConfigError
+from common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

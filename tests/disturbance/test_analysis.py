@@ -8,9 +8,9 @@ import pytest
 
 from agent.disturbance import comtrade_record
 from agent.normalize import DeviceContext
-from agent.profiles import load_named
 from center.disturbance.analysis import analyse
 from gateway import comtrade
+from profiles.model import load_named
 from tests.disturbance.synth import Fault, observation
 
 CTX = DeviceContext("north", "gw1", "feeder-1", "iec103", load_named("line-protection"))

@@ -1,4 +1,4 @@
-"""Issue 2's end-to-end proofs: relay (c104 server) -> agent process -> Mosquitto."""
+"""The agent's end-to-end proofs: relay (c104 server) -> agent process -> Mosquitto."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`relay-agent demo`, headless: the README's first command, as a newcomer runs it."""
+"""`relay-demo`, headless: the README's first command, as a newcomer runs it."""
 
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def _console_queue(url: str, user: str, password: str) -> str:
 
 
 async def start_demo(*argv: str) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
-    """`relay-agent demo ARGV` as a child process; its output, stdout and stderr together."""
+    """`relay-demo ARGV` as a child process; its output, stdout and stderr together."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "demo", *argv,
+        sys.executable, "-m", "demo", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None

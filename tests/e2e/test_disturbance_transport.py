@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from agent.disturbance import comtrade_record
 from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
-from agent.profiles import load_named
 from center.server import CenterService
 from center.store.queries import get_ticket
 from gateway import comtrade, wire
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink, UplinkSettings
+from profiles.model import load_named
 from protocols.observations import PointObservation
 from tests.center.mqtt_support import eventually, running_center
 from tests.disturbance.synth import Fault, observation

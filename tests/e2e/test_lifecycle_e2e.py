@@ -1,7 +1,7 @@
-"""Issue 6 end to end: a simulated Modbus (or IEC 104) relay -> the agent (a real process)
--> Mosquitto -> the center (its real service, SQLite). Settings and firmware change on the
-relay; the center keeps the inventory, opens drift tickets and resolves them on approval; an
-agent restart resends nothing unchanged."""
+"""Firmware and settings baselines end to end: a simulated Modbus (or IEC 104) relay -> the
+agent (a real process) -> Mosquitto -> the center (its real service, SQLite). Settings and
+firmware change on the relay; the center keeps the inventory, opens drift tickets and resolves
+them on approval; an agent restart resends nothing unchanged."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from gateway import comtrade
 from protocols.iec103.disturbance_record import channel_scale
 from simulator.iec103 import Iec103Relay

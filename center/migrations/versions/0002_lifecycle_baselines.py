@@ -1,4 +1,4 @@
-"""firmware approvals and settings baselines (issue 6)
+"""firmware approvals and settings baselines
 
 Revision ID: 0002
 Revises: 0001

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.profiles import Profile, load_named
+from profiles.model import Profile, load_named
 from protocols.config import SerialBusConfig
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.driver import Iec103Driver

@@ -1,4 +1,4 @@
-"""Codec: DOMAIN.md golden vectors, hypothesis round trips, extractor resync."""
+"""Codec: Golden vectors (docs/domain.md), hypothesis round trips, extractor resync."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from protocols.driver import PollKind, SettingsResult
 from protocols.iec103.asdu import decode_asdu
 from protocols.iec103.asdu_generic import GenericCommand
@@ -105,9 +107,5 @@ async def test_the_recording_sees_a_write_when_one_is_allowed(tmp_path: Path) ->
     bus.taps.append(wire.extend)
     async with running(bench):
         await bench.until(lambda: len(bench.sink.of(SettingsObservation, "relay1")) >= 1)
-    try:
+    with pytest.raises(AssertionError, match="ASDU 6 sent"):
         sent_by_type(bytes(wire))
-    except AssertionError as exc:
-        assert "ASDU 6 sent" in str(exc)
-    else:
-        raise AssertionError("time sync went out unseen")

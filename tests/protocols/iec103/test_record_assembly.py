@@ -103,9 +103,13 @@ def test_a_whole_record_with_its_scaling_and_tags() -> None:
 def test_an_inconsistent_record_is_refused(feed, problem: str) -> None:  # type: ignore[no-untyped-def]
     record = RecordAssembly(entry())
     record.start(ready())
-    with pytest.raises(RecordInvalid, match=problem):
+
+    def feed_and_build() -> None:  # a problem shows while fed or at the end
         feed(record)
         record.build("relay1")
+
+    with pytest.raises(RecordInvalid, match=problem):
+        feed_and_build()
 
 
 def test_channel_scale_is_primary_per_count() -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from agent.disturbance import comtrade_record
 from agent.normalize import DeviceContext
-from agent.profiles import load_named
 from center.disturbance.analysis import analyse
 from gateway import comtrade
+from profiles.model import load_named
 from protocols.observations import DisturbanceObservation
 from simulator.iec103_replay import ReplayError, replay_record
 from simulator.waveforms import FaultSpec

@@ -12,7 +12,7 @@ from protocols.iec104 import convert
 
 from .helpers import local_timezone
 
-# Captured from c104 on loopback (see DOMAIN.md §2): M_SP_TB_1, spontaneous, CA 1, IOA 1011,
+# Captured from c104 on loopback (docs/domain.md, c104): M_SP_TB_1, spontaneous, CA 1, IOA 1011,
 # SIQ = IV|BL|on, CP56 2024-03-05 10:20:30.123 (APCI control octets zeroed by c104).
 SP_TB_FRAME = bytes.fromhex("6815000000001e0103000100f3030091ab75140a050318")
 # A general-interrogation answer: two M_SP_TB_1 objects (IOA 1011 and 9999) in one ASDU.

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from agent.profiles import load_named
+from profiles.model import load_named
 from protocols.driver import PollKind, SettingsResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver

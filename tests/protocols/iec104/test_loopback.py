@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import c104
 import pytest
 
-from agent.profiles import load_named
+from profiles.model import load_named
 from protocols.driver import EventsResult, PollKind, StatusResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
@@ -288,7 +288,7 @@ async def test_polls() -> None:
             assert [(e.address, e.cause) for e in recent.events] == [("1001", "spontaneous")]
             with pytest.raises(ValueError, match="identity"):
                 await drv.poll("line1", PollKind.IDENTITY)
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="settings"):
                 await drv.poll("line1", PollKind.SETTINGS)
             with pytest.raises(KeyError):
                 await drv.poll("line9", PollKind.STATUS)

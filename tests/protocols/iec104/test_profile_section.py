@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
-from agent.profiles import load_named, load_profile
+from common.errors import ConfigError
+from profiles.model import load_named, load_profile
 from protocols.errors import DecodeError
 from protocols.iec104.inventory import build_identity, build_settings, setting_value
 from protocols.iec104.profile import (

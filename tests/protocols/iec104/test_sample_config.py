@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.errors import ConfigError
+from common.errors import ConfigError
 from protocols.iec104.config import Iec104Device
 
 HERE = Path(__file__).resolve().parents[3] / "protocols" / "iec104"
@@ -31,5 +31,5 @@ def test_clock_sync_requires_allow_commands() -> None:
 
 def test_readme_covers_addresses_values_and_sample() -> None:
     text = (HERE / "README.md").read_text()
-    for needle in ("## Sample config", "## Addresses", "INTERROGATED_BY_STATION", "sample.toml"):
+    for needle in ("## Config", "## Addresses", "INTERROGATED_BY_STATION", "sample.toml"):
         assert needle in text

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.profiles import Profile, load_named
+from profiles.model import Profile, load_named
 from protocols.config import SerialBusConfig
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.driver import ModbusDriver

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.normalize import DeviceContext, point_record
-from agent.profiles import Profile, load_profile
+from profiles.model import Profile, load_profile
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.driver import ModbusDriver
 from protocols.registry import LinkPlan, PlannedDevice

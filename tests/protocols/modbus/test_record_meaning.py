@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
-from agent.profiles import PointSpec, load_profile
+from common.errors import ConfigError
+from profiles.model import PointSpec, load_profile
 from protocols.modbus import codec
 from protocols.modbus.profile import EventLog, IdentityBlock, Measurement, SettingItem
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from agent.config import parse_config as parse_agent
-from agent.errors import ConfigError as AgentConfigError
 from center.config import parse_config as parse_center
-from center.errors import ConfigError as CenterConfigError
+from common.errors import ConfigError
 
 FILES = {"ca_file": "/etc/ca.pem", "cert_file": "/etc/me.pem", "key_file": "/etc/me.key"}
 AGENT = {"site": "north", "gateway_id": "gw-a"}
@@ -31,9 +30,9 @@ def test_the_old_inverted_key_is_refused_naming_the_new_one() -> None:
         "insecure_skip_hostname_check is no longer read: use check_hostname, which says the "
         "opposite (insecure_skip_hostname_check = true is check_hostname = false)"
     )
-    with pytest.raises(AgentConfigError) as agent:
+    with pytest.raises(ConfigError) as agent:
         parse_agent({"agent": AGENT, "broker": {"tls": tls}}, "agent.toml")
     assert str(agent.value).splitlines() == [f"agent.toml: broker.tls: {expected}"]
-    with pytest.raises(CenterConfigError) as center:
+    with pytest.raises(ConfigError) as center:
         parse_center({"mqtt": {"tls": tls}}, "center.toml")
     assert str(center.value).splitlines() == [f"center.toml: mqtt.tls: {expected}"]

@@ -1,7 +1,7 @@
 """What the demo tells a newcomer to try next, as commands that run when pasted.
 
 A pasted command fails when it names a program that is not on PATH (the demo usually
-runs as `.venv/bin/relay-agent demo` from an inactive virtualenv) or holds a placeholder
+runs as `.venv/bin/relay-demo` from an inactive virtualenv) or holds a placeholder
 (`tickets/ID/resolve`). So every program is named by its full path, beside the Python
 that runs the demo, and every id, path and token is the real one.
 """

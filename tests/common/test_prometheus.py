@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.prometheus import render
+from common.prometheus import render
 
 
 def test_render_types_help_and_escaped_labels() -> None:

@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from gateway import wire
 
-log = logging.getLogger(__name__)
+# A fixed name, not the module path: operators filter the journal on it (docs/polling.md).
+log = logging.getLogger("agent.audit")
 
 AuditResult = Literal["ok", "error", "refused"]
 AppendRecord = Callable[[BaseModel, str | None], Awaitable[None]]

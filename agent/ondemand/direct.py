@@ -26,12 +26,12 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from agent.audit import Auditor
 from agent.config import LoadedConfig
 from agent.daemon import link_plans
 from agent.normalize import DeviceContext
+from agent.ondemand.answer import audit_outcome, make_answer, read_kinds
+from agent.ondemand.audit import Auditor
 from agent.pipeline import Pipeline
-from agent.poll_answer import audit_outcome, make_answer, read_kinds
 from gateway.outbox import Outbox
 from gateway.rpc import PollAnswer, PollFailed, PollReply, expand_what
 from protocols import registry

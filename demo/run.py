@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.demo import follow_up
+from common.cli_options import add_version_option
+from demo import follow_up
 from simulator.agent_config import agent_config, to_toml
 from simulator.agent_process import AgentProcess
 from simulator.broker import BrokerKind, LocalBroker, free_port, local_broker
@@ -31,7 +32,7 @@ from simulator.runner import ScenarioRunner, combine, on_free_ports
 from simulator.scenario import SCENARIOS_DIR, SEED_SCENARIO, Scenario, load_scenario
 
 if TYPE_CHECKING:  # the center (SQLAlchemy) is imported only when the demo runs: a gateway
-    from agent.demo.ticket_feed import TicketFeed  # installed without [center] must work
+    from demo.ticket_feed import TicketFeed  # installed without [center] must work
 
 SITE = "north-220kv"
 GATEWAY = "gw-north-1"
@@ -114,7 +115,7 @@ class Demo:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop.set)
-        self.say(f"relay-agent demo: working in {self.workdir}")
+        self.say(f"relay-demo: working in {self.workdir}")
         async with contextlib.AsyncExitStack() as stack:
             broker = local_broker(self.workdir / "broker", opts.broker)
             await broker.astart()
@@ -173,7 +174,7 @@ class Demo:
         login = await asyncio.to_thread(_console_login, service)
         self.say(f"console    http://127.0.0.1:{port}/  (log in as {login})")
         self.api = (f"http://127.0.0.1:{port}/api/v1", token)
-        from agent.demo.ticket_feed import TicketFeed
+        from demo.ticket_feed import TicketFeed
 
         return service, TicketFeed(service.engine)
 
@@ -269,11 +270,13 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-def add_command(sub: Any) -> None:
-    demo = sub.add_parser(
-        "demo",
-        help="run a simulated substation, the agent, a broker and the center, and print tickets",
+def build_parser() -> argparse.ArgumentParser:
+    demo = argparse.ArgumentParser(
+        prog="relay-demo",
+        description="run a simulated substation, the agent, a broker and the center, "
+        "and print tickets",
     )
+    add_version_option(demo)
     demo.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                       help="stop after this long (default: run until Ctrl-C)")  # fmt: skip
     demo.add_argument("--broker", choices=["auto", "mosquitto", "embedded"], default="auto",
@@ -282,7 +285,11 @@ def add_command(sub: Any) -> None:
                       help="configs, databases and logs (default: a new temp dir)")  # fmt: skip
     demo.add_argument("--api-port", type=int, default=8765)
     demo.add_argument("--speed", type=float, default=1.0, help="scenario time factor")
-    demo.set_defaults(func=cmd_demo)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cmd_demo(build_parser().parse_args(argv))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

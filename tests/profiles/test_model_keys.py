@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.profiles import load_profile
+from common.errors import ConfigError
+from profiles.model import load_profile
 
 
 def _load(tmp_path: Path, text: str) -> str:

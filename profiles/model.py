@@ -23,7 +23,7 @@ A profile is a TOML file (`config/profiles/NAME.toml`) for one protocol:
 
 Every key is validated, and a key that the rest of its table would never read (a
 measurement's severity, an event's unit) is refused like an unknown one. The reference,
-docs/profiles.md, is generated from these models by `agent/profile_reference.py`.
+docs/profiles.md, is generated from these models by `profiles/reference.py`.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from agent.errors import ConfigError
-from agent.validation import describe, read_toml, validate
+from common.config import StrictModel
+from common.errors import ConfigError
+from common.validation import describe, read_toml, validate
 from protocols import registry
-from protocols.config import StrictModel
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "config" / "profiles"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.systemd_notify import SystemdNotifier, watchdog_interval
+from common.systemd_notify import SystemdNotifier, watchdog_interval
 
 
 def _receive(sock: socket.socket) -> list[str]:

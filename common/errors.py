@@ -1,4 +1,4 @@
-"""Errors of the agent layer."""
+"""Errors shared by every layer that reads a config or profile file."""
 
 from __future__ import annotations
 

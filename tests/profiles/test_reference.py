@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from agent import profile_reference, profiles
+from profiles import model as profiles
+from profiles import reference as profile_reference
 from protocols import registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
@@ -13,7 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
 
 def test_the_profile_reference_is_current() -> None:
     assert DOC.read_text() == profile_reference.render(), (
-        "docs/profiles.md is stale: .venv/bin/python -m agent.profile_reference > docs/profiles.md"
+        "docs/profiles.md is stale: .venv/bin/python -m profiles.reference > docs/profiles.md"
     )
 
 

@@ -11,10 +11,13 @@ replacement, because a silently ignored security key is worse than a failed star
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from common.config import StrictModel
 
 RENAMED = {
     "insecure_skip_hostname_check": (
@@ -24,11 +27,9 @@ RENAMED = {
 }
 
 
-class BrokerTls(BaseModel):
+class BrokerTls(StrictModel):
     """TLS to the broker: the CA that signed the broker's certificate, and this client's
     own certificate and key (the broker's ACL keys on the certificate's CN)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ca_file: Path
     cert_file: Path
@@ -46,3 +47,20 @@ class BrokerTls(BaseModel):
             if problems:
                 raise ValueError("; ".join(problems))
         return data
+
+
+def client_context(
+    ca_file: Path,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    *,
+    check_hostname: bool = True,
+) -> ssl.SSLContext:
+    """The TLS context of every MQTT client of the product (uplink, center, remote poll):
+    trust only the given CA, present this client's certificate when there is one (the
+    broker's ACL keys on its CN), check the broker's host name unless told not to."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    if cert_file is not None and key_file is not None:
+        ctx.load_cert_chain(str(cert_file), str(key_file))
+    ctx.check_hostname = check_hostname
+    return ctx

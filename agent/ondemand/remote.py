@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 import aiomqtt
 from pydantic import ValidationError
 
-from agent.audit import clip
-from agent.control import OnDemand
-from agent.errors import ConfigError
+from agent.ondemand.audit import clip
+from agent.ondemand.service import OnDemand
+from common.errors import ConfigError
 from gateway.rpc import (
     REQUEST_ID,
     WHAT_CHOICES,

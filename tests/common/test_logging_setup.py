@@ -13,7 +13,7 @@ from typing import TextIO
 
 import pytest
 
-from gateway.logging_setup import (
+from common.logging_setup import (
     HumanFormatter,
     JournalFormatter,
     logfmt_value,

@@ -27,7 +27,7 @@ from protocols.driver import (
 from protocols.errors import LinkError
 
 if TYPE_CHECKING:
-    from agent.profiles import Profile
+    from profiles.model import Profile
     from protocols.driver import Driver
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agent.errors import ConfigError
+from common.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,7 +52,7 @@ def describe(
     for err in exc.errors(include_url=False):
         where = _path(err["loc"], tags, prefix)
         kind = err["type"]
-        msg = _MESSAGES.get(kind, err["msg"])
+        msg = _MESSAGES.get(kind, err["msg"]).removeprefix("Value error, ")
         if kind == "missing":
             problems.append(f"{where}: {msg}")
         elif kind == "union_tag_invalid":
@@ -61,7 +61,7 @@ def describe(
                 f"{where}: expected one of {ctx.get('expected_tags')} (found: {ctx.get('tag')!r})"
             )
         elif isinstance(err["input"], dict):  # a rule across keys: the table is the input
-            problems.append(f"{where}: {msg.removeprefix('Value error, ')}")
+            problems.append(f"{where}: {msg}")
         else:
             problems.append(f"{where}: {msg} (found: {err['input']!r})")
     return problems

@@ -1,0 +1,134 @@
+"""The import rules between the product's packages hold: the layering written once in
+docs/contributing.md, checked on every product module with `ast`, plus no cycle between
+packages. Where a rule cannot hold yet, the exception is listed here with its reason."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# The records, their COMTRADE payload, and the poll contract: both daemons import them.
+CONTRACT = {"gateway.wire", "gateway.comtrade", "gateway.rpc"}
+
+# (importing module, imported module) -> why the rule cannot hold yet. Each must still
+# occur: an exception that is no longer needed fails the test, so the list only shrinks.
+EXCEPTIONS = {
+    ("profiles.model", "protocols.registry"): (
+        "a profile's protocol section and address form come from the protocol's spec"
+    ),
+    ("profiles.reference", "protocols.registry"): (
+        "the reference renders each registered protocol's profile section"
+    ),
+    ("simulator.iec103_replay", "gateway.comtrade"): (
+        "a simulated 103 relay replays a field record read as COMTRADE"
+    ),
+    ("center.remote_poll", "gateway.poll_view"): (
+        "the poll answer's text is one rendering for relay-agent poll and relay-center poll"
+    ),
+    ("center.web.routes_fleet", "gateway.poll_view"): (
+        "the console's device page shows the same poll verdict as the CLIs"
+    ),
+}
+
+
+def read_layers() -> dict[str, set[str]]:
+    """The `layers` block of docs/contributing.md: package -> the packages it may import."""
+    text = (ROOT / "docs" / "contributing.md").read_text()
+    block = re.search(r"<!-- layers:.*?-->\n```text\n(.*?)```", text, re.S)
+    assert block is not None, "docs/contributing.md lost its layers block"
+    layers: dict[str, set[str]] = {}
+    for line in block[1].splitlines():
+        unit, _, allowed = line.partition("->")
+        layers[unit.strip()] = {a.strip() for a in allowed.split(",") if a.strip()}
+    return layers
+
+
+def unit_of(module: str) -> str:
+    """The layer a module belongs to: its top-level package, the contracts apart."""
+    if module in CONTRACT or any(module.startswith(c + ".") for c in CONTRACT):
+        return "gateway.contract"
+    return module.split(".", 1)[0]
+
+
+def product_modules(packages: set[str]) -> Iterator[tuple[str, Path]]:
+    for package in sorted(packages):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            yield ".".join(parts), path
+
+
+def imports_of(path: Path, module: str) -> Iterator[str]:
+    """Every module `path` imports, wherever the import stands; `from a import b` yields
+    `a.b` when that is a module of ours, else `a`."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                is_module = (ROOT / Path(*candidate.split("."))).with_suffix(".py").exists()
+                yield candidate if is_module else base
+
+
+def graph(layers: dict[str, set[str]]) -> dict[tuple[str, str], list[str]]:
+    """(importer's module, imported module) edges across units, with the importer's file."""
+    packages = {unit.split(".")[0] for unit in layers}
+    edges: dict[tuple[str, str], list[str]] = {}
+    for module, path in product_modules(packages):
+        for target in imports_of(path, module):
+            if target.split(".")[0] in packages and unit_of(target) != unit_of(module):
+                edges.setdefault((module, target), []).append(str(path.relative_to(ROOT)))
+    return edges
+
+
+def test_every_package_has_its_rule() -> None:
+    layers = read_layers()
+    for unit, allowed in layers.items():
+        assert allowed <= set(layers), f"{unit} may import an unknown layer: {allowed}"
+    tops = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - {"tests"}
+    assert tops == {unit.split(".")[0] for unit in layers}, "a package without a rule"
+
+
+def test_imports_follow_the_layers() -> None:
+    layers = read_layers()
+    edges = graph(layers)
+    broken = sorted(
+        f"{importer} imports {target}"
+        for importer, target in edges
+        if unit_of(target) not in layers[unit_of(importer)] and (importer, target) not in EXCEPTIONS
+    )
+    assert broken == [], "imports against docs/contributing.md's layers:\n" + "\n".join(broken)
+    stale = sorted(f"{a} -> {b}" for a, b in EXCEPTIONS if (a, b) not in edges)
+    assert stale == [], "exceptions no longer needed (remove them): " + ", ".join(stale)
+    for importer, target in EXCEPTIONS:
+        assert unit_of(target) not in layers[unit_of(importer)], f"{importer}: not an exception"
+
+
+def test_no_cycle_between_packages() -> None:
+    edges = graph(read_layers())
+    deps: dict[str, set[str]] = {}
+    for importer, target in edges:
+        deps.setdefault(unit_of(importer), set()).add(unit_of(target))
+
+    def cycle_from(unit: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(deps.get(unit, ())):
+            if nxt in path:
+                return [*path[path.index(nxt) :], nxt]
+            found = cycle_from(nxt, [*path, nxt])
+            if found:
+                return found
+        return None
+
+    for unit in sorted(deps):
+        cycle = cycle_from(unit, [unit])
+        assert cycle is None, "packages import each other: " + " -> ".join(cycle or [])

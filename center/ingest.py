@@ -27,7 +27,8 @@ from center.disturbance.intake import DisturbanceIntake
 from center.ingest_validation import BadRecord, CheckedMessage, Ignored, Rejected, check_message
 from center.lifecycle.drift import DriftDetector
 from center.store.db import lock_site
-from center.store.records import InsertRace, StoreResult, store_records
+from center.store.record_insert import InsertRace
+from center.store.records import StoreResult, store_records
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.engine import TicketEngine
 from center.tickets.model import Signal

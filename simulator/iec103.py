@@ -23,9 +23,9 @@ flow control with `hold_busy` and `nack_next_send`, the `received` frame log) is
 
 Test hooks (beside the station's): `send_identity` / `identity_after` (ASDU 5 never, or
 only some requests after the reset), `answer_generic` (False: generic reads are never
-answered), `interrupt_after` (restart or fall silent in the middle of a record transfer).
-Records and their transfer: `recorder` (`simulator/iec103_records.py`), `record(...)`; a
-recorded record replayed: `replay(...)` (`simulator/iec103_replay.py`).
+answered), `interrupt_after` (restart, fall silent or stall in the middle of a record
+transfer). Records and their transfer: `recorder` (`simulator/iec103_records.py`),
+`record(...)`; a recorded record replayed: `replay(...)` (`simulator/iec103_replay.py`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Iec103Relay(SecondaryStation):
         self.identity_after = 0
         self._identity_countdown: int | None = None
         self.answer_generic = True  # False: generic reads are accepted but never answered
-        self.interrupt_after: tuple[int, Literal["restart", "offline"]] | None = None
+        self.interrupt_after: tuple[int, Literal["restart", "offline", "stall"]] | None = None
 
     @property
     def device_path(self) -> str | None:
@@ -243,7 +243,9 @@ class Iec103Relay(SecondaryStation):
 
     def _interrupt_transfer(self) -> None:
         """`interrupt_after = (n, how)`: once n ASDU 30 have been served, the relay
-        restarts (ASDU 5 start/restart, the transfer lost) or falls silent."""
+        restarts (ASDU 5 start/restart, the transfer lost), falls silent, or stalls (drops
+        the transfer without a word and goes on answering polls, as a relay whose recorder
+        task hangs)."""
         if self.interrupt_after is None or self.recorder.values_served < self.interrupt_after[0]:
             return
         how = self.interrupt_after[1]
@@ -251,6 +253,8 @@ class Iec103Relay(SecondaryStation):
         if how == "restart":
             self.recorder.reset()
             self._queue(self._identification(Cot.START_RESTART), ("restart",))
+        elif how == "stall":
+            self.recorder.reset()
         else:
             self.online = False
 

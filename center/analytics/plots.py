@@ -80,7 +80,10 @@ def line_chart(
         return H - BOTTOM - span_y * v / ticks[-1]
 
     body = _y_axis(ticks, y_of, y_label)
-    step = max(1, math.ceil(n / 12))
+    # Every `step`-th label, so that each (10 px type: about 6 px a character) keeps clear
+    # of the next: a year's twelve months would otherwise run into each other.
+    widest = max((len(label) for label in x_labels), default=0) * 6 + 4
+    step = max(1, math.ceil(widest * n / (W - LEFT - RIGHT)))
     for i, label in enumerate(x_labels):
         if i % step == 0:
             body.append(

@@ -65,7 +65,7 @@ def improvement_report(
     conn: Connection, config: CenterConfig, start: datetime, end: datetime, now: datetime
 ) -> dict[str, Any]:
     cfg = config.analytics.report
-    figs = figures_for(conn, config, StatsFilter(start, end))
+    figs = figures_for(conn, config, StatsFilter(start, end), now)
     stats = document(conn, figs, cfg.top_devices)
     findings = firmware_findings(figs, cfg.alpha, cfg.min_failures)
     return {

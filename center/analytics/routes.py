@@ -76,7 +76,7 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         f = StatsFilter(lo, hi, region, site, device_id, model, firmware_version, fault_class,
                         root_cause)  # fmt: skip
         with ctx.engine.connect() as conn:
-            return statistics(conn, config, f, top)
+            return statistics(conn, config, f, top, now())
 
     @app.get(f"{PREFIX}/report", tags=["analytics"])
     def report_json(_: Actor, start: From = None, end: To = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
@@ -63,13 +64,20 @@ class Figures:
     """Everything the statistics say about one filter; `document()` is the JSON."""
 
     def __init__(
-        self, f: StatsFilter, devices: list[DeviceFacts], incidents: list[Incident]
+        self,
+        f: StatsFilter,
+        devices: list[DeviceFacts],
+        incidents: list[Incident],
+        now: datetime | None = None,
     ) -> None:
         self.filter = f
         self.devices = devices
         self.incidents = incidents
+        # A period that reaches past `now` counts exposure only until now: days the
+        # devices have yet to live would dilute every rate.
+        self.until = f.end if now is None else max(f.start, min(f.end, now))
         self.exposure = {
-            d.key: d.versions_between(f.start, f.end) for d in devices if f.keeps_device(d)
+            d.key: d.versions_between(f.start, self.until) for d in devices if f.keeps_device(d)
         }
         if f.firmware_version is not None:
             self.exposure = {
@@ -196,7 +204,7 @@ class Figures:
             per_month[(inc.opened_at.year, inc.opened_at.month)][inc.family] += 1
         out = []
         for start, end in zip(starts, bounds, strict=True):
-            lo, hi = max(start, f.start), min(end, f.end)
+            lo, hi = max(start, f.start), min(end, self.until)
             years = sum(
                 sum(self.by_key[k].versions_between(lo, hi).get(v, 0.0) for v in spans) / YEAR_S
                 for k, spans in self.exposure.items()
@@ -242,16 +250,22 @@ def raw_events(conn: Connection, f: StatsFilter, keys: set[tuple[str, str]]) -> 
     return dict(out)
 
 
-def figures_for(conn: Connection, config: CenterConfig, f: StatsFilter) -> Figures:
+def figures_for(
+    conn: Connection, config: CenterConfig, f: StatsFilter, now: datetime | None = None
+) -> Figures:
     devices = load_devices(conn, config)
     by_key = {d.key: d for d in devices}
-    return Figures(f, devices, load_incidents(conn, f, by_key))
+    return Figures(f, devices, load_incidents(conn, f, by_key), now)
 
 
 def statistics(
-    conn: Connection, config: CenterConfig, f: StatsFilter, top: int = 10
+    conn: Connection,
+    config: CenterConfig,
+    f: StatsFilter,
+    top: int = 10,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    return document(conn, figures_for(conn, config, f), top)
+    return document(conn, figures_for(conn, config, f, now), top)
 
 
 def document(conn: Connection, figs: Figures, top: int = 10) -> dict[str, Any]:

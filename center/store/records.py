@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from center.store import schema as s
-from center.store.db import insert, is_postgres
+from center.store.db import insert
+from center.store.record_insert import insert_new
 from center.tickets.signals import record_time
 from gateway import wire
 
@@ -138,73 +139,11 @@ def _conflicting(conn: Connection, repeated: Sequence[wire.Record]) -> list[wire
     return [r for r in repeated if stored.get(r.record_id) != r.model_dump_json()]
 
 
-class InsertRace(Exception):
-    """Another center stored some of these records between our check and our insert;
-    the caller retries the transaction (the check then sees them)."""
-
-
 def _insert_new(
     conn: Connection, plain: Sequence[wire.Record], now: datetime
 ) -> set[tuple[str, int, int]]:
     """Insert the records not stored yet; returns the ids actually inserted."""
-    t = s.records.c
-    if is_postgres(conn):  # one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING
-        stmt = (
-            insert(s.records, conn)
-            .on_conflict_do_nothing(index_elements=["gateway_id", "session", "seq"])
-            .returning(t.gateway_id, t.session, t.seq)
-        )
-        return {tuple(row) for row in conn.execute(stmt, [_record_row(r, now) for r in plain])}
-    # SQLite: RETURNING rows one by one through Python is slow; BEGIN IMMEDIATE makes a
-    # check-then-insert exact, so look up the existing ids of each session's seq range.
-    existing: set[tuple[str, int, int]] = set()
-    by_session: dict[tuple[str, int], list[int]] = {}
-    for r in plain:
-        by_session.setdefault((r.gateway_id, r.session), []).append(r.seq)
-    for (gw, session), seqs in by_session.items():
-        found = conn.execute(
-            _EXISTING, {"gw": gw, "session": session, "lo": min(seqs), "hi": max(seqs)}
-        )
-        existing.update((gw, session, seq) for (seq,) in found)
-    fresh = [r for r in plain if r.record_id not in existing]
-    if fresh:
-        # The driver's own executemany: SQLAlchemy's per-row parameter processing costs
-        # more than SQLite's insert. Datetimes in SQLAlchemy's SQLite storage format.
-        rows = [_sqlite_tuple(_record_row(r, now)) for r in fresh]
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(_SQLITE_INSERT, rows)
-            inserted = cursor.rowcount
-        finally:
-            cursor.close()
-        if inserted != len(fresh):
-            raise InsertRace(f"{len(fresh) - inserted} records appeared meanwhile")
-    return {r.record_id for r in fresh}
-
-
-_EXISTING = select(s.records.c.seq).where(
-    s.records.c.gateway_id == bindparam("gw"),
-    s.records.c.session == bindparam("session"),
-    s.records.c.seq.between(bindparam("lo"), bindparam("hi")),
-)
-_RECORD_COLUMNS = [c.name for c in s.records.columns if c.name != "id"]
-_SQLITE_INSERT = (
-    f"INSERT OR IGNORE INTO records ({', '.join(_RECORD_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_RECORD_COLUMNS))})"
-)
-
-
-def _sqlite_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
-    out = []
-    for name in _RECORD_COLUMNS:
-        value = row[name]
-        if isinstance(value, datetime):
-            offset = value.utcoffset()
-            if offset:
-                value = value - offset
-            value = value.replace(tzinfo=None).isoformat(" ", "microseconds")
-        out.append(value)
-    return tuple(out)
+    return insert_new(conn, [_record_row(r, now) for r in plain])
 
 
 def _track_sequences(conn: Connection, result: StoreResult, now: datetime) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Executable, and_, bindparam, func, select, up
 from sqlalchemy.engine import RowMapping
 
 from center.store import schema as s
+from center.store.bulk import insert_rows
 from center.store.db import as_utc, insert
 from center.tickets.model import ACTIVE, Condition, Ticket, TimelineEntry
 from center.tickets.policy import Window
@@ -43,7 +44,6 @@ _UPDATE_TICKET = (
     .where(s.tickets.c.id == bindparam("_id"))
     .values({name: bindparam(name) for name in _UPDATABLE})
 )
-_INSERT_TIMELINE = s.timeline.insert()
 _INSERT_OUTBOX = s.webhook_outbox.insert()
 _CONDITION_FIELDS = [
     "site",
@@ -313,7 +313,7 @@ class TicketUnitOfWork:
         if updates:
             self.conn.execute(_UPDATE_TICKET, updates)
         if self._timeline:
-            self.conn.execute(_INSERT_TIMELINE, self._timeline)
+            insert_rows(self.conn, s.timeline, self._timeline)
         if outbox:
             self.conn.execute(_INSERT_OUTBOX, outbox)
         rows = []

@@ -153,7 +153,10 @@ def router(console: Console) -> APIRouter:
         console.user(request)
         q = Query.parse(request.query_params, console.now().date())
         with console.engine.connect() as conn:
-            stats = statistics(conn, config, q.stats_filter(), config.analytics.report.top_devices)
+            stats = statistics(
+                conn, config, q.stats_filter(), config.analytics.report.top_devices,
+                console.now(),
+            )  # fmt: skip
             choices = _choices(conn, config)
         tables: dict[str, Table] = {t.section: t for t in statistics_tables(stats)}
         charts = {k: Markup(v) for k, v in statistics_plots(stats).items()}

@@ -8,10 +8,10 @@ per object, and a relay's receive thread waits for each: a 20-object ASDU took 2
 The batcher holds the objects of the ASDU being received and hands them to the sink in one
 call when the last one arrives (its count, `number_of_objects`, is in every callback), so
 durability still precedes the acknowledgement. Two safety nets, for an object that never
-reaches a callback: a different ASDU (other raw bytes) flushes what is held first, and the
-link's loop flushes anything held longer than `stale_after_s` (well inside lib60870's t2,
-10 s, the longest it waits before acknowledging). One lock serialises the flushes, so the
-sink sees objects in the order received.
+reaches a callback: a different ASDU (another token from the APDU guard) flushes what is
+held first, and the link's loop flushes anything held longer than `stale_after_s` (well
+inside lib60870's t2, 10 s, the longest it waits before acknowledging). One lock
+serialises the flushes, so the sink sees objects in the order received.
 
 An object the link consumes itself (the profile's identity and settings points) is added
 as `None`: it counts towards the ASDU's completion but is not delivered.
@@ -32,27 +32,30 @@ class AsduBatcher:
         deliver: Callable[[list[PointObservation]], None],
         stale_after_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        on_done: Callable[[object], None] | None = None,
     ) -> None:
         self._deliver = deliver
+        self._on_done = on_done  # an ASDU's key, once everything it carried is durable
         self.stale_after_s = stale_after_s
         self._clock = clock
         self._lock = threading.Lock()
         self._held: list[PointObservation] = []
         self._seen = 0  # objects of the current ASDU, delivered or consumed
-        self._raw = b""
+        self._asdu: object = None
         self._since = 0.0
         self.asdus = 0  # ASDUs delivered, for counters
         self.stale_flushes = 0
 
-    def add(self, obs: PointObservation | None, raw: bytes, objects: int) -> None:
+    def add(self, obs: PointObservation | None, asdu: object, objects: int) -> None:
         """One information object (`None`: consumed, not delivered), on the receive
-        thread; returns once what it completed is durable."""
+        thread; returns once what it completed is durable. `asdu` identifies the ASDU
+        that carried it (any object compared with `!=`: its bytes, the guard's token)."""
         with self._lock:
-            if self._seen and raw != self._raw:
+            if self._seen and asdu != self._asdu:
                 self._flush()
             if not self._seen:
                 self._since = self._clock()
-                self._raw = raw
+                self._asdu = asdu
             self._seen += 1
             if obs is not None:
                 self._held.append(obs)
@@ -75,7 +78,10 @@ class AsduBatcher:
                 self._flush()
 
     def _flush(self) -> None:
-        held, self._held, self._raw, self._seen = self._held, [], b"", 0
+        held, asdu = self._held, self._asdu
+        self._held, self._asdu, self._seen = [], None, 0
         if held:
             self.asdus += 1
             self._deliver(held)
+        if self._on_done is not None:
+            self._on_done(asdu)

@@ -3,9 +3,10 @@
 Why the device time is decoded from the ASDU bytes rather than from c104's `recorded_at`:
 c104 2.2.1 turns the CP56Time2a into a *naive local* datetime (so the result depends on the
 process's TZ, and is ambiguous in a DST fall-back hour) and drops the time's flags
-(invalid, substituted, summer time). `IncomingMessage.raw` carries the ASDU as received, so
-we read the seven CP56 octets ourselves: exact to the millisecond, every flag kept, TZ-proof.
-`recorded_at` is only a fallback when the element cannot be found in the bytes.
+(invalid, substituted, summer time). The ASDU as received (kept by the APDU guard,
+`asdu_source.py`) carries them, so we read the seven CP56 octets ourselves: exact to the
+millisecond, every flag kept, TZ-proof. `recorded_at` is only a fallback when the element
+cannot be found in the bytes.
 
 CP56Time2a is taken as UTC (IEC 60870-5-104 practice); a relay that sends local time says so
 with the summer-time flag, which we keep in `device_time_flags` rather than "fix".
@@ -86,13 +87,17 @@ _ENUM_NAMES: dict[type, dict[Any, str]] = {}
 
 
 def enum_name(value: Any) -> str:
-    """The name of a c104 (pybind11) enum value. Its `.name` costs ~50 µs (measured; it
+    """The name of a c104 (pybind11) enum value (`DecodeError` for one it does not name).
+    Its `.name` costs ~50 µs (measured; it
     rebuilds the member table per call), on the receive thread for every point."""
     cls = type(value)
     names = _ENUM_NAMES.get(cls)
     if names is None:
         names = _ENUM_NAMES[cls] = {v: k for k, v in cls.__members__.items()}
-    return names[value]
+    name = names.get(value)
+    if name is None:  # c104 passes on values its enum does not name (a 3-bit event state)
+        raise DecodeError(f"{cls.__name__} value {value.value} has no name")
+    return name
 
 
 def quality_names(quality: c104.Quality | c104.BinaryCounterQuality | None) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from protocols.driver import (
+    DECODE_ERRORS,
     STANDARD_COUNTERS,
     EventsResult,
     IdentityResult,
@@ -48,6 +49,7 @@ class Iec104Driver:
         self.section = section
         self.known_addresses = frozenset(planned.addresses) | section.consumed_addresses()
         self._link: Iec104Link | None = None
+        self._guard_totals = {"asdus_passed": 0, "asdus_diverted": 0, "framing_errors": 0}
         self._inventory: Iec104Inventory | None = None
         self._counted: Iec104Link | None = None
 
@@ -64,13 +66,24 @@ class Iec104Driver:
     def received(self) -> int:
         return self._link.received if self._link is not None else 0
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """The APDU guard's counts since the driver was made (all connections), exported
+        as metrics: frames passed on to c104, diverted as raw data, connections ended for
+        broken framing."""
+        guard = self._link.guard if self._link is not None else None
+        live = guard.counts() if guard is not None else {}
+        return {k: v + live.get(k, 0) for k, v in self._guard_totals.items()}
+
     def device_counters(self) -> dict[str, dict[str, int]]:
-        """The link's counters (objects received, ASDUs stored, decode errors, timeouts),
-        with the standard names every driver reports; those of the last run once it ended."""
+        """The guard's counts and the last link's (objects received, ASDUs stored, decode
+        errors, timeouts), with the standard names every driver reports; broken framing
+        is a decode error too."""
         link = self._counted
-        counters = dict(link.counters) if link is not None else {}
+        counters = {**self.counters, **(link.counters if link is not None else {})}
         if link is not None:
             counters.update(objects_received=link.received, asdus=link.batcher.asdus)
+        counters[DECODE_ERRORS] = counters.get(DECODE_ERRORS, 0) + counters["framing_errors"]
         for name in STANDARD_COUNTERS:
             counters.setdefault(name, 0)
         return {self.device.id: counters}
@@ -99,6 +112,8 @@ class Iec104Driver:
         except* LinkError as errors:
             raise errors.exceptions[0] from None
         finally:
+            for key, value in link.guard.counts().items():
+                self._guard_totals[key] += value
             self._link = self._inventory = None
 
     async def poll(self, device_id: str, kind: PollKind) -> PollResult:

@@ -14,6 +14,10 @@ Threads and where they cross:
 - `on_state_change` runs on c104's client thread. It unmutes an `OPEN_MUTED` connection
   (the stuck-muted workaround) and hands the state to asyncio in `_in_loop`, the one
   `call_soon_threadsafe` crossing.
+- The APDU guard's thread (`guard.py`, c104's only way to the relay) calls
+  `_store_diverted` for a frame c104 must not see: `sink.deliver_blocking` there, before
+  the guard reads on. A sink failure on either thread cuts the guard first, so nothing
+  that was not stored is ever acknowledged to the relay.
 - Blocking commands (general interrogation, clock sync, stop) run via `asyncio.to_thread`.
 
 Reconnect policy: c104 retries a connection on its own, which we allow only until the first
@@ -33,10 +37,13 @@ from typing import Any
 import c104
 
 from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink
-from protocols.errors import DecodeError, LinkError, WriteRefused
+from protocols.errors import LinkError, WriteRefused
 from protocols.iec104 import convert
 from protocols.iec104.asdu_batch import AsduBatcher
+from protocols.iec104.asdu_source import AsduSource
 from protocols.iec104.config import Iec104Device
+from protocols.iec104.guard import ApduGuard
+from protocols.iec104.raw_asdu import cot_label, diverted_observation
 from protocols.observations import LinkStateObservation, PointObservation
 
 log = logging.getLogger(__name__)
@@ -86,7 +93,15 @@ class Iec104Link:
         self._open = False
         self._lock = threading.Lock()
         self._interrogation_lock = asyncio.Lock()
-        self.batcher = AsduBatcher(sink.deliver_blocking)
+        self.batcher = AsduBatcher(sink.deliver_blocking, on_done=self._asdu_done)
+        # c104 talks to the relay only through this guard (guard.py: what c104 must not see).
+        self.guard = ApduGuard(
+            self.name,
+            (device.host, device.port),
+            on_diverted=self._store_diverted,
+            connect_timeout_s=device.connect_timeout_s,
+        )
+        self._asdus = AsduSource(self.guard.asdus)
 
     @property
     def name(self) -> str:
@@ -103,6 +118,7 @@ class Iec104Link:
             tick_rate_ms=self.device.tick_rate_ms,
             command_timeout_ms=self.device.command_timeout_ms,
         )
+        self.guard.start()
         try:
             self._connection = self._configure(client)
             client.start()
@@ -125,6 +141,7 @@ class Iec104Link:
         finally:
             self._open = False
             await asyncio.to_thread(client.stop)
+            await asyncio.to_thread(self.guard.stop)
             log.info("device %s: client stopped", self.name)
 
     async def _flush_stale(self) -> None:
@@ -217,10 +234,14 @@ class Iec104Link:
         client.originator_address = self.device.originator_address
         # MUTED plus unmute-on-OPEN_MUTED: Init.ALL / NONE leave some connections stuck muted.
         connection = client.add_connection(
-            ip=self.device.host, port=self.device.port, init=c104.Init.MUTED
+            ip="127.0.0.1", port=self.guard.port, init=c104.Init.MUTED
         )
         if connection is None:
             raise LinkError(f"{self.device.id}: c104 refused {self.device.host}:{self.device.port}")
+        # t2 = 1 s (lib60870: 10 s): c104 confirms what it holds within a second even when
+        # fewer than w = 8 frames came; the guard's own confirmations (`_asdu_done`) cover
+        # the common case, this covers frames c104 takes without a callback.
+        connection.protocol_parameters.confirm_interval = 1
         connection.add_station(common_address=self.device.common_address)
         connection.on_state_change(callable=self._on_state_change)
         connection.on_unexpected_message(callable=self._on_unexpected_message)
@@ -294,19 +315,26 @@ class Iec104Link:
         self._deliver(message, {"c104_unexpected": cause.name})
 
     def _deliver(self, message: c104.IncomingMessage, flags: dict[str, Any]) -> None:
-        """Convert and store durably, on the receive thread, before lib60870 may ack."""
+        """Convert and store durably, on the receive thread, before lib60870 may ack.
+        The ASDU's bytes come from the guard (`asdu_source.py`): never `message.raw`."""
         try:
-            ca = message.common_address
-            raw = message.raw
+            ca, ioa = message.common_address, message.io_address
+            type_name = convert.enum_name(message.type)
+            cot = int(message.cot.value)
+            found = self._asdus.find(convert.TYPE_IDS[type_name], ca, ioa)
+            key, asdu = found if found is not None else (object(), None)
+            cot_name = cot_label(cot)
+            if cot_name.startswith("COT_"):  # a cause c104 does not name: keep its number
+                flags = {**flags, "cot": cot}
             obs = convert.to_observation(
                 self.device.id,
-                self._address(ca, message.io_address),
-                io_address=message.io_address,
+                self._address(ca, ioa),
+                io_address=ioa,
                 common_address=ca,
-                type_name=convert.enum_name(message.type),
-                cot_name=convert.enum_name(message.cot),
+                type_name=type_name,
+                cot_name=cot_name,
                 info=message.info,
-                raw=raw,
+                raw=asdu,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
             if "decode_error" in obs.details or "time_error" in obs.details:
@@ -318,22 +346,44 @@ class Iec104Link:
                     self.received += 1
                 if self.on_consumed is not None:
                     self._in_loop(self.on_consumed, obs)
-                self.batcher.add(None, raw, message.number_of_objects)
+                self.batcher.add(None, key, message.number_of_objects)
                 return
-            with self._lock:
-                self.received += 1
-                self.latest[obs.address] = obs
-                if not obs.measurement:
-                    self.recent.append(obs)
-            self.batcher.add(obs, raw, message.number_of_objects)
+            self._remember(obs)
+            self.batcher.add(obs, key, message.number_of_objects)
         except Exception as exc:  # an exception must never reach c104's thread
+            # Cut the guard first: nothing c104 sends from now on reaches the relay, so the
+            # frame that could not be stored is never acknowledged and the relay keeps it.
+            detail = f"{type(exc).__name__}: {exc}"
+            self.guard.cut(f"observation sink failed: {detail}")
             with self._lock:
-                self.counters[
-                    DECODE_ERRORS if isinstance(exc, DecodeError) else "store_failures"
-                ] += 1
-            # The frame may still be acknowledged: end the link so the relay keeps the rest.
+                self.counters["store_failures"] += 1
             log.exception("device %s: could not store a received message", self.name)
+            self._to_loop(_LinkEvent("sink_failed", detail=detail))
+
+    def _asdu_done(self, key: object) -> None:
+        """An ASDU is durable. Only while a diverted frame waits behind frames c104 holds,
+        tell the guard: c104 confirms by itself only every 8 frames or after t2 (10 s),
+        and a relay's window (k = 12) would stall meanwhile."""
+        if self.guard.owed and isinstance(key, int):
+            self.guard.confirm_through(key)
+
+    def _store_diverted(self, asdu: bytes, reason: str) -> None:
+        """On the guard's thread: an ASDU c104 must not see, stored as raw data. Raises
+        when the sink fails; the guard then ends the connection unacknowledged."""
+        obs = diverted_observation(self.device.id, self.device.common_address, asdu, reason)
+        self._remember(obs)
+        try:
+            self.sink.deliver_blocking([obs])
+        except Exception as exc:
             self._to_loop(_LinkEvent("sink_failed", detail=f"{type(exc).__name__}: {exc}"))
+            raise
+
+    def _remember(self, obs: PointObservation) -> None:
+        with self._lock:
+            self.received += 1
+            self.latest[obs.address] = obs
+            if not obs.measurement:
+                self.recent.append(obs)
 
     def _address(self, common_address: int, io_address: int) -> str:
         if common_address == self.device.common_address:

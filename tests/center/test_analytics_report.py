@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -102,6 +103,22 @@ def test_plots_scale_and_escape():
     assert plots.nice_ticks(7) == [0, 2, 4, 6, 8]
     assert plots.nice_ticks(0.3) == [0, 0.1, 0.2, 0.3]
     assert latin1("risk ≥ 1 × 2 …") == "risk >= 1 x 2 ..."
+
+
+@pytest.mark.parametrize("months", [12, 24, 36])
+def test_month_labels_never_overlap(months: int) -> None:
+    """A year's report has twelve months: each label drawn (10 px Helvetica, about 6 px a
+    character) keeps clear of the next, and the first month is named."""
+    labels = [f"{2024 + i // 12}-{i % 12 + 1:02d}" for i in range(months)]
+    svg = ET.fromstring(plots.line_chart("t", labels, {"x": [1.0] * months}))
+    drawn = [
+        (float(t.attrib["x"]), t.text or "")
+        for t in svg.iter("{http://www.w3.org/2000/svg}text")
+        if t.text in labels
+    ]
+    assert drawn[0][1] == labels[0]
+    for (x, text), (next_x, _) in itertools.pairwise(drawn):
+        assert next_x - x >= 6 * len(text) + 4, (text, next_x - x)
 
 
 def test_cli_writes_the_report(tmp_path: Path):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from center.analytics.incidents import StatsFilter
+from center.analytics.report import improvement_report
 from center.analytics.stats import statistics
 from gateway import wire
 from tests.center.records import Gateway
@@ -165,3 +166,57 @@ def test_filters(history):
     assert stats(history, root_cause="line_fault")["tickets"] == 1
     assert stats(history, device_id="line2")["tickets"] == 2
     assert stats(history, root_cause="unassigned", site="south")["tickets"] == 1
+
+
+def test_a_period_reaching_past_now_counts_exposure_only_until_now(history):
+    """A report asked `--to` the end of the month on its 25th: the devices have not yet
+    lived the rest of it, so their rates must not be diluted by days to come."""
+    now = day(6, 25)
+    with history.engine.connect() as conn:
+        report = improvement_report(conn, history.config, JAN, JUL, now)
+        ahead = statistics(conn, history.config, StatsFilter(JAN, JUL), now=now)
+        until_now = statistics(conn, history.config, StatsFilter(JAN, now))
+    assert report["summary"]["device_years"] == until_now["device_years"]
+    assert ahead["tickets"] == until_now["tickets"] == 9
+    assert ahead["device_years"] == until_now["device_years"]
+    assert ahead["device_years"] < stats(history)["device_years"]
+    assert ahead["by_class"] == until_now["by_class"]
+    assert ahead["mtbf"] == until_now["mtbf"]
+    june = {m["month"]: m for m in ahead["monthly"]}["2025-06"]
+    assert june == {m["month"]: m for m in until_now["monthly"]}["2025-06"]
+
+
+def test_reopen_and_flapping_rates_count_what_happened(make_harness):
+    """Three tickets: a comms condition that flaps, a CT alarm that resolves and comes
+    back (reopened), and a trip: flapping rate 1 in the 2 conditions."""
+    h = make_harness(
+        {
+            "tickets": {"auto_resolve_after_s": 60, "reopen_window_s": 3600, "flap_history": 6,
+                        "flap_window_s": 3600, "flap_high_pct": 50, "flap_low_pct": 25},
+        }
+    )  # fmt: skip
+    gw = Gateway()
+    start = day(3, 1)
+    for i in range(6):  # raised, cleared, ... every 5 minutes: it flaps
+        at = start + timedelta(seconds=300 * i)
+        h.at(at)
+        h.send(gw.alarm("line1", "comms_lost", "raised" if i % 2 == 0 else "cleared", at))
+        h.at(at + timedelta(seconds=120))
+        h.tick()
+    ct = {"signal": "alarm", "severity": "minor"}
+    h.at(day(3, 2))
+    h.send(gw.event("line2", "ct_circuit", True, day(3, 2), **ct))
+    h.send(gw.event("line2", "ct_circuit", False, day(3, 2, 9), **ct))
+    h.at(day(3, 2, 9) + timedelta(seconds=61))
+    h.tick()  # resolved
+    h.at(day(3, 2, 9) + timedelta(seconds=600))
+    h.send(gw.event("line2", "ct_circuit", True, day(3, 2, 9) + timedelta(seconds=600), **ct))
+    h.send(gw.event("busbar", "trip", True, day(3, 3)))
+    st = stats(h)
+    reopened = {t["fault_class"]: t["reopen_count"] for t in h.tickets()}
+    # the comms ticket resolved after its first clear and reopened before it was seen
+    # flapping; the CT alarm reopened once; the trip never
+    assert reopened == {"comms": 1, "alarm.ct_circuit": 1, "protection_operation": 0}
+    assert st["tickets"] == 3
+    assert st["reopen_rate"] == round(2 / 3, 4)
+    assert st["flapping_rate"] == 0.5

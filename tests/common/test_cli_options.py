@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIS = {"relay-agent": "agent.cli", "relay-center": "center.cli", "relay-sim": "simulator.cli"}
+CLIS = {
+    "relay-agent": "agent.cli",
+    "relay-center": "center.cli",
+    "relay-sim": "simulator.cli",
+    "relay-demo": "demo",
+}
 EXAMPLES = {
     "agent.cli": ROOT / "config" / "agent.example.toml",
     "center.cli": ROOT / "config" / "center.example.toml",

@@ -122,6 +122,17 @@ def test_unit_has_the_deployment_contract(unit: str) -> None:
     assert not re.search(r"^(User=root|DynamicUser=|AmbientCapabilities=\S)", text, re.M)
 
 
+def test_agent_memory_is_capped_below_a_leak() -> None:
+    """A leak in a protocol stack ends in a restart, not in a gateway out of memory."""
+    text = (SYSTEMD_DIR / "relay-agent.service").read_text()
+    limits = {
+        key: int(value) for key, value in re.findall(r"^(MemoryHigh|MemoryMax)=(\d+)M$", text, re.M)
+    }
+    assert set(limits) == {"MemoryHigh", "MemoryMax"}, "relay-agent.service: memory limits"
+    assert 128 <= limits["MemoryHigh"] < limits["MemoryMax"] <= 1024
+    assert re.search(r"^MemorySwapMax=0$", text, re.M)
+
+
 def test_agent_reaches_serial_ports_through_dialout_only() -> None:
     text = (SYSTEMD_DIR / "relay-agent.service").read_text()
     assert re.search(r"^SupplementaryGroups=dialout$", text, re.M)

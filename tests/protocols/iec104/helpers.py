@@ -9,12 +9,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from protocols.errors import LinkError
 from protocols.iec104.config import Iec104Device
 from protocols.iec104.driver import Iec104Driver
 from protocols.observations import LinkStateObservation, Observation, PointObservation
 from protocols.registry import LinkPlan, PlannedDevice
+from tests.support.driver_run import running_driver
 
 
 class RecordingSink:
@@ -117,3 +120,9 @@ def local_timezone(name: str) -> Iterator[None]:
         else:
             os.environ["TZ"] = before
         time.tzset()
+
+
+def running(
+    driver: Iec104Driver, sink: RecordingSink
+) -> AbstractAsyncContextManager[asyncio.Task[None]]:
+    return running_driver(driver, sink, ended_by=(LinkError,))

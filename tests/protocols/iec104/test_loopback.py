@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import itertools
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import c104
@@ -28,22 +27,12 @@ from .helpers import (
     free_port,
     local_timezone,
     native_threads,
+    running,
     wait_until,
 )
 
 LINE = load_named("line-protection")
 T0 = datetime(2025, 6, 1, 8, 30, 0, 0, tzinfo=UTC)
-
-
-@contextlib.asynccontextmanager
-async def running(driver: Iec104Driver, sink: RecordingSink) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(driver.run(sink))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, LinkError):
-            await task
 
 
 async def line_relay(port: int, **link: object) -> Iec104Relay:

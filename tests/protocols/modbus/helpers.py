@@ -13,7 +13,6 @@ from typing import Any
 from profiles.model import Profile, load_named
 from protocols.config import SerialBusConfig
 from protocols.modbus.config import ModbusDevice
-from protocols.modbus.driver import ModbusDriver
 from protocols.observations import (
     ConditionObservation,
     LinkStateObservation,
@@ -23,6 +22,7 @@ from protocols.observations import (
 from protocols.registry import LinkPlan, PlannedDevice
 from simulator.modbus import ModbusRelay, make_relay
 from simulator.scenario import RelaySpec
+from tests.support.driver_run import running_driver
 
 PROFILE = "feeder-protection-modbus"
 
@@ -130,15 +130,7 @@ def plan(devices: Sequence[ModbusDevice], bus: SerialBusConfig | None = None) ->
     )
 
 
-@contextlib.asynccontextmanager
-async def running(driver: ModbusDriver, sink: RecordingSink) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(driver.run(sink))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+running = running_driver
 
 
 def state_file(tmp_path: Path, device_id: str) -> Path:

@@ -1,0 +1,223 @@
+"""What the APDU guard costs, and whether the 104 link still leaks: two measurements.
+
+    .venv/bin/python bench/iec104_guard.py cpu --events 20000 --rounds 2
+    .venv/bin/python bench/iec104_guard.py soak --rate 500 --minutes 30 --warmup-s 120
+
+Both run one `Iec104Link` in this process against `simulator/raw104.py` in a child process
+(so the CPU and RSS figures are the agent side only: c104's threads, the guard's thread and
+the callbacks), with a sink that counts and drops (the outbox's own cost is the same with or
+without the guard and is left out, so the CPU ratio is an upper bound of the overhead).
+
+Variants: `guard` is the link as shipped; `direct` is the design before the guard: c104
+connected straight to the relay and each object's ASDU bytes read from c104's
+`IncomingMessage.raw` (the call that leaks).
+
+- `cpu`: the variants alternate (`--rounds` times each, in one run), each receiving
+  `--events` single-point events as fast as the window allows; prints agent CPU µs/event
+  and the guard/direct ratio.
+- `soak`: one variant at `--rate` events/s; samples RSS every 10 s and prints the slope of
+  a least-squares line through the samples after `--warmup-s` (MB/h; goal < 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import c104
+
+from protocols.errors import LinkError
+from protocols.iec104.config import Iec104Device
+from protocols.iec104.link import Iec104Link
+from protocols.observations import Observation, PointObservation
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.events = 0
+
+    async def deliver(self, observations: Sequence[Observation]) -> None:
+        pass
+
+    def deliver_blocking(self, observations: Sequence[Observation]) -> None:
+        self.events += sum(isinstance(o, PointObservation) for o in observations)
+
+
+class _NoGuard:
+    """Stands in for the guard: c104 connects to the relay itself."""
+
+    owed = False
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def cut(self, reason: str) -> None: ...
+
+
+class _RawSource:
+    """The old way to an object's ASDU bytes: c104's `IncomingMessage.raw` (leaks)."""
+
+    def __init__(self) -> None:
+        self.raw = b""
+
+    def find(self, type_id: int, ca: int, ioa: int) -> tuple[object, bytes]:
+        return self.raw, self.raw
+
+
+class DirectLink(Iec104Link):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = _NoGuard(self.device.port)  # type: ignore[assignment]
+        self._asdus = self._raw = _RawSource()  # type: ignore[assignment]
+
+    def _deliver(self, message: c104.IncomingMessage, flags: dict[str, Any]) -> None:
+        self._raw.raw = message.raw
+        super()._deliver(message, flags)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def outstation(port: int, count: int, rate: float) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "simulator.raw104", "--port", str(port)]
+    command += ["--count", str(count), "--rate", str(rate)]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    child.stdout.readline()  # listening
+    return child
+
+
+def make_link(variant: str, port: int, sink: CountingSink) -> Iec104Link:
+    device = Iec104Device(
+        id="bench", protocol="iec104", profile="bench", host="127.0.0.1", port=port,
+        common_address=1, tick_rate_ms=50,
+    )  # fmt: skip
+    kind = DirectLink if variant == "direct" else Iec104Link
+    return kind(device, frozenset(), sink)
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def connected(variant: str, port: int, sink: CountingSink) -> asyncio.Task[None]:
+    """A link that finished its connect interrogation; retried like the supervisor would
+    (c104's first connect now and then takes longer than `connect_timeout_s`)."""
+    for _ in range(5):
+        link = make_link(variant, port, sink)
+        task = asyncio.create_task(link.run())
+        ready = asyncio.create_task(link.ready.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if link.ready.is_set():
+            return task
+        ready.cancel()
+        with contextlib.suppress(LinkError):
+            await task
+    raise SystemExit("no connection to the outstation")
+
+
+async def one_cpu_run(variant: str, events: int) -> float:
+    port, sink = free_port(), CountingSink()
+    child = outstation(port, events, 0)
+    task = await connected(variant, port, sink)
+    try:
+        before = cpu_s()
+        while sink.events < events:
+            await asyncio.sleep(0.05)
+        return (cpu_s() - before) / events * 1e6
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, LinkError):
+            await task
+        child.wait(60)
+
+
+async def cpu(args: argparse.Namespace) -> None:
+    results: dict[str, list[float]] = {"guard": [], "direct": []}
+    for _ in range(args.rounds):
+        for variant in ("guard", "direct"):
+            us = await one_cpu_run(variant, args.events)
+            results[variant].append(us)
+            print(f"{variant:6} {args.events} events: {us:6.1f} µs agent CPU per event", flush=True)
+    guard, direct = (min(results[v]) for v in ("guard", "direct"))
+    print(f"best of {args.rounds}: guard {guard:.1f} µs, direct {direct:.1f} µs, "
+          f"ratio {guard / direct:.2f}")  # fmt: skip
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def slope_mb_per_h(samples: list[tuple[float, float]]) -> float:
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_r = sum(r for _, r in samples) / n
+    cov = sum((t - mean_t) * (r - mean_r) for t, r in samples)
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    return cov / var * 3600
+
+
+async def soak(args: argparse.Namespace) -> None:
+    port, sink = free_port(), CountingSink()
+    duration = args.minutes * 60
+    child = outstation(port, int(args.rate * (duration + 30)), args.rate)
+    task = await connected(args.variant, port, sink)
+    samples: list[tuple[float, float]] = []
+    try:
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < duration:
+            await asyncio.sleep(10)
+            elapsed, rss = time.monotonic() - t0, rss_mb()
+            print(f"{elapsed:6.0f}s {sink.events:8d} events  RSS {rss:7.2f} MB", flush=True)
+            if elapsed >= args.warmup_s:
+                samples.append((elapsed, rss))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, LinkError):
+            await task
+        child.kill()
+    rate = sink.events / (time.monotonic() - t0)
+    print(f"{args.variant}: {rate:.0f} events/s for {args.minutes:g} min; RSS slope after "
+          f"{args.warmup_s:g}s warm-up: {slope_mb_per_h(samples):+.2f} MB/h "
+          f"({len(samples)} samples)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    p_cpu = sub.add_parser("cpu")
+    p_cpu.add_argument("--events", type=int, default=20000)
+    p_cpu.add_argument("--rounds", type=int, default=2)
+    p_soak = sub.add_parser("soak")
+    p_soak.add_argument("--variant", choices=("guard", "direct"), default="guard")
+    p_soak.add_argument("--rate", type=float, default=500)
+    p_soak.add_argument("--minutes", type=float, default=30)
+    p_soak.add_argument("--warmup-s", type=float, default=120)
+    args = parser.parse_args()
+    asyncio.run(cpu(args) if args.what == "cpu" else soak(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,374 @@
+"""The APDU guard: a small in-process relay between one relay's socket and c104.
+
+Why: c104 2.2.1 segfaults on some malformed ASDUs (`apdu_check.py`), and a crash there takes
+the whole agent, every relay with it; a relay that resends unacknowledged frames would keep
+it in a crash loop. c104 cannot be told to check first, so it never sees the relay: it
+connects to this guard on a loopback port, and the guard connects to the relay. One thread
+per link reads both sockets (`selectors`), checks each frame from the relay and passes on
+what c104 can decode. Everything else about the link stays c104's.
+
+What it does with a frame from the relay:
+- broken framing, an unknown U function, an S/U-frame with data, an I-frame out of
+  sequence: the connection ends (what lib60870 does), the relay keeps what it had not had
+  acknowledged;
+- an I-frame whose ASDU fails `check_asdu`: *diverted*. It is stored as raw data through the
+  sink (`on_diverted`, durable when it returns) and not given to c104. If storing fails, the
+  connection ends before anything could acknowledge it;
+- anything else is passed on; a monitoring ASDU is also kept in `asdus` for the link, which
+  reads device times and the cause's number from those bytes instead of c104's leaking
+  `IncomingMessage.raw` (`asdu_source.py`).
+
+Sequence numbers: c104 must see an unbroken N(S) sequence, so frames passed on are numbered
+afresh, and c104's N(R) (in its S- and I-frames) is translated back: it confirms the relay's
+frames up to the first passed-on frame c104 has not confirmed, or everything received when
+there is none. Diverted frames are stored before the next frame is even read, so a
+translated N(R) never confirms a frame that is not durable. When c104 has nothing left to
+confirm, the guard confirms a diverted frame itself with an S-frame. When c104 still holds
+frames, c104 would confirm them only after 8 frames or its t2: the link tells the guard as
+soon as their ASDUs are durable (`confirm_through`), and the guard confirms up to the next
+frame c104 holds (a relay's window of 12 would otherwise stall).
+
+`cut(reason)` ends the connection from any thread at once and lets nothing more from c104
+through: the link calls it when the sink fails, so the frame that could not be stored is
+never acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import selectors
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from protocols.iec104.apdu_check import (
+    MONITORING_TYPES,
+    FramingError,
+    check_asdu,
+    frame_kind,
+    frame_length,
+)
+
+log = logging.getLogger(__name__)
+
+SEQ_MOD = 32768
+RELAY_RETRY_S = 0.5  # between attempts to reach the relay
+KEPT_ASDUS = 4096  # monitoring ASDUs handed on and not yet matched by the link
+
+
+class GuardClosed(Exception):
+    """The relay connection ended (or was cut); the guard waits for c104's next connect."""
+
+
+class ApduGuard:
+    def __init__(
+        self,
+        name: str,
+        relay: tuple[str, int],
+        on_diverted: Callable[[bytes, str], None],
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.relay = relay
+        self.on_diverted = on_diverted
+        self.connect_timeout_s = connect_timeout_s
+        self.asdus: deque[tuple[int, bytes]] = deque(maxlen=KEPT_ASDUS)  # (token, ASDU)
+        self.diverted = 0
+        self.passed = 0
+        self.framing_errors = 0
+        # A diverted frame waits behind frames c104 holds: the link calls `confirm_through`
+        # once their ASDUs are durable (read without a lock on c104's thread: a flag).
+        self.owed = False
+        self._session: _Session | None = None
+        self.last_error = ""
+        self._token = 0
+        self._listener = _bound(0)
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._cut = threading.Event()
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self._thread = threading.Thread(target=self._serve, name=f"apdu-guard {name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.cut("stopped")
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut.is_set()
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "asdus_passed": self.passed,
+            "asdus_diverted": self.diverted,
+            "framing_errors": self.framing_errors,
+        }
+
+    def cut(self, reason: str) -> None:
+        """End the current connection now; nothing more from c104 reaches the relay."""
+        self._cut.set()
+        self.last_error = reason
+        pair = self._sockets
+        if pair is not None:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    # --- the guard's thread -----------------------------------------------------------------
+
+    def _serve(self) -> None:
+        """Relay first, then c104: the port listens only while a relay connection is up, so
+        c104 is refused (as by an absent relay) instead of seeing a connection that opens
+        and closes at once (c104 2.2.1 can crash unmuting a connection that just closed).
+        One connection only: when it is lost the link ends and the next link makes a new
+        guard."""
+        while not self._stop.is_set():
+            try:
+                upstream = socket.create_connection(self.relay, timeout=self.connect_timeout_s)
+            except OSError as exc:
+                log.debug("device %s: relay not reachable: %s", self.name, exc)
+                if self._stop.wait(RELAY_RETRY_S):
+                    return
+                continue
+            try:
+                master = self._accept_master()
+            except OSError:
+                upstream.close()
+                continue
+            upstream.settimeout(None)
+            for sock in (master, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._cut.clear()
+            self._sockets = (master, upstream)
+            self.owed = False
+            self._session = _Session(self, master, upstream)
+            try:
+                self._session.pump()
+            except GuardClosed as exc:
+                log.info("device %s: guard closed the connection: %s", self.name, exc)
+            except OSError as exc:
+                log.debug("device %s: guard socket: %s", self.name, exc)
+            finally:
+                self._sockets = self._session = None
+                master.close()
+                upstream.close()
+            return  # one connection per link: a lost one ends the link (link.py)
+
+    def _accept_master(self) -> socket.socket:
+        """c104's connection, within `connect_timeout_s`; the port stops listening again."""
+        listener = self._listener
+        try:
+            listener.listen(1)
+            listener.settimeout(self.connect_timeout_s)
+            master, _ = listener.accept()
+            master.settimeout(None)
+            return master
+        finally:
+            listener.close()
+            if not self._stop.is_set():
+                self._listener = _bound(self.port)
+
+    def confirm_through(self, token: int) -> None:
+        """The link stored the ASDU with this token (and c104 processed all before it)."""
+        session = self._session
+        if session is not None:
+            session.confirm_through(token)
+
+    def keep(self, asdu: bytes) -> int:
+        """Remember a passed-on monitoring ASDU for the link; returns its token."""
+        self._token += 1
+        self.asdus.append((self._token, asdu))
+        return self._token
+
+
+def _bound(port: int) -> socket.socket:
+    """A loopback socket bound to `port`, not yet listening (connections are refused)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+class _Session:
+    """One connection: c104 on `master`, the relay on `upstream`.
+
+    Relay sequence numbers: every frame before `stored_vr` was either stored (diverted) or
+    handed to c104 and is in `unconfirmed` until c104 confirms it or the link reports its
+    ASDU durable (`confirm_through`). An N(R) sent to the relay never passes the first
+    entry of `unconfirmed` that is not known to be durable, and never goes backwards.
+    """
+
+    def __init__(self, guard: ApduGuard, master: socket.socket, upstream: socket.socket) -> None:
+        self.guard = guard
+        self.master = master
+        self.upstream = upstream
+        self.from_relay = bytearray()
+        self.from_master = bytearray()
+        self.relay_vr = 0  # next N(S) expected from the relay
+        self.stored_vr = 0  # every relay frame before it: stored, or in `unconfirmed`
+        self.master_vs = 0  # next N(S) c104 sees
+        # (relay N(S), guard token or None) of frames handed to c104, in c104's order
+        self.unconfirmed: deque[tuple[int, int | None]] = deque()
+        self.confirmed_base = 0  # c104 numbering of unconfirmed[0]
+        self.sent_nr = 0  # last N(R) the relay got
+        self.last_diverted: int | None = None
+        self.lock = threading.Lock()  # the c104 thread confirms too (`confirm_through`)
+
+    def pump(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.upstream, selectors.EVENT_READ, self._on_relay)
+            selector.register(self.master, selectors.EVENT_READ, self._on_master)
+            while True:
+                for key, _ in selector.select():
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data or self.guard.is_cut:
+                        raise GuardClosed(self.guard.last_error or "connection closed")
+                    key.data(data)
+
+    # relay -> c104
+
+    def _on_relay(self, data: bytes) -> None:
+        buffer = self.from_relay
+        buffer += data
+        offset, out = 0, bytearray()
+        try:
+            while (length := frame_length(buffer, offset)) is not None:
+                if len(buffer) - offset < length:
+                    break
+                body = bytes(buffer[offset + 2 : offset + length])
+                offset += length
+                out += self._relay_frame(body)
+        except FramingError as exc:
+            self.guard.framing_errors += 1
+            raise GuardClosed(f"framing error from the relay: {exc}") from None
+        finally:
+            del buffer[:offset]
+        if out:
+            self.master.sendall(out)
+
+    def _relay_frame(self, body: bytes) -> bytes:
+        if frame_kind(body) != "I":
+            return bytes([0x68, len(body)]) + body
+        ns = struct.unpack_from("<H", body, 0)[0] >> 1
+        if ns != self.relay_vr:
+            raise FramingError(f"N(S) {ns} out of sequence, expected {self.relay_vr}")
+        self.relay_vr = (ns + 1) % SEQ_MOD
+        asdu = body[4:]
+        verdict = check_asdu(asdu)
+        if not verdict.ok:
+            self._divert(ns, asdu, verdict.reason)
+            return b""
+        token = self.guard.keep(asdu) if asdu[0] in MONITORING_TYPES else None
+        with self.lock:
+            self.unconfirmed.append((ns, token))
+            self.stored_vr = self.relay_vr
+        control = struct.pack("<H", self.master_vs << 1) + body[2:4]
+        self.master_vs = (self.master_vs + 1) % SEQ_MOD
+        self.guard.passed += 1
+        return bytes([0x68, len(body)]) + control + asdu
+
+    def _divert(self, ns: int, asdu: bytes, reason: str) -> None:
+        guard = self.guard
+        guard.diverted += 1
+        if guard.diverted == 1 or guard.diverted % 1000 == 0:
+            log.warning(
+                "device %s: ASDU %s not given to c104 (%s); stored as raw data (%d so far)",
+                guard.name,
+                asdu.hex(" "),
+                reason,
+                guard.diverted,
+            )
+        try:
+            guard.on_diverted(asdu, reason)
+        except Exception as exc:  # noqa: BLE001 - not stored: end before anything confirms it
+            guard.cut(f"could not store a diverted ASDU: {type(exc).__name__}: {exc}")
+            raise GuardClosed(guard.last_error) from None
+        with self.lock:
+            self.stored_vr = self.relay_vr
+            self.last_diverted = ns
+            if self.unconfirmed:
+                guard.owed = True  # confirmed once the frames c104 holds are durable
+            else:
+                self._send_nr(self.stored_vr)
+
+    # c104 -> relay
+
+    def _on_master(self, data: bytes) -> None:
+        buffer = self.from_master
+        buffer += data
+        offset, out = 0, bytearray()
+        try:
+            with self.lock:
+                while (length := frame_length(buffer, offset)) is not None:
+                    if len(buffer) - offset < length:
+                        break
+                    body = bytearray(buffer[offset + 2 : offset + length])
+                    offset += length
+                    kind = frame_kind(body)
+                    if kind in ("I", "S"):
+                        nr = self._translate(struct.unpack_from("<H", body, 2)[0] >> 1)
+                        if kind == "S" and not self._advances(nr):
+                            continue  # the relay already has this confirmation
+                        nr = nr if self._advances(nr) else self.sent_nr
+                        struct.pack_into("<H", body, 2, nr << 1)
+                        self._sent(nr)
+                    out += bytes([0x68, len(body)]) + body
+                if out and not self.guard.is_cut:
+                    self.upstream.sendall(out)
+        except FramingError as exc:  # c104 itself sent something odd: end cleanly
+            raise GuardClosed(f"framing error from c104: {exc}") from None
+        finally:
+            del buffer[:offset]
+
+    def _translate(self, master_nr: int) -> int:
+        """c104's N(R) in the relay's numbering (lock held)."""
+        done = (master_nr - self.confirmed_base) % SEQ_MOD
+        if done > len(self.unconfirmed):
+            raise FramingError(f"c104 confirmed {done} frames, only {len(self.unconfirmed)} open")
+        for _ in range(done):
+            self.unconfirmed.popleft()
+        self.confirmed_base = master_nr
+        return self.unconfirmed[0][0] if self.unconfirmed else self.stored_vr
+
+    def confirm_through(self, token: int) -> None:
+        """From the link (c104's receive thread): the ASDU with this token and every frame
+        c104 had before it are durable; confirm them and the diverted frames behind them."""
+        with self.lock:
+            entries = self.unconfirmed
+            index = next((i for i, (_, kept) in enumerate(entries) if kept == token), -1)
+            # Up to the next frame that carries data; frames without (confirmations, end of
+            # initialisation) need nothing stored. Not found: c104 confirmed it already.
+            nr = self.stored_vr
+            for ns, kept in itertools.islice(entries, index + 1, None):
+                if kept is not None:
+                    nr = ns
+                    break
+            if not self.guard.is_cut:
+                self._send_nr(nr)
+
+    def _advances(self, nr: int) -> bool:
+        return 0 < (nr - self.sent_nr) % SEQ_MOD <= (self.stored_vr - self.sent_nr) % SEQ_MOD
+
+    def _send_nr(self, nr: int) -> None:
+        """An S-frame to the relay, if it confirms more than it has (lock held)."""
+        if self._advances(nr):
+            self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))
+            self._sent(nr)
+
+    def _sent(self, nr: int) -> None:
+        self.sent_nr = nr
+        last = self.last_diverted
+        if last is not None and (last - nr) % SEQ_MOD >= (self.stored_vr - nr) % SEQ_MOD:
+            self.guard.owed = False  # the last diverted frame is confirmed

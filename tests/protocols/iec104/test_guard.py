@@ -1,0 +1,194 @@
+"""The APDU guard on its own: the ASDU checks, and the sequence numbers on real sockets.
+
+The test plays both ends with plain sockets: the relay (a listener the guard connects to)
+and c104 (a client of the guard's port), so every byte either side sees is asserted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from protocols.iec104.apdu_check import FramingError, check_asdu, frame_kind, frame_length
+from protocols.iec104.guard import ApduGuard
+
+VALID = bytes.fromhex("0101030001000a000001")  # M_SP_NA_1, one object
+CRASHES_C104 = bytes.fromhex("01ff0300050001000001")
+
+
+@pytest.mark.parametrize(
+    ("asdu", "reason"),
+    [
+        (VALID, ""),
+        (bytes.fromhex("018303000100010000010001"), ""),  # SQ=1, three objects
+        (
+            bytes.fromhex("1e01030001000a000001000000000000"),
+            "need 17 octets, the ASDU has 16",
+        ),  # CP56 cut short
+        (CRASHES_C104, "127 objects (SQ=1) need 136 octets, the ASDU has 10"),
+        (bytes.fromhex("7f01030001000a000001"), "type id 127 unknown"),
+        (bytes.fromhex("01000300010001000001"), "no information object"),
+        (bytes.fromhex("010103000100"), "1 objects (SQ=0) need 10"),
+        (bytes.fromhex("0101"), "shorter than its unit identifier"),
+        (VALID + b"\0", "the ASDU has 11"),
+    ],
+)
+def test_check_asdu(asdu: bytes, reason: str) -> None:
+    verdict = check_asdu(asdu)
+    assert verdict.ok == (not reason)
+    assert reason in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"\x69\x04\x01\x00\x00\x00", b"\x68\x02\x01\x00", b"\x68\xfe" + bytes(254)],
+)
+def test_broken_framing_is_refused(frame: bytes) -> None:
+    with pytest.raises(FramingError):
+        frame_length(frame, 0)
+
+
+@pytest.mark.parametrize("body", [b"\x01\x00\x00\x00\x00", b"\x07\x00\x00\x00\x00", b"\x33\0\0\0"])
+def test_s_and_u_frames_must_be_plain(body: bytes) -> None:
+    with pytest.raises(FramingError):
+        frame_kind(body)
+
+
+def i_frame(ns: int, nr: int, asdu: bytes) -> bytes:
+    body = struct.pack("<HH", ns << 1, nr << 1) + asdu
+    return bytes([0x68, len(body)]) + body
+
+
+def s_frame(nr: int) -> bytes:
+    return bytes([0x68, 4, 1, 0]) + struct.pack("<H", nr << 1)
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    head = _exactly(sock, 2)
+    return head + _exactly(sock, head[1])
+
+
+def _exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+class Ends:
+    """The relay's and c104's sockets around one guard, and what the guard stored."""
+
+    def __init__(self, fail_store: bool = False) -> None:
+        self.stored: list[tuple[bytes, str]] = []
+        self.fail_store = fail_store
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.guard = ApduGuard("t", listener.getsockname(), on_diverted=self._store)
+        self.guard.start()
+        listener.settimeout(10)
+        self.relay, _ = listener.accept()  # the guard reaches the relay first, then listens
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.master = socket.create_connection(("127.0.0.1", self.guard.port), 10)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.relay.settimeout(10)
+        listener.close()
+
+    def _store(self, asdu: bytes, reason: str) -> None:
+        if self.fail_store:
+            raise OSError(28, "No space left on device")
+        self.stored.append((asdu, reason))
+
+    def close(self) -> None:
+        self.master.close()
+        self.relay.close()
+        self.guard.stop()
+
+
+@pytest.fixture
+def ends() -> Iterator[Ends]:
+    pair = Ends()
+    yield pair
+    pair.close()
+
+
+def test_diverted_frames_are_renumbered_around_and_confirmed_once_stored(ends: Ends) -> None:
+    ends.relay.sendall(i_frame(0, 0, VALID) + i_frame(1, 0, CRASHES_C104) + i_frame(2, 0, VALID))
+    assert read_frame(ends.master) == i_frame(0, 0, VALID)
+    assert read_frame(ends.master) == i_frame(1, 0, VALID)  # the relay's N(S) 2, renumbered
+    assert ends.stored == [(CRASHES_C104, ends.stored[0][1])]
+    ends.master.sendall(s_frame(1))  # c104 confirms its first frame only
+    assert read_frame(ends.relay) == s_frame(2)  # ...which also confirms the stored one
+    ends.master.sendall(s_frame(2))
+    assert read_frame(ends.relay) == s_frame(3)
+
+
+def test_a_diverted_frame_with_nothing_open_is_confirmed_by_the_guard(ends: Ends) -> None:
+    ends.relay.sendall(i_frame(0, 0, VALID))
+    read_frame(ends.master)
+    ends.master.sendall(s_frame(1))
+    assert read_frame(ends.relay) == s_frame(1)
+    ends.relay.sendall(i_frame(1, 0, CRASHES_C104))
+    assert read_frame(ends.relay) == s_frame(2)
+
+
+def test_a_frame_out_of_sequence_ends_the_connection(ends: Ends) -> None:
+    ends.relay.sendall(i_frame(5, 0, VALID))
+    assert ends.relay.recv(100) == b""
+    assert ends.master.recv(100) == b""
+    assert ends.guard.framing_errors == 1
+
+
+def test_a_failed_store_ends_the_connection_unconfirmed() -> None:
+    ends = Ends(fail_store=True)
+    try:
+        ends.relay.sendall(i_frame(0, 0, CRASHES_C104))
+        assert ends.relay.recv(100) == b""  # closed, and no S-frame before it
+        assert "No space left" in ends.guard.last_error
+    finally:
+        ends.close()
+
+
+def test_cut_lets_nothing_from_c104_through(ends: Ends) -> None:
+    ends.relay.sendall(i_frame(0, 0, VALID))
+    read_frame(ends.master)
+    cut = threading.Thread(target=ends.guard.cut, args=("sink failed",))
+    cut.start()
+    cut.join()
+    with contextlib.suppress(OSError):  # already closed: just as good
+        ends.master.sendall(s_frame(1))
+    assert ends.relay.recv(100) == b""
+
+
+def test_the_link_confirms_a_diverted_frame_behind_one_c104_holds(ends: Ends) -> None:
+    """c104 confirms only every 8 frames: once the link has stored the ASDU c104 holds,
+    the guard confirms it and the diverted frame behind it, and c104's own later
+    confirmation of the same frame is not sent twice."""
+    ends.relay.sendall(i_frame(0, 0, VALID) + i_frame(1, 0, CRASHES_C104))
+    assert read_frame(ends.master) == i_frame(0, 0, VALID)
+    token, kept = ends.guard.asdus[-1]
+    deadline = time.monotonic() + 10
+    while not ends.guard.owed and time.monotonic() < deadline:
+        time.sleep(0.01)  # the diverted frame may come in the guard's next read
+    assert kept == VALID and ends.stored and ends.guard.owed
+    ends.guard.confirm_through(token)
+    assert read_frame(ends.relay) == s_frame(2)
+    assert not ends.guard.owed
+    ends.master.sendall(s_frame(1))  # c104 catches up: nothing new for the relay
+    ends.relay.sendall(i_frame(2, 0, VALID))
+    assert read_frame(ends.master) == i_frame(1, 0, VALID)
+    ends.master.sendall(s_frame(2))
+    assert read_frame(ends.relay) == s_frame(3)  # the next confirmation, not a repeat of 2

@@ -26,11 +26,11 @@ NEEDS_CENTER_ACK = (
     "the agent deletes records at the broker's PUBACK: a broker SIGKILLed before it saved "
     "its queue loses them (needs the end-to-end acknowledgement from the center)"
 )
-NEEDS_NO_ACK_UNSTORED = (
-    "a full disk: an IEC 104 frame whose outbox commit failed is still acknowledged to the "
-    "relay, which drops it; and the uplink's delete after a PUBACK failing with 'database "
-    "or disk is full' ends the agent (needs: never acknowledge what could not be stored, "
-    "and an uplink that outlives a full disk)"
+UPLINK_DIES_ON_FULL_DISK = (
+    "a full disk can end the agent: when the uplink's delete after a PUBACK fails with "
+    "'database or disk is full', the error ends the daemon and what the relays send "
+    "until it is restarted is lost (in some runs only: hence not strict; needs an uplink "
+    "that outlives a full disk)"
 )
 
 
@@ -72,7 +72,7 @@ async def test_center_sigkilled_while_relays_send(tmp_path: Path) -> None:
     assert tally.duplicated == 0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NEEDS_NO_ACK_UNSTORED)
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=UPLINK_DIES_ON_FULL_DISK)
 async def test_agent_disk_filled_while_relays_send(tmp_path: Path) -> None:
     if not DiskFiller.available():
         if in_ci():

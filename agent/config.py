@@ -28,13 +28,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from agent.disturbance import DEFAULT_CHUNK_BYTES
 from agent.snapshot_intervals import SnapshotIntervals
 from common.config import ID_PATTERN, StrictModel
 from common.errors import ConfigError
 from common.tls_config import BrokerTls
 from common.validation import describe, read_toml
+from gateway import wire
 from profiles.model import Profile, load_named
 from protocols import registry
 from protocols.config import DeviceBase, SerialBusConfig
@@ -49,6 +58,8 @@ class AgentSection(StrictModel):
 
 
 TlsConfig = BrokerTls  # shared with the center: one spelling, one meaning
+# A disturbance chunk's record: its content in base64, plus its fields and the envelope.
+MIN_MESSAGE_BYTES = 4 * (DEFAULT_CHUNK_BYTES // 3 + 1) + 4096
 
 
 class BrokerConfig(StrictModel):
@@ -62,16 +73,43 @@ class BrokerConfig(StrictModel):
     # speak nothing newer (the demo's embedded broker). See docs/operations.md.
     mqtt_version: Literal["5", "3.1.1"] = "5"
     tls: TlsConfig | None = None
-    max_records_per_message: int = Field(default=200, ge=1, le=10_000)
+    max_records_per_message: int = Field(default=200, ge=1, le=wire.MAX_RECORDS_PER_MESSAGE)
+    # Messages are packed under this many bytes; the center rejects anything over
+    # wire.MAX_PAYLOAD_BYTES, so more is refused. Lower it only for a broker whose
+    # message_size_limit is lower; a disturbance chunk must still fit.
+    max_message_bytes: int = wire.MAX_PAYLOAD_BYTES
     max_in_flight: int = Field(default=8, ge=1, le=10)
+    # End-to-end acknowledgements (docs/wire.md): records sent and not yet acknowledged by
+    # the center, at most; and how long without an acknowledgement before they are sent
+    # again (doubling while none comes).
+    max_unacked_records: int = Field(default=10_000, ge=1)
+    ack_timeout_s: float = Field(default=30.0, gt=0)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("max_message_bytes")
+    @classmethod
+    def _message_fits(cls, value: int) -> int:
+        if value > wire.MAX_PAYLOAD_BYTES:
+            raise ValueError(
+                f"expected at most {wire.MAX_PAYLOAD_BYTES} bytes, the center's limit "
+                f"(it rejects larger messages)"
+            )
+        if value < MIN_MESSAGE_BYTES:
+            raise ValueError(
+                f"expected at least {MIN_MESSAGE_BYTES} bytes, so that a disturbance "
+                f"record chunk fits in one message"
+            )
+        return value
 
 
 class OutboxConfig(StrictModel):
     path: Path | None = None  # default: state_dir/outbox.sqlite
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Both caps bind (docs/operations.md, "Outbox"): keep max_bytes well under the free
+    # space of the state directory's filesystem, so the cap evicts before the disk fills.
     max_records: int = Field(default=1_000_000, ge=1000)
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=16 * wire.MAX_PAYLOAD_BYTES)
 
 
 class SupervisionConfig(StrictModel):

@@ -63,7 +63,12 @@ class AgentDaemon:
         self.loaded = loaded
         cfg = loaded.config
         self.config = cfg
-        self.outbox = Outbox(cfg.outbox_path, cfg.outbox.synchronous, cfg.outbox.max_records)
+        self.outbox = Outbox(
+            cfg.outbox_path,
+            cfg.outbox.synchronous,
+            cfg.outbox.max_records,
+            max_bytes=cfg.outbox.max_bytes,
+        )
         self.contexts = {
             d.id: DeviceContext(
                 cfg.agent.site,
@@ -111,7 +116,10 @@ class AgentDaemon:
             mqtt_version=b.mqtt_version,
             tls=tls,
             max_records_per_message=b.max_records_per_message,
+            max_message_bytes=b.max_message_bytes,
             max_in_flight=b.max_in_flight,
+            max_unacked_records=b.max_unacked_records,
+            ack_timeout_s=b.ack_timeout_s,
             reconnect_min_s=b.reconnect_min_s,
             reconnect_max_s=b.reconnect_max_s,
             health_interval_s=cfg.agent.health_interval_s,
@@ -144,15 +152,23 @@ class AgentDaemon:
             outbox_depth=self.outbox.depth,
             outbox_oldest_age_s=self.outbox.oldest_age(),
             links={d: bool(s.link_up) for d, s in self.pipeline.status.items()},
-            counters={**self.pipeline.counters, "outbox_bulk_depth": self.outbox.bulk_depth},
+            counters={
+                **self.pipeline.counters,
+                "outbox_bulk_depth": self.outbox.bulk_depth,
+                "outbox_bytes": self.outbox.size_bytes,
+                "outbox_evicted": self.outbox.evicted,
+                "outbox_refused": self.outbox.refused,
+                "records_acknowledged": self.uplink.forwarder.acked if self.uplink else 0,
+            },
             health_interval_s=self.config.agent.health_interval_s,
         )
 
     async def _metrics(self, listen: str) -> None:
-        from agent.metrics import HELP, agent_samples, serve_metrics
+        from agent.metrics import HELP, agent_samples, health, serve_metrics
         from common.prometheus import render
 
-        await serve_metrics(listen, lambda: render(agent_samples(self), HELP))
+        page = lambda: render(agent_samples(self), HELP)  # noqa: E731
+        await serve_metrics(listen, page, lambda: health(self.outbox))
 
     async def _watchdog(self, notifier: SystemdNotifier, interval: float) -> None:
         """Feed systemd's watchdog from the event loop, and only while the outbox writer
@@ -169,7 +185,9 @@ class AgentDaemon:
         self.outbox.open()  # creates the state directory
         try:
             self.outbox.bind_loop(asyncio.get_running_loop())
-            self.pipeline = Pipeline(self.outbox, self.contexts)
+            self.pipeline = Pipeline(
+                self.outbox, self.contexts, max_message_bytes=self.config.broker.max_message_bytes
+            )
             self.uplink = Uplink(
                 self._uplink_settings(),
                 self.outbox,

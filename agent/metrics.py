@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from common.prometheus import CONTENT_TYPE, Sample
+from gateway.outbox import Outbox
 from protocols.driver import STANDARD_COUNTERS
 
 if TYPE_CHECKING:
@@ -24,12 +25,20 @@ log = logging.getLogger(__name__)
 
 HELP = {
     "relay_agent_observations_total": "observations turned into records, by kind",
-    "relay_agent_records_published_total": "records acknowledged by the broker",
+    "relay_agent_records_published_total": "records sent and PUBACKed by the broker (re-sends too)",
     "relay_agent_messages_published_total": "MQTT messages acknowledged by the broker",
+    "relay_agent_records_acknowledged_total": "records the center acknowledged storing",
+    "relay_agent_records_unacknowledged": "records sent on this connection, not yet acknowledged",
+    "relay_agent_ack_timeouts_total": "times unacknowledged records were sent again",
     "relay_agent_outbox_depth": "records waiting in the outbox",
+    "relay_agent_outbox_bytes": "bytes of records held in the outbox (both lanes)",
+    "relay_agent_outbox_max_bytes": "the outbox cap in bytes",
+    "relay_agent_outbox_max_records": "the outbox cap in records (both lanes)",
+    "relay_agent_outbox_unavailable": "1 while the outbox cannot store (full): devices not acked",
+    "relay_agent_outbox_refused_total": "records refused because the outbox could not store them",
     "relay_agent_outbox_oldest_age_seconds": "age of the oldest record waiting",
     "relay_agent_outbox_bulk_depth": "disturbance record chunks waiting (sent after events)",
-    "relay_agent_outbox_evicted_total": "measurements evicted because the outbox was full",
+    "relay_agent_outbox_evicted_total": "records evicted by the outbox cap, by kind (lifetime)",
     "relay_agent_broker_connected": "1 when the MQTT session is up",
     "relay_agent_link_up": "1 when the device answers, 0 when not, -1 not yet known",
     "relay_agent_link_restarts_total": "driver restarts per link",
@@ -53,14 +62,36 @@ def agent_samples(daemon: AgentDaemon) -> list[Sample]:
         samples.append(("relay_agent_records_published_total", {}, stats.records_published))
         samples.append(("relay_agent_messages_published_total", {}, stats.messages_published))
         samples.append(("relay_agent_broker_connected", {}, 1 if stats.connected else 0))
-    samples.append(("relay_agent_outbox_depth", {}, daemon.outbox.depth))
-    samples.append(("relay_agent_outbox_oldest_age_seconds", {}, daemon.outbox.oldest_age()))
-    samples.append(("relay_agent_outbox_bulk_depth", {}, daemon.outbox.bulk_depth))
-    samples.append(("relay_agent_outbox_evicted_total", {}, daemon.outbox.evicted))
+        forwarder = daemon.uplink.forwarder
+        samples.append(("relay_agent_records_acknowledged_total", {}, forwarder.acked))
+        samples.append(("relay_agent_records_unacknowledged", {}, forwarder.unacked))
+        samples.append(("relay_agent_ack_timeouts_total", {}, forwarder.resends))
+    samples.extend(outbox_samples(daemon.outbox))
     if pipeline is not None:
         for device_id, status in sorted(pipeline.status.items()):
             up = -1 if status.link_up is None else int(status.link_up)
             samples.append(("relay_agent_link_up", {"device": device_id}, up))
+    samples.extend(supervisor_samples(daemon))
+    return samples
+
+
+def outbox_samples(box: Outbox) -> list[Sample]:
+    samples: list[Sample] = []
+    samples.append(("relay_agent_outbox_depth", {}, box.depth))
+    samples.append(("relay_agent_outbox_oldest_age_seconds", {}, box.oldest_age()))
+    samples.append(("relay_agent_outbox_bulk_depth", {}, box.bulk_depth))
+    samples.append(("relay_agent_outbox_bytes", {}, box.size_bytes))
+    samples.append(("relay_agent_outbox_max_bytes", {}, box.max_bytes))
+    samples.append(("relay_agent_outbox_max_records", {}, box.max_records))
+    samples.append(("relay_agent_outbox_unavailable", {}, 0 if box.unavailable is None else 1))
+    samples.append(("relay_agent_outbox_refused_total", {}, box.refused))
+    for kind, n in sorted(box.evicted_by_kind.items()):
+        samples.append(("relay_agent_outbox_evicted_total", {"kind": kind}, n))
+    return samples
+
+
+def supervisor_samples(daemon: AgentDaemon) -> list[Sample]:
+    samples: list[Sample] = []
     for sup in daemon.supervisors:
         samples.append(
             ("relay_agent_link_restarts_total", {"link": sup.plan.key}, sup.status.restarts)
@@ -93,8 +124,21 @@ def _device_samples(sup: LinkSupervisor) -> list[Sample]:
     return samples
 
 
-async def serve_metrics(listen: str, page: Callable[[], str]) -> None:
-    """Serve `GET /metrics` (and `/healthz`) on host:port until cancelled."""
+def health(box: Outbox) -> str | None:
+    """Why the agent is unhealthy, or None. An outbox that cannot store is: its devices are
+    no longer acknowledged (they keep their events) until it can again."""
+    if box.unavailable is not None:
+        return f"outbox cannot store since {box.unavailable_since:.0f} (unix): {box.unavailable}"
+    if not box.writer_alive:
+        return "outbox writer is dead"
+    return None
+
+
+async def serve_metrics(
+    listen: str, page: Callable[[], str], problem: Callable[[], str | None] = lambda: None
+) -> None:
+    """Serve `GET /metrics` and `GET /healthz` (200 "ok", or 503 with `problem()`) on
+    host:port until cancelled."""
     host, _, port = listen.rpartition(":")
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -107,7 +151,9 @@ async def serve_metrics(listen: str, page: Callable[[], str]) -> None:
                 body, status = page().encode(), b"200 OK"
                 ctype = CONTENT_TYPE.encode()
             elif path == b"/healthz":
-                body, status, ctype = b"ok\n", b"200 OK", b"text/plain"
+                why = problem()
+                status = b"200 OK" if why is None else b"503 Service Unavailable"
+                body, ctype = (b"ok\n" if why is None else f"{why}\n".encode()), b"text/plain"
             else:
                 body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
             writer.write(

@@ -27,6 +27,7 @@ from agent import disturbance, normalize
 from agent.normalize import DeviceContext
 from agent.replays import NewKeys, ReplayFilter, replay_key
 from gateway import comtrade, wire
+from gateway import outbox_retention as retention
 from gateway.outbox import Outbox, Pending, StateUpdate
 from protocols.observations import (
     ConditionObservation,
@@ -69,9 +70,14 @@ class Pipeline:
         outbox: Outbox,
         contexts: dict[str, DeviceContext],
         chunk_bytes: int = disturbance.DEFAULT_CHUNK_BYTES,
+        max_message_bytes: int = wire.MAX_PAYLOAD_BYTES,
     ) -> None:
         self.outbox = outbox
         self.chunk_bytes = chunk_bytes
+        # A record whose body exceeds this could never leave in one message: refused here.
+        self.max_body_bytes = (
+            max_message_bytes - wire.ENVELOPE_OVERHEAD_BYTES - wire.STAMP_OVERHEAD_BYTES
+        )
         self.contexts = contexts
         self.status = {device_id: DeviceStatus() for device_id in contexts}
         self.counters: Counter[str] = Counter()
@@ -113,8 +119,39 @@ class Pipeline:
     def _pending(self, record: BaseModel, device_id: str | None, bulk: bool = False) -> Pending:
         kind = str(getattr(record, "kind"))  # noqa: B009 - every wire record has one
         site, gateway_id = str(getattr(record, "site")), str(getattr(record, "gateway_id"))  # noqa: B009
+        body = wire.encode_body(record)
+        if len(body) > self.max_body_bytes:
+            return self._pending(self._too_large(record, kind, len(body)), device_id)
+        signal = getattr(record, "signal", None)
         return Pending(
-            wire.topic(site, gateway_id, kind, device_id), kind, wire.encode_body(record), bulk
+            wire.topic(site, gateway_id, kind, device_id),
+            kind,
+            body,
+            bulk,
+            retention.priority(kind, signal if isinstance(signal, str) else None),
+        )
+
+    def _too_large(self, record: BaseModel, kind: str, size: int) -> wire.Alarm:
+        """A record that no message could carry: refused here, at creation, and said so,
+        rather than stored to be rejected by the center after the broker took it."""
+        self.counters["records_too_large"] += 1
+        message = (
+            f"{kind} record of {size} bytes refused: over the {self.max_body_bytes}-byte "
+            f"limit of one record (broker.max_message_bytes)"
+        )
+        log.error("%s", message)
+        return wire.Alarm(
+            site=str(getattr(record, "site")),  # noqa: B009
+            gateway_id=str(getattr(record, "gateway_id")),  # noqa: B009
+            device_id=getattr(record, "device_id", None),
+            session=0,
+            seq=0,
+            gateway_time=wire.utcnow(),
+            code="record_too_large",
+            state="raised",
+            severity="major",
+            message=message,
+            details={"kind": kind, "bytes": size, "limit": self.max_body_bytes},
         )
 
     def _records(

@@ -137,9 +137,11 @@ def render_status(status: dict[str, Any]) -> list[str]:
     lines = [
         f"gateway {status['gateway_id']}, site {status['site']}, session {status['session']}",
         f"broker  {broker['host']}:{broker['port']} {state} "
-        f"({broker['connections']} connections, {broker['records_published']} records sent{err})",
+        f"({broker['connections']} connections, {broker['records_published']} records sent, "
+        f"{broker.get('records_acknowledged', 0)} acknowledged by the center{err})",
         f"outbox  {outbox['depth']} records waiting, oldest {outbox['oldest_age_s']:.1f} s "
         f"({outbox['path']})",
+        *([f"outbox  CANNOT STORE: {outbox['unavailable']}"] if outbox.get("unavailable") else []),
         "",
     ]
     rows = [

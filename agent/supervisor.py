@@ -2,7 +2,9 @@
 
 A driver that raises `LinkError` lost its link; anything else is a bug in it. Either way
 its devices are marked down (comms alarms follow), the supervisor waits with exponential
-backoff and jitter, and runs a fresh driver. No driver failure reaches the daemon.
+backoff and jitter, and runs a fresh driver. No driver failure reaches the daemon. While
+the outbox cannot store (full, or the disk is), the link stays down instead of flapping,
+and restarts once a probe write succeeds.
 """
 
 from __future__ import annotations
@@ -71,6 +73,24 @@ class LinkSupervisor:
             log.info("link %s: restarting in %.1fs", self.plan.key, wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.backoff_max_s)
+            delay = await self._wait_for_storage(delay)
+
+    async def _wait_for_storage(self, delay: float) -> float:
+        """While the outbox cannot store, keep the link down rather than flap it: a relay
+        that is not connected keeps its events, and one that is would only be refused."""
+        outbox = self.pipeline.outbox
+        if await outbox.probe():
+            return delay
+        log.warning(
+            "link %s: held down until the outbox stores again (%s)",
+            self.plan.key,
+            outbox.unavailable,
+        )
+        while not await outbox.probe():
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, self.backoff_max_s)
+        log.info("link %s: the outbox stores again; restarting", self.plan.key)
+        return delay  # not reset: if the next append is refused again, still no flapping
 
     async def _run_once(self) -> str:
         try:

@@ -4,8 +4,9 @@
 
 1. Appends: N threads (as N c104 receive threads) each append one record at a time and
    wait for its commit; group commit against the measured cost of a commit per row.
-2. Forwarding: a backlog drained to a real Mosquitto at QoS 1, one record per message
-   against packed messages.
+2. Forwarding: a backlog drained to a real Mosquitto at QoS 1, until a subscriber that
+   acknowledges end to end as the center does (tests/support/collector.py) has
+   acknowledged every record; one record per message against packed messages.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gateway import wire
 from gateway.outbox import Outbox, Pending
 from gateway.uplink import Uplink, UplinkSettings
+from tests.support.collector import Collector
 from tests.support.mosquitto import Mosquitto
 
 
@@ -120,11 +122,12 @@ async def forward(path: Path, broker: Mosquitto, records: int, per_message: int)
         box,
         birth,
     )
-    t0 = time.monotonic()
-    task = asyncio.create_task(uplink.run())
-    while box.depth > 0:
-        await asyncio.sleep(0.005)
-    elapsed = time.monotonic() - t0
+    async with Collector(broker.host, broker.port):  # acknowledges what it receives
+        t0 = time.monotonic()
+        task = asyncio.create_task(uplink.run())
+        while box.depth > 0:
+            await asyncio.sleep(0.005)
+        elapsed = time.monotonic() - t0
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -151,7 +154,7 @@ def main() -> None:
         broker = Mosquitto(d / "mosq")
         broker.start()
         try:
-            print("== forwarding a backlog to Mosquitto, QoS 1, until every PUBACK ==")
+            print("== forwarding a backlog to Mosquitto, QoS 1, until acknowledged end to end ==")
             single = asyncio.run(forward(d / "f1.sqlite", broker, 3000, 1))
             packed = asyncio.run(forward(d / "f2.sqlite", broker, 60000, 200))
             print(f"1 record/message   : {single:9.0f} rec/s")

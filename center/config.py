@@ -116,7 +116,9 @@ class TicketsConfig(StrictModel):
     # A gateway that sent its health interval is found silent after this many of them
     # without a birth or health record (center/gateway_silence.py).
     silent_after_intervals: int = Field(default=3, ge=2)
-    discrete_alarm_codes: list[str] = Field(default_factory=lambda: ["events_lost"])
+    discrete_alarm_codes: list[str] = Field(
+        default_factory=lambda: ["events_lost", "record_too_large"]
+    )
     ignored_alarm_codes: list[str] = Field(default_factory=list)
     root_causes: list[str] = Field(default_factory=lambda: list(DEFAULT_ROOT_CAUSES))
 

@@ -23,6 +23,7 @@ import aiomqtt
 import uvicorn
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from center import acks
 from center.analytics.ageing_job import AgeingJob
 from center.analytics.schedule import AgeingSchedule
 from center.api import ApiContext, create_app
@@ -178,12 +179,22 @@ class CenterService:
                 batch = [await queue.get()]
                 while len(batch) < limit and not queue.empty():
                     batch.append(queue.get_nowait())
-                await self.store([Message(str(x.topic), _payload(x)) for x in batch])
+                messages = [Message(str(x.topic), _payload(x)) for x in batch]
+                await self.store(messages)
+                # Committed: now the gateways may delete these records (end to end), and
+                # only then the broker's copies (a crash in between re-delivers them).
+                await self.acknowledge(client, messages)
                 for x in batch:  # in order, as MQTT wants PUBACKs
                     if x.qos > 0:
                         client._client.ack(x.mid, x.qos)  # noqa: SLF001 - manual ack, above
 
         await first_failure([pump(), work()])
+
+    async def acknowledge(self, client: aiomqtt.Client, batch: list[Message]) -> None:
+        """Tell each gateway which of its records are stored (center/acks.py)."""
+        for ack in acks.collect([(m.topic, m.payload) for m in batch]):
+            await client.publish(wire.ack_topic(ack.site, ack.gateway_id), acks.encode(ack), qos=1)
+            self.counters.add("acks_published")
 
     async def store(self, batch: list[Message]) -> None:
         """Store a batch, minding the messages a previous run died on (center/crash_guard.py):

@@ -63,7 +63,9 @@ def describe(
         elif isinstance(err["input"], dict):  # a rule across keys: the table is the input
             problems.append(f"{where}: {msg}")
         else:
-            problems.append(f"{where}: {msg} (found: {err['input']!r})")
+            problems.append(
+                f"{where}: {msg.removeprefix('Value error, ')} (found: {err['input']!r})"
+            )
     return problems
 
 

@@ -1,23 +1,21 @@
 """The durable outbox: SQLite in WAL mode, group commits, drained in order.
 
-Every record the agent makes is appended here before anything is acknowledged to a device,
-and leaves only after the broker's PUBACK. One writer thread owns all writes: appends from
-any thread (c104 receive threads, the event loop) are queued, and the writer commits
-everything pending in one transaction, then wakes every caller whose rows it held. Under
-load this amortises the commit (docs/domain.md, measured limits: 17.7k rows/s one per commit vs
-121k in groups) without delaying a lone event.
+Every record is appended here before its device is acknowledged, and leaves only once the
+center says it stored it (`wire.Ack`): a broker killed with its queue loses it, so its
+PUBACK proves nothing. One writer thread owns all writes: appends from any thread are
+queued, committed together in one transaction, and their callers woken (measured: 17.7k
+rows/s with a commit per row, 121k in groups), without delaying a lone event. `session`
+(+1 per `open()`) and `seq` (from 1) are assigned in commit order, so drain order is seq
+order.
 
-Ids: `session` is bumped once per `open()`, `seq` counts from 1 within the session, both
-assigned by the writer in commit order, so drain order equals seq order.
+Bounded in rows and bytes: gateway/outbox_retention.py says what is evicted first and
+what never is. When nothing more fits (or the disk is full) appends raise `OutboxFull`
+and `unavailable` says why, until an append as large as the largest refused one, or a
+`probe` of that size, succeeds. `near_cap` tells agent/outbox_alarm.py when to alarm.
 
-Bounded size: above `max_records`, the oldest measurements are evicted; events, alarms and
-snapshots never are. `near_cap` tells agent/outbox_alarm.py when to raise its alarm.
-
-Two lanes. Bulk rows (the chunks of a disturbance record, up to a few MB) live in their own
-table, which the forwarder drains only while the main table is empty, one row at a time:
-a trip appended behind a large record still leaves before the record's remaining chunks.
-A bulk row is part of the main record appended just before it in the same call, and
-carries that record's `session` and `seq`.
+Bulk rows (disturbance record chunks) live in their own table, drained one at a time only
+while the main table has nothing unsent, so a trip never waits behind a whole record. A
+bulk row is part of the main record appended just before it and carries its session/seq.
 """
 
 from __future__ import annotations
@@ -30,130 +28,63 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from gateway import outbox_retention as retention
+from gateway.outbox_reads import NEAR_CAP_FRACTION, OutboxReads
+from gateway.outbox_retention import OutboxFull, Usage
+from gateway.outbox_rows import (
+    INDEXES,
+    SCHEMA,
+    OutboxClosed,
+    Pending,
+    Row,
+    StateUpdate,
+    WriteOp,
+    settle,
+)
+from gateway.wire import AckRange
+
+__all__ = [
+    "NEAR_CAP_FRACTION",
+    "Outbox",
+    "OutboxClosed",
+    "OutboxFull",
+    "Pending",
+    "Row",
+    "StateUpdate",
+]
 
 log = logging.getLogger(__name__)
 
-EVICTABLE_KINDS = ("measurement",)
-NEAR_CAP_FRACTION = 0.9
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    session INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    created REAL NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id);
-CREATE TABLE IF NOT EXISTS bulk (
-    id INTEGER PRIMARY KEY,
-    session INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    created REAL NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS device_state (
-    device_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (device_id, name)
-);
-"""
-
-
-class OutboxClosed(RuntimeError):
-    """The outbox was closed while a caller waited."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A record on its way in: its topic, kind and JSON body without session/seq. A
-    `bulk` record is a part of the main record before it (see the module docstring)."""
-
-    topic: str
-    kind: str
-    body: bytes
-    bulk: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StateUpdate:
-    """A small per-device value committed atomically with records (e.g. the hash of the
-    last settings snapshot sent), so a restart neither resends nor forgets it."""
-
-    device_id: str
-    name: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    id: int
-    session: int
-    seq: int
-    topic: str
-    kind: str
-    created: float
-    body: bytes
-
-
-def _settle(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
-    """Wake a caller. An awaiting caller may have been cancelled meanwhile (its future is
-    then done): that must not stop the writer from waking the rest of the group."""
-    if future.done():
-        return
-    try:
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled between the check and the set
-
-
-class _Op:
-    __slots__ = ("delete_bulk_ids", "delete_ids", "future", "records", "state")
-
-    def __init__(
-        self,
-        records: Sequence[Pending] = (),
-        state: Sequence[StateUpdate] = (),
-        delete_ids: Sequence[int] = (),
-        delete_bulk_ids: Sequence[int] = (),
-    ) -> None:
-        self.records = records
-        self.state = state
-        self.delete_ids = delete_ids
-        self.delete_bulk_ids = delete_bulk_ids
-        self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-
-class Outbox:
+class Outbox(OutboxReads):
     def __init__(
         self,
         path: Path,
         synchronous: str = "FULL",
         max_records: int = 1_000_000,
         min_commit_interval_s: float = 0.002,
+        max_bytes: int = 1 << 40,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
         self.max_records = max_records
+        self.max_bytes = max_bytes
         self.min_commit_interval_s = min_commit_interval_s
         self.session = 0
         self.last_seq = 0
-        self.evicted = 0
+        self.evicted = 0  # records evicted in this session
+        self.evicted_by_kind: dict[str, int] = {}  # since the outbox was made (committed)
         self.commits = 0
+        self.refused = 0  # records refused because nothing more could be stored
+        self.unavailable: str | None = None  # why the last append could not be stored
+        self.unavailable_since: float | None = None
+        self._refused_bytes = 0
         self._depth = 0
         self._bulk_depth = 0
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._usage = Usage()
+        self._queue: queue.SimpleQueue[WriteOp | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
         self._new_rows: asyncio.Event | None = None
@@ -167,7 +98,9 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         with conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
+            retention.migrate(conn)
+            conn.executescript(INDEXES)
             row = conn.execute("SELECT value FROM meta WHERE key = 'session'").fetchone()
             self.session = (int(row[0]) if row else 0) + 1
             conn.execute(
@@ -176,13 +109,19 @@ class Outbox:
             )
         self._depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         self._bulk_depth = conn.execute("SELECT COUNT(*) FROM bulk").fetchone()[0]
+        self._usage = retention.usage_of(conn)
+        self.evicted_by_kind = retention.evicted_totals(conn)
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="outbox-writer", daemon=True
         )
         self._writer.start()
         log.info(
-            "outbox %s open: session %d, %d records pending", self.path, self.session, self._depth
+            "outbox %s open: session %d, %d records pending (%d bytes)",
+            self.path,
+            self.session,
+            self._depth,
+            self._usage.bytes,
         )
 
     def close(self) -> None:
@@ -216,25 +155,42 @@ class Outbox:
             raise OutboxClosed(str(self.path))
         if records and records[0].bulk:
             raise ValueError("a bulk record must follow the main record it is part of")
-        op = _Op(records, state)
+        op = WriteOp(records, state)
         self._queue.put(op)
         return op.future
 
     def append_blocking(
         self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()
     ) -> None:
-        """From any thread: returns once the records are committed."""
+        """From any thread: returns once the records are committed; raises OutboxFull
+        when they cannot be stored."""
         self.submit(records, state).result()
 
     async def append(self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()) -> None:
-        """From the event loop: returns once the records are committed."""
+        """From the event loop: returns once the records are committed; raises OutboxFull
+        when they cannot be stored."""
         await asyncio.wrap_future(self.submit(records, state))
 
-    async def delete(self, ids: Sequence[int], bulk: bool = False) -> None:
-        """Remove published rows (after PUBACK)."""
-        op = _Op(delete_bulk_ids=ids) if bulk else _Op(delete_ids=ids)
+    async def acknowledge(
+        self, ranges: Sequence[AckRange] = (), bulk_ids: Sequence[int] = ()
+    ) -> int:
+        """Remove what the center has stored: main rows by (session, seq) ranges, bulk rows
+        by id. Returns how many rows went (already gone ones are not counted)."""
+        op = WriteOp(acks=ranges, ack_bulk_ids=bulk_ids)
         self._queue.put(op)
         await asyncio.wrap_future(op.future)
+        return op.removed
+
+    async def probe(self) -> bool:
+        """While `unavailable`: try to write as much as the last refused append held; True
+        once the outbox stores again (the disk has room, the caps are not full of
+        protected records)."""
+        if self.unavailable is None:
+            return True
+        op = WriteOp(probe=True)
+        self._queue.put(op)
+        await asyncio.wrap_future(op.future)
+        return self.unavailable is None
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         last_commit = 0.0
@@ -270,69 +226,139 @@ class Outbox:
             self._fail_pending()
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
+    def _probe(self, conn: sqlite3.Connection, op: WriteOp) -> None:
+        """Commit, then remove, a blob the size of the last refused append: only a write
+        that needs the room tells whether the disk (or SQLite's page limit) has it."""
+        try:
+            with conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))",
+                    (self._refused_bytes,),
+                )
+            with conn:
+                conn.execute("DELETE FROM meta WHERE key = 'probe'")
+        except sqlite3.Error as exc:
+            log.debug("outbox probe: %s", exc)
+        else:
+            if self.fill < 1.0:
+                self._available()
+        settle(op.future, None)
+
+    def _available(self) -> None:
+        if self.unavailable is not None:
+            log.warning("outbox stores again (after %d records refused)", self.refused)
+        self.unavailable = self.unavailable_since = None
+        self._refused_bytes = 0
+
+    def _commit(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
+        """Commit a group; if it cannot be stored, fail the appends and commit the rest
+        (acknowledgements free space, so they must still go through when full)."""
+        for op in ops:
+            if op.probe:
+                self._probe(conn, op)
+        ops = [op for op in ops if not op.probe]
+        if not ops:
+            return
+        try:
+            self._transaction(conn, ops)
+        except (sqlite3.Error, OutboxFull) as exc:
+            appends = [op for op in ops if op.records]
+            others = [op for op in ops if not op.records]
+            error: BaseException = exc
+            if getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL:
+                error = OutboxFull(f"disk full: {exc}")
+            if appends:
+                self._refuse(appends, error)
+            if others and appends:
+                self._commit(conn, others)
+            elif others:
+                log.error("outbox commit failed: %s", exc)
+                for op in others:
+                    settle(op.future, exc)
+            return
+        # Stores again only once an append as large as the largest one refused went in:
+        # a disk with room for a small alarm but not for a device's batch is still full.
+        stored = sum(len(r.body) for op in ops for r in op.records)
+        if stored and stored >= self._refused_bytes:
+            self._available()
+        for op in ops:
+            settle(op.future, None)
+
+    def _refuse(self, ops: list[WriteOp], error: BaseException) -> None:
+        self.refused += sum(len(op.records) for op in ops)
+        size = sum(len(r.body) for op in ops for r in op.records)
+        self._refused_bytes = max(self._refused_bytes, size)
+        if self.unavailable is None:
+            self.unavailable_since = time.time()
+            log.error("outbox cannot store: %s; devices are not acknowledged", error)
+        self.unavailable = str(error)
+        for op in ops:
+            settle(op.future, error)
+
+    def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
         now = time.time()
         rows, bulk = [], []
-        deletes: list[tuple[int]] = []
-        bulk_deletes: list[tuple[int]] = []
         states: list[tuple[str, str, str]] = []
         seq = self.last_seq
+        usage = Usage(self._usage.rows, self._usage.bytes)
         for op in ops:
             for rec in op.records:
+                usage.rows += 1
+                usage.bytes += len(rec.body)
                 if rec.bulk:  # part of the record before it: same seq
                     bulk.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
                     continue
                 seq += 1
-                rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
+                cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
+                rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
             states.extend((s.device_id, s.name, s.value) for s in op.state)
-            deletes.extend((i,) for i in op.delete_ids)
-            bulk_deletes.extend((i,) for i in op.delete_bulk_ids)
-        insert = "(session, seq, topic, kind, created, body) VALUES (?, ?, ?, ?, ?, ?)"
-        try:
-            with conn:
-                if rows:
-                    conn.executemany(f"INSERT INTO outbox {insert}", rows)
-                if bulk:
-                    conn.executemany(f"INSERT INTO bulk {insert}", bulk)
-                if bulk_deletes:
-                    conn.executemany("DELETE FROM bulk WHERE id = ?", bulk_deletes)
-                if states:
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO device_state (device_id, name, value) "
-                        "VALUES (?, ?, ?)",
-                        states,
-                    )
-                if deletes:
-                    conn.executemany("DELETE FROM outbox WHERE id = ?", deletes)
-                evicted = self._evict(conn, len(rows) - len(deletes))
-        except sqlite3.Error as exc:
-            log.error("outbox commit failed: %s", exc)
+        removed_rows = removed_bulk = 0
+        with conn:
             for op in ops:
-                _settle(op.future, exc)
-            return
+                main, bulk_removed = retention.remove_acknowledged(
+                    conn, op.acks, op.ack_bulk_ids, usage
+                )
+                op.removed = main + bulk_removed
+                removed_rows += main
+                removed_bulk += bulk_removed
+            insert = "(session, seq, topic, kind, created, body) VALUES (?, ?, ?, ?, ?, ?)"
+            if rows:
+                conn.executemany(
+                    "INSERT INTO outbox (session, seq, topic, kind, created, body, priority) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            if bulk:
+                conn.executemany(f"INSERT INTO bulk {insert}", bulk)
+            if states:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO device_state (device_id, name, value) VALUES (?, ?, ?)",
+                    states,
+                )
+            evicted, fits = retention.evict(conn, usage, self.max_records, self.max_bytes)
+            if not fits and (rows or bulk):
+                raise OutboxFull(
+                    f"outbox full: {usage.rows} records / {usage.bytes} bytes of protected "
+                    f"records (caps {self.max_records} records, {self.max_bytes} bytes)"
+                )
         self.last_seq = seq
         self.commits += 1
-        self._depth += len(rows) - len(deletes) - evicted
-        self._bulk_depth += len(bulk) - len(bulk_deletes)
-        for op in ops:
-            _settle(op.future, None)
+        self._usage = usage
+        evicted_bulk = evicted.by_kind.get("disturbance_chunk", 0)
+        self._depth += len(rows) - removed_rows - (evicted.rows - evicted_bulk)
+        self._bulk_depth += len(bulk) - removed_bulk - evicted_bulk
+        if evicted.rows:
+            self.evicted += evicted.rows
+            for kind, n in evicted.by_kind.items():
+                self.evicted_by_kind[kind] = self.evicted_by_kind.get(kind, 0) + n
+            log.warning(
+                "outbox over its cap: evicted %d records (%d bytes): %s",
+                evicted.rows,
+                evicted.bytes,
+                ", ".join(f"{n} {k}" for k, n in sorted(evicted.by_kind.items())),
+            )
         if (rows or bulk) and self._loop is not None and self._new_rows is not None:
             self._loop.call_soon_threadsafe(self._new_rows.set)
-
-    def _evict(self, conn: sqlite3.Connection, growth: int) -> int:
-        excess = self._depth + growth - self.max_records
-        if excess <= 0:
-            return 0
-        placeholders = ",".join("?" * len(EVICTABLE_KINDS))
-        cur = conn.execute(
-            f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind IN "
-            f"({placeholders}) ORDER BY id LIMIT ?)",
-            (*EVICTABLE_KINDS, excess),
-        )
-        if cur.rowcount:
-            self.evicted += cur.rowcount
-            log.warning("outbox over its cap: evicted %d measurements", cur.rowcount)
-        return cur.rowcount
 
     def _fail_pending(self) -> None:
         while True:
@@ -341,34 +367,19 @@ class Outbox:
             except queue.Empty:
                 return
             if op is not None:
-                _settle(op.future, OutboxClosed(str(self.path)))
+                settle(op.future, OutboxClosed(str(self.path)))
 
     # --- reading (event loop) ----------------------------------------------------------
 
-    def read(self, limit: int) -> list[Row]:
-        """The oldest `limit` rows, in order. Cheap (WAL readers never block the writer)."""
-        assert self._reader is not None
-        cur = self._reader.execute(
-            "SELECT id, session, seq, topic, kind, created, body FROM outbox ORDER BY id LIMIT ?",
-            (limit,),
-        )
-        return [Row(*r) for r in cur.fetchall()]
-
-    def read_bulk(self, limit: int = 1) -> list[Row]:
-        """The oldest `limit` bulk rows, in order."""
-        assert self._reader is not None
-        cur = self._reader.execute(
-            "SELECT id, session, seq, topic, kind, created, body FROM bulk ORDER BY id LIMIT ?",
-            (limit,),
-        )
-        return [Row(*r) for r in cur.fetchall()]
-
-    async def wait_for_rows(self) -> None:
-        """Sleep until the writer commits new rows; callers bound it with a timeout."""
+    def expect_rows(self) -> None:
+        """Forget earlier wake-ups: call before reading, then `wait_for_rows`."""
         assert self._new_rows is not None, "bind_loop() first"
         self._new_rows.clear()
-        if self._depth > 0 or self._bulk_depth > 0:
-            return
+
+    async def wait_for_rows(self) -> None:
+        """Sleep until the writer commits new rows (since `expect_rows`); callers bound it
+        with a timeout."""
+        assert self._new_rows is not None, "bind_loop() first"
         await self._new_rows.wait()
 
     @property
@@ -382,18 +393,3 @@ class Outbox:
     @property
     def bulk_depth(self) -> int:
         return self._bulk_depth
-
-    @property
-    def near_cap(self) -> bool:
-        return self._depth >= self.max_records * NEAR_CAP_FRACTION
-
-    def oldest_age(self) -> float:
-        assert self._reader is not None
-        row = self._reader.execute("SELECT MIN(created) FROM outbox").fetchone()
-        return max(0.0, time.time() - row[0]) if row and row[0] is not None else 0.0
-
-    def device_state(self) -> dict[tuple[str, str], str]:
-        """Every saved per-device value, e.g. last snapshot hashes."""
-        assert self._reader is not None
-        cur = self._reader.execute("SELECT device_id, name, value FROM device_state")
-        return {(d, n): v for d, n, v in cur.fetchall()}

@@ -1,5 +1,6 @@
 """The MQTT session: connect (TLS optional), birth, last-will death, reconnect with backoff,
-and the forwarder that drains the outbox in order.
+and the forwarder (gateway/forwarder.py) that drains the outbox in order and removes a
+record only on the center's end-to-end acknowledgement.
 
 A lost connection is noticed without traffic: a watcher fails the session as soon as paho
 reports the socket closed (a broker that died) or its keepalive ping unanswered (a broker
@@ -7,24 +8,20 @@ that hangs or a network that dropped), and the loop reconnects with backoff. A c
 publishes a death record and waits for its PUBACK before the clean DISCONNECT, which makes
 the broker discard the will.
 
-The forwarder reads the oldest rows, groups them by topic (keeping their order), packs up
-to `max_records_per_message` records per message, publishes them at QoS 1 with several
-messages in flight, and deletes the rows only once every PUBACK of the window is back.
-A failure anywhere re-sends the window after reconnect: at-least-once, and the center
-stores each record id once. Bulk rows (disturbance record chunks) leave one at a time and
-only while the main lane is empty (see gateway/outbox.py).
+Every connection subscribes to the gateway's acknowledgement topic (`wire.ack_topic`)
+before it forwards anything, and sends every unacknowledged row again, oldest first: what
+a broker lost when it died is sent again, what the center already stored is stored once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,8 @@ import aiomqtt
 from common.tasks import first_failure
 from common.tls_config import client_context
 from gateway import wire
-from gateway.outbox import Outbox, Row
+from gateway.forwarder import Forwarder, ForwardSettings
+from gateway.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,11 @@ class UplinkSettings:
     mqtt_version: str = "5"  # or "3.1.1": refused publishes then go unnoticed (no reason)
     tls: TlsFiles | None = None
     max_records_per_message: int = 200
+    max_message_bytes: int = wire.MAX_PAYLOAD_BYTES
     max_in_flight: int = 8  # aiomqtt warns above 10 pending calls
+    max_unacked_records: int = 10_000
+    ack_timeout_s: float = 30.0
+    ack_timeout_max_s: float = 600.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     health_interval_s: float = 60.0
@@ -74,7 +76,8 @@ class UplinkStats:
     connected: bool = False
     connections: int = 0
     messages_published: int = 0
-    records_published: int = 0
+    records_published: int = 0  # sent and PUBACKed by the broker (re-sends included)
+    records_acknowledged: int = 0  # stored by the center, removed from the outbox
     publish_failures: int = 0
     refused: int = 0
     last_error: str = ""
@@ -101,17 +104,6 @@ def announced_keepalive(keepalive_s: int) -> int:
     return max(3, math.ceil(keepalive_s / 2))
 
 
-def pack(rows: list[Row], max_records: int, batch_topic: str) -> list[tuple[str, list[Row]]]:
-    """Messages for a window of rows, in order, at most `max_records` records each.
-
-    Rows of one topic go to that topic. Rows of many topics (many devices trickling events)
-    go, in order, to the gateway's batch topic: a publish costs far more CPU than a record,
-    so one message per device topic would make a gateway with many relays publish-bound."""
-    topics = {row.topic for row in rows}
-    target = rows[0].topic if len(topics) == 1 else batch_topic
-    return [(target, rows[i : i + max_records]) for i in range(0, len(rows), max_records)]
-
-
 class Uplink:
     """Owns the broker connection. `run()` never returns on broker failures: it backs off
     and reconnects; cancel it to stop (a clean stop publishes a death record)."""
@@ -133,6 +125,13 @@ class Uplink:
         self.client: aiomqtt.Client | None = None
         self._connection = 0
         self._refusals: list[str] = []
+        self._acks: set[asyncio.Future[None]] = set()
+        # The forwarding settings, by name, from the uplink's.
+        forward = {f.name: getattr(settings, f.name) for f in fields(ForwardSettings)}
+        self.forwarder = Forwarder(
+            outbox, ForwardSettings(**forward), self._lifecycle_topic(wire.BATCH_KIND)
+        )
+        self.ack_topic = wire.ack_topic(settings.site, settings.gateway_id)
 
     # --- topics and lifecycle records ----------------------------------------------------
 
@@ -263,11 +262,11 @@ class Uplink:
             qos=1,
         )
         self._raise_on_refusal("the birth record")
+        # Before anything is forwarded: an acknowledgement must find us listening.
+        await client.subscribe(self.ack_topic, qos=1)
         for topic_filter in self.subscriptions:
             await client.subscribe(topic_filter, qos=1)
-        jobs = [self._forward(client), self._watch_connection(client)]
-        if self.subscriptions:
-            jobs.append(self._dispatch(client))
+        jobs = [self._forward(client), self._watch_connection(client), self._dispatch(client)]
         if self._health is not None:
             jobs.append(self._heartbeat(client))
         await first_failure(jobs)
@@ -282,41 +281,19 @@ class Uplink:
         raise aiomqtt.MqttError("the broker closed the connection")
 
     async def _forward(self, client: aiomqtt.Client) -> None:
-        window = self.settings.max_in_flight * self.settings.max_records_per_message
-        gate = asyncio.Semaphore(self.settings.max_in_flight)
-        batch_topic = self._lifecycle_topic(wire.BATCH_KIND)
-        while True:
-            rows = self.outbox.read(window)
-            if not rows and await self._forward_bulk(client):
-                continue
-            if not rows:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self.outbox.wait_for_rows()
-                # Linger a moment: under a trickle, rows arriving together leave together.
-                await asyncio.sleep(self.settings.linger_s)
-                continue
-            chunks = pack(rows, self.settings.max_records_per_message, batch_topic)
-            self._refusals.clear()
-            await asyncio.gather(*(self._publish(client, t, c, gate) for t, c in chunks))
-            self._raise_on_refusal(f"{len(rows)} records (they stay in the outbox)")
-            await self.outbox.delete([r.id for r in rows])
-            self.stats.records_published += len(rows)
+        async def publish(topic_name: str, payload: bytes, records: int) -> None:
+            try:
+                await client.publish(topic_name, payload, qos=1)
+            except aiomqtt.MqttError:
+                self.stats.publish_failures += 1
+                raise
+            # A refused publish (ACL) fails the connection: its rows are sent again later.
+            self._raise_on_refusal("records (they stay in the outbox)")
+            self.stats.messages_published += 1
+            self.stats.records_published += records
 
-    async def _forward_bulk(self, client: aiomqtt.Client) -> bool:
-        """Publish the oldest bulk row (a disturbance record's chunk) alone and wait for its
-        PUBACK: the main lane is checked again before the next, so an event never waits
-        behind more than one chunk; and the center has committed a chunk before the next
-        leaves, so chunks arrive in order even at several centers sharing a subscription."""
-        rows = self.outbox.read_bulk(1)
-        if not rows:
-            return False
         self._refusals.clear()
-        await self._publish(client, rows[0].topic, rows, asyncio.Semaphore(1))
-        self._raise_on_refusal("a disturbance chunk (it stays in the outbox)")
-        await self.outbox.delete([rows[0].id], bulk=True)
-        self.stats.records_published += 1
-        return True
+        await self.forwarder.run(publish)
 
     def _raise_on_refusal(self, what: str) -> None:
         if not self._refusals:
@@ -329,26 +306,46 @@ class Uplink:
             f"{self.settings.gateway_id!r} and does the ACL allow relay/v1/+/%u/#?"
         )
 
-    async def _publish(
-        self, client: aiomqtt.Client, topic_name: str, rows: list[Row], gate: asyncio.Semaphore
-    ) -> None:
-        payload = wire.encode_envelope([wire.stamp(r.body, r.session, r.seq) for r in rows])
-        try:
-            async with gate:
-                await client.publish(topic_name, payload, qos=1)
-        except aiomqtt.MqttError:
-            self.stats.publish_failures += 1
-            raise
-        self.stats.messages_published += 1
-
     async def _dispatch(self, client: aiomqtt.Client) -> None:
+        try:
+            await self._dispatch_messages(client)
+        except aiomqtt.MqttError:
+            # The iteration only says "disconnected"; paho's own reason (a keepalive
+            # unanswered, a closed socket) is what an operator needs: raise that instead.
+            await asyncio.shield(client._disconnected)  # noqa: SLF001 - aiomqtt 2.x, pinned <3
+            raise
+
+    async def _dispatch_messages(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
+            if message.topic.matches(self.ack_topic):
+                # Not awaited one by one: acknowledgements that arrive together are deleted
+                # in one outbox commit (the writer groups what is pending).
+                task = asyncio.ensure_future(self._on_ack(message))
+                self._acks.add(task)
+                task.add_done_callback(self._acks.discard)
+                continue
             for topic_filter, handler in self.subscriptions.items():
                 if message.topic.matches(topic_filter):
                     try:
                         await handler(message, self)
                     except Exception:  # one bad request never takes the uplink down
                         log.exception("handler for %s failed", message.topic)
+
+    async def _on_ack(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        try:
+            ack = wire.decode_ack(payload if isinstance(payload, bytes) else b"")
+        except wire.WireError as exc:
+            log.warning("acknowledgement ignored: %s", exc)
+            return
+        if (ack.site, ack.gateway_id) != (self.settings.site, self.settings.gateway_id):
+            log.warning("acknowledgement for %s/%s ignored", ack.site, ack.gateway_id)
+            return
+        try:
+            await self.forwarder.on_ack(ack)
+        except Exception:  # the outbox closing under it; the record is re-sent and re-acked
+            log.exception("acknowledgement not applied")
+        self.stats.records_acknowledged = self.forwarder.acked
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
         assert self._health is not None

@@ -34,8 +34,15 @@ from common.config import ID_PATTERN
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "relay/v1"
-MAX_PAYLOAD_BYTES = 1_048_576  # the center rejects anything larger
+# The one size limit of a message, for both sides: the center rejects anything larger,
+# the agent packs its messages under it and refuses, at creation, a record that alone
+# would not fit (see `MAX_RECORD_BODY_BYTES`).
+MAX_PAYLOAD_BYTES = 1_048_576
+MAX_RECORDS_PER_MESSAGE = 10_000
 CENTER_STATE_TOPIC = f"{TOPIC_ROOT}/center/state"
+# End-to-end acknowledgements, center to gateway, outside `relay/v1/#` so that ingest (and
+# every collector of records) never sees them: `relay-ack/v1/{site}/{gateway_id}`.
+ACK_ROOT = "relay-ack/v1"
 
 Scalar = bool | int | float | str | None
 Severity = Literal["critical", "major", "minor", "info"]
@@ -378,6 +385,8 @@ RECORD_KINDS = (
     "disturbance_chunk",
     "fault_report",
 )
+# Published directly, not from the outbox: never acknowledged end to end.
+LIFECYCLE_KINDS = frozenset({"birth", "death", "health"})
 
 
 # `relay/v1/{site}/{gateway}/batch` carries records of several kinds and devices in one
@@ -389,7 +398,73 @@ BATCH_KIND = "batch"
 class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     v: Literal[1]
-    records: list[Record] = Field(min_length=1, max_length=10_000)
+    records: list[Record] = Field(min_length=1, max_length=MAX_RECORDS_PER_MESSAGE)
+
+
+# What one stamped record adds around its outbox body inside a one-record envelope, with
+# session and seq at their widest (20 digits each): `{"v":1,"records":[` … `]}` and
+# `"session":…,"seq":…,`. A body up to MAX_RECORD_BODY_BYTES always fits in a message.
+ENVELOPE_OVERHEAD_BYTES = len(b'{"v":1,"records":[]}')
+STAMP_OVERHEAD_BYTES = len(b'"session":,"seq":,') + 2 * 20
+MAX_RECORD_BODY_BYTES = MAX_PAYLOAD_BYTES - ENVELOPE_OVERHEAD_BYTES - STAMP_OVERHEAD_BYTES
+
+
+class AckRange(BaseModel):
+    """Records `first`..`last` (inclusive) of one agent session."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    session: int = Field(ge=0)
+    first: int = Field(ge=0)
+    last: int = Field(ge=0)
+
+
+class AckChunk(BaseModel):
+    """Part `index` of the disturbance record with id (session, seq)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    session: int = Field(ge=0)
+    seq: int = Field(ge=0)
+    index: int = Field(ge=0)
+
+
+class Ack(BaseModel):
+    """The center's end-to-end acknowledgement, published at QoS 1 to the gateway's
+    `ack_topic` after the commit that stored (or kept as rejected) the records it names.
+    The agent deletes a record from its outbox only on this, never on the broker's PUBACK:
+    a broker that dies with its queue then costs nothing but a re-send."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    v: Literal[1] = 1
+    site: str = Field(pattern=TOPIC_SAFE)
+    gateway_id: str = Field(pattern=TOPIC_SAFE)
+    ranges: list[AckRange] = Field(default_factory=list)
+    chunks: list[AckChunk] = Field(default_factory=list)
+
+
+_ack = TypeAdapter(Ack)
+
+
+def ack_topic(site: str, gateway_id: str) -> str:
+    return f"{ACK_ROOT}/{site}/{gateway_id}"
+
+
+def ranges_of(ids: set[tuple[int, int]]) -> list[AckRange]:
+    """(session, seq) pairs as the fewest inclusive ranges, in order."""
+    out: list[AckRange] = []
+    for session, seq in sorted(ids):
+        last = out[-1] if out else None
+        if last is not None and last.session == session and last.last + 1 == seq:
+            out[-1] = AckRange(session=session, first=last.first, last=seq)
+        else:
+            out.append(AckRange(session=session, first=seq, last=seq))
+    return out
+
+
+def decode_ack(payload: bytes) -> Ack:
+    try:
+        return _ack.validate_json(payload)
+    except ValidationError as exc:
+        raise WireError(f"not an acknowledgement: {exc.errors()[0]['msg']}") from None
 
 
 _envelope = TypeAdapter(Envelope)

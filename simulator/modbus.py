@@ -10,7 +10,8 @@ Relays whose links name the same endpoint share one server (a TCP gateway or an 
 bus); each answers on its own unit id. Point steps on `event:<code>` append a record to the
 relay's ring (its phase and value fields as the profile's `[modbus.event_log]` maps them;
 start and trip points also drive the relay's fault report, see `modbus_faults.py`), on
-`status:<name>` set a bit, on `measurement:<name>` set a value. `offline`
+`status:<name>` set a bit, on `measurement:<name>` set a value; breaker openings and trips
+move the relay's wear counters where its profile maps them (`modbus_wear.py`). `offline`
 makes the relay stop answering (its unit is dropped from the server; a TCP endpoint with no
 relay left closes, dropping connections).
 
@@ -39,6 +40,7 @@ from protocols.modbus import codec
 from protocols.modbus.profile import ModbusProfile
 from simulator.modbus_faults import FaultRecorder
 from simulator.modbus_image import TABLES, RegisterImage
+from simulator.modbus_wear import WearCounters
 from simulator.scenario import RelaySpec
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,7 @@ class ModbusRelay:
         self.image = RegisterImage(self.section)
         report = self.section.fault_report
         self.faults = FaultRecorder(report) if report is not None else None
+        self.wear = WearCounters({m.name for m in self.section.measurements})
         self.online = True
         self.endpoint: Endpoint | None = None
         ident = spec.identity
@@ -231,12 +234,21 @@ class ModbusRelay:
                 )
                 if report is not None:
                     self.image.write_fault_report(report)
+            if point.kind == "trip":
+                self._count(self.wear.on_trip(point.name, bool(value)))
         elif kind == "status":
             self.image.set_status(name, bool(value))
+            self._count(self.wear.on_status(name, bool(value)))
         elif kind == "measurement":
             self.image.set_measurement(name, float(value or 0))
+            self.wear.preset(name, float(value or 0))
         else:
             raise ValueError(f"relay {self.spec.id}: cannot emit {point.address!r}")
+
+    def _count(self, counter: str | None) -> None:
+        """Serve a wear counter's new value in its input register."""
+        if counter is not None:
+            self.image.set_measurement(counter, self.wear.values[counter])
 
     def _event_fields(
         self, point: PointSpec, value: bool | int | float | str | None

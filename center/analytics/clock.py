@@ -11,7 +11,10 @@ delay from relay to gateway is milliseconds, small against the offsets that matt
 - The relay's own flags: a time tag marked invalid (104 CP56 IV, 103 IV) says the relay
   knows its clock is not set; a substituted tag (104) was not made by the relay's clock,
   so it is counted but is no reading of it. A 103 relay answers a time sync with its
-  time: an answer marked invalid means it did not take the sync.
+  time: an answer marked invalid means it did not take the sync. A tag marked summer time
+  (SU, CP56Time2a / 103 CP56) is a valid reading of a clock that stamps local summer time
+  instead of standard time or UTC: it is counted and said in the reason, never a fault by
+  itself; the hour it adds to the offset is judged like any other offset.
 - Verdict, from the newest evidence: `invalid` (newest timed event marked invalid),
   `unsynchronised` (newest 103 sync answer invalid), `offset` (|median of the newest
   `judge_samples` samples| > threshold), `good`, or `unknown` (too few samples). The
@@ -57,10 +60,11 @@ class ClockState:
     device_id: str
     gateway_id: str
     samples: list[tuple[float, float]] = field(default_factory=list)  # (epoch s, offset ms)
-    recent_flags: str = ""  # newest last: v valid, i invalid, s substituted
+    recent_flags: str = ""  # newest last: v valid, u valid on summer time, i invalid, s subst.
     timed_events: int = 0
     invalid_events: int = 0
     substituted_events: int = 0
+    summer_time_events: int = 0
     last_event_at: datetime | None = None
     last_sync_at: datetime | None = None
     last_sync_valid: bool | None = None
@@ -96,6 +100,8 @@ def fold(state: ClockState, readings: Sequence[Reading], cfg: ClockConfig) -> Cl
         if device_at is None:
             continue
         timed += 1
+        summer = bool(flags) and "summer_time" in flags
+        st.summer_time_events += summer
         if flags and "invalid" in flags:
             st.invalid_events += 1
             codes.append("i")
@@ -103,7 +109,7 @@ def fold(state: ClockState, readings: Sequence[Reading], cfg: ClockConfig) -> Cl
             st.substituted_events += 1
             codes.append("s")
         else:
-            codes.append("v")
+            codes.append("u" if summer else "v")
             if due is None or gateway_at >= due:
                 offset = (device_at - gateway_at).total_seconds() * 1000
                 samples.append((gateway_at.timestamp(), round(offset, 3)))
@@ -146,8 +152,24 @@ def _ms(value: float) -> str:
     return f"{value / 1000:+.2f} s" if abs(value) >= 10_000 else f"{value:+.0f} ms"
 
 
+def stamps_summer_time(recent_flags: str) -> bool:
+    """The relay's newest timed event is a valid one stamped local summer time (SU)."""
+    return recent_flags.endswith("u")
+
+
 def judge(state: ClockState, cfg: ClockConfig) -> tuple[str, str]:
-    """(verdict, the reason in numbers)."""
+    """(verdict, the reason in numbers); a relay stamping summer time is said so, whatever
+    the verdict, and never changes it."""
+    verdict, why = _judge(state, cfg)
+    if stamps_summer_time(state.recent_flags):
+        why += (
+            f"; stamps local summer time (SU): {state.summer_time_events} of its "
+            f"{state.timed_events} timed events"
+        )
+    return verdict, why
+
+
+def _judge(state: ClockState, cfg: ClockConfig) -> tuple[str, str]:
     if state.recent_flags.endswith("i"):
         share = state.recent_flags.count("i")
         return "invalid", (
@@ -172,7 +194,7 @@ def judge(state: ClockState, cfg: ClockConfig) -> tuple[str, str]:
     )
     if abs(median) > cfg.threshold_ms:
         hint = ""
-        if abs(abs(median) - 3_600_000) < 120_000:
+        if abs(abs(median) - 3_600_000) < 120_000 and not stamps_summer_time(state.recent_flags):
             hint = "; about one hour: a relay on local (summer) time?"
         return "offset", detail + hint
     return "good", detail

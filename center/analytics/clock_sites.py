@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from center.analytics.clock import stamps_summer_time
 from center.analytics.history import DeviceFacts
 from center.analytics.incidents import StatsFilter
 from center.store import schema as s
@@ -22,14 +23,15 @@ def clock_rows(conn: Connection, site: str | None = None) -> list[dict[str, Any]
     q = select(
         c.site, c.device_id, c.gateway_id, c.verdict, c.bad, c.sample_count, c.p50_ms,
         c.p95_abs_ms, c.drift_ms_per_day, c.timed_events, c.invalid_events,
-        c.substituted_events, c.last_event_at, c.last_sync_at, c.last_sync_valid, c.summary,
-        c.updated_at,
+        c.substituted_events, c.summer_time_events, c.recent_flags, c.last_event_at,
+        c.last_sync_at, c.last_sync_valid, c.summary, c.updated_at,
     ).order_by(c.site, c.device_id)  # fmt: skip
     if site:
         q = q.where(c.site == site)
     out = []
     for row in conn.execute(q).mappings():
         doc = dict(row)
+        doc["summer_time"] = stamps_summer_time(doc.pop("recent_flags"))
         for k in ("last_event_at", "last_sync_at", "updated_at"):
             v = as_utc(doc[k])
             doc[k] = v.isoformat() if v else None
@@ -65,10 +67,12 @@ def clock_by_site(
             "bad_share": round(share, 3),
             "verdicts": dict(sorted(verdicts.items())),
             "median_abs_offset_ms": round(statistics.median(offsets), 1) if offsets else None,
+            "summer_time": sum(1 for r in rows if r["summer_time"]),
             "stands_out": len(judged) >= 2 and share >= STANDS_OUT_SHARE,
         })  # fmt: skip
     return {
         "sites": out,
         "relays_bad": sum(x["bad"] for x in out),
+        "relays_summer_time": sum(x["summer_time"] for x in out),
         "sites_standing_out": [x["site"] for x in out if x["stands_out"]],
     }

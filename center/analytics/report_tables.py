@@ -99,5 +99,6 @@ def statistics_tables(stats: dict[str, Any]) -> list[Table]:
         Table("clock", "Clock quality per site", [("site", "Site"), ("relays", "Relays"),
               ("judged", "Judged"), ("bad", "Bad clocks"), ("bad_share", "Bad share"),
               ("median_abs_offset_ms", "Median |offset| ms"),
-              ("stands_out", "No time source?")], stats["clock"]["sites"]),
+              ("summer_time", "On summer time (SU)"), ("stands_out", "No time source?")],
+              stats["clock"]["sites"]),
     ]  # fmt: skip

@@ -361,10 +361,11 @@ clock_quality = Table(
     Column("device_id", String(64), primary_key=True),
     Column("gateway_id", String(64), nullable=False),
     Column("samples", Text, nullable=False),  # JSON [[gateway epoch s, offset ms], ...]
-    Column("recent_flags", String(64), nullable=False),  # newest last: v valid, i, s
+    Column("recent_flags", String(64), nullable=False),  # newest last: v valid, u SU, i, s
     Column("timed_events", BigInteger, nullable=False),
     Column("invalid_events", BigInteger, nullable=False),
     Column("substituted_events", BigInteger, nullable=False),
+    Column("summer_time_events", BigInteger, nullable=False, server_default="0"),
     Column("last_event_at", TS),
     Column("last_sync_at", TS),
     Column("last_sync_valid", Boolean),

@@ -10,6 +10,7 @@ from pathlib import Path
 from agent.outbox_alarm import OutboxCapAlarm
 from agent.pipeline import Pipeline
 from gateway.outbox import Outbox, Pending
+from gateway.wire import AckRange
 
 CAP = 1000
 
@@ -19,9 +20,9 @@ def fill(box: Outbox, n: int) -> None:
 
 
 async def drain_to(box: Outbox, depth: int) -> None:
-    """Delete the oldest rows, as the forwarder does after PUBACK, down to `depth`."""
+    """Delete the oldest rows, as the center's acknowledgement does, down to `depth`."""
     rows = box.read(box.depth - depth)
-    await box.delete([r.id for r in rows])
+    await box.acknowledge([AckRange(session=r.session, first=r.seq, last=r.seq) for r in rows])
 
 
 def alarms(box: Outbox) -> list[dict[str, object]]:
@@ -77,6 +78,7 @@ def test_the_record_is_a_gateway_alarm_that_counts_what_was_evicted(tmp_path: Pa
         assert raised["device_id"] is None and raised["gateway_id"] == "gw1"
         assert raised["details"] == {
             "depth": 1000, "max_records": CAP, "raise_at": 900, "clear_at": 700, "evicted": 50,
+            "bytes": 2000, "max_bytes": box.max_bytes,
         }  # fmt: skip
     finally:
         box.close()
@@ -103,5 +105,40 @@ def test_a_restarted_agent_sends_the_clear_it_owes_and_never_raises_twice(
         assert asyncio.run(watch(box).check()) == "cleared"
         assert [a["state"] for a in alarms(box)] == ["cleared"]
         assert watch(box).raised is False
+    finally:
+        box.close()
+
+
+def measurements(box: Outbox, n: int) -> None:
+    box.append_blocking([Pending("relay/v1/s1/gw1/measurement/d1", "measurement", b"{}")] * n)
+
+
+def test_evictions_are_alarmed_and_counted_exactly_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    box = open_box(path)
+    measurements(box, 1000)
+    alarm = watch(box)
+    assert asyncio.run(alarm.check_evictions()) is None  # at the cap, nothing evicted yet
+    measurements(box, 30)  # 30 measurements evicted
+    assert asyncio.run(alarm.check()) == "raised"  # its record evicts one more
+    assert asyncio.run(alarm.check_evictions()) == "raised"
+    (raised,) = [a for a in alarms(box) if a["code"] == "outbox_evicted"]
+    assert raised["details"] == {"evicted": 31, "evicted_measurement": 31}
+    assert asyncio.run(alarm.check_evictions()) is None  # raised once per episode
+    fill(box, 200)  # events: 200 more measurements evicted (and 1 for the last alarm)
+    box.close()
+
+    box = open_box(path)  # restarted mid-episode: no second raise, the count goes on
+    alarm = watch(box)
+    try:
+        assert asyncio.run(alarm.check_evictions()) is None
+        asyncio.run(drain_to(box, 500))
+        assert asyncio.run(alarm.check()) == "cleared"
+        assert asyncio.run(alarm.check_evictions()) == "cleared"
+        cleared = [a for a in alarms(box) if a["code"] == "outbox_evicted"][-1]
+        assert cleared["state"] == "cleared"
+        assert cleared["details"]["evicted"] == box.evicted_by_kind["measurement"] == 232
+        measurements(box, 10)  # below the cap: no new episode
+        assert asyncio.run(alarm.check_evictions()) is None
     finally:
         box.close()

@@ -187,3 +187,26 @@ def test_a_setting_read_without_a_unit_gets_the_profiles_outside_the_hash(box: O
     assert snapshot.settings["zone1_reach"].unit == "ohm"  # from the profile
     assert snapshot.settings["x"].unit is None  # the profile does not list it
     assert snapshot.hash == content_hash(settings_content(obs))
+
+
+def test_a_record_too_large_for_any_message_is_refused_at_creation_with_an_alarm(
+    box: Outbox,
+) -> None:
+    """A settings snapshot over the one-message limit would be accepted by the broker and
+    rejected by the center: it is refused here instead, and said so."""
+    from protocols.observations import SettingsObservation, SettingValue
+
+    pipeline = make_pipeline(box)
+    huge = tuple(SettingValue(f"s{i}", "x" * 200) for i in range(6000))  # ~1.3 MB of JSON
+    pipeline.deliver_blocking(
+        [SettingsObservation("line1", huge), PointObservation("line1", "1011", True)]
+    )
+    alarm, event = records(box)
+    assert isinstance(alarm, wire.Alarm) and alarm.code == "record_too_large"
+    assert alarm.device_id == "line1" and alarm.state == "raised"
+    assert alarm.details["kind"] == "settings"
+    assert int(str(alarm.details["bytes"])) > wire.MAX_PAYLOAD_BYTES
+    assert isinstance(event, wire.Event)  # the rest of the delivery is stored as usual
+    assert pipeline.counters["records_too_large"] == 1
+    # Every stored record fits in one message on its own.
+    assert all(len(r.body) <= wire.MAX_RECORD_BODY_BYTES for r in box.read(10))

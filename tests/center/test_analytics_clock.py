@@ -176,3 +176,66 @@ def test_device_page_figures_and_chart(make_harness):
         assert api.get("/api/v1/devices/north/nope/clock", headers=auth).status_code == 404
         [row] = api.get("/api/v1/analytics/clock", headers=auth).json()
         assert row["bad"] is True and "samples" not in row
+
+
+def test_summer_time_is_said_and_counted_but_is_no_fault_by_itself():
+    su = [
+        ClockReading(r.gateway_at, r.device_at, ("summer_time",))
+        for r in _readings([40, 45, 50, 55])
+    ]
+    st, change = evaluate(fold(ClockState("s", "d", "g"), su, CFG), CFG)
+    assert (st.verdict, st.bad, change, st.summer_time_events) == ("good", False, None, 4)
+    assert len(st.samples) == 4  # a summer-time tag is still a reading of the clock
+    assert "stamps local summer time (SU): 4 of its 4 timed events" in st.summary
+    # the hour a relay on summer time is off is an offset like any other, said plainly
+    later = T0 + timedelta(hours=2)
+    hour = [
+        ClockReading(r.gateway_at, r.device_at, ("summer_time",))
+        for r in _readings([3_600_040] * 5, start=later)
+    ]
+    st, change = evaluate(fold(st, hour, CFG), CFG)
+    assert (st.verdict, change) == ("offset", True)
+    assert "stamps local summer time (SU): 9 of its 9" in st.summary
+    assert "?" not in st.summary  # no guess at local time when the relay says so
+    # back on standard time: no longer said, the count keeps its history
+    std = fold(st, _readings([3_600_040], start=later + timedelta(hours=1)), CFG)
+    verdict, why = judge(std, CFG)
+    assert verdict == "offset" and std.summer_time_events == 9 and "(SU)" not in why
+
+
+def test_a_relay_on_summer_time_shows_on_its_page_and_in_the_site_figures(make_harness):
+    from tests.center.test_console import Console
+
+    token = "clock-token-0123456789"
+    h = make_harness({**CONFIG, "api": {"tokens": [{"name": "ops", "token": token}]}})
+    gw = Gateway()
+    at = [T0 + timedelta(minutes=i) for i in range(9)]
+    h.send(*[_event(gw, "line1", at[i], 40, flags=["summer_time"]) for i in range(3)])
+    h.send(*[_event(gw, "line2", at[i], 40) for i in range(3)])
+    assert h.tickets(fault_class="clock_quality") == []  # SU alone opens nothing
+    with h.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT device_id, verdict, summer_time_events, summary FROM clock_quality "
+            "ORDER BY device_id"
+        ).all()
+    assert [(r[0], r[1], r[2]) for r in rows] == [("line1", "good", 3), ("line2", "good", 0)]
+    assert "stamps local summer time (SU): 3 of its 3 timed events" in rows[0][3]
+    assert "(SU)" not in rows[1][3]
+
+    console = Console(h)
+    auth = {"Authorization": f"Bearer {token}"}
+    stats = console.client().get("/api/v1/analytics/stats", headers=auth).json()["clock"]
+    assert (stats["relays_summer_time"], stats["relays_bad"]) == (1, 0)
+    assert stats["sites"][0]["summer_time"] == 1
+    c, _ = console.login("vera")
+    page = c.get("/devices/north/line1").text
+    assert "<dt>Local summer time (SU)</dt><dd>3 of 3" in page
+    assert "newest event on summer time" in page
+    assert "On summer time (SU)" in c.get("/statistics").text
+
+    # the hour it stamps ahead passes the offset threshold: that opens the ticket
+    h.send(*[_event(gw, "line1", at[3 + i], 3_600_040, flags=["summer_time"]) for i in range(3)])
+    [t] = h.tickets(fault_class="clock_quality")
+    summary = h.ticket(t["id"])["timeline"][-1]["summary"]
+    assert "median offset +3600.04 s" in summary
+    assert "stamps local summer time (SU): 6 of its 6 timed events" in summary

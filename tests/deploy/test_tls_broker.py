@@ -179,6 +179,8 @@ async def test_gateway_cannot_publish_as_another(
     [
         "relay/v1/center/state",  # only the center may say it is online
         "relay-rpc/v1/site/gw-b/request",  # only the center may ask a gateway to poll
+        "relay-ack/v1/site/gw-b",  # only the center says what it stored
+        "relay-ack/v1/site/gw-a",  # not even to itself
         "relay/v1/site/gw-ab/event",  # a prefix of another id is another id
         "relay/v1/gw-a/event",  # its id in the site position: not its own namespace
     ],
@@ -203,6 +205,18 @@ async def test_gateway_receives_only_its_own_requests(
             "relay-rpc/v1/site/gw-a/request",
             b"for a",
         )
+
+
+async def test_gateway_receives_only_its_own_acknowledgements(
+    broker: TlsMosquitto, pki: Pki, center: aiomqtt.Client
+) -> None:
+    async with client(broker, pki, pki.client("gw-a"), "gw-a") as gw:
+        await gw.subscribe("relay-ack/v1/#", qos=1)  # asks for everything; the ACL filters
+        await center.publish("relay-ack/v1/site/gw-b", b"for b", qos=1)
+        await center.publish("relay-ack/v1/site/gw-a", b"for a", qos=1)
+        message = await _next_message(gw, DEADLINE_S)
+        assert message is not None
+        assert (message.topic.value, message.payload) == ("relay-ack/v1/site/gw-a", b"for a")
 
 
 async def _connect_and_publish(c: aiomqtt.Client) -> None:

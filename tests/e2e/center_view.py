@@ -31,6 +31,7 @@ async def running_site(
     *,
     tickets: dict[str, Any] | None = None,
     agent_extra: dict[str, Any] | None = None,
+    analytics: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[CenterService, ScenarioRunner, AgentProcess]]:
     """The center subscribed first, then the scenario's relays, then the agent reading them
     (site "north", gateway "gw-north-1"); all stopped on the way out."""
@@ -39,6 +40,7 @@ async def running_site(
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "client_id": "center-e2e"},
         "api": {"enabled": False},
         "tickets": {"tick_interval_s": 0.2, **(tickets or {})},
+        "analytics": analytics or {},
     })  # fmt: skip
     center = await asyncio.to_thread(CenterService, config)
     stop = asyncio.Event()

@@ -19,8 +19,10 @@ import sqlalchemy as sa
 from agent.disturbance import comtrade_record
 from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
+from center import acks
 from center.server import CenterService
 from center.store.queries import get_ticket
+from common.tasks import first_failure
 from gateway import comtrade, wire
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink, UplinkSettings
@@ -171,6 +173,8 @@ async def test_a_trip_during_a_transfer_waits_for_at_most_the_chunk_in_flight(
             )
             if published[-1] == "chunk3":  # the relay trips while chunk 3 is in flight
                 await pipe.deliver([trip(LONG.trigger_time)])
+            for ack in acks.collect([(topic, payload)]):  # the center stored it
+                await up.forwarder.on_ack(ack)
 
     up = Uplink(UplinkSettings(site=SITE, gateway_id=GW), box, birth(box))
     forward = asyncio.create_task(up._forward(Client()))  # type: ignore[arg-type]
@@ -196,8 +200,9 @@ async def test_a_transfer_resumes_after_an_agent_restart_and_a_broker_outage(
         total = box.bulk_depth
         up = Uplink(UplinkSettings(site=SITE, gateway_id=GW), box, birth(box))
         async with aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="agent-1") as c:
+            await c.subscribe(up.ack_topic, qos=1)  # the center's acknowledgements
             with contextlib.suppress(aiomqtt.MqttError):
-                await up._forward(DropAfter(c, 6))  # type: ignore[arg-type]
+                await first_failure([up._forward(DropAfter(c, 6)), up._dispatch(c)])  # type: ignore[arg-type]
         assert 0 < box.bulk_depth < total
         await eventually(
             lambda: (rows := record_rows(service)) and rows[0]["received_chunks"] == 5,

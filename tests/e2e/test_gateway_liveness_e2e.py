@@ -68,6 +68,31 @@ class Plant:
             raise
 
 
+def relay_and_agent(
+    tmp_path: Path, mqtt: Mosquitto, health_interval_s: float = 3600.0, **sections: Any
+) -> tuple[LoadGenerator, AgentProcess]:
+    """A started load relay (20 status points) and an agent for it, not started yet;
+    `sections` add to the agent's config (e.g. `broker={...}`, `outbox={...}`)."""
+    relay = LoadGenerator(1, free_port(), points=20, batch=20)
+    relay.start()
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "load-status.toml").write_text(profile_text(20))
+    broker_section = {"host": mqtt.host, "port": mqtt.port, "reconnect_min_s": 0.2,
+                      "reconnect_max_s": 1.0, **sections.pop("broker", {})}  # fmt: skip
+    agent = AgentProcess(tmp_path / "agent", {
+        # health records only every hour unless a test asks: then nothing but the fix under
+        # test can tell the center
+        "agent": {"site": "north", "gateway_id": GATEWAY, "state_dir": str(tmp_path / "state"),
+                  "profile_dirs": [str(profiles)], "health_interval_s": health_interval_s},
+        "broker": broker_section,
+        "devices": [{"id": "line1", "protocol": "iec104", "profile": "load-status",
+                     "host": "127.0.0.1", "port": relay.relays[0].port, "common_address": 1}],
+        **sections,
+    })  # fmt: skip
+    return relay, agent
+
+
 @contextlib.asynccontextmanager
 async def running_plant(
     tmp_path: Path,
@@ -87,22 +112,9 @@ async def running_plant(
     stop = asyncio.Event()
     serving = asyncio.create_task(center.run(stop))
     await eventually(lambda: center.mqtt_status["subscribed"], 30, "center subscribed")
-    relay = LoadGenerator(1, free_port(), points=20, batch=20)
-    relay.start()
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "load-status.toml").write_text(profile_text(20))
-    agent = AgentProcess(tmp_path / "agent", {
-        # health records only every hour unless a test asks: then nothing but the fix under
-        # test can tell the center
-        "agent": {"site": "north", "gateway_id": GATEWAY, "state_dir": str(tmp_path / "state"),
-                  "profile_dirs": [str(profiles)], "health_interval_s": health_interval_s},
-        "broker": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.2,
-                   "reconnect_max_s": 1.0},
-        "outbox": {"max_records": outbox_cap},
-        "devices": [{"id": "line1", "protocol": "iec104", "profile": "load-status",
-                     "host": "127.0.0.1", "port": relay.relays[0].port, "common_address": 1}],
-    })  # fmt: skip
+    relay, agent = relay_and_agent(
+        tmp_path, broker, health_interval_s, outbox={"max_records": outbox_cap}
+    )
     if start_agent:
         agent.start()
     try:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import Outbox, OutboxClosed, Pending, StateUpdate
+from gateway.wire import AckRange
 
 
 def pending(i: int, kind: str = "event") -> Pending:
@@ -69,36 +70,26 @@ def test_appends_from_many_threads_are_grouped_into_few_commits(tmp_path: Path) 
         box.close()
 
 
-def test_delete_removes_only_published_rows(tmp_path: Path) -> None:
+def test_an_acknowledgement_removes_exactly_the_records_it_names(tmp_path: Path) -> None:
     import asyncio
 
     box = Outbox(tmp_path / "o.sqlite")
     box.open()
     try:
-        box.append_blocking([pending(i) for i in range(4)])
-        ids = [r.id for r in box.read(2)]
-        asyncio.run(box.delete(ids))
-        assert [r.seq for r in box.read(10)] == [3, 4]
-        assert box.depth == 2
-    finally:
-        box.close()
+        box.append_blocking([pending(i) for i in range(6)])
+        size = box.size_bytes
 
+        async def ack(*ranges: tuple[int, int, int]) -> int:
+            return await box.acknowledge(
+                [AckRange(session=s, first=a, last=b) for s, a, b in ranges]
+            )
 
-def test_over_the_cap_only_measurements_are_evicted(tmp_path: Path) -> None:
-    box = Outbox(tmp_path / "o.sqlite", max_records=1000)
-    box.open()
-    try:
-        box.append_blocking([pending(i, "measurement") for i in range(600)])
-        box.append_blocking([pending(i, "event") for i in range(600)])
-        rows = box.read(10_000)
-        kinds = [r.kind for r in rows]
-        assert kinds.count("event") == 600
-        assert kinds.count("measurement") == 400
-        assert box.evicted == 200
-        # Events beyond the cap are still kept: they are never evicted.
-        box.append_blocking([pending(i, "event") for i in range(600)])
-        assert [r.kind for r in box.read(10_000)].count("event") == 1200
-        assert box.near_cap
+        # Another session's ids and ids already gone remove nothing.
+        assert asyncio.run(ack((1, 1, 2), (1, 5, 5), (7, 3, 4))) == 3
+        assert asyncio.run(ack((1, 1, 2))) == 0
+        assert [r.seq for r in box.read(10)] == [3, 4, 6]
+        assert box.depth == 3
+        assert box.size_bytes == size - sum(len(pending(i).body) for i in (0, 1, 4))
     finally:
         box.close()
 

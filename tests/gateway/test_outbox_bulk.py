@@ -50,7 +50,7 @@ def test_unsent_parts_survive_a_restart_and_leave_once_deleted(tmp_path: Path) -
         assert (rows[0].body, rows[0].session, rows[0].seq) == (b'{"i":0}', 1, 1)
 
         async def delete() -> None:
-            await second.delete([rows[0].id], bulk=True)
+            await second.acknowledge(bulk_ids=[rows[0].id])
 
         asyncio.run(delete())
         assert [r.body for r in second.read_bulk(5)] == [b'{"i":1}']

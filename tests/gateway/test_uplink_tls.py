@@ -11,6 +11,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from center import acks
 from gateway import wire
 from gateway.outbox import Outbox, Pending
 from gateway.uplink import TlsFiles, Uplink, UplinkSettings
@@ -74,6 +75,7 @@ def event(gateway_id: str, n: int) -> Pending:
 
 
 async def center_messages(broker: TlsMosquitto, pki: Pki, out: list[str]) -> None:
+    """The center's side: collect, and acknowledge end to end as the center does."""
     cert = pki.client("center")
     params = aiomqtt.TLSParameters(ca_certs=str(pki.ca), certfile=str(cert.cert),
                                    keyfile=str(cert.key))  # fmt: skip
@@ -82,6 +84,9 @@ async def center_messages(broker: TlsMosquitto, pki: Pki, out: list[str]) -> Non
         await c.subscribe("relay/v1/#", qos=1)
         async for message in c.messages:
             out.append(str(message.topic))
+            payload = bytes(message.payload)  # type: ignore[arg-type]
+            for ack in acks.collect([(str(message.topic), payload)]):
+                await c.publish(wire.ack_topic(ack.site, ack.gateway_id), acks.encode(ack), qos=1)
 
 
 async def test_a_gateway_delivers_over_tls_under_its_own_id(

@@ -1,7 +1,9 @@
 """A test subscriber that collects every record published under relay/v1/#.
 
 It uses a persistent session (fixed client id, clean_session=False) and reconnects by
-itself, so a broker restart loses nothing queued for it at QoS 1.
+itself, so a broker restart loses nothing queued for it at QoS 1. Like the center, it
+acknowledges what it collected end to end (center/acks.py), so the agent's outbox drains;
+`acknowledge=False` plays a center that stores nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from typing import Any
 
 import aiomqtt
 
+from center import acks
 from gateway import wire
 
 
 class Collector:
-    def __init__(self, host: str, port: int, topic_filter: str = "relay/v1/#") -> None:
+    def __init__(
+        self, host: str, port: int, topic_filter: str = "relay/v1/#", acknowledge: bool = True
+    ) -> None:
         self.host, self.port, self.topic_filter = host, port, topic_filter
+        self.acknowledge = acknowledge
         self.client_id = f"collector-{uuid.uuid4().hex[:8]}"
         self.messages: list[tuple[str, bytes]] = []
         self.records: list[Any] = []
@@ -52,6 +58,10 @@ class Collector:
                         if str(message.topic).startswith("relay/v1/center"):
                             continue
                         self.records.extend(wire.decode_envelope(payload))
+                        if self.acknowledge:
+                            for ack in acks.collect([(str(message.topic), payload)]):
+                                topic = wire.ack_topic(ack.site, ack.gateway_id)
+                                await client.publish(topic, acks.encode(ack), qos=1)
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.2)
 

@@ -1,0 +1,119 @@
+"""The outbox's tables and the values that pass through it: records on their way in
+(`Pending`), rows on their way out (`Row`), per-device state committed with records
+(`StateUpdate`), and the writer thread's unit of work (`WriteOp`). See gateway/outbox.py."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.wire import AckRange
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    body BLOB NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 4
+);
+DROP INDEX IF EXISTS outbox_kind;
+CREATE TABLE IF NOT EXISTS bulk (
+    id INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bulk_record ON bulk (session, seq);
+CREATE TABLE IF NOT EXISTS device_state (
+    device_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (device_id, name)
+);
+"""
+
+
+class OutboxClosed(RuntimeError):
+    """The outbox was closed while a caller waited."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A record on its way in: its topic, kind and JSON body without session/seq. A
+    `bulk` record is a part of the main record before it (see the module docstring)."""
+
+    topic: str
+    kind: str
+    body: bytes
+    bulk: bool = False
+    priority: int | None = None  # eviction class; None: from the kind alone
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    """A small per-device value committed atomically with records (e.g. the hash of the
+    last settings snapshot sent), so a restart neither resends nor forgets it."""
+
+    device_id: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    session: int
+    seq: int
+    topic: str
+    kind: str
+    created: float
+    body: bytes
+
+
+def settle(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
+    """Wake a caller. An awaiting caller may have been cancelled meanwhile (its future is
+    then done): that must not stop the writer from waking the rest of the group."""
+    if future.done():
+        return
+    try:
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        pass  # cancelled between the check and the set
+
+
+class WriteOp:
+    __slots__ = ("ack_bulk_ids", "acks", "future", "probe", "records", "removed", "state")
+
+    def __init__(
+        self,
+        records: Sequence[Pending] = (),
+        state: Sequence[StateUpdate] = (),
+        acks: Sequence[AckRange] = (),
+        ack_bulk_ids: Sequence[int] = (),
+        probe: bool = False,
+    ) -> None:
+        self.probe = probe  # a write to learn whether the outbox stores again
+        self.records = records
+        self.state = state
+        self.acks = acks
+        self.ack_bulk_ids = ack_bulk_ids
+        self.removed = 0
+        self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+
+INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (priority, id);
+CREATE INDEX IF NOT EXISTS outbox_record ON outbox (session, seq);
+"""

@@ -1,0 +1,104 @@
+"""Wear counters end to end: a simulated Modbus feeder relay whose breaker is near its
+mechanical limit -> the agent (a real process) -> Mosquitto -> the center (its real service)
+-> the ageing job. The counters come from the shipped profile, the limits from the shipped
+center.example.toml, and the breaker operations the relay counts as its breaker opens carry
+the device over its limit: its score and its ageing ticket say so in numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from center.analytics.ageing_job import AgeingJob
+from center.store import queries
+from simulator.base import SimulatedRelay
+from simulator.runner import on_free_ports
+from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
+from tests.e2e.center_view import CenterView, running_site
+from tests.e2e.test_lifecycle_e2e import FEEDER  # the same FP-300 feeder relay
+from tests.support.mosquitto import Mosquitto
+
+ROOT = Path(__file__).resolve().parents[2]
+PRESET = 9_990  # 0.999 of the 10,000 operations the example config maps: below the threshold
+OPENINGS = 10
+
+
+def shipped_wear() -> list[dict[str, object]]:
+    with (ROOT / "config" / "center.example.toml").open("rb") as f:
+        wear: list[dict[str, object]] = tomllib.load(f)["analytics"]["ageing"]["wear"]
+    return wear
+
+
+async def set_point(runner_relay: SimulatedRelay, scenario: Scenario, point: str,
+                    value: bool | int) -> None:  # fmt: skip
+    spec = scenario.profiles["feeder7"].by_name[point]
+    await runner_relay.emit(spec, value, [], datetime.now(UTC))
+
+
+async def test_breaker_operations_carry_a_relay_onto_an_ageing_ticket(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    data = {"scenario": {"name": "wear"}, "relays": [FEEDER]}
+    scenario = on_free_ports(Scenario(ScenarioFile.model_validate(data), SCENARIOS_DIR / "x"))
+    wear = shipped_wear()
+    assert {w["point"] for w in wear} == {"breaker_operations", "trip_count"}
+    async with running_site(
+        tmp_path, mosquitto, scenario, analytics={"ageing": {"wear": wear}}
+    ) as (center, runner, agent):
+        view = CenterView(center, agent)
+        relay = runner.relays["feeder7"]
+        await set_point(relay, scenario, "breaker_operations", PRESET)
+        newest = (
+            "SELECT value FROM records WHERE point = :p AND device_id = 'feeder7' "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        await view.until(
+            "SELECT count(*) FROM records WHERE point = 'breaker_operations' "
+            "AND CAST(value AS FLOAT) = :v",
+            "the preset counter at the center",
+            v=PRESET,
+        )
+        await view.until("SELECT count(*) FROM devices WHERE model = 'FP-300'", "the inventory")
+        job = AgeingJob(center.engine, center.ticket_engine, [])
+        before = await asyncio.to_thread(job.run)
+        assert (before.scored, before.above_threshold) == (1, 0)
+
+        # the breaker closes and trips open ten times: the relay counts each opening
+        for _ in range(OPENINGS):
+            await set_point(relay, scenario, "breaker_closed", True)
+            await set_point(relay, scenario, "trip_phase_a", True)
+            await set_point(relay, scenario, "breaker_closed", False)
+            await set_point(relay, scenario, "trip_phase_a", False)
+        await view.until(
+            "SELECT count(*) FROM records WHERE point = 'breaker_operations' "
+            "AND CAST(value AS FLOAT) = :v",
+            "the counter past its limit at the center",
+            v=PRESET + OPENINGS,
+        )
+        await view.until(
+            "SELECT count(*) FROM records WHERE point = 'trip_count' AND CAST(value AS FLOAT) = :v",
+            "the trip counter at the center",
+            v=OPENINGS,
+        )
+        assert float(view.value(newest, p="breaker_operations")) == 10_000
+
+        after = await asyncio.to_thread(job.run)
+        assert (after.put_on_tickets, len(after.tickets)) == (["north/feeder7"], 1)
+        (row,) = view.rows("SELECT risk, details, explanation FROM ageing_scores")
+        assert row["risk"] == 1.0
+        found = {w["point"]: w for w in json.loads(row["details"])["wear"]}
+        assert (found["breaker_operations"]["value"], found["breaker_operations"]["share"]) == (
+            10_000,
+            1.0,
+        )
+        assert (found["trip_count"]["value"], found["trip_count"]["limit"]) == (10, 2_000)
+        assert "wear 1.00" in row["explanation"]
+        with center.engine.connect() as conn:
+            ticket = queries.get_ticket(conn, after.tickets[0])
+        assert ticket is not None and ticket["fault_class"] == "ageing"
+        explained = " ".join(e["summary"] or "" for e in ticket["timeline"])
+        assert "breaker operations 10,000 of 10,000 (1.00)" in explained
+        assert "trips 10 of 2,000 (0.01)" in explained

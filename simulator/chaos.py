@@ -214,7 +214,9 @@ class ChaosRig:
         config = agent_config(
             self.scenario, self.runner.relays, site=SITE, gateway_id=GATEWAY,
             state_dir=self.state_dir, broker=(self.broker.host, self.broker.port),
-            extra={"broker": {"keepalive_s": 5, "reconnect_max_s": 2.0}},
+            # ack_timeout_s: what the center did not confirm is sent again this soon (a
+            # broker that lost its queue, or a center not yet subscribed again after it).
+            extra={"broker": {"keepalive_s": 5, "reconnect_max_s": 2.0, "ack_timeout_s": 2.0}},
         )  # fmt: skip
         self.agent = AgentProcess(self.workdir / "agent", config)
         self.agent.start()

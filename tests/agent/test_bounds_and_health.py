@@ -32,6 +32,7 @@ from tests.agent.test_control_support import (  # noqa: F401 - fixtures
     wait_until,
     write_config,
 )
+from tests.center.mqtt_support import running_center
 from tests.support.collector import Collector
 from tests.support.metrics import scrape, value
 from tests.support.mosquitto import Mosquitto, free_port
@@ -139,12 +140,15 @@ async def test_outbox_depth_and_age_metrics_follow_a_backlog(
 
         await until(older, "the age to grow")
         mosquitto.start()
+        # A record leaves the outbox once the center has stored it (end-to-end ack).
+        db_url = f"sqlite:///{short_dir / 'center.sqlite'}"
+        async with running_center(mosquitto.host, mosquitto.port, db_url, "center-depth"):
 
-        async def drained() -> bool:
-            return await outbox("depth") == 0
+            async def drained() -> bool:
+                return await outbox("depth") == 0
 
-        await until(drained, "the backlog sent")
-        assert await outbox("oldest_age_seconds") == 0
+            await until(drained, "the backlog stored at the center")
+            assert await outbox("oldest_age_seconds") == 0
 
 
 @pytest.fixture

@@ -21,15 +21,6 @@ FAULT_AT_S = 3.0  # into the play
 DOWN_S = 2.0
 
 
-# Guarantees the product does not give yet; each case that needs one says which.
-UPLINK_DIES_ON_FULL_DISK = (
-    "a full disk can end the agent: when the uplink's delete after a PUBACK fails with "
-    "'database or disk is full', the error ends the daemon and what the relays send "
-    "until it is restarted is lost (in some runs only: hence not strict; needs an uplink "
-    "that outlives a full disk)"
-)
-
-
 async def run_case(tmp_path: Path, fault: Callable[[ChaosRig], Awaitable[None]],
                    disk: bool = False) -> Tally:  # fmt: skip
     """Play, strike once, drain; every event sent is stored (none lost); the tally."""
@@ -69,7 +60,6 @@ async def test_center_sigkilled_while_relays_send(tmp_path: Path) -> None:
     assert tally.duplicated == 0
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=UPLINK_DIES_ON_FULL_DISK)
 async def test_agent_disk_filled_while_relays_send(tmp_path: Path) -> None:
     if not DiskFiller.available():
         if in_ci():

@@ -1,8 +1,10 @@
 """The sink every driver delivers into: observations become records in the outbox.
 
 One pipeline serves the whole daemon. It is called from the event loop (`deliver`) and
-from library threads (`deliver_blocking`, e.g. c104's receive threads); both return only
-once the records are committed, which is what lets drivers acknowledge the device.
+from library threads (`deliver_blocking`); both return only once the records are committed,
+which is what lets drivers acknowledge the device. `submit` (c104's receive threads)
+returns at once with a future of the commit: the 104 link holds the relay's
+acknowledgement until it completes.
 
 It also owns the state that turns observations into *changes*: link up/down into
 comms alarms, and firmware/settings into reports only when their hash changed (the last
@@ -12,6 +14,7 @@ an event a relay sends again that was stored already (`agent/replays.py`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import threading
@@ -104,6 +107,19 @@ class Pipeline:
         if records or state:
             self.outbox.append_blocking(records, state)
         self.replays.committed(new)
+
+    def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
+        """`BackgroundSink`: queued for the outbox's next group commit, returns at once.
+        Always queued, even with nothing to write, so the future keeps commit order."""
+        records, state, new = self._records(observations)
+        future = self.outbox.submit(records, state)
+        future.add_done_callback(lambda done: self._committed(done, new))
+        return future
+
+    def _committed(self, done: concurrent.futures.Future[None], new: NewKeys) -> None:
+        """A background commit ended: its events count as seen only if it succeeded."""
+        if done.exception() is None:
+            self.replays.committed(new)
 
     # --- agent-side records ---------------------------------------------------------------
 

@@ -6,7 +6,10 @@ raises `LinkError` waits with backoff and calls `run` again on a fresh driver.
 
 Durability contract: `sink.deliver(...)` and `sink.deliver_blocking(...)` return only once the
 observations are durable in the outbox. A driver must not acknowledge anything to the
-device (c104 callback return, 103 FCB toggle, Modbus read-pointer advance) before that.
+device (an IEC 104 N(R), 103 FCB toggle, Modbus read-pointer advance) before that. A sink
+that commits in the background also offers `submit` (`BackgroundSink`): it returns at once
+with a future that completes when the commit did, in submission order; a driver that uses
+it holds the device's acknowledgement until then (`submitter` adapts any sink).
 
 On-demand reads (`Driver.poll`) answer with one frozen result type per `PollKind`, the
 same for every protocol, so that the agent, the CLIs and the center handle one shape and a
@@ -16,10 +19,11 @@ device profile's names (`agent/ondemand/service.py`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import concurrent.futures
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.rpc import PollKind
 from protocols.observations import (
@@ -31,6 +35,7 @@ from protocols.observations import (
 )
 
 __all__ = [
+    "BackgroundSink",
     "Driver",
     "EventsResult",
     "IdentityResult",
@@ -41,6 +46,7 @@ __all__ = [
     "SettingsResult",
     "StatusResult",
     "result_type",
+    "submitter",
 ]
 
 
@@ -134,6 +140,36 @@ class ObservationSink(Protocol):
 
     def deliver_blocking(self, observations: Sequence[Observation]) -> None:
         """Same as `deliver`, for a foreign (library) thread; blocks until committed."""
+
+
+@runtime_checkable
+class BackgroundSink(ObservationSink, Protocol):
+    def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
+        """Queue observations for the next commit and return at once; the future completes
+        (or fails) with that commit. Commits happen in submission order, so a completed
+        future means everything submitted before it is durable too. An empty submission is
+        a barrier: it completes once everything before it is committed."""
+
+
+def submitter(
+    sink: ObservationSink,
+) -> Callable[[Sequence[Observation]], concurrent.futures.Future[None]]:
+    """`sink.submit`, or for a sink without it, `deliver_blocking` as a completed future."""
+    if isinstance(sink, BackgroundSink):
+        return sink.submit
+
+    def blocking(observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            if observations:
+                sink.deliver_blocking(observations)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+        return future
+
+    return blocking
 
 
 class Driver(Protocol):

@@ -5,7 +5,8 @@ connection had in flight. The agent's hardening needs the opposite: a relay that
 malformed or unusual ASDUs (and raw garbage), writes at once, records every frame the master
 sends (to prove what leaves the agent), and behaves like a real relay about acknowledgement:
 
-- an I-frame stays in `unacked` until the master's N(R) (S- or I-frame) confirms it;
+- an I-frame stays in `unacked` until the master's N(R) (S- or I-frame) confirms it, then
+  its ASDU goes to `acked` (what the master has taken responsibility for);
 - a new connection gets every unacknowledged ASDU again, first and in order (renumbered:
   sequence numbers restart with each connection), so a master that failed to store an event
   before acknowledging it cannot hide it;
@@ -76,6 +77,7 @@ class RawOutstation:
 
     def __post_init__(self) -> None:
         self.unacked: deque[tuple[int, bytes]] = deque()  # (N(S), ASDU) in send order
+        self.acked: list[bytes] = []  # ASDUs the master confirmed, in order
         self.started = asyncio.Event()
         self._window = asyncio.Event()
         self._acked = asyncio.Event()  # set whenever the master confirmed something
@@ -201,7 +203,7 @@ class RawOutstation:
         while self.unacked and 0 < (nr - self.unacked[0][0]) % SEQ_MOD <= (
             (self._vs - self.unacked[0][0]) % SEQ_MOD
         ):
-            self.unacked.popleft()
+            self.acked.append(self.unacked.popleft()[1])
         self._acked.set()
         self._update_window()
 

@@ -17,6 +17,7 @@ The trade-offs (docs/polling.md):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import getpass
 import os
@@ -79,6 +80,17 @@ class _WatchingSink:
     def deliver_blocking(self, observations: Sequence[Observation]) -> None:
         self.pipeline.deliver_blocking(observations)
         self.loop.call_soon_threadsafe(self._note, observations)
+
+    def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
+        future = self.pipeline.submit(observations)
+
+        def committed(done: concurrent.futures.Future[None]) -> None:
+            if done.exception() is None and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self._note, observations)
+
+        if observations:
+            future.add_done_callback(committed)
+        return future
 
 
 def local_actor() -> str:

@@ -1,17 +1,18 @@
-"""One durable commit per ASDU instead of one per information object.
+"""The objects of one ASDU handed to the outbox together, without waiting for the commit.
 
 c104 calls a point callback once per information object of an ASDU, on the connection's
 receive thread, and lib60870 may acknowledge the I-frame once the last callback returned.
 Storing each object on its own (`deliver_blocking` per callback) costs a commit round trip
 per object, and a relay's receive thread waits for each: a 20-object ASDU took 20 commits.
 
-The batcher holds the objects of the ASDU being received and hands them to the sink in one
-call when the last one arrives (its count, `number_of_objects`, is in every callback), so
-durability still precedes the acknowledgement. Two safety nets, for an object that never
-reaches a callback: a different ASDU (another token from the APDU guard) flushes what is
-held first, and the link's loop flushes anything held longer than `stale_after_s` (well
-inside lib60870's t2, 10 s, the longest it waits before acknowledging). One lock
-serialises the flushes, so the sink sees objects in the order received.
+The batcher holds the objects of the ASDU being received and hands them on in one call
+when the last one arrives (its count, `number_of_objects`, is in every callback), with the
+ASDU's key. The call does not wait for the commit: the link submits the objects to the
+outbox and tells the APDU guard when the commit returned, and only then may the relay be
+told the ASDU was received (guard.py). Two safety nets, for an object that never reaches a
+callback: a different ASDU (another token from the APDU guard) flushes what is held first,
+and the link's loop flushes anything held longer than `stale_after_s`. One lock serialises
+the flushes, so the outbox gets objects in the order received.
 
 An object the link consumes itself (the profile's identity and settings points) is added
 as `None`: it counts towards the ASDU's completion but is not delivered.
@@ -29,13 +30,13 @@ from protocols.observations import PointObservation
 class AsduBatcher:
     def __init__(
         self,
-        deliver: Callable[[list[PointObservation]], None],
+        deliver: Callable[[list[PointObservation], object], None],
         stale_after_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
-        on_done: Callable[[object], None] | None = None,
     ) -> None:
+        # (objects, the ASDU's key): called for every completed ASDU, also one whose objects
+        # were all consumed (an empty list), so its key still reaches the outbox in order
         self._deliver = deliver
-        self._on_done = on_done  # an ASDU's key, once everything it carried is durable
         self.stale_after_s = stale_after_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -48,7 +49,7 @@ class AsduBatcher:
 
     def add(self, obs: PointObservation | None, asdu: object, objects: int) -> None:
         """One information object (`None`: consumed, not delivered), on the receive
-        thread; returns once what it completed is durable. `asdu` identifies the ASDU
+        thread; returns once what it completed was handed on. `asdu` identifies the ASDU
         that carried it (any object compared with `!=`: its bytes, the guard's token)."""
         with self._lock:
             if self._seen and asdu != self._asdu:
@@ -82,6 +83,4 @@ class AsduBatcher:
         self._held, self._asdu, self._seen = [], None, 0
         if held:
             self.asdus += 1
-            self._deliver(held)
-        if self._on_done is not None:
-            self._on_done(asdu)
+        self._deliver(held, asdu)

@@ -19,14 +19,14 @@ What it does with a frame from the relay:
   `IncomingMessage.raw` (`asdu_source.py`).
 
 Sequence numbers: c104 must see an unbroken N(S) sequence, so frames passed on are numbered
-afresh, and c104's N(R) (in its S- and I-frames) is translated back: it confirms the relay's
-frames up to the first passed-on frame c104 has not confirmed, or everything received when
-there is none. Diverted frames are stored before the next frame is even read, so a
-translated N(R) never confirms a frame that is not durable. When c104 has nothing left to
-confirm, the guard confirms a diverted frame itself with an S-frame. When c104 still holds
-frames, c104 would confirm them only after 8 frames or its t2: the link tells the guard as
-soon as their ASDUs are durable (`confirm_through`), and the guard confirms up to the next
-frame c104 holds (a relay's window of 12 would otherwise stall).
+afresh. What the relay is told was received is the guard's decision, not c104's: an N(R)
+to the relay (the guard's S-frames, and rewritten in c104's S- and I-frames) never passes
+the first passed-on monitoring frame not yet durable in the outbox. The link reports each
+ASDU's token durable when its group commit returns (`durable_through`; a token covers all
+before it, the outbox commits in order), and the guard sends an S-frame as soon as the
+limit moves: the relay's window (k = 12) moves with every group commit. Diverted frames
+are stored before the next frame is read. c104's N(R) is only followed (`c104_token`, for
+ASDUs that reach no callback: link.py).
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
 through: the link calls it when the sink fails, so the frame that could not be stored is
@@ -36,7 +36,6 @@ never acknowledged.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import selectors
 import socket
@@ -80,9 +79,6 @@ class ApduGuard:
         self.diverted = 0
         self.passed = 0
         self.framing_errors = 0
-        # A diverted frame waits behind frames c104 holds: the link calls `confirm_through`
-        # once their ASDUs are durable (read without a lock on c104's thread: a flag).
-        self.owed = False
         self._session: _Session | None = None
         self.last_error = ""
         self._token = 0
@@ -152,7 +148,6 @@ class ApduGuard:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._cut.clear()
             self._sockets = (master, upstream)
-            self.owed = False
             self._session = _Session(self, master, upstream)
             try:
                 self._session.pump()
@@ -180,11 +175,23 @@ class ApduGuard:
             if not self._stop.is_set():
                 self._listener = _bound(self.port)
 
-    def confirm_through(self, token: int) -> None:
-        """The link stored the ASDU with this token (and c104 processed all before it)."""
+    def durable_through(self, token: int) -> None:
+        """From any thread: the ASDU with this token, and everything handed to the outbox
+        before it, is durable. Never blocks (the outbox's writer thread calls it)."""
         session = self._session
         if session is not None:
-            session.confirm_through(token)
+            session.durable_through(token)
+
+    def c104_token(self) -> int:
+        """The token of the last monitoring ASDU c104 has confirmed (0: none yet)."""
+        session = self._session
+        return session.c104_token if session is not None else 0
+
+    def held_by_c104_only(self) -> bool:
+        """True while the relay waits for a frame c104 has confirmed but whose ASDU the link
+        never reported durable (an ASDU that reached no callback)."""
+        session = self._session
+        return session is not None and session.first_undurable() <= session.c104_token
 
     def keep(self, asdu: bytes) -> int:
         """Remember a passed-on monitoring ASDU for the link; returns its token."""
@@ -205,9 +212,9 @@ class _Session:
     """One connection: c104 on `master`, the relay on `upstream`.
 
     Relay sequence numbers: every frame before `stored_vr` was either stored (diverted) or
-    handed to c104 and is in `unconfirmed` until c104 confirms it or the link reports its
-    ASDU durable (`confirm_through`). An N(R) sent to the relay never passes the first
-    entry of `unconfirmed` that is not known to be durable, and never goes backwards.
+    handed to c104. Handed-on monitoring frames wait in `undurable` until the link reports
+    their token durable. An N(R) sent to the relay never passes the first entry of
+    `undurable` and never goes backwards. `unconfirmed` only follows c104's own N(R).
     """
 
     def __init__(self, guard: ApduGuard, master: socket.socket, upstream: socket.socket) -> None:
@@ -223,19 +230,33 @@ class _Session:
         self.unconfirmed: deque[tuple[int, int | None]] = deque()
         self.confirmed_base = 0  # c104 numbering of unconfirmed[0]
         self.sent_nr = 0  # last N(R) the relay got
-        self.last_diverted: int | None = None
-        self.lock = threading.Lock()  # the c104 thread confirms too (`confirm_through`)
+        # (relay N(S), token) of monitoring frames handed on whose ASDU is not known durable
+        self.undurable: deque[tuple[int, int]] = deque()
+        self.durable_token = 0  # every token up to it is durable (set from other threads)
+        self.c104_token = 0
+        self.lock = threading.Lock()  # guards the sequence state; the guard's thread only
+        self._mark_lock = threading.Lock()  # `durable_token`, never held during I/O
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
 
     def pump(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self.upstream, selectors.EVENT_READ, self._on_relay)
             selector.register(self.master, selectors.EVENT_READ, self._on_master)
-            while True:
-                for key, _ in selector.select():
-                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                    if not data or self.guard.is_cut:
-                        raise GuardClosed(self.guard.last_error or "connection closed")
-                    key.data(data)
+            selector.register(self._wake_r, selectors.EVENT_READ, self._on_durable)
+            try:
+                self._pump(selector)
+            finally:
+                self._wake_r.close()
+                self._wake_w.close()
+
+    def _pump(self, selector: selectors.BaseSelector) -> None:
+        while True:
+            for key, _ in selector.select():
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                if not data or self.guard.is_cut:
+                    raise GuardClosed(self.guard.last_error or "connection closed")
+                key.data(data)
 
     # relay -> c104
 
@@ -273,6 +294,8 @@ class _Session:
         token = self.guard.keep(asdu) if asdu[0] in MONITORING_TYPES else None
         with self.lock:
             self.unconfirmed.append((ns, token))
+            if token is not None:
+                self.undurable.append((ns, token))
             self.stored_vr = self.relay_vr
         control = struct.pack("<H", self.master_vs << 1) + body[2:4]
         self.master_vs = (self.master_vs + 1) % SEQ_MOD
@@ -297,11 +320,7 @@ class _Session:
             raise GuardClosed(guard.last_error) from None
         with self.lock:
             self.stored_vr = self.relay_vr
-            self.last_diverted = ns
-            if self.unconfirmed:
-                guard.owed = True  # confirmed once the frames c104 holds are durable
-            else:
-                self._send_nr(self.stored_vr)
+            self._send_nr(self._limit())
 
     # c104 -> relay
 
@@ -318,12 +337,13 @@ class _Session:
                     offset += length
                     kind = frame_kind(body)
                     if kind in ("I", "S"):
-                        nr = self._translate(struct.unpack_from("<H", body, 2)[0] >> 1)
+                        self._translate(struct.unpack_from("<H", body, 2)[0] >> 1)
+                        nr = self._limit()  # what is durable, whatever c104 confirmed
                         if kind == "S" and not self._advances(nr):
                             continue  # the relay already has this confirmation
                         nr = nr if self._advances(nr) else self.sent_nr
                         struct.pack_into("<H", body, 2, nr << 1)
-                        self._sent(nr)
+                        self.sent_nr = nr
                     out += bytes([0x68, len(body)]) + body
                 if out and not self.guard.is_cut:
                     self.upstream.sendall(out)
@@ -332,43 +352,49 @@ class _Session:
         finally:
             del buffer[:offset]
 
-    def _translate(self, master_nr: int) -> int:
-        """c104's N(R) in the relay's numbering (lock held)."""
+    def _translate(self, master_nr: int) -> None:
+        """Follow c104's N(R): the frames it has taken in (lock held)."""
         done = (master_nr - self.confirmed_base) % SEQ_MOD
         if done > len(self.unconfirmed):
             raise FramingError(f"c104 confirmed {done} frames, only {len(self.unconfirmed)} open")
         for _ in range(done):
-            self.unconfirmed.popleft()
+            _, token = self.unconfirmed.popleft()
+            if token is not None:
+                self.c104_token = token
         self.confirmed_base = master_nr
-        return self.unconfirmed[0][0] if self.unconfirmed else self.stored_vr
 
-    def confirm_through(self, token: int) -> None:
-        """From the link (c104's receive thread): the ASDU with this token and every frame
-        c104 had before it are durable; confirm them and the diverted frames behind them."""
+    def _limit(self) -> int:
+        """The highest N(R) the relay may get: up to the first frame not known durable."""
+        durable = self.durable_token
+        while self.undurable and self.undurable[0][1] <= durable:
+            self.undurable.popleft()
+        return self.undurable[0][0] if self.undurable else self.stored_vr
+
+    def first_undurable(self) -> int:
+        """The token of the oldest frame the relay waits for (a huge number: none)."""
         with self.lock:
-            entries = self.unconfirmed
-            index = next((i for i, (_, kept) in enumerate(entries) if kept == token), -1)
-            # Up to the next frame that carries data; frames without (confirmations, end of
-            # initialisation) need nothing stored. Not found: c104 confirmed it already.
-            nr = self.stored_vr
-            for ns, kept in itertools.islice(entries, index + 1, None):
-                if kept is not None:
-                    nr = ns
-                    break
-            if not self.guard.is_cut:
-                self._send_nr(nr)
+            self._limit()
+            return self.undurable[0][1] if self.undurable else 1 << 62
+
+    def durable_through(self, token: int) -> None:
+        """Any thread: raise the durable watermark and wake the guard's thread to confirm."""
+        with self._mark_lock:
+            if token <= self.durable_token or self.guard.is_cut:
+                return
+            self.durable_token = token
+        with contextlib.suppress(OSError):  # full (a wake is pending anyway) or closed
+            self._wake_w.send(b"\0")
+
+    def _on_durable(self, _: bytes) -> None:
+        with self.lock:
+            self._send_nr(self._limit())
 
     def _advances(self, nr: int) -> bool:
         return 0 < (nr - self.sent_nr) % SEQ_MOD <= (self.stored_vr - self.sent_nr) % SEQ_MOD
 
     def _send_nr(self, nr: int) -> None:
-        """An S-frame to the relay, if it confirms more than it has (lock held)."""
-        if self._advances(nr):
+        """An S-frame to the relay, if it confirms more than it has and the connection was
+        not cut (lock held)."""
+        if self._advances(nr) and not self.guard.is_cut:
             self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))
-            self._sent(nr)
-
-    def _sent(self, nr: int) -> None:
-        self.sent_nr = nr
-        last = self.last_diverted
-        if last is not None and (last - nr) % SEQ_MOD >= (self.stored_vr - nr) % SEQ_MOD:
-            self.guard.owed = False  # the last diverted frame is confirmed
+            self.sent_nr = nr

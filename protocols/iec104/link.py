@@ -5,10 +5,11 @@ objects, and string annotations break every callback (docs/domain.md, c104).
 
 Threads and where they cross:
 - Point callbacks (and `on_new_point`, `on_unexpected_message`) run on lib60870's receive
-  thread. They hand each object to an `AsduBatcher`, which calls `sink.deliver_blocking`
-  once per ASDU, when its last object arrived; that returns once the objects are durable.
-  lib60870 acknowledges an I-frame only after the callbacks returned, so nothing the relay
-  drops from its buffer can be lost here (ack semantics). Objects at a `consumed` address
+  thread. They hand each object to an `AsduBatcher`, which submits each ASDU's objects to
+  the outbox (`sink.submit`) when its last object arrived, without waiting for the commit.
+  The acknowledgement is held in the APDU guard instead: when the commit returns,
+  `durable_ack.py` reports the ASDU's token durable, and only then may the relay be told
+  it was received (guard.py). Objects at a `consumed` address
   (the profile's identity and settings points) skip the sink: they go to `on_consumed` on
   the event loop (state a general interrogation re-reads, so not held to the ack rule).
 - `on_state_change` runs on c104's client thread. It unmutes an `OPEN_MUTED` connection
@@ -19,6 +20,12 @@ Threads and where they cross:
   the guard reads on. A sink failure on either thread cuts the guard first, so nothing
   that was not stored is ever acknowledged to the relay.
 - Blocking commands (general interrogation, clock sync, stop) run via `asyncio.to_thread`.
+
+An ASDU that reaches no callback has no token to report. lib60870 confirms an I-frame only
+after its callbacks returned, so once c104 confirmed it, whatever it carried was submitted;
+`_release_c104_confirmed` (the loop's stale check) then submits an empty barrier and
+reports c104's last confirmed token durable when it commits, so such a frame
+waits about a second at most, far inside the relay's t1 (15 s).
 
 Reconnect policy: c104 retries a connection on its own, which we allow only until the first
 OPEN (bounded by `connect_timeout_s`). Once an open connection is lost, `run` raises
@@ -36,12 +43,13 @@ from typing import Any
 
 import c104
 
-from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink
+from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink, submitter
 from protocols.errors import LinkError, WriteRefused
 from protocols.iec104 import convert
 from protocols.iec104.asdu_batch import AsduBatcher
 from protocols.iec104.asdu_source import AsduSource
 from protocols.iec104.config import Iec104Device
+from protocols.iec104.durable_ack import DurableAcks
 from protocols.iec104.guard import ApduGuard
 from protocols.iec104.raw_asdu import cot_label, diverted_observation
 from protocols.observations import LinkStateObservation, PointObservation
@@ -82,8 +90,7 @@ class Iec104Link:
         # Set once the general interrogation after connecting was confirmed.
         self.ready = asyncio.Event()
         self.received = 0
-        # decode_errors, timeouts (the standard driver counters), store_failures, unexpected_*
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()  # decode_errors (this thread only), timeouts
         self.latest: dict[str, PointObservation] = {}  # address -> last observation
         self.recent: deque[PointObservation] = deque(maxlen=RECENT_EVENTS)
         self._reported_unknown: set[str] = set()
@@ -93,7 +100,6 @@ class Iec104Link:
         self._open = False
         self._lock = threading.Lock()
         self._interrogation_lock = asyncio.Lock()
-        self.batcher = AsduBatcher(sink.deliver_blocking, on_done=self._asdu_done)
         # c104 talks to the relay only through this guard (guard.py: what c104 must not see).
         self.guard = ApduGuard(
             self.name,
@@ -101,6 +107,8 @@ class Iec104Link:
             on_diverted=self._store_diverted,
             connect_timeout_s=device.connect_timeout_s,
         )
+        self.acks = DurableAcks(self.name, self.guard, submitter(sink), self._sink_failed)
+        self.batcher = AsduBatcher(self.acks.hand_on)
         self._asdus = AsduSource(self.guard.asdus)
 
     @property
@@ -145,9 +153,12 @@ class Iec104Link:
             log.info("device %s: client stopped", self.name)
 
     async def _flush_stale(self) -> None:
-        """The batcher's safety net: an ASDU whose last object never reached a callback."""
+        """The batcher's safety net: an ASDU whose last object never reached a callback;
+        and a frame c104 confirmed without a callback, which the guard would hold."""
         while True:
             await asyncio.sleep(self.batcher.stale_after_s / 2)
+            if self.guard.held_by_c104_only():
+                await asyncio.to_thread(self._release_c104_confirmed)
             if self.batcher.stale():
                 try:
                     await asyncio.to_thread(self.batcher.flush_stale)
@@ -214,6 +225,9 @@ class Iec104Link:
                 self._open = False
                 return f"connection {event.state.name}"
 
+    def _sink_failed(self, detail: str) -> None:
+        self._to_loop(_LinkEvent("sink_failed", detail=detail))
+
     def _to_loop(self, event: _LinkEvent) -> None:
         self._in_loop(self._events.put_nowait, event)
 
@@ -239,8 +253,8 @@ class Iec104Link:
         if connection is None:
             raise LinkError(f"{self.device.id}: c104 refused {self.device.host}:{self.device.port}")
         # t2 = 1 s (lib60870: 10 s): c104 confirms what it holds within a second even when
-        # fewer than w = 8 frames came; the guard's own confirmations (`_asdu_done`) cover
-        # the common case, this covers frames c104 takes without a callback.
+        # fewer than w = 8 frames came. The relay hears the guard's confirmations (after
+        # each commit); c104's only matter for frames that reach no callback.
         connection.protocol_parameters.confirm_interval = 1
         connection.add_station(common_address=self.device.common_address)
         connection.on_state_change(callable=self._on_state_change)
@@ -297,8 +311,6 @@ class Iec104Link:
     def _on_unexpected_message(
         self, connection: c104.Connection, message: c104.IncomingMessage, cause: c104.Umc
     ) -> None:
-        with self._lock:
-            self.counters[f"unexpected_{cause.name.lower()}"] += 1
         if cause not in _DROPPED:
             # e.g. INVALID_COT for time-tagged GI answers: c104 still hands those to the point.
             log.debug("device %s: c104 flagged %s %s", self.name, message.type.name, cause.name)
@@ -315,8 +327,9 @@ class Iec104Link:
         self._deliver(message, {"c104_unexpected": cause.name})
 
     def _deliver(self, message: c104.IncomingMessage, flags: dict[str, Any]) -> None:
-        """Convert and store durably, on the receive thread, before lib60870 may ack.
-        The ASDU's bytes come from the guard (`asdu_source.py`): never `message.raw`."""
+        """Convert and hand on to the outbox, on the receive thread; the guard holds the
+        relay's acknowledgement until the commit returned. The ASDU's bytes come from the
+        guard (`asdu_source.py`): never `message.raw`."""
         try:
             ca, ioa = message.common_address, message.io_address
             type_name = convert.enum_name(message.type)
@@ -337,9 +350,7 @@ class Iec104Link:
                 raw=asdu,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
-            if "decode_error" in obs.details or "time_error" in obs.details:
-                with self._lock:
-                    self.counters[DECODE_ERRORS] += 1  # kept as data, counted
+            self.counters[DECODE_ERRORS] += bool(convert.UNREADABLE & obs.details.keys())
             if obs.address in self.consumed:
                 # Identity / settings state, re-read by every interrogation: not an event.
                 with self._lock:
@@ -355,17 +366,15 @@ class Iec104Link:
             # frame that could not be stored is never acknowledged and the relay keeps it.
             detail = f"{type(exc).__name__}: {exc}"
             self.guard.cut(f"observation sink failed: {detail}")
-            with self._lock:
-                self.counters["store_failures"] += 1
             log.exception("device %s: could not store a received message", self.name)
             self._to_loop(_LinkEvent("sink_failed", detail=detail))
 
-    def _asdu_done(self, key: object) -> None:
-        """An ASDU is durable. Only while a diverted frame waits behind frames c104 holds,
-        tell the guard: c104 confirms by itself only every 8 frames or after t2 (10 s),
-        and a relay's window (k = 12) would stall meanwhile."""
-        if self.guard.owed and isinstance(key, int):
-            self.guard.confirm_through(key)
+    def _release_c104_confirmed(self) -> None:
+        """A worker thread: frames c104 confirmed whose ASDU reported no token (no
+        callback). Anything still held in the batcher goes out first, then a barrier."""
+        token = self.guard.c104_token()
+        self.batcher.flush()
+        self.acks.barrier(token)
 
     def _store_diverted(self, asdu: bytes, reason: str) -> None:
         """On the guard's thread: an ASDU c104 must not see, stored as raw data. Raises

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import socket
@@ -19,16 +20,25 @@ from protocols.observations import LinkStateObservation, Observation, PointObser
 from protocols.registry import LinkPlan, PlannedDevice
 from tests.support.driver_run import running_driver
 
+# One writer thread for every sink, as the agent has one outbox writer for every link (and
+# a thread count that tests of c104's threads can rely on).
+_WRITER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sink-writer")
+
 
 class RecordingSink:
-    """Keeps every delivered observation. `delay_s` makes `deliver_blocking` slow, and each
-    call's (start, end, thread) is kept to prove the c104 callback waits for it."""
+    """Keeps every delivered observation. Like the agent's outbox it commits `submit`ted
+    observations on one writer thread, in order, and completes each future after its
+    commit. `delay_s` makes each commit slow, and each call's (start, end, thread) is kept
+    to prove commits run one at a time in order."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.observations: list[Observation] = []
         self.delay_s = delay_s
         self.calls: list[tuple[float, float, int]] = []
         self._lock = threading.Lock()
+
+    def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
+        return _WRITER.submit(self.deliver_blocking, observations)
 
     async def deliver(self, observations: Sequence[Observation]) -> None:
         with self._lock:

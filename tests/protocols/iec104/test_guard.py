@@ -125,24 +125,70 @@ def ends() -> Iterator[Ends]:
     pair.close()
 
 
+def tokens(ends: Ends, count: int) -> list[int]:
+    """The guard's tokens of the last `count` monitoring ASDUs it handed to c104."""
+    return [token for token, _ in list(ends.guard.asdus)[-count:]]
+
+
+def nothing_from(sock: socket.socket, wait_s: float = 0.3) -> bool:
+    sock.settimeout(wait_s)
+    try:
+        return not sock.recv(100, socket.MSG_PEEK)  # closed counts as "nothing sent"
+    except TimeoutError:
+        return True
+    finally:
+        sock.settimeout(10)
+
+
 def test_diverted_frames_are_renumbered_around_and_confirmed_once_stored(ends: Ends) -> None:
     ends.relay.sendall(i_frame(0, 0, VALID) + i_frame(1, 0, CRASHES_C104) + i_frame(2, 0, VALID))
     assert read_frame(ends.master) == i_frame(0, 0, VALID)
     assert read_frame(ends.master) == i_frame(1, 0, VALID)  # the relay's N(S) 2, renumbered
     assert ends.stored == [(CRASHES_C104, ends.stored[0][1])]
-    ends.master.sendall(s_frame(1))  # c104 confirms its first frame only
+    first, second = tokens(ends, 2)
+    ends.guard.durable_through(first)  # the link stored the first ASDU
     assert read_frame(ends.relay) == s_frame(2)  # ...which also confirms the stored one
-    ends.master.sendall(s_frame(2))
+    ends.guard.durable_through(second)
     assert read_frame(ends.relay) == s_frame(3)
 
 
 def test_a_diverted_frame_with_nothing_open_is_confirmed_by_the_guard(ends: Ends) -> None:
     ends.relay.sendall(i_frame(0, 0, VALID))
     read_frame(ends.master)
-    ends.master.sendall(s_frame(1))
+    ends.guard.durable_through(tokens(ends, 1)[0])
     assert read_frame(ends.relay) == s_frame(1)
     ends.relay.sendall(i_frame(1, 0, CRASHES_C104))
     assert read_frame(ends.relay) == s_frame(2)
+
+
+def test_c104_confirming_a_frame_not_yet_durable_tells_the_relay_nothing(ends: Ends) -> None:
+    """c104 has taken the frame in, but its commit has not returned: the relay hears of it
+    only when the link reports it durable, in the guard's own S-frame."""
+    ends.relay.sendall(i_frame(0, 0, VALID) + i_frame(1, 0, VALID))
+    read_frame(ends.master)
+    read_frame(ends.master)
+    ends.master.sendall(s_frame(2))
+    assert nothing_from(ends.relay)
+    assert ends.guard.c104_token() == tokens(ends, 1)[0]
+    assert ends.guard.held_by_c104_only()
+    ends.guard.durable_through(tokens(ends, 2)[0])
+    assert read_frame(ends.relay) == s_frame(1)
+    ends.guard.durable_through(tokens(ends, 1)[0])
+    assert read_frame(ends.relay) == s_frame(2)
+    assert not ends.guard.held_by_c104_only()
+
+
+def test_c104s_i_frames_carry_only_the_durable_limit(ends: Ends) -> None:
+    """A command c104 sends (an interrogation) carries an N(R): rewritten to what is
+    durable, not what c104 has taken in."""
+    ends.relay.sendall(i_frame(0, 0, VALID) + i_frame(1, 0, VALID))
+    read_frame(ends.master)
+    read_frame(ends.master)
+    ends.guard.durable_through(tokens(ends, 2)[0])
+    assert read_frame(ends.relay) == s_frame(1)
+    interrogation = bytes.fromhex("6401060001000000" + "0014")
+    ends.master.sendall(i_frame(0, 2, interrogation))
+    assert read_frame(ends.relay) == i_frame(0, 1, interrogation)
 
 
 def test_a_frame_out_of_sequence_ends_the_connection(ends: Ends) -> None:
@@ -173,22 +219,37 @@ def test_cut_lets_nothing_from_c104_through(ends: Ends) -> None:
     assert ends.relay.recv(100) == b""
 
 
-def test_the_link_confirms_a_diverted_frame_behind_one_c104_holds(ends: Ends) -> None:
-    """c104 confirms only every 8 frames: once the link has stored the ASDU c104 holds,
-    the guard confirms it and the diverted frame behind it, and c104's own later
-    confirmation of the same frame is not sent twice."""
+def test_a_diverted_frame_behind_an_undurable_one_waits_for_it(ends: Ends) -> None:
+    """The diverted frame is stored at once, but the frame c104 holds before it is not
+    durable yet: neither is confirmed until it is, and c104's later confirmation of the
+    same frame is not sent twice."""
     ends.relay.sendall(i_frame(0, 0, VALID) + i_frame(1, 0, CRASHES_C104))
     assert read_frame(ends.master) == i_frame(0, 0, VALID)
     token, kept = ends.guard.asdus[-1]
     deadline = time.monotonic() + 10
-    while not ends.guard.owed and time.monotonic() < deadline:
+    while not ends.stored and time.monotonic() < deadline:
         time.sleep(0.01)  # the diverted frame may come in the guard's next read
-    assert kept == VALID and ends.stored and ends.guard.owed
-    ends.guard.confirm_through(token)
+    assert kept == VALID and ends.stored
+    assert nothing_from(ends.relay)
+    ends.guard.durable_through(token)
     assert read_frame(ends.relay) == s_frame(2)
-    assert not ends.guard.owed
     ends.master.sendall(s_frame(1))  # c104 catches up: nothing new for the relay
     ends.relay.sendall(i_frame(2, 0, VALID))
     assert read_frame(ends.master) == i_frame(1, 0, VALID)
-    ends.master.sendall(s_frame(2))
+    ends.guard.durable_through(tokens(ends, 1)[0])
     assert read_frame(ends.relay) == s_frame(3)  # the next confirmation, not a repeat of 2
+
+
+def test_testfr_passes_both_ways_while_a_frame_is_held(ends: Ends) -> None:
+    """The hold is on N(R) only: a relay's TESTFR reaches c104 and c104's answer reaches
+    the relay at once, so neither side's t1 runs out while a commit is pending."""
+    testfr_act, testfr_con = bytes([0x68, 4, 0x43, 0, 0, 0]), bytes([0x68, 4, 0x83, 0, 0, 0])
+    ends.relay.sendall(i_frame(0, 0, VALID))
+    read_frame(ends.master)
+    ends.master.sendall(s_frame(1))  # c104 confirms; the ASDU is not durable yet
+    ends.relay.sendall(testfr_act)
+    assert read_frame(ends.master) == testfr_act
+    ends.master.sendall(testfr_con)
+    assert read_frame(ends.relay) == testfr_con  # not an S-frame: nothing confirmed yet
+    ends.guard.durable_through(tokens(ends, 1)[0])
+    assert read_frame(ends.relay) == s_frame(1)

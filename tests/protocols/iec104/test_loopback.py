@@ -160,9 +160,10 @@ async def test_general_interrogation_after_connect_reports_current_states() -> N
     assert (buffered.address, buffered.device_time) == ("1001", T0 + timedelta(milliseconds=5))
 
 
-async def test_callback_waits_for_the_sink_and_loses_nothing() -> None:
-    """deliver_blocking runs on c104's receive thread, one call at a time: the callback
-    does not return (and lib60870 cannot acknowledge) before the sink has returned."""
+async def test_a_slow_sink_commits_in_order_and_loses_nothing() -> None:
+    """c104's callbacks hand ASDUs on without waiting; the sink commits them on one
+    thread, one at a time, in the order received, and a slow commit loses nothing (the
+    guard holds the relay's window until each commit returned)."""
     port = free_port()
     relay = await line_relay(port)
     sink = RecordingSink()

@@ -1,0 +1,66 @@
+"""Ties each ASDU's commit to what the APDU guard may confirm to the relay.
+
+Why: waiting for a commit inside c104's callback (one commit round trip per ASDU on the
+receive thread) capped one link at a few hundred events per second. Instead each ASDU's
+objects are submitted to the outbox without waiting, and the relay's acknowledgement is
+held in the guard: when the commit returns, the ASDU's token is reported durable
+(`ApduGuard.durable_through`), and only then may an N(R) covering its frame leave the
+agent. The outbox commits in submission order, so one reported token covers every ASDU
+submitted before it.
+
+A failed commit cuts the guard on the spot (the outbox's writer thread runs the future's
+callbacks in commit order, and settles refused appends before it commits the rest of their
+group, e.g. an empty barrier), before any later commit could be reported; a cut guard
+ignores reports and sends nothing, so nothing at or after the failed ASDU is ever
+confirmed, and the relay sends it again on the next connection.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+from collections.abc import Callable, Sequence
+
+from protocols.iec104.guard import ApduGuard
+from protocols.observations import Observation, PointObservation
+
+log = logging.getLogger(__name__)
+
+
+class DurableAcks:
+    def __init__(
+        self,
+        name: str,
+        guard: ApduGuard,
+        submit: Callable[[Sequence[Observation]], concurrent.futures.Future[None]],
+        on_failure: Callable[[str], None],
+    ) -> None:
+        self.name = name
+        self.guard = guard
+        self._submit = submit
+        self._on_failure = on_failure  # the link's loop learns the sink failed
+
+    def hand_on(self, observations: list[PointObservation], key: object) -> None:
+        """From the batcher (c104's receive thread): one ASDU's objects to the outbox. Also
+        with none (all consumed), so the ASDU's token is reported in order."""
+        future = self._submit(observations)
+        future.add_done_callback(functools.partial(self._committed, key))
+
+    def barrier(self, token: int) -> None:
+        """Report `token` durable once everything submitted so far is committed: for frames
+        c104 confirmed that reached no callback (lib60870 confirms a frame only after its
+        callbacks returned, so what they carried was submitted before this barrier)."""
+        self._submit([]).add_done_callback(functools.partial(self._committed, token))
+
+    def _committed(self, key: object, future: concurrent.futures.Future[None]) -> None:
+        """On the outbox's writer thread (at once for a sink without `submit`). Never
+        blocks: the guard's own thread sends the confirmation."""
+        error = future.exception()
+        if error is not None:
+            detail = f"{type(error).__name__}: {error}"
+            self.guard.cut(f"observation sink failed: {detail}")
+            log.error("device %s: could not store a received ASDU: %s", self.name, detail)
+            self._on_failure(detail)
+        elif isinstance(key, int):
+            self.guard.durable_through(key)

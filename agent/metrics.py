@@ -3,7 +3,7 @@ server (no dependency; a gateway should not need a web framework for one page).
 
     relay_agent_events_total, relay_agent_records_published_total,
     relay_agent_outbox_depth, relay_agent_outbox_oldest_age_seconds,
-    relay_agent_link_up{device=…}, relay_agent_decode_errors_total{link=…}, …
+    relay_agent_link_up{device=…}, relay_agent_device_decode_errors_total{device=…}, …
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from common.prometheus import CONTENT_TYPE, Sample
 from gateway.outbox import Outbox
+from protocols.driver import STANDARD_COUNTERS
 
 if TYPE_CHECKING:
     from agent.daemon import AgentDaemon
+    from agent.supervisor import LinkSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,12 @@ HELP = {
     "relay_agent_broker_connected": "1 when the MQTT session is up",
     "relay_agent_link_up": "1 when the device answers, 0 when not, -1 not yet known",
     "relay_agent_link_restarts_total": "driver restarts per link",
-    "relay_agent_driver_counter_total": "driver counters (decode errors, timeouts, …)",
+    "relay_agent_device_decode_errors_total": "answers from the device that could not be decoded",
+    "relay_agent_device_timeouts_total": "requests the device left unanswered",
+    "relay_agent_device_restarts_total": "the device's link restarted, or the device alone "
+    "started afresh on a shared bus",
+    "relay_agent_driver_counter_total": "every counter a device's driver keeps, by name",
+    "relay_agent_bus_counter_total": "counters of a shared serial bus (garbage, bad frames)",
 }
 
 
@@ -89,18 +96,31 @@ def supervisor_samples(daemon: AgentDaemon) -> list[Sample]:
         samples.append(
             ("relay_agent_link_restarts_total", {"link": sup.plan.key}, sup.status.restarts)
         )
-        driver = sup.status.driver
-        counters = getattr(driver, "counters", None) if driver is not None else None
-        if isinstance(counters, dict):
-            for name, value in sorted(counters.items()):
-                if isinstance(value, int | float):
-                    samples.append(
-                        (
-                            "relay_agent_driver_counter_total",
-                            {"link": sup.plan.key, "counter": str(name)},
-                            value,
-                        )
-                    )
+        samples.extend(_device_samples(sup))
+    return samples
+
+
+def _device_samples(sup: LinkSupervisor) -> list[Sample]:
+    """Per device of one link: the standard counters under their own names (one alert rule
+    for every protocol), then every counter its driver keeps, by name. The bus-level
+    counters of a shared serial bus (garbage bytes, bad frames) go per link."""
+    samples: list[Sample] = []
+    link, protocol = sup.plan.key, sup.plan.protocol
+    per_device = sup.device_counters()
+    for name in STANDARD_COUNTERS:
+        for device_id, counters in sorted(per_device.items()):
+            labels = {"device": device_id, "link": link, "protocol": protocol}
+            samples.append((f"relay_agent_device_{name}_total", labels, counters[name]))
+    for device_id, counters in sorted(per_device.items()):
+        for counter, value in sorted(counters.items()):
+            if counter not in STANDARD_COUNTERS:
+                labels = {"device": device_id, "link": link, "counter": counter}
+                samples.append(("relay_agent_driver_counter_total", labels, value))
+    bus_counters = getattr(sup.status.driver, "bus_counters", None)
+    if bus_counters is not None:
+        for counter, value in sorted(bus_counters().items()):
+            labels = {"link": link, "counter": counter}
+            samples.append(("relay_agent_bus_counter_total", labels, value))
     return samples
 
 

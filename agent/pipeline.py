@@ -8,7 +8,8 @@ acknowledgement until it completes.
 
 It also owns the state that turns observations into *changes*: link up/down into
 comms alarms, and firmware/settings into reports only when their hash changed (the last
-hash is committed with the record, so a restart resends nothing unchanged).
+hash is committed with the record, so a restart resends nothing unchanged), and drops
+an event a relay sends again that was stored already (`agent/replays.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from agent import disturbance, normalize
 from agent.normalize import DeviceContext
+from agent.replays import NewKeys, ReplayFilter, replay_key
 from gateway import comtrade, wire
 from gateway import outbox_retention as retention
 from gateway.outbox import Outbox, Pending, StateUpdate
@@ -84,6 +86,7 @@ class Pipeline:
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
         saved = outbox.device_state()
+        self.replays = ReplayFilter(saved)
         self._hashes = {key: value for key, value in saved.items() if key[1].endswith("_hash")}
         self._settings: dict[str, dict[str, dict[str, Any]]] = {
             device_id: json.loads(value)
@@ -94,20 +97,29 @@ class Pipeline:
     # --- ObservationSink ---------------------------------------------------------------
 
     async def deliver(self, observations: Sequence[Observation]) -> None:
-        records, state = self._records(observations)
+        records, state, new = self._records(observations)
         if records or state:
             await self.outbox.append(records, state)
+        self.replays.committed(new)
 
     def deliver_blocking(self, observations: Sequence[Observation]) -> None:
-        records, state = self._records(observations)
+        records, state, new = self._records(observations)
         if records or state:
             self.outbox.append_blocking(records, state)
+        self.replays.committed(new)
 
     def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
         """`BackgroundSink`: queued for the outbox's next group commit, returns at once.
         Always queued, even with nothing to write, so the future keeps commit order."""
-        records, state = self._records(observations)
-        return self.outbox.submit(records, state)
+        records, state, new = self._records(observations)
+        future = self.outbox.submit(records, state)
+        future.add_done_callback(lambda done: self._committed(done, new))
+        return future
+
+    def _committed(self, done: concurrent.futures.Future[None], new: NewKeys) -> None:
+        """A background commit ended: its events count as seen only if it succeeded."""
+        if done.exception() is None:
+            self.replays.committed(new)
 
     # --- agent-side records ---------------------------------------------------------------
 
@@ -160,10 +172,11 @@ class Pipeline:
 
     def _records(
         self, observations: Sequence[Observation]
-    ) -> tuple[list[Pending], list[StateUpdate]]:
+    ) -> tuple[list[Pending], list[StateUpdate], NewKeys]:
         now = wire.utcnow()
         records: list[Pending] = []
         state: list[StateUpdate] = []
+        new: NewKeys = {}
         for obs in observations:
             ctx = self.contexts.get(obs.device_id)
             if ctx is None:
@@ -173,10 +186,19 @@ class Pipeline:
             if isinstance(obs, DisturbanceObservation):
                 records.extend(self._disturbance(ctx, obs, now))
                 continue
+            if self._replayed(ctx.device_id, obs, new):
+                self.counters["replays_dropped"] += 1  # stored before: acknowledge only
+                continue
             record = self._record(ctx, obs, now, state)
             if record is not None:
                 records.append(self._pending(record, ctx.device_id))
-        return records, state
+        return records, [*state, *self.replays.state(new)], new
+
+    def _replayed(self, device_id: str, obs: Observation, new: NewKeys) -> bool:
+        if not isinstance(obs, PointObservation):
+            return False
+        key = replay_key(obs)
+        return key is not None and self.replays.is_replay(device_id, key, new)
 
     def _record(
         self, ctx: DeviceContext, obs: Observation, now: datetime, state: list[StateUpdate]

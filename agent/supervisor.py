@@ -13,11 +13,12 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.pipeline import Pipeline
-from protocols.driver import Driver
+from protocols.driver import RESTARTS, DeviceCounters, Driver
 from protocols.errors import LinkError
 from protocols.registry import LinkPlan
 
@@ -34,6 +35,8 @@ class LinkStatus:
     restarts: int = 0
     last_error: str = ""
     driver: Driver | None = None
+    # What the drivers that ended counted, so a device's counters outlive a restart.
+    retired: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 class LinkSupervisor:
@@ -103,11 +106,41 @@ class LinkSupervisor:
             log.exception("link %s: driver failed", self.plan.key)
             return f"driver error: {type(exc).__name__}: {exc}"
         finally:
+            self._retire(self.status.driver)
             self.status.running = False
             self.status.driver = None
+
+    def device_counters(self) -> dict[str, Counter[str]]:
+        """Per device: what its drivers counted since the agent started (the ended runs'
+        and the running one's), and `restarts`: the device alone started afresh, or its
+        whole link restarted."""
+        out = {d: Counter(self.status.retired.get(d, {})) for d in self.device_ids}
+        for device_id, counters in _counters_of(self.status.driver).items():
+            out.setdefault(device_id, Counter()).update(counters)
+        for counters in out.values():
+            counters[RESTARTS] += self.status.restarts
+        return out
+
+    def _retire(self, driver: Driver | None) -> None:
+        for device_id, counters in _counters_of(driver).items():
+            self.status.retired.setdefault(device_id, Counter()).update(counters)
 
     async def _mark_down(self, reason: str) -> None:
         try:
             await self.pipeline.deliver(self.pipeline.link_down_all(self.device_ids, reason))
         except Exception:  # the outbox failing is logged there; keep supervising
             log.exception("link %s: could not record link down", self.plan.key)
+
+
+def _counters_of(driver: Driver | None) -> DeviceCounters:
+    """The driver's `device_counters()`, or nothing for a driver without them; a broken
+    one costs its metrics, never the supervision."""
+    read = getattr(driver, "device_counters", None)
+    if read is None:
+        return {}
+    try:
+        counters: DeviceCounters = read()
+    except Exception:
+        log.exception("could not read the driver's counters")
+        return {}
+    return counters

@@ -125,6 +125,15 @@ def result_type(kind: PollKind) -> type[PollResult]:
     return _RESULT_TYPES[kind]
 
 
+# The counters every driver reports for each of its devices (`device_counters()`), under
+# these names whatever the protocol calls them, so that one alert rule fits every relay:
+DECODE_ERRORS = "decode_errors"  # answers that could not be decoded (dropped, counted)
+TIMEOUTS = "timeouts"  # requests the device left unanswered
+RESTARTS = "restarts"  # the device alone started afresh while its link ran on (a shared bus)
+STANDARD_COUNTERS = (DECODE_ERRORS, TIMEOUTS, RESTARTS)
+DeviceCounters = Mapping[str, Mapping[str, int]]  # device id -> counter name -> count
+
+
 class ObservationSink(Protocol):
     async def deliver(self, observations: Sequence[Observation]) -> None:
         """Store observations durably; returns once they are committed. Event-loop side."""
@@ -165,7 +174,9 @@ def submitter(
 
 class Driver(Protocol):
     """One link's driver. Drivers never decide what a point means and never reconnect
-    themselves: they raise `LinkError` and the supervisor restarts them."""
+    themselves: they raise `LinkError` and the supervisor restarts them. A driver may also
+    offer `device_counters() -> DeviceCounters` (the standard counters above and its own),
+    which the agent exports as metrics."""
 
     @property
     def device_ids(self) -> Sequence[str]:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -56,6 +57,8 @@ class SimulatedBus:
         self.frames_in = 0
         # every primary frame, in the order the bus saw them (tests count poll turns on it)
         self.frames: list[FixedFrame | VariableFrame] = []
+        # called with every chunk of bytes the master wrote, as read (a wire recording)
+        self.taps: list[Callable[[bytes], None]] = []
         # A pty or a socket carries bytes at once; with `line_baud` set, each answer is
         # written only after the request and the answer would have crossed a real line
         # (`bits_per_char`: start, 8 data, parity, stop), so benchmarks see line timing.
@@ -119,6 +122,8 @@ class SimulatedBus:
                 self._writer = None
 
     def _feed(self, data: bytes) -> None:
+        for tap in self.taps:
+            tap(data)
         for frame in self.extractor.feed(data):
             self.frames_in += 1
             if isinstance(frame, SingleCharFrame) or not frame.control.prm:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from protocols.driver import (
+    RESTARTS,
     ObservationSink,
     PollKind,
     PollResult,
@@ -157,6 +158,9 @@ class Iec103Driver:
             return SettingsResult(settings, source="103 generic services")
         raise ValueError(f"iec103 cannot poll {kind!r}")
 
+    def device_counters(self) -> dict[str, dict[str, int]]:
+        return {device_id: relay.all_counters() for device_id, relay in self.relays.items()}
+
     def bus_counters(self) -> dict[str, int]:
         return {} if self.port is None else self.port.counters()
 
@@ -263,6 +267,7 @@ class Iec103Driver:
             relay.counters["offline_attempts"] += 1
             return
         log.info("device %s: link reset, initialising", relay.id)
+        relay.counters[RESTARTS] += not first  # back after it went down, the bus ran on
         relay.up = True
         await self.deliver([LinkStateObservation(relay.id, True, "reset")])
         relay.identity_due = time.monotonic() + PROCEDURE_TIMEOUT_S

@@ -8,6 +8,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocols.driver import STANDARD_COUNTERS
 from protocols.iec103.asdu_base import FUN_GLOBAL
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.link import Station
@@ -53,6 +54,14 @@ class Relay:
     @property
     def id(self) -> str:
         return self.config.id
+
+    def all_counters(self) -> dict[str, int]:
+        """Its driver counters and its link station's (timeouts, retries, resets, NACKs),
+        with the standard names every driver reports."""
+        counters = {**self.station.counters, **self.counters}
+        for name in STANDARD_COUNTERS:
+            counters.setdefault(name, 0)
+        return counters
 
     def user_data_due(self, now: float) -> bool:
         """Whether a step that sends user data is waiting for this relay."""

@@ -236,6 +236,10 @@ def point_value(info: c104.Information) -> tuple[Scalar, dict[str, Scalar], bool
     raise DecodeError(f"unsupported information object {type(info).__name__}")
 
 
+# The details `to_observation` leaves when a value or time tag could not be read.
+UNREADABLE = frozenset({"decode_error", "time_error"})
+
+
 def to_observation(
     device_id: str,
     address: str,

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 
 from protocols.driver import (
+    DECODE_ERRORS,
+    STANDARD_COUNTERS,
     EventsResult,
     IdentityResult,
     ObservationSink,
@@ -49,6 +51,7 @@ class Iec104Driver:
         self._link: Iec104Link | None = None
         self._guard_totals = {"asdus_passed": 0, "asdus_diverted": 0, "framing_errors": 0}
         self._inventory: Iec104Inventory | None = None
+        self._counted: Iec104Link | None = None
 
     @property
     def device_ids(self) -> Sequence[str]:
@@ -72,6 +75,19 @@ class Iec104Driver:
         live = guard.counts() if guard is not None else {}
         return {k: v + live.get(k, 0) for k, v in self._guard_totals.items()}
 
+    def device_counters(self) -> dict[str, dict[str, int]]:
+        """The guard's counts and the last link's (objects received, ASDUs stored, decode
+        errors, timeouts), with the standard names every driver reports; broken framing
+        is a decode error too."""
+        link = self._counted
+        counters = {**self.counters, **(link.counters if link is not None else {})}
+        if link is not None:
+            counters.update(objects_received=link.received, asdus=link.batcher.asdus)
+        counters[DECODE_ERRORS] = counters.get(DECODE_ERRORS, 0) + counters["framing_errors"]
+        for name in STANDARD_COUNTERS:
+            counters.setdefault(name, 0)
+        return {self.device.id: counters}
+
     async def run(self, sink: ObservationSink) -> None:
         inventory = Iec104Inventory(self.device, self.section)
         link = Iec104Link(
@@ -82,6 +98,7 @@ class Iec104Driver:
             on_consumed=inventory.receive,
         )
         self._link, self._inventory = link, inventory
+        self._counted = link  # kept after the run ends: the supervisor adds up its counts
         try:
             if not inventory.maps_anything:
                 await link.run()

@@ -36,14 +36,14 @@ client starts from a known state (unmute, interrogation) instead of whatever c10
 import asyncio
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import c104
 
-from protocols.driver import ObservationSink, submitter
+from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink, submitter
 from protocols.errors import LinkError, WriteRefused
 from protocols.iec104 import convert
 from protocols.iec104.asdu_batch import AsduBatcher
@@ -91,6 +91,7 @@ class Iec104Link:
         # Set once the general interrogation after connecting was confirmed.
         self.ready = asyncio.Event()
         self.received = 0
+        self.counters: Counter[str] = Counter()  # decode_errors (this thread only), timeouts
         self.latest: dict[str, PointObservation] = {}  # address -> last observation
         self.recent: deque[PointObservation] = deque(maxlen=RECENT_EVENTS)
         self._reported_unknown: set[str] = set()
@@ -182,6 +183,7 @@ class Iec104Link:
                 async with asyncio.timeout(self.device.interrogation_timeout_s):
                     done = await self._interrogation(connection, ca)
             except TimeoutError:
+                self.counters[TIMEOUTS] += 1
                 raise LinkError(f"{self.device.id}: general interrogation timed out") from None
         if not done:
             raise LinkError(f"{self.device.id}: general interrogation not confirmed")
@@ -365,6 +367,7 @@ class Iec104Link:
                 raw=asdu,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
+            self.counters[DECODE_ERRORS] += bool(convert.UNREADABLE & obs.details.keys())
             if obs.address in self.consumed:
                 # Identity / settings state, re-read by every interrogation: not an event.
                 with self._lock:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from protocols.driver import ObservationSink, PollKind, PollResult
+from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink, PollKind, PollResult
 from protocols.errors import LinkError
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.link import ModbusLink
@@ -85,6 +85,22 @@ class ModbusDriver:
         for device_id, poller in self.pollers.items():
             wire = self.link.unit_counters(poller.device.unit_id).as_dict()
             out[device_id] = {**wire, **poller.counters()}
+        return out
+
+    def device_counters(self) -> dict[str, dict[str, int]]:
+        """The counters above as numbers, with the standard ones every driver reports:
+        malformed answers and undecodable event records are decode errors, a unit that
+        stayed silent a timeout."""
+        out: dict[str, dict[str, int]] = {}
+        for device_id, counters in self.counters.items():
+            numbers = {
+                k: int(v)
+                for k, v in counters.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            numbers[DECODE_ERRORS] = numbers["malformed"] + numbers.get("events_undecodable", 0)
+            numbers[TIMEOUTS] = numbers["no_response"]
+            out[device_id] = numbers
         return out
 
     async def run(self, sink: ObservationSink) -> None:

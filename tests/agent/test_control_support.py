@@ -148,7 +148,10 @@ def write_config(
     devices: Sequence[str] = ("line1", "line2"),
     remote: bool = False,
     extra: str = "",
+    broker: Sequence[str] = (),
+    remote_limits: Sequence[str] = (),
 ) -> LoadedConfig:
+    """`broker`, `remote_limits`: more lines for those sections ("max_in_flight = 3")."""
     lines = [
         "[agent]",
         'site = "north"',
@@ -158,6 +161,7 @@ def write_config(
         'host = "127.0.0.1"',
         f"port = {broker_port}",
         "reconnect_max_s = 1",
+        *broker,
         "[control]",
         f'socket = "{root / "c.sock"}"',
         "poll_timeout_s = 3",
@@ -165,7 +169,7 @@ def write_config(
     if remote:
         tokens = root / "tokens"
         tokens.write_text(f"# name:token\nops:{TOKEN}\n")
-        lines += ["[remote]", "enabled = true", f'tokens_file = "{tokens}"']
+        lines += ["[remote]", "enabled = true", f'tokens_file = "{tokens}"', *remote_limits]
     for i, device in enumerate(devices, 1):
         lines += [
             "[[devices]]",

@@ -25,16 +25,27 @@ PROFILE = "line-protection-103"
 
 
 class RecordingSink:
-    """Stores observations; `on_deliver` runs before storing (to check ack ordering)."""
+    """Stores observations; `on_deliver` runs before storing (to check ack ordering, or
+    raise: a failing commit). `stalled` makes the commits `stall_when` picks wait until
+    it is set (a disk that hangs)."""
 
     def __init__(self) -> None:
         self.observations: list[Observation] = []
         self.on_deliver: Callable[[Sequence[Observation]], None] | None = None
         self.delay_s = 0.0
+        self.stalled: asyncio.Event | None = None
+        self.stall_when: Callable[[Sequence[Observation]], bool] = lambda _: True
+        self.waiting = 0  # commits waiting on `stalled`
 
     async def deliver(self, observations: Sequence[Observation]) -> None:
         if self.on_deliver:
             self.on_deliver(observations)
+        if self.stalled is not None and self.stall_when(observations):
+            self.waiting += 1
+            try:
+                await self.stalled.wait()
+            finally:
+                self.waiting -= 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)  # a slow disk: the FCB must wait for it
         self.observations.extend(observations)

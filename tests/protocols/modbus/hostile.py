@@ -27,6 +27,7 @@ class HostileRtuServer:
         self.applied: list[str] = []
         self.function_codes: list[int] = []
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
         self._turn = 0
 
     async def start(self) -> int:
@@ -39,6 +40,11 @@ class HostileRtuServer:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
+    def drop_connections(self) -> None:
+        """Close every open connection (the converter rebooted); the server listens on."""
+        for writer in list(self._writers):
+            writer.close()
+
     def _next_mangle(self) -> str:
         if self.script:
             return self.script.popleft()
@@ -48,6 +54,7 @@ class HostileRtuServer:
         return "good"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 request = await reader.readexactly(8)  # unit fc addr(2) count(2) crc(2)
@@ -83,4 +90,5 @@ class HostileRtuServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()

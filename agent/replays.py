@@ -1,0 +1,84 @@
+"""Recognise an event a relay sends again because the agent stored it but had not yet
+acknowledged it when the agent died or the link dropped.
+
+Every protocol can replay: an IEC 104 outstation resends the I-frames not confirmed
+(lib60870 confirms every 8 frames or after t2), an IEC 103 relay its unconfirmed class-1
+answer after a reset, a Modbus ring is read again from the last position saved. Storing
+the replay again would give it a new record id, and the center would count the event
+twice. So the pipeline keeps, per device, a short window of the spontaneous events it
+committed (a hash of address, device time, value and quality) and drops an observation
+already in it: still acknowledged to the relay, since it is durable already. Answers to
+an interrogation are not filtered: each is a fresh report of a state.
+
+The window is committed with the records it covers (an outbox `StateUpdate`), and added
+to in memory only once that commit succeeded: a commit that failed leaves the event
+unknown, so its resend is stored (never lost for being "seen"). An event without a
+device time cannot be told from a new one with the same value, so it always passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import deque
+from collections.abc import Mapping
+
+from gateway.outbox import StateUpdate
+from protocols.observations import PointObservation
+
+STATE_NAME = "recent_events"
+# Enough for the frames a relay may send unacknowledged (IEC 104's k = 12 ASDUs) with
+# several objects each; a hash is 12 hex digits, so the state row stays ~2 KB.
+WINDOW = 128
+
+NewKeys = dict[str, list[str]]  # device id -> keys of this delivery, in order
+
+
+def replay_key(obs: PointObservation) -> str | None:
+    """The identity of a spontaneous event as the relay sent it; None for anything else:
+    a state reported because someone asked (an interrogation) is a new report each time,
+    even with the same time tag, and a measurement is no event."""
+    if obs.measurement or obs.device_time is None or obs.cause != "spontaneous":
+        return None
+    raw = "|".join((obs.address, obs.device_time.isoformat(), repr(obs.value),
+                    ",".join(obs.quality)))  # fmt: skip
+    return hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
+
+
+class ReplayFilter:
+    def __init__(self, saved: Mapping[tuple[str, str], str]) -> None:
+        self._lock = threading.Lock()
+        self._recent: dict[str, deque[str]] = {}
+        self._known: dict[str, set[str]] = {}
+        for (device_id, name), value in saved.items():
+            if name == STATE_NAME:
+                keys = deque(json.loads(value), maxlen=WINDOW)
+                self._recent[device_id], self._known[device_id] = keys, set(keys)
+
+    def is_replay(self, device_id: str, key: str, new: NewKeys) -> bool:
+        """Already committed, or already in this delivery; else noted in `new`."""
+        pending = new.setdefault(device_id, [])
+        with self._lock:
+            seen = key in self._known.get(device_id, ())
+        if seen or key in pending:
+            return True
+        pending.append(key)
+        return False
+
+    def state(self, new: NewKeys) -> list[StateUpdate]:
+        """The windows as they will be once this delivery is committed."""
+        out: list[StateUpdate] = []
+        with self._lock:
+            for device_id, keys in new.items():
+                if keys:
+                    window = [*self._recent.get(device_id, ()), *keys][-WINDOW:]
+                    out.append(StateUpdate(device_id, STATE_NAME, json.dumps(window)))
+        return out
+
+    def committed(self, new: NewKeys) -> None:
+        with self._lock:
+            for device_id, keys in new.items():
+                recent = self._recent.setdefault(device_id, deque(maxlen=WINDOW))
+                recent.extend(keys)
+                self._known[device_id] = set(recent)

@@ -1,0 +1,87 @@
+"""An event a relay sends again (the agent stored it, but died or lost the link before
+acknowledging it) is stored once: within one run, across a restart of the agent (the
+window is committed with the records), and never dropped when its first commit failed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway import wire
+from gateway.outbox import Outbox
+from protocols.observations import PointObservation
+from tests.agent.test_pipeline import make_pipeline, records
+
+T0 = datetime(2026, 3, 1, 8, 15, 30, tzinfo=UTC)
+
+
+def trip(ms: int, value: bool = True, cause: str = "spontaneous") -> PointObservation:
+    return PointObservation(
+        "line1", "1011", value, device_time=T0 + timedelta(milliseconds=ms), cause=cause
+    )
+
+
+def events(box: Outbox) -> list[tuple[object, object, object]]:
+    return [(r.value, r.device_time, r.cause) for r in records(box) if isinstance(r, wire.Event)]
+
+
+def test_a_replay_is_stored_once_and_a_new_event_is_not_taken_for_one(box: Outbox) -> None:
+    pipeline = make_pipeline(box)
+    pipeline.deliver_blocking([trip(0), trip(10, False)])
+    pipeline.deliver_blocking([trip(10, False), trip(20)])  # the relay resends its last one
+    # An interrogation answers with the state and its time tag, every time: never a replay.
+    pipeline.deliver_blocking([trip(20, cause="interrogated")])
+    pipeline.deliver_blocking([trip(20, cause="interrogated")])
+    assert events(box) == [
+        (True, T0, "spontaneous"),
+        (False, T0 + timedelta(milliseconds=10), "spontaneous"),
+        (True, T0 + timedelta(milliseconds=20), "spontaneous"),
+        (True, T0 + timedelta(milliseconds=20), "interrogated"),
+        (True, T0 + timedelta(milliseconds=20), "interrogated"),
+    ]
+    assert pipeline.counters["replays_dropped"] == 1
+
+
+def test_a_replay_after_the_agent_restarted_is_stored_once(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.open()
+    make_pipeline(box).deliver_blocking([trip(0), trip(10, False)])
+    box.close()
+    box = Outbox(tmp_path / "outbox.sqlite")  # a new process on the same state
+    box.open()
+    try:
+        pipeline = make_pipeline(box)
+        pipeline.deliver_blocking([trip(10, False), trip(20)])
+        assert [e[1] for e in events(box)] == [T0 + timedelta(milliseconds=ms)
+                                               for ms in (0, 10, 20)]  # fmt: skip
+        assert pipeline.counters["replays_dropped"] == 1
+    finally:
+        box.close()
+
+
+class FailingOnce(Outbox):
+    """The outbox's commit fails once (disk full), then works."""
+
+    failures = 1
+
+    def append_blocking(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.failures:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        return super().append_blocking(*args, **kwargs)
+
+
+def test_an_event_whose_commit_failed_is_stored_when_it_comes_again(tmp_path: Path) -> None:
+    box = FailingOnce(tmp_path / "outbox.sqlite")
+    box.open()
+    try:
+        pipeline = make_pipeline(box)
+        with pytest.raises(OSError, match="No space left"):
+            pipeline.deliver_blocking([trip(0)])
+        pipeline.deliver_blocking([trip(0)])  # the relay kept it, and sends it again
+        assert [e[1] for e in events(box)] == [T0]
+        assert pipeline.counters["replays_dropped"] == 0
+    finally:
+        box.close()

@@ -51,13 +51,13 @@ from protocols.iec104.asdu_source import AsduSource
 from protocols.iec104.config import Iec104Device
 from protocols.iec104.durable_ack import DurableAcks
 from protocols.iec104.guard import ApduGuard
+from protocols.iec104.interrogation import interrogation
 from protocols.iec104.raw_asdu import cot_label, diverted_observation
 from protocols.observations import LinkStateObservation, PointObservation
 
 log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 50
-INTERROGATION_ATTEMPTS = 3
 _OPEN_STATES = (c104.ConnectionState.OPEN, c104.ConnectionState.OPEN_MUTED)
 # c104 drops these unexpected messages instead of giving them to a point: report them.
 _DROPPED = (c104.Umc.MISMATCHED_TYPE_ID, c104.Umc.UNKNOWN_IOA, c104.Umc.UNKNOWN_CA)
@@ -169,8 +169,8 @@ class Iec104Link:
                     self._events.put_nowait(_LinkEvent("sink_failed", detail=detail))
 
     async def interrogate(self) -> None:
-        """General interrogation of the relay's station; its answers arrive through the point
-        callbacks (durable, cause INTERROGATED_BY_STATION). c104 waits for the termination."""
+        """General interrogation of the relay's station (answers arrive through the point
+        callbacks; `interrogation.py` says why it may be asked again)."""
         ca = self.device.common_address
         # One at a time: c104 refuses a second C_IC_NA_1 while one runs ("already running"),
         # and the connect GI, an on-demand poll and the inventory's refresh may overlap.
@@ -178,31 +178,14 @@ class Iec104Link:
             connection = self._require_open()
             log.info("device %s: general interrogation", self.name)
             try:
-                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
-                # that races the result, and `run` would then never end.
+                # asyncio.timeout: 3.11's wait_for can swallow a cancellation racing the result
                 async with asyncio.timeout(self.device.interrogation_timeout_s):
-                    done = await self._interrogation(connection, ca)
+                    done = await interrogation(connection, ca, self.name)
             except TimeoutError:
                 self.counters[TIMEOUTS] += 1
                 raise LinkError(f"{self.device.id}: general interrogation timed out") from None
         if not done:
             raise LinkError(f"{self.device.id}: general interrogation not confirmed")
-
-    async def _interrogation(self, connection: Any, ca: int) -> bool:
-        """c104's blocking interrogation, repeated a few times when it fails: c104 refuses
-        one at once while it still counts the previous one as running (its termination is
-        processed on c104's own thread, which under load comes after the previous call
-        returned), and under load it can miss a confirmation that arrives before it has
-        registered the command (seen on loopback: the relay received the command and
-        confirmed it, c104 waited out its command timeout). An interrogation is a read, so
-        asking again is harmless; its answers are marked interrogated either way."""
-        for attempt in range(INTERROGATION_ATTEMPTS):
-            if attempt:
-                log.info("device %s: interrogation not confirmed, asking again", self.name)
-                await asyncio.sleep(0.2)
-            if await asyncio.to_thread(connection.interrogation, ca):
-                return True
-        return False
 
     async def clock_sync(self) -> None:
         """Set the relay's clock (a write: only with allow_commands). c104 sends the OS time

@@ -255,8 +255,7 @@ class _Session:
             for key, _ in selector.select():
                 data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                 if not data or self.guard.is_cut:
-                    side = "c104" if key.fileobj is self.master else "the relay"
-                    raise GuardClosed(self.guard.last_error or f"connection closed by {side}")
+                    raise GuardClosed(self.guard.last_error or "connection closed")
                 key.data(data)
 
     # relay -> c104

@@ -6,8 +6,8 @@ Every protocol can replay: an IEC 104 outstation resends the I-frames not confir
 answer after a reset, a Modbus ring is read again from the last position saved. Storing
 the replay again would give it a new record id, and the center would count the event
 twice. So the pipeline keeps, per device, a short window of the spontaneous events it
-committed (a hash of address, device time, value and quality) and drops an observation
-already in it: still acknowledged to the relay, since it is durable already. Answers to
+committed (a hash of address, device time, value, quality and the protocol's extras) and
+drops an observation already in it: still acknowledged to the relay, since it is durable already. Answers to
 an interrogation are not filtered: each is a fresh report of a state.
 
 The window is committed with the records it covers (an outbox `StateUpdate`), and added
@@ -41,8 +41,10 @@ def replay_key(obs: PointObservation) -> str | None:
     even with the same time tag, and a measurement is no event."""
     if obs.measurement or obs.device_time is None or obs.cause != "spontaneous":
         return None
+    # The protocol's extras belong to the identity: two ring records of one Modbus relay
+    # can share address, time (seconds) and value and differ only in their fields and slot.
     raw = "|".join((obs.address, obs.device_time.isoformat(), repr(obs.value),
-                    ",".join(obs.quality)))  # fmt: skip
+                    ",".join(obs.quality), repr(sorted(obs.details.items()))))  # fmt: skip
     return hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
 
 

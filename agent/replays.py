@@ -7,8 +7,8 @@ answer after a reset, a Modbus ring is read again from the last position saved. 
 the replay again would give it a new record id, and the center would count the event
 twice. So the pipeline keeps, per device, a short window of the spontaneous events it
 committed (a hash of address, device time, value, quality and the protocol's extras) and
-drops an observation already in it: still acknowledged to the relay, since it is durable already. Answers to
-an interrogation are not filtered: each is a fresh report of a state.
+drops an observation already in it: still acknowledged to the relay, since it is durable
+already. Answers to an interrogation are not filtered: each is a fresh report of a state.
 
 The window is committed with the records it covers (an outbox `StateUpdate`), and added
 to in memory only once that commit succeeded: a commit that failed leaves the event

@@ -67,10 +67,12 @@ from thingsboard_peer import (  # noqa: E402
     telemetry_sequences,
 )
 
+from gateway import wire  # noqa: E402
 from simulator.agent_config import to_toml  # noqa: E402
 from simulator.broker import Mosquitto  # noqa: E402
 
 UNITS = 100
+SITE, GATEWAY = "bench", "gw-bench"
 
 
 # --- our agent --------------------------------------------------------------------------------
@@ -80,7 +82,7 @@ def agent_config(work: Path, broker: Mosquitto, base_port: int, interval: float)
     (work / "profiles").mkdir()
     (work / "profiles" / "bench-seq.toml").write_text(profile_text())
     config = {
-        "agent": {"site": "bench", "gateway_id": "gw-bench", "state_dir": str(work / "state"),
+        "agent": {"site": SITE, "gateway_id": GATEWAY, "state_dir": str(work / "state"),
                   "profile_dirs": [str(work / "profiles")]},
         "broker": {"host": broker.host, "port": broker.port},
         "devices": [
@@ -94,9 +96,8 @@ def agent_config(work: Path, broker: Mosquitto, base_port: int, interval: float)
     return path
 
 
-def sequences(peer: str, payload: bytes) -> list[tuple[int, int]]:
+def sequences(peer: str, body: Any) -> list[tuple[int, int]]:
     """(unit, sequence) pairs in one published message of either master."""
-    body: Any = json.loads(payload)
     found = []
     if peer == "agent":
         for record in body.get("records", []):
@@ -104,6 +105,17 @@ def sequences(peer: str, payload: bytes) -> list[tuple[int, int]]:
                 found.append((int(record["device_id"][1:]), int(record["value"])))
         return found
     return telemetry_sequences(body)
+
+
+def agent_ack(body: Any) -> bytes | None:
+    """What the center would send once it stored the records of one agent message: the
+    agent deletes a record from its outbox only on this (at most 10,000 wait for one)."""
+    ids = {(int(r["session"]), int(r["seq"])) for r in body.get("records", [])
+           if r.get("kind") not in wire.LIFECYCLE_KINDS}  # fmt: skip
+    if not ids:
+        return None
+    ack = wire.Ack(site=SITE, gateway_id=GATEWAY, ranges=wire.ranges_of(ids))
+    return ack.model_dump_json().encode()
 
 
 class Collector:
@@ -127,7 +139,10 @@ class Collector:
                 if message.topic.matches(f"{TB_RPC}/request/+"):
                     await self.answer(client, message)
                     continue
-                for key in sequences(self.peer, message.payload):  # type: ignore[arg-type]
+                body = json.loads(message.payload)  # type: ignore[arg-type]
+                if self.peer == "agent" and (ack := agent_ack(body)) is not None:
+                    await client.publish(wire.ack_topic(SITE, GATEWAY), ack, qos=1)
+                for key in sequences(self.peer, body):
                     if key in self.arrived:
                         self.repeats += 1
                     else:

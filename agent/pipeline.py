@@ -38,6 +38,7 @@ from protocols.observations import (
     FaultReportObservation,
     IdentityObservation,
     LinkStateObservation,
+    MeasurementsObservation,
     Observation,
     PointObservation,
     SettingsObservation,
@@ -223,6 +224,9 @@ class Pipeline:
             else:
                 self.counters["measurements"] += 1
             return record
+        if isinstance(obs, MeasurementsObservation):
+            self.counters["measurements"] += len(obs.values)
+            return normalize.measurement_set_record(ctx, obs, now)
         if isinstance(obs, LinkStateObservation):
             return self._link_state(ctx, obs, now)
         if isinstance(obs, ConditionObservation):

@@ -101,10 +101,22 @@ def sequences(peer: str, body: Any) -> list[tuple[int, int]]:
     found = []
     if peer == "agent":
         for record in body.get("records", []):
-            if record.get("address") == "measurement:seq":
-                found.append((int(record["device_id"][1:]), int(record["value"])))
+            if (seq := agent_sequence(record)) is not None:
+                found.append(seq)
         return found
     return telemetry_sequences(body)
+
+
+def agent_sequence(record: dict[str, Any]) -> tuple[int, int] | None:
+    """(unit, sequence) of the agent record that carries a poll's sequence register: one
+    `measurements` record per poll (or, from agents before it, a `measurement` per value)."""
+    if record.get("kind") == "measurements":
+        value = record.get("values", {}).get("measurement:seq")
+    elif record.get("address") == "measurement:seq":
+        value = record.get("value")
+    else:
+        return None
+    return (int(record["device_id"][1:]), int(value)) if value is not None else None
 
 
 def agent_ack(body: Any) -> bytes | None:
@@ -163,11 +175,10 @@ def outbox_sequences(state_dir: Path) -> set[tuple[int, int]]:
         return set()
     left = set()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        for (body,) in db.execute("SELECT body FROM outbox WHERE kind = 'measurement'"):
+        for (body,) in db.execute("SELECT body FROM outbox WHERE kind LIKE 'measurement%'"):
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                record = json.loads(body)
-                if record.get("address") == "measurement:seq":
-                    left.add((int(record["device_id"][1:]), int(record["value"])))
+                if (seq := agent_sequence(json.loads(body))) is not None:
+                    left.add(seq)
     return left
 
 

@@ -29,7 +29,7 @@ class DeviceClockCheck:
 
     def judge(self, record: wire.Record) -> tuple[wire.Record, bool]:
         """The record, flagged when its device time is implausible; and whether it was."""
-        if isinstance(record, wire.Event | wire.Measurement):
+        if isinstance(record, wire.Event | wire.Measurement | wire.MeasurementSet):
             at, flags = record.device_time, record.device_time_flags
             if at is None or "invalid" in flags or IMPLAUSIBLE in flags:
                 return record, False

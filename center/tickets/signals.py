@@ -20,7 +20,7 @@ def _utc(at: datetime) -> datetime:
 _UNTRUSTED_TIME = frozenset({"invalid", "implausible"})
 
 
-def event_time(record: wire.Event | wire.Measurement) -> datetime:
+def event_time(record: wire.Event | wire.Measurement | wire.MeasurementSet) -> datetime:
     """Device time when it is trusted, else the gateway's receive time."""
     if record.device_time is not None and _UNTRUSTED_TIME.isdisjoint(record.device_time_flags):
         return _utc(record.device_time)
@@ -28,7 +28,7 @@ def event_time(record: wire.Event | wire.Measurement) -> datetime:
 
 
 def record_time(record: wire.Record) -> datetime:
-    if isinstance(record, wire.Event | wire.Measurement):
+    if isinstance(record, wire.Event | wire.Measurement | wire.MeasurementSet):
         return event_time(record)
     if isinstance(record, wire.DisturbanceRecord):
         return _utc(record.trigger_time)

@@ -86,9 +86,14 @@ class ProfileReads:
     # --- measurements ---------------------------------------------------------------------
 
     async def measurements(self) -> list[tuple[Measurement, Number]]:
+        values = await self.measurement_values()
+        return [(m, v) for (m, _, _), v in zip(self._measurement_codecs, values, strict=True)]
+
+    async def measurement_values(self) -> list[Number]:
+        """Every measurement's value, in the profile's order (the poll's hot path)."""
         blocks = await self.reader.spans(self.measurement_spans)
         data = [codec.registers_to_bytes(regs) for regs in blocks]
-        out: list[tuple[Measurement, Number]] = []
+        out: list[Number] = []
         for m, place, fast in self._measurement_codecs:
             raw: Number
             if fast is None:
@@ -98,7 +103,7 @@ class ProfileReads:
                 raw = fast.unpack_from(data[place.span_index], 2 * place.offset)[0]
                 if m.type == "f32":
                     raw = codec.round_f32(raw)
-            out.append((m, codec.scaled(raw, m.scale, m.offset)))
+            out.append(codec.scaled(raw, m.scale, m.offset))
         return out
 
     # --- status ---------------------------------------------------------------------------

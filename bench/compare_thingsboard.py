@@ -7,7 +7,10 @@ Both masters poll 100 units of 34 holding registers (`modbus_seq_simulator.py`: 
 poll sequence and 16 float32, one read per poll) and publish to a Mosquitto this script
 starts on a free loopback port: the agent its wire records, the gateway its ThingsBoard
 MQTT gateway API (`v1/gateway/telemetry`, QoS 1, access token as user name; the broker
-allows anyone). A subscriber records when each (unit, sequence) first arrives.
+allows anyone). A subscriber records when each (unit, sequence) first arrives and, for
+the agent, acknowledges what it received as the center would after storing it (`wire.Ack`
+on the gateway's acknowledgement topic): the agent deletes a record from its outbox only
+then, and stops sending at 10,000 unacknowledged records.
 
 The gateway is pinned (`thingsboard-gateway` 3.8.5) and installed from the package
 registry into its own virtualenv, `var/bench/tb-venv`, with the pymodbus its Modbus

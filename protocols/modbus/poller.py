@@ -121,6 +121,13 @@ class DevicePoller:
             {f"measurement:{m.name}": m.unit for m in self.profile.measurements if m.unit}
         )
         self._last_overrun_log = 0.0
+        self._handlers: dict[str, Callable[[], Awaitable[list[Observation]]]] = {
+            "identity": self._identity,
+            "settings": self._settings,
+            "settings_signal": self._settings_signal,
+            "status": self._status,
+            "measurements": self._measurements,
+        }
 
     def _jobs(self) -> list[Job]:
         d, p = self.device, self.profile
@@ -209,13 +216,7 @@ class DevicePoller:
             log.warning("%s: %s poll overran %d period(s) (counted)", self.id, job.name, missed)
 
     async def _run_job(self, job: Job, sink: ObservationSink) -> None:
-        handlers: dict[str, Callable[[], Awaitable[list[Observation]]]] = {
-            "identity": self._identity,
-            "settings": self._settings,
-            "settings_signal": self._settings_signal,
-            "status": self._status,
-            "measurements": self._measurements,
-        }
+        handlers = self._handlers
         if self.state.up is not True:
             self._forget()
         if job.name in ("events", "fault_report"):

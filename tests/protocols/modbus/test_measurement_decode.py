@@ -22,7 +22,8 @@ MEASUREMENTS = [
 
 def reads_of(measurements: list[dict[str, object]]) -> ProfileReads:
     profile = ModbusProfile.model_validate({"measurements": measurements})
-    link = ModbusLink("decode-only", host="127.0.0.1")  # never opened: nothing is read (made in a loop)
+    # Never opened, nothing is read (pymodbus makes its client inside an event loop).
+    link = ModbusLink("decode-only", host="127.0.0.1")
     return ProfileReads(profile, DeviceReader("d", 1, link, 1.0))
 
 

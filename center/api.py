@@ -134,7 +134,7 @@ def health_problems(config: CenterConfig, state: dict[str, Any]) -> list[str]:
     return [f"MQTT session to {config.mqtt.host}:{config.mqtt.port} is down{error}"]
 
 
-def create_app(ctx: ApiContext) -> FastAPI:
+def create_app(ctx: ApiContext) -> FastAPI:  # noqa: C901
     app = FastAPIOffline(
         title="Relay service center",
         version="1",

@@ -171,7 +171,8 @@ class Simulator:
             raise SystemExit("the Modbus simulator failed to start")
 
     def reads(self) -> dict[int, list[float]]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write("reads\n")
         self.proc.stdin.flush()
         return {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}

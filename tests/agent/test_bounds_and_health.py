@@ -53,7 +53,8 @@ async def test_publishes_in_flight_stay_within_max_in_flight(
     loaded = write_config(short_dir, port, devices=("line1",), broker=limits)
     try:
         async with Collector(mosquitto.host, mosquitto.port) as col, running(loaded, True) as d:
-            assert d.uplink is not None and d.pipeline is not None
+            assert d.uplink is not None
+            assert d.pipeline is not None
             await wait_until(lambda: d.outbox.depth == 0, what="the first records sent")
             proxy.hold_acks = True  # the broker stops confirming
             before = proxy.qos1_publishes

@@ -111,7 +111,8 @@ async def test_iec104_decode_errors_timeouts_and_restarts_per_device(tmp_path: P
         assert value(samples, "relay_agent_device_timeouts_total", **labels) is not None
         received = value(samples, "relay_agent_driver_counter_total", device="line1",
                          counter="objects_received")  # fmt: skip
-        assert received is not None and received >= 1
+        assert received is not None
+        assert received >= 1
     finally:
         agent.stop()
         station.drop()
@@ -150,7 +151,8 @@ async def test_modbus_counters_per_device_on_a_shared_bus(tmp_path: Path) -> Non
         for counter in ("bad_crc", "wrong_byte_count", "trailing_garbage"):
             found = value(samples, "relay_agent_driver_counter_total", device="f5",
                           counter=counter)  # fmt: skip
-            assert found is not None and found >= 1, counter
+            assert found is not None, counter
+            assert found >= 1, counter
         errors = count(samples, "decode_errors", "f5")
         server.drop_connections()  # the link restarts; the counts carry on from there
         samples = await until_metrics(port, agent, "a restart", lambda s: (

@@ -74,8 +74,10 @@ def test_the_record_is_a_gateway_alarm_that_counts_what_was_evicted(tmp_path: Pa
         fill(box, 950)  # 1050 rows: the 50 oldest measurements go
         assert asyncio.run(watch(box).check()) == "raised"
         (raised,) = alarms(box)
-        assert raised["code"] == "outbox_near_cap" and raised["state"] == "raised"
-        assert raised["device_id"] is None and raised["gateway_id"] == "gw1"
+        assert raised["code"] == "outbox_near_cap"
+        assert raised["state"] == "raised"
+        assert raised["device_id"] is None
+        assert raised["gateway_id"] == "gw1"
         assert raised["details"] == {
             "depth": 1000, "max_records": CAP, "raise_at": 900, "clear_at": 700, "evicted": 50,
             "bytes": 2000, "max_bytes": box.max_bytes,

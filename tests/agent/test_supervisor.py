@@ -84,7 +84,9 @@ async def test_a_failing_link_is_restarted_and_never_stalls_the_others(tmp_path:
                 await t
         box.close()
     assert pipeline.status["good"].events >= 20
-    assert sups[1].status.restarts >= 3 and "refused" in sups[1].status.last_error
-    assert sups[2].status.restarts >= 3 and "ZeroDivisionError" in sups[2].status.last_error
+    assert sups[1].status.restarts >= 3
+    assert "refused" in sups[1].status.last_error
+    assert sups[2].status.restarts >= 3
+    assert "ZeroDivisionError" in sups[2].status.last_error
     assert pipeline.status["bad1"].link_up is False
     assert pipeline.counters["comms_lost"] == 2  # once per bad device, not per retry

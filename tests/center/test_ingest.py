@@ -71,7 +71,8 @@ def test_rejections_are_stored_and_counted_next_to_good_records(make_harness):
     result = h.ingestor.ingest(batch)
     assert (result.stored, result.rejected) == (2, 2)
     counters = h.counters.snapshot()
-    assert counters["rejected_malformed"] == 1 and counters["rejected_topic_mismatch"] == 1
+    assert counters["rejected_malformed"] == 1
+    assert counters["rejected_topic_mismatch"] == 1
     assert h.scalar("SELECT count(*) FROM rejected_messages") == 2
     assert h.scalar("SELECT count(*) FROM records WHERE gateway_id = 'gw-evil'") == 1
 

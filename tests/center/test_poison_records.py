@@ -107,7 +107,8 @@ def test_an_unreadable_message_is_kept_whole_whatever_its_bytes(make_harness, na
             quarantine.s.rejected_messages.select().order_by(quarantine.s.rejected_messages.c.id)
         ).all()
     assert [bytes(r.payload) for r in rows] == [payload, payload]
-    assert "\x00" not in rows[0].excerpt and "\x00" not in rows[0].topic
+    assert "\x00" not in rows[0].excerpt
+    assert "\x00" not in rows[0].topic
 
 
 def test_a_repeated_id_in_one_message_is_stored_once_on_both_backends(make_harness):
@@ -129,7 +130,8 @@ def test_a_repeated_id_in_one_message_is_stored_once_on_both_backends(make_harne
         (item,) = quarantine.list_quarantine(conn)
     assert (item["reason"], item["record_index"], item["seq"]) == ("conflict", 3, trip.seq)
     counters = h.counters.snapshot()
-    assert counters["records_duplicate"] == 1 and counters["quarantined_conflict"] == 1
+    assert counters["records_duplicate"] == 1
+    assert counters["quarantined_conflict"] == 1
 
 
 def test_an_id_stored_earlier_with_other_content_is_a_conflict_not_a_duplicate(make_harness):
@@ -144,7 +146,8 @@ def test_an_id_stored_earlier_with_other_content_is_a_conflict_not_a_duplicate(m
     with h.engine.connect() as conn:
         (item,) = quarantine.list_quarantine(conn, reason="conflict")
         full = quarantine.get_quarantined(conn, item["id"])
-    assert full is not None and json.loads(full["content"])["point"] == "trip_phase_b"
+    assert full is not None
+    assert json.loads(full["content"])["point"] == "trip_phase_b"
     stored = h.scalar("SELECT body FROM records")
     assert json.loads(stored)["point"] == "trip_phase_a"  # the first copy stands
     assert h.counters.snapshot()["records_duplicate"] == 1

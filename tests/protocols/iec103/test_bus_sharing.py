@@ -139,5 +139,6 @@ async def test_an_identification_that_never_comes_is_reported_once(
         await bench.until(lambda: len(bus_frames(bench)) > polls + 100)
         assert bench.sink.of(IdentityObservation, "relay2")
     missing = [r.getMessage() for r in caplog.records if "ASDU 5" in r.getMessage()]
-    assert len(missing) == 1 and "relay1" in missing[0]
+    assert len(missing) == 1
+    assert "relay1" in missing[0]
     assert bench.driver.relays["relay2"].counters["identity_missing"] == 0

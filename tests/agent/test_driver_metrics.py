@@ -19,7 +19,7 @@ from bench.raw104_sender import C_IC_NA_1, COT_SPONT, M_SP_TB_1, Station
 from profiles.model import load_named
 from simulator.iec103 import make_relay as make_103_relay
 from simulator.modbus_image import RegisterImage
-from simulator.scenario import RelaySpec
+from simulator.scenario import IdentitySpec, RelaySpec
 from tests.protocols.modbus.hostile import HostileRtuServer
 from tests.support.agent_process import AgentProcess
 from tests.support.metrics import Samples, scrape, value
@@ -171,7 +171,7 @@ async def test_iec103_counters_per_relay_and_a_relay_restarted_alone(tmp_path: P
         spec = RelaySpec(
             id=f"relay{la}", protocol="iec103", profile="line-protection-103",
             link={"port": bus_path, "link_address": la, "common_address": la},
-            identity={"manufacturer": "DEMO", "firmware_version": "V4.7"},
+            identity=IdentitySpec(manufacturer="DEMO", firmware_version="V4.7"),
         )  # fmt: skip
         relays[spec.id] = make_103_relay(spec, profile)
         await relays[spec.id].start()

@@ -149,7 +149,7 @@ async def raw_request(mosquitto: Mosquitto, override: dict[str, Any]) -> dict[st
         await client.publish(request_topic("north", "gw1"), json.dumps(request), qos=1)
         async with asyncio.timeout(15):
             async for message in client.messages:
-                reply: dict[str, Any] = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                reply: dict[str, Any] = json.loads(bytes(message.payload))
                 return reply
     raise AssertionError("no reply")
 
@@ -213,7 +213,7 @@ async def test_a_reply_in_another_shape_is_named_not_taken_for_silence(
 
         async def answer_like_an_old_agent() -> None:
             async for message in old_agent.messages:
-                request = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                request = json.loads(bytes(message.payload))
                 old = {"v": 1, "request_id": request["request_id"], "site": "north",
                        "gateway_id": "gw-old", "ok": True,
                        "answer": {"result": {"identity": {"model": "LP-900"}}}}  # fmt: skip

@@ -87,7 +87,9 @@ def test_daily_job_finds_the_planted_devices(fleet):
         assert t["kind"] == "discrete"
         assert t["state"] == "open"
     with engine.connect() as conn:
-        timeline = queries.get_ticket(conn, found["s20"]["id"])["timeline"]
+        ticket = queries.get_ticket(conn, found["s20"]["id"])
+        assert ticket is not None
+        timeline = ticket["timeline"]
         scores = {
             r[0]: r[1]
             for r in conn.exec_driver_sql("SELECT device_id, risk FROM ageing_scores").all()

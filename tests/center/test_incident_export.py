@@ -11,8 +11,9 @@ import pytest
 from center.incident import LEAD_IN_MS, ExportError, export
 from gateway import comtrade, wire
 from simulator.scenario import load_scenario
+from tests.center.disturbance_support import transfer
 from tests.center.records import Gateway, seed_records
-from tests.center.test_disturbance_intake import send_all, send_seed, transfer
+from tests.center.test_disturbance_intake import send_all, send_seed
 
 
 def birth_with_inventory(gw: Gateway) -> wire.Birth:

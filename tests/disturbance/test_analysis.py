@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from tests.disturbance.synth import Fault, observation
 CTX = DeviceContext("north", "gw1", "feeder-1", "iec103", load_named("line-protection"))
 
 
-def _analyse(fault: Fault) -> dict:
+def _analyse(fault: Fault) -> dict[str, Any]:
     # Through the files, as the center sees them.
     return analyse(comtrade.read(*comtrade.write(comtrade_record(CTX, observation(fault)))))
 

@@ -134,14 +134,14 @@ async def test_the_printed_follow_up_commands_run_as_pasted(tmp_path: Path) -> N
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         busy_port = taken.getsockname()[1]
-        proc, output = await start_demo(
+        proc, stream = await start_demo(
             "--duration", "60", "--workdir", str(tmp_path / "demo"), "--api-port", str(busy_port)
         )
         lines: list[str] = []
         ran: dict[str, tuple[int, str]] = {}
         try:
             async with asyncio.timeout(150):
-                async for raw in output:
+                async for raw in stream:
                     line = raw.decode().rstrip("\n")
                     lines.append(line)
                     if m := re.match(r"try\s+[^:]+: (.*)$", line):

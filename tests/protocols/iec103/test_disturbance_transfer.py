@@ -201,7 +201,7 @@ async def test_other_relays_keep_their_turn_and_own_events_come_first(tmp_path: 
         (fan,) = await relay.record(FaultSpec(channels=10, samples=2000), datetime.now(UTC))
         delays: list[int] = []
         for n in range(3):
-            await bench.until(lambda n=n: relay.recorder.values_served > 20 * (n + 1))
+            await bench.until(lambda: relay.recorder.values_served > 20 * (n + 1))  # noqa: B023
             delays.append(await relay1_frames_until_fetched(bench, n % 2 == 0))
         await relay.emit(point, True, [], datetime.now(UTC))  # relay1's own event
         await bench.until(lambda: relay.recorder.acknowledged == [fan])

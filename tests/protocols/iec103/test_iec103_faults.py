@@ -46,7 +46,7 @@ async def test_garbage_bad_checksums_lost_frames_and_unknown_asdus(bench: Bench)
     assert got == expected  # every event once, in order: no loss, no duplicate
     status = await bench.driver.poll("relay1", PollKind.STATUS)
     assert isinstance(status, StatusResult)
-    counters = status.counters
+    counters = {k: v for k, v in status.counters.items() if isinstance(v, int)}  # counts
     assert counters["bus_garbage_bytes"] > 0
     assert counters["bus_bad_frames"] > 0
     assert counters["retries"] >= 6

@@ -18,7 +18,7 @@ from protocols.observations import (
 from tests.protocols.iec103.conftest import Bench
 
 
-def _point(bench: Bench, name: str):  # type: ignore[no-untyped-def]
+def _point(bench: Bench, name: str):
     return bench.profile.by_name[name]
 
 

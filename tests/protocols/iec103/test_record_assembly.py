@@ -101,7 +101,7 @@ def test_a_whole_record_with_its_scaling_and_tags() -> None:
         (lambda r: None, "0 channels, ASDU 26 announced 1"),
     ],
 )  # fmt: skip
-def test_an_inconsistent_record_is_refused(feed, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_inconsistent_record_is_refused(feed, problem: str) -> None:
     record = RecordAssembly(entry())
     record.start(ready())
 

@@ -10,6 +10,7 @@ from protocols.iec103.asdu_base import Cot
 from protocols.iec103.asdu_messages import TimeSync
 from protocols.iec103.observe import observations
 from protocols.iec103.time import Cp56Time, cp56_from_datetime
+from protocols.observations import PointObservation
 
 AT = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
 
@@ -23,6 +24,7 @@ def _answer(time: Cp56Time) -> TimeSync:
 
 def test_a_taken_sync_reports_the_relays_clock():
     [obs] = observations("line3", _answer(cp56_from_datetime(AT)), AT)
+    assert isinstance(obs, PointObservation)
     assert (obs.address, obs.value, obs.cause, obs.cause_raw) == (
         "255/0",
         True,
@@ -35,5 +37,6 @@ def test_a_taken_sync_reports_the_relays_clock():
 
 def test_an_invalid_clock_is_flagged():
     [obs] = observations("line3", _answer(cp56_from_datetime(AT, invalid=True)), AT)
+    assert isinstance(obs, PointObservation)
     assert obs.value is False
     assert obs.device_time_flags == ("invalid",)

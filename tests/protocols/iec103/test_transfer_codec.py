@@ -160,6 +160,7 @@ def test_identical_layouts_agree_with_hat_both_ways() -> None:
             25: hat.IoElement_ACKNOWLEDGEMENT_FOR_DISTURBANCE_DATA_TRANSMISSION,
             31: hat.IoElement_END_OF_TRANSMISSION,
         }[ours.TYPE_ID]
+        assert isinstance(ours, DisturbanceOrder | DisturbanceAck | TransferEnd)
         element = element_cls(
             order_type=hat.OrderType(ours.too),
             fault_number=ours.fault_number,

@@ -123,7 +123,7 @@ class RewritingRelay:
         self.rewrites = rewrites
 
     async def registers(self, table: str, address: int, count: int) -> list[int]:
-        section = cast(ModbusProfile, self.sim.section)
+        section = self.sim.section
         assert section.fault_report is not None
         regs = self.sim.image.read(table, address, count)
         if address == section.fault_report.first_register and self.rewrites:

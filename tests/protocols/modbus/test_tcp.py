@@ -54,7 +54,7 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
             }
             assert points["status:healthy"] is True
             assert points["measurement:frequency"] == 49.98
-            first = {}
+            first: dict[str, tuple[str | None, str | None]] = {}
             for o in sink.observations:
                 if isinstance(o, PointObservation):
                     first.setdefault(o.address, (o.cause, o.cause_raw))

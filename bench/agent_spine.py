@@ -100,7 +100,7 @@ class Subscriber:
             ready.set()
             async for message in client.messages:
                 now = time.time()
-                for record in json.loads(message.payload)["records"]:  # type: ignore[arg-type]
+                for record in json.loads(message.payload)["records"]:
                     if record["kind"] != "event" or record["cause"] != "spontaneous":
                         continue
                     self.arrivals.append(now)

@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from pathlib import Path
 from typing import Any
 
 from center.auth.roles import ROLES
 from center.auth.users import UserError, UserStore
+from center.cli.loading import Subparsers, load_or_report
 from center.clock import SystemClock
-from center.config import load_config
-from common.errors import ConfigError
 
 
-def add_parsers(sub: Any) -> None:
+def add_parsers(sub: Subparsers) -> None:
     user = sub.add_parser("user", help="console users: add, passwd, role, remove, list")
     actions = user.add_subparsers(required=True)
     for name, func, text in (
@@ -84,10 +82,8 @@ def _list(store: UserStore, args: argparse.Namespace, **who: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(Path(args.config))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
         return 2
     from center.store.db import make_engine, migrate
 

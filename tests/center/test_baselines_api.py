@@ -1,4 +1,4 @@
-"""The lifecycle's REST endpoints (token auth, who approved) and the `relay-center
+"""The baselines' REST endpoints (token auth, who approved) and the `relay-center
 inventory` / `baseline` commands, against both backends."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from center.cli.loading import Subparsers, load_or_report
+from center.cli.loading import Subparsers, load_or_report, migrated_engine
 
 
 def _day(text: str) -> datetime:
@@ -88,16 +88,11 @@ def cmd_ageing_run(args: argparse.Namespace) -> int:
         return 2
     from center.analytics.ageing_job import AgeingJob
     from center.clock import SystemClock
-    from center.store.db import make_engine, migrate
     from center.tickets.engine import TicketEngine
 
-    engine = make_engine(config.database_url)
-    try:
-        migrate(engine)
+    with migrated_engine(config) as engine:
         tickets = TicketEngine(config, SystemClock())
         run = AgeingJob(engine, tickets, [w.name for w in config.webhooks]).run()
-    finally:
-        engine.dispose()
     sys.stdout.write(f"{run.summary()}\n")
     for name in run.put_on_tickets:
         sys.stdout.write(f"  {name}\n")

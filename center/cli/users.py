@@ -19,7 +19,7 @@ from typing import Any
 
 from center.auth.roles import ROLES
 from center.auth.users import UserError, UserStore
-from center.cli.loading import Subparsers, load_or_report
+from center.cli.loading import Subparsers, load_or_report, migrated_engine
 from center.clock import SystemClock
 
 
@@ -85,16 +85,11 @@ def _run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
-    from center.store.db import make_engine, migrate
-
-    engine = make_engine(config.database_url)
     try:
-        migrate(engine)
-        who = {"by": args.by or getpass.getuser(), "via": "cli", "now": SystemClock().now()}
-        print(args.action(UserStore(engine), args, **who))
+        with migrated_engine(config) as engine:
+            who = {"by": args.by or getpass.getuser(), "via": "cli", "now": SystemClock().now()}
+            print(args.action(UserStore(engine), args, **who))
         return 0
     except UserError as exc:
         print(f"relay-center user: {exc}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()

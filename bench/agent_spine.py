@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from bare104_client import start_clients  # noqa: E402
 
-from simulator.agent_config import to_toml  # noqa: E402
-from simulator.broker import Mosquitto, free_port  # noqa: E402
+from simulator.harness.agent_config import to_toml  # noqa: E402
+from simulator.harness.broker import Mosquitto, free_port  # noqa: E402
 
 POINTS = 20
 

@@ -9,9 +9,9 @@ Scenario `link` keys (validated by `SimLink`):
 Relays whose links name the same endpoint share one server (a TCP gateway or an RS-485
 bus); each answers on its own unit id. Point steps on `event:<code>` append a record to the
 relay's ring (its phase and value fields as the profile's `[modbus.event_log]` maps them;
-start and trip points also drive the relay's fault report, see `modbus_faults.py`), on
+start and trip points also drive the relay's fault report, see `faults.py`), on
 `status:<name>` set a bit, on `measurement:<name>` set a value; breaker openings and trips
-move the relay's wear counters where its profile maps them (`modbus_wear.py`). `offline`
+move the relay's wear counters where its profile maps them (`wear.py`). `offline`
 makes the relay stop answering (its unit is dropped from the server; a TCP endpoint with no
 relay left closes, dropping connections).
 
@@ -38,9 +38,9 @@ from common.config import StrictModel
 from profiles.model import PointSpec, Profile
 from protocols.modbus import codec
 from protocols.modbus.profile import ModbusProfile
-from simulator.modbus_faults import FaultRecorder
-from simulator.modbus_image import TABLES, RegisterImage
-from simulator.modbus_wear import WearCounters
+from simulator.relays.modbus.faults import FaultRecorder
+from simulator.relays.modbus.image import TABLES, RegisterImage
+from simulator.relays.modbus.wear import WearCounters
 from simulator.scenario import RelaySpec
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
 """Fuzzed IEC 104 ASDUs: valid ones of many types, then mutated, reproducibly from a seed.
 
 What a relay could send by mistake or malice inside well-sequenced I-frames: wrong type ids,
-structure qualifiers that disagree with the length (more or fewer objects, the SQ bit
-flipped), private and undefined causes, truncated and over-long payloads, flipped bits.
-The common address is kept and IOAs stay small most of the time, so the master under test
-is not merely flooded with new points. `simulator.raw104.RawOutstation` sends them; the
-APCI is never fuzzed here (broken framing only ends a connection, tested on its own).
+structure qualifiers that disagree with the length (more or fewer objects, the SQ bit flipped),
+private and undefined causes, truncated and over-long payloads, flipped bits. The common address is
+kept and IOAs stay small most of the time, so the master under test is not merely flooded with new
+points. `simulator.relays.iec104.raw_outstation.RawOutstation` sends them; the APCI is never fuzzed
+here (broken framing only ends a connection, tested on its own).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from simulator.raw104 import asdu, cp56
+from simulator.relays.iec104.raw_outstation import asdu, cp56
 
 # (type id, element size without IOA, whether the element ends with a CP56Time2a)
 TEMPLATES = (

@@ -13,7 +13,7 @@ kind unless `types` says otherwise:
 - measurement: `M_ME_TF_1` (short float with CP56 time).
 
 When the profile has an `[iec104]` section, the relay also serves its identity and settings
-at the IOAs it maps (`simulator.iec104_inventory`); a `setting` step sends the new value
+at the IOAs it maps (`simulator.relays.iec104.inventory`); a `setting` step sends the new value
 spontaneously and then toggles the `settings_signal` point (when mapped), a `firmware` step
 sends the new version spontaneously. A relay that was offline answers the next general
 interrogation with the current values.
@@ -22,11 +22,11 @@ Like a real relay, events emitted while no master is connected (or while the rel
 offline) wait in the relay's buffer and are sent when a master connects, and an event leaves
 the buffer only when the master acknowledges the I-frame that carried it: events sent but
 unacknowledged when the connection dies are sent again to the next master, first and in
-order (`simulator.iec104_acks`; c104's server alone would drop them). Sends are paced:
+order (`simulator.relays.iec104.acks`; c104's server alone would drop them). Sends are paced:
 c104's server keeps only 100 queued messages and silently overwrites the oldest
 (docs/domain.md, c104), so a burst would measure the simulator's losses, not the agent's.
 
-Values become c104 information objects in `simulator.iec104_values` (device times as the
+Values become c104 information objects in `simulator.relays.iec104.values` (device times as the
 naive local time c104 expects).
 """
 
@@ -45,9 +45,9 @@ from pydantic import Field, ValidationError
 from common.config import StrictModel
 from profiles.model import PointSpec, Profile
 from protocols.iec104.profile import Iec104ProfileSection
-from simulator import iec104_inventory
-from simulator.iec104_acks import AckTracker, event_key, register
-from simulator.iec104_values import KIND_TYPES, SUPPORTED_TYPES, make_info
+from simulator.relays.iec104 import inventory
+from simulator.relays.iec104.acks import AckTracker, event_key, register
+from simulator.relays.iec104.values import KIND_TYPES, SUPPORTED_TYPES, make_info
 from simulator.scenario import RelaySpec
 
 log = logging.getLogger(__name__)
@@ -201,12 +201,10 @@ class Iec104Relay:
             log.info("relay %s: setting %s = %r (no point maps it)", self.id, name, value)
             return
         log.info("relay %s: setting %s = %r", self.id, name, value)
-        await self._send_state(iec104_inventory.setting_points(item, value))
+        await self._send_state(inventory.setting_points(item, value))
         if self.section.settings_signal is not None:
             self.settings_signal = not self.settings_signal
-            await self._send_state(
-                iec104_inventory.signal_point(self.section, self.settings_signal)
-            )
+            await self._send_state(inventory.signal_point(self.section, self.settings_signal))
 
     async def set_firmware(self, version: str) -> None:
         self.firmware = version
@@ -215,17 +213,17 @@ class Iec104Relay:
             log.info("relay %s: firmware %s (no point maps it)", self.id, version)
             return
         log.info("relay %s: firmware %s", self.id, version)
-        points = iec104_inventory.text_points(identity.firmware_version, version)
+        points = inventory.text_points(identity.firmware_version, version)
         await self._send_state(points)
 
     # --- internals --------------------------------------------------------------------------
 
-    def _state_points(self) -> dict[str, iec104_inventory.StatePoint]:
-        return iec104_inventory.all_points(
+    def _state_points(self) -> dict[str, inventory.StatePoint]:
+        return inventory.all_points(
             self.section, self.spec.identity, self.firmware, self.settings, self.settings_signal
         )
 
-    async def _send_state(self, points: dict[str, iec104_inventory.StatePoint]) -> None:
+    async def _send_state(self, points: dict[str, inventory.StatePoint]) -> None:
         """New identity / settings values: kept for the next interrogation, and sent
         spontaneously now when a master is connected (state, not buffered events)."""
         async with self._send_lock:

@@ -16,7 +16,7 @@ sends (to prove what leaves the agent), and behaves like a real relay about ackn
 
 One master at a time; a second connection replaces the first. Used by the 104 tests
 (tests/protocols/iec104/), `bench/raw104_sender.py` and the fuzz sender in
-`simulator/fuzz104.py`.
+`simulator/harness/fuzz104.py`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Scenario relay:
     link = { port = "/tmp/relay-sim/rs485-1", link_address = 1, common_address = 1 }
 
 `port` is a path (the simulator creates a pty and symlinks the path to it) or
-`socket://127.0.0.1:PORT`; relays with the same port share one bus (see `iec103_bus`).
+`socket://127.0.0.1:PORT`; relays with the same port share one bus (see `bus.py`).
 `relay.device_path` is the pty the master opens. Optional link keys: `fun` (the relay's
 function type, default the FUN of the profile's first point).
 
@@ -19,13 +19,13 @@ generic-services entry and queue INF 22 "local parameter setting"; firmware step
 the ASDU 5 software id (4 octets) and queue ASDU 5 with COT "start/restart"; offline stops
 all answers. The link layer (FCB repeats, acknowledged class-1 entries in `delivered`, data
 flow control with `hold_busy` and `nack_next_send`, the `received` frame log) is the
-`SecondaryStation` in `simulator/iec103_station.py`.
+`SecondaryStation` in `simulator/relays/iec103/station.py`.
 
 Test hooks (beside the station's): `send_identity` / `identity_after` (ASDU 5 never, or
 only some requests after the reset), `answer_generic` (False: generic reads are never
 answered), `interrupt_after` (restart, fall silent or stall in the middle of a record
-transfer). Records and their transfer: `recorder` (`simulator/iec103_records.py`),
-`record(...)`; a recorded record replayed: `replay(...)` (`simulator/iec103_replay.py`).
+transfer). Records and their transfer: `recorder` (`simulator/relays/iec103/records.py`),
+`record(...)`; a recorded record replayed: `replay(...)` (`simulator/relays/iec103/replay.py`).
 """
 
 from __future__ import annotations
@@ -53,11 +53,11 @@ from protocols.iec103.asdu_messages import (
 from protocols.iec103.asdu_transfer import DisturbanceAck, DisturbanceOrder
 from protocols.iec103.frames import PrimaryFunction
 from protocols.iec103.time import cp32_from_datetime
-from simulator import iec103_bus
-from simulator.iec103_records import RecordServer
-from simulator.iec103_replay import ReplayRecord
-from simulator.iec103_services import generic_read_answers, gi_answers
-from simulator.iec103_station import SecondaryStation
+from simulator.relays.iec103 import bus
+from simulator.relays.iec103.records import RecordServer
+from simulator.relays.iec103.replay import ReplayRecord
+from simulator.relays.iec103.services import generic_read_answers, gi_answers
+from simulator.relays.iec103.station import SecondaryStation
 from simulator.scenario import RelaySpec
 from simulator.waveforms import FaultSpec
 
@@ -94,7 +94,7 @@ class Iec103Relay(SecondaryStation):
         # what the record of a trip shows; None: trips record nothing (the relay replays
         # an incident's records instead, see `replay`)
         self.record_spec: FaultSpec | None = FaultSpec()
-        self.bus: iec103_bus.SimulatedBus | None = None
+        self.bus: bus.SimulatedBus | None = None
         self.time_syncs = 0
         # Identification after a reset: at once (ACD in the reset's ACK), only after
         # `identity_after` more requests (ACD off meanwhile), or never (`send_identity`).
@@ -111,10 +111,10 @@ class Iec103Relay(SecondaryStation):
     # --- SimulatedRelay ----------------------------------------------------------------
 
     async def start(self) -> None:
-        self.bus = await iec103_bus.attach(self.link.port, self)
+        self.bus = await bus.attach(self.link.port, self)
 
     async def stop(self) -> None:
-        await iec103_bus.detach(self.link.port, self)
+        await bus.detach(self.link.port, self)
         self.bus = None
 
     async def emit(

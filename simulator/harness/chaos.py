@@ -3,7 +3,7 @@ service center, each a real process (the relays in this one), and the faults a f
 brings: the agent, the broker or the center SIGKILLed, the agent's disk filled.
 
 The relays keep every event until the agent's acknowledgement covers it and send the
-unacknowledged ones again after a reconnect (`simulator/iec104_acks.py`), as a real relay
+unacknowledged ones again after a reconnect (`simulator/relays/iec104/acks.py`), as a real relay
 does, so an event the rig counts as sent is one the relay gave up only once the agent had
 confirmed it. The proof is at the far end: every event played must be in the center's
 store exactly once (`ChaosRig.tally`).
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.agent_config import agent_config
-from simulator.agent_process import AgentProcess
-from simulator.broker import Mosquitto, free_port
+from simulator.harness.agent_config import agent_config
+from simulator.harness.agent_process import AgentProcess
+from simulator.harness.broker import Mosquitto, free_port
 from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SEED_SCENARIO, Scenario, ScenarioFile, load_scenario
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import c104
 
-from simulator.iec104_values import local_naive
+from simulator.relays.iec104.values import local_naive
 
 log = logging.getLogger(__name__)
 

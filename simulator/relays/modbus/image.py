@@ -1,9 +1,8 @@
 """A simulated Modbus relay's memory, laid out by its profile's `[modbus]` section.
 
-Pure data: four register tables, and the operations a scenario drives (append an event
-record to the ring, set a status bit, change a setting, change the firmware, write a
-fault report). The server
-side (`simulator/modbus.py`) copies from here into pymodbus on every read.
+Pure data: four register tables, and the operations a scenario drives (append an event record to the
+ring, set a status bit, change a setting, change the firmware, write a fault report). The server
+side (`simulator/relays/modbus/relay.py`) copies from here into pymodbus on every read.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from simulator.base import SimulatedRelay
+from simulator.relays.base import SimulatedRelay
 from simulator.scenario import RelaySpec, Scenario
 
 

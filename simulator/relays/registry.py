@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from profiles.model import Profile
-from simulator.base import SimulatedRelay
+from simulator.relays.base import SimulatedRelay
 from simulator.scenario import RelaySpec
 
 Factory = Callable[[RelaySpec, Profile], SimulatedRelay]
@@ -16,9 +16,9 @@ def _load() -> dict[str, Factory]:
     factories: dict[str, Factory] = {}
     # One entry per protocol (explicit on purpose); each module exposes `make_relay`.
     for name, module in (
-        ("iec104", "simulator.iec104"),
-        ("modbus", "simulator.modbus"),
-        ("iec103", "simulator.iec103"),
+        ("iec104", "simulator.relays.iec104.relay"),
+        ("modbus", "simulator.relays.modbus.relay"),
+        ("iec103", "simulator.relays.iec103.relay"),
     ):
         try:
             mod: Any = __import__(module, fromlist=["make_relay"])

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.agent_config import to_toml
+from simulator.harness.agent_config import to_toml
 
 
 class AgentProcess:

@@ -1,6 +1,6 @@
 """The link layer of a simulated IEC 103 relay: an IEC 60870-5-2 secondary station.
 
-Kept apart from the relay's application (`simulator/iec103.py`: its points, settings,
+Kept apart from the relay's application (`simulator/relays/iec103/relay.py`: its points, settings,
 identity and records) because the link procedures are the same whatever the relay holds,
 and most link tests only need these: an FCV frame with the FCB of the last one gets the
 last answer again (a repeat); a new FCB acknowledges it, and only then is a class-1 entry

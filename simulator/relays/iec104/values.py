@@ -1,8 +1,8 @@
 """The c104 information objects a simulated IEC 104 relay sends for its points' values.
 
 Pure: a value, its quality flags and its device time in, a c104 `Information` out. Kept
-apart from the relay (`simulator.iec104`), which owns the server, its buffer and pacing,
-because tests and the load generator build the same objects to set points directly.
+apart from the relay (`simulator.relays.iec104.relay`), which owns the server, its buffer
+and pacing, because tests and the load generator build the same objects to set points directly.
 
 Time: c104 reads a datetime's wall-clock fields as *local* time and ignores tzinfo, so an
 aware device time is converted to naive local time before c104 sees it; the wire then

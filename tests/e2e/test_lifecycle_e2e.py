@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from center.lifecycle.approvals import BaselineService
+from center.baselines.approvals import BaselineService
 from simulator.relays.base import SimulatedRelay
 from simulator.runner import on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile

@@ -1,5 +1,5 @@
-"""`relay-center`: serve, migrate, check-config, poll, inventory, baseline, incident export,
-user."""
+"""`relay-center serve | migrate | check-config | poll | incident export`: the service
+itself, its schema and config, remote polls and incident playback."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
-from center.config import CenterConfig, load_config
-from common.cli_options import add_config_file, add_version_option, config_file
-from common.errors import ConfigError
+from center.cli.loading import Subparsers, load_or_report
+from center.config import CenterConfig
+from common.cli_options import add_config_file, config_file
 
 
 def _setup_logging(level: str) -> None:
@@ -23,11 +23,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(args: argparse.Namespace, path: Path | None = None) -> CenterConfig | None:
-    try:
-        return load_config(path or Path(args.config))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return None
+    return load_or_report(path or Path(args.config))
 
 
 async def _serve(config: CenterConfig) -> None:
@@ -123,10 +119,7 @@ def cmd_incident_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relay-center", description=__doc__)
-    add_version_option(parser)
-    sub = parser.add_subparsers(required=True)
+def add_parsers(sub: Subparsers) -> None:
     for name, func, text in (
         ("serve", cmd_serve, "run ingest, tickets, webhooks and the API"),
         ("migrate", cmd_migrate, "bring the database schema up to date and exit"),
@@ -156,29 +149,3 @@ def build_parser() -> argparse.ArgumentParser:
         "--relays", help="a scenario whose [[relays]] links, identities and settings to reuse"
     )
     export.set_defaults(func=cmd_incident_export)
-
-    from center.lifecycle_cli import add_parsers as add_lifecycle_parsers
-
-    add_lifecycle_parsers(sub)
-    from center.quarantine_cli import add_parsers as add_quarantine_parsers
-
-    add_quarantine_parsers(sub)
-
-    from center.analytics.cli import add_parsers as add_analytics_parsers
-
-    add_analytics_parsers(sub)
-
-    from center.auth.cli import add_parsers as add_user_parsers
-
-    add_user_parsers(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

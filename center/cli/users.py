@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from pathlib import Path
 from typing import Any
 
 from center.auth.roles import ROLES
 from center.auth.users import UserError, UserStore
+from center.cli.loading import Subparsers, load_or_report, migrated_engine
 from center.clock import SystemClock
-from center.config import load_config
-from common.errors import ConfigError
 
 
-def add_parsers(sub: Any) -> None:
+def add_parsers(sub: Subparsers) -> None:
     user = sub.add_parser("user", help="console users: add, passwd, role, remove, list")
     actions = user.add_subparsers(required=True)
     for name, func, text in (
@@ -84,21 +82,14 @@ def _list(store: UserStore, args: argparse.Namespace, **who: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(Path(args.config))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
         return 2
-    from center.store.db import make_engine, migrate
-
-    engine = make_engine(config.database_url)
     try:
-        migrate(engine)
-        who = {"by": args.by or getpass.getuser(), "via": "cli", "now": SystemClock().now()}
-        print(args.action(UserStore(engine), args, **who))
+        with migrated_engine(config) as engine:
+            who = {"by": args.by or getpass.getuser(), "via": "cli", "now": SystemClock().now()}
+            print(args.action(UserStore(engine), args, **who))
         return 0
     except UserError as exc:
         print(f"relay-center user: {exc}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()

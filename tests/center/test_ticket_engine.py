@@ -1,4 +1,5 @@
-"""The ticket lifecycle, step by step, with a manual clock, on SQLite and PostgreSQL."""
+"""The ticket engine (center/tickets/): a ticket's states step by step, with a manual clock,
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -12,10 +12,8 @@ import argparse
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-from center.config import CenterConfig, load_config
-from common.errors import ConfigError
+from center.cli.loading import Subparsers, load_or_report, migrated_engine
 
 
 def _day(text: str) -> datetime:
@@ -25,7 +23,7 @@ def _day(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD (found: {text!r})") from None
 
 
-def add_parsers(sub: Any) -> None:
+def add_parsers(sub: Subparsers) -> None:
     report = sub.add_parser("report", help="reports people can print and send")
     kinds = report.add_subparsers(required=True)
     imp = kinds.add_parser("improvement", help="the continuous-improvement report")
@@ -43,16 +41,8 @@ def add_parsers(sub: Any) -> None:
     run.set_defaults(func=cmd_ageing_run)
 
 
-def _config(path: str) -> CenterConfig | None:
-    try:
-        return load_config(Path(path))
-    except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return None
-
-
 def cmd_improvement(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return 2
     if args.end <= args.start:
@@ -93,21 +83,16 @@ def cmd_improvement(args: argparse.Namespace) -> int:
 
 
 def cmd_ageing_run(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return 2
     from center.analytics.ageing_job import AgeingJob
     from center.clock import SystemClock
-    from center.store.db import make_engine, migrate
     from center.tickets.engine import TicketEngine
 
-    engine = make_engine(config.database_url)
-    try:
-        migrate(engine)
+    with migrated_engine(config) as engine:
         tickets = TicketEngine(config, SystemClock())
         run = AgeingJob(engine, tickets, [w.name for w in config.webhooks]).run()
-    finally:
-        engine.dispose()
     sys.stdout.write(f"{run.summary()}\n")
     for name in run.put_on_tickets:
         sys.stdout.write(f"  {name}\n")

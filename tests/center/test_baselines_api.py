@@ -1,4 +1,4 @@
-"""The lifecycle's REST endpoints (token auth, who approved) and the `relay-center
+"""The baselines' REST endpoints (token auth, who approved) and the `relay-center
 inventory` / `baseline` commands, against both backends."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from center import cli
 from center.api import ApiContext, create_app
-from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
+from tests.center.baseline_records import FEEDER, SettingsSource, firmware
 from tests.center.records import T0, Gateway
 
 TOKEN = "engineer-token-0123456789"

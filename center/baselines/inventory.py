@@ -1,4 +1,4 @@
-"""The read side of the lifecycle: the fleet's firmware report, and per device its
+"""The read side of the baselines: the fleet's firmware report, and per device its
 firmware history (first and last seen of each version) and settings history (every
 snapshot with its as-found diff, the baselines, and how it differs from its baseline now).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from center.lifecycle import baselines, classify, drift
+from center.baselines import baselines, classify, drift
 from center.store import schema as s
 from center.store.db import as_utc
 from center.tickets.model import ACTIVE, FIRMWARE_DRIFT, SETTINGS_DRIFT

@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from center.baselines import baselines, classify
 from center.config import LifecycleConfig
-from center.lifecycle import baselines, classify
 from center.store import schema as s
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.engine import TicketEngine

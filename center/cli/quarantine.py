@@ -11,14 +11,11 @@ import argparse
 import base64
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
-from center.config import load_config
-from common.errors import ConfigError
+from center.cli.loading import Subparsers, load_or_report
 
 
-def add_parsers(sub: Any) -> None:
+def add_parsers(sub: Subparsers) -> None:
     q = sub.add_parser("quarantine", help="records and messages the center set apart")
     actions = q.add_subparsers(required=True)
     listing = actions.add_parser("list", help="newest first, without their content")
@@ -35,11 +32,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def _url(args: argparse.Namespace) -> str | None:
-    try:
-        return load_config(Path(args.config)).database_url
-    except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return None
+    config = load_or_report(args.config)
+    return config.database_url if config is not None else None
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from center.api import API, Actor, ApiContext
-from center.api_limits import Id, IdQuery, Name
+from center.api.auth import Actor
+from center.api.context import API, ApiContext
+from center.api.limits import Id, IdQuery, Name
 from center.disturbance import queries
 
 
-def add_routes(app: FastAPI, ctx: ApiContext) -> None:
-    def read(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with ctx.engine.connect() as conn:
-            return fn(conn, *args, **kwargs)
+def add_routes(routes: APIRouter, ctx: ApiContext) -> None:
 
-    @app.get(f"{API}/disturbances", tags=["disturbances"])
+    @routes.get(f"{API}/disturbances", tags=["disturbances"])
     def records(
         _: Actor,
         site: Name = None,
@@ -25,24 +23,26 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         ticket_id: IdQuery = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = read(queries.list_records, site, device_id, ticket_id, limit)
+        result: list[dict[str, Any]] = ctx.read(
+            queries.list_records, site, device_id, ticket_id, limit
+        )
         return result
 
-    @app.get(f"{API}/disturbances/{{record_id}}", tags=["disturbances"])
+    @routes.get(f"{API}/disturbances/{{record_id}}", tags=["disturbances"])
     def record(record_id: Id, _: Actor) -> dict[str, Any]:
-        doc: dict[str, Any] | None = read(queries.get_record, record_id)
+        doc: dict[str, Any] | None = ctx.read(queries.get_record, record_id)
         if doc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no disturbance record {record_id}")
         return doc
 
-    @app.get(
+    @routes.get(
         f"{API}/disturbances/{{record_id}}/comtrade.zip",
         tags=["disturbances"],
         response_class=Response,
         responses={200: {"content": {"application/zip": {}}}},
     )
     def comtrade_zip(record_id: Id, _: Actor) -> Response:
-        found = read(queries.files, record_id)
+        found = ctx.read(queries.files, record_id)
         if found is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"no complete disturbance record {record_id}"

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from center.lifecycle.inventory import versions_summary
+from center.baselines.inventory import versions_summary
 
 COLUMNS = (
     "site",

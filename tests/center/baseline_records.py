@@ -1,5 +1,5 @@
 """Firmware reports and settings snapshots as an agent makes them (agent/normalize.py), for
-the lifecycle tests."""
+the baseline tests."""
 
 from __future__ import annotations
 

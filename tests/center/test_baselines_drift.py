@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from center.lifecycle import baselines, inventory
-from center.lifecycle.approvals import ApprovalError, BaselineService
-from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
+from center.baselines import baselines, inventory
+from center.baselines.approvals import ApprovalError, BaselineService
+from tests.center.baseline_records import FEEDER, SettingsSource, firmware
 from tests.center.records import T0, Gateway
 
 S = timedelta(seconds=1)

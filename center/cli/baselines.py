@@ -15,14 +15,10 @@ import argparse
 import getpass
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from center.config import CenterConfig, load_config
-from common.errors import ConfigError
-
-# `relay-center`'s subparsers action (argparse keeps its type private).
-Subparsers = Any
+from center.cli.loading import Subparsers, load_or_report
+from center.config import CenterConfig
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -57,11 +53,7 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 def _config(args: argparse.Namespace) -> CenterConfig | None:
-    try:
-        return load_config(Path(args.config))
-    except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return None
+    return load_or_report(args.config)
 
 
 def _engine(config: CenterConfig) -> Any:
@@ -76,8 +68,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
         return 2
-    from center.lifecycle.inventory import fleet_report
-    from center.lifecycle.report import FORMATS
+    from center.baselines.inventory import fleet_report
+    from center.baselines.report import FORMATS
     from center.store.db import one_connection
 
     with one_connection(config.database_url, up_to_date=True) as conn:
@@ -90,7 +82,7 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
         return 2
-    from center.lifecycle import baselines
+    from center.baselines import baselines
     from center.store.db import one_connection
 
     with one_connection(config.database_url, up_to_date=True) as conn:
@@ -112,8 +104,8 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
 
 
 def _service(config: CenterConfig) -> Any:
+    from center.baselines.approvals import BaselineService
     from center.clock import SystemClock
-    from center.lifecycle.approvals import BaselineService
     from center.tickets.engine import TicketEngine
 
     tickets = TicketEngine(config, SystemClock())
@@ -124,7 +116,7 @@ def _approve(args: argparse.Namespace, how: str) -> int:
     config = _config(args)
     if config is None:
         return 2
-    from center.lifecycle.approvals import ApprovalError
+    from center.baselines.approvals import ApprovalError
 
     service = _service(config)
     by = args.by or getpass.getuser()

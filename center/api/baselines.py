@@ -1,17 +1,19 @@
-"""REST endpoints of the lifecycle, with the API's bearer-token auth: the token's name is
-recorded as who approved."""
+"""REST endpoints of firmware and settings baselines: the fleet's firmware report, each
+device's firmware and settings history, and the approvals (engineers), where the token's
+name is recorded as who approved. Tagged `lifecycle` in the OpenAPI document."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from center.api import API, Actor, ApiContext, Engineer
-from center.api_limits import DeviceKey, Name, Text
-from center.lifecycle import baselines, inventory
-from center.lifecycle.approvals import ApprovalError, BaselineService
+from center.api.auth import Actor, Engineer
+from center.api.context import API, ApiContext
+from center.api.limits import DeviceKey, Name, Text
+from center.baselines import baselines, inventory
+from center.baselines.approvals import ApprovalError, BaselineService
 
 
 class FirmwareApproval(BaseModel):
@@ -31,48 +33,46 @@ class SettingsApproval(BaseModel):
     reason: Text = Field(min_length=1, max_length=4000)
 
 
-def add_routes(app: FastAPI, ctx: ApiContext) -> None:
+def add_routes(routes: APIRouter, ctx: ApiContext) -> None:
     service = BaselineService(ctx.engine, ctx.tickets.tickets, ctx.tickets.endpoints)
-
-    def read(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        with ctx.engine.connect() as conn:
-            return fn(conn, *args, **kwargs)
 
     def found(doc: dict[str, Any] | None, site: str, device_id: str) -> dict[str, Any]:
         if doc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {site}/{device_id}")
         return doc
 
-    @app.get(f"{API}/inventory/firmware", tags=["lifecycle"])
+    @routes.get(f"{API}/inventory/firmware", tags=["lifecycle"])
     def fleet_firmware(_: Actor, deviating: Annotated[bool, Query()] = False) -> dict[str, Any]:
-        rows: list[dict[str, Any]] = read(inventory.fleet_report, deviating)
+        rows: list[dict[str, Any]] = ctx.read(inventory.fleet_report, deviating)
         return {"devices": rows, "versions": inventory.versions_summary(rows)}
 
-    @app.get(f"{API}/devices/{{site}}/{{device_id}}/firmware", tags=["lifecycle"])
+    @routes.get(f"{API}/devices/{{site}}/{{device_id}}/firmware", tags=["lifecycle"])
     def device_firmware(site: DeviceKey, device_id: DeviceKey, _: Actor) -> dict[str, Any]:
-        return found(read(inventory.firmware_history, site, device_id), site, device_id)
+        return found(ctx.read(inventory.firmware_history, site, device_id), site, device_id)
 
-    @app.get(f"{API}/devices/{{site}}/{{device_id}}/settings", tags=["lifecycle"])
+    @routes.get(f"{API}/devices/{{site}}/{{device_id}}/settings", tags=["lifecycle"])
     def device_settings(site: DeviceKey, device_id: DeviceKey, _: Actor) -> dict[str, Any]:
-        return found(read(inventory.settings_history, site, device_id), site, device_id)
+        return found(ctx.read(inventory.settings_history, site, device_id), site, device_id)
 
-    @app.get(f"{API}/baselines/firmware", tags=["lifecycle"])
+    @routes.get(f"{API}/baselines/firmware", tags=["lifecycle"])
     def firmware_baselines(_: Actor, model: Name = None) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = read(baselines.firmware_approvals, model)
+        result: list[dict[str, Any]] = ctx.read(baselines.firmware_approvals, model)
         return result
 
-    @app.post(f"{API}/baselines/firmware", tags=["lifecycle"], status_code=201)
+    @routes.post(f"{API}/baselines/firmware", tags=["lifecycle"], status_code=201)
     def approve_firmware(body: FirmwareApproval, who: Engineer) -> dict[str, Any]:
         result = service.approve_firmware(body.model, body.firmware_version, who, body.reason)
         ctx.audit(who, "approve_firmware", f"{body.model} {body.firmware_version}", body.reason)
         return result.document()
 
-    @app.get(f"{API}/baselines/settings", tags=["lifecycle"])
+    @routes.get(f"{API}/baselines/settings", tags=["lifecycle"])
     def settings_baselines(_: Actor) -> list[dict[str, Any]]:
-        found_all: dict[Any, baselines.SettingsBaseline] = read(baselines.all_settings_baselines)
+        found_all: dict[Any, baselines.SettingsBaseline] = ctx.read(
+            baselines.all_settings_baselines
+        )
         return [baselines.baseline_document(b) for _, b in sorted(found_all.items())]
 
-    @app.post(f"{API}/baselines/settings", tags=["lifecycle"], status_code=201)
+    @routes.post(f"{API}/baselines/settings", tags=["lifecycle"], status_code=201)
     def approve_settings(body: SettingsApproval, who: Engineer) -> dict[str, Any]:
         try:
             result = service.approve_settings(

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from center.baselines import baselines, drift
 from center.errors import CenterError
-from center.lifecycle import baselines, drift
 from center.store.db import lock_site
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.engine import TicketEngine

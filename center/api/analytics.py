@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from center.analytics import plots
 from center.analytics.clock_sites import clock_rows
@@ -17,7 +17,8 @@ from center.analytics.render_html import render_html
 from center.analytics.render_pdf import MissingExtra, render_pdf
 from center.analytics.report import improvement_report, report_plots
 from center.analytics.stats import statistics
-from center.api import API, Actor, ApiContext
+from center.api.auth import Actor
+from center.api.context import API, ApiContext
 
 PREFIX = f"{API}/analytics"
 RENDER = {"html": render_html, "csv": render_csv}
@@ -46,7 +47,7 @@ def _period(
     return start, end
 
 
-def add_routes(app: FastAPI, ctx: ApiContext) -> None:
+def add_routes(routes: APIRouter, ctx: ApiContext) -> None:
     config = ctx.config
 
     def now() -> datetime:
@@ -57,7 +58,7 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         with ctx.engine.connect() as conn:
             return improvement_report(conn, config, lo, hi, now())
 
-    @app.get(f"{PREFIX}/stats", tags=["analytics"])
+    @routes.get(f"{PREFIX}/stats", tags=["analytics"])
     def stats(
         *,
         _: Actor,
@@ -78,11 +79,11 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         with ctx.engine.connect() as conn:
             return statistics(conn, config, f, top, now())
 
-    @app.get(f"{PREFIX}/report", tags=["analytics"])
+    @routes.get(f"{PREFIX}/report", tags=["analytics"])
     def report_json(_: Actor, start: From = None, end: To = None) -> dict[str, Any]:
         return report(start, end)
 
-    @app.get(f"{PREFIX}/report.{{fmt}}", tags=["analytics"])
+    @routes.get(f"{PREFIX}/report.{{fmt}}", tags=["analytics"])
     def report_file(fmt: str, _: Actor, start: From = None, end: To = None) -> Response:
         if fmt not in MEDIA:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no format {fmt}: html, csv or pdf")
@@ -93,14 +94,14 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
             raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(exc)) from None
         return Response(body, media_type=MEDIA[fmt])
 
-    @app.get(f"{PREFIX}/plots/{{name}}.svg", tags=["analytics"])
+    @routes.get(f"{PREFIX}/plots/{{name}}.svg", tags=["analytics"])
     def report_plot(name: str, _: Actor, start: From = None, end: To = None) -> Response:
         charts = report_plots(report(start, end))
         if name not in charts:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no chart {name}: {sorted(charts)}")
         return Response(charts[name], media_type="image/svg+xml")
 
-    @app.get(f"{PREFIX}/ageing", tags=["analytics"])
+    @routes.get(f"{PREFIX}/ageing", tags=["analytics"])
     def ageing(
         _: Actor,
         site: str | None = None,
@@ -110,12 +111,12 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
         with ctx.engine.connect() as conn:
             return ageing_scores(conn, site, min_risk, limit)
 
-    @app.get(f"{PREFIX}/clock", tags=["analytics"])
+    @routes.get(f"{PREFIX}/clock", tags=["analytics"])
     def clock(_: Actor, site: str | None = None) -> list[dict[str, Any]]:
         with ctx.engine.connect() as conn:
             return clock_rows(conn, site)
 
-    @app.get(f"{API}/devices/{{site}}/{{device_id}}/clock", tags=["analytics"])
+    @routes.get(f"{API}/devices/{{site}}/{{device_id}}/clock", tags=["analytics"])
     def one_clock(site: str, device_id: str, _: Actor) -> dict[str, Any]:
         with ctx.engine.connect() as conn:
             doc = device_clock(conn, site, device_id)
@@ -125,7 +126,7 @@ def add_routes(app: FastAPI, ctx: ApiContext) -> None:
             )
         return doc
 
-    @app.get(f"{API}/devices/{{site}}/{{device_id}}/clock.svg", tags=["analytics"])
+    @routes.get(f"{API}/devices/{{site}}/{{device_id}}/clock.svg", tags=["analytics"])
     def clock_chart(site: str, device_id: str, _: Actor) -> Response:
         doc = one_clock(site, device_id, _)
         svg = plots.offset_chart(

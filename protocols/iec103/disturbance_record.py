@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError
 from protocols.iec103.codec.asdu_disturbance import DisturbanceRecord
-from protocols.iec103.codec.asdu_transfer import ChannelReady, DisturbanceReady, DisturbanceValues, Tags
+from protocols.iec103.codec.asdu_transfer import (
+    ChannelReady,
+    DisturbanceReady,
+    DisturbanceValues,
+    Tags,
+)
 from protocols.iec103.codec.time import cp32_to_datetime, cp56_to_datetime
 from protocols.observations import AnalogChannel, DigitalChannel, DisturbanceObservation, Scalar
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from protocols.iec103.codec.asdu_transfer import Too
-from protocols.iec103.driver import Iec103Driver
 from protocols.iec103.codec.frames import PrimaryFunction
+from protocols.iec103.driver import Iec103Driver
 from protocols.observations import DisturbanceObservation, Observation, SettingsObservation
 from simulator.iec103 import Iec103Relay
 from simulator.waveforms import FaultSpec, synthesise

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.agent_config import to_toml
+from simulator.harness.agent_config import to_toml
 from tests.support.mosquitto import Mosquitto, free_port
 
 

@@ -48,8 +48,10 @@ from protocols.observations import (
     PointObservation,
 )
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator import iec103, iec104, modbus
-from simulator.raw104 import kind_of
+from simulator.relays.iec103 import relay as iec103
+from simulator.relays.iec104 import relay as iec104
+from simulator.relays.iec104.raw_outstation import kind_of
+from simulator.relays.modbus import relay as modbus
 from simulator.scenario import SEED_SCENARIO, IdentitySpec, RelaySpec, load_scenario
 from tests.protocols.iec103.test_read_only_wire import sent_by_type
 from tests.protocols.iec104.test_wire_guarantees import not_a_read

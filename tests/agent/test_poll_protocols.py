@@ -17,7 +17,7 @@ import pytest
 from agent.cli.client import DaemonClient, connect
 from agent.config import load_config
 from gateway.rpc import PollAnswer, PollKind
-from simulator.agent_config import agent_config, to_toml
+from simulator.harness.agent_config import agent_config, to_toml
 from simulator.runner import ScenarioRunner, combine, on_free_ports
 from simulator.scenario import (
     SCENARIOS_DIR,

@@ -25,17 +25,22 @@ from pymodbus.pdu import DecodePDU
 
 from profiles.model import load_named
 from protocols.errors import DecodeError
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import Asdu
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
-from protocols.iec103.asdu_generic import GenericCommand, GenericData, GenericDataSet, GenericItem
-from protocols.iec103.asdu_measurands import Measurand, Measurands2
-from protocols.iec103.asdu_messages import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_base import Asdu
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.codec.asdu_generic import (
+    GenericCommand,
+    GenericData,
+    GenericDataSet,
+    GenericItem,
+)
+from protocols.iec103.codec.asdu_measurands import Measurand, Measurands2
+from protocols.iec103.codec.asdu_messages import (
     Identification,
     RelativeTimeMessage,
     TimeTaggedMessage,
 )
-from protocols.iec103.frames import (
+from protocols.iec103.codec.frames import (
     Control,
     FixedFrame,
     Frame,
@@ -44,8 +49,8 @@ from protocols.iec103.frames import (
     decode_frame,
     encode_frame,
 )
+from protocols.iec103.codec.time import Cp32Time, Cp56Time
 from protocols.iec103.observe import disturbance_observations, identity, observations
-from protocols.iec103.time import Cp32Time, Cp56Time
 from protocols.modbus.codec import RecordDecoder, decode_ascii, decode_number
 from protocols.modbus.faultreport import FaultReportDecoder
 from protocols.modbus.link import _Expect, classify_garbage, rtu_crc

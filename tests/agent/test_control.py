@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
+from agent.cli.client import connect
 from agent.ondemand.service import OnDemand
-from agent.poll_cli import connect
 from tests.agent.test_control_support import (  # noqa: F401 - fixtures
     IDENTITY,
     FakeRelay,

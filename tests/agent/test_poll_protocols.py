@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli.client import DaemonClient, connect
 from agent.config import load_config
-from agent.poll_cli import DaemonClient, connect
 from gateway.rpc import PollAnswer, PollKind
 from simulator.harness.agent_config import agent_config, to_toml
 from simulator.runner import ScenarioRunner, combine, on_free_ports

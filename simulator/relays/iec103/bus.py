@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from protocols.iec103.frames import (
+from protocols.iec103.codec.frames import (
     FixedFrame,
     Frame,
     FrameExtractor,

@@ -19,10 +19,10 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from protocols.iec103.asdu import encode_asdu
-from protocols.iec103.asdu_base import Asdu, Cot
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
-from protocols.iec103.asdu_transfer import (
+from protocols.iec103.codec.asdu import encode_asdu
+from protocols.iec103.codec.asdu_base import Asdu, Cot
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.codec.asdu_transfer import (
     MAX_VALUES_PER_ASDU,
     ChannelReady,
     DisturbanceAck,
@@ -35,7 +35,7 @@ from protocols.iec103.asdu_transfer import (
     Too,
     TransferEnd,
 )
-from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
+from protocols.iec103.codec.time import cp32_from_datetime, cp56_from_datetime
 from simulator.waveforms import FaultSpec, SynthRecord, synthesise
 
 DIRECTORY_SIZE = 8  # records a relay keeps; older ones are overwritten

@@ -38,21 +38,21 @@ from pydantic import Field
 
 from common.config import StrictModel
 from profiles.model import PointSpec, Profile
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import Asdu, Cot
-from protocols.iec103.asdu_disturbance import DisturbanceList
-from protocols.iec103.asdu_generic import GenericCommand
-from protocols.iec103.asdu_measurands import Measurand, Measurands2
-from protocols.iec103.asdu_messages import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_base import Asdu, Cot
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList
+from protocols.iec103.codec.asdu_generic import GenericCommand
+from protocols.iec103.codec.asdu_measurands import Measurand, Measurands2
+from protocols.iec103.codec.asdu_messages import (
     GeneralInterrogation,
     Identification,
     RelativeTimeMessage,
     TimeSync,
     TimeTaggedMessage,
 )
-from protocols.iec103.asdu_transfer import DisturbanceAck, DisturbanceOrder
-from protocols.iec103.frames import PrimaryFunction
-from protocols.iec103.time import cp32_from_datetime
+from protocols.iec103.codec.asdu_transfer import DisturbanceAck, DisturbanceOrder
+from protocols.iec103.codec.frames import PrimaryFunction
+from protocols.iec103.codec.time import cp32_from_datetime
 from simulator.relays.iec103 import bus
 from simulator.relays.iec103.records import RecordServer
 from simulator.relays.iec103.replay import ReplayRecord

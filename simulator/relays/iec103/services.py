@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from profiles.model import Profile
-from protocols.iec103.asdu_base import FUN_GENERIC, FUN_GLOBAL, Asdu, Cot
-from protocols.iec103.asdu_generic import (
+from protocols.iec103.codec.asdu_base import FUN_GENERIC, FUN_GLOBAL, Asdu, Cot
+from protocols.iec103.codec.asdu_generic import (
     INF_READ_GROUP,
     INF_READ_HEADINGS,
     KOD_DESCRIPTION,
@@ -17,8 +17,8 @@ from protocols.iec103.asdu_generic import (
     GenericData,
     GenericDataSet,
 )
-from protocols.iec103.asdu_messages import GiTermination, TimeTaggedMessage
-from protocols.iec103.time import cp32_from_datetime
+from protocols.iec103.codec.asdu_messages import GiTermination, TimeTaggedMessage
+from protocols.iec103.codec.time import cp32_from_datetime
 
 SETTINGS_GROUP = 1
 MAX_ASDU10 = 200  # octets of generic data sets per ASDU 10, to stay inside one frame

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from protocols.iec103.frames import (
+from protocols.iec103.codec.frames import (
     START_FIXED,
     START_VARIABLE,
     Control,

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.rpc import PollKind
 from protocols.iec103 import driver as driver_module
-from protocols.iec103.frames import FixedFrame, PrimaryFunction, VariableFrame
+from protocols.iec103.codec.frames import FixedFrame, PrimaryFunction, VariableFrame
 from protocols.observations import IdentityObservation, SettingsObservation
 from tests.protocols.iec103.conftest import Bench, make_bench, running
 

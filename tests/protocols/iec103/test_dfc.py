@@ -19,7 +19,7 @@ import pytest
 
 from protocols.driver import PollKind, SettingsResult
 from protocols.iec103 import driver as driver_module
-from protocols.iec103.frames import PrimaryFunction, SecondaryFunction
+from protocols.iec103.codec.frames import PrimaryFunction, SecondaryFunction
 from protocols.observations import LinkStateObservation, SettingsObservation
 from simulator.relays.iec103.relay import Iec103Relay
 from simulator.relays.iec103.station import ReceivedFrame

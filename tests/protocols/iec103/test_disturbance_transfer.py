@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from protocols.iec103.asdu_transfer import Too
+from protocols.iec103.codec.asdu_transfer import Too
+from protocols.iec103.codec.frames import PrimaryFunction
 from protocols.iec103.driver import Iec103Driver
-from protocols.iec103.frames import PrimaryFunction
 from protocols.observations import DisturbanceObservation, Observation, SettingsObservation
 from simulator.relays.iec103.relay import Iec103Relay
 from simulator.waveforms import FaultSpec, synthesise

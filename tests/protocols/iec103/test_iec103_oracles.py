@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
-from protocols.iec103.asdu_generic import GenericData, GenericDataSet
-from protocols.iec103.asdu_measurands import Measurand, Measurands2
-from protocols.iec103.asdu_messages import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.codec.asdu_generic import GenericData, GenericDataSet
+from protocols.iec103.codec.asdu_measurands import Measurand, Measurands2
+from protocols.iec103.codec.asdu_messages import (
     GeneralInterrogation,
     Identification,
     RelativeTimeMessage,
     TimeSync,
     TimeTaggedMessage,
 )
-from protocols.iec103.frames import Control, FixedFrame, VariableFrame, encode_frame
-from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
+from protocols.iec103.codec.frames import Control, FixedFrame, VariableFrame, encode_frame
+from protocols.iec103.codec.time import cp32_from_datetime, cp56_from_datetime
 from tests.support.ci import in_ci
 
 CI = in_ci()

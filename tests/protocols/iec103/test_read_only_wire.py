@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from protocols.driver import PollKind, SettingsResult
-from protocols.iec103.asdu import decode_asdu
-from protocols.iec103.asdu_generic import GenericCommand
-from protocols.iec103.frames import (
+from protocols.iec103.codec.asdu import decode_asdu
+from protocols.iec103.codec.asdu_generic import GenericCommand
+from protocols.iec103.codec.frames import (
     FixedFrame,
     FrameExtractor,
     PrimaryFunction,

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from protocols.iec103.asdu_disturbance import DisturbanceRecord
-from protocols.iec103.asdu_transfer import (
+from protocols.iec103.codec.asdu_disturbance import DisturbanceRecord
+from protocols.iec103.codec.asdu_transfer import (
     ChannelReady,
     DisturbanceReady,
     DisturbanceValues,
     Tag,
     Tags,
 )
+from protocols.iec103.codec.time import cp32_from_datetime, cp56_from_datetime
 from protocols.iec103.disturbance_record import RecordAssembly, RecordInvalid, channel_scale
 from protocols.iec103.records import MAX_ATTEMPTS, RecordQueue
-from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
 
 HEAD = {"cot": 31, "common_address": 1, "fun": 128, "inf": 0}
 FAULT = datetime(2026, 12, 2, 0, 1, 2, 345_000, tzinfo=UTC)

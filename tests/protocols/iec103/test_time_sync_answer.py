@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import Cot
-from protocols.iec103.asdu_messages import TimeSync
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_base import Cot
+from protocols.iec103.codec.asdu_messages import TimeSync
+from protocols.iec103.codec.time import Cp56Time, cp56_from_datetime
 from protocols.iec103.observe import observations
-from protocols.iec103.time import Cp56Time, cp56_from_datetime
 from protocols.observations import PointObservation
 
 AT = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)

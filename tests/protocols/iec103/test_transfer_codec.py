@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from protocols.errors import DecodeError
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import Asdu
-from protocols.iec103.asdu_transfer import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_base import Asdu
+from protocols.iec103.codec.asdu_transfer import (
     ChannelReady,
     DisturbanceAck,
     DisturbanceOrder,
@@ -29,7 +29,7 @@ from protocols.iec103.asdu_transfer import (
     Too,
     TransferEnd,
 )
-from protocols.iec103.time import cp32_from_datetime, encode_cp32
+from protocols.iec103.codec.time import cp32_from_datetime, encode_cp32
 from tests.protocols.iec103.test_iec103_oracles import WHEN, _hat, _hat_time
 
 HEAD = {"cot": 31, "common_address": 4, "fun": 128, "inf": 0}

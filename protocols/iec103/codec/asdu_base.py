@@ -1,6 +1,6 @@
 """What every 103 ASDU shares: the header `TYP VSQ COT CA FUN INF` and the class layout the
 family modules (`asdu_messages`, `asdu_measurands`, `asdu_generic`, `asdu_disturbance`)
-follow. `asdu.py` ties the families together."""
+follow. `asdu` ties the families together."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 from construct import ConstructError
 
 from protocols.errors import DecodeError
-from protocols.iec103.asdu_base import (
+from protocols.iec103.codec.asdu_base import (
     HEADER,
     HEADER_SIZE,
     PARSE_ERRORS,
@@ -22,11 +22,11 @@ from protocols.iec103.asdu_base import (
     compiled,
     header_fields,
 )
-from protocols.iec103.asdu_disturbance import DISTURBANCE_TYPES
-from protocols.iec103.asdu_generic import GENERIC_TYPES
-from protocols.iec103.asdu_measurands import MEASURAND_TYPES
-from protocols.iec103.asdu_messages import MESSAGE_TYPES
-from protocols.iec103.asdu_transfer import TRANSFER_TYPES
+from protocols.iec103.codec.asdu_disturbance import DISTURBANCE_TYPES
+from protocols.iec103.codec.asdu_generic import GENERIC_TYPES
+from protocols.iec103.codec.asdu_measurands import MEASURAND_TYPES
+from protocols.iec103.codec.asdu_messages import MESSAGE_TYPES
+from protocols.iec103.codec.asdu_transfer import TRANSFER_TYPES
 
 TYPES: dict[int, type[Asdu]] = {
     cls.TYPE_ID: cls

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from construct import GreedyRange, Int16ul, Struct, Terminated
 
-from protocols.iec103.asdu_base import Asdu
+from protocols.iec103.codec.asdu_base import Asdu
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from construct import Bytes, Float32l, Int8ul, Int16ul, Struct, Terminated
 
-from protocols.iec103.asdu_base import Asdu
-from protocols.iec103.time import (
+from protocols.iec103.codec.asdu_base import Asdu
+from protocols.iec103.codec.time import (
     CP32,
     CP56,
     Cp32Time,

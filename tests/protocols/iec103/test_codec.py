@@ -10,18 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.errors import DecodeError
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import UnknownAsdu
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
-from protocols.iec103.asdu_generic import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_base import UnknownAsdu
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.codec.asdu_generic import (
     GenericCommand,
     GenericData,
     GenericDataSet,
     GenericItem,
     generic_value,
 )
-from protocols.iec103.asdu_measurands import Measurand, Measurands1, Measurands2
-from protocols.iec103.asdu_messages import (
+from protocols.iec103.codec.asdu_measurands import Measurand, Measurands1, Measurands2
+from protocols.iec103.codec.asdu_messages import (
     FaultLocation,
     GeneralInterrogation,
     GiTermination,
@@ -30,7 +30,7 @@ from protocols.iec103.asdu_messages import (
     TimeSync,
     TimeTaggedMessage,
 )
-from protocols.iec103.frames import (
+from protocols.iec103.codec.frames import (
     Control,
     FixedFrame,
     FrameExtractor,
@@ -39,7 +39,7 @@ from protocols.iec103.frames import (
     decode_frame,
     encode_frame,
 )
-from protocols.iec103.time import (
+from protocols.iec103.codec.time import (
     Cp32Time,
     Cp56Time,
     cp32_to_datetime,

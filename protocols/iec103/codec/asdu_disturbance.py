@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from construct import Array, Int8ul, Int16ul, Struct, Terminated, this
 
-from protocols.iec103.asdu_base import Asdu
-from protocols.iec103.time import CP56, Cp56Time, cp56_from, cp56_to
+from protocols.iec103.codec.asdu_base import Asdu
+from protocols.iec103.codec.time import CP56, Cp56Time, cp56_from, cp56_to
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""`relay-agent`: run the daemon, check a config, and (elsewhere) poll."""
+"""`relay-agent run` (the daemon until SIGTERM or SIGINT) and `relay-agent check-config`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from agent.config import load_config
-from common.cli_options import add_config_file, add_version_option, config_file
+from common.cli_options import config_file
 from common.errors import ConfigError
 
 
@@ -70,34 +70,3 @@ async def _run_until_signal(daemon: object) -> int:
     except asyncio.CancelledError:
         logging.getLogger("agent").info("stopped")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relay-agent", description=__doc__)
-    add_version_option(parser)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run the agent daemon")
-    run.add_argument("--config", required=True, help="agent config (TOML)")
-    run.add_argument("--log-level", default="info")
-    run.set_defaults(func=cmd_run)
-
-    check = sub.add_parser("check-config", help="validate a config and its profiles")
-    add_config_file(check, "agent config (TOML)")
-    check.set_defaults(func=cmd_check_config)
-
-    # poll, status, snapshot: engineers' on-demand reads (agent/poll_cli.py)
-    from agent.poll_cli import add_commands
-
-    add_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

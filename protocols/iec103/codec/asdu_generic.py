@@ -28,7 +28,7 @@ from construct import (
     this,
 )
 
-from protocols.iec103.asdu_base import Asdu
+from protocols.iec103.codec.asdu_base import Asdu
 
 INF_READ_HEADINGS = 240
 INF_READ_GROUP = 241

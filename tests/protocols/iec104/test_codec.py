@@ -8,7 +8,7 @@ import c104
 import pytest
 
 from protocols.errors import DecodeError
-from protocols.iec104 import convert
+from protocols.iec104 import codec
 
 from .helpers import local_timezone
 
@@ -21,10 +21,10 @@ T = datetime(2024, 3, 5, 10, 20, 30, 123000, tzinfo=UTC)
 
 
 def test_cp56_golden_bytes() -> None:
-    decoded = convert.decode_cp56(bytes.fromhex("ab75140a050318"))
+    decoded = codec.decode_cp56(bytes.fromhex("ab75140a050318"))
     assert decoded.at == T
     assert decoded.flags == ()
-    assert convert.encode_cp56(T)[:4] == bytes.fromhex("ab75140a")
+    assert codec.encode_cp56(T)[:4] == bytes.fromhex("ab75140a")
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_cp56_golden_bytes() -> None:
     [("invalid",), ("substituted",), ("summer_time",), ("invalid", "substituted", "summer_time")],
 )
 def test_cp56_flags_are_kept_and_do_not_change_the_time(flags: tuple[str, ...]) -> None:
-    decoded = convert.decode_cp56(convert.encode_cp56(T, flags))
+    decoded = codec.decode_cp56(codec.encode_cp56(T, flags))
     assert decoded.flags == flags
     assert decoded.at == T
 
@@ -41,28 +41,28 @@ def test_cp56_round_trip_keeps_every_millisecond() -> None:
     at = datetime(2031, 12, 31, 23, 59, 0, tzinfo=UTC)
     for ms in (0, 1, 999, 1000, 59_999):
         when = at + timedelta(milliseconds=ms)
-        assert convert.decode_cp56(convert.encode_cp56(when)).at == when
+        assert codec.decode_cp56(codec.encode_cp56(when)).at == when
 
 
 @pytest.mark.parametrize("octets", ["ab75140a050018", "60ea140a050318", "ab75", "ab753c0a050318"])
 def test_cp56_garbage_raises_decode_error(octets: str) -> None:
     with pytest.raises(DecodeError):
-        convert.decode_cp56(bytes.fromhex(octets))
+        codec.decode_cp56(bytes.fromhex(octets))
 
 
 def test_find_element_in_a_multi_object_asdu() -> None:
-    assert convert.find_element(GI_FRAME, 1011) == bytes.fromhex("009f9e280d1c0b1a")
-    assert convert.find_element(GI_FRAME, 9999) == bytes.fromhex("009f9e280d1c0b1a")
-    assert convert.find_element(GI_FRAME, 42) is None
-    assert convert.find_element(SP_TB_FRAME[6:], 1011) == bytes.fromhex("91ab75140a050318")
+    assert codec.find_element(GI_FRAME, 1011) == bytes.fromhex("009f9e280d1c0b1a")
+    assert codec.find_element(GI_FRAME, 9999) == bytes.fromhex("009f9e280d1c0b1a")
+    assert codec.find_element(GI_FRAME, 42) is None
+    assert codec.find_element(SP_TB_FRAME[6:], 1011) == bytes.fromhex("91ab75140a050318")
 
 
 def test_find_element_in_a_sequence_asdu() -> None:
     # SQ=1, three M_SP_TB_1 elements from IOA 100.
-    elements = [bytes([i]) + convert.encode_cp56(T + timedelta(milliseconds=i)) for i in range(3)]
+    elements = [bytes([i]) + codec.encode_cp56(T + timedelta(milliseconds=i)) for i in range(3)]
     asdu = bytes([30, 0x83, 3, 0, 1, 0]) + (100).to_bytes(3, "little") + b"".join(elements)
-    assert convert.find_element(asdu, 102) == elements[2]
-    assert convert.find_element(asdu, 103) is None
+    assert codec.find_element(asdu, 102) == elements[2]
+    assert codec.find_element(asdu, 103) is None
 
 
 def test_every_quality_bit_is_named() -> None:
@@ -74,11 +74,11 @@ def test_every_quality_bit_is_named() -> None:
         | c104.Quality.Overflow
         | c104.Quality.ElapsedTimeInvalid
     )
-    assert convert.quality_names(everything) == ("IV", "NT", "SB", "BL", "OV", "EI")
-    assert convert.quality_names(c104.Quality()) == ()
-    assert convert.quality_names(None) == ()
+    assert codec.quality_names(everything) == ("IV", "NT", "SB", "BL", "OV", "EI")
+    assert codec.quality_names(c104.Quality()) == ()
+    assert codec.quality_names(None) == ()
     counter = c104.BinaryCounterQuality.Invalid | c104.BinaryCounterQuality.Carry  # type: ignore[operator]  # c104's stubs lack the flags' |
-    assert convert.quality_names(counter) == ("IV", "CY")
+    assert codec.quality_names(counter) == ("IV", "CY")
 
 
 @pytest.mark.parametrize(
@@ -127,14 +127,14 @@ def test_every_quality_bit_is_named() -> None:
 def test_point_values(
     info: c104.Information, value: object, measurement: bool, extras: dict[str, object]
 ) -> None:
-    assert convert.point_value(info) == (value, extras, measurement)
+    assert codec.point_value(info) == (value, extras, measurement)
 
 
 def test_observation_keeps_everything_from_the_frame() -> None:
     info = c104.SingleInfo(on=True, quality=c104.Quality.Invalid | c104.Quality.Blocked)  # type: ignore[operator]  # c104's stubs lack the flags' |
     frame = bytearray(SP_TB_FRAME)
-    frame[-7:] = convert.encode_cp56(T, ("substituted", "summer_time"))
-    obs = convert.to_observation(
+    frame[-7:] = codec.encode_cp56(T, ("substituted", "summer_time"))
+    obs = codec.to_observation(
         "line1",
         "1011",
         io_address=1011,
@@ -167,7 +167,7 @@ def test_protection_event_observation_carries_elapsed_time() -> None:
         elapsed_ms=c104.UInt16(37),
         quality=c104.Quality.ElapsedTimeInvalid,
     )
-    obs = convert.to_observation(
+    obs = codec.to_observation(
         "line1", "1012", io_address=1012, common_address=1, type_name="M_EP_TD_1",
         cot_name="SPONTANEOUS", info=info, raw=frame,
     )  # fmt: skip
@@ -177,7 +177,7 @@ def test_protection_event_observation_carries_elapsed_time() -> None:
 
 def test_untimed_measurement_has_no_device_time() -> None:
     frame = bytes.fromhex("6812000000000d0103000100d107000000484100")
-    obs = convert.to_observation(
+    obs = codec.to_observation(
         "line1", "2001", io_address=2001, common_address=1, type_name="M_ME_NC_1",
         cot_name="PERIODIC", info=c104.ShortInfo(actual=12.5), raw=frame,
     )  # fmt: skip
@@ -190,7 +190,7 @@ def test_fallback_to_c104_time_is_utc_under_a_non_utc_zone() -> None:
     with local_timezone("Asia/Shanghai"):
         local = datetime(2024, 3, 5, 18, 20, 30, 123000)  # 10:20:30.123 UTC in UTC+8
         info = c104.SingleInfo(on=False, recorded_at=local)
-        obs = convert.to_observation(
+        obs = codec.to_observation(
             "line1", "1011", io_address=1011, common_address=1, type_name="M_SP_TB_1",
             cot_name="SPONTANEOUS", info=info, raw=b"",
         )  # fmt: skip
@@ -200,7 +200,7 @@ def test_fallback_to_c104_time_is_utc_under_a_non_utc_zone() -> None:
 
 def test_decode_from_bytes_ignores_the_process_time_zone() -> None:
     with local_timezone("America/New_York"):
-        obs = convert.to_observation(
+        obs = codec.to_observation(
             "line1", "1011", io_address=1011, common_address=1, type_name="M_SP_TB_1",
             cot_name="SPONTANEOUS", info=c104.SingleInfo(on=True), raw=SP_TB_FRAME,
         )  # fmt: skip
@@ -225,7 +225,7 @@ def test_decode_from_bytes_ignores_the_process_time_zone() -> None:
 )
 def test_the_cause_of_transmission_says_why_a_value_was_sent(cot: str, cause: str) -> None:
     """COT 20-36 answer an interrogation, 5 and 37-41 a read: states, not changes."""
-    obs = convert.to_observation(
+    obs = codec.to_observation(
         "line1", "1011", io_address=1011, common_address=1, type_name="M_SP_TB_1",
         cot_name=cot, info=c104.SingleInfo(on=True), raw=SP_TB_FRAME,
     )  # fmt: skip
@@ -233,6 +233,6 @@ def test_the_cause_of_transmission_says_why_a_value_was_sent(cot: str, cause: st
 
 
 def test_every_c104_cause_of_transmission_has_a_meaning() -> None:
-    assert {convert.cause_of(name) for name in c104.Cot.__members__} == {
+    assert {codec.cause_of(name) for name in c104.Cot.__members__} == {
         "spontaneous", "interrogated", "requested", "periodic", "other",
     }  # fmt: skip

@@ -30,8 +30,8 @@ from construct import (
     this,
 )
 
-from protocols.iec103.asdu_base import Asdu
-from protocols.iec103.time import CP32, Cp32Time, cp32_from, cp32_to
+from protocols.iec103.codec.asdu_base import Asdu
+from protocols.iec103.codec.time import CP32, Cp32Time, cp32_from, cp32_to
 
 TOV_INSTANTANEOUS = 1  # type of disturbance values: instantaneous values
 

@@ -105,7 +105,7 @@ class Subscriber:
             ready.set()
             async for message in client.messages:
                 now = time.time()
-                payload = bytes(message.payload)  # type: ignore[arg-type]
+                payload = bytes(message.payload)
                 # Acknowledge like a center: the agent deletes only acknowledged records.
                 for ack in acks.collect([(str(message.topic), payload)]):
                     topic = wire.ack_topic(ack.site, ack.gateway_id)

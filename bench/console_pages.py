@@ -99,7 +99,7 @@ def big_incident(engine: Any, config: Any, events: int) -> int:
     start = T0 + timedelta(hours=1)
     for n in range(events):
         device = f"bay{n % 5}"
-        signal = "trip" if n % 4 in (1, 2) else "start"
+        signal: wire.Signal = "trip" if n % 4 in (1, 2) else "start"
         at = start + timedelta(milliseconds=n * 8)
         record = wire.Event(
             site="big", gateway_id="gw-big", device_id=device, session=1, seq=n + 1,

@@ -121,7 +121,8 @@ class Bus:
         return list(self.driver.relays.values())
 
     def octets(self) -> int:
-        assert self.driver is not None and self.driver.port is not None
+        assert self.driver is not None
+        assert self.driver.port is not None
         return self.driver.port.bytes_in + self.driver.port.bytes_out
 
     async def transfer(self, spec: FaultSpec) -> tuple[float, int]:

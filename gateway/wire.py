@@ -19,6 +19,7 @@ envelope, the topics and the encoding. Every name of the other two is re-exporte
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -198,7 +199,7 @@ def encode_envelope(stamped_records: list[bytes]) -> bytes:
     return b'{"v":%d,"records":[%s]}' % (SCHEMA_VERSION, b",".join(stamped_records))
 
 
-def encode_records(records: list[BaseModel]) -> bytes:
+def encode_records(records: Sequence[BaseModel]) -> bytes:
     """For records that do not pass through the outbox (birth, death, health)."""
     return encode_envelope([r.model_dump_json().encode() for r in records])
 

@@ -230,7 +230,8 @@ class ScenarioRunner:
             await relay.set_online(step.action == "online")
             what = step.action
         elif step.action == "setting":
-            assert step.name is not None and step.value is not None
+            assert step.name is not None
+            assert step.value is not None
             await relay.set_setting(step.name, step.value)
             what = f"setting {step.name} = {step.value!r}"
         elif step.action == "record":

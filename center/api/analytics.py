@@ -47,16 +47,26 @@ def _period(
     return start, end
 
 
+def _now(ctx: ApiContext) -> datetime:
+    return ctx.tickets.tickets.clock.now()
+
+
+def _report(ctx: ApiContext, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    lo, hi = _period(start, end, _now(ctx))
+    with ctx.engine.connect() as conn:
+        return improvement_report(conn, ctx.config, lo, hi, _now(ctx))
+
+
+def _rendered(fmt: str, data: dict[str, Any]) -> Response:
+    try:
+        body: str | bytes = render_pdf(data) if fmt == "pdf" else RENDER[fmt](data)
+    except MissingExtra as exc:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(exc)) from None
+    return Response(body, media_type=MEDIA[fmt])
+
+
 def add_routes(routes: APIRouter, ctx: ApiContext) -> None:
     config = ctx.config
-
-    def now() -> datetime:
-        return ctx.tickets.tickets.clock.now()
-
-    def report(start: datetime | None, end: datetime | None) -> dict[str, Any]:
-        lo, hi = _period(start, end, now())
-        with ctx.engine.connect() as conn:
-            return improvement_report(conn, config, lo, hi, now())
 
     @routes.get(f"{PREFIX}/stats", tags=["analytics"])
     def stats(
@@ -73,30 +83,25 @@ def add_routes(routes: APIRouter, ctx: ApiContext) -> None:
         root_cause: str | None = None,
         top: Annotated[int, Query(ge=1, le=1000)] = 10,
     ) -> dict[str, Any]:
-        lo, hi = _period(start, end, now())
+        lo, hi = _period(start, end, _now(ctx))
         f = StatsFilter(lo, hi, region, site, device_id, model, firmware_version, fault_class,
                         root_cause)  # fmt: skip
         with ctx.engine.connect() as conn:
-            return statistics(conn, config, f, top, now())
+            return statistics(conn, config, f, top, _now(ctx))
 
     @routes.get(f"{PREFIX}/report", tags=["analytics"])
     def report_json(_: Actor, start: From = None, end: To = None) -> dict[str, Any]:
-        return report(start, end)
+        return _report(ctx, start, end)
 
     @routes.get(f"{PREFIX}/report.{{fmt}}", tags=["analytics"])
     def report_file(fmt: str, _: Actor, start: From = None, end: To = None) -> Response:
         if fmt not in MEDIA:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no format {fmt}: html, csv or pdf")
-        data = report(start, end)
-        try:
-            body: str | bytes = render_pdf(data) if fmt == "pdf" else RENDER[fmt](data)
-        except MissingExtra as exc:
-            raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(exc)) from None
-        return Response(body, media_type=MEDIA[fmt])
+        return _rendered(fmt, _report(ctx, start, end))
 
     @routes.get(f"{PREFIX}/plots/{{name}}.svg", tags=["analytics"])
     def report_plot(name: str, _: Actor, start: From = None, end: To = None) -> Response:
-        charts = report_plots(report(start, end))
+        charts = report_plots(_report(ctx, start, end))
         if name not in charts:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no chart {name}: {sorted(charts)}")
         return Response(charts[name], media_type="image/svg+xml")

@@ -182,7 +182,8 @@ class _ModbusContent:
 
     def __init__(self) -> None:
         section = load_named("feeder-protection-modbus").section
-        assert isinstance(section, ModbusProfile) and section.event_log is not None
+        assert isinstance(section, ModbusProfile)
+        assert section.event_log is not None
         self.records = RecordDecoder(section.event_log)
         report = section.fault_report
         self.reports = FaultReportDecoder(report) if report is not None else None

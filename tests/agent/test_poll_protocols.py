@@ -101,10 +101,13 @@ async def test_every_protocol_answers_the_same_typed_shape(
 
     for relay, answer in answers.items():
         spec = scenario.relay(relay)
-        assert answer.ok and answer.errors == {}, (relay, answer.errors)
+        assert answer.ok, (relay, answer.errors)
+        assert answer.errors == {}, relay
         result = answer.result
-        assert result.identity is not None and result.settings is not None
-        assert result.events is not None and result.status is not None
+        assert result.identity is not None
+        assert result.settings is not None
+        assert result.events is not None
+        assert result.status is not None
         assert result.identity.firmware_version == spec.identity.firmware_version, relay
         # Every setting the relay has, by name.
         assert {s.name for s in result.settings.settings} == set(spec.settings), relay

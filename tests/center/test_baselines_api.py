@@ -92,7 +92,8 @@ def test_approvals_record_the_token_name_and_resolve_tickets(api):
         json={"site": "north", "device_id": "feeder12", "reason": "study 42"},
         headers=AUTH,
     )
-    assert st.status_code == 201 and st.json()["approved_by"] == "alice"
+    assert st.status_code == 201
+    assert st.json()["approved_by"] == "alice"
     assert api.get("/api/v1/tickets", params={"state": "open"}, headers=AUTH).json() == []
     listed = api.get("/api/v1/baselines/firmware", headers=AUTH).json()
     assert {(a["firmware_version"], a["approved_by"]) for a in listed} == {
@@ -117,7 +118,8 @@ def test_cli_inventory_and_approve(fleet, db_url, tmp_path, capsys):
     config = _center_toml(tmp_path, db_url)
     assert cli.main(["inventory", "--config", config]) == 0
     table = capsys.readouterr().out
-    assert "feeder12" in table and "unapproved" in table
+    assert "feeder12" in table
+    assert "unapproved" in table
     assert "FP-300 2.3.0: 1 device(s)  [UNAPPROVED]  north/feeder12" in table
     assert "2 device(s), 1 deviating" in table
 

@@ -30,7 +30,8 @@ def test_a_settings_change_opens_one_critical_ticket_and_approval_resolves_it(ma
     assert drift_tickets(h, "settings_drift") == []
     with h.engine.connect() as conn:
         first = baselines.current_settings(conn, "north", "feeder7")
-    assert first is not None and first.approved_by == "auto"
+    assert first is not None
+    assert first.approved_by == "auto"
 
     changed = feeder7.snapshot({**FEEDER, "i_pickup": 1.5}, T0 + 60 * S)
     assert [(c.name, c.before, c.after, c.category) for c in changed.diff] == [
@@ -141,11 +142,13 @@ def test_an_unapproved_downgrade_opens_a_ticket_until_approved(make_harness):
     assert report["feeder12"]["drift_tickets"] == [ticket["id"]]
 
     result = approvals(h).approve_firmware("FP-300", "2.3.0", "carol", "field rollback agreed")
-    assert result.new and result.tickets_changed == [ticket["id"]]
+    assert result.new
+    assert result.tickets_changed == [ticket["id"]]
     done = h.ticket(ticket["id"])
     assert (done["state"], done["resolved_by"]) == ("resolved", "carol")
     again = approvals(h).approve_firmware("FP-300", "2.3.0", "carol", "twice")
-    assert not again.new and again.tickets_changed == []
+    assert not again.new
+    assert again.tickets_changed == []
 
 
 def test_without_adoption_nothing_drifts_and_the_inventory_says_so(make_harness):

@@ -69,7 +69,8 @@ def test_condition_auto_resolves_once_the_clear_held(make_harness):
     gw = Gateway()
     h.send(gw.event("line1", "self_check_fail", True, T0, signal="self_check"))
     (t,) = h.tickets()
-    assert t["kind"] == "condition" and t["state"] == "open"
+    assert t["kind"] == "condition"
+    assert t["state"] == "open"
     h.at(T0 + 10 * S)
     h.send(gw.event("line1", "self_check_fail", False, T0 + 10 * S, signal="self_check"))
     h.at(T0 + 300 * S)
@@ -101,7 +102,9 @@ def test_raise_during_hold_keeps_ticket_open(make_harness):
     h.at(T0 + 200 * S)
     h.tick()
     (t,) = h.tickets()
-    assert t["state"] == "open" and t["condition_active"] and t["occurrences"] == 2
+    assert t["state"] == "open"
+    assert t["condition_active"]
+    assert t["occurrences"] == 2
 
 
 def test_recurrence_reopens_then_a_new_episode_after_close(make_harness):
@@ -176,11 +179,13 @@ def test_site_comms_loss_inhibits_device_comms_alarms(make_harness):
     h.send(gw.death(T0 + 10 * S))
     site = h.tickets(fault_class="site_comms")[0]
     early = h.tickets(device_id="line2")[0]
-    assert early["muted"] and early["parent_id"] == site["id"]
+    assert early["muted"]
+    assert early["parent_id"] == site["id"]
     # during the outage, line1's comms loss is recorded as a muted child
     h.send(gw.alarm("line1", "comms_lost", "raised", T0 + 20 * S))
     child = h.tickets(device_id="line1")[0]
-    assert child["muted"] and child["parent_id"] == site["id"]
+    assert child["muted"]
+    assert child["parent_id"] == site["id"]
     assert set(h.ticket(site["id"])["children"]) == {child["id"], early["id"]}
     outbox = h.scalar(f"SELECT count(*) FROM webhook_outbox WHERE ticket_id = {child['id']}")
     assert outbox == 0  # muted: nobody is paged for it
@@ -193,7 +198,8 @@ def test_site_comms_loss_inhibits_device_comms_alarms(make_harness):
     assert h.ticket(site["id"])["state"] == "resolved"
     assert h.ticket(child["id"])["state"] == "resolved"
     line2 = h.ticket(early["id"])
-    assert line2["state"] == "open" and not line2["muted"]  # inhibition lifted: page now
+    assert line2["state"] == "open"
+    assert not line2["muted"]
     assert h.scalar(f"SELECT count(*) FROM webhook_outbox WHERE ticket_id = {early['id']}") >= 1
 
 
@@ -228,7 +234,9 @@ def test_flapping_holds_the_ticket_open_until_it_calms_down(make_harness):
         h.at(at + 120 * S)
         h.tick()
     (t,) = h.tickets()
-    assert t["flapping"] and t["state"] == "open" and "flapping" in t["title"]
+    assert t["flapping"]
+    assert t["state"] == "open"
+    assert "flapping" in t["title"]
     revision = t["revision"]
     # last state is cleared; while flapping it does not resolve
     h.at(at + 600 * S)
@@ -239,13 +247,15 @@ def test_flapping_holds_the_ticket_open_until_it_calms_down(make_harness):
     h.at(at + 3700 * S)
     h.tick()
     t = h.tickets()[0]
-    assert not t["flapping"] and t["state"] == "open"
+    assert not t["flapping"]
+    assert t["state"] == "open"
     h.at(at + 3700 * S + 61 * S)
     h.tick()
     t = h.tickets()[0]
     assert t["state"] == "resolved"
     entries = [e["entry"] for e in h.ticket(t["id"])["timeline"]]
-    assert "flapping" in entries and "flapping_stopped" in entries
+    assert "flapping" in entries
+    assert "flapping_stopped" in entries
     assert h.tickets()[0]["reopen_count"] <= 2  # no reopen churn once flapping was seen
 
 
@@ -267,7 +277,8 @@ def test_maintenance_records_events_but_opens_nothing(make_harness):
     h.at(T0 + 3601 * S)
     h.tick()
     (t,) = h.tickets()
-    assert t["fault_class"] == "comms" and t["devices"] == ["line2"]
+    assert t["fault_class"] == "comms"
+    assert t["devices"] == ["line2"]
     # after the window a trip opens as usual
     h.send(gw.event("line1", "trip_phase_a", True, T0 + 3700 * S))
     assert len(h.tickets()) == 2
@@ -305,7 +316,8 @@ def test_sequence_gaps_are_reported_and_unreported_when_filled(make_harness):
 
     with h.engine.connect() as conn:
         (gap,) = queries.list_gaps(conn)
-    assert gap["missing"] == [[3, 4]] and gap["missing_records"] == 2
+    assert gap["missing"] == [[3, 4]]
+    assert gap["missing_records"] == 2
     h.send(records[2])
     h.send(records[3], records[5])
     with h.engine.connect() as conn:

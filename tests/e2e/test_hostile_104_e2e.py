@@ -78,8 +78,10 @@ async def test_the_agent_outlives_a_hostile_relay_and_forwards_everything(
         except AssertionError:
             print(agent.log()[-6000:])
             raise
-        assert agent.proc is not None and agent.proc.poll() is None, "the agent died"
-        assert hostile.connections == 1 and not hostile.unacked
+        assert agent.proc is not None
+        assert agent.proc.poll() is None, "the agent died"
+        assert hostile.connections == 1
+        assert not hostile.unacked
     finally:
         agent.stop()
         await collector.__aexit__(None, None, None)

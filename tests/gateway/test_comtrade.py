@@ -85,8 +85,8 @@ def test_independent_reader_reads_back_everything_as_written(name: str, tmp_path
         assert rec.cfg.analog_channels[i].primary == ch.primary
         assert rec.cfg.analog_channels[i].secondary == ch.secondary
     assert rec.status_channel_ids == [ch.name for ch in record.digital]
-    for i, ch in enumerate(record.digital):
-        assert list(rec.status[i]) == _states(ch, record.samples), ch.name
+    for i, trace in enumerate(record.digital):
+        assert list(rec.status[i]) == _states(trace, record.samples), trace.name
     step = 1 / record.sample_rate_hz
     assert list(rec.time) == pytest.approx([k * step for k in range(record.samples)], abs=1e-6)
 

@@ -177,32 +177,11 @@ class SecondaryStation:
             return self._fixed(SecondaryFunction.ACK)
         if c.function == PrimaryFunction.REQUEST_STATUS:
             return self._fixed(SecondaryFunction.STATUS)
-        if c.fcv:
-            if self.last_fcb is not None and c.fcb == self.last_fcb and self.retained:
-                self.repeats += 1
-                return self.retained[0]
-            if self.retained and self.retained[1] is not None:
-                self.delivered.append(self.retained[1][1])  # the new FCB acknowledged it
-            self.retained = None
-            self.last_fcb = c.fcb
+        if c.fcv and (repeated := self._repeat_or_advance(c.fcb)) is not None:
+            return repeated
         entry: tuple[bytes, Any] | None = None
         if c.function in (PrimaryFunction.SEND_CONFIRM, PrimaryFunction.SEND_NO_REPLY):
-            user_data = isinstance(frame, VariableFrame)
-            if user_data and self.last_dfc:
-                self.sends_after_dfc += 1
-            if user_data and (self._busy or self.nack_next_send):
-                # buffer full: "message not accepted, data flow control" (NACK, DFC=1)
-                if self.nack_next_send:
-                    self.nack_next_send -= 1
-                    self.busy_answers = max(self.busy_answers, 1)
-                self.refused_sends += 1
-                answer = self._fixed(SecondaryFunction.NACK)
-            else:
-                if isinstance(frame, VariableFrame):
-                    self._command(frame.asdu)
-                    if self.busy_after_send:  # accepted, and now the buffer is full
-                        self.busy_answers, self.busy_after_send = self.busy_after_send, 0
-                answer = self._fixed(SecondaryFunction.ACK)
+            answer = self._answer_send(frame)
         elif c.function == PrimaryFunction.REQUEST_CLASS_1 and self.class1:
             entry = self.class1.popleft()
             answer = self._data(entry[0])
@@ -219,6 +198,34 @@ class SecondaryStation:
         if c.fcv:
             self.retained = (answer, entry)
         return None if c.function == PrimaryFunction.SEND_NO_REPLY else answer
+
+    def _repeat_or_advance(self, fcb: bool) -> bytes | None:
+        """The retained answer again for a repeated FCB; else the new FCB acknowledges it."""
+        if self.last_fcb is not None and fcb == self.last_fcb and self.retained:
+            self.repeats += 1
+            return self.retained[0]
+        if self.retained and self.retained[1] is not None:
+            self.delivered.append(self.retained[1][1])  # the new FCB acknowledged it
+        self.retained = None
+        self.last_fcb = fcb
+        return None
+
+    def _answer_send(self, frame: FixedFrame | VariableFrame) -> bytes:
+        user_data = isinstance(frame, VariableFrame)
+        if user_data and self.last_dfc:
+            self.sends_after_dfc += 1
+        if user_data and (self._busy or self.nack_next_send):
+            # buffer full: "message not accepted, data flow control" (NACK, DFC=1)
+            if self.nack_next_send:
+                self.nack_next_send -= 1
+                self.busy_answers = max(self.busy_answers, 1)
+            self.refused_sends += 1
+            return self._fixed(SecondaryFunction.NACK)
+        if isinstance(frame, VariableFrame):
+            self._command(frame.asdu)
+            if self.busy_after_send:  # accepted, and now the buffer is full
+                self.busy_answers, self.busy_after_send = self.busy_after_send, 0
+        return self._fixed(SecondaryFunction.ACK)
 
     def _requeue_unacknowledged(self) -> None:
         if self.retained and self.retained[1] is not None:

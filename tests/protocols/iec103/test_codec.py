@@ -75,11 +75,13 @@ def test_golden_asdu5_siemens() -> None:
     raw = bytes.fromhex(ASDU5)
     frame = decode_frame(raw)
     assert isinstance(frame, VariableFrame)
-    assert frame.control == Control.secondary(8, acd=True) and frame.address == 1
+    assert frame.control == Control.secondary(8, acd=True)
+    assert frame.address == 1
     asdu = decode_asdu(frame.asdu)
     assert isinstance(asdu, Identification)
     assert (asdu.cot, asdu.common_address, asdu.fun, asdu.inf, asdu.col) == (4, 1, 160, 3, 2)
-    assert asdu.manufacturer_text == "SIEMENS" and asdu.software_text == "V4.7"
+    assert asdu.manufacturer_text == "SIEMENS"
+    assert asdu.software_text == "V4.7"
     assert encode_frame(VariableFrame(frame.control, 1, encode_asdu(asdu))) == raw
 
 
@@ -97,7 +99,8 @@ def test_extractor_resyncs_after_garbage_and_bad_checksums() -> None:
     assert ex.feed(stream) == []
     frames = ex.feed(good[10:] + b"\x68\x03\x03\x68" + bytes.fromhex("10 40 01 41 16"))
     assert frames[0] == decode_frame(good)
-    assert ex.garbage_bytes >= 2 and ex.bad_frames >= 1
+    assert ex.garbage_bytes >= 2
+    assert ex.bad_frames >= 1
     frames += ex.flush()  # the false 68 start swallowed the reset frame until the line idled
     assert FixedFrame(Control.primary(0), 1) in frames
 
@@ -120,7 +123,8 @@ def test_measurand_scaling_and_flags() -> None:
     assert Measurand.of(0.5).value == 0.5
     assert Measurand.of(-1.0).value == -1.0
     m = Measurand.of(3.0)
-    assert m.overflow and m.quality == ("OV",)
+    assert m.overflow
+    assert m.quality == ("OV",)
     assert Measurand(0x0002).error
 
 
@@ -134,7 +138,9 @@ def test_generic_values() -> None:
 def test_unknown_type_is_kept_not_raised() -> None:
     raw = bytes([99, 0x81, 1, 1, 128, 5, 1, 2, 3])
     asdu = decode_asdu(raw)
-    assert isinstance(asdu, UnknownAsdu) and asdu.type_id == 99 and asdu.payload == b"\x01\x02\x03"
+    assert isinstance(asdu, UnknownAsdu)
+    assert asdu.type_id == 99
+    assert asdu.payload == b"\x01\x02\x03"
     assert encode_asdu(asdu) == raw
 
 
@@ -287,4 +293,5 @@ def test_frame_round_trip_through_chunked_extractor(
     out = []
     for i in range(0, len(stream), chunk):
         out += ex.feed(stream[i : i + chunk])
-    assert out == [frame] and ex.garbage_bytes == len(clean)
+    assert out == [frame]
+    assert ex.garbage_bytes == len(clean)

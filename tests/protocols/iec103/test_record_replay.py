@@ -57,7 +57,8 @@ async def test_a_replayed_comtrade_record_reaches_the_master_as_it_was_recorded(
     analysis = analyse(written)
     assert (analysis["trip_ms"], analysis["breaker_ms"]) == (pytest.approx(21), pytest.approx(65))
     lab = stored(bench)[1]
-    assert lab.fault_number == 42 and lab.trigger_time == later
+    assert lab.fault_number == 42
+    assert lab.trigger_time == later
     assert lab.trigger_time - lab.first_sample_time == field.trigger_time - field.first_sample_time
     assert lab.sample_interval_us == field.sample_interval_us
     assert lab.analog == field.analog  # names, raw samples, RPV, RSV, RFA (as R32), scale

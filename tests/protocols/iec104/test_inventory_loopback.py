@@ -100,7 +100,8 @@ async def test_identity_and_settings_on_connect_and_a_signalled_change() -> None
 
     # the mapped points are inventory, never events
     seen = {o.address for o in sink.points()}
-    assert seen and not seen & SECTION.consumed_addresses()
+    assert seen
+    assert not seen & SECTION.consumed_addresses()
     assert seen <= {p.address for p in LINE.points}
 
 

@@ -92,7 +92,7 @@ def relay(relay_id: str, link: dict[str, Any], **spec: Any) -> ModbusRelay:
     )
 
 
-FAST = {
+FAST: dict[str, Any] = {
     "events_interval_s": 0.05,
     "status_interval_s": 0.05,
     "measurements_interval_s": 0.2,

@@ -73,10 +73,14 @@ async def test_the_driver_survives_a_stream_of_malformed_answers() -> None:
         async with running(driver, sink) as task:
             for i in range(20):
                 image.append_event(11, fields={"value": i})
-                await wait_until(lambda n=i: len(sink.events()) >= n + 1, what=f"event {i}")
+                await wait_until(
+                    lambda: len(sink.events()) >= i + 1,  # noqa: B023
+                    what=f"event {i}",
+                )
             assert not task.done()
         values = [e.details["value"] for e in sink.events()]
-        assert sorted(set(values)) == list(range(20))
+        assert all(isinstance(v, int) for v in values), values
+        assert sorted({v for v in values if isinstance(v, int)}) == list(range(20))
         counters = driver.counters["f5"]
         for kind in ("bad_crc", "trailing_garbage", "exception_responses", "wrong_byte_count"):
             assert counters[kind] > 0, (kind, counters)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.chaos import ChaosRig, DiskFiller, event_scenario
+from simulator.harness.chaos import ChaosRig, DiskFiller, event_scenario
 
 
 async def run(args: argparse.Namespace) -> None:

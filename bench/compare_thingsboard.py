@@ -67,8 +67,8 @@ from thingsboard_peer import (  # noqa: E402
     telemetry_sequences,
 )
 
-from simulator.agent_config import to_toml  # noqa: E402
-from simulator.broker import Mosquitto  # noqa: E402
+from simulator.harness.agent_config import to_toml  # noqa: E402
+from simulator.harness.broker import Mosquitto  # noqa: E402
 
 UNITS = 100
 

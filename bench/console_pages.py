@@ -47,7 +47,7 @@ from center.tickets.engine import TicketEngine
 from gateway import wire
 from profiles.model import load_named
 from tests.center.records import Gateway, message
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 FAULTS = ["protection_operation", "self_check", "comms", "settings_drift", "firmware_drift"]

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The records, their COMTRADE payload, and the poll contract: both daemons import them.
-CONTRACT = {"gateway.wire", "gateway.comtrade", "gateway.rpc"}
+# The records, their COMTRADE payload, and the poll contract with its one rendering for
+# people (`gateway.poll_view`: relay-agent poll, relay-center poll and the console's device
+# page print the same text): both daemons import them.
+CONTRACT = {"gateway.wire", "gateway.comtrade", "gateway.rpc", "gateway.poll_view"}
 
 # (importing module, imported module) -> why the rule cannot hold yet. Each must still
 # occur: an exception that is no longer needed fails the test, so the list only shrinks.
@@ -23,24 +25,6 @@ EXCEPTIONS = {
     ),
     ("profiles.reference", "protocols.registry"): (
         "the reference renders each registered protocol's profile section"
-    ),
-    ("simulator.iec103_replay", "gateway.comtrade"): (
-        "a simulated 103 relay replays a field record read as COMTRADE"
-    ),
-    ("center.remote_poll", "gateway.poll_view"): (
-        "the poll answer's text is one rendering for relay-agent poll and relay-center poll"
-    ),
-    ("center.web.routes_fleet", "gateway.poll_view"): (
-        "the console's device page shows the same poll verdict as the CLIs"
-    ),
-}
-
-
-# Center modules' imports left out of the one-way rules between the center's parts, with
-# why; like EXCEPTIONS, each must still occur.
-CENTER_EXCEPTIONS = {
-    ("center.tickets.service", "center.ticket_service"): (
-        "center/api.py still imports TicketService from its old place"
     ),
 }
 
@@ -166,8 +150,6 @@ def center_graph() -> dict[str, set[str]]:
     deps: dict[str, set[str]] = {}
     for module, path in modules.items():
         for target in imports_of(path, module):
-            if (module, target) in CENTER_EXCEPTIONS:
-                continue
             parts = target.split(".")
             deps.setdefault(module, set()).update(
                 name
@@ -195,19 +177,9 @@ def import_path(deps: dict[str, set[str]], start: str, goal: str) -> list[str] |
 @pytest.mark.parametrize(("lower", "upper"), read_center_directions())
 def test_center_parts_import_one_way(lower: str, upper: str) -> None:
     """`lower -> upper`: lower may import upper; upper never reaches lower, directly or
-    through the center's other modules, so the two are no cycle."""
+    through the center's other modules, so the two form no cycle."""
     deps = center_graph()
     assert any(in_part(m, lower) for m in deps), f"{lower}: no such center part"
     assert any(in_part(m, upper) for m in deps), f"{upper}: no such center part"
     back = import_path(deps, upper, lower)
     assert back is None, f"{upper} imports {lower}: " + " -> ".join(back or [])
-
-
-def test_center_exceptions_are_still_needed() -> None:
-    edges = {
-        (module, target)
-        for module, path in product_modules({"center"})
-        for target in imports_of(path, module)
-    }
-    stale = sorted(f"{a} -> {b}" for a, b in CENTER_EXCEPTIONS if (a, b) not in edges)
-    assert stale == [], "center exceptions no longer needed (remove them): " + ", ".join(stale)

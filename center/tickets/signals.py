@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from center.device_time import event_time, in_utc, record_time
+from center.device_time import event_time, in_utc
 from center.tickets.model import COMMS, PROTECTION, SELF_CHECK, SITE_COMMS, Mode, Signal
 from gateway import wire
-
-# record_time lives in center.device_time; center/lifecycle still imports it from here.
-__all__ = ["lifecycle_signal", "record_time", "signal_for"]
 
 
 def _event_signal(record: wire.Event) -> Signal | None:

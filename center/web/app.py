@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from center.api_limits import invalid_input
+from center.api.limits import invalid_input
 from center.auth import audit
 from center.auth.ratelimit import LoginLimiter
 from center.auth.roles import MINIMUM_ROLE, Permission, allows

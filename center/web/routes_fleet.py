@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from center import remote_poll
 from center.auth.roles import Permission
-from center.lifecycle import inventory
-from center.lifecycle.approvals import ApprovalError, BaselineService
+from center.baselines import inventory
+from center.baselines.approvals import ApprovalError, BaselineService
 from center.store import queries
 from center.store import schema as s
 from center.web import charts

@@ -17,8 +17,8 @@ from typing import Any
 
 from bench.raw104_sender import C_IC_NA_1, COT_SPONT, M_SP_TB_1, Station
 from profiles.model import load_named
-from simulator.iec103 import make_relay as make_103_relay
-from simulator.modbus_image import RegisterImage
+from simulator.relays.iec103.relay import make_relay as make_103_relay
+from simulator.relays.modbus.image import RegisterImage
 from simulator.scenario import RelaySpec
 from tests.protocols.modbus.hostile import HostileRtuServer
 from tests.support.agent_process import AgentProcess

@@ -12,7 +12,7 @@ from gateway import comtrade, wire
 from gateway.outbox import Outbox
 from protocols.observations import FaultReportObservation
 from tests.agent.test_pipeline import make_pipeline, records
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 
 def bulk(box: Outbox) -> list[wire.DisturbanceChunk]:

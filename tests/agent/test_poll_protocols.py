@@ -17,7 +17,7 @@ import pytest
 from agent.config import load_config
 from agent.poll_cli import DaemonClient, connect
 from gateway.rpc import PollAnswer, PollKind
-from simulator.agent_config import agent_config, to_toml
+from simulator.harness.agent_config import agent_config, to_toml
 from simulator.runner import ScenarioRunner, combine, on_free_ports
 from simulator.scenario import (
     SCENARIOS_DIR,

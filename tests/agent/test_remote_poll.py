@@ -267,7 +267,7 @@ async def test_relay_center_poll_finds_the_gateway_in_the_center_inventory(
     from center import cli as center_cli
     from center.store import schema
     from center.store.db import make_engine, migrate
-    from simulator.agent_config import to_toml
+    from simulator.harness.agent_config import to_toml
 
     config = short_dir / "center.toml"
     config.write_text(to_toml({

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from simulator.broker import Mosquitto, free_port
+from simulator.harness.broker import Mosquitto, free_port
 from tests.support.collector import Collector
 
 # The run path, exactly as the console script enters it; the list is written at exit.

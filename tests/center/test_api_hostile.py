@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from center.api import ApiContext, create_app
-from center.api_limits import MAX_BODY_BYTES
+from center.api.limits import MAX_BODY_BYTES
 from tests.center.records import T0, Gateway, seed_records
 
 TOKEN = "operator-token-0123456789"

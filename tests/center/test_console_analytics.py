@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from center.analytics.ageing_job import AgeingJob
-from tests.center.lifecycle_records import firmware
+from tests.center.baseline_records import firmware
 from tests.center.records import T0, Gateway, clock_readings, seed_records
 from tests.center.test_console import Console
 

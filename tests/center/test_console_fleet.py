@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
+from tests.center.baseline_records import FEEDER, SettingsSource, firmware
 from tests.center.records import T0, Gateway, seed_records
 from tests.center.test_console import Console
 

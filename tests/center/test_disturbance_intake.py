@@ -12,7 +12,7 @@ import pytest
 from gateway import comtrade, wire
 from tests.center.disturbance_support import TRIGGER, fault_report, transfer
 from tests.center.records import T0, Gateway, seed_records
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 
 def send_all(h: Any, m: wire.DisturbanceRecord, chunks: list[wire.DisturbanceChunk]) -> None:

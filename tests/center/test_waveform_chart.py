@@ -1,6 +1,6 @@
 """The waveform SVG of a disturbance record: where things are drawn, read back from the SVG.
 
-Records are synthesised with known answers (tests/disturbance/synth.py) and go through the
+Records are synthesised with known answers (tests/support/disturbance_synth.py) and go through the
 COMTRADE files and the fault analysis, as on the center."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from center.disturbance.analysis import analyse
 from center.web import waveform_chart as wc
 from gateway import comtrade
 from profiles.model import load_named
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 CTX = DeviceContext("north", "gw1", "feeder-1", "iec103", load_named("line-protection"))
 NS = {"s": "http://www.w3.org/2000/svg"}

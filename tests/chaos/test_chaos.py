@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.chaos import ChaosRig, DiskFiller, Tally, event_scenario
+from simulator.harness.chaos import ChaosRig, DiskFiller, Tally, event_scenario
 from tests.support.ci import in_ci
 
 RATE_PER_RELAY = 20.0  # events a second per relay

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from center.store import schema
-from simulator.iec104_values import make_info
+from simulator.relays.iec104.values import make_info
 from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SEED_SCENARIO, load_scenario
 from tests.agent.test_control_support import short_dir_fixture  # noqa: F401 - fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.broker import free_port, mosquitto_binary
+from simulator.harness.broker import free_port, mosquitto_binary
 
 TICKET = re.compile(r"^ticket #(\d+)\s+(opened|changed)\s+(\S+)\s+(P\d)\s+(.*)  \[(.*) -> (\S+)\]$")
 

@@ -29,8 +29,8 @@ from gateway.uplink import Uplink, UplinkSettings
 from profiles.model import load_named
 from protocols.observations import PointObservation
 from tests.center.mqtt_support import eventually, running_center
-from tests.disturbance.synth import Fault, observation
 from tests.support.collector import Collector
+from tests.support.disturbance_synth import Fault, observation
 from tests.support.mosquitto import Mosquitto
 
 SITE, GW, DEVICE = "north", "gw1", "line1"

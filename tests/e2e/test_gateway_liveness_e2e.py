@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from center.config import parse_config
 from center.server import CenterService
-from simulator.load import LoadGenerator
+from simulator.relays.iec104.load import LoadGenerator
 from tests.center.mqtt_support import eventually
 from tests.support.agent_process import AgentProcess
 from tests.support.collector import Collector

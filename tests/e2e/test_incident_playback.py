@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from center.cli import main as center_cli
-from simulator.iec103 import Iec103Relay
+from simulator.relays.iec103.relay import Iec103Relay
 from simulator.runner import on_free_ports
 from simulator.scenario import Scenario, load_scenario
 from simulator.waveforms import FaultSpec

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from center.lifecycle.approvals import BaselineService
-from simulator.base import SimulatedRelay
+from center.baselines.approvals import BaselineService
+from simulator.relays.base import SimulatedRelay
 from simulator.runner import on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
 from tests.e2e.center_view import CenterView, running_site

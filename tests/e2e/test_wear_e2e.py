@@ -14,7 +14,7 @@ from pathlib import Path
 
 from center.analytics.ageing_job import AgeingJob
 from center.store import queries
-from simulator.base import SimulatedRelay
+from simulator.relays.base import SimulatedRelay
 from simulator.runner import on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
 from tests.e2e.center_view import CenterView, running_site

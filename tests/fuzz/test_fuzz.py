@@ -1,11 +1,11 @@
 """100,000 hostile inputs each for the IEC 103 codec (with the driver's observations and
 the stream's resync) and for Modbus answers (pymodbus' client-side framing, the link's
 classification, the driver's register decoding): nothing escapes but the errors each
-decoder names (`simulator/fuzz.py`). `bench/fuzz.py` runs 1,000,000 of each."""
+decoder names (`simulator/harness/fuzz.py`). `bench/fuzz.py` runs 1,000,000 of each."""
 
 from __future__ import annotations
 
-from simulator.fuzz import fuzz_iec103, fuzz_modbus
+from simulator.harness.fuzz import fuzz_iec103, fuzz_modbus
 
 INPUTS = 100_000
 

@@ -17,7 +17,7 @@ import pytest
 from common.errors import ConfigError
 from gateway import comtrade
 from protocols.iec103.disturbance_record import channel_scale
-from simulator.iec103 import Iec103Relay
+from simulator.relays.iec103.relay import Iec103Relay
 from simulator.runner import ScenarioRunner
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile, load_scenario
 from simulator.waveforms import FaultSpec, SynthChannel, synthesise

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import c104
 import pytest
 
-from simulator.iec104 import Iec104Relay
-from simulator.iec104_acks import MOD, AckTracker, Key, event_key, spontaneous_key
+from simulator.relays.iec104.acks import MOD, AckTracker, Key, event_key, spontaneous_key
+from simulator.relays.iec104.relay import Iec104Relay
 from simulator.runner import relocate
 from simulator.scenario import SEED_SCENARIO, load_scenario
 from tests.protocols.iec104.helpers import free_port, wait_until

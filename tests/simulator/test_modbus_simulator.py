@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pymodbus.client import AsyncModbusTcpClient
 
 from protocols.modbus import codec
-from simulator.modbus import ModbusRelay, make_relay
+from simulator.relays.modbus.relay import ModbusRelay, make_relay
 from simulator.scenario import SCENARIOS_DIR, load_scenario
 
 

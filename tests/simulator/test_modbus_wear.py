@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.modbus_wear import WearCounters
+from simulator.relays.modbus.wear import WearCounters
 
 
 def test_an_opening_counts_once_and_a_three_phase_trip_is_one_trip() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from protocols.errors import LinkError
 from simulator import cli
-from simulator.iec104 import Iec104Relay
-from simulator.load import LoadGenerator
+from simulator.relays.iec104.load import LoadGenerator
+from simulator.relays.iec104.relay import Iec104Relay
 from simulator.runner import ScenarioRunner, relocate
 from simulator.scenario import SEED_SCENARIO, Scenario, load_scenario
 from tests.protocols.iec104.helpers import RecordingSink, device, driver_for, free_port, wait_until

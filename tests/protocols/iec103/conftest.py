@@ -18,7 +18,7 @@ from protocols.iec103.config import Iec103Device
 from protocols.iec103.driver import Iec103Driver
 from protocols.observations import Observation, PointObservation
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.iec103 import Iec103Relay, make_relay
+from simulator.relays.iec103.relay import Iec103Relay, make_relay
 from simulator.scenario import RelaySpec
 
 PROFILE = "line-protection-103"

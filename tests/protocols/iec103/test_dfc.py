@@ -21,8 +21,8 @@ from protocols.driver import PollKind, SettingsResult
 from protocols.iec103 import driver as driver_module
 from protocols.iec103.frames import PrimaryFunction, SecondaryFunction
 from protocols.observations import LinkStateObservation, SettingsObservation
-from simulator.iec103 import Iec103Relay
-from simulator.iec103_station import ReceivedFrame
+from simulator.relays.iec103.relay import Iec103Relay
+from simulator.relays.iec103.station import ReceivedFrame
 from tests.protocols.iec103.conftest import Bench, make_bench
 
 TIME_SYNC, GI, GENERIC_COMMAND, DISTURBANCE_ORDER = 6, 7, 21, 24

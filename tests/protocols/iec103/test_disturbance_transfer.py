@@ -22,7 +22,7 @@ from protocols.iec103.asdu_transfer import Too
 from protocols.iec103.driver import Iec103Driver
 from protocols.iec103.frames import PrimaryFunction
 from protocols.observations import DisturbanceObservation, Observation, SettingsObservation
-from simulator.iec103 import Iec103Relay
+from simulator.relays.iec103.relay import Iec103Relay
 from simulator.waveforms import FaultSpec, synthesise
 from tests.protocols.iec103.conftest import Bench, RecordingSink, make_bench, running
 from tests.protocols.iec103.test_bus_sharing import relay1_frames_until_fetched

@@ -1,6 +1,6 @@
 """A recorded disturbance replayed: the master fetches a record from a simulated relay
 (real codec, pty bus), the agent writes it as COMTRADE, the relay serves those files again
-(`simulator/iec103_replay.py`), and the master fetches the same record a second time:
+(`simulator/relays/iec103/replay.py`), and the master fetches the same record a second time:
 the same channels, raw samples, RPV/RSV/RFA, tags and pre-trigger time."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from center.disturbance.analysis import analyse
 from gateway import comtrade
 from profiles.model import load_named
 from protocols.observations import DisturbanceObservation
-from simulator.iec103_replay import ReplayError, replay_record
+from simulator.relays.iec103.replay import ReplayError, replay_record
 from simulator.waveforms import FaultSpec
 from tests.protocols.iec103.conftest import make_bench, running
 from tests.protocols.iec103.test_disturbance_transfer import initialised, stored

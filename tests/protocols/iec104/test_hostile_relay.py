@@ -1,8 +1,8 @@
 """A relay that sends malformed, unusual or fuzzed ASDUs, against the real driver and c104.
 
-The relay is `simulator.raw104.RawOutstation`: it writes exactly the bytes given, keeps every
-I-frame until the master's N(R) confirms it, and resends what is unconfirmed to the next
-master. So "acknowledged" below is what the relay saw on the wire, not what the agent says.
+The relay is `simulator.relays.iec104.raw_outstation.RawOutstation`: it writes exactly the bytes
+given, keeps every I-frame until the master's N(R) confirms it, and resends what is unconfirmed to
+the next master. So "acknowledged" below is what the relay saw on the wire, not what the agent says.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
-from simulator.fuzz104 import fuzzed_asdus
-from simulator.raw104 import RawOutstation, asdu, single_point_tb
+from simulator.harness.fuzz104 import fuzzed_asdus
+from simulator.relays.iec104.raw_outstation import RawOutstation, asdu, single_point_tb
 
 from .helpers import RecordingSink, device, driver_for, free_port, running, wait_until
 

@@ -14,7 +14,7 @@ from protocols.iec104.driver import Iec104Driver
 from protocols.iec104.profile import Iec104ProfileSection
 from protocols.observations import IdentityObservation, SettingsObservation, SettingValue
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.iec104 import Iec104Relay, make_relay
+from simulator.relays.iec104.relay import Iec104Relay, make_relay
 from simulator.scenario import SEED_SCENARIO, load_scenario
 
 from .helpers import RecordingSink, device, free_port, wait_until

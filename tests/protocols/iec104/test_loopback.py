@@ -15,8 +15,8 @@ from profiles.model import load_named
 from protocols.driver import EventsResult, PollKind, StatusResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
-from simulator.iec104 import Iec104Relay, make_relay
-from simulator.iec104_values import make_info
+from simulator.relays.iec104.relay import Iec104Relay, make_relay
+from simulator.relays.iec104.values import make_info
 from simulator.runner import ScenarioRunner, relocate
 from simulator.scenario import SEED_SCENARIO, RelaySpec, load_scenario
 

@@ -20,7 +20,7 @@ from protocols.observations import (
     PointObservation,
 )
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.modbus import ModbusRelay, make_relay
+from simulator.relays.modbus.relay import ModbusRelay, make_relay
 from simulator.scenario import RelaySpec
 from tests.support.driver_run import running_driver
 

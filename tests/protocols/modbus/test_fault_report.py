@@ -14,8 +14,8 @@ from protocols.modbus.faultreport import FaultReportReader
 from protocols.modbus.profile import ModbusProfile
 from protocols.modbus.readers import DeviceReader
 from protocols.observations import FaultReportObservation
-from simulator.modbus import ModbusRelay
-from simulator.modbus_faults import DISTANCE_KM, FAULT_CURRENT_A, LOAD_CURRENT_A
+from simulator.relays.modbus.faults import DISTANCE_KM, FAULT_CURRENT_A, LOAD_CURRENT_A
+from simulator.relays.modbus.relay import ModbusRelay
 
 from .helpers import (
     RecordingSink,

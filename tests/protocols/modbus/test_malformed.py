@@ -9,7 +9,7 @@ from protocols.config import SerialBusConfig
 from protocols.errors import DecodeError
 from protocols.modbus.driver import ModbusDriver
 from protocols.modbus.link import ModbusExceptionResponse, ModbusLink, UnitNoResponse
-from simulator.modbus_image import RegisterImage
+from simulator.relays.modbus.image import RegisterImage
 
 from .helpers import RecordingSink, plan, profile, rtu_device, running, wait_until
 from .hostile import HostileRtuServer
@@ -68,7 +68,7 @@ async def test_the_driver_survives_a_stream_of_malformed_answers() -> None:
         sink = RecordingSink()
         server.cycle = ("good", "good", "bad_crc", "good", "trailing_garbage", "good",
                         "exception", "good", "wrong_byte_count", "good", "good")  # fmt: skip
-        from simulator.modbus_image import RegisterImage as _  # noqa: F401 - image is shared
+        from simulator.relays.modbus.image import RegisterImage as _  # noqa: F401 - image is shared
 
         async with running(driver, sink) as task:
             for i in range(20):

@@ -12,7 +12,7 @@ from profiles.model import Profile, load_profile
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.driver import ModbusDriver
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.modbus import make_relay
+from simulator.relays.modbus.relay import make_relay
 from simulator.scenario import RelaySpec
 
 from .helpers import FAST, RecordingSink, free_port, running, wait_until

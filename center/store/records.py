@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from center.device_time import record_time
 from center.store import schema as s
 from center.store.db import insert
 from center.store.record_insert import insert_new
-from center.tickets.signals import record_time
 from gateway import wire
 
 MAX_MISSING_RANGES = 1000  # beyond this the oldest ranges are dropped (and counted)

@@ -71,8 +71,8 @@ from thingsboard_peer import (  # noqa: E402
 )
 
 from gateway import wire  # noqa: E402
-from simulator.agent_config import to_toml  # noqa: E402
-from simulator.broker import Mosquitto  # noqa: E402
+from simulator.harness.agent_config import to_toml  # noqa: E402
+from simulator.harness.broker import Mosquitto  # noqa: E402
 
 UNITS = 100
 SITE, GATEWAY = "bench", "gw-bench"
@@ -107,7 +107,8 @@ def sequences(peer: str, body: Any) -> list[tuple[int, int]]:
             if (seq := agent_sequence(record)) is not None:
                 found.append(seq)
         return found
-    return telemetry_sequences(body)
+    telemetry: list[tuple[int, int]] = telemetry_sequences(body)
+    return telemetry
 
 
 def agent_sequence(record: dict[str, Any]) -> tuple[int, int] | None:
@@ -154,7 +155,7 @@ class Collector:
                 if message.topic.matches(f"{TB_RPC}/request/+"):
                     await self.answer(client, message)
                     continue
-                body = json.loads(message.payload)  # type: ignore[arg-type]
+                body = json.loads(message.payload)
                 if self.peer == "agent" and (ack := agent_ack(body)) is not None:
                     await client.publish(wire.ack_topic(SITE, GATEWAY), ack, qos=1)
                 for key in sequences(self.peer, body):
@@ -165,7 +166,7 @@ class Collector:
 
     @staticmethod
     async def answer(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        reply = session_limits_reply(json.loads(message.payload))  # type: ignore[arg-type]
+        reply = session_limits_reply(json.loads(message.payload))
         if reply is not None:
             number = str(message.topic).rsplit("/", 1)[1]
             await client.publish(f"{TB_RPC}/response/{number}", json.dumps(reply), qos=1)
@@ -200,7 +201,8 @@ class Simulator:
             raise SystemExit("the Modbus simulator failed to start")
 
     def reads(self) -> dict[int, list[float]]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write("reads\n")
         self.proc.stdin.flush()
         return {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}

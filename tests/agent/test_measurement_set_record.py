@@ -40,9 +40,11 @@ def test_a_poll_is_one_record_that_the_contract_accepts(box: Outbox) -> None:
     }
     assert (record.cause, record.cause_raw) == ("periodic", "measurement_read")
     assert (record.site, record.gateway_id, record.device_id) == ("north", "gw1", "f7")
-    assert record.seq == 1 and pipeline.counters["measurements"] == 3
+    assert record.seq == 1
+    assert pipeline.counters["measurements"] == 3
     (row,) = box.read(10)
-    assert row.topic == "relay/v1/north/gw1/measurements/f7" and row.kind == "measurements"
+    assert row.topic == "relay/v1/north/gw1/measurements/f7"
+    assert row.kind == "measurements"
 
 
 def test_a_poll_is_evicted_first_like_a_single_measurement() -> None:

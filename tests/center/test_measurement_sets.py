@@ -4,12 +4,13 @@ stored once, as one record, and read by the ageing job like single measurements.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from center.analytics.ageing_job import newest_wear
 from gateway import wire
 from tests.center.records import T0
 
-BASE = {"site": "north", "gateway_id": "gw1", "device_id": "feeder7"}
+BASE: dict[str, Any] = {"site": "north", "gateway_id": "gw1", "device_id": "feeder7"}
 
 
 def poll(seq: int, operations: int, minutes: int = 0) -> wire.MeasurementSet:

@@ -4,6 +4,7 @@ does, across types, gaps, scales, offsets and spans; layouts it cannot do fall b
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from protocols.modbus.link import ModbusLink
 from protocols.modbus.profile import ModbusProfile
@@ -31,7 +32,7 @@ def blocks(reads: ProfileReads, rng: random.Random) -> list[list[int]]:
     return [[rng.randrange(65536) for _ in range(s.count)] for s in reads.measurement_spans]
 
 
-def same(a: list[object], b: list[object]) -> bool:
+def same(a: Sequence[object], b: Sequence[object]) -> bool:
     """Equal, NaN included (random f32 bits make NaNs)."""
     return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 

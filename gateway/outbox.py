@@ -298,7 +298,9 @@ class Outbox(OutboxReads):
     def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
         now = time.time()
         rows, bulk = [], []
-        states: list[tuple[str, str, str]] = []
+        # One row per (device, name): a later update in the group replaces an earlier one
+        # in the same transaction anyway (the replay window is rewritten per delivery).
+        states: dict[tuple[str, str], str] = {}
         seq = self.last_seq
         usage = Usage(self._usage.rows, self._usage.bytes)
         for op in ops:
@@ -311,7 +313,8 @@ class Outbox(OutboxReads):
                 seq += 1
                 cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
                 rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
-            states.extend((s.device_id, s.name, s.value) for s in op.state)
+            for s in op.state:
+                states[s.device_id, s.name] = s.value
         removed_rows = removed_bulk = 0
         with conn:
             for op in ops:
@@ -333,7 +336,7 @@ class Outbox(OutboxReads):
             if states:
                 conn.executemany(
                     "INSERT OR REPLACE INTO device_state (device_id, name, value) VALUES (?, ?, ?)",
-                    states,
+                    [(device_id, name, value) for (device_id, name), value in states.items()],
                 )
             evicted, fits = retention.evict(conn, usage, self.max_records, self.max_bytes)
             if not fits and (rows or bulk):

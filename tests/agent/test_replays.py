@@ -4,11 +4,13 @@ window is committed with the records), and never dropped when its first commit f
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from agent.replays import STATE_NAME, WINDOW, NewKeys, ReplayFilter, replay_key
 from gateway import wire
 from gateway.outbox import Outbox
 from protocols.observations import PointObservation
@@ -85,3 +87,23 @@ def test_an_event_whose_commit_failed_is_stored_when_it_comes_again(tmp_path: Pa
         assert pipeline.counters["replays_dropped"] == 0
     finally:
         box.close()
+
+
+def test_the_window_keeps_the_last_keys_and_is_saved_as_json_writes_it() -> None:
+    keys = [replay_key(trip(ms)) for ms in range(WINDOW + 40)]
+    assert all(k is not None for k in keys)
+    window = ReplayFilter({})
+    for at in range(0, len(keys), 7):  # commits of a few keys each
+        new: NewKeys = {"line1": [k for k in keys[at : at + 7] if k is not None]}
+        (saved,) = window.state(new)
+        expected = [k for k in keys[: at + 7] if k is not None][-WINDOW:]
+        assert saved.value == json.dumps(expected)
+        window.committed(new)
+    assert [window.is_replay("line1", k, {}) for k in keys if k is not None] == (
+        [False] * 40 + [True] * WINDOW
+    )
+    # Read back after a restart, with a row this code did not write: only keys kept.
+    restarted = ReplayFilter({("line1", STATE_NAME): json.dumps(["x y", 5, *expected[-3:]])})
+    assert restarted.state({"line1": [keys[0] or ""]})[0].value == json.dumps(
+        [*expected[-3:], keys[0]]
+    )

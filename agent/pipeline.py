@@ -32,6 +32,7 @@ from agent.replays import NewKeys, ReplayFilter, replay_key
 from gateway import comtrade, wire
 from gateway import outbox_retention as retention
 from gateway.outbox import Outbox, Pending, StateUpdate
+from gateway.outbox_rows import Done
 from protocols.observations import (
     ConditionObservation,
     DisturbanceObservation,
@@ -115,6 +116,18 @@ class Pipeline:
         future = self.outbox.submit(records, state)
         future.add_done_callback(lambda done: self._committed(done, new))
         return future
+
+    def post(self, observations: Sequence[Observation], done: Done) -> None:
+        """`submit` without a Future (the IEC 104 hot path, `durable_ack.py`): `done` gets
+        None or the commit's error, on the outbox's writer thread, in commit order."""
+        records, state, new = self._records(observations)
+
+        def committed(error: BaseException | None) -> None:
+            if error is None:
+                self.replays.committed(new)
+            done(error)
+
+        self.outbox.post(records, state, committed)
 
     def _committed(self, done: concurrent.futures.Future[None], new: NewKeys) -> None:
         """A background commit ended: its events count as seen only if it succeeded."""

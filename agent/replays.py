@@ -44,8 +44,30 @@ def replay_key(obs: PointObservation) -> str | None:
     # The protocol's extras belong to the identity: two ring records of one Modbus relay
     # can share address, time (seconds) and value and differ only in their fields and slot.
     raw = "|".join((obs.address, obs.device_time.isoformat(), repr(obs.value),
-                    ",".join(obs.quality), repr(sorted(obs.details.items()))))  # fmt: skip
+                    ",".join(obs.quality), _details_text(obs.details)))  # fmt: skip
     return hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
+
+
+_DETAILS_TEXT: dict[tuple[object, ...], str] = {}
+_EXACT = frozenset({str, int, bool, type(None)})  # equal values, equal repr (given the type)
+
+
+def _details_text(details: Mapping[str, object]) -> str:
+    """`repr(sorted(details.items()))`, kept for the few detail sets a relay's points repeat
+    (an IEC 104 point's type, address and time source) rather than made per event. Keyed
+    with the values' types (1 == True) and only for types whose equal values print alike
+    (not floats: 0.0 == -0.0)."""
+    types = tuple(map(type, details.values()))
+    if not _EXACT.issuperset(types):
+        return repr(sorted(details.items()))
+    key = (tuple(details.items()), types)
+    text = _DETAILS_TEXT.get(key)
+    if text is None:
+        text = repr(sorted(details.items()))
+        if len(_DETAILS_TEXT) >= 4096:
+            _DETAILS_TEXT.clear()
+        _DETAILS_TEXT[key] = text
+    return text
 
 
 class ReplayFilter:

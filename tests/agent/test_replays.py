@@ -4,6 +4,7 @@ window is committed with the records), and never dropped when its first commit f
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,3 +108,20 @@ def test_the_window_keeps_the_last_keys_and_is_saved_as_json_writes_it() -> None
     assert restarted.state({"line1": [keys[0] or ""]})[0].value == json.dumps(
         [*expected[-3:], keys[0]]
     )
+
+
+@pytest.mark.parametrize(
+    "details",
+    [{}, {"type": "M_SP_TB_1", "ioa": 1011}, {"flag": True}, {"flag": 1}, {"x": 0.0},
+     {"x": -0.0}, {"x": float("nan")}, {"b": None, "a": "z"}],
+)  # fmt: skip
+def test_a_key_is_the_same_however_often_its_details_were_seen(
+    details: dict[str, object],
+) -> None:
+    def key() -> str | None:
+        return replay_key(PointObservation("line1", "1011", True, device_time=T0,
+                                           cause="spontaneous", details=details))  # type: ignore[arg-type]  # fmt: skip
+
+    raw = "|".join(("1011", T0.isoformat(), "True", "", repr(sorted(details.items()))))
+    expected = hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
+    assert key() == key() == expected

@@ -264,12 +264,30 @@ def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
     """Cross-field rules: unique ids, buses exist, profiles load and match protocols,
     the TLS certificate belongs to this gateway."""
     problems: list[str] = check_tls(config)
+    problems += _check_secret_files(config)
+    problems += _check_buses(config)
+    problems += _check_devices(config)
+    problems += _check_links(config)
+    profiles = _load_profiles(config, problems)
+    if problems:
+        raise ConfigError(file, problems)
+    return profiles
+
+
+def _check_secret_files(config: AgentConfig) -> list[str]:
+    problems: list[str] = []
     for key, secret in (
         ("broker.password_file", config.broker.password_file),
         ("remote.tokens_file", config.remote.tokens_file),
     ):
         if secret is not None and not secret.is_file():
             problems.append(f"{key}: file not found (found: {str(secret)!r})")
+    return problems
+
+
+def _check_buses(config: AgentConfig) -> list[str]:
+    """Unique bus ids, and one protocol per bus."""
+    problems: list[str] = []
     bus_seen: set[str] = set()
     for i, declared in enumerate(config.buses):
         if declared.id in bus_seen:
@@ -285,6 +303,12 @@ def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
                 f"buses: expected one protocol per serial bus, as one driver owns the port "
                 f"(found: bus {bus_id!r} used by {', '.join(sorted(protocols))})"
             )
+    return problems
+
+
+def _check_devices(config: AgentConfig) -> list[str]:
+    """Unique device ids, and each device's bus declared."""
+    problems: list[str] = []
     seen: set[str] = set()
     for i, dev in enumerate(config.devices):
         if dev.id in seen:
@@ -295,14 +319,25 @@ def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
         bus = getattr(dev, "bus", None)
         if bus is not None and bus not in bus_ids:
             problems.append(f"devices[{i}].bus: expected one of {bus_ids} (found: {bus!r})")
+    return problems
+
+
+def _check_links(config: AgentConfig) -> list[str]:
+    """The protocol's own rules for the devices that share one link."""
     links: dict[str, list[DeviceBase]] = {}
     for dev in config.devices:
         spec = registry.get(str(getattr(dev, "protocol")))  # noqa: B009
         links.setdefault(spec.link_key(dev), []).append(dev)
+    problems: list[str] = []
     for devices in links.values():
         spec = registry.get(str(getattr(devices[0], "protocol")))  # noqa: B009
         if spec.check_link is not None:
             problems.extend(f"devices: {p}" for p in spec.check_link(devices))
+    return problems
+
+
+def _load_profiles(config: AgentConfig, problems: list[str]) -> dict[str, Profile]:
+    """Each device's profile by device id; what fails to load or match is added to problems."""
     profiles: dict[str, Profile] = {}
     for i, dev in enumerate(config.devices):
         try:
@@ -323,8 +358,6 @@ def check_references(config: AgentConfig, file: str) -> dict[str, Profile]:
                 f"(found: {profile.name!r}, a {profile.protocol} profile)"
             )
         profiles[dev.id] = profile
-    if problems:
-        raise ConfigError(file, problems)
     return profiles
 
 

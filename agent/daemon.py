@@ -1,19 +1,26 @@
-"""The agent daemon: wires config, outbox, pipeline, link supervisors and the uplink.
+"""The agent daemon: builds the outbox, pipeline, link supervisors, uplink and on-demand
+services, hands each one only what it needs, and runs them.
 
-Everything is validated before any port opens (`agent.config.load_config`). Every
-long-lived task has one owner, the TaskGroup here; cancelling `run` stops them all, and the
-outbox is closed last so nothing acknowledged is lost.
+Everything is validated before any port opens (`agent.config.load_config`, and the remote
+tokens file here). Every long-lived task has one owner, the TaskGroup here; cancelling
+`run` stops them all, and the outbox is closed last so nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent import __version__
 from agent.config import LoadedConfig
+from agent.metrics import AgentMetrics
 from agent.normalize import DeviceContext
+from agent.ondemand.audit import Auditor
+from agent.ondemand.control_socket import ControlServer
+from agent.ondemand.remote import RemotePolls, remote_tokens
+from agent.ondemand.service import OnDemand
+from agent.ondemand.status import AgentStatus
 from agent.outbox_alarm import OutboxCapAlarm
 from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
@@ -58,6 +65,19 @@ def link_plans(loaded: LoadedConfig) -> list[LinkPlan]:
     ]
 
 
+@dataclass(frozen=True)
+class _Services:
+    """What `AgentDaemon.run` starts, built by `AgentDaemon._build`."""
+
+    supervisors: list[LinkSupervisor]
+    uplink: Uplink
+    near_cap: OutboxCapAlarm
+    metrics: AgentMetrics
+    control: ControlServer
+    ondemand: OnDemand
+    remote: RemotePolls | None
+
+
 class AgentDaemon:
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
@@ -80,15 +100,13 @@ class AgentDaemon:
             for d in cfg.devices
         }
         self.plans = link_plans(loaded)
+        # Read now, so a missing or invalid tokens file stops the start before any port opens.
+        self.tokens = remote_tokens(cfg.remote)
+        # Built by `run` once the outbox is open (the pipeline reads its saved state).
         self.pipeline: Pipeline | None = None
         self.supervisors: list[LinkSupervisor] = []
         self.uplink: Uplink | None = None
-        self.subscriptions: dict[str, MessageHandler] = {}
-        self.extra_tasks: list[Callable[[AgentDaemon], asyncio.Future[None] | object]] = []
-        # On-demand polls: control socket + remote requests (agent/ondemand/service.py).
-        from agent.ondemand.service import install as install_on_demand
-
-        self.ondemand = install_on_demand(self)
+        self.ondemand: OnDemand | None = None
 
     def _uplink_settings(self) -> UplinkSettings:
         cfg = self.config
@@ -163,13 +181,6 @@ class AgentDaemon:
             health_interval_s=self.config.agent.health_interval_s,
         )
 
-    async def _metrics(self, listen: str) -> None:
-        from agent.metrics import HELP, agent_samples, health, serve_metrics
-        from common.prometheus import render
-
-        page = lambda: render(agent_samples(self), HELP)  # noqa: E731
-        await serve_metrics(listen, page, lambda: health(self.outbox))
-
     async def _watchdog(self, notifier: SystemdNotifier, interval: float) -> None:
         """Feed systemd's watchdog from the event loop, and only while the outbox writer
         lives: a stalled loop or a dead writer gets the daemon restarted."""
@@ -180,46 +191,90 @@ class AgentDaemon:
                 log.error("outbox writer is dead; not feeding the watchdog")
             await asyncio.sleep(interval)
 
+    def _build(self) -> _Services:
+        """The collaborators, in dependency order, each given only what it uses."""
+        cfg, site, gateway_id = self.config, self.config.agent.site, self.config.agent.gateway_id
+        pipeline = Pipeline(
+            self.outbox, self.contexts, max_message_bytes=cfg.broker.max_message_bytes
+        )
+        supervisors = [
+            LinkSupervisor(
+                plan,
+                registry.get(plan.protocol).make_driver,
+                pipeline,
+                cfg.supervision.backoff_min_s,
+                cfg.supervision.backoff_max_s,
+            )
+            for plan in self.plans
+        ]
+        auditor = Auditor(site, gateway_id, pipeline.append_record)
+        remote: RemotePolls | None = None
+        subscriptions: dict[str, MessageHandler] = {}
+        if self.tokens is not None:
+            remote = RemotePolls(
+                site,
+                gateway_id,
+                self.tokens,
+                auditor,
+                max_concurrent=cfg.remote.max_concurrent,
+                max_queued=cfg.remote.max_queued,
+            )
+            subscriptions[remote.topic] = remote.on_message
+        self.pipeline, self.supervisors = pipeline, supervisors
+        uplink = Uplink(
+            self._uplink_settings(), self.outbox, self.birth, self.health, subscriptions
+        )
+        self.uplink = uplink
+        status = AgentStatus(
+            site=site,
+            gateway_id=gateway_id,
+            broker=cfg.broker,
+            devices=cfg.devices,
+            outbox=self.outbox,
+            pipeline=pipeline,
+            links=supervisors,
+            uplink=uplink,
+        )
+        ondemand = OnDemand(
+            site=site,
+            gateway_id=gateway_id,
+            devices=cfg.devices,
+            profiles=self.loaded.profiles,
+            links=supervisors,
+            link_status=pipeline.status,
+            auditor=auditor,
+            timeout_s=cfg.control.poll_timeout_s,
+            status=status.snapshot,
+        )
+        self.ondemand = ondemand
+        return _Services(
+            supervisors=supervisors,
+            uplink=uplink,
+            near_cap=OutboxCapAlarm(self.outbox, pipeline, site, gateway_id),
+            metrics=AgentMetrics(self.outbox, pipeline, uplink, supervisors),
+            control=ControlServer(cfg.control_socket, ondemand),
+            ondemand=ondemand,
+            remote=remote,
+        )
+
     async def run(self, ready: asyncio.Event | None = None) -> None:
         notifier = SystemdNotifier.from_environment()
         self.outbox.open()  # creates the state directory
         try:
             self.outbox.bind_loop(asyncio.get_running_loop())
-            self.pipeline = Pipeline(
-                self.outbox, self.contexts, max_message_bytes=self.config.broker.max_message_bytes
-            )
-            self.uplink = Uplink(
-                self._uplink_settings(),
-                self.outbox,
-                self.birth,
-                self.health,
-                self.subscriptions,
-            )
-            sup = self.config.supervision
-            self.supervisors = [
-                LinkSupervisor(
-                    plan,
-                    registry.get(plan.protocol).make_driver,
-                    self.pipeline,
-                    sup.backoff_min_s,
-                    sup.backoff_max_s,
-                )
-                for plan in self.plans
-            ]
+            services = self._build()
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.uplink.run(), name="uplink")
-                near_cap = OutboxCapAlarm(
-                    self.outbox, self.pipeline, self.config.agent.site, self.config.agent.gateway_id
-                )
-                tg.create_task(near_cap.run(), name="outbox near-cap alarm")
-                for s in self.supervisors:
+                tg.create_task(services.uplink.run(), name="uplink")
+                tg.create_task(services.near_cap.run(), name="outbox near-cap alarm")
+                for s in services.supervisors:
                     tg.create_task(s.run(), name=f"link {s.plan.key}")
                 if self.config.metrics.listen:
-                    tg.create_task(self._metrics(self.config.metrics.listen), name="metrics")
-                for extra in self.extra_tasks:
-                    started = extra(self)
-                    if asyncio.iscoroutine(started):
-                        tg.create_task(started)
+                    tg.create_task(
+                        services.metrics.serve(self.config.metrics.listen), name="metrics"
+                    )
+                tg.create_task(services.control.serve(), name="control socket")
+                if services.remote is not None:
+                    tg.create_task(services.remote.run(services.ondemand), name="remote polls")
                 log.info(
                     "agent %s at site %s: %d devices on %d links, session %d",
                     self.config.agent.gateway_id,

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from common.prometheus import CONTENT_TYPE, Sample
+from common.prometheus import CONTENT_TYPE, Sample, render
 from gateway.outbox import Outbox
 from protocols.driver import STANDARD_COUNTERS
 
 if TYPE_CHECKING:
-    from agent.daemon import AgentDaemon
+    from agent.pipeline import Pipeline
     from agent.supervisor import LinkSupervisor
+    from gateway.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +52,48 @@ HELP = {
 }
 
 
-def agent_samples(daemon: AgentDaemon) -> list[Sample]:
-    samples: list[Sample] = []
-    pipeline = daemon.pipeline
-    if pipeline is not None:
-        for key, value in sorted(pipeline.counters.items()):
+class AgentMetrics:
+    """The agent's samples, read from the parts the daemon built, served on `listen`."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        pipeline: Pipeline,
+        uplink: Uplink,
+        links: Sequence[LinkSupervisor],
+    ) -> None:
+        self.outbox = outbox
+        self.pipeline = pipeline
+        self.uplink = uplink
+        self.links = links
+
+    def samples(self) -> list[Sample]:
+        samples: list[Sample] = []
+        for key, value in sorted(self.pipeline.counters.items()):
             samples.append(("relay_agent_observations_total", {"kind": key}, value))
-    if daemon.uplink is not None:
-        stats = daemon.uplink.stats
+        stats = self.uplink.stats
         samples.append(("relay_agent_records_published_total", {}, stats.records_published))
         samples.append(("relay_agent_messages_published_total", {}, stats.messages_published))
         samples.append(("relay_agent_broker_connected", {}, 1 if stats.connected else 0))
-        forwarder = daemon.uplink.forwarder
+        forwarder = self.uplink.forwarder
         samples.append(("relay_agent_records_acknowledged_total", {}, forwarder.acked))
         samples.append(("relay_agent_records_unacknowledged", {}, forwarder.unacked))
         samples.append(("relay_agent_ack_timeouts_total", {}, forwarder.resends))
-    samples.extend(outbox_samples(daemon.outbox))
-    if pipeline is not None:
-        for device_id, status in sorted(pipeline.status.items()):
+        samples.extend(outbox_samples(self.outbox))
+        for device_id, status in sorted(self.pipeline.status.items()):
             up = -1 if status.link_up is None else int(status.link_up)
             samples.append(("relay_agent_link_up", {"device": device_id}, up))
-    samples.extend(supervisor_samples(daemon))
-    return samples
+        samples.extend(supervisor_samples(self.links))
+        return samples
+
+    def page(self) -> str:
+        return render(self.samples(), HELP)
+
+    def problem(self) -> str | None:
+        return health(self.outbox)
+
+    async def serve(self, listen: str) -> None:
+        await serve_metrics(listen, self.page, self.problem)
 
 
 def outbox_samples(box: Outbox) -> list[Sample]:
@@ -90,9 +111,9 @@ def outbox_samples(box: Outbox) -> list[Sample]:
     return samples
 
 
-def supervisor_samples(daemon: AgentDaemon) -> list[Sample]:
+def supervisor_samples(links: Sequence[LinkSupervisor]) -> list[Sample]:
     samples: list[Sample] = []
-    for sup in daemon.supervisors:
+    for sup in links:
         samples.append(
             ("relay_agent_link_restarts_total", {"link": sup.plan.key}, sup.status.restarts)
         )

@@ -9,6 +9,8 @@
   arrival at the subscriber, p50 and p99. Arrival follows the agent's PUBACK by one
   broker hop, so this slightly over-states transmit-to-PUBACK;
 - memory: the agent's RSS with 200 configured relays, all connected;
+- soak: `--only soak --relays 200 --rate 1000 --minutes 30`: the agent's RSS sampled every
+  10 s while events flow, and its slope per hour after the warm-up (least squares);
 - bare: the same generator read by bare c104 clients that only count (no conversion, no
   outbox, no MQTT), in this process: the ceiling the agent is compared with.
 
@@ -38,11 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bare104_client import start_clients  # noqa: E402
+from ports import free_port_run  # noqa: E402
 
 from center import acks  # noqa: E402
 from gateway import wire  # noqa: E402
-from simulator.agent_config import to_toml  # noqa: E402
-from simulator.broker import Mosquitto, free_port  # noqa: E402
+from simulator.harness.agent_config import to_toml  # noqa: E402
+from simulator.harness.broker import Mosquitto  # noqa: E402
 
 POINTS = 20
 
@@ -110,8 +113,7 @@ class Subscriber:
             ready.set()
             async for message in client.messages:
                 now = time.time()
-                payload = message.payload
-                assert isinstance(payload, bytes)
+                payload = bytes(message.payload)  # type: ignore[arg-type]
                 self._count(json.loads(payload)["records"], now)
                 for ack in acks.collect([(message.topic.value, payload)]):
                     task = asyncio.create_task(
@@ -142,8 +144,7 @@ SENDER = "c104"  # or "raw": bench/raw104_sender.py, events written at once (set
 def start_generator(
     work: Path, relays: int, rate: float, duration: float, batch: int
 ) -> tuple[subprocess.Popen[bytes], int]:
-    base_port = free_port()
-    base_port = base_port if base_port + relays < 65000 else 20000
+    base_port = free_port_run(relays)
     common = ["--relays", str(relays), "--rate", str(rate), "--duration", str(duration),
               "--base-port", str(base_port), "--points", str(POINTS),
               "--wait-for-clients", str(relays)]  # fmt: skip
@@ -233,6 +234,62 @@ async def run_case(
         return {**summary(sub.arrivals, sub.latencies, cpu), "rss_mb": rss}
 
 
+async def soak_case(relays: int, rate: float, minutes: float, warmup_s: float) -> None:
+    """The agent's RSS over a long run at a steady rate: samples every 10 s, the slope per
+    hour after the warm-up by least squares, events delivered as a check that load flowed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        broker = Mosquitto(work / "mosquitto")
+        broker.start()
+        gen, base_port = start_generator(work, relays, rate, warmup_s + minutes * 60 + 30, 1)
+        await asyncio.sleep(1.0)
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config",
+             str(agent_config(work, relays, base_port, broker)), "--log-level", "warning"],
+            stdout=(work / "agent.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        sub = Subscriber(broker)
+        ready = asyncio.Event()
+        task = asyncio.create_task(sub.run(ready))
+        samples: list[tuple[float, float, int]] = []  # (s since start, RSS MB, events)
+        try:
+            await ready.wait()
+            t0 = time.monotonic()
+            while (elapsed := time.monotonic() - t0) < warmup_s + minutes * 60:
+                samples.append((elapsed, rss_mb(agent.pid), sub.events))
+                if len(samples) % 30 == 0:
+                    print(f"  {elapsed / 60:5.1f} min: RSS {samples[-1][1]:.1f} MB, "
+                          f"{sub.events} events", flush=True)  # fmt: skip
+                await asyncio.sleep(10.0)
+            cpu = cpu_seconds(agent.pid)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            agent.terminate()
+            agent.wait(20)
+            gen.kill()
+            gen.wait()
+            broker.stop()
+            for log in ("agent.log", "gen.log"):
+                print(f"--- {log} (last lines)\n" + "\n".join(
+                    (work / log).read_text(errors="replace").splitlines()[-5:]))  # fmt: skip
+    window = [(t, r) for t, r, _ in samples if t >= warmup_s]
+    mean_t = statistics.fmean(t for t, _ in window)
+    mean_r = statistics.fmean(r for _, r in window)
+    slope = sum((t - mean_t) * (r - mean_r) for t, r in window) / sum(
+        (t - mean_t) ** 2 for t, _ in window
+    )
+    flowed = samples[-1][2] - next(e for t, _, e in samples if t >= warmup_s)
+    span = samples[-1][0] - warmup_s
+    print(f"soak: {relays} relays at {rate:g} ev/s offered, {minutes:g} min after a "
+          f"{warmup_s:g} s warm-up: {flowed} events durable and acknowledged "
+          f"({flowed / span:.0f} ev/s), agent CPU {cpu:.0f} s in all\n"
+          f"  RSS {window[0][1]:.1f} MB at the start of the window, {window[-1][1]:.1f} MB at "
+          f"its end, max {max(r for _, r in window):.1f} MB; slope {slope * 3600:+.2f} MB/h "
+          f"(goal < 1 MB/h, under 120 MB)")  # fmt: skip
+
+
 async def memory_case(relays: int) -> float:
     """RSS of the agent with `relays` connected relays and a trickle of events."""
     result = await run_case(relays, rate=relays, duration=20, settle=2)
@@ -241,7 +298,9 @@ async def memory_case(relays: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--only", choices=["throughput", "latency", "memory"])
+    p.add_argument("--only", choices=["throughput", "latency", "memory", "soak"])
+    p.add_argument("--minutes", type=float, default=30, help="soak: the measured window")
+    p.add_argument("--warmup-s", type=float, default=120, help="soak: before the window")
     p.add_argument("--relays", type=int, default=20)
     p.add_argument("--rate", type=float, default=6000, help="offered rate for throughput")
     p.add_argument("--duration", type=float, default=10)
@@ -276,6 +335,8 @@ def main() -> None:
               f"{r['cpu_us_per_event']:.0f} us CPU/event\n"
               f"  agent adds: p50 {r['p50_ms'] - b['p50_ms']:+.1f} ms, "
               f"p99 {r['p99_ms'] - b['p99_ms']:+.1f} ms")  # fmt: skip
+    if args.only == "soak":
+        asyncio.run(soak_case(args.relays, args.rate, args.minutes, args.warmup_s))
     if args.only in (None, "memory"):
         small = asyncio.run(memory_case(20))
         big = asyncio.run(memory_case(200))

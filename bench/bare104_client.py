@@ -75,12 +75,14 @@ def start_clients(relays: int, base_port: int, points: int = POINTS) -> Counting
     for i in range(relays):
         client = c104.Client(tick_rate_ms=100)
         conn = client.add_connection(ip="127.0.0.1", port=base_port + i, init=c104.Init.MUTED)
+        assert conn is not None
         conn.on_state_change(callable=on_state)
         station = conn.add_station(common_address=i + 1)
+        assert station is not None
         for ioa in range(1, points + 1):
-            station.add_point(io_address=ioa, type=c104.Type.M_SP_TB_1).on_receive(
-                callable=on_point
-            )
+            point = station.add_point(io_address=ioa, type=c104.Type.M_SP_TB_1)
+            assert point is not None
+            point.on_receive(callable=on_point)
         client.start()
         counting.clients.append(client)
     return counting

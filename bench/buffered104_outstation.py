@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from raw104_sender import Station, masters_started
 
 
-class BufferedStation(Station):
+class BufferedStation(Station):  # type: ignore[misc]  # imported by path: Any to mypy
     """One relay whose events wait in a bounded buffer until the window lets them out."""
 
     def __init__(self, index: int, port: int, points: int, buffer: int) -> None:

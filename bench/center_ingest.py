@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -56,11 +57,11 @@ def make_messages(n_records: int, per_message: int, t0: datetime) -> list[Messag
         dev = f"dev{rng.randrange(10)}"
         roll = rng.random()
         kind = "measurement" if roll < 0.2 else "event"
-        recs = []
+        recs: list[wire.Record] = []
         for _ in range(min(per_message, n_records - made)):
             seqs[gw] = seqs.get(gw, 0) + 1
             at = t0 + timedelta(milliseconds=made)
-            common = {
+            common: dict[str, Any] = {
                 "site": site,
                 "gateway_id": gw,
                 "device_id": dev,
@@ -80,6 +81,8 @@ def make_messages(n_records: int, per_message: int, t0: datetime) -> list[Messag
                 )
             else:
                 r = rng.random()
+                sig: wire.Signal
+                sev: wire.Severity
                 if r < 0.02 / 0.8:
                     sig, point, sev = "trip", "trip_phase_a", "critical"
                 elif r < 0.10 / 0.8:

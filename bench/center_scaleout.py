@@ -33,6 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.center_ingest import PG_ADMIN, cpu_seconds, pg_database
 from center.ingest import Message
 from gateway import wire
-from simulator.broker import Mosquitto, free_port, mosquitto_binary
+from simulator.harness.broker import Mosquitto, free_port, mosquitto_binary
 
 DEVICES = ("line1", "line2", "busbar")
 
@@ -54,8 +55,10 @@ def site_stream(site: int, n_records: int, incidents: int, per_message: int) -> 
     records: list[wire.Record] = []
     incident = 0
     for seq in range(1, n_records + 1):
-        common = {"site": name, "gateway_id": gw, "session": 1, "seq": seq}
+        common: dict[str, Any] = {"site": name, "gateway_id": gw, "session": 1, "seq": seq}
         burst = seq % every
+        signal: wire.Signal
+        severity: wire.Severity
         if seq >= every and incident < incidents and burst < len(DEVICES):
             at = t0 + timedelta(hours=incident + 1, milliseconds=20 * burst)
             # Each incident on its own devices: a trip on a device whose ticket is still
@@ -194,7 +197,7 @@ async def run_once(
             """Records stored so far; samples how many center connections wait on a
             site lock (an advisory lock) against how many are busy."""
             with engine.connect() as conn:
-                samples.append(tuple(conn.execute(_LOCK_SAMPLE).one()))  # type: ignore[arg-type]
+                samples.append(tuple(conn.execute(_LOCK_SAMPLE).one()))
                 return int(conn.execute(sa.text("SELECT count(*) FROM records")).scalar() or 0)
 
         pids = [p.pid for p in procs]

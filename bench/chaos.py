@@ -18,11 +18,12 @@ import itertools
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.chaos import ChaosRig, DiskFiller, event_scenario
+from simulator.harness.chaos import ChaosRig, DiskFiller, event_scenario
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -30,7 +31,11 @@ async def run(args: argparse.Namespace) -> None:
     disk = DiskFiller.available()
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         rig = ChaosRig(Path(tmp), event_scenario(args.rate, duration), disk=disk, progress=print)
-        faults = [rig.kill_agent, rig.kill_broker, rig.kill_center]
+        faults: list[Callable[[float], Awaitable[None]]] = [
+            rig.kill_agent,
+            rig.kill_broker,
+            rig.kill_center,
+        ]
         if disk:
             faults.append(rig.fill_disk)
         try:

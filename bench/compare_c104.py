@@ -51,7 +51,7 @@ from bare104_client import rate_and_latency  # noqa: E402
 from ports import free_port_run  # noqa: E402
 from pyspy_top import PY_SPY, top_costs  # noqa: E402
 
-from simulator.broker import Mosquitto  # noqa: E402
+from simulator.harness.broker import Mosquitto  # noqa: E402
 
 BUFFER = 100  # events a relay keeps for its master (c104's own server keeps 100 messages)
 

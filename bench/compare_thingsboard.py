@@ -67,8 +67,8 @@ from thingsboard_peer import (  # noqa: E402
     telemetry_sequences,
 )
 
-from simulator.agent_config import to_toml  # noqa: E402
-from simulator.broker import Mosquitto  # noqa: E402
+from simulator.harness.agent_config import to_toml  # noqa: E402
+from simulator.harness.broker import Mosquitto  # noqa: E402
 
 UNITS = 100
 
@@ -103,7 +103,8 @@ def sequences(peer: str, payload: bytes) -> list[tuple[int, int]]:
             if record.get("address") == "measurement:seq":
                 found.append((int(record["device_id"][1:]), int(record["value"])))
         return found
-    return telemetry_sequences(body)
+    telemetry: list[tuple[int, int]] = telemetry_sequences(body)
+    return telemetry
 
 
 class Collector:
@@ -127,7 +128,7 @@ class Collector:
                 if message.topic.matches(f"{TB_RPC}/request/+"):
                     await self.answer(client, message)
                     continue
-                for key in sequences(self.peer, message.payload):  # type: ignore[arg-type]
+                for key in sequences(self.peer, message.payload):
                     if key in self.arrived:
                         self.repeats += 1
                     else:
@@ -135,7 +136,7 @@ class Collector:
 
     @staticmethod
     async def answer(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        reply = session_limits_reply(json.loads(message.payload))  # type: ignore[arg-type]
+        reply = session_limits_reply(json.loads(message.payload))
         if reply is not None:
             number = str(message.topic).rsplit("/", 1)[1]
             await client.publish(f"{TB_RPC}/response/{number}", json.dumps(reply), qos=1)
@@ -171,7 +172,8 @@ class Simulator:
             raise SystemExit("the Modbus simulator failed to start")
 
     def reads(self) -> dict[int, list[float]]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write("reads\n")
         self.proc.stdin.flush()
         return {int(k): v for k, v in json.loads(self.proc.stdout.readline()).items()}

@@ -47,7 +47,7 @@ from center.tickets.service import TicketService
 from gateway import wire
 from profiles.model import load_named
 from tests.center.records import Gateway, message
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 FAULTS = ["protection_operation", "self_check", "comms", "settings_drift", "firmware_drift"]
@@ -99,7 +99,7 @@ def big_incident(engine: Any, config: Any, events: int) -> int:
     start = T0 + timedelta(hours=1)
     for n in range(events):
         device = f"bay{n % 5}"
-        signal = "trip" if n % 4 in (1, 2) else "start"
+        signal: wire.Signal = "trip" if n % 4 in (1, 2) else "start"
         at = start + timedelta(milliseconds=n * 8)
         record = wire.Event(
             site="big", gateway_id="gw-big", device_id=device, session=1, seq=n + 1,

@@ -30,7 +30,7 @@ from gateway import comtrade
 from profiles.model import load_named
 from tests.center.conftest import Harness
 from tests.center.records import Gateway
-from tests.disturbance.synth import T_FAULT, Fault, observation
+from tests.support.disturbance_synth import T_FAULT, Fault, observation
 
 CTX = DeviceContext("north", "gw1", "line1", "iec103", load_named("line-protection"))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.fuzz import fuzz_iec103, fuzz_modbus
+from simulator.harness.fuzz import fuzz_iec103, fuzz_modbus
 
 
 def main() -> None:

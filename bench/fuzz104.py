@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from protocols.observations import Observation
-from simulator.fuzz104 import fuzzed_asdus
-from simulator.raw104 import RawOutstation, single_point_tb
+from simulator.harness.fuzz104 import fuzzed_asdus
+from simulator.relays.iec104.raw_outstation import RawOutstation, single_point_tb
 from tests.protocols.iec104.helpers import device, driver_for, free_port, running
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

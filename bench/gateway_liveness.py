@@ -63,7 +63,7 @@ async def center_cases(work: Path, rounds: int) -> None:
                 before = plant.value(BIRTHS)
                 broker.kill()
                 broker.start()
-                returns.append(await seconds_until(lambda b=before: plant.value(BIRTHS) > b))
+                returns.append(await seconds_until(lambda: plant.value(BIRTHS) > before))  # noqa: B023
                 started = time.monotonic()
                 assert plant.agent.proc is not None
                 plant.agent.proc.terminate()

@@ -11,18 +11,18 @@ from __future__ import annotations
 import argparse
 import time
 
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_generic import GenericData, GenericDataSet
-from protocols.iec103.asdu_measurands import Measurand, Measurands2
-from protocols.iec103.asdu_messages import RelativeTimeMessage, TimeTaggedMessage
-from protocols.iec103.frames import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_generic import GenericData, GenericDataSet
+from protocols.iec103.codec.asdu_measurands import Measurand, Measurands2
+from protocols.iec103.codec.asdu_messages import RelativeTimeMessage, TimeTaggedMessage
+from protocols.iec103.codec.frames import (
     Control,
     FixedFrame,
     FrameExtractor,
     VariableFrame,
     encode_frame,
 )
-from protocols.iec103.time import Cp32Time
+from protocols.iec103.codec.time import Cp32Time
 
 
 def stream() -> tuple[bytes, int]:

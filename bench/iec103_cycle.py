@@ -26,7 +26,7 @@ BITS_PER_CHAR = 11
 
 def serve(port: str, relays: int, ready: multiprocessing.synchronize.Event) -> None:
     from profiles.model import load_named
-    from simulator.iec103 import make_relay
+    from simulator.relays.iec103.relay import make_relay
     from simulator.scenario import RelaySpec
 
     async def run() -> None:

@@ -38,7 +38,7 @@ from protocols.iec103.config import Iec103Device
 from protocols.iec103.driver import Iec103Driver
 from protocols.observations import DisturbanceObservation, PointObservation
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.iec103 import Iec103Relay, make_relay
+from simulator.relays.iec103.relay import Iec103Relay, make_relay
 from simulator.scenario import RelaySpec
 from simulator.waveforms import FaultSpec
 
@@ -121,7 +121,8 @@ class Bus:
         return list(self.driver.relays.values())
 
     def octets(self) -> int:
-        assert self.driver is not None and self.driver.port is not None
+        assert self.driver is not None
+        assert self.driver.port is not None
         return self.driver.port.bytes_in + self.driver.port.bytes_out
 
     async def transfer(self, spec: FaultSpec) -> tuple[float, int]:

@@ -3,10 +3,10 @@
     .venv/bin/python bench/iec104_guard.py cpu --events 20000 --rounds 2
     .venv/bin/python bench/iec104_guard.py soak --rate 500 --minutes 30 --warmup-s 120
 
-Both run one `Iec104Link` in this process against `simulator/raw104.py` in a child process
-(so the CPU and RSS figures are the agent side only: c104's threads, the guard's thread and
-the callbacks), with a sink that counts and drops (the outbox's own cost is the same with or
-without the guard and is left out, so the CPU ratio is an upper bound of the overhead).
+Both run one `Iec104Link` in this process against `simulator/relays/iec104/raw_outstation.py` in a
+child process (so the CPU and RSS figures are the agent side only: c104's threads, the guard's
+thread and the callbacks), with a sink that counts and drops (the outbox's own cost is the same with
+or without the guard and is left out, so the CPU ratio is an upper bound of the overhead).
 
 Variants: `guard` is the link as shipped; `direct` is the design before the guard: c104
 connected straight to the relay and each object's ASDU bytes read from c104's
@@ -97,7 +97,7 @@ def free_port() -> int:
 
 
 def outstation(port: int, count: int, rate: float) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "simulator.raw104", "--port", str(port)]
+    command = [sys.executable, "-m", "simulator.relays.iec104.raw_outstation", "--port", str(port)]
     command += ["--count", str(count), "--rate", str(rate)]
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE)
     assert child.stdout is not None

@@ -21,7 +21,7 @@ from protocols.iec104.config import Iec104Device
 from protocols.iec104.driver import Iec104Driver
 from protocols.observations import Observation, PointObservation
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.load import LoadGenerator
+from simulator.relays.iec104.load import LoadGenerator
 
 
 class NullSink:

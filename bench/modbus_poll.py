@@ -69,7 +69,7 @@ def rss_mb() -> float:
 
 async def serve(profile_path: Path, units: int, base_port: int) -> None:
     """The simulator side: one pymodbus TCP server per relay."""
-    from simulator.modbus import make_relay
+    from simulator.relays.modbus.relay import make_relay
     from simulator.scenario import RelaySpec
 
     profile = load_profile(profile_path)

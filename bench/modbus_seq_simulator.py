@@ -1,7 +1,7 @@
 """Modbus relays that number every poll, so a bench counts lost polls instead of guessing.
 
-Each unit (its own TCP port, unit id 1, as `simulator.modbus` serves it) holds 34 holding
-registers: a u32 sequence at 0-1 and 16 float32 measurements at 2-33. Every read that
+Each unit (its own TCP port, unit id 1, as `simulator.relays.modbus.relay` serves it) holds 34
+holding registers: a u32 sequence at 0-1 and 16 float32 measurements at 2-33. Every read that
 covers register 0 increments the sequence before it is answered and records the moment
 of the read, so the n-th poll of a unit carries n, and a poll that a master read but
 never forwarded shows as a gap at the broker. The read times give poll-to-broker latency.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from pymodbus.constants import ExcCodes  # noqa: E402
 
 from profiles.model import Profile, load_profile  # noqa: E402
-from simulator.modbus import ModbusRelay  # noqa: E402
+from simulator.relays.modbus.relay import ModbusRelay  # noqa: E402
 from simulator.scenario import RelaySpec  # noqa: E402
 
 REGISTERS = 34

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.broker import Mosquitto
+from simulator.harness.broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 TB_VERSION = "3.8.5"

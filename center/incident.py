@@ -147,34 +147,7 @@ def scenario_text(
         | {r["device_id"] for r in incident.records}
     )
     for i, device in enumerate(devices):
-        row = incident.devices.get(device, {})
-        relay = known.get(device, {})
-        protocol = relay.get("protocol") or row.get("protocol")
-        profile = relay.get("profile") or row.get("profile")
-        if not protocol or not profile:
-            raise ExportError(
-                f"device {device}: protocol and profile unknown (no birth inventory from its "
-                "gateway yet); give them with --relays SCENARIO"
-            )
-        link = relay.get("link") or _lab_link(protocol, i)
-        identity = relay.get("identity") or {
-            k: row[k] for k in ("model", "serial", "firmware_version") if row.get(k)
-        }
-        if row.get("manufacturer") and "manufacturer" not in identity:
-            identity = {"manufacturer": row["manufacturer"], **identity}
-        out += [
-            "",
-            "[[relays]]",
-            f"id = {_toml_value(device)}",
-            f"protocol = {_toml_value(protocol)}",
-            f"profile = {_toml_value(profile)}",
-            f"link = {_toml_value(link)}",
-        ]
-        if identity:
-            out.append(f"identity = {_toml_value(identity)}")
-        settings = relay.get("settings") or incident.settings.get(device)
-        if settings:
-            out.append(f"settings = {_toml_value(settings)}")
+        out += _relay_lines(incident, device, i, known.get(device, {}))
     skipped = announced = 0
     for e in incident.events:
         if e.point is None or e.device_id is None:
@@ -217,6 +190,39 @@ def scenario_text(
             f"# {rec['analysis']['summary']}",
         ]
     return "\n".join(out) + "\n", files
+
+
+def _relay_lines(incident: Incident, device: str, i: int, relay: dict[str, Any]) -> list[str]:
+    """The [[relays]] table of one device: the --relays scenario's entry first, else what the
+    center knows of it from its gateway's birth inventory."""
+    row = incident.devices.get(device, {})
+    protocol = relay.get("protocol") or row.get("protocol")
+    profile = relay.get("profile") or row.get("profile")
+    if not protocol or not profile:
+        raise ExportError(
+            f"device {device}: protocol and profile unknown (no birth inventory from its "
+            "gateway yet); give them with --relays SCENARIO"
+        )
+    link = relay.get("link") or _lab_link(protocol, i)
+    identity = relay.get("identity") or {
+        k: row[k] for k in ("model", "serial", "firmware_version") if row.get(k)
+    }
+    if row.get("manufacturer") and "manufacturer" not in identity:
+        identity = {"manufacturer": row["manufacturer"], **identity}
+    out = [
+        "",
+        "[[relays]]",
+        f"id = {_toml_value(device)}",
+        f"protocol = {_toml_value(protocol)}",
+        f"profile = {_toml_value(profile)}",
+        f"link = {_toml_value(link)}",
+    ]
+    if identity:
+        out.append(f"identity = {_toml_value(identity)}")
+    settings = relay.get("settings") or incident.settings.get(device)
+    if settings:
+        out.append(f"settings = {_toml_value(settings)}")
+    return out
 
 
 _QUALITY = ("IV", "NT", "SB", "BL", "OV")

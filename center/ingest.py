@@ -21,11 +21,11 @@ from sqlalchemy import Connection, Engine
 
 from center import gateway_silence, quarantine
 from center.analytics.clock_tracker import ClockQualityTracker
+from center.baselines.drift import DriftDetector
 from center.clock import Clock
 from center.device_time import DeviceClockCheck
 from center.disturbance.intake import DisturbanceIntake
 from center.ingest_validation import BadRecord, CheckedMessage, Ignored, Rejected, check_message
-from center.lifecycle.drift import DriftDetector
 from center.store.db import lock_site
 from center.store.record_insert import InsertRace
 from center.store.records import StoreResult, store_records

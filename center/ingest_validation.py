@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,19 +214,9 @@ def _problem(value: Any, path: str) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        name = path.rsplit(".", 1)[-1]
-        low, high = (0, INT32_MAX) if name in INT32_FIELDS else (INT64_MIN, INT64_MAX)
-        if not low <= value <= high:
-            return f"{path}: integer out of range {low}..{high}"
-        return None
+        return _int_problem(value, path)
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path}: {value} is not a finite number"
-    if isinstance(value, BaseModel):
-        for name, item in value:
-            problem = _problem(item, f"{path}.{name}" if path else name)
-            if problem:
-                return problem
-        return None
     if isinstance(value, dict):
         for key, item in value.items():
             # `[key]`, not `.key`: a key is data, never one of the fields with limits of
@@ -234,12 +225,29 @@ def _problem(value: Any, path: str) -> str | None:
             if problem:
                 return problem
         return None
-    if isinstance(value, list | tuple):
-        for n, item in enumerate(value):
-            problem = _problem(item, f"{path}[{n}]")
-            if problem:
-                return problem
+    for item, item_path in _members(value, path):
+        problem = _problem(item, item_path)
+        if problem:
+            return problem
     return None  # datetimes: the wire schema already bounds them
+
+
+def _int_problem(value: int, path: str) -> str | None:
+    name = path.rsplit(".", 1)[-1]
+    low, high = (0, INT32_MAX) if name in INT32_FIELDS else (INT64_MIN, INT64_MAX)
+    if not low <= value <= high:
+        return f"{path}: integer out of range {low}..{high}"
+    return None
+
+
+def _members(value: Any, path: str) -> Iterator[tuple[Any, str]]:
+    """A model's fields or a list's items, each with its path; nothing for other values."""
+    if isinstance(value, BaseModel):
+        for name, item in value:
+            yield item, f"{path}.{name}" if path else name
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            yield item, f"{path}[{n}]"
 
 
 def _text_problem(text: str, path: str) -> str | None:

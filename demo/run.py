@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from common.cli_options import add_version_option
 from demo import follow_up
-from simulator.agent_config import agent_config, to_toml
-from simulator.agent_process import AgentProcess
-from simulator.broker import BrokerKind, LocalBroker, free_port, local_broker
+from simulator.harness.agent_config import agent_config, to_toml
+from simulator.harness.agent_process import AgentProcess
+from simulator.harness.broker import BrokerKind, LocalBroker, free_port, local_broker
 from simulator.runner import ScenarioRunner, combine, on_free_ports
 from simulator.scenario import SCENARIOS_DIR, SEED_SCENARIO, Scenario, load_scenario
 

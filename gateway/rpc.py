@@ -1,9 +1,10 @@
 """The on-demand poll contract: poll kinds, requests, answers, replies and their errors.
 
 One definition for every party that asks a relay for data now: the agent's control
-socket and `relay-agent poll` (agent/ondemand: control.py, poll_cli.py, direct.py), remote
-requests from the center (agent/ondemand/remote.py, center/remote_poll.py). Like `gateway/wire.py`
-for records, both the agent and the center import this module and nothing of each other.
+socket and `relay-agent poll` (agent/ondemand/control_socket.py, agent/cli/poll.py,
+agent/ondemand/direct.py), remote requests from the center (agent/ondemand/remote.py,
+center/remote_poll.py). Like `gateway/wire.py` for records, both the agent and the center
+import this module and nothing of each other.
 
 Remote requests and replies are *not* records: they live under their own topic root, so
 the center's record ingest (`relay/v1/#`) never sees them:

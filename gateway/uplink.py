@@ -188,6 +188,16 @@ class Uplink:
 
         paho.on_publish = on_publish
 
+    async def publish_direct(self, topic_name: str, payload: bytes) -> bool:
+        """Publish one message now, at QoS 1, outside the outbox: for replies that are
+        worth sending only while the asker waits. False when no session is up (nothing
+        sent); raises `aiomqtt.MqttError` when the publish fails."""
+        client = self.client
+        if client is None:
+            return False
+        await client.publish(topic_name, payload, qos=1)
+        return True
+
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:

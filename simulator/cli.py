@@ -81,7 +81,7 @@ async def _play(args: argparse.Namespace) -> int:
 
 
 async def _load(args: argparse.Namespace) -> int:
-    from simulator.load import LoadGenerator
+    from simulator.relays.iec104.load import LoadGenerator
 
     gen = LoadGenerator(args.relays, args.base_port, points=args.points, batch=args.batch)
     gen.start()

@@ -7,7 +7,7 @@ a test sees is the scenario's, not the scheduler's jitter. Every step played is 
 
 A scenario's recorded disturbances (`[[disturbances]]`, COMTRADE) are played by their IEC
 103 relays: each is announced at its `trigger_at_ms` and served as recorded
-(`simulator/iec103_replay.py`); such a relay's trip steps then record nothing of their own.
+(`simulator/relays/iec103/replay.py`); such a relay's trip steps then record nothing of their own.
 Records of relays of other protocols are listed and not played (`ScenarioRunner.replayed`
 holds those played).
 """
@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.errors import ConfigError
-from simulator.base import SimulatedRelay
-from simulator.iec103 import Iec103Relay
-from simulator.iec103_replay import ReplayError, ReplayRecord, load_record
-from simulator.registry import factory
+from simulator.relays.base import SimulatedRelay
+from simulator.relays.iec103.relay import Iec103Relay
+from simulator.relays.iec103.replay import ReplayError, ReplayRecord, load_record
+from simulator.relays.registry import factory
 from simulator.scenario import DisturbanceRef, Scenario, ScenarioFile, Step
 from simulator.waveforms import FaultSpec
 
@@ -70,7 +70,7 @@ def on_free_ports(scenario: Scenario) -> Scenario:
     """A copy of `scenario` on free loopback ports: each distinct TCP port (a number, or
     the port of a `socket://host:port` bus) moves to a free one, so relays sharing a bus
     still share it. Device paths (ptys) stay as they are."""
-    from simulator.broker import free_port
+    from simulator.harness.broker import free_port
 
     moved: dict[str, Any] = {}
     links: dict[str, dict[str, Any]] = {}
@@ -230,7 +230,8 @@ class ScenarioRunner:
             await relay.set_online(step.action == "online")
             what = step.action
         elif step.action == "setting":
-            assert step.name is not None and step.value is not None
+            assert step.name is not None
+            assert step.value is not None
             await relay.set_setting(step.name, step.value)
             what = f"setting {step.name} = {step.value!r}"
         elif step.action == "record":

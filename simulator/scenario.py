@@ -49,7 +49,7 @@ Disturbance records by reference (written by `relay-center incident export`):
 
 The files are checked when the scenario loads. A simulated IEC 103 relay announces each
 of its records at `trigger_at_ms` and serves it as recorded (ASDUs 23-31; see
-`simulator/iec103_replay.py`), and its trip steps then record nothing of their own; the
+`simulator/relays/iec103/replay.py`), and its trip steps then record nothing of their own; the
 IEC 104 and Modbus simulators cannot serve records (c104 offers no file transfer), so for
 them the entries document the incident and are not played.
 """

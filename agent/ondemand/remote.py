@@ -28,18 +28,18 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import aiomqtt
 from pydantic import ValidationError
 
 from agent.ondemand.audit import clip
-from agent.ondemand.service import OnDemand
 from common.errors import ConfigError
 from gateway.rpc import (
     REQUEST_ID,
     WHAT_CHOICES,
     ErrorCode,
+    PollAnswer,
     PollFailed,
     PollReply,
     RemoteReply,
@@ -49,8 +49,8 @@ from gateway.rpc import (
 )
 
 if TYPE_CHECKING:
-    from agent.daemon import AgentDaemon
-    from gateway.uplink import Uplink
+    from agent.config import RemoteConfig
+    from agent.ondemand.audit import Auditor
 
 log = logging.getLogger(__name__)
 
@@ -134,28 +134,55 @@ class TokenStore:
 # --- the service -------------------------------------------------------------------------
 
 
+class Polls(Protocol):
+    """What the workers need of the daemon's poll service (`OnDemand`)."""
+
+    default_timeout_s: float
+
+    def configured(self, device: str) -> bool: ...
+
+    async def poll(
+        self,
+        device: str,
+        what: str,
+        *,
+        actor: str,
+        origin: Literal["local", "remote"],
+        timeout_s: float | None = None,
+    ) -> PollAnswer: ...
+
+
+class Replies(Protocol):
+    """Where replies go: the uplink that delivered the request (`Uplink.publish_direct`)."""
+
+    async def publish_direct(self, topic_name: str, payload: bytes) -> bool: ...
+
+
 @dataclass(frozen=True)
 class _Job:
     request: RemoteRequest
+    replies: Replies
 
 
 class RemotePolls:
     """Receives requests (an uplink subscription handler), serves them with a few
-    workers owned by the daemon's TaskGroup, and publishes the replies."""
+    workers owned by the daemon's TaskGroup, and publishes the replies through the
+    uplink that delivered the request."""
 
     def __init__(
         self,
-        daemon: AgentDaemon,
-        ondemand: OnDemand,
+        site: str,
+        gateway_id: str,
         tokens: TokenStore,
+        auditor: Auditor,
+        *,
         max_concurrent: int = 4,
         max_queued: int = 16,
     ) -> None:
-        self.daemon = daemon
-        self.ondemand = ondemand
+        self.site = site
+        self.gateway_id = gateway_id
         self.tokens = tokens
-        self.site = daemon.config.agent.site
-        self.gateway_id = daemon.config.agent.gateway_id
+        self.auditor = auditor
         self.max_concurrent = max_concurrent
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(max_queued)
 
@@ -163,30 +190,30 @@ class RemotePolls:
     def topic(self) -> str:
         return request_topic(self.site, self.gateway_id)
 
-    async def on_message(self, message: aiomqtt.Message, uplink: Uplink) -> None:
+    async def on_message(self, message: aiomqtt.Message, replies: Replies) -> None:
         """Uplink handler: validate and queue; never block the uplink's dispatch loop."""
         payload = message.payload
         raw = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
         try:
             request = RemoteRequest.model_validate_json(raw)
         except ValidationError as exc:
-            await self._reject_malformed(raw, exc)
+            await self._reject_malformed(raw, exc, replies)
             return
         own = reply_topic(self.site, self.gateway_id, request.request_id)
         if request.reply_to != own:
             log.warning(
                 "remote request %s: reply_to %r refused", request.request_id, request.reply_to
             )
-            await self._reply(request, _refusal("bad_request", f"reply_to must be {own}"))
+            await self._reply(replies, request, _refusal("bad_request", f"reply_to must be {own}"))
             return
         try:
-            self._queue.put_nowait(_Job(request))
+            self._queue.put_nowait(_Job(request, replies))
         except asyncio.QueueFull:
             await self._reply(
-                request, _refusal("busy", f"agent {self.gateway_id} is busy: try again")
+                replies, request, _refusal("busy", f"agent {self.gateway_id} is busy: try again")
             )
 
-    async def _reject_malformed(self, raw: bytes, exc: ValidationError) -> None:
+    async def _reject_malformed(self, raw: bytes, exc: ValidationError, replies: Replies) -> None:
         """Answer when we can tell where to; never audit unauthenticated junk (it would
         let anyone fill the outbox), just log it."""
         log.warning("remote request malformed: %s", clip(str(exc).splitlines()[0]))
@@ -200,36 +227,39 @@ class RemotePolls:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             body = _refusal("bad_request", f"{where}: {first['msg']}")
-            await self._publish(topic, self._envelope(request_id, body))
+            await _publish(replies, topic, self._envelope(request_id, body))
 
-    async def run(self) -> None:
-        """The workers; started by the daemon, cancelled with it."""
+    async def run(self, polls: Polls) -> None:
+        """The workers, serving requests with `polls`; started by the daemon, cancelled
+        with it."""
+        log.info("remote polls enabled on %s", self.topic)
         async with asyncio.TaskGroup() as tg:
             for n in range(self.max_concurrent):
-                tg.create_task(self._worker(), name=f"remote-poll-{n}")
+                tg.create_task(self._worker(polls), name=f"remote-poll-{n}")
 
-    async def _worker(self) -> None:
+    async def _worker(self, polls: Polls) -> None:
         while True:
             job = await self._queue.get()
             try:
-                await self._reply(job.request, await self.serve(job.request))
+                await self._reply(job.replies, job.request, await self.serve(job.request, polls))
             except Exception:  # one bad request never stops the workers
                 log.exception("remote request %s failed", job.request.request_id)
             finally:
                 self._queue.task_done()
 
-    async def serve(self, request: RemoteRequest) -> PollReply:
+    async def serve(self, request: RemoteRequest, polls: Polls) -> PollReply:
         """Authorise, check it is a read, poll; the reply body (without the envelope)."""
+        known = request.device if polls.configured(request.device) else None
         name = self.tokens.authorise(request.token)
         if name is None:
             log.warning(
                 "remote request %s from %r: token refused", request.request_id, request.actor
             )
-            await self.ondemand.auditor.record(
+            await self.auditor.record(
                 actor=f"{request.actor} (token refused)",
                 origin="remote",
                 action="poll",
-                device=self._known(request.device),
+                device=known,
                 what=request.what,
                 result="refused",
                 error="token not accepted",
@@ -239,11 +269,11 @@ class RemotePolls:
             )
         actor = f"{request.actor} (token {name})"
         if request.what not in WHAT_CHOICES:
-            await self.ondemand.auditor.record(
+            await self.auditor.record(
                 actor=actor,
                 origin="remote",
                 action="poll",
-                device=self._known(request.device),
+                device=known,
                 what=request.what,
                 result="refused",
                 error="only read requests are served",
@@ -251,17 +281,14 @@ class RemotePolls:
             return _refusal(
                 "refused", f"refused: only reads ({', '.join(WHAT_CHOICES)}) are served"
             )
-        budget = min(self.ondemand.default_timeout_s, request.timeout_s * REPLY_MARGIN)
+        budget = min(polls.default_timeout_s, request.timeout_s * REPLY_MARGIN)
         try:
-            answer = await self.ondemand.poll(
+            answer = await polls.poll(
                 request.device, request.what, actor=actor, origin="remote", timeout_s=budget
             )
         except PollFailed as exc:
             return PollReply.failed(exc)
         return PollReply.answered(answer)
-
-    def _known(self, device: str) -> str | None:
-        return device if any(d.id == device for d in self.daemon.config.devices) else None
 
     def _envelope(self, request_id: str, body: PollReply) -> bytes:
         reply = RemoteReply(
@@ -272,37 +299,29 @@ class RemotePolls:
         )
         return reply.model_dump_json().encode()
 
-    async def _reply(self, request: RemoteRequest, body: PollReply) -> None:
+    async def _reply(self, replies: Replies, request: RemoteRequest, body: PollReply) -> None:
         topic = reply_topic(self.site, self.gateway_id, request.request_id)
-        await self._publish(topic, self._envelope(request.request_id, body))
+        await _publish(replies, topic, self._envelope(request.request_id, body))
 
-    async def _publish(self, topic: str, payload: bytes) -> None:
-        uplink = self.daemon.uplink
-        client = uplink.client if uplink is not None else None
-        if client is None:
-            log.warning("reply on %s dropped: broker not connected", topic)
-            return
-        try:
-            await client.publish(topic, payload, qos=1)
-        except aiomqtt.MqttError as exc:
-            log.warning("reply on %s lost: %s", topic, exc)
+
+async def _publish(replies: Replies, topic: str, payload: bytes) -> None:
+    try:
+        sent = await replies.publish_direct(topic, payload)
+    except aiomqtt.MqttError as exc:
+        log.warning("reply on %s lost: %s", topic, exc)
+        return
+    if not sent:
+        log.warning("reply on %s dropped: broker not connected", topic)
 
 
 def _refusal(code: ErrorCode, message: str) -> PollReply:
     return PollReply.failed(PollFailed(code, message))
 
 
-def install_remote(daemon: AgentDaemon, ondemand: OnDemand) -> RemotePolls | None:
-    """Subscribe to this gateway's request topic and start the workers, when enabled.
-    Raises ConfigError for a missing or invalid tokens file (before any port opens)."""
-    cfg = daemon.config.remote
-    if not cfg.enabled:
+def remote_tokens(config: RemoteConfig) -> TokenStore | None:
+    """The accepted tokens when `[remote] enabled`, else None. Raises ConfigError for a
+    missing or invalid tokens file: the daemon reads it before any port opens."""
+    if not config.enabled:
         return None
-    assert cfg.tokens_file is not None  # the config model guarantees it
-    service = RemotePolls(
-        daemon, ondemand, TokenStore(cfg.tokens_file), cfg.max_concurrent, cfg.max_queued
-    )
-    daemon.subscriptions[service.topic] = service.on_message
-    daemon.extra_tasks.append(lambda _d: service.run())
-    log.info("remote polls enabled on %s", service.topic)
-    return service
+    assert config.tokens_file is not None  # the config model guarantees it
+    return TokenStore(config.tokens_file)

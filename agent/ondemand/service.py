@@ -22,43 +22,63 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from agent.ondemand.answer import audit_outcome, make_answer, read_kinds
-from agent.ondemand.audit import Auditor
 from gateway.rpc import PollAnswer, PollFailed, expand_what
 
 if TYPE_CHECKING:
-    from agent.daemon import AgentDaemon
+    from agent.ondemand.audit import Auditor
+    from agent.pipeline import DeviceStatus
     from agent.supervisor import LinkSupervisor
+    from profiles.model import Profile
+    from protocols.config import DeviceBase
 
 log = logging.getLogger(__name__)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 class OnDemand:
-    """The daemon's on-demand poll service (local socket and remote requests)."""
+    """The daemon's on-demand poll service (local socket and remote requests).
 
-    def __init__(self, daemon: AgentDaemon, auditor: Auditor) -> None:
-        self.daemon = daemon
-        self.auditor = auditor
+    The daemon hands it what a poll needs: the configured devices and their profiles, the
+    running links, the pipeline's view of each device's link, the auditor, and the
+    default time budget; `status` is the agent's own view (`agent/ondemand/status.py`)."""
+
+    def __init__(
+        self,
+        *,
+        site: str,
+        gateway_id: str,
+        devices: Sequence[DeviceBase],
+        profiles: Mapping[str, Profile],
+        links: Sequence[LinkSupervisor],
+        link_status: Mapping[str, DeviceStatus],
+        auditor: Auditor,
+        timeout_s: float,
+        status: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.site = site
+        self.gateway_id = gateway_id
+        self._enabled = {d.id: d.enabled for d in devices}
+        self._profiles = profiles
+        self._links = links
+        self._link_status = link_status
+        self._auditor = auditor
+        self.default_timeout_s = timeout_s
+        self._status = status
         self._locks: dict[str, asyncio.Lock] = {}
 
-    @property
-    def default_timeout_s(self) -> float:
-        return self.daemon.config.control.poll_timeout_s
+    def configured(self, device: str) -> bool:
+        """Whether the config names this device (enabled or not)."""
+        return device in self._enabled
 
     def _supervisor_for(self, device: str) -> LinkSupervisor:
-        configured = {d.id: d for d in self.daemon.config.devices}
-        if device not in configured:
+        if device not in self._enabled:
             raise PollFailed("unknown_device", f"unknown device {device!r} on this gateway")
-        if not configured[device].enabled:
+        if not self._enabled[device]:
             raise PollFailed("disabled", f"device {device} is disabled in the config")
-        for sup in self.daemon.supervisors:
+        for sup in self._links:
             if device in sup.device_ids:
                 return sup
         raise PollFailed("link", f"device {device}: the daemon has not started its link yet")
@@ -73,11 +93,11 @@ class OnDemand:
         timeout_s: float | None = None,
     ) -> PollAnswer:
         """Poll and audit. Raises `PollFailed`; returns the answer (see docs/polling.md)."""
-        known = any(d.id == device for d in self.daemon.config.devices)
+        known = self.configured(device)
         try:
             answer = await self._poll(device, what, timeout_s or self.default_timeout_s)
         except PollFailed as exc:
-            await self.auditor.record(
+            await self._auditor.record(
                 actor=actor,
                 origin=origin,
                 action="poll",
@@ -88,7 +108,7 @@ class OnDemand:
             )
             raise
         result, error = audit_outcome(answer)
-        await self.auditor.record(
+        await self._auditor.record(
             actor=actor, origin=origin, action="poll", device=device, what=what,
             result=result, error=error,
         )  # fmt: skip
@@ -113,86 +133,19 @@ class OnDemand:
             raise PollFailed(
                 "timeout", f"device {device} did not answer within {timeout_s:g} s"
             ) from None
-        status = self.daemon.pipeline.status.get(device) if self.daemon.pipeline else None
-        cfg = self.daemon.config.agent
+        status = self._link_status.get(device)
         return make_answer(
-            site=cfg.site,
-            gateway_id=cfg.gateway_id,
+            site=self.site,
+            gateway_id=self.gateway_id,
             device=device,
             what=what,
             started=started,
             link_up=status.link_up if status else None,
             results=results,
             errors=errors,
-            profile=self.daemon.loaded.profiles.get(device),
+            profile=self._profiles.get(device),
         )
 
     def status(self) -> dict[str, Any]:
         """What `relay-agent status` shows: the agent's view, no device is asked."""
-        d = self.daemon
-        pipeline = d.pipeline
-        links = {dev: sup for sup in d.supervisors for dev in sup.device_ids}
-        devices = []
-        for device in d.config.devices:
-            st = pipeline.status.get(device.id) if pipeline else None
-            sup = links.get(device.id)
-            devices.append(
-                {
-                    "device": device.id,
-                    "protocol": str(getattr(device, "protocol", "?")),
-                    "enabled": device.enabled,
-                    "link": sup.plan.key if sup else None,
-                    "link_running": bool(sup and sup.status.running),
-                    "link_restarts": sup.status.restarts if sup else 0,
-                    "link_error": sup.status.last_error if sup else "",
-                    "link_up": st.link_up if st else None,
-                    "link_reason": st.link_reason if st else "",
-                    "link_changed": _iso(st.link_changed) if st else None,
-                    "last_event": st.last_event if st else None,
-                    "last_event_time": _iso(st.last_event_time) if st else None,
-                    "events": st.events if st else 0,
-                }
-            )
-        uplink = d.uplink
-        broker = d.config.broker
-        return {
-            "site": d.config.agent.site,
-            "gateway_id": d.config.agent.gateway_id,
-            "session": d.outbox.session,
-            "broker": {
-                "host": broker.host,
-                "port": broker.port,
-                "connected": bool(uplink and uplink.stats.connected),
-                "connections": uplink.stats.connections if uplink else 0,
-                "records_published": uplink.stats.records_published if uplink else 0,
-                "records_acknowledged": uplink.forwarder.acked if uplink else 0,
-                "last_error": uplink.stats.last_error if uplink else "",
-            },
-            "outbox": {
-                "path": str(d.outbox.path),
-                "depth": d.outbox.depth,
-                "bytes": d.outbox.size_bytes,
-                "oldest_age_s": round(d.outbox.oldest_age(), 3),
-                "unavailable": d.outbox.unavailable,
-            },
-            "devices": devices,
-            "counters": dict(pipeline.counters) if pipeline else {},
-        }
-
-
-def install(daemon: AgentDaemon) -> OnDemand:
-    """Give a daemon its on-demand service: the control socket, and remote requests when
-    `[remote] enabled`. Called from `AgentDaemon.__init__`, so a bad tokens file fails
-    before any port opens."""
-    from agent.ondemand.control_socket import ControlServer
-    from agent.ondemand.remote import install_remote
-
-    async def append(record: Any, device_id: str | None) -> None:
-        assert daemon.pipeline is not None, "the daemon is not running"
-        await daemon.pipeline.append_record(record, device_id)
-
-    cfg = daemon.config
-    ondemand = OnDemand(daemon, Auditor(cfg.agent.site, cfg.agent.gateway_id, append))
-    daemon.extra_tasks.append(lambda d: ControlServer(d.config.control_socket, ondemand).serve())
-    install_remote(daemon, ondemand)
-    return ondemand
+        return self._status()

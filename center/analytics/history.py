@@ -16,8 +16,8 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import Connection, select
 
+from center.baselines.baselines import model_key
 from center.config import CenterConfig
-from center.lifecycle.baselines import model_key
 from center.store import schema as s
 from center.store.db import as_utc
 

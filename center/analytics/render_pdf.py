@@ -27,6 +27,50 @@ def latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+class _Writer:
+    """Headings, paragraphs, charts and tables down an fpdf2 page."""
+
+    def __init__(self, pdf: Any, font_face: Any) -> None:
+        self.pdf = pdf
+        self.font_face = font_face
+        self.width = pdf.w - pdf.l_margin - pdf.r_margin
+
+    def heading(self, text: str, size: int = 12) -> None:
+        pdf = self.pdf
+        pdf.set_font("Helvetica", "B", size)
+        pdf.ln(2)
+        pdf.multi_cell(self.width, 7, latin1(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", "", 9)
+
+    def para(self, text: str) -> None:
+        self.pdf.set_font("Helvetica", "", 9)
+        self.pdf.multi_cell(self.width, 5, latin1(text), new_x="LMARGIN", new_y="NEXT")
+
+    def chart(self, svg: str) -> None:
+        pdf = self.pdf
+        if pdf.get_y() > pdf.h - 100:
+            pdf.add_page()
+        drawable = re.sub(r"<title>.*?</title>", "", svg)  # fpdf2 warns about <title>
+        pdf.image(io.BytesIO(drawable.encode()), w=min(self.width, 200))
+
+    def table(self, t: Table) -> None:
+        self.heading(t.title, 11)
+        if not t.rows:
+            self.para("None in this period.")
+            return
+        self.pdf.set_font("Helvetica", "", 7)
+        with self.pdf.table(
+            text_align="LEFT", headings_style=self.font_face(emphasis="BOLD"), line_height=4
+        ) as out:
+            header = out.row()
+            for _, h in t.columns:
+                header.cell(latin1(h))
+            for r in t.rows:
+                row = out.row()
+                for k, _ in t.columns:
+                    row.cell(latin1(cell(r.get(k))))
+
+
 def render_pdf(report: dict[str, Any]) -> bytes:
     try:
         from fpdf import FPDF
@@ -39,40 +83,8 @@ def render_pdf(report: dict[str, Any]) -> bytes:
     pdf.set_title(report["title"])
     pdf.set_creator("relay-service center")
     pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def heading(text: str, size: int = 12) -> None:
-        pdf.set_font("Helvetica", "B", size)
-        pdf.ln(2)
-        pdf.multi_cell(width, 7, latin1(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 9)
-
-    def para(text: str) -> None:
-        pdf.set_font("Helvetica", "", 9)
-        pdf.multi_cell(width, 5, latin1(text), new_x="LMARGIN", new_y="NEXT")
-
-    def chart(svg: str) -> None:
-        if pdf.get_y() > pdf.h - 100:
-            pdf.add_page()
-        drawable = re.sub(r"<title>.*?</title>", "", svg)  # fpdf2 warns about <title>
-        pdf.image(io.BytesIO(drawable.encode()), w=min(width, 200))
-
-    def table(t: Table) -> None:
-        heading(t.title, 11)
-        if not t.rows:
-            para("None in this period.")
-            return
-        pdf.set_font("Helvetica", "", 7)
-        with pdf.table(
-            text_align="LEFT", headings_style=FontFace(emphasis="BOLD"), line_height=4
-        ) as out:
-            header = out.row()
-            for _, h in t.columns:
-                header.cell(latin1(h))
-            for r in t.rows:
-                row = out.row()
-                for k, _ in t.columns:
-                    row.cell(latin1(cell(r.get(k))))
+    out = _Writer(pdf, FontFace)
+    heading, para, chart, table = out.heading, out.para, out.chart, out.table
 
     period = report["period"]
     heading(report["title"], 16)

@@ -71,15 +71,8 @@ class UserStore:
             hashed = passwords.hash_password(password)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        self._change(
-            username,
-            {"password_hash": hashed},
-            by=by,
-            via=via,
-            now=now,
-            action="user_passwd",
-            detail="",
-        )
+        change = {"password_hash": hashed}
+        self._change(username, change, by=by, via=via, now=now, action="user_passwd", detail="")
 
     def set_role(self, username: str, role: str, *, by: str, via: str, now: datetime) -> None:
         try:
@@ -87,14 +80,9 @@ class UserStore:
         except ValueError as exc:
             raise UserError(str(exc)) from None
         self._change(
-            username,
-            {"role": role},
-            by=by,
-            via=via,
-            now=now,
-            action="user_role",
+            username, {"role": role}, by=by, via=via, now=now, action="user_role",
             detail=f"role {role}",
-        )
+        )  # fmt: skip
 
     def _change(
         self,

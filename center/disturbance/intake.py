@@ -299,32 +299,10 @@ class DisturbanceIntake:
         conn.execute(
             update(s.disturbance_records).where(d.id == record_id).values(ticket_id=ticket.id)
         )
-        row = (
-            conn.execute(
-                select(
-                    d.device_id,
-                    d.fault_number,
-                    d.trigger_time,
-                    d.analysis,
-                    d.gateway_id,
-                    d.session,
-                    d.seq,
-                ).where(d.id == record_id)
-            )
-            .mappings()
-            .one()
-        )
+        row = conn.execute(select(s.disturbance_records).where(d.id == record_id)).mappings().one()
         summary = json.loads(row["analysis"])["summary"]
-        uow.note(
-            ticket,
-            TimelineEntry(
-                at=row["trigger_time"],
-                entry="disturbance",
-                summary=f"{row['device_id']}: disturbance record {row['fault_number']}: {summary}",
-                subject=row["device_id"],
-                ref=(row["gateway_id"], row["session"], row["seq"]),
-            ),
-        )
+        what = f"disturbance record {row['fault_number']}: {summary}"
+        _note(uow, ticket, row, at=row["trigger_time"], entry="disturbance", what=what)
         self.counts["disturbance_records_attached"] += 1
 
     def _attach_report(
@@ -333,17 +311,8 @@ class DisturbanceIntake:
         f = s.fault_reports.c
         conn.execute(update(s.fault_reports).where(f.id == report_id).values(ticket_id=ticket.id))
         row = conn.execute(select(s.fault_reports).where(f.id == report_id)).mappings().one()
-        what = report_summary(json.loads(row["report"]))
-        uow.note(
-            ticket,
-            TimelineEntry(
-                at=row["fault_time"],
-                entry="fault_report",
-                summary=f"{row['device_id']}: fault report: {what}",
-                subject=row["device_id"],
-                ref=(row["gateway_id"], row["session"], row["seq"]),
-            ),
-        )
+        what = f"fault report: {report_summary(json.loads(row['report']))}"
+        _note(uow, ticket, row, at=row["fault_time"], entry="fault_report", what=what)
         self.counts["fault_reports_attached"] += 1
 
     def _adopt_orphans(
@@ -388,3 +357,19 @@ def report_summary(report: dict[str, Any]) -> str:
     if currents:
         parts.append(", ".join(f"I{p} {v:.0f} A" for p, v in sorted(currents.items())))
     return "; ".join(parts)
+
+
+def _note(
+    uow: TicketUnitOfWork, ticket: Ticket, row: Any, *, at: datetime, entry: str, what: str
+) -> None:
+    """A device's record or report attached to a ticket, on the ticket's timeline."""
+    uow.note(
+        ticket,
+        TimelineEntry(
+            at=at,
+            entry=entry,
+            summary=f"{row['device_id']}: {what}",
+            subject=row["device_id"],
+            ref=(row["gateway_id"], row["session"], row["seq"]),
+        ),
+    )

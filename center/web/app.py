@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from center.api_limits import invalid_input
+from center.api.limits import invalid_input
 from center.auth import audit
 from center.auth.ratelimit import LoginLimiter
 from center.auth.roles import MINIMUM_ROLE, Permission, allows
@@ -166,6 +166,17 @@ def _security_headers(response: Response, path: str) -> None:
     response.headers["X-Frame-Options"] = "DENY"
 
 
+def _to_login(request: Request, exc: LoginRequired) -> Response:
+    """To the login page, and back to the page asked for after it."""
+    if request.headers.get("x-console-fragment"):  # the live queue's fetch
+        return JSONResponse({"login": True, "expired": exc.expired}, status_code=401)
+    url = f"/login?next={quote(exc.next_url, safe='')}" + ("&expired=1" if exc.expired else "")
+    response = RedirectResponse(url, status_code=303)
+    if exc.expired:
+        response.delete_cookie(COOKIE, path="/")
+    return response
+
+
 def install(app: FastAPI, console: Console) -> None:
     """Middleware and error handlers; HTML for console paths, the API keeps its JSON."""
 
@@ -184,13 +195,7 @@ def install(app: FastAPI, console: Console) -> None:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
-        if request.headers.get("x-console-fragment"):  # the live queue's fetch
-            return JSONResponse({"login": True, "expired": exc.expired}, status_code=401)
-        url = f"/login?next={quote(exc.next_url, safe='')}" + ("&expired=1" if exc.expired else "")
-        response = RedirectResponse(url, status_code=303)
-        if exc.expired:
-            response.delete_cookie(COOKIE, path="/")
-        return response
+        return _to_login(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

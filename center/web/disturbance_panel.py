@@ -21,8 +21,8 @@ from fastapi.responses import Response
 from markupsafe import Markup
 from sqlalchemy import Connection
 
+from center.api.disturbances import zip_response
 from center.disturbance import queries
-from center.disturbance.routes import zip_response
 from center.web import panels
 from center.web.app import Console, PageError
 from center.web.waveform_chart import waveform_chart

@@ -37,20 +37,21 @@ def age(value: Any, now: datetime | None = None) -> str:
     s = ((now or datetime.now(UTC)) - v).total_seconds()
     if s < 0:
         return "in the future"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= size:
-            return f"{s / size:.0f} {unit} ago"
-    return f"{s:.0f} s ago"
+    return _in_units(s, 0) + " ago"
 
 
 def duration(seconds: Any) -> str:
     if seconds is None:
         return "–"
-    s = float(seconds)
+    return _in_units(float(seconds), 1)
+
+
+def _in_units(s: float, decimals: int) -> str:
+    """Seconds in the largest unit they reach: 3.2 h, 12 min, 40 s."""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if s >= size:
-            return f"{s / size:.1f} {unit}"
-    return f"{s:.1f} s"
+            return f"{s / size:.{decimals}f} {unit}"
+    return f"{s:.{decimals}f} s"
 
 
 def millis(value: Any) -> str:

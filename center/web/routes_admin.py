@@ -96,36 +96,49 @@ def router(console: Console) -> APIRouter:
         *, csrf: Csrf = "", site: Text = "", device_id: Text = "",
         starts_at: Text = "", ends_at: Text = "", reason: Text = "",
     ) -> Response:  # fmt: skip
-        def add(by: str) -> None:
-            start, end = _utc(starts_at, "starts at"), _utc(ends_at, "ends at")
-            if not site.strip():
-                raise UserError("site: expected the site's id")
-            if end <= start:
-                raise UserError("ends at: expected a time after the start")
-            with console.engine.begin() as conn:
-                wid = queries.add_window(
-                    conn, {"site": site.strip(), "device_id": device_id.strip() or None,
-                           "starts_at": start, "ends_at": end, "reason": reason,
-                           "created_by": by},
-                )  # fmt: skip
-                audit.record(
-                    conn, at=console.now(), actor=by, role="admin", via="console",
-                    action="window_add", target=f"window {wid} at {site}", detail=reason,
-                )  # fmt: skip
-
-        return change(request, csrf, "window_add", add)
+        return change(
+            request, csrf, "window_add",
+            lambda by: _add_window(
+                console, by, site=site, device_id=device_id, starts_at=starts_at,
+                ends_at=ends_at, reason=reason,
+            ),
+        )  # fmt: skip
 
     @r.post("/admin/maintenance/{window_id}/delete")
     def delete_window(request: Request, window_id: int, csrf: Csrf = "") -> Response:
-        def delete(by: str) -> None:
-            with console.engine.begin() as conn:
-                if not queries.delete_window(conn, window_id):
-                    raise UserError(f"no maintenance window {window_id}")
-                audit.record(
-                    conn, at=console.now(), actor=by, role="admin", via="console",
-                    action="window_delete", target=f"window {window_id}",
-                )  # fmt: skip
-
-        return change(request, csrf, "window_delete", delete)
+        return change(
+            request, csrf, "window_delete", lambda by: _delete_window(console, by, window_id)
+        )
 
     return r
+
+
+def _add_window(
+    console: Console, by: str, *, site: str, device_id: str, starts_at: str, ends_at: str,
+    reason: str,
+) -> None:  # fmt: skip
+    start, end = _utc(starts_at, "starts at"), _utc(ends_at, "ends at")
+    if not site.strip():
+        raise UserError("site: expected the site's id")
+    if end <= start:
+        raise UserError("ends at: expected a time after the start")
+    with console.engine.begin() as conn:
+        wid = queries.add_window(
+            conn, {"site": site.strip(), "device_id": device_id.strip() or None,
+                   "starts_at": start, "ends_at": end, "reason": reason,
+                   "created_by": by},
+        )  # fmt: skip
+        audit.record(
+            conn, at=console.now(), actor=by, role="admin", via="console",
+            action="window_add", target=f"window {wid} at {site}", detail=reason,
+        )  # fmt: skip
+
+
+def _delete_window(console: Console, by: str, window_id: int) -> None:
+    with console.engine.begin() as conn:
+        if not queries.delete_window(conn, window_id):
+            raise UserError(f"no maintenance window {window_id}")
+        audit.record(
+            conn, at=console.now(), actor=by, role="admin", via="console",
+            action="window_delete", target=f"window {window_id}",
+        )  # fmt: skip

@@ -27,10 +27,10 @@ from center.analytics.render_html import CSS
 from center.analytics.render_pdf import MissingExtra, render_pdf
 from center.analytics.report import improvement_report, statistics_plots
 from center.analytics.report_tables import Table, cell, statistics_tables
-from center.analytics.routes import MEDIA, RENDER
 from center.analytics.stats import statistics
+from center.api.analytics import MEDIA, RENDER
+from center.baselines import inventory
 from center.config import CenterConfig
-from center.lifecycle import inventory
 from center.web.app import Console, PageError
 
 FILTERS = ("region", "site", "device_id", "model", "firmware_version", "fault_class",

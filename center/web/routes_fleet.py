@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import Connection, RowMapping, select
 
 from center import remote_poll
 from center.auth.roles import Permission
-from center.lifecycle import inventory
-from center.lifecycle.approvals import ApprovalError, BaselineService
+from center.baselines import inventory
+from center.baselines.approvals import ApprovalError, BaselineService
 from center.store import queries
 from center.store import schema as s
 from center.web import charts
@@ -85,18 +85,8 @@ def router(console: Console) -> APIRouter:
     def device_page(
         request: Request, site: str, device_id: str, status: int = 200, **extra: Any
     ) -> HTMLResponse:
-        d = s.devices.c
         with console.engine.connect() as conn:
-            identity = (
-                conn.execute(select(s.devices).where(d.site == site, d.device_id == device_id))
-                .mappings()
-                .first()
-            )
-            if identity is None:
-                raise PageError(
-                    404, "No such device", f"The center knows no device {device_id} at {site}.",
-                    "/fleet",
-                )  # fmt: skip
+            identity = _identity(conn, site, device_id)
             firmware = inventory.firmware_history(conn, site, device_id)
             settings = inventory.settings_history(conn, site, device_id)
             events = queries.list_events(conn, site=site, device_id=device_id, limit=50)
@@ -150,6 +140,22 @@ def router(console: Console) -> APIRouter:
         )  # fmt: skip
 
     return r
+
+
+def _identity(conn: Connection, site: str, device_id: str) -> RowMapping:
+    """The device's row, or the console's 404 page."""
+    d = s.devices.c
+    identity = (
+        conn.execute(select(s.devices).where(d.site == site, d.device_id == device_id))
+        .mappings()
+        .first()
+    )
+    if identity is None:
+        raise PageError(
+            404, "No such device", f"The center knows no device {device_id} at {site}.",
+            "/fleet",
+        )  # fmt: skip
+    return identity
 
 
 def _poll(

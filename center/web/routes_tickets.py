@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Connection
 
 from center.auth import audit
 from center.auth.roles import Permission
@@ -60,9 +61,7 @@ def router(console: Console) -> APIRouter:
         form: dict[str, str] | None = None,
     ) -> HTMLResponse:  # fmt: skip
         with console.engine.connect() as conn:
-            view = ticket_data.ticket_view(conn, ticket_id)
-            if view is None:
-                raise PageError(404, "No such ticket", f"There is no ticket {ticket_id}.", "/queue")
+            view = _view(conn, ticket_id)
             extras = panels.render_slot("disturbance_records", conn, view.ticket)
             actions = audit.recent(conn, 20, ticket_id)
         return console.render(
@@ -93,24 +92,9 @@ def router(console: Console) -> APIRouter:
         session = console.user(request)
         console.check_form(session, csrf, Permission.TICKET_ACTION)
         tid = _ticket_id(raw_id)
-        who = session.username
-        tickets = console.ctx.tickets
-        calls: dict[str, Any] = {
-            "acknowledged": lambda: tickets.acknowledge(tid, who, form.get("note") or None),
-            "resolved": lambda: tickets.resolve(
-                tid, who, form.get("root_cause", ""), form.get("note") or None
-            ),
-            "closed": lambda: tickets.close(
-                tid, who, form.get("root_cause") or None, form.get("note") or None
-            ),
-            "noted": lambda: tickets.add_note(tid, who, form.get("note", "")),
-        }
-        try:
-            calls[action]()
-        except TicketNotFound:
-            raise PageError(404, "No such ticket", f"There is no ticket {tid}.", "/queue") from None
-        except TicketActionError as exc:
-            return ticket_page(request, tid, 409, _explain(str(exc)), form)
+        refused = _run_action(console, action, tid, session.username, form)
+        if refused is not None:
+            return ticket_page(request, tid, 409, refused, form)
         console.audit(session, f"ticket_{action}", f"ticket {tid}", detail, ticket_id=tid)
         return RedirectResponse(f"/tickets/{tid}?done={action}", status_code=303)
 
@@ -148,6 +132,38 @@ def router(console: Console) -> APIRouter:
         )
 
     return r
+
+
+def _view(conn: Connection, ticket_id: int) -> ticket_data.TicketView:
+    """The ticket page's data, or the console's 404 page."""
+    view = ticket_data.ticket_view(conn, ticket_id)
+    if view is None:
+        raise PageError(404, "No such ticket", f"There is no ticket {ticket_id}.", "/queue")
+    return view
+
+
+def _run_action(
+    console: Console, action: str, tid: int, who: str, form: dict[str, str]
+) -> str | None:
+    """Apply a ticket action as `who`; why the engine refused it, for a person, or None."""
+    tickets = console.ctx.tickets
+    calls: dict[str, Any] = {
+        "acknowledged": lambda: tickets.acknowledge(tid, who, form.get("note") or None),
+        "resolved": lambda: tickets.resolve(
+            tid, who, form.get("root_cause", ""), form.get("note") or None
+        ),
+        "closed": lambda: tickets.close(
+            tid, who, form.get("root_cause") or None, form.get("note") or None
+        ),
+        "noted": lambda: tickets.add_note(tid, who, form.get("note", "")),
+    }
+    try:
+        calls[action]()
+    except TicketNotFound:
+        raise PageError(404, "No such ticket", f"There is no ticket {tid}.", "/queue") from None
+    except TicketActionError as exc:
+        return _explain(str(exc))
+    return None
 
 
 def _explain(message: str) -> str:

@@ -13,10 +13,10 @@ import time
 from datetime import UTC, datetime
 
 from protocols.errors import DecodeError
-from protocols.iec103.asdu import decode_asdu
-from protocols.iec103.asdu_base import Asdu, UnknownAsdu
-from protocols.iec103.asdu_disturbance import DisturbanceList
-from protocols.iec103.asdu_messages import Identification, TimeTaggedMessage
+from protocols.iec103.codec.asdu import decode_asdu
+from protocols.iec103.codec.asdu_base import Asdu, UnknownAsdu
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList
+from protocols.iec103.codec.asdu_messages import Identification, TimeTaggedMessage
 from protocols.iec103.observe import (
     INF_LOCAL_SETTING,
     disturbance_observations,

@@ -18,9 +18,14 @@ import math
 from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError
-from protocols.iec103.asdu_disturbance import DisturbanceRecord
-from protocols.iec103.asdu_transfer import ChannelReady, DisturbanceReady, DisturbanceValues, Tags
-from protocols.iec103.time import cp32_to_datetime, cp56_to_datetime
+from protocols.iec103.codec.asdu_disturbance import DisturbanceRecord
+from protocols.iec103.codec.asdu_transfer import (
+    ChannelReady,
+    DisturbanceReady,
+    DisturbanceValues,
+    Tags,
+)
+from protocols.iec103.codec.time import cp32_to_datetime, cp56_to_datetime
 from protocols.observations import AnalogChannel, DigitalChannel, DisturbanceObservation, Scalar
 
 # ACC (actual channel) 1-8 of the standard: name, unit, phase. 9-63 are reserved for

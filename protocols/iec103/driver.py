@@ -43,8 +43,8 @@ from protocols.driver import (
 from protocols.errors import LinkError
 from protocols.iec103 import ondemand
 from protocols.iec103.answers import read_answer
-from protocols.iec103.asdu import encode_asdu
-from protocols.iec103.asdu_base import Asdu
+from protocols.iec103.codec.asdu import encode_asdu
+from protocols.iec103.codec.asdu_base import Asdu
 from protocols.iec103.config import Iec103Device, Iec103ProfileSection
 from protocols.iec103.link import (
     Iec103Master,

@@ -30,7 +30,7 @@ import serial
 
 from protocols.config import SerialBusConfig
 from protocols.errors import LinkError
-from protocols.iec103.frames import (
+from protocols.iec103.codec.frames import (
     Control,
     FixedFrame,
     Frame,

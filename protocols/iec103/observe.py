@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from protocols.errors import DecodeError
-from protocols.iec103.asdu_base import Asdu, UnknownAsdu, cot_name
-from protocols.iec103.asdu_disturbance import DisturbanceList
-from protocols.iec103.asdu_measurands import Measurands1, Measurands2
-from protocols.iec103.asdu_messages import (
+from protocols.iec103.codec.asdu_base import Asdu, UnknownAsdu, cot_name
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList
+from protocols.iec103.codec.asdu_measurands import Measurands1, Measurands2
+from protocols.iec103.codec.asdu_messages import (
     DPI_NAMES,
     FaultLocation,
     Identification,
@@ -23,7 +23,7 @@ from protocols.iec103.asdu_messages import (
     TimeTaggedMessage,
     dpi_value,
 )
-from protocols.iec103.time import Cp32Time, cp32_to_datetime, cp56_to_datetime
+from protocols.iec103.codec.time import Cp32Time, cp32_to_datetime, cp56_to_datetime
 from protocols.observations import (
     Cause,
     IdentityObservation,

@@ -11,12 +11,12 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-from protocols.iec103.asdu_base import FUN_GLOBAL, Cot
-from protocols.iec103.asdu_messages import GeneralInterrogation, GiTermination, TimeSync
+from protocols.iec103.codec.asdu_base import FUN_GLOBAL, Cot
+from protocols.iec103.codec.asdu_messages import GeneralInterrogation, GiTermination, TimeSync
+from protocols.iec103.codec.time import cp56_from_datetime
 from protocols.iec103.link import StationRefused
 from protocols.iec103.relay import STEP_RECORD_LIST, STEP_TIME_SYNC, DataFlowWait, Relay
 from protocols.iec103.settings import SettingsReader
-from protocols.iec103.time import cp56_from_datetime
 from protocols.iec103.transfer import RecordIo, request_record_list
 
 log = logging.getLogger(__name__)

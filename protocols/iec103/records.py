@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocols.iec103.asdu_disturbance import DisturbanceRecord
-from protocols.iec103.time import encode_cp56
+from protocols.iec103.codec.asdu_disturbance import DisturbanceRecord
+from protocols.iec103.codec.time import encode_cp56
 
 log = logging.getLogger(__name__)
 

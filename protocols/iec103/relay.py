@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocols.driver import STANDARD_COUNTERS
-from protocols.iec103.asdu_base import FUN_GLOBAL
+from protocols.iec103.codec.asdu_base import FUN_GLOBAL
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.link import Station
 from protocols.iec103.records import RecordQueue

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from protocols.iec103.asdu_base import FUN_GENERIC, Asdu, Cot
-from protocols.iec103.asdu_generic import (
+from protocols.iec103.codec.asdu_base import FUN_GENERIC, Asdu, Cot
+from protocols.iec103.codec.asdu_generic import (
     INF_READ_GROUP,
     INF_READ_HEADINGS,
     KOD_ACTUAL_VALUE,

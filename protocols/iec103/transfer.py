@@ -32,10 +32,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from protocols.iec103.asdu_base import Asdu, Cot
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
-from protocols.iec103.asdu_messages import Identification
-from protocols.iec103.asdu_transfer import (
+from protocols.iec103.codec.asdu_base import Asdu, Cot
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.codec.asdu_messages import Identification
+from protocols.iec103.codec.asdu_transfer import (
     ChannelReady,
     DisturbanceAck,
     DisturbanceOrder,

@@ -45,7 +45,7 @@ import c104
 
 from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink
 from protocols.errors import LinkError, WriteRefused
-from protocols.iec104 import convert
+from protocols.iec104 import codec
 from protocols.iec104.asdu_batch import AsduBatcher
 from protocols.iec104.asdu_source import AsduSource
 from protocols.iec104.config import Iec104Device
@@ -332,14 +332,14 @@ class Iec104Link:
         guard (`asdu_source.py`): never `message.raw`."""
         try:
             ca, ioa = message.common_address, message.io_address
-            type_name = convert.enum_name(message.type)
+            type_name = codec.enum_name(message.type)
             cot = int(message.cot.value)
-            found = self._asdus.find(convert.TYPE_IDS[type_name], ca, ioa)
+            found = self._asdus.find(codec.TYPE_IDS[type_name], ca, ioa)
             key, asdu = found if found is not None else (object(), None)
             cot_name = cot_label(cot)
             if cot_name.startswith("COT_"):  # a cause c104 does not name: keep its number
                 flags = {**flags, "cot": cot}
-            obs = convert.to_observation(
+            obs = codec.to_observation(
                 self.device.id,
                 self._address(ca, ioa),
                 io_address=ioa,
@@ -350,7 +350,7 @@ class Iec104Link:
                 raw=asdu,
                 flags={"test": message.is_test, "negative": message.is_negative, **flags},
             )
-            self.counters[DECODE_ERRORS] += bool(convert.UNREADABLE & obs.details.keys())
+            self.counters[DECODE_ERRORS] += bool(codec.UNREADABLE & obs.details.keys())
             if obs.address in self.consumed:
                 # Identity / settings state, re-read by every interrogation: not an event.
                 with self._lock:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import c104
 
 from protocols.iec104.apdu_check import DUI_LEN, common_address, first_ioa
-from protocols.iec104.convert import cause_of
+from protocols.iec104.codec import cause_of
 from protocols.observations import PointObservation, Scalar
 
 COT_NAMES: Mapping[int, str] = {int(v.value): k for k, v in c104.Cot.__members__.items()}

@@ -13,7 +13,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink, PollKind, PollResult
+from protocols.driver import (
+    DECODE_ERRORS,
+    STANDARD_COUNTERS,
+    TIMEOUTS,
+    ObservationSink,
+    PollKind,
+    PollResult,
+)
 from protocols.errors import LinkError
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.link import ModbusLink
@@ -100,6 +107,8 @@ class ModbusDriver:
             }
             numbers[DECODE_ERRORS] = numbers["malformed"] + numbers.get("events_undecodable", 0)
             numbers[TIMEOUTS] = numbers["no_response"]
+            for name in STANDARD_COUNTERS:  # a unit never restarts alone: 0, named all the same
+                numbers.setdefault(name, 0)
             out[device_id] = numbers
         return out
 

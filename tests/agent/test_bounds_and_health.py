@@ -53,7 +53,8 @@ async def test_publishes_in_flight_stay_within_max_in_flight(
     loaded = write_config(short_dir, port, devices=("line1",), broker=limits)
     try:
         async with Collector(mosquitto.host, mosquitto.port) as col, running(loaded, True) as d:
-            assert d.uplink is not None and d.pipeline is not None
+            assert d.uplink is not None
+            assert d.pipeline is not None
             await wait_until(lambda: d.outbox.depth == 0, what="the first records sent")
             proxy.hold_acks = True  # the broker stops confirming
             before = proxy.qos1_publishes
@@ -91,7 +92,7 @@ async def test_remote_polls_beyond_the_queue_are_answered_busy(
         codes: list[str] = []
         async with asyncio.timeout(60):
             async for message in client.messages:
-                reply = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                reply = json.loads(bytes(message.payload))
                 codes.append(reply.get("code") or "ok")
                 if len(codes) == len(ids):
                     break

@@ -42,7 +42,11 @@ from protocols.registry import LinkPlan
 
 TOKEN = "ops-token-0123456789abcdef"
 
-IDENTITY = {"manufacturer": "Demo Relays", "model": "LP-900", "firmware_version": "4.7.1"}
+IDENTITY: dict[str, Any] = {
+    "manufacturer": "Demo Relays",
+    "model": "LP-900",
+    "firmware_version": "4.7.1",
+}
 SETTINGS = (
     SettingValue("zone1_reach", 80.0, "%", "1"),
     SettingValue("zone2_delay", 0.3, "s", "1"),

@@ -17,9 +17,9 @@ from typing import Any
 
 from bench.raw104_sender import C_IC_NA_1, COT_SPONT, M_SP_TB_1, Station
 from profiles.model import load_named
-from simulator.iec103 import make_relay as make_103_relay
-from simulator.modbus_image import RegisterImage
-from simulator.scenario import RelaySpec
+from simulator.relays.iec103.relay import make_relay as make_103_relay
+from simulator.relays.modbus.image import RegisterImage
+from simulator.scenario import IdentitySpec, RelaySpec
 from tests.protocols.modbus.hostile import HostileRtuServer
 from tests.support.agent_process import AgentProcess
 from tests.support.metrics import Samples, scrape, value
@@ -111,7 +111,8 @@ async def test_iec104_decode_errors_timeouts_and_restarts_per_device(tmp_path: P
         assert value(samples, "relay_agent_device_timeouts_total", **labels) is not None
         received = value(samples, "relay_agent_driver_counter_total", device="line1",
                          counter="objects_received")  # fmt: skip
-        assert received is not None and received >= 1
+        assert received is not None
+        assert received >= 1
     finally:
         agent.stop()
         station.drop()
@@ -150,7 +151,8 @@ async def test_modbus_counters_per_device_on_a_shared_bus(tmp_path: Path) -> Non
         for counter in ("bad_crc", "wrong_byte_count", "trailing_garbage"):
             found = value(samples, "relay_agent_driver_counter_total", device="f5",
                           counter=counter)  # fmt: skip
-            assert found is not None and found >= 1, counter
+            assert found is not None, counter
+            assert found >= 1, counter
         errors = count(samples, "decode_errors", "f5")
         server.drop_connections()  # the link restarts; the counts carry on from there
         samples = await until_metrics(port, agent, "a restart", lambda s: (
@@ -169,7 +171,7 @@ async def test_iec103_counters_per_relay_and_a_relay_restarted_alone(tmp_path: P
         spec = RelaySpec(
             id=f"relay{la}", protocol="iec103", profile="line-protection-103",
             link={"port": bus_path, "link_address": la, "common_address": la},
-            identity={"manufacturer": "DEMO", "firmware_version": "V4.7"},
+            identity=IdentitySpec(manufacturer="DEMO", firmware_version="V4.7"),
         )  # fmt: skip
         relays[spec.id] = make_103_relay(spec, profile)
         await relays[spec.id].start()

@@ -45,7 +45,8 @@ async def test_healthz_is_503_with_the_reason_while_the_outbox_cannot_store(
         with pytest.raises(OutboxFull):
             await box.append([trip])
         status, body = await asyncio.to_thread(get, port)
-        assert status == 503 and body.startswith("outbox cannot store since")
+        assert status == 503
+        assert body.startswith("outbox cannot store since")
         assert "protected records" in body
     finally:
         server.cancel()

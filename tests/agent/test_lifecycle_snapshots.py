@@ -37,7 +37,8 @@ def test_a_snapshot_carries_profile_categories_outside_its_hash(box: Outbox) -> 
     pipeline.deliver_blocking([first])
     pipeline.deliver_blocking([observed(1.5, "F7", signalled=True)])
     a, b = records(box)
-    assert isinstance(a, wire.SettingsSnapshot) and isinstance(b, wire.SettingsSnapshot)
+    assert isinstance(a, wire.SettingsSnapshot)
+    assert isinstance(b, wire.SettingsSnapshot)
     assert {k: v.category for k, v in a.settings.items()} == {
         "i_pickup": "protection",
         "bay_name": "benign",
@@ -56,7 +57,12 @@ def test_an_unsignalled_later_read_is_periodic(box: Outbox) -> None:
     pipeline = feeder_pipeline(box)
     pipeline.deliver_blocking([observed(1.2)])
     pipeline.deliver_blocking([observed(1.3)])
-    assert [r.reason for r in records(box)] == ["connect", "periodic"]
+    snapshots = records(box)
+    assert all(isinstance(r, wire.SettingsSnapshot) for r in snapshots)
+    assert [r.reason for r in snapshots if isinstance(r, wire.SettingsSnapshot)] == [
+        "connect",
+        "periodic",
+    ]
 
 
 def _config(snapshots: dict[str, float], **modbus: float) -> dict[str, object]:
@@ -81,7 +87,8 @@ def test_agent_wide_intervals_fill_only_what_a_device_leaves_unset() -> None:
         "agent.toml",
     )
     f1, l1, l2 = config.devices
-    assert isinstance(f1, ModbusDevice) and isinstance(l1, Iec103Device)
+    assert isinstance(f1, ModbusDevice)
+    assert isinstance(l1, Iec103Device)
     assert (f1.identity_interval_s, f1.settings_interval_s) == (60, 5)
     assert l1.settings_interval_s == 120  # 103 has no identity interval: ASDU 5
     # IEC 104 re-reads the profile's [iec104] identity and settings points at both periods

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
-from agent.outbox_alarm import OutboxCapAlarm
+from agent.outbox_alarm import AlarmState, OutboxCapAlarm
 from agent.pipeline import Pipeline
 from gateway.outbox import Outbox, Pending
 from gateway.wire import AckRange
@@ -25,7 +26,7 @@ async def drain_to(box: Outbox, depth: int) -> None:
     await box.acknowledge([AckRange(session=r.session, first=r.seq, last=r.seq) for r in rows])
 
 
-def alarms(box: Outbox) -> list[dict[str, object]]:
+def alarms(box: Outbox) -> list[dict[str, Any]]:
     return [json.loads(r.body) for r in box.read(10 * CAP) if r.kind == "alarm"]
 
 
@@ -42,7 +43,7 @@ def open_box(path: Path) -> Outbox:
 def test_raised_near_the_cap_cleared_once_drained_and_quiet_in_between(tmp_path: Path) -> None:
     box = open_box(tmp_path / "o.sqlite")
 
-    async def scenario() -> list[str | None]:
+    async def scenario() -> list[AlarmState | None]:
         alarm = watch(box)
         seen = []
         fill(box, 899)
@@ -74,8 +75,10 @@ def test_the_record_is_a_gateway_alarm_that_counts_what_was_evicted(tmp_path: Pa
         fill(box, 950)  # 1050 rows: the 50 oldest measurements go
         assert asyncio.run(watch(box).check()) == "raised"
         (raised,) = alarms(box)
-        assert raised["code"] == "outbox_near_cap" and raised["state"] == "raised"
-        assert raised["device_id"] is None and raised["gateway_id"] == "gw1"
+        assert raised["code"] == "outbox_near_cap"
+        assert raised["state"] == "raised"
+        assert raised["device_id"] is None
+        assert raised["gateway_id"] == "gw1"
         assert raised["details"] == {
             "depth": 1000, "max_records": CAP, "raise_at": 900, "clear_at": 700, "evicted": 50,
             "bytes": 2000, "max_bytes": box.max_bytes,

@@ -12,7 +12,7 @@ from gateway import comtrade, wire
 from gateway.outbox import Outbox
 from protocols.observations import FaultReportObservation
 from tests.agent.test_pipeline import make_pipeline, records
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 
 def bulk(box: Outbox) -> list[wire.DisturbanceChunk]:
@@ -39,7 +39,8 @@ def test_a_record_becomes_one_manifest_and_its_chunks_in_one_commit(box: Outbox)
     assert manifest.sample_rate_hz == 1000.0
     assert [c.index for c in chunks] == list(range(manifest.chunks))
     content = b"".join(base64.b64decode(c.data) for c in chunks)
-    assert len(content) == manifest.size and hashlib.sha256(content).hexdigest() == manifest.sha256
+    assert len(content) == manifest.size
+    assert hashlib.sha256(content).hexdigest() == manifest.sha256
     record = comtrade.read(content[: manifest.cfg_bytes], content[manifest.cfg_bytes :])
     assert [ch.samples for ch in record.analog] == [ch.samples for ch in obs.analog]
     assert pipe.counters["disturbance_records"] == 1
@@ -51,7 +52,8 @@ def test_a_record_comtrade_cannot_hold_raises_an_alarm_instead(box: Outbox) -> N
     make_pipeline(box).deliver_blocking([broken])
     [alarm] = records(box)
     assert isinstance(alarm, wire.Alarm)
-    assert alarm.code == "disturbance_unwritable" and "-32768" in alarm.message
+    assert alarm.code == "disturbance_unwritable"
+    assert "-32768" in alarm.message
     assert box.bulk_depth == 0
 
 

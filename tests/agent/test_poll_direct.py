@@ -34,12 +34,14 @@ async def test_direct_poll_opens_the_device_and_keeps_what_it_sent(
         "poll", "line2", "--what", "settings", "--direct", "--config", str(loaded.source), "--json"
     )
     reply = json.loads(capsys.readouterr().out)
-    assert code == 0 and reply["ok"] is True
+    assert code == 0
+    assert reply["ok"] is True
     settings = {s["name"]: s for s in reply["answer"]["result"]["settings"]["settings"]}
     assert settings["zone2_delay"]["unit"] == "s"
     # A driver of its own, for that device only, stopped afterwards.
     (driver,) = FakeRelay.instances
-    assert driver.device_ids == ["line2"] and not driver.running
+    assert driver.device_ids == ["line2"]
+    assert not driver.running
     # What the relay sent on connect was acknowledged, so it is in the outbox, with the audit.
     records = outbox_records(loaded.config.outbox_path)
     events = [r for r in records if isinstance(r, wire.Event)]

@@ -87,7 +87,8 @@ async def test_json_output_is_the_typed_reply_whatever_the_exit(
         code = await cli("poll", "half", "--json", "--socket", str(loaded.config.control_socket))
     reply = PollReply.model_validate(json.loads(capsys.readouterr().out))
     assert code == 1
-    assert reply.answer is not None and not reply.answer.ok
+    assert reply.answer is not None
+    assert not reply.answer.ok
     assert set(reply.answer.failures()) == {"events", "settings", "status"}
 
 
@@ -114,7 +115,8 @@ async def test_status_and_settings_are_name_value_rows(
     out = await printed(short_dir, capsys)
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 100  # no wide rows
-    assert "{" not in out and "[" not in out  # no JSON in any cell
+    assert "{" not in out
+    assert "[" not in out
     status = lines.index("status (2 points)")
     assert lines[status + 1].split() == ["POINT", "VALUE", "QUALITY", "DEVICE", "TIME", "ADDRESS"]
     assert lines[status + 2].split() == ["breaker_closed", "True", "-", "-", "1031"]

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli.client import DaemonClient, connect
 from agent.config import load_config
-from agent.poll_cli import DaemonClient, connect
 from gateway.rpc import PollAnswer, PollKind
-from simulator.agent_config import agent_config, to_toml
+from simulator.harness.agent_config import agent_config, to_toml
 from simulator.runner import ScenarioRunner, combine, on_free_ports
 from simulator.scenario import (
     SCENARIOS_DIR,
@@ -101,10 +101,13 @@ async def test_every_protocol_answers_the_same_typed_shape(
 
     for relay, answer in answers.items():
         spec = scenario.relay(relay)
-        assert answer.ok and answer.errors == {}, (relay, answer.errors)
+        assert answer.ok, (relay, answer.errors)
+        assert answer.errors == {}, relay
         result = answer.result
-        assert result.identity is not None and result.settings is not None
-        assert result.events is not None and result.status is not None
+        assert result.identity is not None
+        assert result.settings is not None
+        assert result.events is not None
+        assert result.status is not None
         assert result.identity.firmware_version == spec.identity.firmware_version, relay
         # Every setting the relay has, by name.
         assert {s.name for s in result.settings.settings} == set(spec.settings), relay

@@ -76,11 +76,15 @@ async def test_remote_poll_answers_and_its_audit_reaches_the_center(
     async with agent_online(mosquitto, short_dir) as (_daemon, col, broker):
         reply = await ask(broker, "line1", "all")
         await col.wait_for(lambda c: len(remote_audits(c)) >= 1, what="the remote audit")
-    assert reply.ok is True and reply.gateway_id == "gw1"
+    assert reply.ok is True
+    assert reply.gateway_id == "gw1"
     answer = reply.answer
-    assert answer is not None and answer.ok
-    assert answer.result.identity is not None and answer.result.identity.model == IDENTITY["model"]
-    assert answer.result.events is not None and answer.result.events.events[0].name == "start"
+    assert answer is not None
+    assert answer.ok
+    assert answer.result.identity is not None
+    assert answer.result.identity.model == IDENTITY["model"]
+    assert answer.result.events is not None
+    assert answer.result.events.events[0].name == "start"
     (audit,) = remote_audits(col)
     assert (audit.actor, audit.device_id, audit.what, audit.result) == (
         "alice (token ops)",
@@ -88,7 +92,8 @@ async def test_remote_poll_answers_and_its_audit_reaches_the_center(
         "all",
         "ok",
     )
-    assert audit.site == "north" and audit.gateway_id == "gw1"
+    assert audit.site == "north"
+    assert audit.gateway_id == "gw1"
 
 
 async def test_a_wrong_token_is_refused_and_audited(
@@ -104,7 +109,8 @@ async def test_a_wrong_token_is_refused_and_audited(
     assert "does not accept this token" in (reply.error or "")
     assert polls == []  # the device was never asked
     (refusal,) = [a for a in remote_audits(col) if a.result == "refused"]
-    assert refusal.actor == "alice (token refused)" and refusal.device_id == "line1"
+    assert refusal.actor == "alice (token refused)"
+    assert refusal.device_id == "line1"
 
 
 async def test_unknown_device_timeout_and_writes_are_answered_clearly(
@@ -143,7 +149,7 @@ async def raw_request(mosquitto: Mosquitto, override: dict[str, Any]) -> dict[st
         await client.publish(request_topic("north", "gw1"), json.dumps(request), qos=1)
         async with asyncio.timeout(15):
             async for message in client.messages:
-                reply: dict[str, Any] = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                reply: dict[str, Any] = json.loads(bytes(message.payload))
                 return reply
     raise AssertionError("no reply")
 
@@ -191,7 +197,8 @@ async def test_center_command_prints_the_answer_and_exits_like_the_agent(
     assert (code_ok, code_half) == (0, 1)
     assert ok_out.startswith("line1 on gw1 (north): settings")
     assert "zone1_reach" in ok_out
-    assert "Demo Relays" in half_out.out and "settings: FAILED (link)" in half_out.out
+    assert "Demo Relays" in half_out.out
+    assert "settings: FAILED (link)" in half_out.out
     assert "half: 3 part(s) failed: events (link), settings (link), status (link)" in (half_out.err)
 
 
@@ -206,7 +213,7 @@ async def test_a_reply_in_another_shape_is_named_not_taken_for_silence(
 
         async def answer_like_an_old_agent() -> None:
             async for message in old_agent.messages:
-                request = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                request = json.loads(bytes(message.payload))
                 old = {"v": 1, "request_id": request["request_id"], "site": "north",
                        "gateway_id": "gw-old", "ok": True,
                        "answer": {"result": {"identity": {"model": "LP-900"}}}}  # fmt: skip
@@ -235,9 +242,11 @@ def test_tokens_file_rules(tmp_path: Path) -> None:
     path.write_text(f"ops:{TOKEN}\n")
     store = TokenStore(path)
     assert store.authorise(TOKEN) == "ops"
-    assert store.authorise(TOKEN + "x") is None and store.authorise("") is None
+    assert store.authorise(TOKEN + "x") is None
+    assert store.authorise("") is None
     path.write_text(f"ops2:{TOKEN}-rotated\n")  # revoked without a restart
-    assert store.authorise(TOKEN) is None and store.authorise(f"{TOKEN}-rotated") == "ops2"
+    assert store.authorise(TOKEN) is None
+    assert store.authorise(f"{TOKEN}-rotated") == "ops2"
     path.write_text("broken\n")  # fails closed
     assert store.authorise(f"{TOKEN}-rotated") is None
 
@@ -267,7 +276,7 @@ async def test_relay_center_poll_finds_the_gateway_in_the_center_inventory(
     from center import cli as center_cli
     from center.store import schema
     from center.store.db import make_engine, migrate
-    from simulator.agent_config import to_toml
+    from simulator.harness.agent_config import to_toml
 
     config = short_dir / "center.toml"
     config.write_text(to_toml({

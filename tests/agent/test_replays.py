@@ -14,13 +14,13 @@ import pytest
 from agent.replays import STATE_NAME, WINDOW, NewKeys, ReplayFilter, replay_key
 from gateway import wire
 from gateway.outbox import Outbox
-from protocols.observations import PointObservation
+from protocols.observations import Cause, PointObservation
 from tests.agent.test_pipeline import make_pipeline, records
 
 T0 = datetime(2026, 3, 1, 8, 15, 30, tzinfo=UTC)
 
 
-def trip(ms: int, value: bool = True, cause: str = "spontaneous") -> PointObservation:
+def trip(ms: int, value: bool = True, cause: Cause = "spontaneous") -> PointObservation:
     return PointObservation(
         "line1", "1011", value, device_time=T0 + timedelta(milliseconds=ms), cause=cause
     )
@@ -69,7 +69,7 @@ class FailingOnce(Outbox):
 
     failures = 1
 
-    def append_blocking(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def append_blocking(self, *args, **kwargs):
         if self.failures:
             self.failures -= 1
             raise OSError(28, "No space left on device")

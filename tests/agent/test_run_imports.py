@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from simulator.broker import Mosquitto, free_port
+from simulator.harness.broker import Mosquitto, free_port
 from tests.support.collector import Collector
 
 # The run path, exactly as the console script enters it; the list is written at exit.
@@ -110,6 +110,7 @@ async def test_relay_agent_run_imports_no_simulator_demo_or_center(
             await asyncio.wait_for(proc.wait(), 30)
     assert proc.returncode == 0, log_path.read_text()
     loaded = modules.read_text().split()
-    assert "agent.daemon" in loaded and "protocols.iec103.driver" in loaded
+    assert "agent.daemon" in loaded
+    assert "protocols.iec103.driver" in loaded
     leaked = [m for m in loaded if m.split(".")[0] in FORBIDDEN]
     assert leaked == [], f"relay-agent run imported {leaked}"

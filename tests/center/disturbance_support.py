@@ -11,7 +11,7 @@ from agent.normalize import DeviceContext
 from gateway import wire
 from profiles.model import load_named
 from tests.center.records import T0, Gateway
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 CTX = DeviceContext("north", "gw1", "line1", "iec103", load_named("line-protection"))
 TRIGGER = T0 + timedelta(milliseconds=1021)  # the seed's line1 trip

@@ -58,12 +58,12 @@ async def test_the_acknowledgement_follows_the_commit(db_url: str, mosquitto: Mo
             await agent.publish(batch.topic, batch.payload, qos=1)
             async with asyncio.timeout(30):
                 async for m in agent.messages:
-                    received.append((wire.decode_ack(bytes(m.payload)), stored()))  # type: ignore[arg-type]
+                    received.append((wire.decode_ack(bytes(m.payload)), stored()))
                     break
             await agent.publish(batch.topic, batch.payload, qos=1)  # a re-send: a duplicate
             async with asyncio.timeout(30):
                 async for m in agent.messages:
-                    received.append((wire.decode_ack(bytes(m.payload)), stored()))  # type: ignore[arg-type]
+                    received.append((wire.decode_ack(bytes(m.payload)), stored()))
                     break
         await eventually(lambda: center.counters.snapshot().get("acks_published") == 2)
     ranges = [wire.AckRange(session=1, first=1, last=20)]

@@ -28,7 +28,8 @@ def test_score_explains_itself_in_numbers():
     fleet = {("FP-300", "self_check"): FleetRate(23, 100 * 365.25 + 90)}
     sc = score(dev, fleet, CFG)
     assert sc.risk == pytest.approx(14.2 / 15 + 0.2, abs=1e-3)
-    assert sc.opens_ticket and sc.priority == "P4"
+    assert sc.opens_ticket
+    assert sc.priority == "P4"
     assert "age 14.2 of 15 years (0.95 of design life)" in sc.explanation
     assert (
         "3 self-check failures in 90 days against 0.049 expected from the FP-300 fleet rate "
@@ -47,7 +48,8 @@ def test_few_events_or_chance_do_not_count():
         {},
         CFG,
     )
-    assert worn.risk == pytest.approx(1.125) and worn.opens_ticket
+    assert worn.risk == pytest.approx(1.125)
+    assert worn.opens_ticket
 
 
 @pytest.fixture
@@ -82,9 +84,12 @@ def test_daily_job_finds_the_planted_devices(fleet):
         want = {p.expect_priority for (s, _), p in expected.items() if s == site}
         assert {t["priority"]} == want
         assert t["service_point"] == ("sp-north" if int(site[1:]) < 25 else "sp-south")
-        assert t["kind"] == "discrete" and t["state"] == "open"
+        assert t["kind"] == "discrete"
+        assert t["state"] == "open"
     with engine.connect() as conn:
-        timeline = queries.get_ticket(conn, found["s20"]["id"])["timeline"]
+        ticket = queries.get_ticket(conn, found["s20"]["id"])
+        assert ticket is not None
+        timeline = ticket["timeline"]
         scores = {
             r[0]: r[1]
             for r in conn.exec_driver_sql("SELECT device_id, risk FROM ageing_scores").all()
@@ -116,7 +121,8 @@ def test_a_site_ticket_gathers_later_devices_and_the_period_holds(fleet):
     run = job.run()
     assert run.put_on_tickets == ["s12/s12-d07"]
     [after] = [t for t in _tickets(engine) if t["site"] == "s12"]
-    assert after["id"] == s12["id"] and after["devices"] == ["s12-d03", "s12-d07"]
+    assert after["id"] == s12["id"]
+    assert after["devices"] == ["s12-d03", "s12-d07"]
 
     service = TicketService(engine, tickets, ["hook"])
     for t in _tickets(engine):
@@ -127,7 +133,8 @@ def test_a_site_ticket_gathers_later_devices_and_the_period_holds(fleet):
     late = job.run()
     assert "s07/s07-d00" in late.put_on_tickets
     [s07] = [t for t in _tickets(engine) if t["site"] == "s07" and t["state"] == "open"]
-    assert s07["episode"] == 2 and s07["priority"] == "P3"  # a recurrence, capped at P3
+    assert s07["episode"] == 2
+    assert s07["priority"] == "P3"
 
 
 def test_scores_are_served_riskiest_first(fleet):
@@ -147,7 +154,8 @@ def test_scores_are_served_riskiest_first(fleet):
             headers={"Authorization": f"Bearer {token}"},
         ).json()  # fmt: skip
     assert [r["device_id"] for r in rows][:1] == ["s20-d05"]
-    assert len(rows) == 13 and all(r["details"]["opens_ticket"] for r in rows)
+    assert len(rows) == 13
+    assert all(r["details"]["opens_ticket"] for r in rows)
 
 
 def test_the_schedule_runs_the_job_once_per_interval(make_harness):
@@ -156,7 +164,8 @@ def test_the_schedule_runs_the_job_once_per_interval(make_harness):
     h = make_harness({"analytics": {"ageing": {"run_every_s": 3600}}})
     schedule = AgeingSchedule(AgeingJob(h.engine, h.tickets_engine, ["hook"]))
     first = schedule.run_if_due()
-    assert first is not None and first.scored == 0
+    assert first is not None
+    assert first.scored == 0
     assert schedule.run_if_due() is None  # a restart within the hour: not again
     h.clock.advance(3599)
     assert schedule.run_if_due() is None

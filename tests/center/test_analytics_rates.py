@@ -39,7 +39,8 @@ def test_two_rates_and_their_words():
     assert c.p_value == pytest.approx(6 / 32)
     assert not c.worse  # higher, but chance explains it
     strong = compare_rates(14, 40.2, 11, 210.5, alpha=0.01)
-    assert strong.worse and strong.p_value < 1e-5
+    assert strong.worse
+    assert strong.p_value < 1e-5
     text = rate_sentence("FP-300 firmware 2.3.1, self-check failures", strong, "the FP-300 rest")
     assert text.startswith(
         "FP-300 firmware 2.3.1, self-check failures: 14 in 40.2 device-years (0.35 per "
@@ -48,11 +49,13 @@ def test_two_rates_and_their_words():
     )
     assert text.endswith("so it fails more than its fleet.")
     lower = compare_rates(1, 50.0, 30, 50.0, alpha=0.01)
-    assert not lower.worse and lower.p_value > 0.99
+    assert not lower.worse
+    assert lower.p_value > 0.99
 
 
 def test_people_words():
     assert one_in(0.00115) == "1 in 870"
     assert one_in(0.3) == "1 in 3.3"
     assert one_in(0.0) == "less than 1 in a billion"
-    assert fmt_p(0.0123) == "0.012" and fmt_p(2.1e-9) == "2.1e-09"
+    assert fmt_p(0.0123) == "0.012"
+    assert fmt_p(2.1e-9) == "2.1e-09"

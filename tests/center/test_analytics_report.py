@@ -71,7 +71,8 @@ def test_report_names_the_planted_firmware(fleet):
     assert "so it fails more than its fleet." in w["sentence"]
     assert "the threshold is p < 0.01" in w["sentence"]
     others = [f for f in report["firmware"]["findings"] if not f["worse"]]
-    assert others and all("may be chance" in f["sentence"] for f in others)
+    assert others
+    assert all("may be chance" in f["sentence"] for f in others)
     assert report["summary"]["tickets"] == report["statistics"]["tickets"] > 2000
 
 
@@ -84,7 +85,9 @@ def test_every_format_renders(fleet):
         assert root.tag.endswith("svg"), name
         assert "http://" not in svg.replace("http://www.w3.org/2000/svg", "")
     html = render_html(report)
-    assert html.count("<svg") == 4 and "<script" not in html and "https://" not in html
+    assert html.count("<svg") == 4
+    assert "<script" not in html
+    assert "https://" not in html
     assert "FP-300 firmware FP-2.0, self-check failures" in html
     rows = list(csv.reader(io.StringIO(render_csv(report))))
     assert tuple(rows[0]) == HEADER
@@ -93,13 +96,16 @@ def test_every_format_renders(fleet):
     months = {r[1] for r in rows if r[0] == "monthly"}
     assert len(months) == 35  # Jan 2024 to Nov 2026
     pdf = render_pdf(report)
-    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and len(pdf) > 20_000
+    assert pdf.startswith(b"%PDF-")
+    assert pdf.rstrip().endswith(b"%%EOF")
+    assert len(pdf) > 20_000
 
 
 def test_plots_scale_and_escape():
     svg = plots.line_chart("a < b", ["2026-01", "2026-02"], {"x&y": [0, 10]}, "n")
     ET.fromstring(svg)
-    assert "a &lt; b" in svg and "x&amp;y" in svg
+    assert "a &lt; b" in svg
+    assert "x&amp;y" in svg
     assert plots.nice_ticks(7) == [0, 2, 4, 6, 8]
     assert plots.nice_ticks(0.3) == [0, 0.1, 0.2, 0.3]
     assert latin1("risk ≥ 1 × 2 …") == "risk >= 1 x 2 ..."
@@ -142,7 +148,8 @@ def test_cli_writes_the_report(tmp_path: Path):
          "--from", "2026-12-01", "--to", "2026-01-01"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert bad.returncode == 2 and "--to must be after --from" in bad.stderr
+    assert bad.returncode == 2
+    assert "--to must be after --from" in bad.stderr
 
 
 def test_api_serves_the_same_figures(fleet):
@@ -164,7 +171,8 @@ def test_api_serves_the_same_figures(fleet):
                      headers=auth).json()  # fmt: skip
         assert {r["fault_class"] for r in st["by_class"] if r["tickets"]} == {"self_check"}
         svg = api.get("/api/v1/analytics/plots/monthly_tickets.svg", params=period, headers=auth)
-        assert svg.headers["content-type"] == "image/svg+xml" and svg.text.startswith("<svg")
+        assert svg.headers["content-type"] == "image/svg+xml"
+        assert svg.text.startswith("<svg")
         pdf = api.get("/api/v1/analytics/report.pdf", params=period, headers=auth)
         assert pdf.content.startswith(b"%PDF-")
         assert api.get("/api/v1/analytics/report.doc", headers=auth).status_code == 404

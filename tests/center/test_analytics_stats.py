@@ -119,7 +119,8 @@ def test_counts_rates_and_mtbf(history):
     assert by["self_check"]["per_device_year"] == pytest.approx(
         2 / ((362 + FEEDER_D) / YEAR_D), abs=1e-3
     )
-    assert by["self_check"]["events"] == 2 and by["comms"]["events"] == 1
+    assert by["self_check"]["events"] == 2
+    assert by["comms"]["events"] == 1
     fw = {(r["firmware_version"], r["fault_class"]): r for r in st["mtbf"]["by_firmware"]}
     # line1 ran 1.0 until May 1, 08:00 (before its first report counts as its first
     # version), line2 the whole period: one failure in 301 1/3 days; 2.0: one in 60 2/3
@@ -150,7 +151,8 @@ def test_response_recurrence_and_causes(history):
     assert months == {"2025-01": 0, "2025-02": 0, "2025-03": 1, "2025-04": 2, "2025-05": 4,
                       "2025-06": 2}  # fmt: skip
     clock = st["clock"]
-    assert clock["sites_standing_out"] == ["north"] and clock["relays_bad"] == 2
+    assert clock["sites_standing_out"] == ["north"]
+    assert clock["relays_bad"] == 2
 
 
 def test_filters(history):

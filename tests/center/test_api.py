@@ -50,7 +50,8 @@ def test_list_filter_get_and_act(api):
     bad = api.post(
         f"/api/v1/tickets/{trip['id']}/resolve", json={"root_cause": "gremlins"}, headers=AUTH
     )
-    assert bad.status_code == 409 and "root_cause" in bad.json()["detail"]
+    assert bad.status_code == 409
+    assert "root_cause" in bad.json()["detail"]
     done = api.post(
         f"/api/v1/tickets/{trip['id']}/close",
         json={"root_cause": "line_fault", "note": "tree"},

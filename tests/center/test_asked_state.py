@@ -47,7 +47,8 @@ def test_an_interrogation_during_an_incident_leaves_it_as_the_fault_made_it(make
     assert h.scalar("SELECT count(*) FROM records") == stored + 6  # all kept in the store
     after = incident(h)
     assert after == before  # timeline, first/last event, occurrences, severity, members
-    assert after["occurrences"] == 1 and len(h.tickets()) == 1
+    assert after["occurrences"] == 1
+    assert len(h.tickets()) == 1
     assert h.counters.snapshot()["asked_states_not_incidents"] == 6
 
 
@@ -78,7 +79,8 @@ def test_an_alarm_found_raised_keeps_its_ticket_and_found_cleared_resolves_it(ma
     h.at(T0 + 100 * S)
     h.send(gw.event("line2", "self_check_fail", False, T0 + 100 * S, signal="self_check", **ASKED))
     cleared = h.ticket(ticket["id"])
-    assert cleared["state"] == "open" and not cleared["condition_active"]
+    assert cleared["state"] == "open"
+    assert not cleared["condition_active"]
     assert "self_check_fail cleared (found interrogated)" in cleared["timeline"][-1]["summary"]
     h.at(T0 + 161 * S)
     h.tick()
@@ -91,7 +93,8 @@ def test_an_alarm_found_raised_after_a_reconnect_opens_or_reopens_its_ticket(mak
     # raised while the gateway could not see it: the interrogation is the first word of it
     h.send(gw.event("line2", "ct_circuit_alarm", True, T0, signal="alarm", **ASKED))
     (ticket,) = h.tickets()
-    assert ticket["state"] == "open" and ticket["fault_class"] == "alarm.ct_circuit_alarm"
+    assert ticket["state"] == "open"
+    assert ticket["fault_class"] == "alarm.ct_circuit_alarm"
 
     h.send(gw.event("line2", "ct_circuit_alarm", False, T0 + S, signal="alarm"))
     h.at(T0 + 2 * S)

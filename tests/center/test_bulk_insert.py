@@ -6,6 +6,7 @@ refuses it (an explicit cast to varchar(n) would truncate it silently instead)."
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from center.store.bulk import insert_rows
 from center.store.db import make_engine, migrate
 from center.store.record_insert import insert_new
 from center.store.records import _record_row
+from gateway import wire
 from tests.center.records import T0, Gateway
 
 
@@ -26,8 +28,8 @@ def engine(db_url):
     engine.dispose()
 
 
-def rows(gw: Gateway, n: int) -> list[dict]:
-    records = [
+def rows(gw: Gateway, n: int) -> list[dict[str, Any]]:
+    records: list[wire.Record] = [
         gw.event(f"line{i % 3}", "breaker_closed", i % 2 == 0, T0 + timedelta(seconds=i))
         for i in range(n)
     ]
@@ -35,7 +37,7 @@ def rows(gw: Gateway, n: int) -> list[dict]:
     return [_record_row(r, T0) for r in records]
 
 
-def stored(engine: sa.Engine) -> list[dict]:
+def stored(engine: sa.Engine) -> list[dict[str, Any]]:
     columns = [c for c in s.records.columns if c.name != "id"]
     with engine.connect() as conn:
         found = conn.execute(sa.select(*columns).order_by(s.records.c.id)).mappings().all()

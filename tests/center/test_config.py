@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_example_config_is_valid():
     cfg = load_config(ROOT / "config" / "center.example.toml")
-    assert cfg.mqtt.host == "127.0.0.1" and cfg.mqtt.port == 1883
+    assert cfg.mqtt.host == "127.0.0.1"
+    assert cfg.mqtt.port == 1883
     assert cfg.database_url.startswith("sqlite:///")
     assert cfg.routing.route("north-220kv") == ("north", "sp-north")
 

@@ -87,7 +87,8 @@ def test_pages_need_a_login_and_carry_no_inline_script(console):
     c = console.client()
     r = console.attempt(c, "olga", PASSWORDS["olga"][1])
     cookie = r.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
     assert r.headers["location"] == "/queue"
     tid = trip_id(console)
     for path in (
@@ -97,7 +98,8 @@ def test_pages_need_a_login_and_carry_no_inline_script(console):
         page = c.get(path)
         assert page.status_code in (200, 404), path
         csp = page.headers["content-security-policy"]
-        assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert "script-src 'self'" in csp, path
+        assert "unsafe-inline" not in csp, path
         html = page.text
         assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == [], path
         assert re.findall(r"\son[a-z]+\s*=", html) == [], path  # no inline handlers
@@ -125,10 +127,12 @@ def test_failed_logins_are_rate_limited(console):
     c = console.client()
     for _ in range(3):
         r = console.attempt(c, "olga", "wrong-password")
-        assert r.status_code == 401 and "Unknown user or wrong password" in r.text
+        assert r.status_code == 401
+        assert "Unknown user or wrong password" in r.text
     # Now even the right password waits: the limit is per user and per address.
     r = console.attempt(c, "olga", PASSWORDS["olga"][1])
-    assert r.status_code == 429 and "Too many failed logins" in r.text
+    assert r.status_code == 429
+    assert "Too many failed logins" in r.text
     r = console.attempt(c, "vera", PASSWORDS["vera"][1])
     assert r.status_code == 429
     failed = console.h.scalar(
@@ -141,7 +145,8 @@ def test_a_login_form_from_elsewhere_is_refused(console):
     c = console.client()
     form = {"username": "olga", "password": PASSWORDS["olga"][1], "csrf": "made-up"}
     r = c.post("/login", data=form)
-    assert r.status_code == 403 and "stale" in r.text
+    assert r.status_code == 403
+    assert "stale" in r.text
 
 
 def test_every_action_needs_the_session_csrf_token_and_the_role(console):
@@ -151,15 +156,18 @@ def test_every_action_needs_the_session_csrf_token_and_the_role(console):
     resolve = {"root_cause": "line_fault"}
     assert olga.post(f"/tickets/{tid}/resolve", data=resolve).status_code == 403
     r = olga.post(f"/tickets/{tid}/resolve", data={**resolve, "csrf": vera_csrf})
-    assert r.status_code == 403 and "This form is stale" in r.text
+    assert r.status_code == 403
+    assert "This form is stale" in r.text
     r = vera.post(f"/tickets/{tid}/resolve", data={**resolve, "csrf": vera_csrf})
-    assert r.status_code == 403 and "needs the operator role" in r.text
+    assert r.status_code == 403
+    assert "needs the operator role" in r.text
     assert "resolve-form" not in vera.get(f"/tickets/{tid}").text
     assert console.h.ticket(tid)["state"] == "open"
     # After logging in again, a form from the old session is stale.
     again, _ = console.login("olga")
     r = again.post(f"/tickets/{tid}/acknowledge", data={"csrf": olga_csrf})
-    assert r.status_code == 403 and "stale" in r.text
+    assert r.status_code == 403
+    assert "stale" in r.text
     assert console.h.ticket(tid)["state"] == "open"
 
 
@@ -176,7 +184,8 @@ def test_operator_actions_land_in_the_timeline_and_the_audit(console):
     r = c.post(f"/tickets/{tid}/note", data={"csrf": csrf, "note": "tree cut back"})
     assert r.status_code == 303
     page = c.get(f"/tickets/{tid}?done=noted").text
-    assert "Note added." in page and "olga: tree cut back" in page
+    assert "Note added." in page
+    assert "olga: tree cut back" in page
     doc = console.h.ticket(tid)
     assert (doc["state"], doc["root_cause"], doc["resolved_by"]) == (
         "resolved",
@@ -201,7 +210,8 @@ def test_operator_actions_land_in_the_timeline_and_the_audit(console):
         ("olga", "operator", "console", "ticket_noted"),
     ]
     r = c.post(f"/tickets/{tid}/acknowledge", data={"csrf": csrf})
-    assert r.status_code == 409 and "not open" in r.text
+    assert r.status_code == 409
+    assert "not open" in r.text
 
 
 def test_an_expired_session_sends_back_to_login_with_a_message(console):
@@ -224,7 +234,8 @@ def test_unknown_things_get_a_clear_page(console):
         ("/no-such-page", "There is no such page."),
     ):
         r = c.get(path)
-        assert r.status_code == 404 and text in r.text.replace("&#39;", "'"), path
+        assert r.status_code == 404, path
+        assert text in r.text.replace("&#39;", "'"), path
 
 
 def test_queue_filters_pages_and_folds_muted_children(console):
@@ -239,15 +250,18 @@ def test_queue_filters_pages_and_folds_muted_children(console):
     c, _ = console.login("vera")
     page = c.get("/queue?site=south").text
     assert "7 tickets match." in page  # 6 self-checks and the site's comms; f0's is folded
-    assert "page 1 of 2" in page and len(re.findall(r'<tr class="ticket', page)) == 5
+    assert "page 1 of 2" in page
+    assert len(re.findall(r'<tr class="ticket', page)) == 5
     assert re.search(r'href="/queue\?site=south&amp;page=2"', page)
     second = c.get("/queue?site=south&page=2").text  # P3 last: the site's comms ticket
     assert "1 muted ticket under #" in second
     assert len(re.findall(r'<tr class="ticket', second)) == 3  # two, and the folded child
     only = c.get("/queue?device=f3").text
-    assert len(re.findall(r'data-ticket="', only)) == 1 and "f3" in only
+    assert len(re.findall(r'data-ticket="', only)) == 1
+    assert "f3" in only
     live = c.get("/queue?site=south", headers={"X-Console-Fragment": "queue"}).text
-    assert "<html" not in live and "7 tickets match." in live
+    assert "<html" not in live
+    assert "7 tickets match." in live
 
 
 TOKENS = [
@@ -277,7 +291,8 @@ def test_the_api_applies_the_same_roles(api):
 
     (t,) = api.get("/api/v1/tickets", headers=_as("viewer")).json()
     r = api.post(f"/api/v1/tickets/{t['id']}/acknowledge", json={}, headers=_as("viewer"))
-    assert r.status_code == 403 and "needs operator" in r.json()["detail"]
+    assert r.status_code == 403
+    assert "needs operator" in r.json()["detail"]
     assert post(f"tickets/{t['id']}/acknowledge", "operator", {}) == 200
     assert post(f"tickets/{t['id']}/note", "viewer", {"note": "seen"}) == 403
     assert post(f"tickets/{t['id']}/note", "operator", {"note": "crew sent"}) == 200
@@ -310,7 +325,8 @@ def test_admins_manage_users_and_maintenance_windows(console):
     ada, csrf = console.login("ada")
     form = {"csrf": csrf, "username": "nina", "password": "short", "role": "operator"}
     r = ada.post("/admin/users", data=form)
-    assert r.status_code == 422 and "at least 10 characters" in r.text
+    assert r.status_code == 422
+    assert "at least 10 characters" in r.text
     r = ada.post("/admin/users", data={**form, "password": "nina-pass-123"})
     assert (r.status_code, r.headers["location"]) == (303, "/admin?done=user_add")
     nina, _ = console.login("nina", "nina-pass-123")
@@ -321,11 +337,13 @@ def test_admins_manage_users_and_maintenance_windows(console):
     window = {"csrf": csrf, "site": "north", "starts_at": "2026-05-01T08:00",
               "ends_at": "2026-05-01T07:00", "reason": "relay test"}  # fmt: skip
     r = ada.post("/admin/maintenance", data=window)
-    assert r.status_code == 422 and "expected a time after the start" in r.text
+    assert r.status_code == 422
+    assert "expected a time after the start" in r.text
     r = ada.post("/admin/maintenance", data={**window, "ends_at": "2026-05-01T12:00"})
     assert r.status_code == 303
     page = ada.get("/admin").text
-    assert "2026-05-01 08:00:00.000Z" in page and "relay test" in page
+    assert "2026-05-01 08:00:00.000Z" in page
+    assert "relay test" in page
     wid = re.search(r'action="/admin/maintenance/(\d+)/delete"', page)
     assert wid is not None
     assert ada.post(f"/admin/maintenance/{wid[1]}/delete", data={"csrf": csrf}).status_code == 303
@@ -353,14 +371,17 @@ def test_the_ticket_page_shows_registered_panels_and_survives_a_broken_one(conso
     panels.register(panels.TicketPanel("waves", "Waveforms", waveforms))
     try:
         page = c.get(f"/tickets/{tid}").text
-        assert 'id="panel-waves"' in page and "<svg class='wave'></svg>" in page
+        assert 'id="panel-waves"' in page
+        assert "<svg class='wave'></svg>" in page
         assert "No disturbance records" not in page
         panels.register(panels.TicketPanel("broken", "Broken", broken))
         quiet = TestClient(console.app, base_url="http://127.0.0.1", raise_server_exceptions=False)
         quiet.cookies = c.cookies
         r = quiet.get(f"/tickets/{tid}")
-        assert r.status_code == 500 and "Something went wrong" in r.text
-        assert "Traceback" not in r.text and "a bug in a panel" not in r.text
+        assert r.status_code == 500
+        assert "Something went wrong" in r.text
+        assert "Traceback" not in r.text
+        assert "a bug in a panel" not in r.text
     finally:
         panels.unregister("waves")
         panels.unregister("broken")

@@ -32,8 +32,8 @@ import pytest
 from playwright import sync_api as playwright_api
 
 from gateway import comtrade, wire
+from tests.center.baseline_records import FEEDER, SettingsSource, firmware
 from tests.center.disturbance_support import TRIGGER, fault_report, transfer
-from tests.center.lifecycle_records import FEEDER, SettingsSource, firmware
 from tests.center.mqtt_support import publish_all, start_center, subscribed
 from tests.center.records import T0, Gateway, clock_readings, message, seed_records
 from tests.support.mosquitto import free_port

@@ -50,8 +50,11 @@ def test_the_ticket_shows_the_record_its_analysis_and_waveforms_and_the_fault_re
     assert re.search(r'<tr class="faulted" data-phase="A">.*?3,0\d\d A.*?70 %', panel, re.S)
     assert re.search(r'<tr class="" data-phase="B">', panel)  # a healthy phase, not marked
     assert panel.count('<polyline class="trace') == 6
-    assert 'data-channel="trip"' in panel and 'data-channel="breaker_closed"' in panel
-    assert re.search(r"<td>.*line2.*</td>", panel) and "12.4 km" in panel and "58 ms" in panel
+    assert 'data-channel="trip"' in panel
+    assert 'data-channel="breaker_closed"' in panel
+    assert re.search(r"<td>.*line2.*</td>", panel)
+    assert "12.4 km" in panel
+    assert "58 ms" in panel
     # The page's CSP allows no inline style or script, the panel included.
     assert re.findall(r"\sstyle\s*=", html) == []
     assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []
@@ -74,7 +77,8 @@ def test_the_comtrade_zip_is_served_to_a_session_and_to_nobody_else(console):
     assert [a.name for a in comtrade.read(cfg, dat).analog] == ["IA", "IB", "IC", "UA", "UB", "UC"]
     missing = c.get(f"/disturbances/{rid + 1}/comtrade.zip")
     assert missing.status_code == 404
-    assert "No such record" in missing.text and "Traceback" not in missing.text
+    assert "No such record" in missing.text
+    assert "Traceback" not in missing.text
 
 
 def test_the_chart_cache_keeps_the_newest_charts_only():
@@ -84,4 +88,5 @@ def test_the_chart_cache_keeps_the_newest_charts_only():
     assert cache.get((1,)) == (None, "chart 1")  # now the newest
     cache.put((3,), (None, "chart 3"))
     assert cache.get((2,)) is None
-    assert cache.get((1,)) == (None, "chart 1") and cache.get((3,)) == (None, "chart 3")
+    assert cache.get((1,)) == (None, "chart 1")
+    assert cache.get((3,)) == (None, "chart 3")

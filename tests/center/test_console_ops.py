@@ -59,7 +59,8 @@ def test_gateways_show_health_links_and_the_death_with_its_ticket(ops: Console) 
     [row] = cells(c.get("/gateways").text, "gateways")
     gateway, site, state, agent, session, birth, death, _seen, depth, oldest, links, comms = row
     assert (gateway, site, state, agent, session) == ("gw1", "north", "online", "test", "1/1")
-    assert birth != "–" and death == "–"
+    assert birth != "–"
+    assert death == "–"
     assert (depth, oldest) == ("4", "1.6 min")
     assert links.split() == ["line1", "line2"]
     assert comms == "none"
@@ -81,10 +82,13 @@ def test_operations_show_rejections_gaps_backlog_and_latency(ops: Console) -> No
     assert cells(html, "<h2>Rejected messages by reason</h2>")[0] == ["malformed", "1"]
     [gap] = cells(html, "<h2>Sequence gaps</h2>")
     lost = ops.h.lost_seq  # the record held back, and seq 1 that the birth's count skipped
-    assert gap[:3] == ["gw1", "1", "north"] and gap[4] == "2"
+    assert gap[:3] == ["gw1", "1", "north"]
+    assert gap[4] == "2"
     assert f"{lost}–{lost}" in gap[5].split()
     backlog = cells(html, "<h2>Webhook backlog</h2>")
-    assert backlog and backlog[0][0] == "hook" and int(backlog[0][1]) >= 1
+    assert backlog
+    assert backlog[0][0] == "hook"
+    assert int(backlog[0][1]) >= 1
     tiles = re.sub(
         r"<[^>]+>", " ", html.split('<section class="tiles">', 1)[1].split("</section>")[0]
     )

@@ -72,17 +72,21 @@ def test_user_commands(tmp_path):
     added = _user(
         config, "add", "olga", "--role", "operator", "--password-stdin", password="long-enough-1"
     )
-    assert added.returncode == 0 and "user olga added (operator)" in added.stdout
+    assert added.returncode == 0
+    assert "user olga added (operator)" in added.stdout
     again = _user(
         config, "add", "olga", "--role", "viewer", "--password-stdin", password="long-enough-1"
     )
-    assert again.returncode == 1 and "exists already" in again.stderr
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
     weak = _user(config, "add", "vera", "--role", "viewer", "--password-stdin", password="short")
-    assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
+    assert weak.returncode == 1
+    assert "at least 10 characters" in weak.stderr
     bad_name = _user(
         config, "add", "x y", "--role", "viewer", "--password-stdin", password="long-enough-1"
     )
-    assert bad_name.returncode == 1 and "username: expected" in bad_name.stderr
+    assert bad_name.returncode == 1
+    assert "username: expected" in bad_name.stderr
     assert (
         _user(config, "passwd", "olga", "--password-stdin", password="another-one-2").returncode
         == 0
@@ -92,5 +96,6 @@ def test_user_commands(tmp_path):
     assert re.search(r"olga\s+engineer", listed.stdout)
     assert _user(config, "remove", "olga").returncode == 0
     gone = _user(config, "remove", "olga")
-    assert gone.returncode == 1 and "no user 'olga'" in gone.stderr
+    assert gone.returncode == 1
+    assert "no user 'olga'" in gone.stderr
     assert "no users" in _user(config, "list").stdout

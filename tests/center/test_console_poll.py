@@ -59,19 +59,22 @@ async def test_an_engineer_polls_a_relay_from_its_page(
     try:
         assert 'id="poll-form"' not in olga.get("/devices/north/line1").text
         refused = olga.post("/devices/north/line1/poll", data={"csrf": olga_csrf})
-        assert refused.status_code == 403 and "needs the engineer role" in refused.text
+        assert refused.status_code == 403
+        assert "needs the engineer role" in refused.text
         async with agent_online(mosquitto, short_dir):
             page = await asyncio.to_thread(
                 ed.post, "/devices/north/line1/poll", data={"csrf": ed_csrf, "what": "identity"}
             )
         assert page.status_code == 200, page.text
         answer = re.search(r'<pre class="answer">(.*?)</pre>', page.text, re.S)
-        assert answer is not None and "line1" in answer[1]
+        assert answer is not None
+        assert "line1" in answer[1]
         # The agent is gone: the page says so instead of failing.
         offline = await asyncio.to_thread(
             ed.post, "/devices/north/line1/poll", data={"csrf": ed_csrf, "what": "status"}
         )
-        assert offline.status_code == 502 and "did not answer" in offline.text
+        assert offline.status_code == 502
+        assert "did not answer" in offline.text
         with h.engine.connect() as conn:
             rows = conn.execute(
                 sa.text("SELECT actor, action, detail FROM console_actions WHERE via = 'console'")

@@ -38,7 +38,8 @@ def test_counts_by_priority_and_state_and_the_filters_in_the_url(console: Consol
 
     page = c.get("/queue").text
     table = counts(page)
-    assert table["open"]["P1"] == 1 and table["acknowledged"][check["priority"]] == 1
+    assert table["open"]["P1"] == 1
+    assert table["acknowledged"][check["priority"]] == 1
     assert sum(table["open"].values()) + sum(table["acknowledged"].values()) == 2
     assert 'href="/queue?state=open&amp;priority=P1"' in page
 

@@ -12,10 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from center.store.db import make_engine, migrate
-from tests.center.mqtt_support import eventually, publish_all
+from tests.center.mqtt_support import eventually, publish_all, subscribed
+from tests.center.mqtt_support import start_center as start
 from tests.center.records import T0, Gateway, message
-from tests.center.test_serve_crash import start_center as start
-from tests.center.test_serve_crash import subscribed
 from tests.support.mosquitto import free_port
 
 pytestmark = pytest.mark.postgres

@@ -67,6 +67,7 @@ def test_limits_are_asymmetric_and_configurable():
         r = gw.event("l", "t", True, T0)
         r = r.model_copy(update={"device_time": T0 + timedelta(seconds=offset)})
         judged, was = check.judge(r)
+        assert isinstance(judged, wire.Event)
         assert was is flagged, offset
         assert ("implausible" in judged.device_time_flags) is flagged
     invalid = gw.event("l", "t", True, T0, device_time_flags=["invalid"])
@@ -86,7 +87,9 @@ def test_a_fault_report_from_the_future_is_judged_by_gateway_time():
         fault_time=datetime(2099, 1, 1, tzinfo=UTC),
     )
     judged, flagged = check.judge(report)
-    assert flagged and judged.details["device_time_implausible"] is True
+    assert flagged
+    assert isinstance(judged, wire.FaultReport)
+    assert judged.details["device_time_implausible"] is True
     from center.tickets.signals import record_time
 
     assert record_time(judged) == T0

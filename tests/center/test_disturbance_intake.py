@@ -12,7 +12,7 @@ import pytest
 from gateway import comtrade, wire
 from tests.center.disturbance_support import TRIGGER, fault_report, transfer
 from tests.center.records import T0, Gateway, seed_records
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 
 def send_all(h: Any, m: wire.DisturbanceRecord, chunks: list[wire.DisturbanceChunk]) -> None:
@@ -71,7 +71,8 @@ def test_a_record_is_reassembled_verified_analysed_and_attached_to_its_p1_ticket
     assert staged(h) == 0
     doc = h.ticket(ticket["id"])
     [entry] = [e for e in doc["timeline"] if e["entry"] == "disturbance"]
-    assert "AG fault" in entry["summary"] and "cleared in 80 ms" in entry["summary"]
+    assert "AG fault" in entry["summary"]
+    assert "cleared in 80 ms" in entry["summary"]
     counts = h.counters.snapshot()
     assert counts["disturbance_records_complete"] == 1
     assert counts["disturbance_chunks_duplicate"] == 2
@@ -115,7 +116,8 @@ def test_a_record_declared_larger_than_the_limit_is_refused(make_harness: Any) -
     m, chunks = transfer(Gateway())
     send_all(h, m, chunks)
     row = record_row(h)
-    assert row["status"] == "refused" and row["failure"].startswith("oversized")
+    assert row["status"] == "refused"
+    assert row["failure"].startswith("oversized")
     assert staged(h) == 0
     counts = h.counters.snapshot()
     assert counts["disturbance_refused_oversized"] == 1
@@ -129,7 +131,8 @@ def test_chunks_larger_than_declared_are_refused(make_harness: Any) -> None:
     small = m.model_copy(update={"dat_bytes": m.dat_bytes - 5000})
     send_all(h, small, chunks)
     row = record_row(h)
-    assert row["status"] == "refused" and row["failure"].startswith("oversized")
+    assert row["status"] == "refused"
+    assert row["failure"].startswith("oversized")
     assert staged(h) == 0
 
 
@@ -200,10 +203,12 @@ def test_api_lists_records_shows_them_on_the_ticket_and_serves_the_comtrade_zip(
         assert (good["device_id"], good["fault_number"], good["size"]) == ("line1", 17, m.size)
         ticket = api.get(f"/api/v1/tickets/{good['ticket_id']}", headers=AUTH).json()
         [shown] = ticket["disturbance_records"]
-        assert shown["id"] == good["id"] and "AG fault" in shown["summary"]
+        assert shown["id"] == good["id"]
+        assert "AG fault" in shown["summary"]
 
         got = api.get(f"/api/v1/disturbances/{good['id']}/comtrade.zip", headers=AUTH)
-        assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+        assert got.status_code == 200
+        assert got.headers["content-type"] == "application/zip"
         with zipfile.ZipFile(io.BytesIO(got.content)) as z:
             names = sorted(z.namelist())
             assert names == ["north_line1_17.cfg", "north_line1_17.dat"]
@@ -259,6 +264,8 @@ def test_a_record_whose_analysis_fails_is_still_kept_and_attached(make_harness: 
     send_seed(h, gw)
     send_all(h, *transfer(gw))
     row = record_row(h)
-    assert row["status"] == "complete" and row["cfg"] is not None and row["ticket_id"]
+    assert row["status"] == "complete"
+    assert row["cfg"] is not None
+    assert row["ticket_id"]
     assert json.loads(row["analysis"])["summary"].startswith("analysis failed: ZeroDivisionError")
     assert h.counters.snapshot()["disturbance_analysis_failed"] == 1

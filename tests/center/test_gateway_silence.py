@@ -38,18 +38,22 @@ def test_three_missed_health_intervals_make_a_gateway_silent(make_harness):
     h.send(gw.birth(T0, health_interval_s=EVERY))
     h.at(T0 + 179 * S)
     h.tick()
-    assert gateway_row(h)["online"] and site_comms(h) == []
+    assert gateway_row(h)["online"]
+    assert site_comms(h) == []
     h.at(T0 + 180 * S)
     h.tick()
     row = gateway_row(h)
-    assert not row["online"] and row["silent_since"] is not None
+    assert not row["online"]
+    assert row["silent_since"] is not None
     (ticket,) = site_comms(h)
-    assert ticket["state"] == "open" and ticket["subject"] == "@gw1"
+    assert ticket["state"] == "open"
+    assert ticket["subject"] == "@gw1"
     assert "silent" in h.ticket(ticket["id"])["timeline"][-1]["summary"]
     assert h.counters.snapshot()["gateways_silent"] == 1
     h.at(T0 + 400 * S)
     h.tick()  # found once, not on every tick
-    assert h.counters.snapshot()["gateways_silent"] == 1 and len(site_comms(h)) == 1
+    assert h.counters.snapshot()["gateways_silent"] == 1
+    assert len(site_comms(h)) == 1
 
 
 def test_each_health_record_moves_the_deadline_on(make_harness):
@@ -60,10 +64,12 @@ def test_each_health_record_moves_the_deadline_on(make_harness):
     h.send(gw.health(T0 + 60 * S))
     h.at(T0 + 200 * S)
     h.tick()
-    assert gateway_row(h)["online"] and site_comms(h) == []
+    assert gateway_row(h)["online"]
+    assert site_comms(h) == []
     h.at(T0 + 240 * S)
     h.tick()
-    assert not gateway_row(h)["online"] and len(site_comms(h)) == 1
+    assert not gateway_row(h)["online"]
+    assert len(site_comms(h)) == 1
 
 
 def test_the_next_health_record_clears_it_and_the_ticket_resolves(make_harness):
@@ -73,7 +79,8 @@ def test_the_next_health_record_clears_it_and_the_ticket_resolves(make_harness):
     h.at(T0 + 300 * S)
     h.send(gw.health(T0 + 300 * S))  # the broker is back, so is the gateway
     row = gateway_row(h)
-    assert row["online"] and row["silent_since"] is None
+    assert row["online"]
+    assert row["silent_since"] is None
     assert not h.ticket(ticket["id"])["condition_active"]
     h.at(T0 + 361 * S)
     h.tick()
@@ -85,7 +92,8 @@ def test_a_birth_clears_it_too(make_harness):
     gw = Gateway()
     ticket = found_silent(h, gw)
     h.send(gw.birth(T0 + 200 * S, health_interval_s=EVERY))
-    assert gateway_row(h)["online"] and gateway_row(h)["silent_since"] is None
+    assert gateway_row(h)["online"]
+    assert gateway_row(h)["silent_since"] is None
     assert not h.ticket(ticket["id"])["condition_active"]
 
 

@@ -11,8 +11,9 @@ import pytest
 from center.incident import LEAD_IN_MS, ExportError, export
 from gateway import comtrade, wire
 from simulator.scenario import load_scenario
+from tests.center.disturbance_support import transfer
 from tests.center.records import Gateway, seed_records
-from tests.center.test_disturbance_intake import send_all, send_seed, transfer
+from tests.center.test_disturbance_intake import send_all, send_seed
 
 
 def birth_with_inventory(gw: Gateway) -> wire.Birth:
@@ -41,7 +42,8 @@ def test_export_writes_a_scenario_the_simulator_loads_with_its_records(
     out.parent.mkdir()
     with h.engine.connect() as conn:
         written = export(conn, ticket["id"], out, None)
-    assert written[0] == out and len(written) == 3
+    assert written[0] == out
+    assert len(written) == 3
 
     scenario = load_scenario(out)  # validates relays, points and the record files
     # The seed's events but the breaker's state before the fault, in order.
@@ -56,7 +58,8 @@ def test_export_writes_a_scenario_the_simulator_loads_with_its_records(
     record = comtrade.read(
         scenario.record_file(ref, "cfg").read_bytes(), scenario.record_file(ref, "dat").read_bytes()
     )
-    assert record.device == "line1" and len(record.analog) == 6
+    assert record.device == "line1"
+    assert len(record.analog) == 6
     assert "AG fault" in out.read_text()  # the analysis, as a comment for the engineer
 
 

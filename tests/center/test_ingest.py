@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from center.ingest import Ignored, Message, Rejected, check_message
+from center.ingest import Message
+from center.ingest_validation import Ignored, Rejected, check_message
 from center.store.schema import metadata
 from gateway import wire
 from tests.center.records import T0, Gateway, message
@@ -71,7 +74,8 @@ def test_rejections_are_stored_and_counted_next_to_good_records(make_harness):
     result = h.ingestor.ingest(batch)
     assert (result.stored, result.rejected) == (2, 2)
     counters = h.counters.snapshot()
-    assert counters["rejected_malformed"] == 1 and counters["rejected_topic_mismatch"] == 1
+    assert counters["rejected_malformed"] == 1
+    assert counters["rejected_topic_mismatch"] == 1
     assert h.scalar("SELECT count(*) FROM rejected_messages") == 2
     assert h.scalar("SELECT count(*) FROM records WHERE gateway_id = 'gw-evil'") == 1
 
@@ -85,7 +89,12 @@ def test_migrations_match_the_schema(make_harness):
 
 def test_firmware_and_settings_reach_the_inventory(make_harness):
     h = make_harness()
-    base = {"site": "north", "gateway_id": "gw1", "device_id": "line1", "gateway_time": T0}
+    base: dict[str, Any] = {
+        "site": "north",
+        "gateway_id": "gw1",
+        "device_id": "line1",
+        "gateway_time": T0,
+    }
     fw = wire.FirmwareReport(
         **base, session=1, seq=1, model="LP-900", firmware_version="2.4.1", hash="f1"
     )

@@ -32,7 +32,8 @@ def test_metrics_count_records_rejections_and_tickets_by_state(make_harness):
     assert metric(page, "relay_center_records_duplicate_total") == len(seed)
     assert "# TYPE relay_center_records_stored_total counter" in page
     rejected = [x for x in page.splitlines() if x.startswith("relay_center_messages_rejected")]
-    assert len(rejected) == 1 and rejected[0].endswith(" 1"), page
+    assert len(rejected) == 1, page
+    assert rejected[0].endswith(" 1"), page
     assert metric(page, 'relay_center_tickets{state="open"}') == 2
     assert metric(page, 'relay_center_tickets{state="closed"}') == 0
     assert "# TYPE relay_center_tickets gauge" in page

@@ -5,11 +5,13 @@ on. Refused messages are kept whole, whatever bytes they hold."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from center import quarantine
 from center.ingest import Message
+from center.store import schema
 from gateway import wire
 from tests.center.records import T0, Gateway
 
@@ -104,10 +106,11 @@ def test_an_unreadable_message_is_kept_whole_whatever_its_bytes(make_harness, na
     assert result.rejected == 2
     with h.engine.connect() as conn:
         rows = conn.execute(
-            quarantine.s.rejected_messages.select().order_by(quarantine.s.rejected_messages.c.id)
+            schema.rejected_messages.select().order_by(schema.rejected_messages.c.id)
         ).all()
     assert [bytes(r.payload) for r in rows] == [payload, payload]
-    assert "\x00" not in rows[0].excerpt and "\x00" not in rows[0].topic
+    assert "\x00" not in rows[0].excerpt
+    assert "\x00" not in rows[0].topic
 
 
 def test_a_repeated_id_in_one_message_is_stored_once_on_both_backends(make_harness):
@@ -129,7 +132,8 @@ def test_a_repeated_id_in_one_message_is_stored_once_on_both_backends(make_harne
         (item,) = quarantine.list_quarantine(conn)
     assert (item["reason"], item["record_index"], item["seq"]) == ("conflict", 3, trip.seq)
     counters = h.counters.snapshot()
-    assert counters["records_duplicate"] == 1 and counters["quarantined_conflict"] == 1
+    assert counters["records_duplicate"] == 1
+    assert counters["quarantined_conflict"] == 1
 
 
 def test_an_id_stored_earlier_with_other_content_is_a_conflict_not_a_duplicate(make_harness):
@@ -144,7 +148,8 @@ def test_an_id_stored_earlier_with_other_content_is_a_conflict_not_a_duplicate(m
     with h.engine.connect() as conn:
         (item,) = quarantine.list_quarantine(conn, reason="conflict")
         full = quarantine.get_quarantined(conn, item["id"])
-    assert full is not None and json.loads(full["content"])["point"] == "trip_phase_b"
+    assert full is not None
+    assert json.loads(full["content"])["point"] == "trip_phase_b"
     stored = h.scalar("SELECT body FROM records")
     assert json.loads(stored)["point"] == "trip_phase_a"  # the first copy stands
     assert h.counters.snapshot()["records_duplicate"] == 1
@@ -154,7 +159,12 @@ def test_text_longer_than_its_column_is_quarantined_for_any_kind(make_harness):
     """PostgreSQL refuses a varchar over its length where SQLite would take it: both
     quarantine it alike."""
     h = make_harness()
-    base = {"site": "north", "gateway_id": "gw1", "device_id": "line1", "gateway_time": T0}
+    base: dict[str, Any] = {
+        "site": "north",
+        "gateway_id": "gw1",
+        "device_id": "line1",
+        "gateway_time": T0,
+    }
     snapshot = wire.SettingsSnapshot(
         **base, session=1, seq=1, settings={}, hash="s1", reason="r" * 33
     )
@@ -162,7 +172,11 @@ def test_text_longer_than_its_column_is_quarantined_for_any_kind(make_harness):
     alarm = wire.Alarm(**base, session=1, seq=3, code="c" * 65, state="raised", message="m")
     fine = wire.FirmwareReport(**base, session=1, seq=4, model="LP-900", hash="f2")
     # Keys of free-form details are data: the field limits do not apply to them.
-    details = {"reason": "link lost: " + "x" * 100, "index": 2**40, "code": "c" * 100}
+    details: dict[str, Any] = {
+        "reason": "link lost: " + "x" * 100,
+        "index": 2**40,
+        "code": "c" * 100,
+    }
     alarm_ok = wire.Alarm(
         **base, session=1, seq=5, code="comms_lost", state="raised", message="m", details=details
     )
@@ -170,8 +184,8 @@ def test_text_longer_than_its_column_is_quarantined_for_any_kind(make_harness):
     result = h.ingestor.ingest([Message(TOPIC, payload)])
     assert (result.stored, result.quarantined) == (2, 3)
     with h.engine.connect() as conn:
-        details = sorted(item["detail"] for item in quarantine.list_quarantine(conn))
-    assert details == [
+        problems = sorted(item["detail"] for item in quarantine.list_quarantine(conn))
+    assert problems == [
         "code: 65 characters > 64",
         "model: 129 characters > 128",
         "reason: 33 characters > 32",

@@ -33,7 +33,9 @@ def test_the_cli_lists_and_shows_an_entry_as_received(make_harness, tmp_path, ca
     _, config, bad = poisoned(make_harness, tmp_path)
     assert main(["quarantine", "list", "--config", str(config)]) == 0
     listing = capsys.readouterr().out
-    assert "unstorable" in listing and "gw1/1/2" in listing and "NUL" in listing
+    assert "unstorable" in listing
+    assert "gw1/1/2" in listing
+    assert "NUL" in listing
     entry_id = listing.split()[0]
     assert main(["quarantine", "show", entry_id, "--config", str(config), "--raw"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(bad)

@@ -39,7 +39,8 @@ async def test_seed_scenario_opens_exactly_one_ticket(mosquitto, db_url):
         with service.engine.connect() as conn:
             tickets = conn.execute(sa.text("SELECT id, fault_class FROM tickets")).all()
             members = conn.execute(sa.text("SELECT subject FROM ticket_members")).scalars().all()
-        assert len(tickets) == 1 and tickets[0][1] == "protection_operation"
+        assert len(tickets) == 1
+        assert tickets[0][1] == "protection_operation"
         assert sorted(members) == ["busbar", "line1", "line2"]
         counters = service.counters.snapshot()
         assert counters["rejected_malformed"] == 1

@@ -1,6 +1,6 @@
 """The waveform SVG of a disturbance record: where things are drawn, read back from the SVG.
 
-Records are synthesised with known answers (tests/disturbance/synth.py) and go through the
+Records are synthesised with known answers (tests/support/disturbance_synth.py) and go through the
 COMTRADE files and the fault analysis, as on the center."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from center.disturbance.analysis import analyse
 from center.web import waveform_chart as wc
 from gateway import comtrade
 from profiles.model import load_named
-from tests.disturbance.synth import Fault, observation
+from tests.support.disturbance_synth import Fault, observation
 
 CTX = DeviceContext("north", "gw1", "feeder-1", "iec103", load_named("line-protection"))
 NS = {"s": "http://www.w3.org/2000/svg"}
@@ -43,7 +43,8 @@ def _moments(root: ET.Element) -> dict[str, tuple[float, float, str]]:
     for g in root.iterfind(".//s:g[@class]", NS):
         if g.get("class", "").startswith("moment "):
             line, text = g.find("s:line", NS), g.find("s:text", NS)
-            assert line is not None and text is not None
+            assert line is not None
+            assert text is not None
             out[g.get("class", "").split()[1]] = (
                 float(line.get("x1", "nan")),
                 float(text.get("y", "nan")),
@@ -104,10 +105,8 @@ def test_currents_and_voltages_one_plot_each_faulted_phases_bold_status_channels
     assert trip_from == pytest.approx(_x_of_ms(record, 60), abs=1)
     assert trip_to == pytest.approx(wc.LEFT + wc.PLOT_W, abs=1)
     [(cb_from, cb_to)] = lanes["breaker_closed"]
-    assert (cb_from, cb_to) == (
-        pytest.approx(wc.LEFT, abs=1),
-        pytest.approx(_x_of_ms(record, 80), abs=1),
-    )
+    assert cb_from == pytest.approx(wc.LEFT, abs=1)
+    assert cb_to == pytest.approx(_x_of_ms(record, 80), abs=1)
 
 
 def test_the_vertical_scale_is_a_round_number_above_the_largest_peak():
@@ -123,9 +122,12 @@ def test_a_long_record_is_an_envelope_that_keeps_every_peak():
     values[3_210] = -9.0
     points = wc.envelope(values, 900)
     assert len(points) <= 2 * 900
-    assert max(v for _, v in points) == 9.0 and min(v for _, v in points) == -9.0
+    assert max(v for _, v in points) == 9.0
+    assert min(v for _, v in points) == -9.0
     fractions = [f for f, _ in points]
-    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+    assert fractions[0] == 0.0
+    assert fractions[-1] == 1.0
     short = [1.0, 2.0, 3.0]
     assert wc.envelope(short, 900) == [(0.0, 1.0), (0.5, 2.0), (1.0, 3.0)]
 

@@ -9,6 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -69,7 +70,7 @@ def signature_holds(headers: dict[str, str], body: bytes) -> bool:
     return hmac.compare_digest(expected, headers["X-Relay-Signature"])
 
 
-def hook_config(url: str, **over: object) -> dict:
+def hook_config(url: str, **over: object) -> dict[str, Any]:
     hook = {"name": "itsm", "url": url, "secret": SECRET, "backoff_min_s": 10, "backoff_max_s": 60}
     hook.update(over)
     return {"webhooks": [hook]}

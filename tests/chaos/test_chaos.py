@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.chaos import ChaosRig, DiskFiller, Tally, event_scenario
+from simulator.harness.chaos import ChaosRig, DiskFiller, Tally, event_scenario
 from tests.support.ci import in_ci
 
 RATE_PER_RELAY = 20.0  # events a second per relay
@@ -35,7 +35,8 @@ async def run_case(tmp_path: Path, fault: Callable[[ChaosRig], Awaitable[None]],
         tally = await rig.drain(timeout_s=180, quiet_s=20)
         print(tally, dict(rig.faults))
         assert tally.sent == len(scenario.steps)
-        assert rig.agent is not None and rig.agent.proc is not None
+        assert rig.agent is not None
+        assert rig.agent.proc is not None
         alive = rig.agent.proc.poll() is None  # the daemon lives on, whatever it met
         assert (tally.lost, alive) == (0, True), f"{tally}, agent alive {alive}\n{rig.logs()}"
         return tally

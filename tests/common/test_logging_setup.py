@@ -137,7 +137,8 @@ def test_priorities(level: int, priority: int) -> None:
 def test_human_format_has_a_timestamp_and_the_device() -> None:
     line = HumanFormatter().format(_record("link lost", device="line1", attempt=2))
     stamp, rest = line.split(" ", 1)
-    assert stamp[:4].isdigit() and "T" in stamp
+    assert stamp[:4].isdigit()
+    assert "T" in stamp
     assert rest == "WARNING agent.supervisor [line1] link lost attempt=2"
 
 

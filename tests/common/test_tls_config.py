@@ -18,10 +18,12 @@ def test_check_hostname_means_the_same_in_both_configs() -> None:
         tls = {**FILES, "check_hostname": check}
         agent = parse_agent({"agent": AGENT, "broker": {"tls": tls}}, "agent.toml")
         center = parse_center({"mqtt": {"tls": tls}}, "center.toml")
-        assert agent.broker.tls is not None and center.mqtt.tls is not None
+        assert agent.broker.tls is not None
+        assert center.mqtt.tls is not None
         assert agent.broker.tls.check_hostname is center.mqtt.tls.check_hostname is check
     default = parse_agent({"agent": AGENT, "broker": {"tls": FILES}}, "agent.toml")
-    assert default.broker.tls is not None and default.broker.tls.check_hostname is True
+    assert default.broker.tls is not None
+    assert default.broker.tls.check_hostname is True
 
 
 def test_the_old_inverted_key_is_refused_naming_the_new_one() -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from center.config import parse_config
 from center.server import CenterService
-from simulator.agent_config import agent_config
+from simulator.harness.agent_config import agent_config
 from simulator.runner import ScenarioRunner
 from simulator.scenario import Scenario
 from tests.center.mqtt_support import eventually

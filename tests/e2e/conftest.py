@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from simulator.agent_config import agent_config
-from simulator.iec103 import Iec103Relay
+from simulator.harness.agent_config import agent_config
+from simulator.relays.iec103.relay import Iec103Relay
 from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SCENARIOS_DIR, SEED_SCENARIO, Scenario, ScenarioFile, load_scenario
 from tests.center.conftest import db_url  # noqa: F401 - center storage on both backends

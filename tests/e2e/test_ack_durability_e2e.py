@@ -1,12 +1,11 @@
 """Durable before acknowledged, proved by killing the agent: whatever the relay was told
 was received is at the broker after the next start.
 
-The relay (`simulator.raw104.RawOutstation`) records each ASDU the agent confirmed
-(`acked`) and sends again, on the next connection, what was not confirmed. The agent runs
-as a process; during a burst of events it is SIGKILLed at a random moment, 20 times, and
-after each restart every event whose I-frame was confirmed before must reach the broker
-(from the outbox) before the next kill. The seed of the random moments is printed, so a
-failure can be replayed.
+The relay (`simulator.relays.iec104.raw_outstation.RawOutstation`) records each ASDU the agent
+confirmed (`acked`) and sends again, on the next connection, what was not confirmed. The agent runs
+as a process; during a burst of events it is SIGKILLed at a random moment, 20 times, and after each
+restart every event whose I-frame was confirmed before must reach the broker (from the outbox)
+before the next kill. The seed of the random moments is printed, so a failure can be replayed.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from simulator.raw104 import RawOutstation, single_point_tb
+from simulator.relays.iec104.raw_outstation import RawOutstation, single_point_tb
 from tests.support.agent_process import AgentProcess
 from tests.support.collector import Collector
 from tests.support.mosquitto import Mosquitto

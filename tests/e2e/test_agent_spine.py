@@ -54,7 +54,8 @@ async def test_every_event_of_the_seed_scenario_arrives_exactly_as_sent(
         expected = p.step.value
         assert event.value == expected or (event.value in ("on", "off") and
                                            (event.value == "on") == bool(expected))  # fmt: skip
-        assert event.site == "north" and event.gateway_id == "gw-north-1"
+        assert event.site == "north"
+        assert event.gateway_id == "gw-north-1"
         assert event.device_time_flags == []
     # Order per device is the order sent.
     for relay in CA:

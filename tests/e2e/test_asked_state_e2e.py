@@ -24,7 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from center.store import schema
-from simulator.iec104_values import make_info
+from simulator.relays.iec104.relay import Iec104Relay
+from simulator.relays.iec104.values import make_info
 from simulator.runner import ScenarioRunner, on_free_ports
 from simulator.scenario import SEED_SCENARIO, load_scenario
 from tests.agent.test_control_support import short_dir_fixture  # noqa: F401 - fixture
@@ -145,6 +146,7 @@ async def test_polls_and_reconnects_leave_the_incident_as_the_fault_made_it(site
     self_check = s.ticket("self_check")
     assert (self_check["state"], self_check["occurrences"]) == ("open", 1)
     line2 = s.runner.relays["line2"]
+    assert isinstance(line2, Iec104Relay)
     await line2.set_online(False)
     await s.until(
         "SELECT count(*) FROM records WHERE kind = 'alarm' AND device_id = 'line2'"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.broker import free_port, mosquitto_binary
+from simulator.harness.broker import free_port, mosquitto_binary
 
 TICKET = re.compile(r"^ticket #(\d+)\s+(opened|changed)\s+(\S+)\s+(P\d)\s+(.*)  \[(.*) -> (\S+)\]$")
 
@@ -97,10 +97,8 @@ async def test_demo_shows_the_seed_incident_as_one_ticket(tmp_path: Path, broker
     tickets = _final_tickets(lines)
     protection = [t for t in tickets.values() if t[2].startswith("Protection operation")]
     assert len(protection) == 1, output  # the seed's three relays: one ticket, not three
-    assert protection[0][:2] == ("open", "P1") and protection[0][3:] == (
-        "busbar, line1, line2, line3-103",
-        "sp-north",
-    ), output
+    assert protection[0][:2] == ("open", "P1"), output
+    assert protection[0][3:] == ("busbar, line1, line2, line3-103", "sp-north"), output
     # the 103 relay's disturbance record, fetched, analysed and attached to the P1 ticket
     p1 = next(n for n, t in tickets.items() if t[2].startswith("Protection operation"))
     records = [line for line in lines if line.startswith("record ")]
@@ -136,14 +134,14 @@ async def test_the_printed_follow_up_commands_run_as_pasted(tmp_path: Path) -> N
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         busy_port = taken.getsockname()[1]
-        proc, output = await start_demo(
+        proc, stream = await start_demo(
             "--duration", "60", "--workdir", str(tmp_path / "demo"), "--api-port", str(busy_port)
         )
         lines: list[str] = []
         ran: dict[str, tuple[int, str]] = {}
         try:
             async with asyncio.timeout(150):
-                async for raw in output:
+                async for raw in stream:
                     line = raw.decode().rstrip("\n")
                     lines.append(line)
                     if m := re.match(r"try\s+[^:]+: (.*)$", line):
@@ -165,7 +163,8 @@ async def test_the_printed_follow_up_commands_run_as_pasted(tmp_path: Path) -> N
     poll = next(v for k, v in ran.items() if "through its agent" in k)
     assert poll[1].startswith("line1 on gw-north-1 (north-220kv): identity"), poll[1]
     status = next(v for k, v in ran.items() if "status --config" in k)
-    assert "feeder7" in status[1] and "line3-103" in status[1]
+    assert "feeder7" in status[1]
+    assert "line3-103" in status[1]
     assert "/tickets/ID/" not in output
 
 

@@ -29,8 +29,8 @@ from gateway.uplink import Uplink, UplinkSettings
 from profiles.model import load_named
 from protocols.observations import PointObservation
 from tests.center.mqtt_support import eventually, running_center
-from tests.disturbance.synth import Fault, observation
 from tests.support.collector import Collector
+from tests.support.disturbance_synth import Fault, observation
 from tests.support.mosquitto import Mosquitto
 
 SITE, GW, DEVICE = "north", "gw1", "line1"
@@ -136,7 +136,8 @@ async def test_a_record_reaches_the_ticket_its_trip_opened_with_its_analysis(
         with service.engine.connect() as conn:
             doc = get_ticket(conn, rows[0]["ticket_id"])
     box.close()
-    assert doc is not None and doc["fault_class"] == "protection_operation"
+    assert doc is not None
+    assert doc["fault_class"] == "protection_operation"
     [shown] = doc["disturbance_records"]
     assert shown["summary"].startswith("AG fault; IA 3000 A RMS")
     assert [e["entry"] for e in doc["timeline"]][-1] == "disturbance"

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from center.config import parse_config
 from center.server import CenterService
-from simulator.load import LoadGenerator
+from simulator.relays.iec104.load import LoadGenerator
 from tests.center.mqtt_support import eventually
 from tests.e2e.test_gateway_liveness_e2e import relay_and_agent
 from tests.support.agent_process import AgentProcess

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from center.config import parse_config
 from center.server import CenterService
-from simulator.load import LoadGenerator
+from simulator.relays.iec104.load import LoadGenerator
 from tests.center.mqtt_support import eventually
 from tests.support.agent_process import AgentProcess
 from tests.support.collector import Collector
@@ -145,7 +145,8 @@ async def test_a_stopped_agent_is_offline_at_the_center_with_its_death_record(
         site = "SELECT subject, state FROM tickets WHERE fault_class = 'site_comms'"
         assert [dict(t) for t in plant.rows(site)] == [{"subject": f"@{GATEWAY}", "state": "open"}]
         log = plant.agent.log()
-        assert "death record acknowledged" in log and "will covers it" not in log
+        assert "death record acknowledged" in log
+        assert "will covers it" not in log
 
 
 async def test_an_idle_agent_reconnects_after_its_broker_is_killed(
@@ -207,7 +208,8 @@ async def test_a_filling_outbox_opens_an_outbox_near_cap_ticket_that_resolves_on
             t=ticket["id"],
         )
         summaries = " | ".join(r["summary"] for r in timeline)
-        assert "outbox near its cap" in summaries and "outbox drained" in summaries
+        assert "outbox near its cap" in summaries
+        assert "outbox drained" in summaries
         alarms = plant.rows(
             "SELECT body FROM records WHERE kind = 'alarm' AND code = 'outbox_near_cap' "
             "ORDER BY seq"

@@ -1,10 +1,10 @@
 """One hostile IEC 104 relay beside the seed substation, against the agent as a process.
 
-The hostile relay (`simulator.raw104.RawOutstation`) sends the frame that segfaults c104
-2.2.1, then fuzzed ASDUs, then an ordinary event, while the seed scenario plays on three
-c104 relays. The agent must live through it, confirm every hostile frame once stored, and
-forward everything: the seed's events, the hostile relay's event and its malformed frame
-as raw data.
+The hostile relay (`simulator.relays.iec104.raw_outstation.RawOutstation`) sends the frame that
+segfaults c104 2.2.1, then fuzzed ASDUs, then an ordinary event, while the seed scenario plays on
+three c104 relays. The agent must live through it, confirm every hostile frame once stored, and
+forward everything: the seed's events, the hostile relay's event and its malformed frame as raw
+data.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway import wire
-from simulator.agent_config import agent_config
-from simulator.fuzz104 import fuzzed_asdus
-from simulator.raw104 import RawOutstation, single_point_tb
+from simulator.harness.agent_config import agent_config
+from simulator.harness.fuzz104 import fuzzed_asdus
+from simulator.relays.iec104.raw_outstation import RawOutstation, single_point_tb
 from simulator.runner import ScenarioRunner
 from simulator.scenario import Scenario
 from tests.support.agent_process import AgentProcess
@@ -78,8 +78,10 @@ async def test_the_agent_outlives_a_hostile_relay_and_forwards_everything(
         except AssertionError:
             print(agent.log()[-6000:])
             raise
-        assert agent.proc is not None and agent.proc.poll() is None, "the agent died"
-        assert hostile.connections == 1 and not hostile.unacked
+        assert agent.proc is not None
+        assert agent.proc.poll() is None, "the agent died"
+        assert hostile.connections == 1
+        assert not hostile.unacked
     finally:
         agent.stop()
         await collector.__aexit__(None, None, None)

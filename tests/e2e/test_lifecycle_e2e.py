@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from center.lifecycle.approvals import BaselineService
-from simulator.base import SimulatedRelay
+from center.baselines.approvals import BaselineService
+from simulator.relays.base import SimulatedRelay
 from simulator.runner import on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
 from tests.e2e.center_view import CenterView, running_site
@@ -91,7 +91,8 @@ async def test_settings_and_firmware_changes_drift_approve_and_survive_a_restart
     await p.until("SELECT count(*) FROM settings_snapshots", "the first snapshot")
     await p.until("SELECT count(*) FROM firmware_reports", "the first firmware report")
     # first reports are adopted as baselines: nothing deviates, nothing opens
-    assert p.tickets("settings_drift") == [] and p.tickets("firmware_drift") == []
+    assert p.tickets("settings_drift") == []
+    assert p.tickets("firmware_drift") == []
 
     # --- a setting changes on the relay -------------------------------------------------
     await p.relay.set_setting("i_pickup", 1.5)
@@ -154,7 +155,8 @@ async def test_an_iec104_setting_change_arrives_as_one_snapshot_with_its_diff(
     await p.until("SELECT count(*) FROM firmware_reports", "the first firmware report")
     (report,) = p.rows("SELECT model, serial, firmware_version FROM firmware_reports")
     assert dict(report) == {"model": "LP-900", "serial": "LP9-1001", "firmware_version": "2.4.1"}
-    assert p.tickets("settings_drift") == [] and p.tickets("firmware_drift") == []
+    assert p.tickets("settings_drift") == []
+    assert p.tickets("firmware_drift") == []
 
     await p.relay.set_setting("zone1_reach", 4.5)
     await p.until(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from center.analytics.ageing_job import AgeingJob
 from center.store import queries
-from simulator.base import SimulatedRelay
+from simulator.relays.base import SimulatedRelay
 from simulator.runner import on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
 from tests.e2e.center_view import CenterView, running_site
@@ -98,7 +98,8 @@ async def test_breaker_operations_carry_a_relay_onto_an_ageing_ticket(
         assert "wear 1.00" in row["explanation"]
         with center.engine.connect() as conn:
             ticket = queries.get_ticket(conn, after.tickets[0])
-        assert ticket is not None and ticket["fault_class"] == "ageing"
+        assert ticket is not None
+        assert ticket["fault_class"] == "ageing"
         explained = " ".join(e["summary"] or "" for e in ticket["timeline"])
         assert "breaker operations 10,000 of 10,000 (1.00)" in explained
         assert "trips 10 of 2,000 (0.01)" in explained

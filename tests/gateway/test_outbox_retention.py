@@ -32,24 +32,28 @@ def test_eviction_goes_class_by_class_and_never_touches_trips_or_alarms(tmp_path
         box.append_blocking([record("disturbance"), *[record("disturbance_chunk", bulk=True)] * 50])
         box.append_blocking([record("event", "status")] * 200 + [record("audit")] * 49)
         box.append_blocking([record("measurement")] * 300)
-        assert (box.depth, box.bulk_depth) == (950, 50) and box.evicted == 0
+        assert (box.depth, box.bulk_depth) == (950, 50)
+        assert box.evicted == 0
         box.append_blocking([record("alarm")] * 200)  # measurements go first
         assert box.evicted_by_kind == {"measurement": 200}
         box.append_blocking([record("event", "trip")] * 250)  # the rest of them, then routine
         assert box.evicted_by_kind == {"measurement": 300, "event": 150}
-        assert kinds(box).count("status") == 50 and kinds(box).count("audit") == 49
+        assert kinds(box).count("status") == 50
+        assert kinds(box).count("audit") == 49
         box.append_blocking([record("alarm")] * 149)  # routine, then a whole bulk record
         assert box.bulk_depth == 0
         assert box.evicted_by_kind == {
             "measurement": 300, "event": 200, "audit": 49, "disturbance_chunk": 50,
         }  # fmt: skip
         box.append_blocking([record("event", "trip")] * 150)  # reports: oldest first
-        assert box.evicted_by_kind["settings"] == 100 and box.evicted_by_kind["event"] == 250
+        assert box.evicted_by_kind["settings"] == 100
+        assert box.evicted_by_kind["event"] == 250
         left = kinds(box)
-        assert (
-            left.count("trip") == 500 and left.count("alarm") == 449 and left.count("start") == 50
-        )
-        assert "measurement" not in left and "status" not in left
+        assert left.count("trip") == 500
+        assert left.count("alarm") == 449
+        assert left.count("start") == 50
+        assert "measurement" not in left
+        assert "status" not in left
         assert (box.depth, box.bulk_depth) == (1000, 0)
         evicted = dict(box.evicted_by_kind)
     finally:
@@ -84,15 +88,18 @@ def test_with_only_protected_records_left_an_append_is_refused_not_lost(tmp_path
         box.append_blocking([record("event", "trip")] * 1000)
         with pytest.raises(OutboxFull):
             box.append_blocking([record("event", "trip"), record("measurement")])
-        assert box.unavailable is not None and box.refused == 2
-        assert box.depth == 1000 and box.last_seq == 1000  # nothing of it was stored
+        assert box.unavailable is not None
+        assert box.refused == 2
+        assert box.depth == 1000
+        assert box.last_seq == 1000
 
         async def ack() -> int:  # the center's acknowledgement still goes through
             return await box.acknowledge([AckRange(session=box.session, first=1, last=10)])
 
         assert asyncio.run(ack()) == 10
         box.append_blocking([record("event", "trip")] * 10)
-        assert box.unavailable is None and box.depth == 1000
+        assert box.unavailable is None
+        assert box.depth == 1000
         assert [r.seq for r in box.read(1000)][-10:] == list(range(1001, 1011))
     finally:
         box.close()

@@ -156,7 +156,8 @@ async def test_records_the_broker_took_stay_until_the_center_acknowledges_them(
             assert [r.seq for r in outbox.read(100)] == list(range(21, 51))
             await acknowledge(mosquitto, records)
             await sub.wait_for(lambda c: outbox.depth == 0, what="all acknowledged")
-            assert uplink.forwarder.acked == 50 and uplink.forwarder.resends == 0
+            assert uplink.forwarder.acked == 50
+            assert uplink.forwarder.resends == 0
 
 
 async def test_unacknowledged_records_are_sent_again_in_order_after_the_ack_timeout(

@@ -84,7 +84,7 @@ async def center_messages(broker: TlsMosquitto, pki: Pki, out: list[str]) -> Non
         await c.subscribe("relay/v1/#", qos=1)
         async for message in c.messages:
             out.append(str(message.topic))
-            payload = bytes(message.payload)  # type: ignore[arg-type]
+            payload = bytes(message.payload)
             for ack in acks.collect([(str(message.topic), payload)]):
                 await c.publish(wire.ack_topic(ack.site, ack.gateway_id), acks.encode(ack), qos=1)
 

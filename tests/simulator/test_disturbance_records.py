@@ -17,7 +17,7 @@ import pytest
 from common.errors import ConfigError
 from gateway import comtrade
 from protocols.iec103.disturbance_record import channel_scale
-from simulator.iec103 import Iec103Relay
+from simulator.relays.iec103.relay import Iec103Relay
 from simulator.runner import ScenarioRunner
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile, load_scenario
 from simulator.waveforms import FaultSpec, SynthChannel, synthesise
@@ -35,7 +35,8 @@ def rms(values: list[float]) -> float:
 def test_a_phase_a_fault_has_the_magnitudes_times_and_channels_it_was_asked_for() -> None:
     spec = FaultSpec()  # the seed's phase-A fault: 6 kA for 65 ms, 400 A load, 220 kV
     record = synthesise(spec)
-    assert record.interval_us == 1000 and record.samples == 400
+    assert record.interval_us == 1000
+    assert record.samples == 400
     by_name = {c.name: c for c in record.analog}
     assert list(by_name) == ["IA", "IB", "IC", "IN", "UA", "UB", "UC", "UN"]
     assert [c.acc for c in record.analog] == [1, 2, 3, 4, 5, 6, 7, 8]
@@ -111,7 +112,8 @@ async def test_a_record_step_records_a_burst_on_a_103_relay(tmp_path: Path) -> N
         assert rms(ib[120:160]) == pytest.approx(3000, rel=0.01)
         assert len(relay.class1) == 1  # one ASDU 23 announces the burst
         first = records[0].first_sample
-        assert first.tzinfo is UTC and first < datetime.now(UTC)
+        assert first.tzinfo is UTC
+        assert first < datetime.now(UTC)
     finally:
         await runner.stop()
 

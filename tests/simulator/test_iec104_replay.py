@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import c104
 import pytest
 
-from simulator.iec104 import Iec104Relay
-from simulator.iec104_acks import MOD, AckTracker, Key, event_key, spontaneous_key
+from simulator.relays.iec104.acks import MOD, AckTracker, Key, event_key, spontaneous_key
+from simulator.relays.iec104.relay import Iec104Relay
 from simulator.runner import relocate
 from simulator.scenario import SEED_SCENARIO, load_scenario
 from tests.protocols.iec104.helpers import free_port, wait_until
@@ -233,7 +233,8 @@ def test_sequence_numbers_wrap() -> None:
     tracker.received_frame(s_frame(MOD - 1))  # confirms N(S) 32766 only
     assert tracker.confirmed == 1
     tracker.received_frame(s_frame(1))  # confirms 32767 and 0, across the wrap
-    assert tracker.confirmed == 3 and tracker.unconfirmed == 0
+    assert tracker.confirmed == 3
+    assert tracker.unconfirmed == 0
 
 
 def _frame_for(ioa: int) -> bytes:
@@ -258,12 +259,14 @@ def test_a_new_connection_orphans_what_the_old_one_left_and_ignores_its_stale_fr
     # The old connection's frames, late in c104's callback queue, change nothing...
     tracker.sent_frame(i_frame(2, 0, _frame_for(1001)))
     tracker.received_frame(s_frame(3))
-    assert tracker.confirmed == 1 and tracker.unconfirmed == 1
+    assert tracker.confirmed == 1
+    assert tracker.unconfirmed == 1
     # ...until the new connection's STARTDT act: then its numbering (from 0) counts.
     tracker.received_frame(STARTDT_ACT)
     tracker.sent_frame(i_frame(0, 0, _frame_for(1001)))
     tracker.received_frame(s_frame(1))
-    assert tracker.confirmed == 2 and tracker.unconfirmed == 0
+    assert tracker.confirmed == 2
+    assert tracker.unconfirmed == 0
 
 
 def test_events_c104_skipped_are_sent_again() -> None:
@@ -273,4 +276,5 @@ def test_events_c104_skipped_are_sent_again() -> None:
     tracker.sent_frame(i_frame(0, 0, _frame_for(1003)))  # "a" and "b" never went out
     assert tracker.take_orphans() == ["a", "b"]
     tracker.received_frame(s_frame(1))
-    assert tracker.confirmed == 1 and tracker.unconfirmed == 0
+    assert tracker.confirmed == 1
+    assert tracker.unconfirmed == 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pymodbus.client import AsyncModbusTcpClient
 
 from protocols.modbus import codec
-from simulator.modbus import ModbusRelay, make_relay
+from simulator.relays.modbus.relay import ModbusRelay, make_relay
 from simulator.scenario import SCENARIOS_DIR, load_scenario
 
 
@@ -53,7 +53,9 @@ async def test_scenario_steps_drive_the_registers() -> None:
         ring = feeder7.section.event_log
         assert ring is not None
         record = codec.RecordDecoder(ring).decode(0, codec.registers_to_bytes(rr.registers))
-        assert record.code == 11 and record.raised and record.fields["phase"] == 1
+        assert record.code == 11
+        assert record.raised
+        assert record.fields["phase"] == 1
         assert record.device_time == when
         rr = await client.read_holding_registers(40, count=1, device_id=1)
         assert rr.registers[0] & 1  # breaker_closed bit
@@ -64,7 +66,8 @@ async def test_scenario_steps_drive_the_registers() -> None:
         # A write is refused by the simulated relay too (and counted by function code).
         wr = await client.write_register(100, 1, device_id=1)
         assert wr.isError()
-        assert feeder7.endpoint is not None and feeder7.endpoint.function_codes[6] == 1
+        assert feeder7.endpoint is not None
+        assert feeder7.endpoint.function_codes[6] == 1
 
         await feeder7.set_online(False)
         client.close()

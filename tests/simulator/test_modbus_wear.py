@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.modbus_wear import WearCounters
+from simulator.relays.modbus.wear import WearCounters
 
 
 def test_an_opening_counts_once_and_a_three_phase_trip_is_one_trip() -> None:
@@ -24,4 +24,5 @@ def test_a_profile_without_counters_counts_nothing() -> None:
     wear = WearCounters({"frequency"})
     wear.on_status("breaker_closed", True)
     assert wear.on_status("breaker_closed", False) is None
-    assert wear.on_trip("a", True) is None and wear.values == {}
+    assert wear.on_trip("a", True) is None
+    assert wear.values == {}

@@ -11,8 +11,8 @@ import pytest
 
 from protocols.errors import LinkError
 from simulator import cli
-from simulator.iec104 import Iec104Relay
-from simulator.load import LoadGenerator
+from simulator.relays.iec104.load import LoadGenerator
+from simulator.relays.iec104.relay import Iec104Relay
 from simulator.runner import ScenarioRunner, relocate
 from simulator.scenario import SEED_SCENARIO, Scenario, load_scenario
 from tests.protocols.iec104.helpers import RecordingSink, device, driver_for, free_port, wait_until
@@ -53,7 +53,8 @@ async def test_runner_plays_every_step_with_scenario_spacing() -> None:
     # No master connected: a relay keeps its events in its buffer, like a real one.
     line1 = relays["line1"]
     assert isinstance(line1, Iec104Relay)
-    assert line1.backlog == sum(1 for s in steps if s.relay == "line1") and not line1.sent
+    assert line1.backlog == sum(1 for s in steps if s.relay == "line1")
+    assert not line1.sent
     assert any("trip_phase_a@1011" in line for line in lines)
 
 
@@ -75,7 +76,8 @@ def test_cli_plays_a_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture
     path.write_text(text)
     assert cli.main(["--scenario", str(path), "--speed", "20", "--no-hold"]) == 0
     out = capsys.readouterr().out
-    assert "scenario done" in out and "busbar" in out
+    assert "scenario done" in out
+    assert "busbar" in out
 
 
 def test_cli_reports_a_bad_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,7 +98,8 @@ async def test_load_generator_sends_paced_events_that_all_arrive() -> None:
         await gen.wait_for_clients(30)
         await wait_until(lambda: len(sink.points(cause="interrogated")) >= 20)
         result = await gen.run(rate=400, duration_s=1.0)
-        assert result.sent > 0 and result.skipped_batches == 0
+        assert result.sent > 0
+        assert result.skipped_batches == 0
         await wait_until(lambda: len(sink.points(cause="spontaneous")) >= result.sent)
         assert len(sink.points(cause="spontaneous")) == result.sent
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.agent_process import AgentProcess as _AgentProcess
+from simulator.harness.agent_process import AgentProcess as _AgentProcess
 
 
 class AgentProcess(_AgentProcess):

@@ -53,7 +53,7 @@ class Collector:
                     await client.subscribe(self.topic_filter, qos=1)
                     self._subscribed.set()
                     async for message in client.messages:
-                        payload = bytes(message.payload)  # type: ignore[arg-type]
+                        payload = bytes(message.payload)
                         self.messages.append((str(message.topic), payload))
                         if str(message.topic).startswith("relay/v1/center"):
                             continue

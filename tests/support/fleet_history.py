@@ -132,7 +132,8 @@ class _Rows:
 
 
 def _poisson_times(rng: random.Random, rate_per_year: float, start: datetime) -> list[datetime]:
-    out, at = [], start
+    out: list[datetime] = []
+    at = start
     while rate_per_year > 0:
         at += rng.expovariate(rate_per_year) * YEAR
         if at >= NOW:

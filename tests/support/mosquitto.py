@@ -1,15 +1,15 @@
 """A real Mosquitto broker on a free loopback port, that a test can stop and restart. It
-lives in `simulator/broker.py`, shared with the demo and the benchmarks."""
+lives in `simulator/harness/broker.py`, shared with the demo and the benchmarks."""
 
 from __future__ import annotations
 
-from simulator.broker import Mosquitto, free_port
+from simulator.harness.broker import Mosquitto, free_port
 
 __all__ = ["Mosquitto", "free_port", "mosquitto_binary"]
 
 
 def mosquitto_binary() -> str:
-    from simulator.broker import mosquitto_binary as find
+    from simulator.harness.broker import mosquitto_binary as find
 
     found = find()
     if not found:

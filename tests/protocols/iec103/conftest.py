@@ -18,8 +18,8 @@ from protocols.iec103.config import Iec103Device
 from protocols.iec103.driver import Iec103Driver
 from protocols.observations import Observation, PointObservation
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.iec103 import Iec103Relay, make_relay
-from simulator.scenario import RelaySpec
+from simulator.relays.iec103.relay import Iec103Relay, make_relay
+from simulator.scenario import IdentitySpec, RelaySpec
 
 PROFILE = "line-protection-103"
 
@@ -104,7 +104,7 @@ async def make_bench(
             protocol="iec103",
             profile=PROFILE,
             link={"port": port, "link_address": la, "common_address": la},
-            identity={"manufacturer": "DEMO", "firmware_version": "V4.7"},
+            identity=IdentitySpec(manufacturer="DEMO", firmware_version="V4.7"),
             settings={"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"},
         )
         relay = make_relay(spec, profile)

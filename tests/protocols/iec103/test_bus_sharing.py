@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.rpc import PollKind
 from protocols.iec103 import driver as driver_module
-from protocols.iec103.frames import FixedFrame, PrimaryFunction, VariableFrame
+from protocols.iec103.codec.frames import FixedFrame, PrimaryFunction, VariableFrame
 from protocols.observations import IdentityObservation, SettingsObservation
 from tests.protocols.iec103.conftest import Bench, make_bench, running
 
@@ -94,7 +95,8 @@ async def test_read_settings_false_sends_no_settings_request_ever(tmp_path: Path
     bench = await make_bench(tmp_path, read_settings=False, settings_interval_s=0.05)
     async with running(bench):
         for device in ("relay1", "relay2"):
-            await bench.until(lambda d=device: bench.driver.relays[d].counters["gi_completed"])
+            polled = bench.driver.relays[device]
+            await bench.until(lambda: polled.counters["gi_completed"] > 0)  # noqa: B023
         # the relay signals changed settings (INF 22): still no read
         await bench.relays["relay1"].set_setting("zone1_reach", 4.6)
         await bench.until(lambda: any(e.address == "128/22" for e in bench.sink.events("relay1")))
@@ -106,7 +108,7 @@ async def test_read_settings_false_sends_no_settings_request_ever(tmp_path: Path
         assert generic_reads(bench) == []
         assert bench.sink.of(SettingsObservation) == []
         with pytest.raises(ValueError, match="read_settings = false"):
-            await bench.driver.poll("relay1", "settings")  # an engineer's poll is refused
+            await bench.driver.poll("relay1", PollKind.SETTINGS)  # an engineer's poll is refused
 
 
 async def test_a_late_identification_is_not_reported_missing(
@@ -139,5 +141,6 @@ async def test_an_identification_that_never_comes_is_reported_once(
         await bench.until(lambda: len(bus_frames(bench)) > polls + 100)
         assert bench.sink.of(IdentityObservation, "relay2")
     missing = [r.getMessage() for r in caplog.records if "ASDU 5" in r.getMessage()]
-    assert len(missing) == 1 and "relay1" in missing[0]
+    assert len(missing) == 1
+    assert "relay1" in missing[0]
     assert bench.driver.relays["relay2"].counters["identity_missing"] == 0

@@ -19,10 +19,10 @@ import pytest
 
 from protocols.driver import PollKind, SettingsResult
 from protocols.iec103 import driver as driver_module
-from protocols.iec103.frames import PrimaryFunction, SecondaryFunction
+from protocols.iec103.codec.frames import PrimaryFunction, SecondaryFunction
 from protocols.observations import LinkStateObservation, SettingsObservation
-from simulator.iec103 import Iec103Relay
-from simulator.iec103_station import ReceivedFrame
+from simulator.relays.iec103.relay import Iec103Relay
+from simulator.relays.iec103.station import ReceivedFrame
 from tests.protocols.iec103.conftest import Bench, make_bench
 
 TIME_SYNC, GI, GENERIC_COMMAND, DISTURBANCE_ORDER = 6, 7, 21, 24
@@ -92,8 +92,10 @@ async def test_a_full_relay_is_polled_not_sent_to_and_does_not_stall_the_bus(
         lambda: sum(f.function == PrimaryFunction.REQUEST_CLASS_2 for f in busy.received) >= 5
     )
     relay1 = idle_bench.driver.relays["relay1"]
-    assert relay1.up and relay1.counters["procedures_refused"] == 0  # waiting, not given up
-    assert user_data(busy) == [] and busy.time_syncs == 0
+    assert relay1.up
+    assert relay1.counters["procedures_refused"] == 0
+    assert user_data(busy) == []
+    assert busy.time_syncs == 0
     assert all(f.function in POLLS for f in busy.received[1:])  # after the reset: polls only
     assert relay1.counters["dfc_waits"] >= 5
 
@@ -104,9 +106,11 @@ async def test_a_full_relay_is_polled_not_sent_to_and_does_not_stall_the_bus(
     sends = user_data(busy)
     # the pending steps, in order: time sync, GI, the list of recorded disturbances
     assert [f.type_id for f in sends][:3] == [TIME_SYNC, GI, DISTURBANCE_ORDER]
-    assert all(f.type_id == GENERIC_COMMAND for f in sends[3:]) and len(sends) > 3
+    assert all(f.type_id == GENERIC_COMMAND for f in sends[3:])
+    assert len(sends) > 3
     assert all(f.answer == SecondaryFunction.ACK for f in sends)
-    assert busy.time_syncs == 1 and busy.refused_sends == 0
+    assert busy.time_syncs == 1
+    assert busy.refused_sends == 0
     assert relay1.counters["gi_completed"] == 1
     assert idle_bench.driver.relays["relay2"].counters["dfc_waits"] == 0
 
@@ -125,13 +129,16 @@ async def test_a_send_refused_for_a_full_buffer_is_sent_again(idle_bench: Bench)
     )
     assert (repeat.type_id, repeat.answer) == (TIME_SYNC, SecondaryFunction.ACK)
     between = busy.received[busy.received.index(refused) + 1 : busy.received.index(repeat)]
-    assert between and all(f.function in POLLS for f in between)  # polled while DFC=1
+    assert between
+    assert all(f.function in POLLS for f in between)
     assert between[0].dfc_announced
     assert_no_user_data_while_full(busy)
     assert_fcb_rules(busy)  # the repeat is a new exchange, not a repeated FCB
-    assert busy.refused_sends == 1 and busy.time_syncs == 1  # executed once, not lost
+    assert busy.refused_sends == 1
+    assert busy.time_syncs == 1
     relay1 = idle_bench.driver.relays["relay1"]
-    assert relay1.counters["sends_deferred_dfc"] == 1 and relay1.counters["gi_completed"] == 1
+    assert relay1.counters["sends_deferred_dfc"] == 1
+    assert relay1.counters["gi_completed"] == 1
     assert relay1.station.counters["nacks"] == 1
     assert not any(not o.up for o in idle_bench.sink.of(LinkStateObservation, "relay1"))
 
@@ -150,13 +157,16 @@ async def test_an_accepted_send_whose_ack_says_full_holds_the_next_one(
         SecondaryFunction.ACK,
         True,
     )
-    assert gi.type_id == GI and not gi.busy and not gi.dfc_announced
+    assert gi.type_id == GI
+    assert not gi.busy
+    assert not gi.dfc_announced
     between = busy.received[busy.received.index(sync) + 1 : busy.received.index(gi)]
     assert len([f for f in between if f.busy]) == 5  # the rest of the full answers: polls
     assert all(f.function in POLLS for f in between)
     assert_no_user_data_while_full(busy)
     assert_fcb_rules(busy)
-    assert busy.time_syncs == 1 and busy.refused_sends == 0
+    assert busy.time_syncs == 1
+    assert busy.refused_sends == 0
     assert idle_bench.driver.relays["relay1"].counters["gi_completed"] == 1
 
 
@@ -172,7 +182,8 @@ async def test_a_settings_read_cut_by_a_full_buffer_is_read_again(idle_bench: Be
     read = {s.name: s.value for s in result.settings}
     assert read == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
     sends = [f for f in busy.received[before:] if f.user_data]
-    assert sends[0].answer_dfc and all(f.type_id == GENERIC_COMMAND for f in sends)
+    assert sends[0].answer_dfc
+    assert all(f.type_id == GENERIC_COMMAND for f in sends)
     assert len(sends) > 3  # the read started again from its first request (INF 240)
     assert_no_user_data_while_full(busy)
     assert_fcb_rules(busy)
@@ -196,6 +207,8 @@ async def test_a_relay_full_for_too_long_goes_down_alone(
         lambda: idle_bench.driver.relays["relay1"].counters["procedures_refused"] >= 1
     )
     down = [o for o in idle_bench.sink.of(LinkStateObservation, "relay1") if not o.up]
-    assert down and "DFC" in down[0].reason
-    assert user_data(busy) == [] and busy.time_syncs == 0
+    assert down
+    assert "DFC" in down[0].reason
+    assert user_data(busy) == []
+    assert busy.time_syncs == 0
     assert not any(not o.up for o in idle_bench.sink.of(LinkStateObservation, "relay2"))

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from protocols.iec103.asdu_transfer import Too
+from protocols.iec103.codec.asdu_transfer import Too
+from protocols.iec103.codec.frames import PrimaryFunction
 from protocols.iec103.driver import Iec103Driver
-from protocols.iec103.frames import PrimaryFunction
 from protocols.observations import DisturbanceObservation, Observation, SettingsObservation
-from simulator.iec103 import Iec103Relay
+from simulator.relays.iec103.relay import Iec103Relay
 from simulator.waveforms import FaultSpec, synthesise
 from tests.protocols.iec103.conftest import Bench, RecordingSink, make_bench, running
 from tests.protocols.iec103.test_bus_sharing import relay1_frames_until_fetched
@@ -154,7 +154,8 @@ async def test_no_positive_ack_while_the_sink_is_storing(tmp_path: Path) -> None
         (fan,) = await relay.record(SMALL, datetime.now(UTC))
         await bench.until(sink.entered.is_set)
         assert relay.recorder.orders[-1] == (ACK, Too.CHANNEL_OK, fan, 4)
-        assert relay.recorder.acknowledged == [] and stored(bench) == []
+        assert relay.recorder.acknowledged == []
+        assert stored(bench) == []
         sink.release.set()
         await bench.until(lambda: relay.recorder.acknowledged == [fan])
     assert len(stored(bench)) == 1
@@ -200,7 +201,7 @@ async def test_other_relays_keep_their_turn_and_own_events_come_first(tmp_path: 
         (fan,) = await relay.record(FaultSpec(channels=10, samples=2000), datetime.now(UTC))
         delays: list[int] = []
         for n in range(3):
-            await bench.until(lambda n=n: relay.recorder.values_served > 20 * (n + 1))
+            await bench.until(lambda: relay.recorder.values_served > 20 * (n + 1))  # noqa: B023
             delays.append(await relay1_frames_until_fetched(bench, n % 2 == 0))
         await relay.emit(point, True, [], datetime.now(UTC))  # relay1's own event
         await bench.until(lambda: relay.recorder.acknowledged == [fan])
@@ -235,7 +236,8 @@ async def test_a_relay_restart_mid_transfer_restarts_the_transfer(tmp_path: Path
         await bench.until(lambda: not bench.driver.relays["relay1"].up)
         await relay.set_online(True)
         await bench.until(lambda: relay.recorder.acknowledged == [fan, fan2])
-    assert selections(relay, fan) == 2 and selections(relay, fan2) == 2
+    assert selections(relay, fan) == 2
+    assert selections(relay, fan2) == 2
     assert [r.fault_number for r in stored(bench)] == [fan, fan2]
 
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_measurands import Measurand, Measurands2
-from protocols.iec103.asdu_messages import TimeTaggedMessage
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_measurands import Measurand, Measurands2
+from protocols.iec103.codec.asdu_messages import TimeTaggedMessage
+from protocols.iec103.codec.time import cp32_from_datetime
 from protocols.iec103.observe import observations
-from protocols.iec103.time import cp32_from_datetime
 from protocols.observations import PointObservation
 
 NOW = datetime(2031, 7, 4, 13, 37, 42, 123000, tzinfo=UTC)

@@ -46,10 +46,13 @@ async def test_garbage_bad_checksums_lost_frames_and_unknown_asdus(bench: Bench)
     assert got == expected  # every event once, in order: no loss, no duplicate
     status = await bench.driver.poll("relay1", PollKind.STATUS)
     assert isinstance(status, StatusResult)
-    counters = status.counters
-    assert counters["bus_garbage_bytes"] > 0 and counters["bus_bad_frames"] > 0
-    assert counters["retries"] >= 6 and counters["timeouts"] >= 6
-    assert counters["unknown_asdus"] == 1 and counters["decode_errors"] == 1
+    counters = {k: v for k, v in status.counters.items() if isinstance(v, int)}  # counts
+    assert counters["bus_garbage_bytes"] > 0
+    assert counters["bus_bad_frames"] > 0
+    assert counters["retries"] >= 6
+    assert counters["timeouts"] >= 6
+    assert counters["unknown_asdus"] == 1
+    assert counters["decode_errors"] == 1
     unknown = [
         o
         for o in sink.of(type(sink.events("relay1")[0]), "relay1")

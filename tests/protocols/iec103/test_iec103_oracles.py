@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_disturbance import DisturbanceList, DisturbanceRecord
-from protocols.iec103.asdu_generic import GenericData, GenericDataSet
-from protocols.iec103.asdu_measurands import Measurand, Measurands2
-from protocols.iec103.asdu_messages import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_disturbance import DisturbanceList, DisturbanceRecord
+from protocols.iec103.codec.asdu_generic import GenericData, GenericDataSet
+from protocols.iec103.codec.asdu_measurands import Measurand, Measurands2
+from protocols.iec103.codec.asdu_messages import (
     GeneralInterrogation,
     Identification,
     RelativeTimeMessage,
     TimeSync,
     TimeTaggedMessage,
 )
-from protocols.iec103.frames import Control, FixedFrame, VariableFrame, encode_frame
-from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
+from protocols.iec103.codec.frames import Control, FixedFrame, VariableFrame, encode_frame
+from protocols.iec103.codec.time import cp32_from_datetime, cp56_from_datetime
 from tests.support.ci import in_ci
 
 CI = in_ci()
@@ -128,8 +128,10 @@ def test_tshark_decodes_our_frames_as_we_do(tmp_path: Path) -> None:
         direction = "ctrl" if control.prm else "mon"
         assert int(f[f"asdu_typeid_{direction}"][0], 16) == asdu.TYPE_ID
         assert int(f[f"cot_{direction}"][0], 16) == asdu.cot
-        assert f["asdu_address"] == ["3"] and f["linkaddr"] == ["9"]
-        assert f["func_type"] == [str(asdu.fun)] and f["info_num"] == [str(asdu.inf)]
+        assert f["asdu_address"] == ["3"]
+        assert f["linkaddr"] == ["9"]
+        assert f["func_type"] == [str(asdu.fun)]
+        assert f["info_num"] == [str(asdu.inf)]
         assert int(f["ctrlfield"][0], 16) == control.to_byte()
         for name, value in body.items():
             assert f[name] == [value], (asdu, name, f)
@@ -138,7 +140,8 @@ def test_tshark_decodes_our_frames_as_we_do(tmp_path: Path) -> None:
     f6 = _flat(layers[4])
     assert any("Jul  4, 2031 13:37:42.123" in v for k, vs in f6.items() for v in vs if "time" in k)
     poll = {k.removeprefix("iec60870_5_103."): v for k, v in _flat(layers[-1]).items()}
-    assert poll["ctrl_fcb"] == ["1"] and poll["ctrl_fcv"] == ["1"]
+    assert poll["ctrl_fcb"] == ["1"]
+    assert poll["ctrl_fcv"] == ["1"]
     assert poll["ctrl_func_pri_to_sec"] == ["10"]
 
 
@@ -224,14 +227,16 @@ def test_hat_encoder_bytes_decode_the_same_with_ours() -> None:
         [hat.IoElement_IDENTIFICATION(compatibility=2, value=b"SIEMENS ", software=b"V4.7")],
     )
     ours = decode_asdu(raw)
-    assert isinstance(ours, Identification) and ours.software_text == "V4.7"
+    assert isinstance(ours, Identification)
+    assert ours.software_text == "V4.7"
     assert encode_asdu(ours) == raw
 
     raw = asdu(
         hat.AsduType.TIME_SYNCHRONIZATION, 8, io(255, 0), [hat.IoElement_TIME_SYNCHRONIZATION(t7)]
     )
     ours = decode_asdu(raw)
-    assert isinstance(ours, TimeSync) and ours.time == cp56_from_datetime(WHEN)
+    assert isinstance(ours, TimeSync)
+    assert ours.time == cp56_from_datetime(WHEN)
 
     values = [0.5, -0.25, 0.999]
     raw = asdu(
@@ -303,7 +308,8 @@ def test_our_bytes_decode_the_same_with_hat() -> None:
     )
     theirs, _ = enc.decode_asdu(encode_asdu(ours_gd))
     element = theirs.ios[0].elements[0]
-    assert element.return_identifier == 9 and not element.more_follows
+    assert element.return_identifier == 9
+    assert not element.more_follows
     (ident1, data1), (ident2, data2) = element.data
     assert (ident1.group_id, ident1.entry_id, ident2.entry_id) == (1, 1, 2)
     assert round(data1.value.values[0].value, 5) == 4.2

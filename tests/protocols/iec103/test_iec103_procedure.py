@@ -18,7 +18,7 @@ from protocols.observations import (
 from tests.protocols.iec103.conftest import Bench
 
 
-def _point(bench: Bench, name: str):  # type: ignore[no-untyped-def]
+def _point(bench: Bench, name: str):
     return bench.profile.by_name[name]
 
 
@@ -43,7 +43,8 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
         assert settings == {"zone1_reach": 4.2, "zone1_time": 0.0, "station_name": "North"}
     status = await bench.driver.poll("relay1", PollKind.STATUS)
     assert isinstance(status, StatusResult)
-    assert status.counters["up"] and status.counters["gi_completed"] == 1
+    assert status.counters["up"]
+    assert status.counters["gi_completed"] == 1
 
     # A fault on relay 1: start, trip phase A (ASDU 2 with fault number), a disturbance record.
     relay = bench.relays["relay1"]
@@ -61,11 +62,13 @@ async def test_reset_identity_time_sync_gi_settings_then_events(bench: Bench) ->
         True,
     )
     assert trip.details["fault_number"] == start.details["fault_number"] == 1
-    assert trip.details["relative_time_ms"] == 23 and trip.details["type"] == 2
+    assert trip.details["relative_time_ms"] == 23
+    assert trip.details["type"] == 2
     assert trip.device_time == t0 + timedelta(milliseconds=23)
     assert trip.device_time_flags == ("invalid",)
     record = sink.events("relay1", "disturbance_data")[-1]
-    assert record.value == "disturbance record 1 available" and record.details["trip"] is True
+    assert record.value == "disturbance record 1 available"
+    assert record.details["trip"] is True
     assert record.raised is True  # an announcement, never a "cleared" state
 
     # Measurands arrive as measurements, scaled by the profile.

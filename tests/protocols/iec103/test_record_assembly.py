@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from protocols.iec103.asdu_disturbance import DisturbanceRecord
-from protocols.iec103.asdu_transfer import (
+from protocols.iec103.codec.asdu_disturbance import DisturbanceRecord
+from protocols.iec103.codec.asdu_transfer import (
     ChannelReady,
     DisturbanceReady,
     DisturbanceValues,
     Tag,
     Tags,
 )
+from protocols.iec103.codec.time import cp32_from_datetime, cp56_from_datetime
 from protocols.iec103.disturbance_record import RecordAssembly, RecordInvalid, channel_scale
 from protocols.iec103.records import MAX_ATTEMPTS, RecordQueue
-from protocols.iec103.time import cp32_from_datetime, cp56_from_datetime
 
 HEAD = {"cot": 31, "common_address": 1, "fun": 128, "inf": 0}
 FAULT = datetime(2026, 12, 2, 0, 1, 2, 345_000, tzinfo=UTC)
@@ -80,7 +80,8 @@ def test_a_whole_record_with_its_scaling_and_tags() -> None:
         "128/69": (False, ((2, True),)),  # the transient DPI at 3 is left out
         "128/84": (False, ((2, True),)),  # first tagged on at 2: off before
     }
-    assert obs.details["trip"] is True and obs.details["samples"] == 4
+    assert obs.details["trip"] is True
+    assert obs.details["samples"] == 4
 
 
 @pytest.mark.parametrize(
@@ -100,7 +101,7 @@ def test_a_whole_record_with_its_scaling_and_tags() -> None:
         (lambda r: None, "0 channels, ASDU 26 announced 1"),
     ],
 )  # fmt: skip
-def test_an_inconsistent_record_is_refused(feed, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_inconsistent_record_is_refused(feed, problem: str) -> None:
     record = RecordAssembly(entry())
     record.start(ready())
 
@@ -125,7 +126,8 @@ def test_the_queue_gives_the_oldest_first_and_gives_up_after_its_attempts(tmp_pa
     assert queue.due(0.0) == first
     for attempt in range(1, MAX_ATTEMPTS):
         assert queue.failed(first, now=10.0, retry_s=5.0)
-        assert queue.due(14.9) is None and queue.due(15.0) == first, attempt
+        assert queue.due(14.9) is None, attempt
+        assert queue.due(15.0) == first, attempt
     assert not queue.failed(first, now=20.0, retry_s=5.0)  # given up
     assert queue.due(25.0) == second
     queue.done(second)
@@ -144,7 +146,8 @@ def test_an_unreadable_state_file_is_reported_and_replaced(
     state = tmp_path / "relay1.json"
     state.write_text("{not json")
     queue = RecordQueue("relay1", state)
-    assert "unreadable" in caplog.text and str(state) in caplog.text
+    assert "unreadable" in caplog.text
+    assert str(state) in caplog.text
     queue.offer((entry(1),))
     queue.done(entry(1))
     assert len(json.loads(state.read_text())["fetched"]) == 1

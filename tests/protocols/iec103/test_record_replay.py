@@ -1,6 +1,6 @@
 """A recorded disturbance replayed: the master fetches a record from a simulated relay
 (real codec, pty bus), the agent writes it as COMTRADE, the relay serves those files again
-(`simulator/iec103_replay.py`), and the master fetches the same record a second time:
+(`simulator/relays/iec103/replay.py`), and the master fetches the same record a second time:
 the same channels, raw samples, RPV/RSV/RFA, tags and pre-trigger time."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from center.disturbance.analysis import analyse
 from gateway import comtrade
 from profiles.model import load_named
 from protocols.observations import DisturbanceObservation
-from simulator.iec103_replay import ReplayError, replay_record
+from simulator.relays.iec103.replay import ReplayError, replay_record
 from simulator.waveforms import FaultSpec
 from tests.protocols.iec103.conftest import make_bench, running
 from tests.protocols.iec103.test_disturbance_transfer import initialised, stored
@@ -57,7 +57,8 @@ async def test_a_replayed_comtrade_record_reaches_the_master_as_it_was_recorded(
     analysis = analyse(written)
     assert (analysis["trip_ms"], analysis["breaker_ms"]) == (pytest.approx(21), pytest.approx(65))
     lab = stored(bench)[1]
-    assert lab.fault_number == 42 and lab.trigger_time == later
+    assert lab.fault_number == 42
+    assert lab.trigger_time == later
     assert lab.trigger_time - lab.first_sample_time == field.trigger_time - field.first_sample_time
     assert lab.sample_interval_us == field.sample_interval_us
     assert lab.analog == field.analog  # names, raw samples, RPV, RSV, RFA (as R32), scale

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from protocols.errors import DecodeError
-from protocols.iec103.asdu import decode_asdu, encode_asdu
-from protocols.iec103.asdu_base import Asdu
-from protocols.iec103.asdu_transfer import (
+from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
+from protocols.iec103.codec.asdu_base import Asdu
+from protocols.iec103.codec.asdu_transfer import (
     ChannelReady,
     DisturbanceAck,
     DisturbanceOrder,
@@ -29,7 +29,7 @@ from protocols.iec103.asdu_transfer import (
     Too,
     TransferEnd,
 )
-from protocols.iec103.time import cp32_from_datetime, encode_cp32
+from protocols.iec103.codec.time import cp32_from_datetime, encode_cp32
 from tests.protocols.iec103.test_iec103_oracles import WHEN, _hat, _hat_time
 
 HEAD = {"cot": 31, "common_address": 4, "fun": 128, "inf": 0}
@@ -104,8 +104,12 @@ def test_hand_assembled_frames(name: str, asdu: Asdu, raw: bytes) -> None:
 
 def test_octet_counts_after_inf_are_the_standards() -> None:
     sizes = {type(a).TYPE_ID: len(encode_asdu(a)) - 6 for _, a, _ in CASES}
-    assert sizes[26] == 15 and sizes[27] == 17 and sizes[30] == 8 + 2 * 3
-    assert sizes[24] == sizes[25] == sizes[31] == 5 and sizes[28] == 4 and sizes[29] == 5 + 3 * 2
+    assert sizes[26] == 15
+    assert sizes[27] == 17
+    assert sizes[30] == 8 + 2 * 3
+    assert sizes[24] == sizes[25] == sizes[31] == 5
+    assert sizes[28] == 4
+    assert sizes[29] == 5 + 3 * 2
 
 
 def test_the_not_used_octet_is_decoded_whatever_its_value() -> None:
@@ -156,6 +160,7 @@ def test_identical_layouts_agree_with_hat_both_ways() -> None:
             25: hat.IoElement_ACKNOWLEDGEMENT_FOR_DISTURBANCE_DATA_TRANSMISSION,
             31: hat.IoElement_END_OF_TRANSMISSION,
         }[ours.TYPE_ID]
+        assert isinstance(ours, DisturbanceOrder | DisturbanceAck | TransferEnd)
         element = element_cls(
             order_type=hat.OrderType(ours.too),
             fault_number=ours.fault_number,
@@ -164,7 +169,8 @@ def test_identical_layouts_agree_with_hat_both_ways() -> None:
         raw = _hat_asdu(hat, kind, element)
         assert decode_asdu(raw) == ours
         theirs, rest = enc.decode_asdu(encode_asdu(ours))
-        assert rest == b"" and theirs.ios[0].elements[0] == element
+        assert rest == b""
+        assert theirs.ios[0].elements[0] == element
 
     tags_ready = hat.IoElement_READY_FOR_TRANSMISSION_OF_TAGS(fault_number=7)
     raw = _hat_asdu(hat, hat.AsduType.READY_FOR_TRANSMISSION_OF_TAGS, tags_ready)
@@ -220,4 +226,5 @@ def test_layouts_with_the_not_used_octet_agree_with_hat_but_for_it() -> None:
         mine = encode_asdu(ours)
         assert mine == _spare(raw)
         theirs, rest = enc.decode_asdu(mine[:6] + mine[7:])
-        assert rest == b"" and theirs.ios[0].elements[0] == element
+        assert rest == b""
+        assert theirs.ios[0].elements[0] == element

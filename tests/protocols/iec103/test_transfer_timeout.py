@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from protocols.iec103 import driver as driver_module
-from protocols.iec103.asdu_transfer import Too
+from protocols.iec103.codec.asdu_transfer import Too
 from simulator.waveforms import FaultSpec, synthesise
 from tests.protocols.iec103.conftest import make_bench, running
 from tests.protocols.iec103.test_disturbance_transfer import (

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from protocols.driver import ObservationSink
 from protocols.errors import LinkError
 from protocols.iec104.config import Iec104Device
 from protocols.iec104.driver import Iec104Driver
@@ -133,6 +134,6 @@ def local_timezone(name: str) -> Iterator[None]:
 
 
 def running(
-    driver: Iec104Driver, sink: RecordingSink
+    driver: Iec104Driver, sink: ObservationSink
 ) -> AbstractAsyncContextManager[asyncio.Task[None]]:
     return running_driver(driver, sink, ended_by=(LinkError,))

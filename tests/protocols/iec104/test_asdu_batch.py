@@ -76,7 +76,8 @@ def test_a_held_object_goes_out_once_stale() -> None:
     clock.now += 0.2
     assert b.stale()
     b.flush_stale()
-    assert addresses(calls) == [["1"]] and b.stale_flushes == 1
+    assert addresses(calls) == [["1"]]
+    assert b.stale_flushes == 1
     assert not b.stale()
 
 
@@ -105,7 +106,8 @@ def test_a_stale_flush_waits_for_a_delivery_in_progress_so_order_is_kept() -> No
     for t in (receiver, flusher, b_thread):
         t.join(5)
     b.flush()
-    assert calls[0] == ["1"] and [a for c in calls for a in c] == ["1", "2"]
+    assert calls[0] == ["1"]
+    assert [a for c in calls for a in c] == ["1", "2"]
 
 
 def test_consumed_objects_complete_an_asdu_without_being_delivered() -> None:
@@ -122,5 +124,6 @@ def test_consumed_objects_complete_an_asdu_without_being_delivered() -> None:
     b.add(None, b"asdu-b", 2)
     b.add(None, b"asdu-b", 2)
     assert not b.stale()
-    assert addresses(calls) == [["1", "3"]] and b.asdus == 1
+    assert addresses(calls) == [["1", "3"]]
+    assert b.asdus == 1
     assert calls.keys == [b"asdu-a", b"asdu-b"]

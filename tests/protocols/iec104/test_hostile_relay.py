@@ -1,8 +1,8 @@
 """A relay that sends malformed, unusual or fuzzed ASDUs, against the real driver and c104.
 
-The relay is `simulator.raw104.RawOutstation`: it writes exactly the bytes given, keeps every
-I-frame until the master's N(R) confirms it, and resends what is unconfirmed to the next
-master. So "acknowledged" below is what the relay saw on the wire, not what the agent says.
+The relay is `simulator.relays.iec104.raw_outstation.RawOutstation`: it writes exactly the bytes
+given, keeps every I-frame until the master's N(R) confirms it, and resends what is unconfirmed to
+the next master. So "acknowledged" below is what the relay saw on the wire, not what the agent says.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
-from simulator.fuzz104 import fuzzed_asdus
-from simulator.raw104 import RawOutstation, asdu, single_point_tb
+from simulator.harness.fuzz104 import fuzzed_asdus
+from simulator.relays.iec104.raw_outstation import RawOutstation, asdu, single_point_tb
 
 from .helpers import RecordingSink, device, driver_for, free_port, running, wait_until
 
@@ -67,11 +67,13 @@ async def test_malformed_asdus_are_stored_raw_and_acknowledged_without_a_restart
     crash = kept[CRASHES_C104.hex()]
     assert (crash.address, crash.value, crash.cause) == ("1", None, "spontaneous")
     assert crash.cause_raw == "SPONTANEOUS"
-    assert crash.details["type"] == "M_SP_NA_1" and "127 objects" in str(crash.details["diverted"])
+    assert crash.details["type"] == "M_SP_NA_1"
+    assert "127 objects" in str(crash.details["diverted"])
     unknown = kept[MALFORMED["unknown_type_id"].hex()]
     assert (unknown.details["type"], unknown.details["type_id"]) == ("unknown", 0x7F)
     event = next(o for o in sink.points("r1") if o.address == "1001")
-    assert event.device_time == T0 and event.details["time_source"] == "cp56"
+    assert event.device_time == T0
+    assert event.details["time_source"] == "cp56"
 
 
 @pytest.mark.parametrize("cot", [48, 63, 42])
@@ -142,7 +144,9 @@ async def test_fuzzed_relay_beside_two_healthy_relays_that_lose_nothing() -> Non
         )
         for relay in (fuzzed, healthy_a, healthy_b):
             await relay.wait_all_acked(wait_s=60)
-        assert not (fuzz_task.done() or task_a.done() or task_b.done())
+        assert not (fuzz_task.done())
+        assert not (task_a.done())
+        assert not (task_b.done())
     assert (fuzzed.connections, healthy_a.connections, healthy_b.connections) == (1, 1, 1)
     for device_id in ("a", "b"):
         times = sorted(sink.timed[device_id])

@@ -14,7 +14,7 @@ from protocols.iec104.driver import Iec104Driver
 from protocols.iec104.profile import Iec104ProfileSection
 from protocols.observations import IdentityObservation, SettingsObservation, SettingValue
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.iec104 import Iec104Relay, make_relay
+from simulator.relays.iec104.relay import Iec104Relay, make_relay
 from simulator.scenario import SEED_SCENARIO, load_scenario
 
 from .helpers import RecordingSink, device, free_port, wait_until
@@ -100,7 +100,8 @@ async def test_identity_and_settings_on_connect_and_a_signalled_change() -> None
 
     # the mapped points are inventory, never events
     seen = {o.address for o in sink.points()}
-    assert seen and not seen & SECTION.consumed_addresses()
+    assert seen
+    assert not seen & SECTION.consumed_addresses()
     assert seen <= {p.address for p in LINE.points}
 
 

@@ -15,8 +15,8 @@ from profiles.model import load_named
 from protocols.driver import EventsResult, PollKind, StatusResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
-from simulator.iec104 import Iec104Relay, make_relay
-from simulator.iec104_values import make_info
+from simulator.relays.iec104.relay import Iec104Relay, make_relay
+from simulator.relays.iec104.values import make_info
 from simulator.runner import ScenarioRunner, relocate
 from simulator.scenario import SEED_SCENARIO, RelaySpec, load_scenario
 
@@ -129,7 +129,8 @@ async def test_quality_bits_travel_end_to_end() -> None:
         assert obs.address == LINE.by_name[name].address
         assert obs.quality == tuple(quality)
         assert obs.device_time == T0 + timedelta(milliseconds=7 * i + 1)
-    assert got[2].value == 812.5 and got[2].measurement
+    assert got[2].value == 812.5
+    assert got[2].measurement
     assert got[1].value == "on"
 
 
@@ -151,8 +152,10 @@ async def test_general_interrogation_after_connect_reports_current_states() -> N
         await relay.stop()
     gi = {o.address: o for o in sink.points("line1", "interrogated")}
     assert gi["1031"].value == "on"
-    assert gi["1101"].value is True and gi["1101"].quality == ("NT",)
-    assert gi["2001"].value == 401.25 and gi["2001"].measurement
+    assert gi["1101"].value is True
+    assert gi["1101"].quality == ("NT",)
+    assert gi["2001"].value == 401.25
+    assert gi["2001"].measurement
     assert "1011" not in gi  # protection events are not part of a general interrogation
     assert {o.cause_raw for o in gi.values()} == {"INTERROGATED_BY_STATION"}  # COT 20
     buffered = sink.points("line1", "spontaneous")[0]
@@ -244,7 +247,8 @@ async def test_unknown_points_stations_and_mismatched_types_are_reported() -> No
     finally:
         await relay.stop()
     got = {o.address: o for o in sink.points("line1", "spontaneous")}
-    assert got["4242"].value is True and got["4242"].device_time == T0
+    assert got["4242"].value is True
+    assert got["4242"].device_time == T0
     assert got["1031"].value == "intermediate"
     assert got["1031"].details["c104_unexpected"] == "MISMATCHED_TYPE_ID"
     assert got["99:7"].details["common_address"] == 99

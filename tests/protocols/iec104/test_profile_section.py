@@ -53,7 +53,8 @@ def test_seed_profiles_map_every_listed_setting_and_no_point(name: str) -> None:
     section = section_of(name)
     assert {s.name for s in section.settings} == {s.name for s in profile.settings}
     assert not section.consumed_addresses() & set(profile.by_address)
-    assert section.identity is not None and section.identity.firmware_version is not None
+    assert section.identity is not None
+    assert section.identity.firmware_version is not None
 
 
 def test_an_ioa_that_is_also_a_point_and_an_unlisted_setting_are_config_errors(
@@ -74,7 +75,8 @@ settings = [
         load_profile(path)
     text = str(error.value)
     assert "IOA 1001 is also a [[points]] address" in text
-    assert "iec104.settings[1].name" in text and "zone9_reach" in text
+    assert "iec104.settings[1].name" in text
+    assert "zone9_reach" in text
 
 
 def test_an_ioa_mapped_twice_is_rejected() -> None:

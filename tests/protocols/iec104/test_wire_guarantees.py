@@ -19,7 +19,7 @@ import pytest
 from protocols.driver import PollKind
 from protocols.errors import LinkError
 from protocols.observations import Observation
-from simulator.raw104 import RawOutstation, kind_of, single_point_tb
+from simulator.relays.iec104.raw_outstation import RawOutstation, kind_of, single_point_tb
 
 from .helpers import RecordingSink, device, driver_for, free_port, running, wait_until
 

@@ -20,7 +20,7 @@ from protocols.observations import (
     PointObservation,
 )
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.modbus import ModbusRelay, make_relay
+from simulator.relays.modbus.relay import ModbusRelay, make_relay
 from simulator.scenario import RelaySpec
 from tests.support.driver_run import running_driver
 
@@ -92,7 +92,7 @@ def relay(relay_id: str, link: dict[str, Any], **spec: Any) -> ModbusRelay:
     )
 
 
-FAST = {
+FAST: dict[str, Any] = {
     "events_interval_s": 0.05,
     "status_interval_s": 0.05,
     "measurements_interval_s": 0.2,

@@ -9,7 +9,7 @@ import struct
 from collections import deque
 
 from protocols.modbus.link import rtu_crc
-from simulator.modbus_image import RegisterImage
+from simulator.relays.modbus.image import RegisterImage
 
 MANGLES = ("wrong_byte_count", "bad_crc", "exception", "trailing_garbage", "good")
 

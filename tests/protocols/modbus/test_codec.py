@@ -36,7 +36,8 @@ def test_a_record_decodes_from_golden_bytes() -> None:
 
 def test_the_feeder_profile_record_round_trips_with_a_local_time_zone() -> None:
     section = profile().section
-    assert isinstance(section, ModbusProfile) and section.event_log is not None
+    assert isinstance(section, ModbusProfile)
+    assert section.event_log is not None
     ring = section.event_log.model_copy(
         update={"timestamp": section.event_log.timestamp.model_copy(  # type: ignore[union-attr]
             update={"timezone": "Asia/Shanghai"})}
@@ -47,16 +48,19 @@ def test_the_feeder_profile_record_round_trips_with_a_local_time_zone() -> None:
         0, codec.registers_to_bytes(codec.encode_record(ring, values))
     )
     assert record.device_time == datetime(2025, 6, 1, 0, 0, 1, 250000, tzinfo=UTC)
-    assert record.raised is False and record.fields["value"] == -5
+    assert record.raised is False
+    assert record.fields["value"] == -5
 
 
 def test_a_nonsense_time_keeps_the_event_and_flags_the_time() -> None:
     section = profile().section
-    assert isinstance(section, ModbusProfile) and section.event_log is not None
+    assert isinstance(section, ModbusProfile)
+    assert section.event_log is not None
     ring = section.event_log
     record = codec.RecordDecoder(ring).decode(0, codec.registers_to_bytes(
         codec.encode_record(ring, {"code": 1, "state": 1, "month": 13, "day": 40})))  # fmt: skip
-    assert record.device_time is None and record.time_flags == ("invalid",)
+    assert record.device_time is None
+    assert record.time_flags == ("invalid",)
 
 
 def test_numbers_strings_and_coalescing() -> None:

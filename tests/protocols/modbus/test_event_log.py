@@ -38,11 +38,13 @@ async def test_ring_wrap_is_detected_and_counted(tmp_path: Path) -> None:
             await wait_until(lambda: len(sink.events()) == 1 + 64, what="the surviving records")
             await wait_until(lambda: sink.conditions("events_lost"))
         lost = sink.conditions("events_lost")
-        assert len(lost) == 1 and lost[0].details["lost"] == 10
+        assert len(lost) == 1
+        assert lost[0].details["lost"] == 10
         assert lost[0].message == "10 events lost on device f1"
         assert [e.details["value"] for e in sink.events()] == [0, *range(11, 75)]
         near_full = sink.conditions("buffer_near_full")
-        assert near_full and near_full[0].state == "raised"
+        assert near_full
+        assert near_full[0].state == "raised"
     finally:
         await sim.stop()
 
@@ -122,7 +124,8 @@ async def test_a_failed_delivery_does_not_move_the_position(tmp_path: Path) -> N
         task = asyncio.create_task(driver.run(sink))
         await wait_until(task.done, what="the driver to stop on the failing outbox")
         assert task.exception() is not None
-        assert path.read_text() == before and not sink.events()
+        assert path.read_text() == before
+        assert not sink.events()
         sink.fail_next = 0
         async with running(ModbusDriver(plan([device])), sink):
             await wait_until(lambda: len(sink.events()) == 1)

@@ -14,8 +14,8 @@ from protocols.modbus.faultreport import FaultReportReader
 from protocols.modbus.profile import ModbusProfile
 from protocols.modbus.readers import DeviceReader
 from protocols.observations import FaultReportObservation
-from simulator.modbus import ModbusRelay
-from simulator.modbus_faults import DISTANCE_KM, FAULT_CURRENT_A, LOAD_CURRENT_A
+from simulator.relays.modbus.faults import DISTANCE_KM, FAULT_CURRENT_A, LOAD_CURRENT_A
+from simulator.relays.modbus.relay import ModbusRelay
 
 from .helpers import (
     RecordingSink,
@@ -105,7 +105,8 @@ async def test_a_failed_delivery_keeps_the_report_unread(tmp_path: Path) -> None
         sink.fail_next = 10**6  # the outbox refuses everything
         task = asyncio.create_task(ModbusDriver(plan([device])).run(sink))
         await wait_until(task.done, what="the driver to stop on the failing outbox")
-        assert task.exception() is not None and not reports(sink)
+        assert task.exception() is not None
+        assert not reports(sink)
         sink.fail_next = 0
         async with running(ModbusDriver(plan([device])), sink):
             await wait_until(lambda: reports(sink))
@@ -122,7 +123,7 @@ class RewritingRelay:
         self.rewrites = rewrites
 
     async def registers(self, table: str, address: int, count: int) -> list[int]:
-        section = cast(ModbusProfile, self.sim.section)
+        section = self.sim.section
         assert section.fault_report is not None
         regs = self.sim.image.read(table, address, count)
         if address == section.fault_report.first_register and self.rewrites:
@@ -134,14 +135,16 @@ class RewritingRelay:
 async def test_a_report_rewritten_while_read_is_read_again() -> None:
     sim = relay("f1", {"transport": "tcp", "port": free_port(), "unit_id": 1})
     section = profile().section
-    assert isinstance(section, ModbusProfile) and section.fault_report is not None
+    assert isinstance(section, ModbusProfile)
+    assert section.fault_report is not None
     await play_phase_a_fault(sim, T0)
     fake = RewritingRelay(sim, rewrites=1)
     reader = FaultReportReader(cast(DeviceReader, fake), section.fault_report, None, "all")
     pending = await reader.collect()
     assert pending is not None
     # The block read while counter 1 became 2 is dropped; the second read is report 2's.
-    assert pending.counter == 2 and reader.torn == 1
+    assert pending.counter == 2
+    assert reader.torn == 1
     assert pending.observation.fault_time == T0 + timedelta(minutes=7)
     reader.committed(pending)
     assert await reader.collect() is None

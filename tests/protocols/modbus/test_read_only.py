@@ -107,7 +107,7 @@ async def test_no_write_function_code_ever_reaches_the_wire() -> None:
         await link.open()
         for request in WRITES:
             with pytest.raises(WriteRefused):
-                await link.execute(request, 0.5)  # type: ignore[arg-type]
+                await link.execute(request, 0.5)
         assert await link.read_registers(1, "holding", 0, 4, 1.0)
         link.close()
 

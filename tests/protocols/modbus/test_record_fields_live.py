@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.normalize import DeviceContext, point_record
+from gateway import wire
 from profiles.model import Profile, load_profile
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.driver import ModbusDriver
 from protocols.registry import LinkPlan, PlannedDevice
-from simulator.modbus import make_relay
+from simulator.relays.modbus.relay import make_relay
 from simulator.scenario import RelaySpec
 
 from .helpers import FAST, RecordingSink, free_port, running, wait_until
@@ -91,6 +92,8 @@ async def test_time_phase_and_value_come_from_the_record(tmp_path: Path) -> None
 
     ctx = DeviceContext("site", "gw", "r1", "modbus", profile)
     earth, overcurrent = (point_record(ctx, o, t2) for o in (first, second))
+    assert isinstance(earth, wire.Event)
+    assert isinstance(overcurrent, wire.Event)
     assert (earth.phase, earth.value, earth.raised, earth.device_time) == ("B", 1200.0, True, t1)
     # No phase in the record: the profile's; a cleared record with a non-zero value.
     assert (overcurrent.phase, overcurrent.value, overcurrent.raised) == ("A", 20.0, False)

@@ -69,7 +69,8 @@ def test_an_epoch_in_ms_and_date_fields_with_ms() -> None:
 
 def test_a_millisecond_field_out_of_range_flags_the_time() -> None:
     record = _decode(RING, "000b010265a1f2c003e80000")  # 1000 ms
-    assert record.device_time is None and record.time_flags == ("invalid",)
+    assert record.device_time is None
+    assert record.time_flags == ("invalid",)
 
 
 def test_time_fields_are_the_inverse_of_record_time() -> None:
@@ -107,7 +108,8 @@ def test_a_phase_field_names_the_event_phase(
 def test_a_value_field_is_the_event_value_scaled() -> None:
     ring = RING | {"value": {"field": "current", "scale": 0.1, "unit": "A"}}
     record = _decode(ring, GOLDEN)
-    assert record.value == pytest.approx(123.4) and record.raised
+    assert record.value == pytest.approx(123.4)
+    assert record.raised
 
 
 @pytest.mark.parametrize(

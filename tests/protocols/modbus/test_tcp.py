@@ -34,9 +34,11 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
         async with running(driver, sink):
             await wait_until(lambda: sink.events("f1"), what="the first event")
             event = sink.events("f1")[0]
-            assert event.address == "event:11" and event.value is True
+            assert event.address == "event:11"
+            assert event.value is True
             assert event.device_time == when
-            assert event.details["phase"] == 1 and event.details["value"] == 1234
+            assert event.details["phase"] == 1
+            assert event.details["value"] == 1234
             assert (event.cause, event.cause_raw) == ("spontaneous", "event_log")
             identity = next(o for o in sink.observations if isinstance(o, IdentityObservation))
             assert (identity.model, identity.serial, identity.firmware_version) == (
@@ -52,7 +54,7 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
             }
             assert points["status:healthy"] is True
             assert points["measurement:frequency"] == 49.98
-            first = {}
+            first: dict[str, tuple[str | None, str | None]] = {}
             for o in sink.observations:
                 if isinstance(o, PointObservation):
                     first.setdefault(o.address, (o.cause, o.cause_raw))
@@ -85,7 +87,8 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
             assert sink.events("f1")[1].value is False
             assert sink.link_states("f1") == [True]
             counters = driver.counters["f1"]
-            assert counters["malformed"] == 0 and counters["events_delivered"] == 2
+            assert counters["malformed"] == 0
+            assert counters["events_delivered"] == 2
     finally:
         await sim.stop()
 

@@ -1,0 +1,2 @@
+"""Simulated relays: the interface every protocol's relay implements, its registry, and one
+package per protocol."""

@@ -113,7 +113,7 @@ class Subscriber:
             ready.set()
             async for message in client.messages:
                 now = time.time()
-                payload = bytes(message.payload)  # type: ignore[arg-type]
+                payload = bytes(message.payload)
                 self._count(json.loads(payload)["records"], now)
                 for ack in acks.collect([(message.topic.value, payload)]):
                     task = asyncio.create_task(

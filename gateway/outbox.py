@@ -42,6 +42,7 @@ from gateway.outbox_rows import (
     Row,
     StateUpdate,
     WriteOp,
+    latest_states,
 )
 from gateway.wire import AckRange
 
@@ -301,8 +302,6 @@ class Outbox(OutboxReads):
     def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
         now = time.time()
         rows, bulk = [], []
-        # One row per (device, name): a later update in a group would replace it anyway.
-        states: dict[tuple[str, str], str] = {}
         seq = self.last_seq
         usage = Usage(self._usage.rows, self._usage.bytes)
         for op in ops:
@@ -315,8 +314,6 @@ class Outbox(OutboxReads):
                 seq += 1
                 cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
                 rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
-            for s in op.state:
-                states[s.device_id, s.name] = s.value
         removed_rows = removed_bulk = 0
         with conn:
             for op in ops:
@@ -335,10 +332,10 @@ class Outbox(OutboxReads):
                 )
             if bulk:
                 conn.executemany(f"INSERT INTO bulk {insert}", bulk)
-            if states:
+            if states := latest_states(ops):
                 conn.executemany(
                     "INSERT OR REPLACE INTO device_state (device_id, name, value) VALUES (?, ?, ?)",
-                    [(device_id, name, value) for (device_id, name), value in states.items()],
+                    states,
                 )
             evicted, fits = retention.evict(conn, usage, self.max_records, self.max_bytes)
             if not fits and (rows or bulk):

@@ -138,6 +138,13 @@ class WriteOp:
             log.exception("a posted write's callback failed")
 
 
+def latest_states(ops: Sequence[WriteOp]) -> list[tuple[str, str, str]]:
+    """(device_id, name, value) to write for a group: one row per device and name, the
+    last one queued (an earlier one would be replaced in the same transaction anyway)."""
+    latest = {(s.device_id, s.name): s.value for op in ops for s in op.state}
+    return [(device_id, name, value) for (device_id, name), value in latest.items()]
+
+
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (priority, id);
 CREATE INDEX IF NOT EXISTS outbox_record ON outbox (session, seq);

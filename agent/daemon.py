@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from agent import __version__
 from agent.config import LoadedConfig
@@ -143,15 +144,21 @@ class AgentDaemon:
             health_interval_s=cfg.agent.health_interval_s,
         )
 
+    def _lifecycle_ids(self, connection: int) -> dict[str, Any]:
+        """What a birth and a health record both say of where and when they come from."""
+        return {
+            "site": self.config.agent.site,
+            "gateway_id": self.config.agent.gateway_id,
+            "session": self.outbox.session,
+            "seq": self.outbox.last_seq,
+            "gateway_time": wire.utcnow(),
+            "connection": connection,
+        }
+
     def birth(self, connection: int) -> wire.Birth:
         assert self.pipeline is not None
         return wire.Birth(
-            site=self.config.agent.site,
-            gateway_id=self.config.agent.gateway_id,
-            session=self.outbox.session,
-            seq=self.outbox.last_seq,
-            gateway_time=wire.utcnow(),
-            connection=connection,
+            **self._lifecycle_ids(connection),
             agent_version=__version__,
             devices=self.pipeline.inventory(),
             outbox_depth=self.outbox.depth,
@@ -161,12 +168,7 @@ class AgentDaemon:
     def health(self, connection: int) -> wire.Health:
         assert self.pipeline is not None
         return wire.Health(
-            site=self.config.agent.site,
-            gateway_id=self.config.agent.gateway_id,
-            session=self.outbox.session,
-            seq=self.outbox.last_seq,
-            gateway_time=wire.utcnow(),
-            connection=connection,
+            **self._lifecycle_ids(connection),
             outbox_depth=self.outbox.depth,
             outbox_oldest_age_s=self.outbox.oldest_age(),
             links={d: bool(s.link_up) for d, s in self.pipeline.status.items()},

@@ -42,8 +42,8 @@ from center.config import parse_config
 from center.ingest import Counters, Ingestor, Message
 from center.store import schema as s
 from center.store.db import make_engine, migrate
+from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
-from center.tickets.service import TicketService
 from gateway import wire
 from profiles.model import load_named
 from tests.center.records import Gateway, message

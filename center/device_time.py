@@ -6,11 +6,14 @@ limits from its record's gateway time is kept as received but flagged `implausib
 `device_time_flags` (or `details.device_time_implausible` on a fault report), and the
 center then orders and judges the record by its gateway time, as it does for a time the
 relay itself marked invalid: a trip dated 2099 opens its ticket now, not in 2099.
+
+`record_time` is that rule for every record: the time the store keeps as its
+`event_time`, and the one tickets, drift checks and gateway silence judge it by.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from center.config import IngestConfig
 from gateway import wire
@@ -43,3 +46,43 @@ class DeviceClockCheck:
             details = {**record.details, FAULT_REPORT_FLAG: True}
             return record.model_copy(update={"details": details}), True
         return record, False
+
+
+# --- the time the center orders and judges a record by ----------------------------------
+
+# Device-time flags that make the center use gateway time instead: `invalid` from the
+# relay, `implausible` from the check above.
+_UNTRUSTED_TIME = frozenset({"invalid", IMPLAUSIBLE})
+
+
+def in_utc(at: datetime) -> datetime:
+    """The same instant in UTC; a naive time is taken as UTC."""
+    if at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    offset = at.utcoffset()
+    return (at - offset if offset else at).replace(tzinfo=UTC)
+
+
+def event_time(record: wire.Event | wire.Measurement) -> datetime:
+    """Device time when it is trusted, else the gateway's receive time."""
+    if record.device_time is not None and _UNTRUSTED_TIME.isdisjoint(record.device_time_flags):
+        return in_utc(record.device_time)
+    return in_utc(record.gateway_time)
+
+
+def record_time(record: wire.Record) -> datetime:
+    """A record's time: the trusted device time of an event or measurement, a disturbance
+    record's trigger, a fault report's fault time unless found implausible; else the
+    gateway's receive time. Stored as the record's `event_time`; tickets and silence
+    judge by it."""
+    if isinstance(record, wire.Event | wire.Measurement):
+        return event_time(record)
+    if isinstance(record, wire.DisturbanceRecord):
+        return in_utc(record.trigger_time)
+    if (
+        isinstance(record, wire.FaultReport)
+        and record.fault_time is not None
+        and not record.details.get(FAULT_REPORT_FLAG)
+    ):
+        return in_utc(record.fault_time)
+    return in_utc(record.gateway_time)

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, select, update
 
+from center.device_time import record_time
 from center.store import schema as s
 from center.store.records import Lifecycle
 from center.tickets.model import SITE_COMMS, Signal
-from center.tickets.signals import record_time
 from gateway import wire
 
 g = s.gateways.c

@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select, tuple_
 
+from center.device_time import event_time
 from center.disturbance import queries as disturbances
 from center.store import schema as s
 from center.store.queries import get_ticket
-from center.tickets.signals import event_time
 from gateway import wire
 
 LEAD_IN_MS = 2000

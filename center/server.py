@@ -32,8 +32,8 @@ from center.config import CenterConfig
 from center.crash_guard import CrashGuard
 from center.ingest import Counters, Ingestor, Message
 from center.store.db import make_engine, migrate
+from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
-from center.tickets.service import TicketService
 from center.webhooks import WebhookSender
 from common.systemd_notify import SystemdNotifier, watchdog_interval
 from common.tasks import first_failure

@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # The records (`gateway.wire`, written in `wire_records` and `wire_acks`), their COMTRADE
 # payload, and the poll contract with its one rendering for people (`gateway.poll_view`:
@@ -77,7 +79,8 @@ def imports_of(path: Path, module: str) -> Iterator[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                is_module = (ROOT / Path(*candidate.split("."))).with_suffix(".py").exists()
+                where = ROOT / Path(*candidate.split("."))
+                is_module = where.with_suffix(".py").exists() or (where / "__init__.py").exists()
                 yield candidate if is_module else base
 
 
@@ -133,3 +136,58 @@ def test_no_cycle_between_packages() -> None:
     for unit in sorted(deps):
         cycle = cycle_from(unit, [unit])
         assert cycle is None, "packages import each other: " + " -> ".join(cycle or [])
+
+
+def read_center_directions() -> list[tuple[str, str]]:
+    """The `center parts` block of docs/contributing.md: (a, b) where a may import b."""
+    text = (ROOT / "docs" / "contributing.md").read_text()
+    block = re.search(r"<!-- center parts:.*?-->\n```text\n(.*?)```", text, re.S)
+    assert block is not None, "docs/contributing.md lost its center parts block"
+    pairs = [line.split("->") for line in block[1].splitlines() if line.strip()]
+    return [(a.strip(), b.strip()) for a, b in pairs]
+
+
+def in_part(module: str, part: str) -> bool:
+    return module == part or module.startswith(part + ".")
+
+
+def center_graph() -> dict[str, set[str]]:
+    """center module -> the center modules it imports; importing a module runs its
+    packages' `__init__` too, so those count as imported."""
+    modules = dict(product_modules({"center"}))
+    deps: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        for target in imports_of(path, module):
+            parts = target.split(".")
+            deps.setdefault(module, set()).update(
+                name
+                for name in (".".join(parts[:n]) for n in range(2, len(parts) + 1))
+                if name in modules and name != module
+            )
+    return deps
+
+
+def import_path(deps: dict[str, set[str]], start: str, goal: str) -> list[str] | None:
+    """The modules through which a module of part `start` imports one of part `goal`."""
+    queue = [[m] for m in sorted(deps) if in_part(m, start)]
+    seen = {trail[0] for trail in queue}
+    while queue:
+        trail = queue.pop(0)
+        for nxt in sorted(deps.get(trail[-1], ())):
+            if in_part(nxt, goal):
+                return [*trail, nxt]
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append([*trail, nxt])
+    return None
+
+
+@pytest.mark.parametrize(("lower", "upper"), read_center_directions())
+def test_center_parts_import_one_way(lower: str, upper: str) -> None:
+    """`lower -> upper`: lower may import upper; upper never reaches lower, directly or
+    through the center's other modules, so the two form no cycle."""
+    deps = center_graph()
+    assert any(in_part(m, lower) for m in deps), f"{lower}: no such center part"
+    assert any(in_part(m, upper) for m in deps), f"{upper}: no such center part"
+    back = import_path(deps, upper, lower)
+    assert back is None, f"{upper} imports {lower}: " + " -> ".join(back or [])

@@ -1,16 +1,12 @@
 """No product module is over 400 lines: a module that size has more than one reason to
 exist, and is split along its seams before it grows further.
 
-Migrations are exempt (each is one generated, append-only step). A module still over the
-limit is listed in `KNOWN_OVERSIZE` with the reason it is not split yet; the test also
-fails when a listed module has come under the limit or is gone, so the list only shrinks.
+Migrations are exempt (each is one generated, append-only step). No other exception.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 400
@@ -25,10 +21,6 @@ PRODUCT_PACKAGES = (
     "common",
 )
 EXEMPT_DIRS = ("migrations",)
-
-KNOWN_OVERSIZE: dict[str, str] = {
-    "center/store/schema.py": "the tables; being changed in parallel work, split after it lands",
-}
 
 
 def _line_count(path: Path) -> int:
@@ -59,27 +51,5 @@ def test_the_scan_finds_the_product() -> None:
 
 
 def test_no_product_module_is_over_the_limit() -> None:
-    unexpected = {
-        name: lines
-        for name, lines in oversize(product_modules()).items()
-        if name not in KNOWN_OVERSIZE
-    }
+    unexpected = oversize(product_modules())
     assert not unexpected, f"over {LIMIT} lines, split along their seams: {unexpected}"
-
-
-@pytest.mark.parametrize("name", sorted(KNOWN_OVERSIZE))
-def test_a_known_exception_is_still_needed(name: str) -> None:
-    sizes = product_modules()
-    assert name in sizes, f"{name} is gone: remove it from KNOWN_OVERSIZE"
-    assert sizes[name] > LIMIT, (
-        f"{name} has {sizes[name]} lines, within the limit: remove it from KNOWN_OVERSIZE"
-    )
-
-
-def test_oversize_counts_lines_over_the_limit(tmp_path: Path) -> None:
-    at_limit = tmp_path / "at_limit.py"
-    at_limit.write_text("x = 1\n" * LIMIT, encoding="utf-8")
-    over = tmp_path / "over.py"
-    over.write_text("x = 1\n" * (LIMIT + 1), encoding="utf-8")
-    sizes = {"at_limit.py": _line_count(at_limit), "over.py": _line_count(over)}
-    assert oversize(sizes) == {"over.py": LIMIT + 1}

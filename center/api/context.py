@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from center.auth import audit
 from center.config import CenterConfig
 from center.ingest import Counters
-from center.tickets.service import TicketService
+from center.ticket_service import TicketService
 
 API = "/api/v1"
 

@@ -22,11 +22,11 @@ from sqlalchemy import Connection, select
 
 from center.baselines import baselines, classify
 from center.config import LifecycleConfig
+from center.device_time import record_time
 from center.store import schema as s
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.engine import TicketEngine
 from center.tickets.model import FIRMWARE_DRIFT, SETTINGS_DRIFT, Signal, ticket_key
-from center.tickets.signals import record_time
 from gateway import wire
 
 Ref = tuple[str, int, int] | None

@@ -28,11 +28,11 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from center.config import DisturbanceConfig
+from center.device_time import event_time, record_time
 from center.disturbance.analysis import analyse
 from center.store import schema as s
 from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.model import PROTECTION, Ticket, TimelineEntry
-from center.tickets.signals import event_time, record_time
 from gateway import comtrade, wire
 
 log = logging.getLogger(__name__)

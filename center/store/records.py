@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from center.device_time import record_time
 from center.store import schema as s
 from center.store.db import insert
 from center.store.record_insert import insert_new
-from center.tickets.signals import record_time
 from gateway import wire
 
 MAX_MISSING_RANGES = 1000  # beyond this the oldest ranges are dropped (and counted)
@@ -200,12 +200,7 @@ def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
             conn.execute(
                 insert(s.firmware_reports, conn)
                 .values(
-                    gateway_id=r.gateway_id,
-                    session=r.session,
-                    seq=r.seq,
-                    site=r.site,
-                    device_id=r.device_id,
-                    gateway_time=record_time(r),
+                    **_device_record_ids(r),
                     manufacturer=r.manufacturer,
                     model=r.model,
                     serial=r.serial,
@@ -231,12 +226,7 @@ def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
             conn.execute(
                 insert(s.settings_snapshots, conn)
                 .values(
-                    gateway_id=r.gateway_id,
-                    session=r.session,
-                    seq=r.seq,
-                    site=r.site,
-                    device_id=r.device_id,
-                    gateway_time=record_time(r),
+                    **_device_record_ids(r),
                     hash=r.hash,
                     previous_hash=r.previous_hash,
                     reason=r.reason,
@@ -250,6 +240,18 @@ def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
                 .where(d.site == r.site, d.device_id == r.device_id)
                 .values(settings_hash=r.hash)
             )
+
+
+def _device_record_ids(r: wire.FirmwareReport | wire.SettingsSnapshot) -> dict[str, Any]:
+    """The columns every device report's table keys and orders by."""
+    return {
+        "gateway_id": r.gateway_id,
+        "session": r.session,
+        "seq": r.seq,
+        "site": r.site,
+        "device_id": r.device_id,
+        "gateway_time": record_time(r),
+    }
 
 
 def _store_lifecycle(conn: Connection, r: Lifecycle, now: datetime) -> bool | None:

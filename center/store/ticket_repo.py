@@ -1,10 +1,11 @@
 """Ticket storage for one transaction: the ticket engine decides, this loads and writes.
 
-A `TicketUnitOfWork` wraps one open connection (one transaction). It keeps an identity
-map of the tickets it loaded, so a batch of 200 records touching one ticket reads it
-once and writes it once; `flush()` writes every changed ticket with revision + 1, its
-timeline entries, and one webhook outbox row per endpoint, all in the caller's
-transaction.
+`TicketUnitOfWork` is the store's implementation of the engine's `UnitOfWork` protocol
+(center.tickets.unit_of_work): the store imports the ticket model, never the reverse.
+It wraps one open connection (one transaction). It keeps an identity map of the tickets
+it loaded, so a batch of 200 records touching one ticket reads it once and writes it
+once; `flush()` writes every changed ticket with revision + 1, its timeline entries, and
+one webhook outbox row per endpoint, all in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from center.store.bulk import insert_rows
 from center.store.db import as_utc, insert
 from center.tickets.model import ACTIVE, Condition, Ticket, TimelineEntry
 from center.tickets.policy import Window
+from center.tickets.unit_of_work import UnitOfWork
 
 _TICKET_COLUMNS = [f.name for f in fields(Ticket) if f.name not in ("members",)]
 _TS_FIELDS = {
@@ -97,7 +99,7 @@ def ticket_from_row(row: RowMapping, members: set[str]) -> Ticket:
     return Ticket(**values, members=members)
 
 
-class TicketUnitOfWork:
+class TicketUnitOfWork(UnitOfWork):
     def __init__(self, conn: Connection, now: datetime, endpoints: list[str]) -> None:
         self.conn = conn
         self.now = now

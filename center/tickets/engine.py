@@ -1,10 +1,10 @@
 """The ticket engine: what a signal, a person's action, or the passing of time does to tickets.
 
-Decisions only. Storage is behind a `TicketUnitOfWork` (center.store.ticket_repo), time
-behind a `Clock`, the rules (priority, flapping, maintenance) in center.tickets.policy. This
-module decides for signals and time; people's actions are in center.tickets.people, and the
-changes every path makes to a ticket (open or reopen, attach, close) in
-center.tickets.transitions.
+Decisions only. Storage is behind a `UnitOfWork` (center.tickets.unit_of_work, which the
+store implements), time behind a `Clock`, the rules (priority, flapping, maintenance) in
+center.tickets.policy. This module decides for signals and time; people's actions are in
+center.tickets.people, and the changes every path makes to a ticket (open or reopen,
+attach, close) in center.tickets.transitions.
 
 Lifecycle: open -> acknowledged -> resolved -> closed.
 - Discrete faults (trips, starts, discrete alarm codes) are resolved by a person with a
@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets import policy
 from center.tickets.model import (
     COMMS,
@@ -45,6 +44,7 @@ from center.tickets.model import (
     TimelineEntry,
 )
 from center.tickets.people import PeopleActions
+from center.tickets.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class TicketEngine(PeopleActions):
 
     # --- signals ---------------------------------------------------------------------
 
-    def on_signal(self, uow: TicketUnitOfWork, sig: Signal) -> None:
+    def on_signal(self, uow: UnitOfWork, sig: Signal) -> None:
         now = self.clock.now()
         if sig.asked and sig.mode != "condition":
             uow.count("asked_states_not_incidents")  # stored; no part of any incident
@@ -67,7 +67,7 @@ class TicketEngine(PeopleActions):
         else:
             self._condition(uow, sig, now)
 
-    def _group_ticket(self, uow: TicketUnitOfWork, sig: Signal) -> Ticket | None:
+    def _group_ticket(self, uow: UnitOfWork, sig: Signal) -> Ticket | None:
         """The site's active ticket of this class whose last event is within the window."""
         window = timedelta(seconds=self.rules.grouping_window_s)
         if sig.fault_class in policy.SITE_GROUPED_WHILE_ACTIVE:
@@ -80,14 +80,14 @@ class TicketEngine(PeopleActions):
                 best = t
         return best
 
-    def _context(self, uow: TicketUnitOfWork, sig: Signal) -> None:
+    def _context(self, uow: UnitOfWork, sig: Signal) -> None:
         """Status events of a device already in the incident (its reclose, its breaker)
         join the timeline; the rest of the site's chatter does not."""
         t = self._group_ticket(uow, sig)
         if t is not None and sig.subject in t.members:
             self._attach(uow, t, sig)
 
-    def _discrete(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> None:
+    def _discrete(self, uow: UnitOfWork, sig: Signal, now: datetime) -> None:
         if sig.grouped:
             t = self._group_ticket(uow, sig)
             if t is not None:
@@ -107,7 +107,7 @@ class TicketEngine(PeopleActions):
             return
         self._open_or_recur(uow, sig, now)
 
-    def _condition(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> None:
+    def _condition(self, uow: UnitOfWork, sig: Signal, now: datetime) -> None:
         cond = uow.condition(sig.key) or Condition(
             key=sig.key,
             site=sig.site,
@@ -157,7 +157,7 @@ class TicketEngine(PeopleActions):
             self._set_flapping(uow, t, cond.flapping, now)
         uow.save_condition(cond)
 
-    def _open_condition(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> Ticket:
+    def _open_condition(self, uow: UnitOfWork, sig: Signal, now: datetime) -> Ticket:
         parent = self._inhibitor(uow, sig)
         t = self._open_or_recur(uow, sig, now)
         if parent is not None and parent.id != t.id:
@@ -168,7 +168,7 @@ class TicketEngine(PeopleActions):
                     self._mute(uow, child, t, sig.at)
         return t
 
-    def _inhibitor(self, uow: TicketUnitOfWork, sig: Signal) -> Ticket | None:
+    def _inhibitor(self, uow: UnitOfWork, sig: Signal) -> Ticket | None:
         """The site comms ticket whose outage covers this device comms loss, if any."""
         if sig.fault_class != COMMS:
             return None
@@ -180,7 +180,7 @@ class TicketEngine(PeopleActions):
                 return parent
         return None
 
-    def _mute(self, uow: TicketUnitOfWork, child: Ticket, parent: Ticket, at: datetime) -> None:
+    def _mute(self, uow: UnitOfWork, child: Ticket, parent: Ticket, at: datetime) -> None:
         child.muted, child.parent_id = True, parent.id
         uow.note(child, TimelineEntry(at, "inhibited", f"muted by site ticket {parent.id}"))
         uow.note(
@@ -189,9 +189,7 @@ class TicketEngine(PeopleActions):
         )
         uow.count("tickets_inhibited")
 
-    def _set_flapping(
-        self, uow: TicketUnitOfWork, t: Ticket, flapping: bool, now: datetime
-    ) -> None:
+    def _set_flapping(self, uow: UnitOfWork, t: Ticket, flapping: bool, now: datetime) -> None:
         t.flapping = flapping
         if not flapping and not t.condition_active:
             t.clear_since = max(t.clear_since or now, now)  # the clear must hold anew
@@ -202,7 +200,7 @@ class TicketEngine(PeopleActions):
 
     # --- time ------------------------------------------------------------------------
 
-    def tick(self, uow: TicketUnitOfWork, due: list[Ticket], conditions: list[Condition]) -> None:
+    def tick(self, uow: UnitOfWork, due: list[Ticket], conditions: list[Condition]) -> None:
         """What happens because time passed, for one site's candidate tickets (clearing or
         resolved) and its flapping or suppressed conditions."""
         now = self.clock.now()
@@ -218,7 +216,7 @@ class TicketEngine(PeopleActions):
         for cond in conditions:
             self._tick_condition(uow, cond, now)
 
-    def _tick_condition(self, uow: TicketUnitOfWork, cond: Condition, now: datetime) -> None:
+    def _tick_condition(self, uow: UnitOfWork, cond: Condition, now: datetime) -> None:
         if cond.flapping:
             pct = policy.flap_percent(
                 cond.transitions, now, self.rules.flap_history, self.rules.flap_window_s
@@ -249,7 +247,7 @@ class TicketEngine(PeopleActions):
                 if uow.active_ticket_for(cond.site, cond.subject, cond.fault_class) is None:
                     self._open_condition(uow, sig, now)
 
-    def _maybe_auto_resolve(self, uow: TicketUnitOfWork, t: Ticket, now: datetime) -> None:
+    def _maybe_auto_resolve(self, uow: UnitOfWork, t: Ticket, now: datetime) -> None:
         if t.kind != "condition" or t.condition_active or t.flapping or t.clear_since is None:
             return
         if now - t.clear_since < timedelta(seconds=self.rules.hold_for(t.fault_class)):
@@ -261,7 +259,7 @@ class TicketEngine(PeopleActions):
 
     def resolve_cleared(
         self,
-        uow: TicketUnitOfWork,
+        uow: UnitOfWork,
         sig: Signal,
         by: str,
         why: str,

@@ -8,13 +8,13 @@ with a `TicketActionError` that the caller shows, and nothing changes.
 from __future__ import annotations
 
 from center.errors import TicketActionError
-from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets.model import Ticket, TimelineEntry
 from center.tickets.transitions import TicketTransitions
+from center.tickets.unit_of_work import UnitOfWork
 
 
 class PeopleActions(TicketTransitions):
-    def _person(self, uow: TicketUnitOfWork, ticket_id: int) -> Ticket:
+    def _person(self, uow: UnitOfWork, ticket_id: int) -> Ticket:
         t = uow.get(ticket_id)
         if t is None:
             raise TicketActionError(f"no ticket {ticket_id}")
@@ -26,9 +26,7 @@ class PeopleActions(TicketTransitions):
                 f"root_cause: expected one of {self.rules.root_causes} (found: {root_cause!r})"
             )
 
-    def acknowledge(
-        self, uow: TicketUnitOfWork, ticket_id: int, by: str, note: str | None
-    ) -> Ticket:
+    def acknowledge(self, uow: UnitOfWork, ticket_id: int, by: str, note: str | None) -> Ticket:
         t = self._person(uow, ticket_id)
         if t.state != "open":
             raise TicketActionError(f"ticket {ticket_id} is {t.state}, not open")
@@ -37,7 +35,7 @@ class PeopleActions(TicketTransitions):
         uow.note(t, TimelineEntry(now, "acknowledged", note or f"acknowledged by {by}"))
         return t
 
-    def add_note(self, uow: TicketUnitOfWork, ticket_id: int, by: str, text: str) -> Ticket:
+    def add_note(self, uow: UnitOfWork, ticket_id: int, by: str, text: str) -> Ticket:
         """A person's note in the timeline, in any state (a closed ticket's findings too)."""
         t = self._person(uow, ticket_id)
         if not text.strip():
@@ -46,7 +44,7 @@ class PeopleActions(TicketTransitions):
         return t
 
     def resolve(
-        self, uow: TicketUnitOfWork, ticket_id: int, by: str, root_cause: str, note: str | None
+        self, uow: UnitOfWork, ticket_id: int, by: str, root_cause: str, note: str | None
     ) -> Ticket:
         t = self._person(uow, ticket_id)
         self._check_cause(root_cause)
@@ -61,7 +59,7 @@ class PeopleActions(TicketTransitions):
 
     def close(
         self,
-        uow: TicketUnitOfWork,
+        uow: UnitOfWork,
         ticket_id: int,
         by: str,
         root_cause: str | None,

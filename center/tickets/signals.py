@@ -2,43 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from center.device_time import event_time, in_utc
 from center.tickets.model import COMMS, PROTECTION, SELF_CHECK, SITE_COMMS, Mode, Signal
 from gateway import wire
-
-
-def _utc(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        return at.replace(tzinfo=UTC)
-    offset = at.utcoffset()
-    return (at - offset if offset else at).replace(tzinfo=UTC)
-
-
-# Device-time flags that make the center use gateway time instead: `invalid` from the
-# relay, `implausible` from the center (center/device_time.py).
-_UNTRUSTED_TIME = frozenset({"invalid", "implausible"})
-
-
-def event_time(record: wire.Event | wire.Measurement) -> datetime:
-    """Device time when it is trusted, else the gateway's receive time."""
-    if record.device_time is not None and _UNTRUSTED_TIME.isdisjoint(record.device_time_flags):
-        return _utc(record.device_time)
-    return _utc(record.gateway_time)
-
-
-def record_time(record: wire.Record) -> datetime:
-    if isinstance(record, wire.Event | wire.Measurement):
-        return event_time(record)
-    if isinstance(record, wire.DisturbanceRecord):
-        return _utc(record.trigger_time)
-    if (
-        isinstance(record, wire.FaultReport)
-        and record.fault_time is not None
-        and not record.details.get("device_time_implausible")
-    ):
-        return _utc(record.fault_time)
-    return _utc(record.gateway_time)
 
 
 def _event_signal(record: wire.Event) -> Signal | None:
@@ -98,7 +64,7 @@ def _alarm_signal(
         mode=mode,
         raised=on,
         severity=record.severity,
-        at=_utc(record.gateway_time),
+        at=in_utc(record.gateway_time),
         summary=record.message,
         ref=record.record_id,
     )
@@ -137,6 +103,6 @@ def lifecycle_signal(record: wire.Birth | wire.Death, current: bool) -> Signal |
         mode="condition",
         raised=died,
         severity="major",
-        at=_utc(record.gateway_time),
+        at=in_utc(record.gateway_time),
         summary=what,
     )

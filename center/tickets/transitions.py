@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from center.clock import Clock
 from center.config import CenterConfig
-from center.store.ticket_repo import TicketUnitOfWork
 from center.tickets import policy
 from center.tickets.model import Signal, Ticket, TimelineEntry
+from center.tickets.unit_of_work import UnitOfWork
 
 
 class TicketTransitions:
@@ -28,9 +28,7 @@ class TicketTransitions:
             for m in config.maintenance
         ]
 
-    def _in_maintenance(
-        self, uow: TicketUnitOfWork, site: str, device: str | None, at: datetime
-    ) -> bool:
+    def _in_maintenance(self, uow: UnitOfWork, site: str, device: str | None, at: datetime) -> bool:
         windows = [*self.static_windows, *uow.windows(site)]
         return policy.in_maintenance(windows, site, device, at)
 
@@ -46,7 +44,7 @@ class TicketTransitions:
         detail = "flapping" if t.flapping else ""
         t.title = policy.title(t.fault_class, t.site, t.members, detail)
 
-    def _attach(self, uow: TicketUnitOfWork, t: Ticket, sig: Signal, entry: str = "event") -> None:
+    def _attach(self, uow: UnitOfWork, t: Ticket, sig: Signal, entry: str = "event") -> None:
         uow.add_member(t, sig.subject)
         if sig.raised and sig.mode != "context":
             t.severity = policy.worse_severity(t.severity, sig.severity)
@@ -86,7 +84,7 @@ class TicketTransitions:
         self._refresh(t)
         return t
 
-    def _open_or_recur(self, uow: TicketUnitOfWork, sig: Signal, now: datetime) -> Ticket:
+    def _open_or_recur(self, uow: UnitOfWork, sig: Signal, now: datetime) -> Ticket:
         last = uow.latest_ticket_for(sig.site, sig.subject, sig.fault_class)
         window = timedelta(seconds=self.rules.reopen_window_s)
         if (
@@ -113,7 +111,7 @@ class TicketTransitions:
         uow.count("tickets_opened")
         return t
 
-    def _release_children(self, uow: TicketUnitOfWork, parent: Ticket, now: datetime) -> None:
+    def _release_children(self, uow: UnitOfWork, parent: Ticket, now: datetime) -> None:
         assert parent.id is not None
         for child in uow.children(parent.id):
             if child.muted and child.condition_active:
@@ -123,7 +121,7 @@ class TicketTransitions:
 
     def _close(
         self,
-        uow: TicketUnitOfWork,
+        uow: UnitOfWork,
         t: Ticket,
         by: str,
         now: datetime,

@@ -16,8 +16,8 @@ from center.config import parse_config
 from center.ingest import BatchResult, Counters, Ingestor
 from center.store import queries
 from center.store.db import make_engine, migrate
+from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
-from center.tickets.service import TicketService
 from tests.center.records import T0, message
 
 

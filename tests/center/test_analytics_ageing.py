@@ -15,8 +15,8 @@ from center.clock import ManualClock
 from center.config import parse_config
 from center.store import queries
 from center.store.db import make_engine, migrate
+from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
-from center.tickets.service import TicketService
 from tests.support.fleet_history import NOW, fleet_config, planted, seed_fleet
 
 CFG = AgeingConfig(design_life_years={"FP-300": 15})

@@ -28,8 +28,8 @@ from center.clock import ManualClock
 from center.config import parse_config
 from center.ingest import Counters
 from center.store.db import make_engine, migrate
+from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
-from center.tickets.service import TicketService
 from tests.support.fleet_history import NOW, fleet_config, seed_fleet, seed_tickets
 
 START, END = datetime(2024, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)

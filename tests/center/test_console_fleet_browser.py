@@ -22,8 +22,8 @@ from center.clock import ManualClock
 from center.config import parse_config
 from center.ingest import Counters
 from center.store.db import make_engine, migrate
+from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
-from center.tickets.service import TicketService
 from tests.center.test_console_browser import _wait, browser, shots  # noqa: F401 (fixtures)
 from tests.support.fleet_history import NOW, fleet_config, seed_fleet, seed_tickets
 from tests.support.mosquitto import free_port

@@ -90,7 +90,7 @@ def test_a_fault_report_from_the_future_is_judged_by_gateway_time():
     assert flagged
     assert isinstance(judged, wire.FaultReport)
     assert judged.details["device_time_implausible"] is True
-    from center.tickets.signals import record_time
+    from center.device_time import record_time
 
     assert record_time(judged) == T0
 

@@ -1,4 +1,9 @@
-"""Transactions around the ticket engine: the periodic tick and people's actions."""
+"""Transactions around the ticket engine: the periodic tick and people's actions.
+
+Here the store and the engine meet: each transaction opens a store unit of work
+(`center.store.ticket_repo`) and hands it to the engine (`center.tickets`), which knows
+only the `UnitOfWork` protocol. So this module sits above both, beside `center.ingest`.
+"""
 
 from __future__ import annotations
 

@@ -44,19 +44,51 @@ def replay_key(obs: PointObservation) -> str | None:
     # The protocol's extras belong to the identity: two ring records of one Modbus relay
     # can share address, time (seconds) and value and differ only in their fields and slot.
     raw = "|".join((obs.address, obs.device_time.isoformat(), repr(obs.value),
-                    ",".join(obs.quality), repr(sorted(obs.details.items()))))  # fmt: skip
+                    ",".join(obs.quality), _details_text(obs.details)))  # fmt: skip
     return hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
 
 
+_DETAILS_TEXT: dict[tuple[object, ...], str] = {}
+_EXACT = frozenset({str, int, bool, type(None)})  # equal values, equal repr (given the type)
+
+
+def _details_text(details: Mapping[str, object]) -> str:
+    """`repr(sorted(details.items()))`, kept for the few detail sets a relay's points repeat
+    (an IEC 104 point's type, address and time source) rather than made per event. Keyed
+    with the values' types (1 == True) and only for types whose equal values print alike
+    (not floats: 0.0 == -0.0)."""
+    types = tuple(map(type, details.values()))
+    if not _EXACT.issuperset(types):
+        return repr(sorted(details.items()))
+    key = (tuple(details.items()), types)
+    text = _DETAILS_TEXT.get(key)
+    if text is None:
+        text = repr(sorted(details.items()))
+        if len(_DETAILS_TEXT) >= 4096:
+            _DETAILS_TEXT.clear()
+        _DETAILS_TEXT[key] = text
+    return text
+
+
 class ReplayFilter:
+    """Per device, the keys of the last `WINDOW` spontaneous events committed. On the hot
+    path (one event per IEC 104 ASDU): the set of known keys is kept in step with the
+    window (a count per key) rather than rebuilt per commit, and the window's JSON is
+    written by joining the keys, which are hex digests (what `json.dumps` writes for them,
+    byte for byte)."""
+
     def __init__(self, saved: Mapping[tuple[str, str], str]) -> None:
         self._lock = threading.Lock()
         self._recent: dict[str, deque[str]] = {}
-        self._known: dict[str, set[str]] = {}
+        self._known: dict[str, dict[str, int]] = {}  # key -> times in the window
         for (device_id, name), value in saved.items():
             if name == STATE_NAME:
-                keys = deque(json.loads(value), maxlen=WINDOW)
-                self._recent[device_id], self._known[device_id] = keys, set(keys)
+                # Only what `replay_key` makes can ever match: anything else read back
+                # (a row not written by this code) is left out of the window.
+                keys = [k for k in json.loads(value) if isinstance(k, str) and _plain(k)]
+                self._recent[device_id] = deque(maxlen=WINDOW)
+                self._known[device_id] = {}
+                self._add(device_id, keys)
 
     def is_replay(self, device_id: str, key: str, new: NewKeys) -> bool:
         """Already committed, or already in this delivery; else noted in `new`."""
@@ -75,12 +107,34 @@ class ReplayFilter:
             for device_id, keys in new.items():
                 if keys:
                     window = [*self._recent.get(device_id, ()), *keys][-WINDOW:]
-                    out.append(StateUpdate(device_id, STATE_NAME, json.dumps(window)))
+                    out.append(StateUpdate(device_id, STATE_NAME, _json(window)))
         return out
 
     def committed(self, new: NewKeys) -> None:
         with self._lock:
             for device_id, keys in new.items():
-                recent = self._recent.setdefault(device_id, deque(maxlen=WINDOW))
-                recent.extend(keys)
-                self._known[device_id] = set(recent)
+                if device_id not in self._recent:
+                    self._recent[device_id] = deque(maxlen=WINDOW)
+                    self._known[device_id] = {}
+                self._add(device_id, keys)
+
+    def _add(self, device_id: str, keys: list[str]) -> None:
+        recent, known = self._recent[device_id], self._known[device_id]
+        for key in keys:
+            if len(recent) == WINDOW:
+                old = recent.popleft()
+                if known[old] == 1:
+                    del known[old]
+                else:
+                    known[old] -= 1
+            recent.append(key)
+            known[key] = known.get(key, 0) + 1
+
+
+def _plain(key: str) -> bool:
+    return key.isascii() and key.isalnum()
+
+
+def _json(window: list[str]) -> str:
+    """`json.dumps(window)`, for `_plain` keys (nothing to escape)."""
+    return '["' + '", "'.join(window) + '"]' if window else "[]"

@@ -89,10 +89,18 @@ def rss_mb(pid: int) -> float:
 
 
 class Subscriber:
+    """Counts the events after the broker and acknowledges every message as a center does
+    (`center/acks.py`: `relay-ack/v1/{site}/{gateway}`, once the records are "stored"):
+    the agent keeps a record in its outbox until then, and caps how many await one. A
+    record sent again (no acknowledgement in time) is counted once."""
+
     def __init__(self, broker: Mosquitto) -> None:
         self.broker = broker
         self.arrivals: list[float] = []
         self.latencies: list[float] = []
+        self.resent = 0  # records that arrived a second time
+        self._seen: set[tuple[int, int]] = set()
+        self._acks: set[asyncio.Task[None]] = set()
 
     @property
     def events(self) -> int:
@@ -106,16 +114,28 @@ class Subscriber:
             async for message in client.messages:
                 now = time.time()
                 payload = bytes(message.payload)
-                # Acknowledge like a center: the agent deletes only acknowledged records.
-                for ack in acks.collect([(str(message.topic), payload)]):
-                    topic = wire.ack_topic(ack.site, ack.gateway_id)
-                    await client.publish(topic, acks.encode(ack), qos=1)
-                for record in json.loads(payload)["records"]:
-                    if record["kind"] != "event" or record["cause"] != "spontaneous":
-                        continue
-                    self.arrivals.append(now)
-                    sent = datetime.fromisoformat(record["device_time"]).timestamp()
-                    self.latencies.append(now - sent)
+                self._count(json.loads(payload)["records"], now)
+                for ack in acks.collect([(message.topic.value, payload)]):
+                    task = asyncio.create_task(
+                        client.publish(
+                            wire.ack_topic(ack.site, ack.gateway_id), acks.encode(ack), qos=1
+                        )
+                    )
+                    self._acks.add(task)
+                    task.add_done_callback(self._acks.discard)
+
+    def _count(self, records: list[dict[str, object]], now: float) -> None:
+        for record in records:
+            if record["kind"] != "event" or record["cause"] != "spontaneous":
+                continue
+            key = (int(str(record["session"])), int(str(record["seq"])))
+            if key in self._seen:
+                self.resent += 1
+                continue
+            self._seen.add(key)
+            self.arrivals.append(now)
+            sent = datetime.fromisoformat(str(record["device_time"])).timestamp()
+            self.latencies.append(now - sent)
 
 
 SENDER = "c104"  # or "raw": bench/raw104_sender.py, events written at once (set by --sender)

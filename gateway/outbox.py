@@ -36,12 +36,13 @@ from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
     INDEXES,
     SCHEMA,
+    Done,
     OutboxClosed,
     Pending,
     Row,
     StateUpdate,
     WriteOp,
-    settle,
+    latest_states,
 )
 from gateway.wire import AckRange
 
@@ -151,13 +152,19 @@ class Outbox(OutboxReads):
     def submit(
         self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()
     ) -> concurrent.futures.Future[None]:
+        return self._queued(WriteOp(records, state))
+
+    def post(self, records: Sequence[Pending], state: Sequence[StateUpdate], done: Done) -> None:
+        """`submit` without a Future: `done(None or the error)` on the writer, in order."""
+        self._queued(WriteOp(records, state, done=done))
+
+    def _queued(self, op: WriteOp) -> concurrent.futures.Future[None]:
         if self._closed:
             raise OutboxClosed(str(self.path))
-        if records and records[0].bulk:
+        if op.records and op.records[0].bulk:
             raise ValueError("a bulk record must follow the main record it is part of")
-        op = WriteOp(records, state)
         self._queue.put(op)
-        return op.future
+        return op.future  # type: ignore[return-value]  # None only for `post`
 
     def append_blocking(
         self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()
@@ -177,8 +184,7 @@ class Outbox(OutboxReads):
         """Remove what the center has stored: main rows by (session, seq) ranges, bulk rows
         by id. Returns how many rows went (already gone ones are not counted)."""
         op = WriteOp(acks=ranges, ack_bulk_ids=bulk_ids)
-        self._queue.put(op)
-        await asyncio.wrap_future(op.future)
+        await asyncio.wrap_future(self._queued(op))
         return op.removed
 
     async def probe(self) -> bool:
@@ -187,9 +193,7 @@ class Outbox(OutboxReads):
         protected records)."""
         if self.unavailable is None:
             return True
-        op = WriteOp(probe=True)
-        self._queue.put(op)
-        await asyncio.wrap_future(op.future)
+        await asyncio.wrap_future(self._queued(WriteOp(probe=True)))
         return self.unavailable is None
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -242,7 +246,7 @@ class Outbox(OutboxReads):
         else:
             if self.fill < 1.0:
                 self._available()
-        settle(op.future, None)
+        op.settle(None)
 
     def _available(self) -> None:
         if self.unavailable is not None:
@@ -274,7 +278,7 @@ class Outbox(OutboxReads):
             elif others:
                 log.error("outbox commit failed: %s", exc)
                 for op in others:
-                    settle(op.future, exc)
+                    op.settle(exc)
             return
         # Stores again only once an append as large as the largest one refused went in:
         # a disk with room for a small alarm but not for a device's batch is still full.
@@ -282,7 +286,7 @@ class Outbox(OutboxReads):
         if stored and stored >= self._refused_bytes:
             self._available()
         for op in ops:
-            settle(op.future, None)
+            op.settle(None)
 
     def _refuse(self, ops: list[WriteOp], error: BaseException) -> None:
         self.refused += sum(len(op.records) for op in ops)
@@ -293,12 +297,11 @@ class Outbox(OutboxReads):
             log.error("outbox cannot store: %s; devices are not acknowledged", error)
         self.unavailable = str(error)
         for op in ops:
-            settle(op.future, error)
+            op.settle(error)
 
     def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
         now = time.time()
         rows, bulk = [], []
-        states: list[tuple[str, str, str]] = []
         seq = self.last_seq
         usage = Usage(self._usage.rows, self._usage.bytes)
         for op in ops:
@@ -311,7 +314,6 @@ class Outbox(OutboxReads):
                 seq += 1
                 cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
                 rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
-            states.extend((s.device_id, s.name, s.value) for s in op.state)
         removed_rows = removed_bulk = 0
         with conn:
             for op in ops:
@@ -330,7 +332,7 @@ class Outbox(OutboxReads):
                 )
             if bulk:
                 conn.executemany(f"INSERT INTO bulk {insert}", bulk)
-            if states:
+            if states := latest_states(ops):
                 conn.executemany(
                     "INSERT OR REPLACE INTO device_state (device_id, name, value) VALUES (?, ?, ?)",
                     states,
@@ -367,7 +369,7 @@ class Outbox(OutboxReads):
             except queue.Empty:
                 return
             if op is not None:
-                settle(op.future, OutboxClosed(str(self.path)))
+                op.settle(OutboxClosed(str(self.path)))
 
     # --- reading (event loop) ----------------------------------------------------------
 

@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.wire import AckRange
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,16 +96,24 @@ def settle(future: concurrent.futures.Future[None], error: BaseException | None)
         pass  # cancelled between the check and the set
 
 
+Done = Callable[[BaseException | None], None]  # a posted write's outcome (None: committed)
+
+
 class WriteOp:
-    __slots__ = ("ack_bulk_ids", "acks", "future", "probe", "records", "removed", "state")
+    """One caller's write. Its outcome goes to `future`, or, for a write posted with `done`
+    (the IEC 104 hot path: no Future, no lock per write), to `done` on the writer thread."""
+
+    __slots__ = ("ack_bulk_ids", "acks", "done", "future", "probe", "records", "removed", "state")
 
     def __init__(
         self,
         records: Sequence[Pending] = (),
         state: Sequence[StateUpdate] = (),
+        *,
         acks: Sequence[AckRange] = (),
         ack_bulk_ids: Sequence[int] = (),
         probe: bool = False,
+        done: Done | None = None,
     ) -> None:
         self.probe = probe  # a write to learn whether the outbox stores again
         self.records = records
@@ -110,7 +121,28 @@ class WriteOp:
         self.acks = acks
         self.ack_bulk_ids = ack_bulk_ids
         self.removed = 0
-        self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.done = done
+        self.future: concurrent.futures.Future[None] | None = (
+            concurrent.futures.Future() if done is None else None
+        )
+
+    def settle(self, error: BaseException | None) -> None:
+        """Tell the caller; a failing `done` is logged, as a Future's callback would be."""
+        if self.future is not None:
+            settle(self.future, error)
+            return
+        assert self.done is not None
+        try:
+            self.done(error)
+        except Exception:
+            log.exception("a posted write's callback failed")
+
+
+def latest_states(ops: Sequence[WriteOp]) -> list[tuple[str, str, str]]:
+    """(device_id, name, value) to write for a group: one row per device and name, the
+    last one queued (an earlier one would be replaced in the same transaction anyway)."""
+    latest = {(s.device_id, s.name): s.value for op in ops for s in op.state}
+    return [(device_id, name, value) for (device_id, name), value in latest.items()]
 
 
 INDEXES = """

@@ -43,7 +43,7 @@ def _period(
     except OverflowError:
         raise HTTPException(422, "from and to must be times expressible in UTC") from None
     if end <= start:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "to must be after from")
+        raise HTTPException(422, "to must be after from")  # starlette renamed its constant
     return start, end
 
 

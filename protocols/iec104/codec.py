@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import c104
@@ -66,6 +66,18 @@ _PERIODIC_COTS = frozenset({"PERIODIC", "BACKGROUND_SCAN"})
 def cause_of(cot_name: str) -> Cause:
     """Why a 104 object was sent, from its cause of transmission: COT 20-36 (interrogated
     by station or group) answer an interrogation, COT 5 and 37-41 a read request."""
+    cause = _CAUSES.get(cot_name)
+    if cause is None:
+        cause = _cause_of(cot_name)
+        if len(_CAUSES) < 256:
+            _CAUSES[cot_name] = cause
+    return cause
+
+
+_CAUSES: dict[str, Cause] = {}
+
+
+def _cause_of(cot_name: str) -> Cause:
     if cot_name in _CHANGE_COTS:
         return "spontaneous"
     if cot_name.startswith("INTERROGATED_BY_"):
@@ -104,8 +116,17 @@ def quality_names(quality: c104.Quality | c104.BinaryCounterQuality | None) -> t
     """Every quality bit set, by its IEC name; never filtered."""
     if quality is None:
         return ()
-    table = _COUNTER_BITS if isinstance(quality, c104.BinaryCounterQuality) else _QUALITY_BITS
-    return _bit_names(int(quality.value), table)
+    counter = isinstance(quality, c104.BinaryCounterQuality)
+    bits = int(quality.value)
+    names = _QUALITY_NAMES.get((counter, bits))
+    if names is None:
+        names = _bit_names(bits, _COUNTER_BITS if counter else _QUALITY_BITS)
+        if len(_QUALITY_NAMES) < 1024:
+            _QUALITY_NAMES[counter, bits] = names
+    return names
+
+
+_QUALITY_NAMES: dict[tuple[bool, int], tuple[str, ...]] = {}
 
 
 def decode_cp56(octets: bytes) -> DeviceTime:
@@ -113,13 +134,6 @@ def decode_cp56(octets: bytes) -> DeviceTime:
     if len(octets) != 7:
         raise DecodeError(f"CP56Time2a needs 7 octets (found {len(octets)})")
     ms = octets[0] | octets[1] << 8
-    flags = []
-    if octets[2] & 0x80:
-        flags.append("invalid")
-    if octets[2] & 0x40:
-        flags.append("substituted")
-    if octets[3] & 0x80:
-        flags.append("summer_time")
     if ms > 59_999:
         raise DecodeError(f"CP56Time2a {octets.hex()}: milliseconds {ms} > 59999")
     try:
@@ -129,11 +143,25 @@ def decode_cp56(octets: bytes) -> DeviceTime:
             octets[4] & 0x1F,
             octets[3] & 0x1F,
             octets[2] & 0x3F,
+            ms // 1000,
+            ms % 1000 * 1000,
             tzinfo=UTC,
-        ) + timedelta(milliseconds=ms)
+        )
     except ValueError as exc:
         raise DecodeError(f"CP56Time2a {octets.hex()}: {exc}") from None
-    return DeviceTime(at, tuple(flags))
+    return DeviceTime(at, _TIME_FLAGS[(octets[2] & 0xC0) | (octets[3] & 0x80) >> 2])
+
+
+# The time's flags by their bits: IV 0x80 and SU 0x40 of the minutes octet, SU(mmer) 0x80
+# of the hours octet (moved to 0x20 here).
+_TIME_FLAGS: Mapping[int, tuple[str, ...]] = {
+    bits: tuple(
+        name
+        for mask, name in ((0x80, "invalid"), (0x40, "substituted"), (0x20, "summer_time"))
+        if bits & mask
+    )
+    for bits in range(0x100)
+}
 
 
 def encode_cp56(at: datetime, flags: tuple[str, ...] = ()) -> bytes:

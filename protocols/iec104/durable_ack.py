@@ -8,7 +8,7 @@ held in the guard: when the commit returns, the ASDU's token is reported durable
 agent. The outbox commits in submission order, so one reported token covers every ASDU
 submitted before it.
 
-A failed commit cuts the guard on the spot (the outbox's writer thread runs the future's
+A failed commit cuts the guard on the spot (the outbox's writer thread runs each ASDU's
 callbacks in commit order, and settles refused appends before it commits the rest of their
 group, e.g. an empty barrier), before any later commit could be reported; a cut guard
 ignores reports and sends nothing, so nothing at or after the failed ASDU is ever
@@ -17,15 +17,33 @@ confirmed, and the relay sends it again on the next connection.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from protocols.driver import ObservationSink, submitter
 from protocols.iec104.guard import ApduGuard
 from protocols.observations import Observation, PointObservation
 
 log = logging.getLogger(__name__)
+
+Done = Callable[[BaseException | None], None]
+Post = Callable[[Sequence[Observation], Done], None]
+
+
+def poster(sink: ObservationSink) -> Post:
+    """The sink's `post` (the pipeline's: no Future per ASDU), else its `submit` (or
+    `deliver_blocking`, `submitter`) with `done` called from the future."""
+    post: Any = getattr(sink, "post", None)
+    if callable(post):
+        return post  # type: ignore[no-any-return]
+    submit = submitter(sink)
+
+    def via_future(observations: Sequence[Observation], done: Done) -> None:
+        submit(observations).add_done_callback(lambda future: done(future.exception()))
+
+    return via_future
 
 
 class DurableAcks:
@@ -33,30 +51,28 @@ class DurableAcks:
         self,
         name: str,
         guard: ApduGuard,
-        submit: Callable[[Sequence[Observation]], concurrent.futures.Future[None]],
+        post: Post,
         on_failure: Callable[[str], None],
     ) -> None:
         self.name = name
         self.guard = guard
-        self._submit = submit
+        self._post = post
         self._on_failure = on_failure  # the link's loop learns the sink failed
 
     def hand_on(self, observations: list[PointObservation], key: object) -> None:
         """From the batcher (c104's receive thread): one ASDU's objects to the outbox. Also
         with none (all consumed), so the ASDU's token is reported in order."""
-        future = self._submit(observations)
-        future.add_done_callback(functools.partial(self._committed, key))
+        self._post(observations, functools.partial(self._committed, key))
 
     def barrier(self, token: int) -> None:
         """Report `token` durable once everything submitted so far is committed: for frames
         c104 confirmed that reached no callback (lib60870 confirms a frame only after its
         callbacks returned, so what they carried was submitted before this barrier)."""
-        self._submit([]).add_done_callback(functools.partial(self._committed, token))
+        self._post([], functools.partial(self._committed, token))
 
-    def _committed(self, key: object, future: concurrent.futures.Future[None]) -> None:
+    def _committed(self, key: object, error: BaseException | None) -> None:
         """On the outbox's writer thread (at once for a sink without `submit`). Never
         blocks: the guard's own thread sends the confirmation."""
-        error = future.exception()
         if error is not None:
             detail = f"{type(error).__name__}: {error}"
             self.guard.cut(f"observation sink failed: {detail}")

@@ -1,32 +1,27 @@
 """The APDU guard: a small in-process relay between one relay's socket and c104.
 
-Why: c104 2.2.1 segfaults on some malformed ASDUs (`apdu_check.py`), and a crash there takes
-the whole agent, every relay with it; a relay that resends unacknowledged frames would keep
-it in a crash loop. c104 cannot be told to check first, so it never sees the relay: it
-connects to this guard on a loopback port, and the guard connects to the relay. One thread
-per link reads both sockets (`selectors`), checks each frame from the relay and passes on
-what c104 can decode. Everything else about the link stays c104's.
+Why: c104 2.2.1 segfaults on some malformed ASDUs (`apdu_check.py`), taking the whole agent
+down (in a loop, as the relay resends what was not acknowledged). So c104 connects to this
+guard on a loopback port, never to the relay; one thread per link reads both sockets
+(`selectors`) and passes on only what c104 can decode; the rest of the link stays c104's.
 
 What it does with a frame from the relay:
-- broken framing, an unknown U function, an S/U-frame with data, an I-frame out of
-  sequence: the connection ends (what lib60870 does), the relay keeps what it had not had
-  acknowledged;
-- an I-frame whose ASDU fails `check_asdu`: *diverted*. It is stored as raw data through the
-  sink (`on_diverted`, durable when it returns) and not given to c104. If storing fails, the
+- broken framing, an unknown U function, an S/U-frame with data, an I-frame out of sequence:
+  the connection ends (as in lib60870), the relay keeps what was not acknowledged;
+- an I-frame whose ASDU fails `check_asdu`: *diverted*, stored as raw data through the sink
+  (`on_diverted`, durable when it returns), not given to c104; if storing fails, the
   connection ends before anything could acknowledge it;
-- anything else is passed on; a monitoring ASDU is also kept in `asdus` for the link, which
-  reads device times and the cause's number from those bytes instead of c104's leaking
-  `IncomingMessage.raw` (`asdu_source.py`).
+- anything else is passed on; a monitoring ASDU is also kept in `asdus` for the link (device
+  times from the bytes, not c104's leaking `IncomingMessage.raw`: `asdu_source.py`).
 
-Sequence numbers: c104 must see an unbroken N(S) sequence, so frames passed on are numbered
-afresh. What the relay is told was received is the guard's decision, not c104's: an N(R)
-to the relay (the guard's S-frames, and rewritten in c104's S- and I-frames) never passes
-the first passed-on monitoring frame not yet durable in the outbox. The link reports each
-ASDU's token durable when its group commit returns (`durable_through`; a token covers all
-before it, the outbox commits in order), and the guard sends an S-frame as soon as the
-limit moves: the relay's window (k = 12) moves with every group commit. Diverted frames
-are stored before the next frame is read. c104's N(R) is only followed (`c104_token`, for
-ASDUs that reach no callback: link.py).
+Sequence numbers: c104 sees the passed-on frames numbered afresh. What the relay is told
+was received is the guard's decision: an N(R) to the relay (the guard's S-frames, and
+rewritten in c104's S- and I-frames) never passes the first passed-on monitoring frame not
+yet durable in the outbox. The link reports each ASDU's token durable when its group commit
+returns (`durable_through`: a token covers all before it; one wake-up pending at a time),
+and the guard sends an S-frame as soon as the limit moves, so the relay's window (k = 12)
+moves with every group commit. Diverted frames are stored before the next frame is read.
+c104's N(R) is only followed (`c104_token`, for ASDUs that reach no callback: link.py).
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
 through: the link calls it when the sink fails, so the frame that could not be stored is
@@ -235,7 +230,8 @@ class _Session:
         self.durable_token = 0  # every token up to it is durable (set from other threads)
         self.c104_token = 0
         self.lock = threading.Lock()  # guards the sequence state; the guard's thread only
-        self._mark_lock = threading.Lock()  # `durable_token`, never held during I/O
+        self._mark_lock = threading.Lock()  # `durable_token`, `_woken`; never held during I/O
+        self._woken = False  # a wake-up byte is on its way to the guard's thread
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
 
@@ -377,15 +373,19 @@ class _Session:
             return self.undurable[0][1] if self.undurable else 1 << 62
 
     def durable_through(self, token: int) -> None:
-        """Any thread: raise the durable watermark and wake the guard's thread to confirm."""
+        """Any thread: raise the durable watermark and wake the guard's thread to confirm,
+        unless a wake-up is on its way (the thread reads the watermark after clearing it)."""
         with self._mark_lock:
             if token <= self.durable_token or self.guard.is_cut:
                 return
-            self.durable_token = token
-        with contextlib.suppress(OSError):  # full (a wake is pending anyway) or closed
-            self._wake_w.send(b"\0")
+            self.durable_token, woken, self._woken = token, self._woken, True
+        if not woken:
+            with contextlib.suppress(OSError):  # closed
+                self._wake_w.send(b"\0")
 
     def _on_durable(self, _: bytes) -> None:
+        with self._mark_lock:
+            self._woken = False
         with self.lock:
             self._send_nr(self._limit())
 

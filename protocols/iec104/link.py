@@ -43,13 +43,13 @@ from typing import Any
 
 import c104
 
-from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink, submitter
+from protocols.driver import DECODE_ERRORS, TIMEOUTS, ObservationSink
 from protocols.errors import LinkError, WriteRefused
 from protocols.iec104 import codec
 from protocols.iec104.asdu_batch import AsduBatcher
 from protocols.iec104.asdu_source import AsduSource
 from protocols.iec104.config import Iec104Device
-from protocols.iec104.durable_ack import DurableAcks
+from protocols.iec104.durable_ack import DurableAcks, poster
 from protocols.iec104.guard import ApduGuard
 from protocols.iec104.interrogation import interrogation
 from protocols.iec104.raw_asdu import cot_label, diverted_observation
@@ -108,7 +108,7 @@ class Iec104Link:
             on_diverted=self._store_diverted,
             connect_timeout_s=device.connect_timeout_s,
         )
-        self.acks = DurableAcks(self.name, self.guard, submitter(sink), self._sink_failed)
+        self.acks = DurableAcks(self.name, self.guard, poster(sink), self._sink_failed)
         self.batcher = AsduBatcher(self.acks.hand_on)
         self._asdus = AsduSource(self.guard.asdus)
 

@@ -4,11 +4,14 @@ window is committed with the records), and never dropped when its first commit f
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from agent.replays import STATE_NAME, WINDOW, NewKeys, ReplayFilter, replay_key
 from gateway import wire
 from gateway.outbox import Outbox
 from protocols.observations import Cause, PointObservation
@@ -85,3 +88,40 @@ def test_an_event_whose_commit_failed_is_stored_when_it_comes_again(tmp_path: Pa
         assert pipeline.counters["replays_dropped"] == 0
     finally:
         box.close()
+
+
+def test_the_window_keeps_the_last_keys_and_is_saved_as_json_writes_it() -> None:
+    keys = [replay_key(trip(ms)) for ms in range(WINDOW + 40)]
+    assert all(k is not None for k in keys)
+    window = ReplayFilter({})
+    for at in range(0, len(keys), 7):  # commits of a few keys each
+        new: NewKeys = {"line1": [k for k in keys[at : at + 7] if k is not None]}
+        (saved,) = window.state(new)
+        expected = [k for k in keys[: at + 7] if k is not None][-WINDOW:]
+        assert saved.value == json.dumps(expected)
+        window.committed(new)
+    assert [window.is_replay("line1", k, {}) for k in keys if k is not None] == (
+        [False] * 40 + [True] * WINDOW
+    )
+    # Read back after a restart, with a row this code did not write: only keys kept.
+    restarted = ReplayFilter({("line1", STATE_NAME): json.dumps(["x y", 5, *expected[-3:]])})
+    assert restarted.state({"line1": [keys[0] or ""]})[0].value == json.dumps(
+        [*expected[-3:], keys[0]]
+    )
+
+
+@pytest.mark.parametrize(
+    "details",
+    [{}, {"type": "M_SP_TB_1", "ioa": 1011}, {"flag": True}, {"flag": 1}, {"x": 0.0},
+     {"x": -0.0}, {"x": float("nan")}, {"b": None, "a": "z"}],
+)  # fmt: skip
+def test_a_key_is_the_same_however_often_its_details_were_seen(
+    details: dict[str, object],
+) -> None:
+    def key() -> str | None:
+        return replay_key(PointObservation("line1", "1011", True, device_time=T0,
+                                           cause="spontaneous", details=details))  # type: ignore[arg-type]  # fmt: skip
+
+    raw = "|".join(("1011", T0.isoformat(), "True", "", repr(sorted(details.items()))))
+    expected = hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
+    assert key() == key() == expected

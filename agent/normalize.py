@@ -27,6 +27,7 @@ from profiles.model import PointSpec, Profile
 from protocols.observations import (
     ConditionObservation,
     IdentityObservation,
+    MeasurementsObservation,
     PointObservation,
     SettingsObservation,
 )
@@ -85,6 +86,34 @@ def point_record(
         cause_raw=obs.cause_raw,
         details=dict(obs.details),
         raised=_raised(obs, spec),
+    )
+
+
+def measurement_set_record(
+    ctx: DeviceContext, obs: MeasurementsObservation, now: datetime
+) -> wire.MeasurementSet:
+    """One record for a device's measurands read together. Built without validation: it
+    runs for every poll of every device, and every field is a plain value made here (the
+    tests decode its body with the contract)."""
+    points: dict[str, str] = {}
+    units: dict[str, str] = {}
+    for address in obs.values:
+        spec = ctx.profile.point(address)
+        unit = spec.unit if spec is not None and spec.unit else obs.units.get(address)
+        if spec is not None:
+            points[address] = spec.name
+        if unit:
+            units[address] = unit
+    return wire.MeasurementSet.model_construct(
+        **_common(ctx, now),
+        values=dict(obs.values),
+        points=points,
+        units=units,
+        quality=[],
+        device_time=None,
+        device_time_flags=[],
+        cause=obs.cause,
+        cause_raw=obs.cause_raw,
     )
 
 

@@ -39,6 +39,7 @@ from protocols.observations import (
     FaultReportObservation,
     IdentityObservation,
     LinkStateObservation,
+    MeasurementsObservation,
     Observation,
     PointObservation,
     SettingsObservation,
@@ -263,6 +264,9 @@ class Pipeline:
     def _record(
         self, ctx: DeviceContext, obs: Observation, now: datetime, state: list[StateUpdate]
     ) -> BaseModel | None:
+        if isinstance(obs, MeasurementsObservation):
+            self.counters["measurements"] += len(obs.values)
+            return normalize.measurement_set_record(ctx, obs, now)
         if isinstance(obs, LinkStateObservation):
             return self._link_state(ctx, obs, now)
         if isinstance(obs, ConditionObservation):

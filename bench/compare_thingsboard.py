@@ -7,7 +7,10 @@ Both masters poll 100 units of 34 holding registers (`modbus_seq_simulator.py`: 
 poll sequence and 16 float32, one read per poll) and publish to a Mosquitto this script
 starts on a free loopback port: the agent its wire records, the gateway its ThingsBoard
 MQTT gateway API (`v1/gateway/telemetry`, QoS 1, access token as user name; the broker
-allows anyone). A subscriber records when each (unit, sequence) first arrives.
+allows anyone). A subscriber records when each (unit, sequence) first arrives and, for
+the agent, acknowledges what it received as the center would after storing it (`wire.Ack`
+on the gateway's acknowledgement topic): the agent deletes a record from its outbox only
+then, and stops sending at 10,000 unacknowledged records.
 
 The gateway is pinned (`thingsboard-gateway` 3.8.5) and installed from the package
 registry into its own virtualenv, `var/bench/tb-venv`, with the pymodbus its Modbus
@@ -67,10 +70,12 @@ from thingsboard_peer import (  # noqa: E402
     telemetry_sequences,
 )
 
+from gateway import wire  # noqa: E402
 from simulator.harness.agent_config import to_toml  # noqa: E402
 from simulator.harness.broker import Mosquitto  # noqa: E402
 
 UNITS = 100
+SITE, GATEWAY = "bench", "gw-bench"
 
 
 # --- our agent --------------------------------------------------------------------------------
@@ -80,7 +85,7 @@ def agent_config(work: Path, broker: Mosquitto, base_port: int, interval: float)
     (work / "profiles").mkdir()
     (work / "profiles" / "bench-seq.toml").write_text(profile_text())
     config = {
-        "agent": {"site": "bench", "gateway_id": "gw-bench", "state_dir": str(work / "state"),
+        "agent": {"site": SITE, "gateway_id": GATEWAY, "state_dir": str(work / "state"),
                   "profile_dirs": [str(work / "profiles")]},
         "broker": {"host": broker.host, "port": broker.port},
         "devices": [
@@ -94,17 +99,39 @@ def agent_config(work: Path, broker: Mosquitto, base_port: int, interval: float)
     return path
 
 
-def sequences(peer: str, payload: bytes) -> list[tuple[int, int]]:
+def sequences(peer: str, body: Any) -> list[tuple[int, int]]:
     """(unit, sequence) pairs in one published message of either master."""
-    body: Any = json.loads(payload)
     found = []
     if peer == "agent":
         for record in body.get("records", []):
-            if record.get("address") == "measurement:seq":
-                found.append((int(record["device_id"][1:]), int(record["value"])))
+            if (seq := agent_sequence(record)) is not None:
+                found.append(seq)
         return found
     telemetry: list[tuple[int, int]] = telemetry_sequences(body)
     return telemetry
+
+
+def agent_sequence(record: dict[str, Any]) -> tuple[int, int] | None:
+    """(unit, sequence) of the agent record that carries a poll's sequence register: one
+    `measurements` record per poll (or, from agents before it, a `measurement` per value)."""
+    if record.get("kind") == "measurements":
+        value = record.get("values", {}).get("measurement:seq")
+    elif record.get("address") == "measurement:seq":
+        value = record.get("value")
+    else:
+        return None
+    return (int(record["device_id"][1:]), int(value)) if value is not None else None
+
+
+def agent_ack(body: Any) -> bytes | None:
+    """What the center would send once it stored the records of one agent message: the
+    agent deletes a record from its outbox only on this (at most 10,000 wait for one)."""
+    ids = {(int(r["session"]), int(r["seq"])) for r in body.get("records", [])
+           if r.get("kind") not in wire.LIFECYCLE_KINDS}  # fmt: skip
+    if not ids:
+        return None
+    ack = wire.Ack(site=SITE, gateway_id=GATEWAY, ranges=wire.ranges_of(ids))
+    return ack.model_dump_json().encode()
 
 
 class Collector:
@@ -128,7 +155,10 @@ class Collector:
                 if message.topic.matches(f"{TB_RPC}/request/+"):
                     await self.answer(client, message)
                     continue
-                for key in sequences(self.peer, message.payload):
+                body = json.loads(message.payload)
+                if self.peer == "agent" and (ack := agent_ack(body)) is not None:
+                    await client.publish(wire.ack_topic(SITE, GATEWAY), ack, qos=1)
+                for key in sequences(self.peer, body):
                     if key in self.arrived:
                         self.repeats += 1
                     else:
@@ -149,11 +179,10 @@ def outbox_sequences(state_dir: Path) -> set[tuple[int, int]]:
         return set()
     left = set()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        for (body,) in db.execute("SELECT body FROM outbox WHERE kind = 'measurement'"):
+        for (body,) in db.execute("SELECT body FROM outbox WHERE kind LIKE 'measurement%'"):
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                record = json.loads(body)
-                if record.get("address") == "measurement:seq":
-                    left.add((int(record["device_id"][1:]), int(record["value"])))
+                if (seq := agent_sequence(json.loads(body))) is not None:
+                    left.add(seq)
     return left
 
 

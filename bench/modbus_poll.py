@@ -2,7 +2,8 @@
 
 100 simulated relays (pymodbus servers, one TCP port each, in a *separate* process) are
 polled by 100 Modbus drivers in this process; each poll reads one block of 34 input
-registers (17 float32 measurements) and delivers 17 observations to a counting sink.
+registers (17 float32 measurements) and delivers one observation (all 17 values) to a
+counting sink.
 CPU is this process's only (`time.process_time`), so the simulator's cost is excluded.
 
     .venv/bin/python bench/modbus_poll.py                      # offered 20 polls/s per unit

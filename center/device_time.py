@@ -32,7 +32,7 @@ class DeviceClockCheck:
 
     def judge(self, record: wire.Record) -> tuple[wire.Record, bool]:
         """The record, flagged when its device time is implausible; and whether it was."""
-        if isinstance(record, wire.Event | wire.Measurement):
+        if isinstance(record, wire.Event | wire.Measurement | wire.MeasurementSet):
             at, flags = record.device_time, record.device_time_flags
             if at is None or "invalid" in flags or IMPLAUSIBLE in flags:
                 return record, False
@@ -63,7 +63,7 @@ def in_utc(at: datetime) -> datetime:
     return (at - offset if offset else at).replace(tzinfo=UTC)
 
 
-def event_time(record: wire.Event | wire.Measurement) -> datetime:
+def event_time(record: wire.Event | wire.Measurement | wire.MeasurementSet) -> datetime:
     """Device time when it is trusted, else the gateway's receive time."""
     if record.device_time is not None and _UNTRUSTED_TIME.isdisjoint(record.device_time_flags):
         return in_utc(record.device_time)
@@ -75,7 +75,7 @@ def record_time(record: wire.Record) -> datetime:
     record's trigger, a fault report's fault time unless found implausible; else the
     gateway's receive time. Stored as the record's `event_time`; tickets and silence
     judge by it."""
-    if isinstance(record, wire.Event | wire.Measurement):
+    if isinstance(record, wire.Event | wire.Measurement | wire.MeasurementSet):
         return event_time(record)
     if isinstance(record, wire.DisturbanceRecord):
         return in_utc(record.trigger_time)

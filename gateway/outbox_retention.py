@@ -5,7 +5,7 @@ The outbox is bounded twice: in rows (main and bulk lanes together) and in bytes
 of the stored bodies). A commit that would leave it above either cap first evicts, in
 this order, oldest first within a class:
 
-    0  measurement                       periodic values; the next poll replaces them
+    0  measurement(s)                    periodic values; the next poll replaces them
     1  routine                           audit records; events whose signal is status,
                                          measurement or unknown
     2  bulk                              disturbance record chunks, a whole record at a time
@@ -45,7 +45,7 @@ class OutboxFull(RuntimeError):
 
 def priority(kind: str, signal: str | None = None) -> int:
     """The eviction class of a record (lower leaves first)."""
-    if kind == "measurement":
+    if kind in ("measurement", "measurements"):
         return MEASUREMENT
     if kind == "disturbance_chunk":
         return BULK

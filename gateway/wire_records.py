@@ -189,6 +189,22 @@ class Measurement(_Reported):
     cause_raw: str | None = None
 
 
+class MeasurementSet(_Reported):
+    """Periodic telemetry of several measurands of one device read together (one Modbus
+    poll of its measurement registers): one record per read instead of one per value.
+    Evicted like `measurement`."""
+
+    kind: Literal["measurements"] = "measurements"
+    values: dict[str, Scalar]  # address -> value as read
+    points: dict[str, str] = Field(default_factory=dict)  # address -> profile point name
+    units: dict[str, str] = Field(default_factory=dict)  # address -> unit
+    quality: list[str] = Field(default_factory=list)
+    device_time: WireTime | None = None
+    device_time_flags: list[str] = Field(default_factory=list)
+    cause: CauseField = None
+    cause_raw: str | None = None
+
+
 class Alarm(_Record):
     """An agent-derived condition: comms lost/restored, events lost, outbox near cap, …"""
 
@@ -343,6 +359,7 @@ class FaultReport(_Record):
 Record = Annotated[
     Event
     | Measurement
+    | MeasurementSet
     | Alarm
     | FirmwareReport
     | SettingsSnapshot
@@ -358,6 +375,7 @@ Record = Annotated[
 RECORD_KINDS = (
     "event",
     "measurement",
+    "measurements",
     "alarm",
     "firmware",
     "settings",

@@ -42,8 +42,9 @@ KINDS = {
     "ticket, never a ticket of its own.",
     "self_check": "the relay's own health (watchdog, self-test). Raised opens a device "
     "self-check ticket; cleared resolves it.",
-    "measurement": "a measured value. Sent as a `measurement` record (periodic telemetry, "
-    "the first thing the outbox sheds when full); opens nothing.",
+    "measurement": "a measured value. Sent as a `measurement` record, or with the other "
+    "values of its Modbus poll in one `measurements` record (periodic telemetry, the first "
+    "thing the outbox sheds when full); opens nothing.",
 }
 SEVERITIES = {
     "critical": "a protection operation, a relay out of service",

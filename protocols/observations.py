@@ -59,6 +59,19 @@ class PointObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class MeasurementsObservation:
+    """Measurands of one device read together (a Modbus poll of its measurement
+    registers): one observation, and one record, for all of them. `units` gives the
+    driver's unit per address where it knows one (the profile's point wins)."""
+
+    device_id: str
+    values: Mapping[str, Scalar]  # address -> value
+    cause: Cause | None = "periodic"
+    cause_raw: str | None = None
+    units: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class IdentityObservation:
     """What the device says it is: the firmware report's raw material."""
 
@@ -177,6 +190,7 @@ class FaultReportObservation:
 
 Observation = (
     PointObservation
+    | MeasurementsObservation
     | IdentityObservation
     | SettingsObservation
     | ConditionObservation

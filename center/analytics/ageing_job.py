@@ -72,23 +72,45 @@ def recent_counts(
 
 
 def newest_wear(conn: Connection, points: list[str]) -> dict[tuple[str, str], dict[str, float]]:
-    """The newest numeric value of each mapped wear counter per device."""
+    """The newest numeric value of each mapped wear counter per device: from its newest
+    `measurement` record of that point, or from its newest `measurements` record (a whole
+    poll, which carries every measurand of the device) when that is newer."""
     if not points:
         return {}
     r = s.records.c
+    found: dict[tuple[str, str], dict[str, tuple[int, Any]]] = defaultdict(dict)
     newest = (
         select(func.max(r.id))
         .where(r.kind == "measurement", r.point.in_(points), r.device_id.is_not(None))
         .group_by(r.site, r.device_id, r.point)
     )
-    out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for site, device, point, value in conn.execute(
-        select(r.site, r.device_id, r.point, r.value).where(r.id.in_(newest))
+    for row_id, site, device, point, value in conn.execute(
+        select(r.id, r.site, r.device_id, r.point, r.value).where(r.id.in_(newest))
     ):
-        try:
-            out[(site, device)][point] = float(value)
-        except (TypeError, ValueError):
-            continue  # not a number: nothing to compare with its limit
+        found[(site, device)][point] = (row_id, value)
+    wanted = set(points)
+    newest_sets = (
+        select(func.max(r.id))
+        .where(r.kind == "measurements", r.device_id.is_not(None))
+        .group_by(r.site, r.device_id)
+    )
+    for row_id, site, device, body in conn.execute(
+        select(r.id, r.site, r.device_id, r.body).where(r.id.in_(newest_sets))
+    ):
+        record = json.loads(body)
+        names = record.get("points") or {}
+        for address, value in (record.get("values") or {}).items():
+            point = names.get(address, address)
+            known = found[(site, device)].get(point)
+            if point in wanted and (known is None or known[0] < row_id):
+                found[(site, device)][point] = (row_id, value)
+    out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for key, values in found.items():
+        for point, (_, value) in values.items():
+            try:
+                out[key][point] = float(value)
+            except (TypeError, ValueError):
+                continue  # not a number: nothing to compare with its limit
     return out
 
 

@@ -36,9 +36,9 @@ from protocols.modbus.readers import DeviceReader, ProfileReads
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
+    MeasurementsObservation,
     Observation,
     PointObservation,
-    Scalar,
     SettingsObservation,
 )
 
@@ -115,15 +115,19 @@ class DevicePoller:
             )
         self.state = PollerState()
         self.jobs = self._jobs()
-        # Per measurement, built once: its address and (read-only, shared) details.
-        self._measurement_meta: dict[str, tuple[str, Mapping[str, Scalar]]] = {
-            m.name: (
-                f"measurement:{m.name}",
-                MappingProxyType({"unit": m.unit} if m.unit else {}),
-            )
-            for m in self.profile.measurements
-        }
+        # Built once: every measurement's address, and the units the profile gives.
+        self._measurement_addresses = [f"measurement:{m.name}" for m in self.profile.measurements]
+        self._measurement_units: Mapping[str, str] = MappingProxyType(
+            {f"measurement:{m.name}": m.unit for m in self.profile.measurements if m.unit}
+        )
         self._last_overrun_log = 0.0
+        self._handlers: dict[str, Callable[[], Awaitable[list[Observation]]]] = {
+            "identity": self._identity,
+            "settings": self._settings,
+            "settings_signal": self._settings_signal,
+            "status": self._status,
+            "measurements": self._measurements,
+        }
 
     def _jobs(self) -> list[Job]:
         d, p = self.device, self.profile
@@ -212,13 +216,7 @@ class DevicePoller:
             log.warning("%s: %s poll overran %d period(s) (counted)", self.id, job.name, missed)
 
     async def _run_job(self, job: Job, sink: ObservationSink) -> None:
-        handlers: dict[str, Callable[[], Awaitable[list[Observation]]]] = {
-            "identity": self._identity,
-            "settings": self._settings,
-            "settings_signal": self._settings_signal,
-            "status": self._status,
-            "measurements": self._measurements,
-        }
+        handlers = self._handlers
         if self.state.up is not True:
             self._forget()
         if job.name in ("events", "fault_report"):
@@ -320,18 +318,16 @@ class DevicePoller:
         return list(changed)
 
     async def _measurements(self) -> list[Observation]:
-        meta = self._measurement_meta
+        """One observation (and one record) per poll, carrying every measurand read."""
+        values = await self.reads.measurement_values()
         return [
-            PointObservation(
+            MeasurementsObservation(
                 self.id,
-                meta[m.name][0],
-                value,
+                dict(zip(self._measurement_addresses, values, strict=True)),
                 cause="periodic",
                 cause_raw="measurement_read",
-                measurement=True,
-                details=meta[m.name][1],
+                units=self._measurement_units,
             )
-            for m, value in await self.reads.measurements()
         ]
 
     async def _durable(self, job: str, source: DurableSource[Any], sink: ObservationSink) -> None:

@@ -77,6 +77,7 @@ class ProfileReads:
             (m, place, _FAST.get(m.type) if m.word_order == "big" else None)
             for m, place in self.measurement_places
         ]
+        self._span_structs = _span_structs(self.measurement_spans, self.measurement_places)
         # Status words in registers are coalesced too; coils/discrete are read per word.
         reg_words = [w for w in profile.status if w.table in ("holding", "input")]
         self.status_spans = codec.coalesce([Span(w.table, w.address, 1) for w in reg_words])
@@ -86,9 +87,20 @@ class ProfileReads:
     # --- measurements ---------------------------------------------------------------------
 
     async def measurements(self) -> list[tuple[Measurement, Number]]:
-        blocks = await self.reader.spans(self.measurement_spans)
+        values = await self.measurement_values()
+        return [(m, v) for (m, _, _), v in zip(self._measurement_codecs, values, strict=True)]
+
+    async def measurement_values(self) -> list[Number]:
+        """Every measurement's value, in the profile's order (the poll's hot path)."""
+        return self.decode_measurements(await self.reader.spans(self.measurement_spans))
+
+    def decode_measurements(self, blocks: list[list[int]], general: bool = False) -> list[Number]:
+        """The values in the registers of the measurement spans: one struct call per span
+        where the layout allows, else (or when `general`) value by value."""
+        if self._span_structs is not None and not general:
+            return self._unpacked(blocks, self._span_structs)
         data = [codec.registers_to_bytes(regs) for regs in blocks]
-        out: list[tuple[Measurement, Number]] = []
+        out: list[Number] = []
         for m, place, fast in self._measurement_codecs:
             raw: Number
             if fast is None:
@@ -98,7 +110,21 @@ class ProfileReads:
                 raw = fast.unpack_from(data[place.span_index], 2 * place.offset)[0]
                 if m.type == "f32":
                     raw = codec.round_f32(raw)
-            out.append((m, codec.scaled(raw, m.scale, m.offset)))
+            out.append(codec.scaled(raw, m.scale, m.offset))
+        return out
+
+    def _unpacked(self, blocks: list[list[int]], plan: _SpanStructs) -> list[Number]:
+        """One struct call per span for every value in it, then scale and round."""
+        raws = [
+            layout.unpack(codec.registers_to_bytes(regs))
+            for layout, regs in zip(plan.layouts, blocks, strict=True)
+        ]
+        out: list[Number] = []
+        for span_index, index, f32, scale, offset in plan.values:
+            raw: Number = raws[span_index][index]
+            if f32:
+                raw = codec.round_f32(raw)
+            out.append(raw if scale == 1.0 and offset == 0.0 else raw * scale + offset)
         return out
 
     # --- status ---------------------------------------------------------------------------
@@ -166,6 +192,43 @@ class ProfileReads:
                 for item in group.settings
             )
         return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _SpanStructs:
+    """Each coalesced span as one struct (values in register order, gaps skipped), and
+    per measurement in the profile's order: its span, its index there, f32 or not, scale
+    and offset."""
+
+    layouts: list[struct.Struct]
+    values: list[tuple[int, int, bool, float, float]]
+
+
+def _span_structs(
+    spans: list[Span], places: list[tuple[Measurement, _Placed]]
+) -> _SpanStructs | None:
+    """None when some value is little-endian in its words or overlaps another: those take
+    the general path."""
+    if any(m.word_order != "big" and NUMBER_WORDS[m.type] == 2 for m, _ in places):
+        return None
+    layouts: list[struct.Struct] = []
+    index_of: dict[int, int] = {}  # id(measurement) -> index in its span's tuple
+    for i, span in enumerate(spans):
+        inside = sorted(((p.offset, id(m), m) for m, p in places if p.span_index == i))
+        fmt, at = ">", 0
+        for n, (offset, key, m) in enumerate(inside):
+            if offset < at:
+                return None  # overlapping values
+            fmt += f"{2 * (offset - at)}x" if offset > at else ""
+            fmt += codec.NUMBER_FORMATS[m.type][1:]
+            at = offset + NUMBER_WORDS[m.type]
+            index_of[key] = n
+        fmt += f"{2 * (span.count - at)}x" if span.count > at else ""
+        layouts.append(struct.Struct(fmt))
+    values = [
+        (p.span_index, index_of[id(m)], m.type == "f32", m.scale, m.offset) for m, p in places
+    ]
+    return _SpanStructs(layouts, values)
 
 
 def _bits_of(word: StatusWord, register: int, into: dict[str, bool]) -> None:

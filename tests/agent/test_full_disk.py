@@ -68,7 +68,8 @@ def small_disk(tmp_path: Path) -> Iterator[tuple[Path, bool]]:
 def fill(disk: Path) -> Path:
     """Write until the filesystem says it is full (ENOSPC)."""
     filler = disk / "filler"
-    with filler.open("wb") as out:
+    # Unbuffered: a buffered file keeps what did not fit and raises ENOSPC again on close.
+    with filler.open("wb", buffering=0) as out:
         while write_some(out):
             pass
     return filler

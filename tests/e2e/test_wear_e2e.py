@@ -12,11 +12,12 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from center.analytics.ageing_job import AgeingJob
+from center.analytics.ageing_job import AgeingJob, newest_wear
 from center.store import queries
 from simulator.relays.base import SimulatedRelay
 from simulator.runner import on_free_ports
 from simulator.scenario import SCENARIOS_DIR, Scenario, ScenarioFile
+from tests.center.mqtt_support import eventually
 from tests.e2e.center_view import CenterView, running_site
 from tests.e2e.test_lifecycle_e2e import FEEDER  # the same FP-300 feeder relay
 from tests.support.mosquitto import Mosquitto
@@ -38,6 +39,21 @@ async def set_point(runner_relay: SimulatedRelay, scenario: Scenario, point: str
     await runner_relay.emit(spec, value, [], datetime.now(UTC))
 
 
+def newest(view: CenterView, point: str) -> float | None:
+    """The feeder's newest value of a point at the center, as the ageing job reads it (the
+    agent sends each Modbus poll as one `measurements` record)."""
+    with view.center.engine.connect() as conn:
+        return newest_wear(conn, [point]).get(("north", "feeder7"), {}).get(point)
+
+
+async def reaches(view: CenterView, point: str, value: float, what: str) -> None:
+    try:
+        await eventually(lambda: newest(view, point) == value, 60, what)
+    except AssertionError:
+        print(view.agent.log()[-6000:])
+        raise
+
+
 async def test_breaker_operations_carry_a_relay_onto_an_ageing_ticket(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -51,16 +67,7 @@ async def test_breaker_operations_carry_a_relay_onto_an_ageing_ticket(
         view = CenterView(center, agent)
         relay = runner.relays["feeder7"]
         await set_point(relay, scenario, "breaker_operations", PRESET)
-        newest = (
-            "SELECT value FROM records WHERE point = :p AND device_id = 'feeder7' "
-            "ORDER BY id DESC LIMIT 1"
-        )
-        await view.until(
-            "SELECT count(*) FROM records WHERE point = 'breaker_operations' "
-            "AND CAST(value AS FLOAT) = :v",
-            "the preset counter at the center",
-            v=PRESET,
-        )
+        await reaches(view, "breaker_operations", PRESET, "the preset counter at the center")
         await view.until("SELECT count(*) FROM devices WHERE model = 'FP-300'", "the inventory")
         job = AgeingJob(center.engine, center.ticket_engine, [])
         before = await asyncio.to_thread(job.run)
@@ -72,18 +79,9 @@ async def test_breaker_operations_carry_a_relay_onto_an_ageing_ticket(
             await set_point(relay, scenario, "trip_phase_a", True)
             await set_point(relay, scenario, "breaker_closed", False)
             await set_point(relay, scenario, "trip_phase_a", False)
-        await view.until(
-            "SELECT count(*) FROM records WHERE point = 'breaker_operations' "
-            "AND CAST(value AS FLOAT) = :v",
-            "the counter past its limit at the center",
-            v=PRESET + OPENINGS,
-        )
-        await view.until(
-            "SELECT count(*) FROM records WHERE point = 'trip_count' AND CAST(value AS FLOAT) = :v",
-            "the trip counter at the center",
-            v=OPENINGS,
-        )
-        assert float(view.value(newest, p="breaker_operations")) == 10_000
+        await reaches(view, "breaker_operations", PRESET + OPENINGS, "the counter over its limit")
+        await reaches(view, "trip_count", OPENINGS, "the trip counter at the center")
+        assert newest(view, "breaker_operations") == 10_000
 
         after = await asyncio.to_thread(job.run)
         assert (after.put_on_tickets, len(after.tickets)) == (["north/feeder7"], 1)

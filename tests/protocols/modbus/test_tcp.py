@@ -9,7 +9,12 @@ import pytest
 
 from protocols.errors import LinkError
 from protocols.modbus.driver import ModbusDriver
-from protocols.observations import IdentityObservation, PointObservation, SettingsObservation
+from protocols.observations import (
+    IdentityObservation,
+    MeasurementsObservation,
+    PointObservation,
+    SettingsObservation,
+)
 
 from .helpers import RecordingSink, free_port, plan, relay, running, tcp_device, wait_until
 
@@ -53,14 +58,16 @@ async def test_tcp_identity_settings_status_measurements_and_events() -> None:
                 o.address: o.value for o in sink.observations if isinstance(o, PointObservation)
             }
             assert points["status:healthy"] is True
-            assert points["measurement:frequency"] == 49.98
+            # Every measurand of one poll in one observation (one record per poll).
+            polled = next(o for o in sink.observations if isinstance(o, MeasurementsObservation))
+            assert polled.values["measurement:frequency"] == 49.98
+            assert (polled.cause, polled.cause_raw) == ("periodic", "measurement_read")
             first: dict[str, tuple[str | None, str | None]] = {}
             for o in sink.observations:
                 if isinstance(o, PointObservation):
                     first.setdefault(o.address, (o.cause, o.cause_raw))
             # the first status read after contact reports states as found, not changes
             assert first["status:healthy"] == ("interrogated", "status_read")
-            assert first["measurement:frequency"] == ("periodic", "measurement_read")
 
             # Changes the relay makes later arrive too: a status bit, a firmware upgrade,
             # a settings change, a reset event.

@@ -44,9 +44,10 @@ from common.errors import ConfigError
 from common.tls_config import BrokerTls
 from common.validation import describe, read_toml
 from gateway import wire
-from profiles.model import Profile, load_named
+from profiles.model import Profile
 from protocols import registry
 from protocols.config import DeviceBase, SerialBusConfig
+from protocols.profile_loader import load_named
 
 
 class AgentSection(StrictModel):

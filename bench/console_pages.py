@@ -45,7 +45,7 @@ from center.store.db import make_engine, migrate
 from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
 from gateway import wire
-from profiles.model import load_named
+from protocols.profile_loader import load_named
 from tests.center.records import Gateway, message
 from tests.support.disturbance_synth import Fault, observation
 

@@ -27,7 +27,7 @@ from agent.disturbance import DEFAULT_CHUNK_BYTES, comtrade_record, transfer_rec
 from agent.normalize import DeviceContext
 from center.disturbance.analysis import analyse
 from gateway import comtrade
-from profiles.model import load_named
+from protocols.profile_loader import load_named
 from tests.center.conftest import Harness
 from tests.center.records import Gateway
 from tests.support.disturbance_synth import T_FAULT, Fault, observation

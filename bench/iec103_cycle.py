@@ -25,7 +25,7 @@ BITS_PER_CHAR = 11
 
 
 def serve(port: str, relays: int, ready: multiprocessing.synchronize.Event) -> None:
-    from profiles.model import load_named
+    from protocols.profile_loader import load_named
     from simulator.relays.iec103.relay import make_relay
     from simulator.scenario import RelaySpec
 
@@ -58,10 +58,10 @@ class NullSink:
 
 
 async def measure(port: str, relays: int, baud: int, seconds: float) -> None:
-    from profiles.model import load_named
     from protocols.config import SerialBusConfig
     from protocols.iec103.config import Iec103Device
     from protocols.iec103.driver import Iec103Driver
+    from protocols.profile_loader import load_named
     from protocols.registry import LinkPlan, PlannedDevice
 
     profile = load_named("line-protection-103")

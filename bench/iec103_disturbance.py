@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profiles.model import load_named
 from protocols.config import SerialBusConfig
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.driver import Iec103Driver
 from protocols.observations import DisturbanceObservation, PointObservation
+from protocols.profile_loader import load_named
 from protocols.registry import LinkPlan, PlannedDevice
 from simulator.relays.iec103.relay import Iec103Relay, make_relay
 from simulator.scenario import RelaySpec

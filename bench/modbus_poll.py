@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from profiles.model import load_profile
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.driver import ModbusDriver
 from protocols.observations import Observation
+from protocols.profile_loader import load_profile
 from protocols.registry import LinkPlan, PlannedDevice
 
 REGISTERS = 34

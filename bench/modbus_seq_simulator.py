@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from pymodbus.constants import ExcCodes  # noqa: E402
 
-from profiles.model import Profile, load_profile  # noqa: E402
+from profiles.model import Profile  # noqa: E402
+from protocols.profile_loader import load_profile  # noqa: E402
 from simulator.relays.modbus.relay import ModbusRelay  # noqa: E402
 from simulator.scenario import RelaySpec  # noqa: E402
 

@@ -23,22 +23,26 @@ A profile is a TOML file (`config/profiles/NAME.toml`) for one protocol:
 
 Every key is validated, and a key that the rest of its table would never read (a
 measurement's severity, an event's unit) is refused like an unknown one. The reference,
-docs/profiles.md, is generated from these models by `profiles/reference.py`.
+docs/profiles.md, is generated from these models by `protocols/profile_reference.py`.
+
+What each protocol says of its profiles (its address form, its own section) comes in as
+`ProfileRules`, filled from the protocol's spec by `protocols/profile_loader.py`: profiles
+sit below the protocols and import none of them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from common.config import StrictModel
 from common.errors import ConfigError
 from common.validation import describe, read_toml, validate
-from protocols import registry
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "config" / "profiles"
 
@@ -128,6 +132,27 @@ class Profile:
         return self.by_address.get(address)
 
 
+@runtime_checkable
+class CrossCheckedSection(Protocol):
+    """A profile section that must agree with the rest of its profile (e.g. its addresses
+    are not also ordinary points); `load_profile` calls it when the profile loads."""
+
+    def cross_check(
+        self, point_addresses: frozenset[str], setting_names: frozenset[str]
+    ) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ProfileRules:
+    """What one protocol says of its profiles: the regex every point address must match
+    and the model of its own `[<protocol>]` section, if it has one; or, for a protocol this
+    install lacks, what to tell the user (`unavailable`)."""
+
+    address_pattern: str = r".+"
+    section: type[BaseModel] | None = None
+    unavailable: str | None = None
+
+
 def resolve_path(ref: str, search: list[Path]) -> Path:
     """A profile reference is a path (has a slash or ends .toml) or a name in the dirs."""
     if "/" in ref or ref.endswith(".toml"):
@@ -139,26 +164,27 @@ def resolve_path(ref: str, search: list[Path]) -> Path:
     raise FileNotFoundError(ref)
 
 
-def load_profile(path: Path) -> Profile:
+def load_profile(path: Path, rules: Mapping[str, ProfileRules]) -> Profile:
+    """A profile file, checked against the rules of the protocol it names."""
     data = read_toml(path)
     file = str(path)
     header = data.get("profile", {})
     proto_name = header.get("protocol") if isinstance(header, dict) else None
-    specs = registry.protocols()
-    missing = registry.unavailable_message(proto_name) if isinstance(proto_name, str) else None
-    if missing is not None:
-        raise ConfigError(file, [f"profile.protocol: {missing}"])
-    if proto_name not in specs:
+    found = rules.get(proto_name) if isinstance(proto_name, str) else None
+    if found is not None and found.unavailable is not None:
+        raise ConfigError(file, [f"profile.protocol: {found.unavailable}"])
+    if found is None or not isinstance(proto_name, str):
+        offered = sorted(name for name, r in rules.items() if r.unavailable is None)
         raise ConfigError(
-            file, [f"profile.protocol: expected one of {sorted(specs)} (found: {proto_name!r})"]
+            file, [f"profile.protocol: expected one of {offered} (found: {proto_name!r})"]
         )
-    spec = specs[proto_name]
+    spec = found
     section_data = data.pop(proto_name, None)
     parsed = validate(ProfileFile, data, file)
     section: BaseModel | None = None
-    if spec.profile_section is not None:
+    if spec.section is not None:
         try:
-            section = spec.profile_section.model_validate(section_data or {})
+            section = spec.section.model_validate(section_data or {})
         except ValidationError as exc:
             raise ConfigError(file, describe(exc, prefix=proto_name)) from None
     elif section_data is not None:
@@ -169,7 +195,7 @@ def load_profile(path: Path) -> Profile:
         for i, p in enumerate(parsed.points)
         if not re.fullmatch(spec.address_pattern, p.address)
     ]
-    if isinstance(section, registry.CrossCheckedSection):
+    if isinstance(section, CrossCheckedSection):
         bad += section.cross_check(
             frozenset(p.address for p in parsed.points),
             frozenset(s.name for s in parsed.settings),
@@ -190,5 +216,7 @@ def load_profile(path: Path) -> Profile:
     )
 
 
-def load_named(ref: str, search: list[Path] | None = None) -> Profile:
-    return load_profile(resolve_path(ref, search or []))
+def load_named(
+    ref: str, rules: Mapping[str, ProfileRules], search: list[Path] | None = None
+) -> Profile:
+    return load_profile(resolve_path(ref, search or []), rules)

@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -38,16 +38,6 @@ class LinkPlan:
     bus: SerialBusConfig | None = None
     # The agent's state directory, for driver state that must survive restarts.
     state_dir: Path | None = None
-
-
-@runtime_checkable
-class CrossCheckedSection(Protocol):
-    """A profile section that must agree with the rest of its profile (e.g. its addresses
-    are not also ordinary points); `profiles/model.py` calls it when the profile loads."""
-
-    def cross_check(
-        self, point_addresses: frozenset[str], setting_names: frozenset[str]
-    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)

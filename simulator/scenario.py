@@ -64,7 +64,8 @@ from pydantic import Field, model_validator
 from common.config import ID_PATTERN, StrictModel
 from common.errors import ConfigError
 from common.validation import read_toml, validate
-from profiles.model import Profile, load_named
+from profiles.model import Profile
+from protocols.profile_loader import load_named
 from simulator.waveforms import FaultSpec
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "config" / "scenarios"

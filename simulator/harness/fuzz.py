@@ -23,7 +23,6 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerRTU, FramerSocket
 from pymodbus.pdu import DecodePDU
 
-from profiles.model import load_named
 from protocols.errors import DecodeError
 from protocols.iec103.codec.asdu import decode_asdu, encode_asdu
 from protocols.iec103.codec.asdu_base import Asdu
@@ -55,6 +54,7 @@ from protocols.modbus.codec import RecordDecoder, decode_ascii, decode_number
 from protocols.modbus.faultreport import FaultReportDecoder
 from protocols.modbus.link import _Expect, classify_garbage, rtu_crc
 from protocols.modbus.profile import ModbusProfile
+from protocols.profile_loader import load_named
 
 # What each decoder may raise on bad input; anything else is a bug.
 EXPECTED_IEC103 = (DecodeError,)

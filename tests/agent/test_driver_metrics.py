@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.raw104_sender import C_IC_NA_1, COT_SPONT, M_SP_TB_1, Station
-from profiles.model import load_named
+from protocols.profile_loader import load_named
 from simulator.relays.iec103.relay import make_relay as make_103_relay
 from simulator.relays.modbus.image import RegisterImage
 from simulator.scenario import IdentitySpec, RelaySpec

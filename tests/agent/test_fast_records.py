@@ -19,8 +19,8 @@ from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
 from gateway import wire
 from gateway.outbox import Outbox
-from profiles.model import load_profile
 from protocols.observations import Cause, PointObservation, Scalar
+from protocols.profile_loader import load_profile
 
 PROFILE = """
 [profile]

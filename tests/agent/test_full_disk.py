@@ -30,8 +30,8 @@ from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
 from gateway.outbox import Outbox
-from profiles.model import load_named
 from protocols.modbus.driver import ModbusDriver
+from protocols.profile_loader import load_named
 from tests.protocols.modbus.helpers import PROFILE, free_port, plan, relay, tcp_device, wait_until
 
 DISK_BYTES = 2 * 1024 * 1024

@@ -10,11 +10,11 @@ from agent.normalize import DeviceContext, content_hash, settings_content
 from agent.pipeline import Pipeline
 from gateway import wire
 from gateway.outbox import Outbox
-from profiles.model import load_named
 from protocols.iec103.config import Iec103Device
 from protocols.iec104.config import Iec104Device
 from protocols.modbus.config import ModbusDevice
 from protocols.observations import SettingsObservation, SettingValue
+from protocols.profile_loader import load_named
 from tests.agent.test_pipeline import records
 
 

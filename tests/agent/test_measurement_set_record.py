@@ -8,8 +8,8 @@ from agent.pipeline import Pipeline
 from gateway import outbox_retention as retention
 from gateway import wire
 from gateway.outbox import Outbox
-from profiles.model import load_named
 from protocols.observations import MeasurementsObservation
+from protocols.profile_loader import load_named
 from tests.agent.test_pipeline import records
 
 

@@ -8,7 +8,6 @@ from agent.normalize import DeviceContext
 from agent.pipeline import Pipeline
 from gateway import wire
 from gateway.outbox import Outbox
-from profiles.model import load_named
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
@@ -16,6 +15,7 @@ from protocols.observations import (
     SettingsObservation,
     SettingValue,
 )
+from protocols.profile_loader import load_named
 
 
 def records(box: Outbox) -> list[wire.Record]:

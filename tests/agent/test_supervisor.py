@@ -12,11 +12,11 @@ from agent.pipeline import Pipeline
 from agent.supervisor import LinkSupervisor
 from gateway.outbox import Outbox
 from gateway.rpc import PollKind
-from profiles.model import load_named
 from protocols.config import DeviceBase
 from protocols.driver import ObservationSink, PollResult
 from protocols.errors import LinkError
 from protocols.observations import LinkStateObservation, PointObservation
+from protocols.profile_loader import load_named
 from protocols.registry import LinkPlan, PlannedDevice
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from agent.disturbance import transfer_records
 from agent.normalize import DeviceContext
 from gateway import wire
-from profiles.model import load_named
+from protocols.profile_loader import load_named
 from tests.center.records import T0, Gateway
 from tests.support.disturbance_synth import Fault, observation
 

@@ -16,7 +16,7 @@ from agent.normalize import DeviceContext
 from center.disturbance.analysis import analyse
 from center.web import waveform_chart as wc
 from gateway import comtrade
-from profiles.model import load_named
+from protocols.profile_loader import load_named
 from tests.support.disturbance_synth import Fault, observation
 
 CTX = DeviceContext("north", "gw1", "feeder-1", "iec103", load_named("line-protection"))

@@ -26,8 +26,8 @@ from common.tasks import first_failure
 from gateway import comtrade, wire
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink, UplinkSettings
-from profiles.model import load_named
 from protocols.observations import PointObservation
+from protocols.profile_loader import load_named
 from tests.center.mqtt_support import eventually, running_center
 from tests.support.collector import Collector
 from tests.support.disturbance_synth import Fault, observation

@@ -12,7 +12,7 @@ import pytest
 from agent.disturbance import comtrade_record
 from agent.normalize import DeviceContext
 from gateway import comtrade
-from profiles.model import load_named
+from protocols.profile_loader import load_named
 from tests.support.disturbance_synth import Fault, observation
 
 CTX = DeviceContext("north", "gw1", "feeder-1", "iec103", load_named("line-protection"))

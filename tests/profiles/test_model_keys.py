@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from profiles.model import load_profile
+from protocols.profile_loader import load_profile
 
 
 def _load(tmp_path: Path, text: str) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from profiles.model import Profile, load_named
+from profiles.model import Profile
 from protocols import registry
 from protocols.config import SerialBusConfig
 from protocols.driver import (
@@ -47,6 +47,7 @@ from protocols.observations import (
     Observation,
     PointObservation,
 )
+from protocols.profile_loader import load_named
 from protocols.registry import LinkPlan, PlannedDevice
 from simulator.relays.iec103 import relay as iec103
 from simulator.relays.iec104 import relay as iec104

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from profiles.model import Profile, load_named
+from profiles.model import Profile
 from protocols.config import SerialBusConfig
 from protocols.iec103.config import Iec103Device
 from protocols.iec103.driver import Iec103Driver
 from protocols.observations import Observation, PointObservation
+from protocols.profile_loader import load_named
 from protocols.registry import LinkPlan, PlannedDevice
 from simulator.relays.iec103.relay import Iec103Relay, make_relay
 from simulator.scenario import IdentitySpec, RelaySpec

@@ -16,8 +16,8 @@ from agent.disturbance import comtrade_record
 from agent.normalize import DeviceContext
 from center.disturbance.analysis import analyse
 from gateway import comtrade
-from profiles.model import load_named
 from protocols.observations import DisturbanceObservation
+from protocols.profile_loader import load_named
 from simulator.relays.iec103.replay import ReplayError, replay_record
 from simulator.waveforms import FaultSpec
 from tests.protocols.iec103.conftest import make_bench, running

@@ -7,12 +7,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from profiles.model import load_named
 from protocols.driver import PollKind, SettingsResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
 from protocols.iec104.profile import Iec104ProfileSection
 from protocols.observations import IdentityObservation, SettingsObservation, SettingValue
+from protocols.profile_loader import load_named
 from protocols.registry import LinkPlan, PlannedDevice
 from simulator.relays.iec104.relay import Iec104Relay, make_relay
 from simulator.scenario import SEED_SCENARIO, load_scenario

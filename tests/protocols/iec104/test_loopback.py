@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import c104
 import pytest
 
-from profiles.model import load_named
 from protocols.driver import EventsResult, PollKind, StatusResult
 from protocols.errors import LinkError
 from protocols.iec104.driver import Iec104Driver
+from protocols.profile_loader import load_named
 from simulator.relays.iec104.relay import Iec104Relay, make_relay
 from simulator.relays.iec104.values import make_info
 from simulator.runner import ScenarioRunner, relocate
@@ -321,4 +321,6 @@ async def test_cancelled_run_stops_the_client() -> None:
             counts.append(native_threads() - threading.active_count())
     finally:
         await relay.stop()
-    assert counts[-1] <= counts[0], counts
+    # A leaked client keeps at least one native thread per run (+3 over three more runs); a
+    # Python thread ending between the two reads above shifts one reading by one.
+    assert counts[-1] <= counts[0] + 1, counts

@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from common.errors import ConfigError
-from profiles.model import load_named, load_profile
 from protocols.errors import DecodeError
 from protocols.iec104.inventory import build_identity, build_settings, setting_value
 from protocols.iec104.profile import (
@@ -19,6 +18,7 @@ from protocols.iec104.profile import (
     encode_text,
 )
 from protocols.observations import PointObservation, Scalar, SettingValue
+from protocols.profile_loader import load_named, load_profile
 
 PROFILE = """
 [profile]

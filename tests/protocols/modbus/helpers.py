@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from profiles.model import Profile, load_named
+from profiles.model import Profile
 from protocols.config import SerialBusConfig
 from protocols.modbus.config import ModbusDevice
 from protocols.observations import (
@@ -19,6 +19,7 @@ from protocols.observations import (
     Observation,
     PointObservation,
 )
+from protocols.profile_loader import load_named
 from protocols.registry import LinkPlan, PlannedDevice
 from simulator.relays.modbus.relay import ModbusRelay, make_relay
 from simulator.scenario import RelaySpec

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from agent.normalize import DeviceContext, point_record
 from gateway import wire
-from profiles.model import Profile, load_profile
+from profiles.model import Profile
 from protocols.modbus.config import ModbusDevice
 from protocols.modbus.driver import ModbusDriver
+from protocols.profile_loader import load_profile
 from protocols.registry import LinkPlan, PlannedDevice
 from simulator.relays.modbus.relay import make_relay
 from simulator.scenario import RelaySpec

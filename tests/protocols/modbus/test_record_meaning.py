@@ -11,9 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from common.errors import ConfigError
-from profiles.model import PointSpec, load_profile
+from profiles.model import PointSpec
 from protocols.modbus import codec
 from protocols.modbus.profile import EventLog, IdentityBlock, Measurement, SettingItem
+from protocols.profile_loader import load_profile
 
 FIELDS = [
     {"name": "code", "type": "u16"}, {"name": "state", "type": "u8"},

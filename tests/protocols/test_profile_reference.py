@@ -6,15 +6,15 @@ from pathlib import Path
 from typing import get_args
 
 from profiles import model as profiles
-from profiles import reference as profile_reference
-from protocols import registry
+from protocols import profile_reference, registry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "profiles.md"
 
 
 def test_the_profile_reference_is_current() -> None:
     assert DOC.read_text() == profile_reference.render(), (
-        "docs/profiles.md is stale: .venv/bin/python -m profiles.reference > docs/profiles.md"
+        "docs/profiles.md is stale: "
+        ".venv/bin/python -m protocols.profile_reference > docs/profiles.md"
     )
 
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from gateway import wire
 
-# The longest text the store takes per field, from its columns (center/store/schema.py);
+# The longest text the store takes per field, from its columns (center/store/schema/);
 # `point` falls back to `address`. Any other text: MAX_TEXT_CHARS.
 TEXT_LIMITS = {
     "address": 128,

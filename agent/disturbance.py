@@ -12,9 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import datetime
-from typing import Any
 
-from agent.normalize import DeviceContext
+from agent.normalize import DeviceContext, record_ids
 from gateway import comtrade, wire
 from protocols.observations import (
     DigitalChannel,
@@ -76,14 +75,7 @@ def transfer_records(
     cfg, dat = comtrade.write(record)
     content = cfg + dat
     pieces = [content[i : i + chunk_bytes] for i in range(0, len(content), chunk_bytes)]
-    common: dict[str, Any] = {
-        "site": ctx.site,
-        "gateway_id": ctx.gateway_id,
-        "device_id": ctx.device_id,
-        "session": 0,  # assigned by the outbox
-        "seq": 0,
-        "gateway_time": now,
-    }
+    common = record_ids(ctx, now)
     manifest = wire.DisturbanceRecord(
         **common,
         fault_number=obs.fault_number,

@@ -42,7 +42,8 @@ class DeviceContext:
     profile: Profile
 
 
-def _common(ctx: DeviceContext, now: datetime) -> dict[str, Any]:
+def record_ids(ctx: DeviceContext, now: datetime) -> dict[str, Any]:
+    """The fields every record of one device starts with (session and seq: the outbox's)."""
     return {
         "site": ctx.site,
         "gateway_id": ctx.gateway_id,
@@ -59,7 +60,7 @@ def point_record(
     spec = ctx.profile.point(obs.address)
     if obs.measurement or (spec is not None and spec.kind == "measurement"):
         return wire.Measurement(
-            **_common(ctx, now),
+            **record_ids(ctx, now),
             address=obs.address,
             point=spec.name if spec else None,
             value=obs.value,
@@ -71,7 +72,7 @@ def point_record(
             cause_raw=obs.cause_raw,
         )
     return wire.Event(
-        **_common(ctx, now),
+        **record_ids(ctx, now),
         address=obs.address,
         point=spec.name if spec else None,
         label=spec.label or spec.name if spec else None,
@@ -105,7 +106,7 @@ def measurement_set_record(
         if unit:
             units[address] = unit
     return wire.MeasurementSet.model_construct(
-        **_common(ctx, now),
+        **record_ids(ctx, now),
         values=dict(obs.values),
         points=points,
         units=units,
@@ -232,7 +233,7 @@ def point_body(ctx: DeviceContext, obs: PointObservation, now: datetime) -> Body
 
 def condition_record(ctx: DeviceContext, obs: ConditionObservation, now: datetime) -> wire.Alarm:
     return wire.Alarm(
-        **_common(ctx, now),
+        **record_ids(ctx, now),
         code=obs.code,
         state=obs.state,
         severity=obs.severity,
@@ -247,7 +248,7 @@ def comms_alarm(ctx: DeviceContext, up: bool, reason: str, now: datetime) -> wir
     else:
         message = f"comms lost with device {ctx.device_id}: {reason}"
     return wire.Alarm(
-        **_common(ctx, now),
+        **record_ids(ctx, now),
         code="comms_lost",
         state="cleared" if up else "raised",
         severity="major",
@@ -276,7 +277,7 @@ def firmware_record(
     ctx: DeviceContext, obs: IdentityObservation, now: datetime
 ) -> wire.FirmwareReport:
     content = identity_content(obs)
-    return wire.FirmwareReport(**_common(ctx, now), **content, hash=content_hash(content))
+    return wire.FirmwareReport(**record_ids(ctx, now), **content, hash=content_hash(content))
 
 
 def settings_content(obs: SettingsObservation) -> dict[str, dict[str, Any]]:
@@ -341,7 +342,7 @@ def settings_record(
     categories = setting_categories(ctx.profile)
     units = {spec.name: spec.unit for spec in ctx.profile.settings if spec.unit}
     return wire.SettingsSnapshot(
-        **_common(ctx, now),
+        **record_ids(ctx, now),
         settings={
             k: wire.SettingEntry(
                 **{**v, "unit": v["unit"] or units.get(k)}, category=categories.get(k)

@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from center.store.schema.meta import TS, BigId, metadata
+from center.store.schema.meta import TS, BigId, metadata, record_key
 
 # A disturbance record: its manifest's metadata from the moment it arrives (status
 # `receiving`), its COMTRADE files and analysis once every chunk arrived and the SHA-256
@@ -24,11 +24,7 @@ from center.store.schema.meta import TS, BigId, metadata
 disturbance_records = Table(
     "disturbance_records",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("gateway_id", String(64), nullable=False),
-    Column("session", BigInteger, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("site", String(64), nullable=False),
+    *record_key(),
     Column("device_id", String(64), nullable=False),
     Column("fault_number", Integer, nullable=False),
     Column("trigger_time", TS, nullable=False),
@@ -68,11 +64,7 @@ disturbance_chunks = Table(
 fault_reports = Table(
     "fault_reports",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("gateway_id", String(64), nullable=False),
-    Column("session", BigInteger, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("site", String(64), nullable=False),
+    *record_key(),
     Column("device_id", String(64)),
     Column("fault_time", TS, nullable=False),
     Column("received_at", TS, nullable=False),

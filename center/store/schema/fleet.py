@@ -15,7 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from center.store.schema.meta import TS, BigId, metadata
+from center.store.schema.meta import TS, BigId, metadata, record_key
 
 gateways = Table(
     "gateways",
@@ -57,11 +57,7 @@ devices = Table(
 firmware_reports = Table(
     "firmware_reports",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("gateway_id", String(64), nullable=False),
-    Column("session", BigInteger, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("site", String(64), nullable=False),
+    *record_key(),
     Column("device_id", String(64)),
     Column("gateway_time", TS, nullable=False),
     Column("manufacturer", String(128)),
@@ -78,11 +74,7 @@ firmware_reports = Table(
 settings_snapshots = Table(
     "settings_snapshots",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("gateway_id", String(64), nullable=False),
-    Column("session", BigInteger, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("site", String(64), nullable=False),
+    *record_key(),
     Column("device_id", String(64)),
     Column("gateway_time", TS, nullable=False),
     Column("hash", String(64), nullable=False),

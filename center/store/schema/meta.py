@@ -3,7 +3,7 @@ tables share."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String
 
 metadata = MetaData(
     naming_convention={
@@ -17,3 +17,15 @@ metadata = MetaData(
 # SQLite only autoincrements an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 TS = DateTime(timezone=True)
+
+
+def record_key() -> list[Column[object]]:
+    """The first columns of a table that keeps one row per gateway record: its own id,
+    then the record's id (gateway, session, seq) and its site. New columns per table."""
+    return [
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("gateway_id", String(64), nullable=False),
+        Column("session", BigInteger, nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        Column("site", String(64), nullable=False),
+    ]

@@ -100,14 +100,22 @@ class Pipeline:
 
     async def deliver(self, observations: Sequence[Observation]) -> None:
         records, state, new = self._records(observations)
-        if records or state:
-            await self.outbox.append(records, state)
+        try:
+            if records or state:
+                await self.outbox.append(records, state)
+        except BaseException:
+            self.replays.abandoned(new)
+            raise
         self.replays.committed(new)
 
     def deliver_blocking(self, observations: Sequence[Observation]) -> None:
         records, state, new = self._records(observations)
-        if records or state:
-            self.outbox.append_blocking(records, state)
+        try:
+            if records or state:
+                self.outbox.append_blocking(records, state)
+        except BaseException:
+            self.replays.abandoned(new)
+            raise
         self.replays.committed(new)
 
     def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
@@ -126,6 +134,8 @@ class Pipeline:
         def committed(error: BaseException | None) -> None:
             if error is None:
                 self.replays.committed(new)
+            else:
+                self.replays.abandoned(new)
             done(error)
 
         self.outbox.post(records, state, committed)
@@ -134,6 +144,8 @@ class Pipeline:
         """A background commit ended: its events count as seen only if it succeeded."""
         if done.exception() is None:
             self.replays.committed(new)
+        else:
+            self.replays.abandoned(new)
 
     # --- agent-side records ---------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import json
 import threading
 from collections import deque
 from collections.abc import Mapping
+from functools import partial
 
 from gateway.outbox import StateUpdate
 from protocols.observations import PointObservation
@@ -81,6 +82,9 @@ class ReplayFilter:
         self._lock = threading.Lock()
         self._recent: dict[str, deque[str]] = {}
         self._known: dict[str, dict[str, int]] = {}  # key -> times in the window
+        # Deliveries built but not yet committed, in the order they were queued (their
+        # `NewKeys`, by identity): several are in flight at once on the hot path.
+        self._pending: dict[int, NewKeys] = {}
         for (device_id, name), value in saved.items():
             if name == STATE_NAME:
                 # Only what `replay_key` makes can ever match: anything else read back
@@ -101,17 +105,38 @@ class ReplayFilter:
         return False
 
     def state(self, new: NewKeys) -> list[StateUpdate]:
-        """The windows as they will be once this delivery is committed."""
-        out: list[StateUpdate] = []
+        """The windows as they will be once this delivery is committed. Written by the
+        outbox's writer inside that commit (a function, not a value): what was committed
+        before it and every delivery queued before it, which may still be in flight. A
+        window made now would miss those, and the writer keeps only a commit's last row
+        per device: after a crash their replays would be stored again."""
+        devices = [device_id for device_id, keys in new.items() if keys]
+        if not devices:
+            return []
         with self._lock:
-            for device_id, keys in new.items():
-                if keys:
-                    window = [*self._recent.get(device_id, ()), *keys][-WINDOW:]
-                    out.append(StateUpdate(device_id, STATE_NAME, _json(window)))
-        return out
+            self._pending[id(new)] = new
+        return [
+            StateUpdate(device_id, STATE_NAME, partial(self._window, device_id, id(new)))
+            for device_id in devices
+        ]
+
+    def _window(self, device_id: str, token: int) -> str:
+        with self._lock:
+            window = list(self._recent.get(device_id, ()))
+            for queued, new in self._pending.items():
+                window.extend(new.get(device_id, ()))
+                if queued == token:
+                    break
+        return _json(window[-WINDOW:])
+
+    def abandoned(self, new: NewKeys) -> None:
+        """Its commit failed: its events stay unknown (a resend is stored)."""
+        with self._lock:
+            self._pending.pop(id(new), None)
 
     def committed(self, new: NewKeys) -> None:
         with self._lock:
+            self._pending.pop(id(new), None)
             for device_id, keys in new.items():
                 if device_id not in self._recent:
                     self._recent[device_id] = deque(maxlen=WINDOW)

@@ -68,7 +68,9 @@ class StateUpdate:
 
     device_id: str
     name: str
-    value: str
+    # Or a function the writer calls inside the commit, for a value that depends on what
+    # was committed before it (the replay window: agent/replays.py).
+    value: str | Callable[[], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,10 @@ def latest_states(ops: Sequence[WriteOp]) -> list[tuple[str, str, str]]:
     """(device_id, name, value) to write for a group: one row per device and name, the
     last one queued (an earlier one would be replaced in the same transaction anyway)."""
     latest = {(s.device_id, s.name): s.value for op in ops for s in op.state}
-    return [(device_id, name, value) for (device_id, name), value in latest.items()]
+    return [
+        (device_id, name, value if isinstance(value, str) else value())
+        for (device_id, name), value in latest.items()
+    ]
 
 
 INDEXES = """

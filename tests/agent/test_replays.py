@@ -13,7 +13,7 @@ import pytest
 
 from agent.replays import STATE_NAME, WINDOW, NewKeys, ReplayFilter, replay_key
 from gateway import wire
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, StateUpdate
 from protocols.observations import Cause, PointObservation
 from tests.agent.test_pipeline import make_pipeline, records
 
@@ -98,16 +98,40 @@ def test_the_window_keeps_the_last_keys_and_is_saved_as_json_writes_it() -> None
         new: NewKeys = {"line1": [k for k in keys[at : at + 7] if k is not None]}
         (saved,) = window.state(new)
         expected = [k for k in keys[: at + 7] if k is not None][-WINDOW:]
-        assert saved.value == json.dumps(expected)
+        assert written(saved) == json.dumps(expected)
         window.committed(new)
     assert [window.is_replay("line1", k, {}) for k in keys if k is not None] == (
         [False] * 40 + [True] * WINDOW
     )
     # Read back after a restart, with a row this code did not write: only keys kept.
     restarted = ReplayFilter({("line1", STATE_NAME): json.dumps(["x y", 5, *expected[-3:]])})
-    assert restarted.state({"line1": [keys[0] or ""]})[0].value == json.dumps(
+    assert written(restarted.state({"line1": [keys[0] or ""]})[0]) == json.dumps(
         [*expected[-3:], keys[0]]
     )
+
+
+def written(update: StateUpdate) -> str:
+    """What the outbox's writer stores for a state update, at its commit."""
+    return update.value if isinstance(update.value, str) else update.value()
+
+
+def test_a_window_holds_the_deliveries_queued_before_it_not_only_the_committed() -> None:
+    """On the hot path several deliveries are in flight and a commit keeps one state row per
+    device, its last: that row must hold the earlier deliveries' keys too, or after a crash
+    their replays are stored again; a delivery whose commit failed drops out of it."""
+    a, b, c = (replay_key(trip(ms)) or "" for ms in (0, 10, 20))
+    window = ReplayFilter({})
+    first: NewKeys = {"line1": [a]}
+    second: NewKeys = {"line1": [b]}
+    window.state(first)
+    (second_row,) = window.state(second)  # built before the first is committed
+    assert written(second_row) == json.dumps([a, b])
+    window.abandoned(first)  # the first's commit failed
+    assert written(second_row) == json.dumps([b])
+    window.committed(second)
+    third: NewKeys = {"line1": [c]}
+    (third_row,) = window.state(third)
+    assert written(third_row) == json.dumps([b, c])
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -191,9 +192,12 @@ async def run_bare(relays: int, rate: float, duration: float, batch: int = 20) -
     return summary(counting.arrivals, counting.latencies, cpu)
 
 
-async def run_case(
-    relays: int, rate: float, duration: float, settle: float, batch: int = 20
-) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def spine(
+    relays: int, rate: float, duration: float, batch: int
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], Subscriber]]:
+    """Mosquitto, the load generator, the agent process and the acknowledging subscriber,
+    running: (generator, agent, subscriber); all stopped on the way out."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker = Mosquitto(work / "mosquitto")
@@ -210,18 +214,7 @@ async def run_case(
         task = asyncio.create_task(sub.run(ready))
         try:
             await ready.wait()
-            cpu0 = None
-            while gen.poll() is None:
-                if cpu0 is None and sub.events:
-                    cpu0 = cpu_seconds(agent.pid)
-                await asyncio.sleep(0.05)
-            deadline = time.monotonic() + settle
-            last = -1
-            while time.monotonic() < deadline and sub.events != last:
-                last = sub.events
-                await asyncio.sleep(1.0)
-            cpu = cpu_seconds(agent.pid) - (cpu0 or 0.0)
-            rss = rss_mb(agent.pid)
+            yield gen, agent, sub
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -231,49 +224,41 @@ async def run_case(
             gen.kill()
             gen.wait()
             broker.stop()
-        return {**summary(sub.arrivals, sub.latencies, cpu), "rss_mb": rss}
+
+
+async def run_case(
+    relays: int, rate: float, duration: float, settle: float, batch: int = 20
+) -> dict[str, float]:
+    async with spine(relays, rate, duration, batch) as (gen, agent, sub):
+        cpu0 = None
+        while gen.poll() is None:
+            if cpu0 is None and sub.events:
+                cpu0 = cpu_seconds(agent.pid)
+            await asyncio.sleep(0.05)
+        deadline = time.monotonic() + settle
+        last = -1
+        while time.monotonic() < deadline and sub.events != last:
+            last = sub.events
+            await asyncio.sleep(1.0)
+        cpu = cpu_seconds(agent.pid) - (cpu0 or 0.0)
+        rss = rss_mb(agent.pid)
+    return {**summary(sub.arrivals, sub.latencies, cpu), "rss_mb": rss}
 
 
 async def soak_case(relays: int, rate: float, minutes: float, warmup_s: float) -> None:
     """The agent's RSS over a long run at a steady rate: samples every 10 s, the slope per
     hour after the warm-up by least squares, events delivered as a check that load flowed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        broker = Mosquitto(work / "mosquitto")
-        broker.start()
-        gen, base_port = start_generator(work, relays, rate, warmup_s + minutes * 60 + 30, 1)
-        await asyncio.sleep(1.0)
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config",
-             str(agent_config(work, relays, base_port, broker)), "--log-level", "warning"],
-            stdout=(work / "agent.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-        sub = Subscriber(broker)
-        ready = asyncio.Event()
-        task = asyncio.create_task(sub.run(ready))
-        samples: list[tuple[float, float, int]] = []  # (s since start, RSS MB, events)
-        try:
-            await ready.wait()
-            t0 = time.monotonic()
-            while (elapsed := time.monotonic() - t0) < warmup_s + minutes * 60:
-                samples.append((elapsed, rss_mb(agent.pid), sub.events))
-                if len(samples) % 30 == 0:
-                    print(f"  {elapsed / 60:5.1f} min: RSS {samples[-1][1]:.1f} MB, "
-                          f"{sub.events} events", flush=True)  # fmt: skip
-                await asyncio.sleep(10.0)
-            cpu = cpu_seconds(agent.pid)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            agent.terminate()
-            agent.wait(20)
-            gen.kill()
-            gen.wait()
-            broker.stop()
-            for log in ("agent.log", "gen.log"):
-                print(f"--- {log} (last lines)\n" + "\n".join(
-                    (work / log).read_text(errors="replace").splitlines()[-5:]))  # fmt: skip
+    samples: list[tuple[float, float, int]] = []  # (s since start, RSS MB, events)
+    duration = warmup_s + minutes * 60 + 30
+    async with spine(relays, rate, duration, 1) as (_, agent, sub):
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < warmup_s + minutes * 60:
+            samples.append((elapsed, rss_mb(agent.pid), sub.events))
+            if len(samples) % 30 == 0:
+                print(f"  {elapsed / 60:5.1f} min: RSS {samples[-1][1]:.1f} MB, "
+                      f"{sub.events} events", flush=True)  # fmt: skip
+            await asyncio.sleep(10.0)
+        cpu = cpu_seconds(agent.pid)
     window = [(t, r) for t, r, _ in samples if t >= warmup_s]
     mean_t = statistics.fmean(t for t, _ in window)
     mean_r = statistics.fmean(r for _, r in window)

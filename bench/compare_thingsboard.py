@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -292,6 +293,10 @@ async def run_peer(peer: str, interval: float, args: argparse.Namespace, broker:
                 await task
             sim.stop()
         waiting = outbox_sequences(work / "state") if peer == "agent" else set()
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            name = f"{tree[0] if peer == 'agent' else peer}-{interval:g}s.log"
+            shutil.copy(work / f"{peer}.log", args.keep_logs / name)
     polls = [(u, n + 1, t) for u, times in reads.items() for n, t in enumerate(times)
              if t0 <= t < t1]  # fmt: skip
     per_unit = Counter(u for u, _, _ in polls)
@@ -401,6 +406,7 @@ def main() -> None:
         help="agents to run, each from its own checkout",
     )
     p.add_argument("--no-peer", action="store_true", help="the agents only (no ratio)")
+    p.add_argument("--keep-logs", type=Path, help="copy each master's log into this folder")
     p.add_argument("--profile", action="store_true",
                    help=f"then profile the agent at the shortest interval ({PY_SPY})")  # fmt: skip
     asyncio.run(run_all(p.parse_args()))

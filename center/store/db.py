@@ -136,8 +136,13 @@ def pipeline(conn: Connection) -> Iterator[None]:
     try:
         with driver.pipeline():
             yield
-    except base as exc:  # raised by the driver at the sync: wrapped as SQLAlchemy would
-        raise DBAPIError.instance(None, None, exc, base, dialect=conn.dialect) from exc
+    except base as exc:  # raised by the driver at the sync: handled as SQLAlchemy would
+        lost = bool(driver.closed) or conn.dialect.is_disconnect(exc, driver, None)
+        if lost:
+            conn.invalidate(exc)  # the pool replaces it
+        raise DBAPIError.instance(
+            None, None, exc, base, connection_invalidated=lost, dialect=conn.dialect
+        ) from exc
 
 
 def lock_sites(conn: Connection, sites: Collection[str]) -> None:

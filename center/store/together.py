@@ -21,7 +21,9 @@ from sqlalchemy import Connection, Executable
 
 from center.store.db import pipeline
 
-Write = tuple[Executable, Any]  # a statement and its parameters (None, a dict or a list)
+# A statement and its parameters (None, a dict or a list). It must return no rows: an
+# insert into a table with a serial key is built `.inline()` (no RETURNING of the id).
+Write = tuple[Executable, Any]
 Read = tuple[str, Any]  # SQL text and its parameters (%(name)s and a dict, or %b and a tuple)
 
 

@@ -4,6 +4,8 @@ raised as SQLAlchemy raises it, the lost connection replaced for the next transa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import sqlalchemy as sa
 
@@ -39,11 +41,16 @@ def test_writes_go_before_the_reads_sent_with_them(db_url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture
+def pg_url(postgres_admin_url: str) -> Iterator[str]:
+    from tests.center.conftest import _pg_database
+
+    yield from _pg_database(postgres_admin_url)
+
+
 @pytest.mark.postgres
-def test_an_error_in_a_pipeline_is_sqlalchemys(db_url: str) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
-    engine = make_engine(db_url)
+def test_an_error_in_a_pipeline_is_sqlalchemys(pg_url: str) -> None:
+    engine = make_engine(pg_url)
     with pytest.raises(sa.exc.DataError), engine.begin() as conn, pipeline(conn):
         conn.execute(sa.text("SELECT 1 / 0"))
     with engine.begin() as conn:
@@ -52,12 +59,10 @@ def test_an_error_in_a_pipeline_is_sqlalchemys(db_url: str) -> None:
 
 
 @pytest.mark.postgres
-def test_a_connection_lost_in_a_pipeline_is_replaced(db_url: str) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
-    engine = make_engine(db_url)
+def test_a_connection_lost_in_a_pipeline_is_replaced(pg_url: str) -> None:
+    engine = make_engine(pg_url)
     other = sa.create_engine(
-        db_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+        pg_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
     )
     with pytest.raises(sa.exc.OperationalError) as lost:
         _lose_the_connection_in_a_pipeline(engine, other)

@@ -26,7 +26,7 @@ from center.clock import Clock
 from center.device_time import DeviceClockCheck
 from center.disturbance.intake import DisturbanceIntake
 from center.ingest_validation import BadRecord, CheckedMessage, Ignored, Rejected, check_message
-from center.store.db import lock_site
+from center.store.db import lock_sites
 from center.store.record_insert import InsertRace
 from center.store.records import StoreResult, store_records
 from center.store.ticket_repo import TicketUnitOfWork
@@ -162,8 +162,7 @@ class Ingestor:
         with self.engine.begin() as conn:
             if rejected:
                 self._reject(conn, rejected, now)
-            for site in sorted({c.records[0].site for _, c in accepted if c.records}):
-                lock_site(conn, site)  # in sorted order: no deadlock between centers
+            lock_sites(conn, {c.records[0].site for _, c in accepted if c.records})
             uow = TicketUnitOfWork(conn, now, self.endpoints)
             results = []
             for m, checked in accepted:
@@ -171,12 +170,14 @@ class Ingestor:
                 # Chunks carry their manifest's id: staged by the intake, not stored as records.
                 chunks = [r for r in records if isinstance(r, wire.DisturbanceChunk)]
                 plain = [r for r in records if not isinstance(r, wire.DisturbanceChunk)]
-                result = store_records(conn, plain, now)
+                result = store_records(conn, plain, now, defer_writes=True)
                 results.append(result)
                 heard = gateway_silence.after_lifecycle(
                     conn, result.new_lifecycle, now, self.tickets.rules.silent_after_intervals
                 )
-                for sig in self._signals(result) + heard:
+                signals = self._signals(result) + heard
+                uow.prefetch(signals, result.writes)  # the writes first, in one round trip
+                for sig in signals:
                     self.tickets.on_signal(uow, sig)
                 self.drift.on_records(conn, uow, result.new)
                 self.disturbances.on_records(conn, uow, result.new, chunks, now)

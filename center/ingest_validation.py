@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -124,7 +125,7 @@ def _fast(payload: bytes) -> CheckedMessage | None:
         records = wire.decode_envelope(payload)
     except wire.WireError:
         return None
-    if any(unstorable(r) for r in records):
+    if not all(storable(r) for r in records):
         return None
     out = CheckedMessage()
     _take_unique(out, list(enumerate(records)), lambda i: _content_of(records[i]))
@@ -205,7 +206,85 @@ def identity(r: wire.Record) -> tuple[Any, ...]:
 def unstorable(record: wire.Record) -> str | None:
     """Why this valid record could not be stored the same way on SQLite and PostgreSQL,
     or None."""
-    return _problem(record, "")
+    return None if storable(record) else _problem(record, "")
+
+
+def storable(record: wire.Record) -> bool:
+    """`unstorable(record) is None`, cheaply: no path is built, and the common types are
+    told apart by their exact type. Every check depends only on the last part of the path
+    (the field's name), which is all this carries; the name of a list item, a dict key or
+    a dict value is never one with a limit of its own ("x[0]", "x key", "x['k']"), so it
+    is "" here. It may only be stricter than `_problem`: `unstorable` asks `_problem`
+    whenever this says no."""
+    return _model_fine(record)
+
+
+def _model_fine(model: BaseModel) -> bool:
+    extra = model.__pydantic_extra__
+    items = model.__dict__.items() if not extra else [*model.__dict__.items(), *extra.items()]
+    for name, value in items:
+        kind = type(value)
+        if kind is str:
+            # ASCII without NUL within the field's limit is fine; anything else asks
+            # `_text_fine` (which allows a chunk's "data" more).
+            plain = (
+                value.isascii()
+                and "\x00" not in value
+                and len(value) <= TEXT_LIMITS.get(name, MAX_TEXT_CHARS)
+            )
+            if not plain and not _text_fine(value, name):
+                return False
+        elif kind is int:
+            low, high = (0, INT32_MAX) if name in INT32_FIELDS else (INT64_MIN, INT64_MAX)
+            if not low <= value <= high:
+                return False
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind in _CONTAINERS:
+            if value and not _fine(value, name):  # an empty one holds nothing wrong
+                return False
+        elif kind not in _ALWAYS_FINE and not _fine(value, name):
+            return False
+    return True
+
+
+_ALWAYS_FINE = frozenset({bool, type(None), datetime})
+_CONTAINERS = frozenset({list, tuple, dict})
+
+
+def _fine(value: Any, name: str) -> bool:
+    if isinstance(value, str):
+        return _text_fine(value, name)
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        low, high = (0, INT32_MAX) if name in INT32_FIELDS else (INT64_MIN, INT64_MAX)
+        return low <= value <= high
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, BaseModel):
+        return _model_fine(value)
+    if isinstance(value, dict):
+        return all(_text_fine(k, "") and _fine(v, "") for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_fine(item, "") for item in value)
+    return True  # datetimes: the wire schema already bounds them
+
+
+def _text_fine(text: str, name: str) -> bool:
+    if "\x00" in text or not (text.isascii() or _utf8(text)):
+        return False
+    limit = wire.MAX_PAYLOAD_BYTES if name == "data" else TEXT_LIMITS.get(name, MAX_TEXT_CHARS)
+    return len(text) <= limit
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _problem(value: Any, path: str) -> str | None:

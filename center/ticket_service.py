@@ -19,7 +19,8 @@ from center.errors import TicketNotFound
 from center.ingest import Counters
 from center.store import schema as s
 from center.store.db import lock_site, try_lock_tick
-from center.store.ticket_repo import TicketUnitOfWork, ticket_document
+from center.store.ticket_repo import TicketUnitOfWork
+from center.store.ticket_rows import ticket_document
 from center.tickets.engine import TicketEngine
 from center.tickets.model import ACTIVE, Ticket
 

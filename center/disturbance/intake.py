@@ -29,6 +29,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from center.config import DisturbanceConfig
 from center.device_time import event_time, record_time
+from center.disturbance import orphans
 from center.disturbance.analysis import analyse
 from center.store import schema as s
 from center.store.ticket_repo import TicketUnitOfWork
@@ -76,12 +77,13 @@ class DisturbanceIntake:
         chunks: Sequence[wire.DisturbanceChunk],
         now: datetime,
     ) -> None:
+        none_to_adopt = orphans.none_to_adopt(conn, new, self.window)
         for r in new:
             if isinstance(r, wire.DisturbanceRecord):
                 self._manifest(conn, r, now)
             elif isinstance(r, wire.FaultReport):
                 self._fault_report(conn, uow, r, now)
-            elif isinstance(r, wire.Event) and r.signal in ("trip", "start") and r.active:
+            elif orphans.adopting(r) and not none_to_adopt:
                 self._adopt_orphans(conn, uow, r.site, event_time(r))
         for c in chunks:
             self._chunk(conn, uow, c, now)

@@ -14,6 +14,7 @@ ORDER BY` keeps the rows' order, so serial ids follow the order given.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -38,13 +39,19 @@ def columns_of(table: Table) -> list[str]:
 
 
 @cache
-def unnest_insert_sql(table: Table, tail: str = "") -> str:
+def unnest_insert_sql(table: Table, tail: str = "", constant: frozenset[str] = frozenset()) -> str:
     """`INSERT INTO table (cols) SELECT … FROM unnest(%b::type[], …) … tail`; `tail` is
-    an ON CONFLICT and/or RETURNING clause."""
+    an ON CONFLICT and/or RETURNING clause. The `constant` columns, the same in every
+    row, are one scalar parameter each instead of an array (dumping an array costs the
+    client per element)."""
     names = columns_of(table)
-    arrays = ", ".join(f"%b::{_array_type(table, n)}" for n in names)
-    aliases = ", ".join(f"c{i}" for i in range(len(names)))
-    picked = ", ".join(f"u.c{i}" for i in range(len(names)))
+    varying = [n for n in names if n not in constant]
+    arrays = ", ".join(f"%b::{_array_type(table, n)}" for n in varying)
+    aliases = ", ".join(f"c{i}" for i in range(len(varying)))
+    picked = ", ".join(
+        f"%b::{_array_type(table, n)[:-2]}" if n in constant else f"u.c{varying.index(n)}"
+        for n in names
+    )
     return (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"SELECT {picked} FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, n) "
@@ -78,8 +85,32 @@ def unnest_insert(
 ) -> CursorResult[Any]:
     """Insert `rows` (dicts with every column of `columns_of(table)`) in one PostgreSQL
     statement."""
-    arrays = tuple([row[name] for row in rows] for name in columns_of(table))
-    return conn.exec_driver_sql(unnest_insert_sql(table, tail), arrays)
+    return conn.exec_driver_sql(*unnest_statement(table, rows, tail))
+
+
+def unnest_statement(
+    table: Table, rows: Sequence[dict[str, Any]], tail: str = ""
+) -> tuple[str, tuple[Any, ...]]:
+    """The SQL text and parameters of `unnest_insert`, for the driver's own cursor."""
+    columns = {name: [row[name] for row in rows] for name in columns_of(table)}
+    constant = frozenset(n for n, values in list(columns.items())[1:] if _same(values))
+    # In the order of the statement's text: the scalars (in the select list), the arrays.
+    scalars = [values[0] for n, values in columns.items() if n in constant]
+    arrays = [values for n, values in columns.items() if n not in constant]
+    return unnest_insert_sql(table, tail, constant), (*scalars, *arrays)
+
+
+def _same(values: list[Any]) -> bool:
+    """Every value is the first one, of its very type (so the scalar stores what each
+    row would have): text, integers, booleans, times and None; never floats (-0.0)."""
+    first = values[0]
+    kind = type(first)
+    if kind not in _FOLDED:
+        return False
+    return all(v is first or (type(v) is kind and v == first) for v in values)
+
+
+_FOLDED = frozenset({str, int, bool, datetime, type(None)})
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

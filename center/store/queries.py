@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, func, select
 from center.disturbance import queries as disturbances
 from center.store import schema as s
 from center.store.db import as_utc
-from center.store.ticket_repo import ticket_document, ticket_from_row
+from center.store.ticket_rows import ticket_document, ticket_from_row
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -17,8 +17,9 @@ from typing import Any, cast
 from sqlalchemy import Connection, bindparam, select
 
 from center.store import schema as s
-from center.store.bulk import columns_of, unnest_insert
+from center.store.bulk import columns_of, unnest_insert, unnest_statement
 from center.store.db import is_postgres
+from center.store.together import run_together
 
 RecordId = tuple[str, int, int]
 
@@ -41,6 +42,34 @@ def insert_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[RecordId
         inserted = unnest_insert(conn, s.records, rows, _PG_ON_CONFLICT)
         return {cast(RecordId, tuple(row)) for row in inserted}
     return _sqlite_insert_new(conn, rows)
+
+
+SequenceRows = dict[tuple[str, int], tuple[int, str]]  # (gateway, session): (high, missing)
+
+
+def insert_new_asking_sequences(
+    conn: Connection, rows: Sequence[dict[str, Any]]
+) -> tuple[set[RecordId], SequenceRows | None]:
+    """`insert_new`, and on PostgreSQL, in the same round trip, the sequence rows of the
+    rows' sessions (the insert does not change them); None elsewhere (ask later)."""
+    if not is_postgres(conn):
+        return _sqlite_insert_new(conn, rows), None
+    sessions = sorted({(row["gateway_id"], row["session"]) for row in rows})
+    asked = {"gateways": [g for g, _ in sessions], "sessions": [n for _, n in sessions]}
+    inserted, found = run_together(
+        conn,
+        [],
+        [unnest_statement(s.records, rows, _PG_ON_CONFLICT), (_SEQUENCES, asked)],
+        as_dicts=False,
+    )
+    return set(inserted), {(gw, session): (high, missing) for gw, session, high, missing in found}
+
+
+_SEQUENCES = (
+    "SELECT gateway_id, session, high, missing FROM sequences "
+    "WHERE (gateway_id, session) IN "
+    "(SELECT * FROM unnest(%(gateways)s::text[], %(sessions)s::bigint[]))"
+)
 
 
 def _sqlite_insert_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[RecordId]:

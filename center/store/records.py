@@ -17,8 +17,9 @@ from sqlalchemy import Connection, select, update
 
 from center.device_time import record_time
 from center.store import schema as s
-from center.store.db import insert
-from center.store.record_insert import insert_new
+from center.store.db import insert, pipeline
+from center.store.record_insert import SequenceRows, insert_new_asking_sequences
+from center.store.together import Write, execute_all
 from gateway import wire
 
 MAX_MISSING_RANGES = 1000  # beyond this the oldest ranges are dropped (and counted)
@@ -36,6 +37,7 @@ class StoreResult:
     # Records whose id is stored already with other content: never stored, never counted
     # as duplicates; the caller keeps them for inspection.
     conflicts: list[wire.Record] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)  # with defer_writes: still to make
 
 
 def merge_sequence(
@@ -98,7 +100,13 @@ def _record_row(r: wire.Record, now: datetime) -> dict[str, Any]:
     return row
 
 
-def store_records(conn: Connection, records: Sequence[wire.Record], now: datetime) -> StoreResult:
+def store_records(
+    conn: Connection, records: Sequence[wire.Record], now: datetime, *, defer_writes: bool = False
+) -> StoreResult:
+    """Store what is new of `records`. The writes that follow from the new ones (sequence
+    rows, devices, inventory) are made before this returns, or with `defer_writes` left
+    in `result.writes` for the caller to make (in order, before anything reads those
+    tables: `TicketUnitOfWork.prefetch` sends them with its questions)."""
     result = StoreResult()
     plain = [r for r in records if not isinstance(r, Lifecycle)]
     for r in records:
@@ -108,15 +116,19 @@ def store_records(conn: Connection, records: Sequence[wire.Record], now: datetim
                 result.new_lifecycle.append((r, current))
     if not plain:
         return result
-    inserted = _insert_new(conn, plain, now)
+    inserted, sequences = insert_new_asking_sequences(conn, [_record_row(r, now) for r in plain])
     result.new = [r for r in plain if r.record_id in inserted]
     repeated = [r for r in plain if r.record_id not in inserted]
     result.conflicts = _conflicting(conn, repeated)
     result.duplicates = len(repeated) - len(result.conflicts)
     if result.new:
-        _track_sequences(conn, result, now)
-        _touch_devices(conn, result.new, now)
-        _store_inventory(conn, result.new)
+        result.writes = _track_sequences(conn, result, now, sequences)
+        result.writes += _touch_devices(conn, result.new, now)
+        result.writes += _store_inventory(conn, result.new)
+    if result.writes and not defer_writes:
+        with pipeline(conn):  # writes only: one round trip
+            execute_all(conn, result.writes)
+        result.writes = []
     return result
 
 
@@ -139,66 +151,77 @@ def _conflicting(conn: Connection, repeated: Sequence[wire.Record]) -> list[wire
     return [r for r in repeated if stored.get(r.record_id) != r.model_dump_json()]
 
 
-def _insert_new(
-    conn: Connection, plain: Sequence[wire.Record], now: datetime
-) -> set[tuple[str, int, int]]:
-    """Insert the records not stored yet; returns the ids actually inserted."""
-    return insert_new(conn, [_record_row(r, now) for r in plain])
-
-
-def _track_sequences(conn: Connection, result: StoreResult, now: datetime) -> None:
+def _track_sequences(
+    conn: Connection, result: StoreResult, now: datetime, known: SequenceRows | None
+) -> list[Write]:
+    """Fold the new records into their sessions' sequence rows (`known`: those already
+    read, None to read them here); returns the writes."""
+    writes: list[Write] = []
     by_session: dict[tuple[str, int], list[wire.Record]] = {}
     for r in result.new:
         by_session.setdefault((r.gateway_id, r.session), []).append(r)
     q = s.sequences.c
     for (gateway_id, session), recs in by_session.items():
-        row = conn.execute(
-            select(q.high, q.missing).where(q.gateway_id == gateway_id, q.session == session)
-        ).first()
+        row = (
+            known.get((gateway_id, session))
+            if known is not None
+            else conn.execute(
+                select(q.high, q.missing).where(q.gateway_id == gateway_id, q.session == session)
+            ).first()
+        )
         high, missing = (row[0], json.loads(row[1])) if row else (0, [])
         new_high, ranges, opened, filled = merge_sequence(high, missing, (r.seq for r in recs))
         values = {"high": new_high, "missing": json.dumps(ranges), "updated_at": now}
         if row is None:
-            conn.execute(
-                insert(s.sequences, conn)
-                .values(gateway_id=gateway_id, session=session, site=recs[0].site, **values)
-                .on_conflict_do_nothing()
+            writes.append(
+                (
+                    insert(s.sequences, conn)
+                    .values(gateway_id=gateway_id, session=session, site=recs[0].site, **values)
+                    .on_conflict_do_nothing(),
+                    None,
+                )
             )
         else:
-            conn.execute(
-                update(s.sequences)
-                .where(q.gateway_id == gateway_id, q.session == session)
-                .values(values)
+            writes.append(
+                (
+                    update(s.sequences)
+                    .where(q.gateway_id == gateway_id, q.session == session)
+                    .values(values),
+                    None,
+                )
             )
         result.gaps_opened.extend((gateway_id, session, a, b) for a, b in opened)
         result.seqs_filled += filled
+    return writes
 
 
-def _touch_devices(conn: Connection, recs: list[wire.Record], now: datetime) -> None:
+def _touch_devices(conn: Connection, recs: list[wire.Record], now: datetime) -> list[Write]:
     seen = {(r.site, r.device_id): r.gateway_id for r in recs if r.device_id}
     rows = [
         {"site": site, "device_id": dev, "gateway_id": gw, "first_seen": now, "last_seen": now}
         for (site, dev), gw in seen.items()
     ]
-    if rows:
-        stmt = insert(s.devices, conn)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["site", "device_id"],
-                set_={"last_seen": stmt.excluded.last_seen, "gateway_id": stmt.excluded.gateway_id},
-            ),
-            rows,
-        )
+    if not rows:
+        return []
+    stmt = insert(s.devices, conn).inline()
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["site", "device_id"],
+        set_={"last_seen": stmt.excluded.last_seen, "gateway_id": stmt.excluded.gateway_id},
+    )
+    return [(upsert, rows)]
 
 
-def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
+def _store_inventory(conn: Connection, recs: list[wire.Record]) -> list[Write]:
     """Firmware reports and settings snapshots, each in its own table (baselines are
-    built on them); the device row keeps the latest identity and hashes."""
+    built on them); the device row keeps the latest identity and hashes. Returns the
+    writes."""
+    writes: list[Write] = []
     d = s.devices.c
     for r in recs:
         if isinstance(r, wire.FirmwareReport):
-            conn.execute(
+            report = (
                 insert(s.firmware_reports, conn)
+                .inline()  # no RETURNING: written in a pipeline
                 .values(
                     **_device_record_ids(r),
                     manufacturer=r.manufacturer,
@@ -211,7 +234,7 @@ def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
                 )
                 .on_conflict_do_nothing()
             )
-            conn.execute(
+            device = (
                 update(s.devices)
                 .where(d.site == r.site, d.device_id == r.device_id)
                 .values(
@@ -222,9 +245,11 @@ def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
                     firmware_hash=r.hash,
                 )
             )
+            writes += [(report, None), (device, None)]
         elif isinstance(r, wire.SettingsSnapshot):
-            conn.execute(
+            snapshot = (
                 insert(s.settings_snapshots, conn)
+                .inline()
                 .values(
                     **_device_record_ids(r),
                     hash=r.hash,
@@ -235,11 +260,13 @@ def _store_inventory(conn: Connection, recs: list[wire.Record]) -> None:
                 )
                 .on_conflict_do_nothing()
             )
-            conn.execute(
+            device = (
                 update(s.devices)
                 .where(d.site == r.site, d.device_id == r.device_id)
                 .values(settings_hash=r.hash)
             )
+            writes += [(snapshot, None), (device, None)]
+    return writes
 
 
 def _device_record_ids(r: wire.FirmwareReport | wire.SettingsSnapshot) -> dict[str, Any]:

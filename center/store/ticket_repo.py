@@ -11,92 +11,36 @@ one webhook outbox row per endpoint, all in the caller's transaction.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import product
 from typing import Any
 
-from sqlalchemy import Connection, Executable, and_, bindparam, func, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import Connection, and_, func, select
 
 from center.store import schema as s
 from center.store.bulk import insert_rows
-from center.store.db import as_utc, insert
-from center.tickets.model import ACTIVE, Condition, Ticket, TimelineEntry
+from center.store.db import as_utc, is_postgres, pipeline
+from center.store.ticket_prefetch import LatestKey, Questions, ask
+from center.store.ticket_rows import (
+    INSERT_OUTBOX,
+    INSERT_TICKET,
+    UPDATABLE,
+    UPDATE_TICKET,
+    condition_from_row,
+    condition_row,
+    dialect_statements,
+    ticket_document,
+    ticket_from_row,
+)
+from center.store.together import Write
+from center.tickets.model import ACTIVE, Condition, Signal, Ticket, TimelineEntry
 from center.tickets.policy import Window
 from center.tickets.unit_of_work import UnitOfWork
 
-_TICKET_COLUMNS = [f.name for f in fields(Ticket) if f.name not in ("members",)]
-_TS_FIELDS = {
-    "opened_at",
-    "updated_at",
-    "first_event_at",
-    "last_event_at",
-    "clear_since",
-    "acknowledged_at",
-    "resolved_at",
-    "closed_at",
-}
-
-
-_UPDATABLE = [name for name in _TICKET_COLUMNS if name != "id"]
-# Built once: statements built per call with .values(dict) cost more than the SQL itself.
-_INSERT_TICKET = s.tickets.insert()
-_UPDATE_TICKET = (
-    update(s.tickets)
-    .where(s.tickets.c.id == bindparam("_id"))
-    .values({name: bindparam(name) for name in _UPDATABLE})
-)
-_INSERT_OUTBOX = s.webhook_outbox.insert()
-_CONDITION_FIELDS = [
-    "site",
-    "subject",
-    "fault_class",
-    "active",
-    "changed_at",
-    "transitions",
-    "flapping",
-    "suppressed",
-    "severity",
-    "summary",
-]
-_dialect_statements: dict[str, dict[str, Executable]] = {}
-
-
-def _statements(conn: Connection) -> dict[str, Executable]:
-    name = conn.dialect.name
-    if name not in _dialect_statements:
-        member = insert(s.ticket_members, conn).on_conflict_do_nothing()
-        cond = insert(s.conditions, conn)
-        upsert = cond.on_conflict_do_update(
-            index_elements=["key"],
-            set_={f: getattr(cond.excluded, f) for f in _CONDITION_FIELDS},
-        )
-        _dialect_statements[name] = {"member": member, "condition": upsert}
-    return _dialect_statements[name]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def ticket_document(t: Ticket, changes: list[str] | None = None) -> dict[str, Any]:
-    """A ticket as JSON-ready data: what the API returns and the webhook sends."""
-    doc: dict[str, Any] = {}
-    for name in _TICKET_COLUMNS:
-        value = getattr(t, name)
-        doc[name] = _iso(value) if name in _TS_FIELDS else value
-    doc["devices"] = sorted(m for m in t.members if not m.startswith("@"))
-    doc["members"] = sorted(t.members)
-    if changes is not None:
-        doc["changes"] = changes
-    return doc
-
-
-def ticket_from_row(row: RowMapping, members: set[str]) -> Ticket:
-    values = {name: row[name] for name in _TICKET_COLUMNS}
-    for name in _TS_FIELDS:
-        values[name] = as_utc(values[name])
-    return Ticket(**values, members=members)
+_t, _m = s.tickets.c, s.ticket_members.c
+# PostgreSQL: a ticket's members come with its row (one round trip, not two).
+_MEMBERS = select(func.array_agg(_m.subject)).where(_m.ticket_id == _t.id).scalar_subquery()
 
 
 class TicketUnitOfWork(UnitOfWork):
@@ -112,6 +56,8 @@ class TicketUnitOfWork(UnitOfWork):
         self._changes: dict[int, list[str]] = {}
         self._timeline: list[dict[str, Any]] = []
         self._notify_muted: set[int] = set()
+        self._latest: dict[LatestKey, int | None] = {}  # newest ticket of a member, prefetched
+        self._new_members: list[dict[str, Any]] = []  # written before they can be asked for
         self.counters: dict[str, int] = {}
 
     # --- loading ---------------------------------------------------------------------
@@ -129,14 +75,23 @@ class TicketUnitOfWork(UnitOfWork):
         return out
 
     def _load(self, where: Any, limit: int | None = None, order: Any = None) -> list[Ticket]:
-        query = select(s.tickets).where(where)
+        pg = is_postgres(self.conn)
+        query = select(s.tickets, _MEMBERS.label("members_")) if pg else select(s.tickets)
+        query = query.where(where)
         if order is not None:
             query = query.order_by(order)
         if limit is not None:
             query = query.limit(limit)
-        rows = self.conn.execute(query).mappings().all()
+        return self._adopt(self.conn.execute(query).mappings().all())
+
+    def _adopt(self, rows: Sequence[Mapping[Any, Any]]) -> list[Ticket]:
+        """The tickets of these rows, each one object: a ticket loaded before is kept as
+        it is now. Rows from PostgreSQL carry their members ("members_")."""
         fresh = [r["id"] for r in rows if r["id"] not in self._tickets]
-        members = self._members(fresh)
+        if rows and "members_" in rows[0]:
+            members = {r["id"]: set(r["members_"] or ()) for r in rows}
+        else:
+            members = self._members(fresh)
         out = []
         for row in rows:
             if row["id"] not in self._tickets:
@@ -145,6 +100,7 @@ class TicketUnitOfWork(UnitOfWork):
         return out
 
     def find(self, where: Any) -> list[Ticket]:
+        self._write_members()  # `where` may ask about members
         return self._load(where)
 
     def get(self, ticket_id: int) -> Ticket | None:
@@ -175,32 +131,78 @@ class TicketUnitOfWork(UnitOfWork):
         return None
 
     def latest_ticket_for(self, site: str, subject: str, fault_class: str) -> Ticket | None:
+        key = (site, subject, fault_class)
+        if key in self._latest:  # prefetched, and kept by add_member since
+            latest = self._latest[key]
+            return self.get(latest) if latest is not None else None
+        if any((x["site"], x["subject"], x["fault_class"]) == key for x in self._new_members):
+            self._write_members()  # the answer counts them
         m = s.ticket_members.c
-        latest = self.conn.execute(
+        found = self.conn.execute(
             select(func.max(m.ticket_id)).where(
                 m.site == site, m.subject == subject, m.fault_class == fault_class
             )
         ).scalar()
-        return self.get(int(latest)) if latest is not None else None
+        return self.get(int(found)) if found is not None else None
 
     def children(self, parent_id: int) -> list[Ticket]:
         return self._load(and_(s.tickets.c.parent_id == parent_id, s.tickets.c.state.in_(ACTIVE)))
+
+    def prefetch(self, signals: Sequence[Signal], writes: Sequence[Write] = ()) -> None:
+        """Make `writes`, then load at once what the engine asks first about these
+        signals (center/store/ticket_prefetch.py): the same as loading each when first
+        asked, as nothing writes tickets, members, conditions or windows before `flush`
+        but `add` and `add_member`, which keep what they change. One round trip on
+        PostgreSQL, where it was one or two per key, per class, per site and per open."""
+        asked = {sig.key for sig in signals if sig.mode == "condition"}
+        pairs = {(sig.site, sig.fault_class) for sig in signals} - self._active.keys()
+        raised = [sig for sig in signals if sig.raised and sig.mode != "context"]
+        latest = {(sig.site, sig.subject, sig.fault_class) for sig in raised}
+        q = Questions(
+            keys=sorted(asked - self._conditions.keys()),
+            sites=sorted({p[0] for p in pairs}),
+            classes=sorted({p[1] for p in pairs}),
+            window_sites=sorted({sig.site for sig in raised} - self._windows.keys()),
+            latest=sorted(latest - self._latest.keys()),
+        )
+        if self._new_members:  # before the newest tickets are asked
+            writes = [(dialect_statements(self.conn)["member"], self._new_members), *writes]
+            self._new_members = []
+        got = ask(self.conn, writes, q)
+        found = {row["key"]: row for row in got.conditions}
+        for key in q.keys:
+            row = found.get(key)
+            self._conditions[key] = condition_from_row(row) if row is not None else None
+        loaded = self._adopt(got.tickets)
+        for pair in product(q.sites, q.classes):
+            if pair not in self._active:
+                self._active[pair] = [t for t in loaded if (t.site, t.fault_class) == pair]
+        for site in q.window_sites:
+            self._windows[site] = [self._window(r) for r in got.windows if r["site"] == site]
+        if got.latest is not None:
+            newest = {
+                (r["latest_site"], r["latest_subject"], r["latest_class"]): r["id"]
+                for r in got.latest
+            }
+            self._adopt(got.latest)
+            for key3 in q.latest:
+                self._latest[key3] = newest.get(key3)
+
+    def _window(self, r: Mapping[Any, Any]) -> Window:
+        return Window(
+            r["site"],
+            r["device_id"],
+            as_utc(r["starts_at"]) or self.now,
+            as_utc(r["ends_at"]) or self.now,
+            r["reason"],
+        )
 
     def windows(self, site: str) -> list[Window]:
         if site not in self._windows:
             rows = self.conn.execute(
                 select(s.maintenance_windows).where(s.maintenance_windows.c.site == site)
             ).mappings()
-            self._windows[site] = [
-                Window(
-                    r["site"],
-                    r["device_id"],
-                    as_utc(r["starts_at"]) or self.now,
-                    as_utc(r["ends_at"]) or self.now,
-                    r["reason"],
-                )
-                for r in rows
-            ]
+            self._windows[site] = [self._window(r) for r in rows]
         return self._windows[site]
 
     # --- conditions ------------------------------------------------------------------
@@ -212,7 +214,7 @@ class TicketUnitOfWork(UnitOfWork):
                 .mappings()
                 .first()
             )
-            self._conditions[key] = _condition_from_row(row) if row is not None else None
+            self._conditions[key] = condition_from_row(row) if row is not None else None
         return self._conditions[key]
 
     def conditions_where(self, where: Any) -> list[Condition]:
@@ -220,7 +222,7 @@ class TicketUnitOfWork(UnitOfWork):
         out = []
         for row in rows:
             if row["key"] not in self._conditions or self._conditions[row["key"]] is None:
-                self._conditions[row["key"]] = _condition_from_row(row)
+                self._conditions[row["key"]] = condition_from_row(row)
             cond = self._conditions[row["key"]]
             assert cond is not None
             out.append(cond)
@@ -233,9 +235,9 @@ class TicketUnitOfWork(UnitOfWork):
     # --- changes ---------------------------------------------------------------------
 
     def add(self, t: Ticket) -> Ticket:
-        values = {name: getattr(t, name) for name in _UPDATABLE}
+        values = {name: getattr(t, name) for name in UPDATABLE}
         values["revision"] = 0
-        pk = self.conn.execute(_INSERT_TICKET, values).inserted_primary_key
+        pk = self.conn.execute(INSERT_TICKET, values).inserted_primary_key
         assert pk is not None
         t.id = int(pk[0])
         self._tickets[t.id] = t
@@ -250,10 +252,17 @@ class TicketUnitOfWork(UnitOfWork):
             return
         assert t.id is not None
         t.members.add(subject)
-        self.conn.execute(
-            _statements(self.conn)["member"],
-            {"ticket_id": t.id, "subject": subject, "site": t.site, "fault_class": t.fault_class},
+        key = (t.site, subject, t.fault_class)
+        if key in self._latest:  # what the database would now answer
+            self._latest[key] = max(self._latest[key] or 0, t.id)
+        self._new_members.append(
+            {"ticket_id": t.id, "subject": subject, "site": t.site, "fault_class": t.fault_class}
         )
+
+    def _write_members(self) -> None:
+        if self._new_members:
+            self.conn.execute(dialect_statements(self.conn)["member"], self._new_members)
+            self._new_members = []
 
     def changed(self, t: Ticket, change: str, notify_even_if_muted: bool = False) -> None:
         assert t.id is not None
@@ -293,7 +302,7 @@ class TicketUnitOfWork(UnitOfWork):
             t = self._tickets[tid]
             t.revision += 1
             t.updated_at = self.now
-            values = {name: getattr(t, name) for name in _UPDATABLE}
+            values = {name: getattr(t, name) for name in UPDATABLE}
             values["_id"] = tid
             updates.append(values)
             changed.append(t)
@@ -312,53 +321,29 @@ class TicketUnitOfWork(UnitOfWork):
                     }
                     for name in self.endpoints
                 )
-        if updates:
-            self.conn.execute(_UPDATE_TICKET, updates)
-        if self._timeline:
-            insert_rows(self.conn, s.timeline, self._timeline)
-        if outbox:
-            self.conn.execute(_INSERT_OUTBOX, outbox)
         rows = []
         for key in self._dirty_conditions:
             cond = self._conditions[key]
             assert cond is not None
-            rows.append(_condition_row(cond))
-        if rows:
-            self.conn.execute(_statements(self.conn)["condition"], rows)
+            rows.append(condition_row(cond))
+        if self._new_members or updates or self._timeline or outbox or rows:
+            self._write(updates, outbox, rows)
         self._changes.clear()
         self._timeline.clear()
         self._dirty_conditions.clear()
         self._notify_muted.clear()
         return changed
 
-
-def _condition_row(cond: Condition) -> dict[str, Any]:
-    return {
-        "key": cond.key,
-        "site": cond.site,
-        "subject": cond.subject,
-        "fault_class": cond.fault_class,
-        "active": cond.active,
-        "changed_at": cond.changed_at,
-        "transitions": json.dumps([t.isoformat() for t in cond.transitions]),
-        "flapping": cond.flapping,
-        "suppressed": cond.suppressed,
-        "severity": cond.severity,
-        "summary": cond.summary,
-    }
-
-
-def _condition_from_row(row: RowMapping) -> Condition:
-    return Condition(
-        key=row["key"],
-        site=row["site"],
-        subject=row["subject"],
-        fault_class=row["fault_class"],
-        active=row["active"],
-        changed_at=as_utc(row["changed_at"]) or datetime.fromisoformat(row["changed_at"]),
-        severity=row["severity"],
-        summary=row["summary"],
-        transitions=[datetime.fromisoformat(x) for x in json.loads(row["transitions"])],
-        flapping=row["flapping"],
-        suppressed=row["suppressed"],
-    )
+    def _write(
+        self, updates: list[dict[str, Any]], outbox: list[dict[str, Any]], conditions: list[Any]
+    ) -> None:
+        with pipeline(self.conn):  # nothing here is read back: one round trip
+            self._write_members()
+            if updates:
+                self.conn.execute(UPDATE_TICKET, updates)
+            if self._timeline:
+                insert_rows(self.conn, s.timeline, self._timeline)
+            if outbox:
+                self.conn.execute(INSERT_OUTBOX, outbox)
+            if conditions:
+                self.conn.execute(dialect_statements(self.conn)["condition"], conditions)

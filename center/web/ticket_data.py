@@ -13,7 +13,7 @@ from sqlalchemy import Connection, and_, select
 
 from center.store import schema as s
 from center.store.db import as_utc
-from center.store.ticket_repo import ticket_document, ticket_from_row
+from center.store.ticket_rows import ticket_document, ticket_from_row
 from center.web.charts import Mark, mark_kind
 
 

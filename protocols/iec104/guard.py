@@ -19,8 +19,9 @@ was received is the guard's decision: an N(R) to the relay (the guard's S-frames
 rewritten in c104's S- and I-frames) never passes the first passed-on monitoring frame not
 yet durable in the outbox. The link reports each ASDU's token durable when its group commit
 returns (`durable_through`: a token covers all before it; one wake-up pending at a time),
-and the guard sends an S-frame as soon as the limit moves, so the relay's window (k = 12)
-moves with every group commit. Diverted frames are stored before the next frame is read.
+and the guard sends an S-frame once `w` = 8 frames are durable and unconfirmed, or 5 ms
+after the first of them (`ack_pacing.py`), so a relay with a backlog sends in bursts and
+its window (k = 12) keeps moving. Diverted frames are stored before the next frame is read.
 c104's N(R) is only followed (`c104_token`, for ASDUs that reach no callback: link.py).
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
@@ -39,6 +40,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from protocols.iec104.ack_pacing import AckPacer, DurableMark
 from protocols.iec104.apdu_check import (
     MONITORING_TYPES,
     FramingError,
@@ -174,8 +176,8 @@ class ApduGuard:
         """From any thread: the ASDU with this token, and everything handed to the outbox
         before it, is durable. Never blocks (the outbox's writer thread calls it)."""
         session = self._session
-        if session is not None:
-            session.durable_through(token)
+        if session is not None and not self.is_cut:
+            session.mark.raise_to(token)
 
     def c104_token(self) -> int:
         """The token of the last monitoring ASDU c104 has confirmed (0: none yet)."""
@@ -227,32 +229,32 @@ class _Session:
         self.sent_nr = 0  # last N(R) the relay got
         # (relay N(S), token) of monitoring frames handed on whose ASDU is not known durable
         self.undurable: deque[tuple[int, int]] = deque()
-        self.durable_token = 0  # every token up to it is durable (set from other threads)
+        self.mark = DurableMark()  # every token up to `mark.token` is durable
         self.c104_token = 0
         self.lock = threading.Lock()  # guards the sequence state; the guard's thread only
-        self._mark_lock = threading.Lock()  # `durable_token`, `_woken`; never held during I/O
-        self._woken = False  # a wake-up byte is on its way to the guard's thread
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_w.setblocking(False)
+        self.pacer = AckPacer()
 
     def pump(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self.upstream, selectors.EVENT_READ, self._on_relay)
             selector.register(self.master, selectors.EVENT_READ, self._on_master)
-            selector.register(self._wake_r, selectors.EVENT_READ, self._on_durable)
+            selector.register(self.mark.reader, selectors.EVENT_READ, self._on_durable)
             try:
                 self._pump(selector)
             finally:
-                self._wake_r.close()
-                self._wake_w.close()
+                self.mark.close()
 
     def _pump(self, selector: selectors.BaseSelector) -> None:
         while True:
-            for key, _ in selector.select():
+            for key, _ in selector.select(self.pacer.timeout()):
                 data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                 if not data or self.guard.is_cut:
                     raise GuardClosed(self.guard.last_error or "connection closed")
                 key.data(data)
+            if self.pacer.expired():
+                with self.lock:
+                    self.pacer.sent()
+                    self._send_nr(self._limit())
 
     # relay -> c104
 
@@ -361,7 +363,7 @@ class _Session:
 
     def _limit(self) -> int:
         """The highest N(R) the relay may get: up to the first frame not known durable."""
-        durable = self.durable_token
+        durable = self.mark.token
         while self.undurable and self.undurable[0][1] <= durable:
             self.undurable.popleft()
         return self.undurable[0][0] if self.undurable else self.stored_vr
@@ -372,22 +374,12 @@ class _Session:
             self._limit()
             return self.undurable[0][1] if self.undurable else 1 << 62
 
-    def durable_through(self, token: int) -> None:
-        """Any thread: raise the durable watermark and wake the guard's thread to confirm,
-        unless a wake-up is on its way (the thread reads the watermark after clearing it)."""
-        with self._mark_lock:
-            if token <= self.durable_token or self.guard.is_cut:
-                return
-            self.durable_token, woken, self._woken = token, self._woken, True
-        if not woken:
-            with contextlib.suppress(OSError):  # closed
-                self._wake_w.send(b"\0")
-
     def _on_durable(self, _: bytes) -> None:
-        with self._mark_lock:
-            self._woken = False
+        self.mark.woken()
         with self.lock:
-            self._send_nr(self._limit())
+            nr = self._limit()
+            if self.pacer.now((nr - self.sent_nr) % SEQ_MOD if self._advances(nr) else 0):
+                self._send_nr(nr)
 
     def _advances(self, nr: int) -> bool:
         return 0 < (nr - self.sent_nr) % SEQ_MOD <= (self.stored_vr - self.sent_nr) % SEQ_MOD
@@ -398,3 +390,4 @@ class _Session:
         if self._advances(nr) and not self.guard.is_cut:
             self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))
             self.sent_nr = nr
+            self.pacer.sent()

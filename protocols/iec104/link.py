@@ -27,10 +27,10 @@ after its callbacks returned, so once c104 confirmed it, whatever it carried was
 reports c104's last confirmed token durable when it commits, so such a frame
 waits about a second at most, far inside the relay's t1 (15 s).
 
-Reconnect policy: c104 retries a connection on its own, which we allow only until the first
-OPEN (bounded by `connect_timeout_s`). Once an open connection is lost, `run` raises
-`LinkError` and stops the client: the supervisor owns backoff and comms alarms, and a fresh
-client starts from a known state (unmute, interrogation) instead of whatever c104 kept.
+Reconnect policy: c104 retries only until the first OPEN (within `connect_timeout_s`); a
+lost open connection raises `LinkError` and stops the client: the supervisor owns backoff
+and comms alarms, and a fresh client (in its turn: `connect_turns.py`) starts from a known
+state (unmute, interrogation) instead of whatever c104 kept.
 """
 
 import asyncio
@@ -49,6 +49,7 @@ from protocols.iec104 import codec
 from protocols.iec104.asdu_batch import AsduBatcher
 from protocols.iec104.asdu_source import AsduSource
 from protocols.iec104.config import Iec104Device
+from protocols.iec104.connect_turns import Turn
 from protocols.iec104.durable_ack import DurableAcks, poster
 from protocols.iec104.guard import ApduGuard
 from protocols.iec104.interrogation import interrogation
@@ -123,6 +124,8 @@ class Iec104Link:
         """Connect, interrogate, then wait until the link is lost (`LinkError`) or cancelled.
         The client is stopped (threads joined, socket closed) on every way out."""
         self._loop = asyncio.get_running_loop()
+        turn = Turn()  # connect_turns.py: relays that dropped together reconnect in turns
+        await turn.take()
         client = c104.Client(
             tick_rate_ms=self.device.tick_rate_ms,
             command_timeout_ms=self.device.command_timeout_ms,
@@ -137,6 +140,7 @@ class Iec104Link:
             stale_guard = asyncio.create_task(self._flush_stale())
             try:
                 await self.interrogate()
+                turn.give_back()
                 self.ready.set()
                 if self.device.clock_sync:
                     await self.clock_sync()
@@ -148,6 +152,7 @@ class Iec104Link:
             await self.sink.deliver([LinkStateObservation(self.device.id, False, reason)])
             raise LinkError(f"{self.device.id}: {reason}")
         finally:
+            turn.give_back()
             self._open = False
             await asyncio.to_thread(client.stop)
             await asyncio.to_thread(self.guard.stop)
@@ -317,13 +322,8 @@ class Iec104Link:
             return
         # c104 drops these (a relay answering GI with M_SP_NA_1 and sending M_SP_TB_1
         # spontaneously for the same IOA is common): deliver them ourselves.
-        log.info(
-            "device %s: %s for ioa %d (%s); delivered anyway",
-            self.name,
-            cause.name,
-            message.io_address,
-            message.type.name,
-        )
+        what = f"{cause.name} for ioa {message.io_address} ({message.type.name})"
+        log.info("device %s: %s; delivered anyway", self.name, what)
         self._deliver(message, {"c104_unexpected": cause.name})
 
     def _deliver(self, message: c104.IncomingMessage, flags: dict[str, Any]) -> None:

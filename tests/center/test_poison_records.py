@@ -190,3 +190,33 @@ def test_text_longer_than_its_column_is_quarantined_for_any_kind(make_harness):
         "model: 129 characters > 128",
         "reason: 33 characters > 32",
     ]
+
+
+# Values in places with limits of their own, and nested ones, for the quick check below.
+NESTED = [
+    {"quality": '["ok", "\\u0000"]'},
+    {"details": '{"hash": "' + "h" * 100 + '"}'},  # a key, not the field: no limit of 64
+    {"details": '{"k": ' + str(2**63) + "}"},
+    {"details": '{"connection": ' + str(2**31) + "}"},  # a key: 64 bits allowed
+    {"details": '{"k": 1e400}'},
+    {"details": '{"\\ud800": 1}'},
+    {"device_time_flags": '["' + "f" * 9000 + '"]'},
+    {"address": json.dumps("a" * 128)},
+    {"address": json.dumps("a" * 129)},
+    {"label": json.dumps("é" * 8192)},
+    {"label": json.dumps("é" * 8193)},
+    {"seq": str(2**63 - 1)},
+    {"session": str(2**63)},
+]
+
+
+@pytest.mark.parametrize(
+    "fields", [c[1] for c in CORPUS if c[2] == "unstorable"] + NESTED, ids=lambda f: str(f)[:40]
+)
+def test_the_quick_storability_check_agrees_with_the_full_one(fields):
+    """`storable` (no paths, exact types first) says yes exactly when `_problem` finds
+    nothing: ingest's fast path is as strict as the record-by-record one."""
+    from center.ingest_validation import _problem, _record, storable
+
+    record = _record.validate_python(json.loads(poison(fields)))
+    assert storable(record) == (_problem(record, "") is None)

@@ -1,0 +1,61 @@
+"""When the guard confirms durable frames: at `every` of them at once, else after the delay."""
+
+from __future__ import annotations
+
+import socket
+
+from protocols.iec104.ack_pacing import AckPacer, DurableMark
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_full_step_is_confirmed_at_once_without_a_deadline() -> None:
+    pacer = AckPacer(every=8, delay_s=0.005, clock=Clock())
+    assert pacer.now(8)
+    assert pacer.timeout() is None
+
+
+def test_fewer_frames_wait_for_the_deadline_set_by_the_first() -> None:
+    clock = Clock()
+    pacer = AckPacer(every=8, delay_s=0.5, clock=clock)
+    assert not pacer.now(2)
+    assert pacer.timeout() == 0.5
+    clock.t += 0.25
+    assert not pacer.now(5)  # a later commit does not push the deadline back
+    assert not pacer.expired()
+    assert pacer.timeout() == 0.25
+    clock.t += 0.25
+    assert pacer.expired()
+    pacer.sent()
+    assert pacer.timeout() is None
+    assert not pacer.expired()
+
+
+def test_nothing_to_confirm_sets_no_deadline() -> None:
+    pacer = AckPacer(clock=Clock())
+    assert not pacer.now(0)
+    assert pacer.timeout() is None
+
+
+def test_the_mark_only_rises_and_wakes_once_until_read() -> None:
+    mark = DurableMark()
+    try:
+        mark.raise_to(5)
+        mark.raise_to(7)
+        mark.raise_to(6)
+        assert mark.token == 7
+        mark.reader.setblocking(False)
+        assert mark.reader.recv(16) == b"\0"  # one wake-up for both raises
+        mark.woken()
+        mark.raise_to(9)
+        assert mark.reader.recv(16) == b"\0"
+    finally:
+        mark.close()
+    assert mark.reader.fileno() == -1
+    assert isinstance(mark.reader, socket.socket)

@@ -27,7 +27,6 @@ from profiles.model import PointSpec, Profile
 from protocols.observations import (
     ConditionObservation,
     IdentityObservation,
-    MeasurementsObservation,
     PointObservation,
     SettingsObservation,
 )
@@ -90,34 +89,6 @@ def point_record(
     )
 
 
-def measurement_set_record(
-    ctx: DeviceContext, obs: MeasurementsObservation, now: datetime
-) -> wire.MeasurementSet:
-    """One record for a device's measurands read together. Built without validation: it
-    runs for every poll of every device, and every field is a plain value made here (the
-    tests decode its body with the contract)."""
-    points: dict[str, str] = {}
-    units: dict[str, str] = {}
-    for address in obs.values:
-        spec = ctx.profile.point(address)
-        unit = spec.unit if spec is not None and spec.unit else obs.units.get(address)
-        if spec is not None:
-            points[address] = spec.name
-        if unit:
-            units[address] = unit
-    return wire.MeasurementSet.model_construct(
-        **record_ids(ctx, now),
-        values=dict(obs.values),
-        points=points,
-        units=units,
-        quality=[],
-        device_time=None,
-        device_time_flags=[],
-        cause=obs.cause,
-        cause_raw=obs.cause_raw,
-    )
-
-
 _PHASES: dict[str | None, wire.Phase] = {p: p for p in get_args(wire.Phase)}
 
 
@@ -158,7 +129,7 @@ _PHASE_OR_NONE = frozenset({*get_args(wire.Phase), None})
 
 
 @functools.lru_cache(maxsize=4096)
-def _ids_valid(site: str, gateway_id: str, device_id: str) -> bool:
+def ids_valid(site: str, gateway_id: str, device_id: str) -> bool:
     """Whether the model takes these ids (checked once per device)."""
     try:
         wire.Alarm(
@@ -200,7 +171,7 @@ def _plain(obs: PointObservation, now: datetime) -> bool:
 def point_body(ctx: DeviceContext, obs: PointObservation, now: datetime) -> Body | None:
     """`encode_body(point_record(ctx, obs, now))` without the model, or None where only
     the model can say (see above)."""
-    if not (_plain(obs, now) and _ids_valid(ctx.site, ctx.gateway_id, ctx.device_id)):
+    if not (_plain(obs, now) and ids_valid(ctx.site, ctx.gateway_id, ctx.device_id)):
         return None
     spec = ctx.profile.point(obs.address)
     if obs.measurement or (spec is not None and spec.kind == "measurement"):
@@ -327,6 +298,14 @@ def settings_diff(
                 )
             )
     return changes
+
+
+def snapshot_reason(first: bool, signalled: bool) -> str:
+    """Why a settings snapshot was taken: the first one this agent keeps for the device
+    (`connect`), one the device asked for (`device_signalled`), or the timer's (`periodic`)."""
+    if first:
+        return "connect"
+    return "device_signalled" if signalled else "periodic"
 
 
 def settings_record(

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent import disturbance, normalize
+from agent import disturbance, measurement_sets, normalize
 from agent.normalize import DeviceContext
 from agent.replays import NewKeys, ReplayFilter, replay_key
 from gateway import comtrade, wire
@@ -61,14 +61,6 @@ class DeviceStatus:
     unknown_points: int = 0
 
 
-def snapshot_reason(first: bool, signalled: bool) -> str:
-    """Why a settings snapshot was taken: the first one this agent keeps for the device
-    (`connect`), one the device asked for (`device_signalled`), or the timer's (`periodic`)."""
-    if first:
-        return "connect"
-    return "device_signalled" if signalled else "periodic"
-
-
 class Pipeline:
     def __init__(
         self,
@@ -100,9 +92,10 @@ class Pipeline:
 
     async def deliver(self, observations: Sequence[Observation]) -> None:
         records, state, new = self._records(observations)
+        within = measurement_sets.commit_within(observations)  # periodic: may share a commit
         try:
             if records or state:
-                await self.outbox.append(records, state)
+                await self.outbox.append(records, state, within)
         except BaseException:
             self.replays.abandoned(new)
             raise
@@ -219,8 +212,10 @@ class Pipeline:
                 records.append(self._point(ctx, obs, now))
                 continue
             record = self._record(ctx, obs, now, state)
+            if isinstance(record, BaseModel):
+                record = self._pending(record, ctx.device_id)
             if record is not None:
-                records.append(self._pending(record, ctx.device_id))
+                records.append(record)
         return records, [*state, *self.replays.state(new)], new
 
     def _replayed(self, device_id: str, obs: Observation, new: NewKeys) -> bool:
@@ -275,10 +270,11 @@ class Pipeline:
 
     def _record(
         self, ctx: DeviceContext, obs: Observation, now: datetime, state: list[StateUpdate]
-    ) -> BaseModel | None:
+    ) -> BaseModel | Pending | None:
         if isinstance(obs, MeasurementsObservation):
             self.counters["measurements"] += len(obs.values)
-            return normalize.measurement_set_record(ctx, obs, now)
+            fast = measurement_sets.pending(ctx, obs, now, self.max_body_bytes)
+            return fast or measurement_sets.record(ctx, obs, now)
         if isinstance(obs, LinkStateObservation):
             return self._link_state(ctx, obs, now)
         if isinstance(obs, ConditionObservation):
@@ -372,7 +368,7 @@ class Pipeline:
         digest = normalize.content_hash(content)
         with self._lock:
             previous = self._settings.get(ctx.device_id)
-        reason = snapshot_reason(previous is None, obs.signalled)
+        reason = normalize.snapshot_reason(previous is None, obs.signalled)
         if not self._changed(ctx.device_id, "settings_hash", digest, state):
             return None
         with self._lock:

@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/compare_thingsboard.py                 # 1 s and 100 ms, 60 s each
     .venv/bin/python bench/compare_thingsboard.py --window 30 --intervals 0.1
+    .venv/bin/python bench/compare_thingsboard.py --agents before=/tmp/base agent=.  # A/B
+
+`--agents NAME=DIR` runs the agent from another checkout too (its own code, this venv), so
+a change is compared with what it replaces in one sitting, each against the same peer run.
 
 Both masters poll 100 units of 34 holding registers (`modbus_seq_simulator.py`: a u32
 poll sequence and 16 float32, one read per poll) and publish to a Mosquitto this script
@@ -28,7 +32,9 @@ For each master and interval, over one window after a warm-up:
 - polls missed: polls due by the schedule that were never made (the agent counts these
   as overruns; the gateway does not);
 - RSS at the start and the end of the window (and its maximum);
-- poll to broker: the simulator's read time to the subscriber's arrival, p50 and p99.
+- poll to broker: the simulator's read time to the subscriber's arrival, p50 and p99;
+- µs of CPU per poll, and the share of it on the event loop's thread (the rest is the
+  outbox writer and other threads).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -56,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 from agent_spine import cpu_seconds, rss_mb  # noqa: E402
+from modbus_report import report, thread_cpu_seconds  # noqa: E402
 from modbus_seq_simulator import profile_text  # noqa: E402
 from ports import free_port_run  # noqa: E402
 from pyspy_top import PY_SPY, top_costs  # noqa: E402
@@ -224,7 +233,8 @@ async def drain(count: Any, quiet: float = 3.0, limit: float = 60.0) -> None:
 
 
 async def run_peer(peer: str, interval: float, args: argparse.Namespace, broker: Mosquitto,
-                   python: Path, profile_to: Path | None = None) -> dict[str, Any]:  # fmt: skip
+                   python: Path, profile_to: Path | None = None,
+                   tree: tuple[str, Path] = ("agent", ROOT)) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base_port = free_port_run(UNITS)
@@ -238,7 +248,8 @@ async def run_peer(peer: str, interval: float, args: argparse.Namespace, broker:
             command = [sys.executable, "-m", "agent.cli", "run", "--config",
                        str(agent_config(work, broker, base_port, interval)),
                        "--log-level", "warning"]  # fmt: skip
-            master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            # `-m` imports from the working directory first: that tree's code runs.
+            master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tree[1])
         else:
             config = tb_config(work, python, broker, base_port, UNITS, interval)
             master = start_gateway(python, config, work, log)
@@ -250,6 +261,7 @@ async def run_peer(peer: str, interval: float, args: argparse.Namespace, broker:
                 await asyncio.sleep(1)
             await asyncio.sleep(args.warmup)
             t0, cpu0, rss0 = time.time(), cpu_seconds(master.pid), rss_mb(master.pid)
+            main0 = thread_cpu_seconds(master.pid, master.pid)
             if profile_to is not None:
                 spy = subprocess.Popen(
                     [str(PY_SPY), "record", "--pid", str(master.pid), "--format", "raw",
@@ -262,6 +274,7 @@ async def run_peer(peer: str, interval: float, args: argparse.Namespace, broker:
                 await asyncio.sleep(1)
                 rss.append(rss_mb(master.pid))
             t1, cpu1 = time.time(), cpu_seconds(master.pid)
+            main1 = thread_cpu_seconds(master.pid, master.pid)
             reads = sim.reads()
             sim.stop()  # nothing new: what is queued in the master drains
             await drain(lambda: len(collector.arrived))
@@ -280,6 +293,10 @@ async def run_peer(peer: str, interval: float, args: argparse.Namespace, broker:
                 await task
             sim.stop()
         waiting = outbox_sequences(work / "state") if peer == "agent" else set()
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            name = f"{tree[0] if peer == 'agent' else peer}-{interval:g}s.log"
+            shutil.copy(work / f"{peer}.log", args.keep_logs / name)
     polls = [(u, n + 1, t) for u, times in reads.items() for n, t in enumerate(times)
              if t0 <= t < t1]  # fmt: skip
     per_unit = Counter(u for u, _, _ in polls)
@@ -289,11 +306,14 @@ async def run_peer(peer: str, interval: float, args: argparse.Namespace, broker:
     in_outbox = sum(1 for key in missing if key in waiting)
     cpu = cpu1 - cpu0
     return {
-        "peer": peer, "interval": interval, "window": t1 - t0, "reads": len(polls),
+        "peer": peer if peer == "thingsboard" else tree[0], "interval": interval,
+        "window": t1 - t0, "reads": len(polls),
         # A unit's polls fall either side of the window's edges: one short is not missed.
         "missed": sum(max(0, int((t1 - t0) / interval) - 1 - per_unit[u]) for u in reads),
         "cpu": cpu,
         "reads_per_cpu_s": len(polls) / cpu if cpu else 0.0,
+        "us_per_poll": 1e6 * cpu / len(polls) if polls else 0.0,
+        "loop_share": (main1 - main0) / cpu if cpu else 0.0,
         "lost": len(missing) - in_outbox, "in_outbox": in_outbox, "repeats": collector.repeats,
         "rss0": rss0, "rss1": rss[-1], "rss_max": max(rss),
         "p50_ms": 1000 * statistics.median(latencies) if latencies else 0.0,
@@ -313,46 +333,22 @@ def versions() -> str:
             f"{UNITS} units x 34 holding registers, one read per poll")  # fmt: skip
 
 
-def report(rows: list[dict[str, Any]]) -> None:
-    print(f"\n{'master':<10} {'poll':>6} {'polls/s':>8} {'missed':>7} {'reads/CPU-s':>11} "
-          f"{'lost':>6} {'RSS start -> end (max) MB':>26} {'p50 ms':>8} {'p99 ms':>8}")  # fmt: skip
-    for r in rows:
-        lost = f"{r['lost']}" + (f"+{r['in_outbox']}q" if r["in_outbox"] else "")
-        print(f"{r['peer']:<10} {r['interval'] * 1000:>4.0f}ms {r['reads'] / r['window']:>8.0f} "
-              f"{r['missed']:>7} {r['reads_per_cpu_s']:>11.0f} {lost:>6} "
-              f"{r['rss0']:>9.1f} -> {r['rss1']:.1f} ({r['rss_max']:.1f}) "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}")  # fmt: skip
-    print("(lost: polls answered, never at the broker; +Nq: still durable in the agent's outbox;"
-          " missed: polls due but never made)")  # fmt: skip
-    print("\ngoals                                     measured now                 goal")
-    for interval in sorted({r["interval"] for r in rows}, reverse=True):
-        pair = {r["peer"]: r for r in rows if r["interval"] == interval}
-        if len(pair) < 2:
-            continue
-        tb, agent = pair["thingsboard"], pair["agent"]
-        ratio = agent["reads_per_cpu_s"] / max(tb["reads_per_cpu_s"], 1e-9)
-        growth = agent["rss1"] - agent["rss0"]
-        print(f"  {interval * 1000:.0f} ms: agent reads/CPU-s over peer's   {ratio:>5.1f}x"
-              f"{'':>22} >= 5x")  # fmt: skip
-        print(f"  {interval * 1000:.0f} ms: agent polls lost silently        {agent['lost']:>5}"
-              f"{'':>23} 0 (peer: {tb['lost']})")  # fmt: skip
-        print(f"  {interval * 1000:.0f} ms: agent RSS growth in the window   {growth:>+5.1f} MB"
-              f"{'':>20} flat (peer: {tb['rss1'] - tb['rss0']:+.1f} MB)")  # fmt: skip
-
-
 async def run_all(args: argparse.Namespace) -> None:
     python = ensure_tb_venv()
+    load0 = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         broker = Mosquitto(Path(tmp) / "mosquitto", extra_conf="max_queued_messages 1000000\n")
         broker.start()
         try:
             for interval in args.intervals:
-                for peer in ("thingsboard", "agent"):
-                    rows.append(await run_peer(peer, interval, args, broker, python))
+                runs = [("thingsboard", ("thingsboard", ROOT))] * (not args.no_peer)
+                runs += [("agent", tree) for tree in args.agents]
+                for peer, tree in runs:
+                    rows.append(await run_peer(peer, interval, args, broker, python, tree=tree))
                     r = rows[-1]
                     print(
-                        f"{peer} at {interval:g} s: {r['reads']} reads, "
+                        f"{r['peer']} at {interval:g} s: {r['reads']} reads, "
                         f"{r['reads_per_cpu_s']:.0f}/CPU-s, lost {r['lost']}",
                         flush=True,
                     )
@@ -361,6 +357,8 @@ async def run_all(args: argparse.Namespace) -> None:
     print(f"\n{versions()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"window {args.window:g} s after {args.warmup:g} s of warm-up, every unit polled first")
+    print("load average (1, 5, 15 min) at the start: {:.2f} {:.2f} {:.2f}".format(*load0))
+    print("load average (1, 5, 15 min) at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     report(rows)
     if args.profile:
         await profile_agent(args, python)
@@ -377,11 +375,21 @@ async def profile_agent(args: argparse.Namespace, python: Path) -> None:
         broker.start()
         try:
             raw = Path(tmp) / "agent.txt"
-            await run_peer("agent", interval, args, broker, python, profile_to=raw)
+            await run_peer(
+                "agent", interval, args, broker, python, profile_to=raw, tree=args.agents[-1]
+            )
             print(f"\npy-spy on the agent polling every {interval:g} s:")
             top_costs(raw)
         finally:
             broker.stop()
+
+
+def agent_tree(text: str) -> tuple[str, Path]:
+    name, _, folder = text.rpartition("=")
+    path = Path(folder).resolve()
+    if not (path / "agent" / "cli").exists():
+        raise argparse.ArgumentTypeError(f"{folder}: not a checkout of this project")
+    return (name or path.name, path)
 
 
 def main() -> None:
@@ -389,6 +397,16 @@ def main() -> None:
     p.add_argument("--intervals", type=float, nargs="+", default=[1.0, 0.1])
     p.add_argument("--window", type=float, default=60.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument(
+        "--agents",
+        type=agent_tree,
+        nargs="+",
+        default=[("agent", ROOT)],
+        metavar="NAME=DIR",
+        help="agents to run, each from its own checkout",
+    )
+    p.add_argument("--no-peer", action="store_true", help="the agents only (no ratio)")
+    p.add_argument("--keep-logs", type=Path, help="copy each master's log into this folder")
     p.add_argument("--profile", action="store_true",
                    help=f"then profile the agent at the shortest interval ({PY_SPY})")  # fmt: skip
     asyncio.run(run_all(p.parse_args()))

@@ -4,7 +4,9 @@ Every record is appended here before its device is acknowledged, and leaves only
 center says it stored it (`wire.Ack`): a broker killed with its queue loses it, so its
 PUBACK proves nothing. One writer thread owns all writes: appends from any thread are
 queued, committed together in one transaction, and their callers woken (measured: 17.7k
-rows/s with a commit per row, 121k in groups), without delaying a lone event. `session`
+rows/s with a commit per row, 121k in groups), without delaying a lone event; a write
+that may wait (`commit_within_s`: a periodic value, an acknowledgement) waits for others
+to share its commit (gateway/outbox_writer.py). `session`
 (+1 per `open()`) and `seq` (from 1) are assigned in commit order, so drain order is seq
 order.
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import outbox_retention as retention
+from gateway import outbox_writer
 from gateway.outbox_reads import NEAR_CAP_FRACTION, OutboxReads
 from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
@@ -85,12 +87,13 @@ class Outbox(OutboxReads):
         self._depth = 0
         self._bulk_depth = 0
         self._usage = Usage()
-        self._queue: queue.SimpleQueue[WriteOp | None] = queue.SimpleQueue()
+        self._queue = outbox_writer.WriteQueue()
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
         self._new_rows: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._wakeups = outbox_writer.LoopWakeups()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -173,18 +176,33 @@ class Outbox(OutboxReads):
         when they cannot be stored."""
         self.submit(records, state).result()
 
-    async def append(self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()) -> None:
-        """From the event loop: returns once the records are committed; raises OutboxFull
-        when they cannot be stored."""
-        await asyncio.wrap_future(self.submit(records, state))
+    async def append(
+        self,
+        records: Sequence[Pending],
+        state: Sequence[StateUpdate] = (),
+        commit_within_s: float = 0.0,
+    ) -> None:
+        """From the event loop: returns once the records are committed (within
+        `commit_within_s` if they may wait for others to share the commit, else at once);
+        raises OutboxFull when they cannot be stored."""
+        future = asyncio.get_running_loop().create_future()
+        done, due = self._wakeups.done_for(future), outbox_writer.due(commit_within_s)
+        self._queued(WriteOp(records, state, done=done, due=due))
+        await future
 
     async def acknowledge(
-        self, ranges: Sequence[AckRange] = (), bulk_ids: Sequence[int] = ()
+        self,
+        ranges: Sequence[AckRange] = (),
+        bulk_ids: Sequence[int] = (),
+        commit_within_s: float = 0.0,
     ) -> int:
         """Remove what the center has stored: main rows by (session, seq) ranges, bulk rows
         by id. Returns how many rows went (already gone ones are not counted)."""
-        op = WriteOp(acks=ranges, ack_bulk_ids=bulk_ids)
-        await asyncio.wrap_future(self._queued(op))
+        future = asyncio.get_running_loop().create_future()
+        done, due = self._wakeups.done_for(future), outbox_writer.due(commit_within_s)
+        op = WriteOp(acks=ranges, ack_bulk_ids=bulk_ids, done=done, due=due)
+        self._queued(op)
+        await future
         return op.removed
 
     async def probe(self) -> bool:
@@ -197,37 +215,22 @@ class Outbox(OutboxReads):
         return self.unavailable is None
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
+        # Commit pacing (outbox_writer.gather): a FULL commit costs ~300 µs CPU and an
+        # fsync; at 1,000 events/s from 20 relays that would otherwise be one per event.
         last_commit = 0.0
         try:
             while True:
-                first = self._queue.get()
-                if first is None:
-                    break
-                # Commit pacing (PostgreSQL's commit_delay, adaptively): a lone event commits
-                # at once, but commits closer than `min_commit_interval_s` wait out the rest
-                # of the interval, so concurrent appends share one commit. A FULL commit
-                # costs ~300 µs CPU and an fsync; at 1,000 events/s from 20 relays that
-                # would otherwise be one commit per event.
-                wait = last_commit + self.min_commit_interval_s - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                ops = [first]
-                stop = False
-                while True:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    ops.append(nxt)
-                self._commit(conn, ops)
-                last_commit = time.monotonic()
+                earliest = last_commit + self.min_commit_interval_s
+                ops, stop = self._queue.gather(earliest)
+                if ops:
+                    self._commit(conn, ops)
+                    last_commit = time.monotonic()
+                    self._wakeups.flush()
                 if stop:
                     break
         finally:
-            self._fail_pending()
+            self._queue.fail_queued(OutboxClosed(str(self.path)))
+            self._wakeups.flush()
             conn.close()
 
     def _probe(self, conn: sqlite3.Connection, op: WriteOp) -> None:
@@ -361,15 +364,6 @@ class Outbox(OutboxReads):
             )
         if (rows or bulk) and self._loop is not None and self._new_rows is not None:
             self._loop.call_soon_threadsafe(self._new_rows.set)
-
-    def _fail_pending(self) -> None:
-        while True:
-            try:
-                op = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if op is not None:
-                op.settle(OutboxClosed(str(self.path)))
 
     # --- reading (event loop) ----------------------------------------------------------
 

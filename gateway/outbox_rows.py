@@ -105,7 +105,9 @@ class WriteOp:
     """One caller's write. Its outcome goes to `future`, or, for a write posted with `done`
     (the IEC 104 hot path: no Future, no lock per write), to `done` on the writer thread."""
 
-    __slots__ = ("ack_bulk_ids", "acks", "done", "future", "probe", "records", "removed", "state")
+    __slots__ = (
+        "ack_bulk_ids", "acks", "done", "due", "future", "probe", "records", "removed", "state"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -116,7 +118,9 @@ class WriteOp:
         ack_bulk_ids: Sequence[int] = (),
         probe: bool = False,
         done: Done | None = None,
+        due: float = 0.0,
     ) -> None:
+        self.due = due  # commit by then (monotonic); 0: at once (gateway/outbox_writer.py)
         self.probe = probe  # a write to learn whether the outbox stores again
         self.records = records
         self.state = state

@@ -62,13 +62,16 @@ class PointObservation:
 class MeasurementsObservation:
     """Measurands of one device read together (a Modbus poll of its measurement
     registers): one observation, and one record, for all of them. `units` gives the
-    driver's unit per address where it knows one (the profile's point wins)."""
+    driver's unit per address where it knows one (the profile's point wins).
+    `commit_within_s`: how long its record may wait to share a commit with others (a
+    periodic value nobody is waiting on; 0: commit at once)."""
 
     device_id: str
     values: Mapping[str, Scalar]  # address -> value
     cause: Cause | None = "periodic"
     cause_raw: str | None = None
     units: Mapping[str, str] = field(default_factory=dict)
+    commit_within_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
@@ -39,6 +39,7 @@ from pymodbus.pdu.register_message import (
 
 from protocols.config import SerialBusConfig
 from protocols.errors import DecodeError, LinkError, ProtocolError, WriteRefused
+from protocols.modbus.answers import ANSWERS
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger(__name__ + ".trace")
@@ -199,6 +200,8 @@ class ModbusLink:
                 stopbits=bus.stopbits,
                 **common,
             )
+        for answer in ANSWERS:  # register answers decoded in one struct call
+            self._client.register(answer)
 
     # --- lifetime ---------------------------------------------------------------------------
 
@@ -299,8 +302,7 @@ class ModbusLink:
             self._rx = b""
             counters.requests += 1
             try:
-                async with asyncio.timeout(answer_s):
-                    response: ModbusPDU = await self._client.execute(False, request)
+                response = await self._exchange(request, answer_s)
             except TimeoutError:
                 kind = (
                     "no_response"
@@ -328,6 +330,35 @@ class ModbusLink:
         counters.responses += 1
         return response
 
+    async def _exchange(self, request: ModbusPDU, answer_s: float) -> ModbusPDU:
+        """One request and its answer through pymodbus' transaction manager: its framer
+        builds the frame and its receive path decodes the answer into `response_future`,
+        as in `TransactionManager.execute` (pymodbus 3.16) with no retries, less what this
+        link already does: one request at a time (its lock) and the unit's own timeout,
+        here a timer on the answer (TimeoutError) rather than pymodbus' `wait_for` and a
+        cancel scope around it."""
+        manager = self._client.ctx
+        if not manager.transport:
+            raise ConnectionException(f"{self.name}: not connected")
+        request.transaction_id = manager.getNextTID()
+        manager.recv_buffer = b""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[ModbusPDU] = loop.create_future()
+        manager.response_future = answer
+        manager.pdu_send(request)
+        timer = loop.call_later(answer_s, _time_out, answer)
+        try:
+            response = await answer
+        finally:
+            timer.cancel()
+        if request.dev_id and response.dev_id != request.dev_id:
+            raise ModbusIOException(f"asked unit {request.dev_id}, unit {response.dev_id} answered")
+        if response.transaction_id and response.transaction_id != request.transaction_id:
+            raise ModbusIOException(
+                f"transaction {response.transaction_id} answered, {request.transaction_id} asked"
+            )
+        return response
+
     def _check_length(self, counters: UnitCounters, rx: bytes, expect: _Expect) -> None:
         """A good answer followed by extra bytes: pymodbus swallows them; we count them."""
         pdu = expected_pdu_length(expect)
@@ -339,6 +370,11 @@ class ModbusLink:
         if len(rx) > frame:
             counters.trailing_garbage += 1
             self._quiet_until = time.monotonic() + self._quiet_s
+
+
+def _time_out(answer: asyncio.Future[ModbusPDU]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 LinkFactory = Callable[..., ModbusLink]

@@ -45,6 +45,10 @@ from protocols.observations import (
 log = logging.getLogger(__name__)
 
 UnitFailure = (UnitNoResponse, DecodeError)
+# A poll's measurements may wait this long, and at most a quarter of their period, for
+# other polls to share their outbox commit (gateway/outbox_writer.py): the poll's record
+# is still durable before it is sent, and before the poll returns.
+COMMIT_WITHIN_S = 0.1
 
 
 @dataclass
@@ -121,6 +125,7 @@ class DevicePoller:
             {f"measurement:{m.name}": m.unit for m in self.profile.measurements if m.unit}
         )
         self._last_overrun_log = 0.0
+        self._commit_within_s = min(COMMIT_WITHIN_S, device.measurements_interval_s / 4)
         self._handlers: dict[str, Callable[[], Awaitable[list[Observation]]]] = {
             "identity": self._identity,
             "settings": self._settings,
@@ -327,6 +332,7 @@ class DevicePoller:
                 cause="periodic",
                 cause_raw="measurement_read",
                 units=self._measurement_units,
+                commit_within_s=self._commit_within_s,
             )
         ]
 

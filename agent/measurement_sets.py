@@ -1,0 +1,116 @@
+"""A poll's measurands as one `measurements` record (docs/wire.md), on every poll of every
+Modbus device: the agent's hottest path after the register read itself.
+
+The record's body is written straight from plain values (`pending`), byte for byte what
+the model would dump (tests/agent/test_measurement_sets.py compares them), and the labels
+of a poll (each address's point name and unit) are worked out once per device and set of
+addresses, not on every poll. `record` is the model, for anything the fast path does not
+take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from pydantic_core import to_json
+
+from agent.normalize import DeviceContext, ids_valid, record_ids
+from gateway import outbox_retention as retention
+from gateway import wire
+from gateway.outbox_rows import Pending
+from profiles.model import Profile
+from protocols.observations import MeasurementsObservation, Observation
+
+KIND = "measurements"
+_PRIORITY = retention.priority(KIND)
+_SCALARS = frozenset({bool, int, float, str, type(None)})
+Labels = tuple[dict[str, str], dict[str, str]]  # address -> point name, address -> unit
+# Per profile (by identity; the entry holds the profile, so its id is not reused while
+# cached): (addresses, the driver's units) -> labels.
+_LABELS: dict[int, tuple[Profile, dict[tuple[object, ...], Labels]]] = {}
+
+
+def labels(profile: Profile, obs: MeasurementsObservation) -> Labels:
+    """The point name and the unit of each address read (the profile's point wins, the
+    driver's unit fills in)."""
+    key = (*obs.values, *obs.units.items())
+    entry = _LABELS.get(id(profile))
+    if entry is None or entry[0] is not profile:
+        if len(_LABELS) > 1024:
+            _LABELS.clear()  # profiles made over and over (tests): no unbounded cache
+        entry = _LABELS[id(profile)] = (profile, {})
+    known = entry[1]
+    found = known.get(key)
+    if found is None:
+        if len(known) > 64:
+            known.clear()  # a driver whose units keep changing: no unbounded cache
+        found = known[key] = _labels(profile, obs.values, obs.units)
+    return found
+
+
+def _labels(profile: Profile, values: Mapping[str, object], units: Mapping[str, str]) -> Labels:
+    points: dict[str, str] = {}
+    found: dict[str, str] = {}
+    for address in values:
+        spec = profile.point(address)
+        unit = spec.unit if spec is not None and spec.unit else units.get(address)
+        if spec is not None:
+            points[address] = spec.name
+        if unit:
+            found[address] = unit
+    return points, found
+
+
+def record(ctx: DeviceContext, obs: MeasurementsObservation, now: datetime) -> wire.MeasurementSet:
+    """The model of the record. Built without validation: every field is a plain value
+    made here (the tests decode its body with the contract)."""
+    points, units = labels(ctx.profile, obs)
+    return wire.MeasurementSet.model_construct(
+        **record_ids(ctx, now),
+        values=dict(obs.values),
+        points=dict(points),
+        units=dict(units),
+        quality=[],
+        device_time=None,
+        device_time_flags=[],
+        cause=obs.cause,
+        cause_raw=obs.cause_raw,
+    )
+
+
+def pending(
+    ctx: DeviceContext, obs: MeasurementsObservation, now: datetime, max_body_bytes: int
+) -> Pending | None:
+    """The record ready for the outbox, its body written without the model; None where
+    only the model can say (then `record`)."""
+    if type(now) is not datetime or now.tzinfo is not UTC or type(obs.values) is not dict:
+        return None
+    if not all(type(v) in _SCALARS for v in obs.values.values()):
+        return None
+    if not ids_valid(ctx.site, ctx.gateway_id, ctx.device_id):
+        return None
+    points, units = labels(ctx.profile, obs)
+    fields = {
+        "site": ctx.site, "gateway_id": ctx.gateway_id, "device_id": ctx.device_id,
+        "gateway_time": now, "kind": KIND, "values": obs.values, "points": points,
+        "units": units, "quality": [], "device_time": None, "device_time_flags": [],
+        "cause": obs.cause, "cause_raw": obs.cause_raw,
+    }  # fmt: skip
+    body = to_json(fields, inf_nan_mode="null")
+    if len(body) > max_body_bytes:
+        return None
+    topic = wire.topic(ctx.site, ctx.gateway_id, KIND, ctx.device_id)
+    return Pending(topic, KIND, body, False, _PRIORITY)
+
+
+def commit_within(observations: Sequence[Observation]) -> float:
+    """How long the records of these observations may wait to share a commit: only
+    periodic measurements may (the shortest wait among them), anything else commits at
+    once."""
+    within = 0.0
+    for obs in observations:
+        if not isinstance(obs, MeasurementsObservation) or obs.commit_within_s <= 0:
+            return 0.0
+        within = obs.commit_within_s if within == 0 else min(within, obs.commit_within_s)
+    return within

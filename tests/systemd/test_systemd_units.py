@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,22 @@ def test_tmpfiles_snippet_creates_the_key_directories(tmp_path: Path) -> None:
     tls = root / "etc" / "relay-agent" / "tls"
     assert tls.is_dir()
     assert tls.stat().st_mode & 0o777 == 0o750
+
+
+def test_agent_runs_on_the_allocator_its_unit_preloads() -> None:
+    """The unit's LD_PRELOAD and MALLOC_CONF, given to a Python process as systemd would:
+    jemalloc is mapped and takes the configuration (a wrong name or option would show:
+    the loader warns and leaves glibc, jemalloc reports an invalid conf on stderr)."""
+    text = (SYSTEMD_DIR / "relay-agent.service").read_text()
+    env = dict(re.findall(r"^Environment=(LD_PRELOAD|MALLOC_CONF)=(\S+)$", text, re.M))
+    assert set(env) == {"LD_PRELOAD", "MALLOC_CONF"}, "relay-agent.service: allocator"
+    probe = "print(open('/proc/self/maps').read())"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "libjemalloc.so.2" in done.stdout
+    assert done.stderr == ""

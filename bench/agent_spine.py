@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -140,6 +141,7 @@ class Subscriber:
 
 
 SENDER = "c104"  # or "raw": bench/raw104_sender.py, events written at once (set by --sender)
+ALLOCATOR_ENV: dict[str, str] = {}  # the agent's allocator: set by --allocator unit
 
 
 def start_generator(
@@ -208,6 +210,7 @@ async def spine(
             [sys.executable, "-m", "agent.cli", "run", "--config",
              str(agent_config(work, relays, base_port, broker)), "--log-level", "warning"],
             stdout=(work / "agent.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, **ALLOCATOR_ENV},
         )  # fmt: skip
         sub = Subscriber(broker)
         ready = asyncio.Event()
@@ -275,6 +278,15 @@ async def soak_case(relays: int, rate: float, minutes: float, warmup_s: float) -
           f"(goal < 1 MB/h, under 120 MB)")  # fmt: skip
 
 
+def unit_allocator() -> dict[str, str]:
+    """The allocator environment the agent's systemd unit sets."""
+    text = (ROOT / "systemd" / "relay-agent.service").read_text()
+    env = dict(re.findall(r"^Environment=(LD_PRELOAD|MALLOC_CONF)=(\S+)$", text, re.M))
+    if "LD_PRELOAD" not in env:
+        raise SystemExit("systemd/relay-agent.service preloads no allocator")
+    return env
+
+
 async def memory_case(relays: int) -> float:
     """RSS of the agent with `relays` connected relays and a trickle of events."""
     result = await run_case(relays, rate=relays, duration=20, settle=2)
@@ -292,9 +304,15 @@ def main() -> None:
     p.add_argument("--sender", choices=["c104", "raw"], default="c104",
                    help="c104: relay-sim --load (c104 Server, sends on a 50 ms tick); "
                         "raw: bench/raw104_sender.py (writes each event at once)")  # fmt: skip
+    p.add_argument("--allocator", choices=["glibc", "unit"], default="glibc",
+                   help="unit: the allocator systemd/relay-agent.service preloads "
+                        "(its LD_PRELOAD and MALLOC_CONF)")  # fmt: skip
     args = p.parse_args()
     global SENDER
     SENDER = args.sender
+    if args.allocator == "unit":
+        ALLOCATOR_ENV.update(unit_allocator())
+        print(f"allocator: {ALLOCATOR_ENV}")
     offered = args.rate * args.duration
     if args.only in (None, "throughput"):
         b = asyncio.run(run_bare(args.relays, args.rate, args.duration))

@@ -1,9 +1,10 @@
 """One device's poll loop: jobs on their own intervals, per-unit backoff, overruns counted.
 
 Jobs (identity, settings, status, measurements, events, fault report) each have an
-interval from the device config. When a job cannot run on time (the bus is busy, the unit
-is slow) the missed periods are *counted* as overruns and the job is rescheduled from now:
-polls are never silently merged or queued without bound.
+interval from the device config; its periods fall on one grid per interval, shared by
+every poller in the process (schedule.py). When a job cannot run on time (the bus is busy,
+the unit is slow) the missed periods are *counted* as overruns and the job moves on to its
+next period after now: polls are never silently merged or queued without bound.
 
 A unit that stops answering is marked down (a `LinkStateObservation`) after `retries + 1`
 failed attempts and then retried with exponential backoff, so on a shared bus it costs the
@@ -33,6 +34,7 @@ from protocols.modbus.faultreport import FaultReportReader
 from protocols.modbus.link import ModbusExceptionResponse, ModbusLink, UnitNoResponse
 from protocols.modbus.profile import ModbusProfile
 from protocols.modbus.readers import DeviceReader, ProfileReads
+from protocols.modbus.schedule import Job, ticker
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
@@ -49,26 +51,6 @@ UnitFailure = (UnitNoResponse, DecodeError)
 # other polls to share their outbox commit (gateway/outbox_writer.py): the poll's record
 # is still durable before it is sent, and before the poll returns.
 COMMIT_WITHIN_S = 0.1
-
-
-@dataclass
-class Job:
-    name: str
-    interval: float
-    next_due: float = 0.0
-    runs: int = 0
-    overruns: int = 0
-
-    def reschedule(self, now: float) -> int:
-        """Next period; returns how many periods were missed (counted, never silent)."""
-        self.runs += 1
-        self.next_due += self.interval
-        if self.next_due > now:
-            return 0
-        missed = int((now - self.next_due) // self.interval) + 1
-        self.overruns += missed
-        self.next_due = now + self.interval
-        return missed
 
 
 @dataclass
@@ -181,6 +163,7 @@ class DevicePoller:
         for job in self.jobs:
             job.next_due = start
         me = asyncio.current_task()
+        wake = ticker()
         while True:
             if me is not None and me.cancelling():
                 # Python 3.11's wait_for (inside pymodbus) can swallow a cancellation that
@@ -189,7 +172,7 @@ class DevicePoller:
             now = time.monotonic()
             due = [j for j in self.jobs if j.next_due <= now]
             if not due:
-                await asyncio.sleep(min(j.next_due for j in self.jobs) - now)
+                await wake.at(min(j.next_due for j in self.jobs))  # shared with other pollers
                 continue
             try:
                 # Jobs run one by one: a garbled answer costs one job, not the whole cycle.

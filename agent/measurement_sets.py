@@ -86,7 +86,7 @@ def pending(
     only the model can say (then `record`)."""
     if type(now) is not datetime or now.tzinfo is not UTC or type(obs.values) is not dict:
         return None
-    if not all(type(v) in _SCALARS for v in obs.values.values()):
+    if not _SCALARS.issuperset(map(type, obs.values.values())):
         return None
     if not ids_valid(ctx.site, ctx.gateway_id, ctx.device_id):
         return None
@@ -102,6 +102,19 @@ def pending(
         return None
     topic = wire.topic(ctx.site, ctx.gateway_id, KIND, ctx.device_id)
     return Pending(topic, KIND, body, False, _PRIORITY)
+
+
+def alone(
+    contexts: Mapping[str, DeviceContext], observations: Sequence[Observation], max_body: int
+) -> tuple[Pending, MeasurementsObservation] | None:
+    """The record of a delivery that is one poll's measurements and nothing else, for the
+    pipeline's shortcut (such a delivery has no replays and no state to commit); None:
+    the pipeline's general path."""
+    if len(observations) != 1 or type(obs := observations[0]) is not MeasurementsObservation:
+        return None
+    ctx = contexts.get(obs.device_id)
+    found = None if ctx is None else pending(ctx, obs, wire.utcnow(), max_body)
+    return None if found is None else (found, obs)
 
 
 def commit_within(observations: Sequence[Observation]) -> float:

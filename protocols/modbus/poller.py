@@ -176,7 +176,7 @@ class DevicePoller:
                 continue
             try:
                 # Jobs run one by one: a garbled answer costs one job, not the whole cycle.
-                for job in sorted(due, key=lambda j: j.next_due):
+                for job in due if len(due) == 1 else sorted(due, key=lambda j: j.next_due):
                     await self._run_job(job, sink)
                     self.state.failures = 0
                     delay = d.backoff_min_s
@@ -214,11 +214,21 @@ class DevicePoller:
             assert source is not None
             await self._durable(job.name, source, sink)
             return
-        out = await self._guarded(job.name, handlers[job.name])
+        try:
+            out = await handlers[job.name]()
+        except ModbusExceptionResponse as exc:
+            self._refused(job.name, exc)
+            out = []
         if self.state.up is not True:
             await self._came_up(sink, out)
         elif out:
             await sink.deliver(out)
+
+    def _refused(self, job: str, exc: ModbusExceptionResponse) -> None:
+        """A Modbus exception answer means the unit is alive but refuses this job's read
+        (usually a profile that does not match the firmware): count it, keep the unit up."""
+        self.state.exceptions += 1
+        log.warning("%s: %s job refused: %s", self.id, job, exc)
 
     def _forget(self) -> None:
         """Before the first answer after contact (or a failure): what we knew may be stale,
@@ -235,18 +245,6 @@ class DevicePoller:
         await sink.deliver([LinkStateObservation(self.id, True, "answering"), *out])
         self.state.up = True
         log.info("%s: unit %d up", self.id, self.device.unit_id)
-
-    async def _guarded(
-        self, name: str, handler: Callable[[], Awaitable[list[Observation]]]
-    ) -> list[Observation]:
-        """A Modbus exception answer means the unit is alive but refuses this job's read
-        (usually a profile that does not match the firmware): count it, keep the unit up."""
-        try:
-            return await handler()
-        except ModbusExceptionResponse as exc:
-            self.state.exceptions += 1
-            log.warning("%s: %s job refused: %s", self.id, name, exc)
-            return []
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -325,8 +323,7 @@ class DevicePoller:
         try:
             batch = await source.collect()
         except ModbusExceptionResponse as exc:
-            self.state.exceptions += 1
-            log.warning("%s: %s job refused: %s", self.id, job, exc)
+            self._refused(job, exc)
             return
         if batch is None:
             return

@@ -35,7 +35,7 @@ class Job:
             return 0
         missed = int((now - self.next_due) // period) + 1
         self.overruns += missed
-        self.next_due += missed * period
+        self.next_due = round(self.next_due / period + missed) * period
         return missed
 
 

@@ -15,14 +15,17 @@ from agent.pipeline import Pipeline
 from gateway import outbox_retention as retention
 from gateway import wire
 from gateway.outbox import Outbox
-from protocols.observations import MeasurementsObservation, PointObservation, Scalar
+from protocols.observations import Cause, MeasurementsObservation, PointObservation, Scalar
 from protocols.profile_loader import load_named
 
 NOW = datetime(2026, 12, 2, 7, 52, 7, 612970, tzinfo=UTC)
 
 
+PROFILE = "feeder-protection-modbus"
+
+
 def context() -> DeviceContext:
-    return DeviceContext("north", "gw1", "f7", "modbus", load_named("feeder-protection-modbus"))
+    return DeviceContext("north", "gw1", "f7", "modbus", load_named(PROFILE))
 
 
 def poll(values: dict[str, Scalar], units: dict[str, str] | None = None) -> MeasurementsObservation:
@@ -125,3 +128,19 @@ def test_only_one_poll_and_nothing_else_is_alone() -> None:
     point = PointObservation("f7", "measurement:x", 1)
     assert measurement_sets.alone(contexts, [point], 1 << 20) is None
     assert measurement_sets.alone(contexts, [one], 50) is None  # too large: the model's path
+
+
+@pytest.mark.parametrize(
+    ("cause", "cause_raw"),
+    [("periodic", "measurement_read"), (None, None), ("interrogated", 'say "when"\n')],
+)
+def test_every_cause_is_written_as_the_model_writes_it(
+    cause: Cause | None, cause_raw: str | None
+) -> None:
+    """The parts written once per device and cause (`_head`, `_tail`) are the model's."""
+    for device in ("f7", "bay-2.feeder_1"):
+        ctx = DeviceContext("north", "gw1", device, "modbus", load_named(PROFILE))
+        obs = MeasurementsObservation(device, {"measurement:frequency": 49.98}, cause, cause_raw)
+        fast = measurement_sets.pending(ctx, obs, NOW, 1 << 20)
+        assert fast is not None
+        assert fast.body == wire.encode_body(measurement_sets.record(ctx, obs, NOW))

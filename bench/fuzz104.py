@@ -1,6 +1,7 @@
 """1,000,000 fuzzed IEC 104 ASDUs from one raw outstation into the real link (APDU guard,
-c104, batcher) while two healthy relays send events beside it: prints how many were passed
-to c104 or diverted (kept raw), the rate, and whether anything was lost or restarted.
+decoder, c104) while two healthy relays send events beside it: prints how many were
+decoded, passed to c104 or diverted (kept raw), the rate, and whether anything was lost or
+restarted.
 
     .venv/bin/python bench/fuzz104.py [--inputs 1000000] [--seed 104]
 
@@ -94,7 +95,7 @@ async def run(inputs: int, seed: int, healthy_events: int) -> int:
         and sink.healthy == {"a": healthy_events} | {"b": healthy_events}
     )
     print(f"iec104 fuzz: {inputs:,} ASDUs (seed {seed}) in {took:.0f} s ({inputs / took:,.0f}/s)")
-    print(f"  passed to c104 {sink.passed:,} objects, diverted (kept raw) {sink.diverted:,}")
+    print(f"  decoded {sink.passed:,} objects, diverted (kept raw) {sink.diverted:,}")
     print(f"  healthy relays: {sink.healthy} of {healthy_events} each; connections {connections}")
     print(f"  links alive at the end: {alive}; {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1

@@ -1,20 +1,21 @@
-"""What the APDU guard costs, and whether the 104 link still leaks: two measurements.
+"""What the 104 link costs against a bare c104 client, and whether it leaks: two measurements.
 
     .venv/bin/python bench/iec104_guard.py cpu --events 20000 --rounds 2
     .venv/bin/python bench/iec104_guard.py soak --rate 500 --minutes 30 --warmup-s 120
 
-Both run one `Iec104Link` in this process against `simulator/relays/iec104/raw_outstation.py` in a
-child process (so the CPU and RSS figures are the agent side only: c104's threads, the guard's
-thread and the callbacks), with a sink that counts and drops (the outbox's own cost is the same with
-or without the guard and is left out, so the CPU ratio is an upper bound of the overhead).
+Both run one receiver in this process against `simulator/relays/iec104/raw_outstation.py` in a
+child process (so the CPU and RSS figures are the receiving side only), with a sink that counts
+and drops (the outbox's own cost is left out).
 
-Variants: `guard` is the link as shipped; `direct` is the design before the guard: c104
-connected straight to the relay and each object's ASDU bytes read from c104's
-`IncomingMessage.raw` (the call that leaks).
+Variants: `guard` is the link as shipped (c104 for the session, the APDU guard's thread, the
+agent's decoder); `bare` is a c104 client connected straight to the relay whose point callback
+only counts (`bare104_client.py`): what c104's own receive and decode cost. (Before the agent
+decoded ASDUs itself, `direct` was c104 decoding with `IncomingMessage.raw` read per object;
+that design is gone.)
 
 - `cpu`: the variants alternate (`--rounds` times each, in one run), each receiving
-  `--events` single-point events as fast as the window allows; prints agent CPU µs/event
-  and the guard/direct ratio.
+  `--events` single-point events as fast as the window allows; prints CPU µs/event
+  and the guard/bare ratio.
 - `soak`: one variant at `--rate` events/s; samples RSS every 10 s and prints the slope of
   a least-squares line through the samples after `--warmup-s` (MB/h; goal < 1).
 """
@@ -31,9 +32,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import c104
 
 from protocols.errors import LinkError
 from protocols.iec104.config import Iec104Device
@@ -41,6 +39,8 @@ from protocols.iec104.link import Iec104Link
 from protocols.observations import Observation, PointObservation
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from bare104_client import start_clients  # noqa: E402
 
 
 class CountingSink:
@@ -52,42 +52,6 @@ class CountingSink:
 
     def deliver_blocking(self, observations: Sequence[Observation]) -> None:
         self.events += sum(isinstance(o, PointObservation) for o in observations)
-
-
-class _NoGuard:
-    """Stands in for the guard: c104 connects to the relay itself."""
-
-    owed = False
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def cut(self, reason: str) -> None: ...
-
-
-class _RawSource:
-    """The old way to an object's ASDU bytes: c104's `IncomingMessage.raw` (leaks)."""
-
-    def __init__(self) -> None:
-        self.raw = b""
-
-    def find(self, type_id: int, ca: int, ioa: int) -> tuple[object, bytes]:
-        return self.raw, self.raw
-
-
-class DirectLink(Iec104Link):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.guard = _NoGuard(self.device.port)  # type: ignore[assignment]
-        self._asdus = self._raw = _RawSource()  # type: ignore[assignment]
-
-    def _deliver(self, message: c104.IncomingMessage, flags: dict[str, Any]) -> None:
-        self._raw.raw = message.raw
-        super()._deliver(message, flags)
 
 
 def free_port() -> int:
@@ -105,13 +69,12 @@ def outstation(port: int, count: int, rate: float) -> subprocess.Popen[bytes]:
     return child
 
 
-def make_link(variant: str, port: int, sink: CountingSink) -> Iec104Link:
+def make_link(port: int, sink: CountingSink) -> Iec104Link:
     device = Iec104Device(
         id="bench", protocol="iec104", profile="bench", host="127.0.0.1", port=port,
         common_address=1, tick_rate_ms=50,
     )  # fmt: skip
-    kind = DirectLink if variant == "direct" else Iec104Link
-    return kind(device, frozenset(), sink)
+    return Iec104Link(device, frozenset(), sink)
 
 
 def cpu_s() -> float:
@@ -119,11 +82,11 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def connected(variant: str, port: int, sink: CountingSink) -> asyncio.Task[None]:
+async def connected(port: int, sink: CountingSink) -> asyncio.Task[None]:
     """A link that finished its connect interrogation; retried like the supervisor would
     (c104's first connect now and then takes longer than `connect_timeout_s`)."""
     for _ in range(5):
-        link = make_link(variant, port, sink)
+        link = make_link(port, sink)
         task = asyncio.create_task(link.run())
         ready = asyncio.create_task(link.ready.wait())
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -138,7 +101,9 @@ async def connected(variant: str, port: int, sink: CountingSink) -> asyncio.Task
 async def one_cpu_run(variant: str, events: int) -> float:
     port, sink = free_port(), CountingSink()
     child = outstation(port, events, 0)
-    task = await connected(variant, port, sink)
+    if variant == "bare":
+        return await bare_cpu_run(port, events, child)
+    task = await connected(port, sink)
     try:
         before = cpu_s()
         while sink.events < events:
@@ -151,16 +116,30 @@ async def one_cpu_run(variant: str, events: int) -> float:
         child.wait(60)
 
 
+async def bare_cpu_run(port: int, events: int, child: subprocess.Popen[bytes]) -> float:
+    counting = start_clients(1, port)
+    try:
+        while not counting.arrivals:
+            await asyncio.sleep(0.01)
+        before = cpu_s()
+        while len(counting.arrivals) < events:
+            await asyncio.sleep(0.05)
+        return (cpu_s() - before) / (events - 1) * 1e6
+    finally:
+        await asyncio.to_thread(counting.stop)
+        child.wait(60)
+
+
 async def cpu(args: argparse.Namespace) -> None:
-    results: dict[str, list[float]] = {"guard": [], "direct": []}
+    results: dict[str, list[float]] = {"guard": [], "bare": []}
     for _ in range(args.rounds):
-        for variant in ("guard", "direct"):
+        for variant in ("guard", "bare"):
             us = await one_cpu_run(variant, args.events)
             results[variant].append(us)
-            print(f"{variant:6} {args.events} events: {us:6.1f} µs agent CPU per event", flush=True)
-    guard, direct = (min(results[v]) for v in ("guard", "direct"))
-    print(f"best of {args.rounds}: guard {guard:.1f} µs, direct {direct:.1f} µs, "
-          f"ratio {guard / direct:.2f}")  # fmt: skip
+            print(f"{variant:6} {args.events} events: {us:6.1f} µs CPU per event", flush=True)
+    guard, bare = (min(results[v]) for v in ("guard", "bare"))
+    print(f"best of {args.rounds}: guard {guard:.1f} µs, bare c104 {bare:.1f} µs, "
+          f"ratio {guard / bare:.2f}")  # fmt: skip
 
 
 def rss_mb() -> float:
@@ -183,7 +162,7 @@ async def soak(args: argparse.Namespace) -> None:
     port, sink = free_port(), CountingSink()
     duration = args.minutes * 60
     child = outstation(port, int(args.rate * (duration + 30)), args.rate)
-    task = await connected(args.variant, port, sink)
+    task = await connected(port, sink)
     samples: list[tuple[float, float]] = []
     try:
         t0 = time.monotonic()
@@ -199,7 +178,7 @@ async def soak(args: argparse.Namespace) -> None:
             await task
         child.kill()
     rate = sink.events / (time.monotonic() - t0)
-    print(f"{args.variant}: {rate:.0f} events/s for {args.minutes:g} min; RSS slope after "
+    print(f"link: {rate:.0f} events/s for {args.minutes:g} min; RSS slope after "
           f"{args.warmup_s:g}s warm-up: {slope_mb_per_h(samples):+.2f} MB/h "
           f"({len(samples)} samples)")  # fmt: skip
 
@@ -211,7 +190,6 @@ def main() -> None:
     p_cpu.add_argument("--events", type=int, default=20000)
     p_cpu.add_argument("--rounds", type=int, default=2)
     p_soak = sub.add_parser("soak")
-    p_soak.add_argument("--variant", choices=("guard", "direct"), default="guard")
     p_soak.add_argument("--rate", type=float, default=500)
     p_soak.add_argument("--minutes", type=float, default=30)
     p_soak.add_argument("--warmup-s", type=float, default=120)

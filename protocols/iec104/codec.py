@@ -1,83 +1,80 @@
-"""c104 information objects to `PointObservation` fields: pure functions, no I/O.
+"""A relay's monitoring ASDUs as `PointObservation`s: pure functions on bytes, no I/O.
 
-Why the device time is decoded from the ASDU bytes rather than from c104's `recorded_at`:
-c104 2.2.1 turns the CP56Time2a into a *naive local* datetime (so the result depends on the
-process's TZ, and is ambiguous in a DST fall-back hour) and drops the time's flags
-(invalid, substituted, summer time). The ASDU as received (kept by the APDU guard,
-`asdu_source.py`) carries them, so we read the seven CP56 octets ourselves: exact to the
-millisecond, every flag kept, TZ-proof. `recorded_at` is only a fallback when the element
-cannot be found in the bytes.
+The agent decodes what a relay reports itself, from the ASDU bytes the APDU guard takes off
+the wire (`guard.py`); c104 runs the session (STARTDT, TESTFR, timers, the interrogation
+and clock-sync commands) and never sees the data. Three reasons:
+- cost: c104 hands each information object to Python as a callback with three new objects
+  (point, information, message); on a gateway with 20 busy relays that, and the GIL turns
+  it costs, was the largest share of the agent's CPU per event;
+- the device time: c104 2.2.1 turns a CP56Time2a into a *naive local* datetime (so the
+  result depends on the process's TZ, and is ambiguous in a DST fall-back hour) and drops
+  the time's flags (invalid, substituted, summer time). From the seven octets we get it
+  exact to the millisecond, every flag kept, TZ-proof;
+- safety: c104 segfaults on some malformed ASDUs (`apdu_check.py`); what it never decodes
+  cannot crash it.
+
+`tests/protocols/iec104/test_codec_oracle.py` holds this module to c104's own decoding of
+the same bytes, every monitoring type and quality bit, over a real c104 connection.
 
 CP56Time2a is taken as UTC (IEC 60870-5-104 practice); a relay that sends local time says so
-with the summer-time flag, which we keep in `device_time_flags` rather than "fix".
+with the summer-time flag, which we keep in `device_time_flags` rather than "fix". The
+three-octet CP24Time2a of types 2-19 (minutes and milliseconds only) is not a device time.
 
 Value mapping (documented in README.md):
 - single point: bool;  double point: "off" | "on" | "intermediate" | "indeterminate";
-- protection event M_EP_TD_1: the event state, same four strings; M_EP_TE_1 / M_EP_TF_1:
-  True when any start / output-circuit bit is set, the bits by name in `details`;
+- protection event M_EP_TA_1 / M_EP_TD_1: the event state, same four strings;
+  M_EP_TB_1 / M_EP_TE_1, M_EP_TC_1 / M_EP_TF_1: True when any start / output-circuit bit
+  is set, the bits by name in `details`;
 - measured values (normalized, scaled, short float), counters: float / int with
-  `measurement=True`; step position and bitstrings: int.
+  `measurement=True`; step position, bitstrings and status words: int.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import c104
 
 from protocols.errors import DecodeError
+from protocols.iec104.apdu_check import DUI_LEN, ELEMENT_SIZE, IOA_LEN, MONITORING_TYPES
 from protocols.observations import Cause, PointObservation, Scalar
 
-# Quality descriptor bits (QDS / SIQ / DIQ / SEP / QDP), in observations.QUALITY_BITS order.
+# Names as c104 (and so every record since the first agent) spells them.
+TYPE_NAMES: Mapping[int, str] = {int(v.value): k for k, v in c104.Type.__members__.items()}
+COT_NAMES: Mapping[int, str] = {int(v.value): k for k, v in c104.Cot.__members__.items()}
+CP56_TYPES = frozenset(range(30, 41))
+
+# Quality descriptor bits (SIQ / DIQ / QDS / SEP / QDP) in observations.QUALITY_BITS order;
+# which of them a type's quality octet has is `_QUALITY_MASK`.
 _QUALITY_BITS = ((0x80, "IV"), (0x40, "NT"), (0x20, "SB"), (0x10, "BL"), (0x01, "OV"), (0x08, "EI"))
-# Binary counter reading sequence byte: IV, CY (carry), CA (adjusted).
-_COUNTER_BITS = ((0x80, "IV"), (0x20, "CA"), (0x40, "CY"))
-# Start events of M_EP_TE_1 (SPE) and output circuits of M_EP_TF_1 (OCI), by IEC name.
+# A quality octet's bits as c104 names them, so records keep their meaning: QDS's spare
+# 0x08 is EI and QDP's spare 0x01 is OV, as c104 reports them (spares: never filtered).
+_SIQ, _QDS, _SEP = 0xF0, 0xF9, 0xF8
+# Binary counter reading, sequence octet: IV, CA (adjusted), CY (carry); bits 0-4 number it.
+_COUNTER_BITS = ((0x80, "IV"), (0x40, "CA"), (0x20, "CY"))
+# Start events (SPE) and output circuits (OCI) of protection equipment, by IEC name.
 _START_BITS = (
     (0x01, "GS"), (0x02, "SL1"), (0x04, "SL2"), (0x08, "SL3"), (0x10, "SIE"), (0x20, "SRD"),
 )  # fmt: skip
 _CIRCUIT_BITS = ((0x01, "GC"), (0x02, "CL1"), (0x04, "CL2"), (0x08, "CL3"))
+_STATES = ("intermediate", "off", "on", "indeterminate")  # DPI and the event state ES
 
-# Information element size (without the 3-octet IOA) of the monitoring types, by type id.
-ELEMENT_SIZE: Mapping[int, int] = {
-    1: 1, 3: 1, 5: 2, 7: 5, 9: 3, 11: 3, 13: 5, 15: 5, 20: 5, 21: 2,  # no time
-    30: 8, 31: 8, 32: 9, 33: 12, 34: 10, 35: 10, 36: 12, 37: 12,  # CP56Time2a
-    38: 10, 39: 11, 40: 11,  # protection equipment events, CP56Time2a
-}  # fmt: skip
-CP56_TYPES = frozenset(t for t in ELEMENT_SIZE if t >= 30)
-
-# c104's enum `__members__` builds a new dict on every access: look type ids up once.
-TYPE_IDS: Mapping[str, int] = {name: int(t.value) for name, t in c104.Type.__members__.items()}
-
-_APCI_LEN = 6  # 0x68, length, four control octets
-_DUI_LEN = 6  # type id, VSQ, COT, originator address, common address (2)
-_IOA_LEN = 3
-
-
-# Causes of transmission (c104's `Cot` names) by what they say about the value; see
-# `protocols.observations.Cause`. Return information (11, 12) is a change a command made.
 _CHANGE_COTS = frozenset({"SPONTANEOUS", "RETURN_INFO_REMOTE", "RETURN_INFO_LOCAL"})
 _PERIODIC_COTS = frozenset({"PERIODIC", "BACKGROUND_SCAN"})
 
 
+def cot_label(cot: int) -> str:
+    """The cause of transmission's c104 name, or `COT_<n>` for one c104 does not name."""
+    return COT_NAMES.get(cot) or f"COT_{cot}"
+
+
 def cause_of(cot_name: str) -> Cause:
     """Why a 104 object was sent, from its cause of transmission: COT 20-36 (interrogated
-    by station or group) answer an interrogation, COT 5 and 37-41 a read request."""
-    cause = _CAUSES.get(cot_name)
-    if cause is None:
-        cause = _cause_of(cot_name)
-        if len(_CAUSES) < 256:
-            _CAUSES[cot_name] = cause
-    return cause
-
-
-_CAUSES: dict[str, Cause] = {}
-
-
-def _cause_of(cot_name: str) -> Cause:
+    by station or group) answer an interrogation, COT 5 and 37-41 a read request. Return
+    information (11, 12) is a change a command made."""
     if cot_name in _CHANGE_COTS:
         return "spontaneous"
     if cot_name.startswith("INTERROGATED_BY_"):
@@ -93,40 +90,6 @@ def _cause_of(cot_name: str) -> Cause:
 class DeviceTime:
     at: datetime  # aware, UTC
     flags: tuple[str, ...]  # subset of ("invalid", "substituted", "summer_time")
-
-
-_ENUM_NAMES: dict[type, dict[Any, str]] = {}
-
-
-def enum_name(value: Any) -> str:
-    """The name of a c104 (pybind11) enum value (`DecodeError` for one it does not name).
-    Its `.name` costs ~50 µs (measured; it
-    rebuilds the member table per call), on the receive thread for every point."""
-    cls = type(value)
-    names = _ENUM_NAMES.get(cls)
-    if names is None:
-        names = _ENUM_NAMES[cls] = {v: k for k, v in cls.__members__.items()}
-    name = names.get(value)
-    if name is None:  # c104 passes on values its enum does not name (a 3-bit event state)
-        raise DecodeError(f"{cls.__name__} value {value.value} has no name")
-    return name
-
-
-def quality_names(quality: c104.Quality | c104.BinaryCounterQuality | None) -> tuple[str, ...]:
-    """Every quality bit set, by its IEC name; never filtered."""
-    if quality is None:
-        return ()
-    counter = isinstance(quality, c104.BinaryCounterQuality)
-    bits = int(quality.value)
-    names = _QUALITY_NAMES.get((counter, bits))
-    if names is None:
-        names = _bit_names(bits, _COUNTER_BITS if counter else _QUALITY_BITS)
-        if len(_QUALITY_NAMES) < 1024:
-            _QUALITY_NAMES[counter, bits] = names
-    return names
-
-
-_QUALITY_NAMES: dict[tuple[bool, int], tuple[str, ...]] = {}
 
 
 def decode_cp56(octets: bytes) -> DeviceTime:
@@ -183,150 +146,167 @@ def encode_cp56(at: datetime, flags: tuple[str, ...] = ()) -> bytes:
     )
 
 
-def find_element(raw: bytes, io_address: int) -> bytes | None:
-    """The information element (without IOA) of `io_address` in an ASDU (with or without
-    its APCI), or None. If an ASDU repeats an IOA, the first occurrence wins."""
-    asdu = raw[_APCI_LEN:] if len(raw) > 1 and raw[0] == 0x68 and raw[1] == len(raw) - 2 else raw
-    if len(asdu) < _DUI_LEN:
-        return None
-    size = ELEMENT_SIZE.get(asdu[0])
-    if size is None:
-        return None
-    count, sequence = asdu[1] & 0x7F, bool(asdu[1] & 0x80)
-    body = asdu[_DUI_LEN:]
-    if sequence:
-        base = int.from_bytes(body[:_IOA_LEN], "little")
-        index = io_address - base
-        start = _IOA_LEN + index * size
-        if 0 <= index < count and start + size <= len(body):
-            return body[start : start + size]
-        return None
-    step = _IOA_LEN + size
-    for i in range(count):
-        obj = body[i * step : (i + 1) * step]
-        if len(obj) < step:
-            return None
-        if int.from_bytes(obj[:_IOA_LEN], "little") == io_address:
-            return obj[_IOA_LEN:]
-    return None
+def _names(table: tuple[tuple[int, str], ...]) -> tuple[tuple[str, ...], ...]:
+    """Every octet's set bits by name, in the table's order: a lookup per octet."""
+    return tuple(tuple(name for mask, name in table if octet & mask) for octet in range(256))
 
 
-def device_time(
-    type_id: int, io_address: int, raw: bytes | None, info: c104.Information
-) -> tuple[DeviceTime | None, str | None]:
-    """The element's device time and where it came from ("cp56" or "c104_local")."""
-    if type_id not in CP56_TYPES:
-        return None, None
-    element = find_element(raw, io_address) if raw else None
-    if element is not None:
-        return decode_cp56(element[-7:]), "cp56"
-    recorded_at = info.recorded_at
-    if recorded_at is None:
-        return None, None
-    # c104 gives naive local time; astimezone() on a naive datetime reads it as local.
-    return DeviceTime(recorded_at.astimezone(UTC), ()), "c104_local"
+_QUALITY = _names(_QUALITY_BITS)
+_COUNTER = _names(_COUNTER_BITS)
+_STARTS = _names(_START_BITS)
+_CIRCUITS = _names(_CIRCUIT_BITS)
+
+# (value, extra details, quality, is-a-measurement) of one information element
+Decoded = tuple[Scalar, dict[str, Scalar], tuple[str, ...], bool]
+_I16, _I32, _F32 = struct.Struct("<h"), struct.Struct("<i"), struct.Struct("<f")
 
 
-def point_value(info: c104.Information) -> tuple[Scalar, dict[str, Scalar], bool]:
-    """(value, extra details, is-a-measurement) of one information object."""
-    if isinstance(info, c104.SingleInfo):
-        return bool(info.on), {}, False
-    if isinstance(info, c104.DoubleInfo):
-        return enum_name(info.state).lower(), {}, False
-    if isinstance(info, c104.ProtectionEventInfo):
-        return enum_name(info.state).lower(), {"elapsed_ms": int(info.elapsed_ms)}, False
-    if isinstance(info, c104.ProtectionStartInfo):
-        names = _bit_names(int(info.events.value), _START_BITS)
-        extras: dict[str, Scalar] = {
-            "start_events": ",".join(names),
-            "relay_duration_ms": int(info.relay_duration_ms),
-        }
-        return bool(names), extras, False
-    if isinstance(info, c104.ProtectionCircuitInfo):
-        names = _bit_names(int(info.circuits.value), _CIRCUIT_BITS)
-        extras = {
-            "output_circuits": ",".join(names),
-            "relay_operating_ms": int(info.relay_operating_ms),
-        }
-        return bool(names), extras, False
-    if isinstance(info, c104.ShortInfo):
-        return float(info.actual), {}, True
-    if isinstance(info, c104.NormalizedInfo | c104.ScaledInfo):
-        return _number(info.actual), {}, True
-    if isinstance(info, c104.BinaryCounterInfo):
-        return int(info.counter), {"sequence": int(_number(info.sequence))}, True
-    if isinstance(info, c104.StepInfo):
-        return int(_number(info.position)), {"transient": bool(info.transient)}, False
-    if isinstance(info, c104.BinaryInfo):
-        return int.from_bytes(bytes(info.blob), "big"), {}, False
-    if isinstance(info, c104.StatusAndChanged):
-        return int(info.status.value), {"changed": int(info.changed.value)}, False
-    raise DecodeError(f"unsupported information object {type(info).__name__}")
+def _single(e: bytes) -> Decoded:
+    return bool(e[0] & 0x01), {}, _QUALITY[e[0] & _SIQ], False
 
 
-# The details `to_observation` leaves when a value or time tag could not be read.
-UNREADABLE = frozenset({"decode_error", "time_error"})
+def _double(e: bytes) -> Decoded:
+    return _STATES[e[0] & 0x03], {}, _QUALITY[e[0] & _SIQ], False
 
 
-def to_observation(
-    device_id: str,
-    address: str,
-    *,
-    io_address: int,
-    common_address: int,
-    type_name: str,
-    cot_name: str,
-    info: c104.Information,
-    raw: bytes | None,
-    flags: Mapping[str, Any] | None = None,
-) -> PointObservation:
-    """One received information object as an observation, everything kept.
+def _step(e: bytes) -> Decoded:
+    position = (e[0] & 0x7F) - (0x80 if e[0] & 0x40 else 0)  # I7
+    return position, {"transient": bool(e[0] & 0x80)}, _QUALITY[e[1] & _QDS], False
 
-    A value this module cannot map still becomes an observation (value None, the reason
-    in `details["decode_error"]`): a relay's message is never dropped here.
-    """
-    type_id = TYPE_IDS[type_name]
-    details: dict[str, Scalar] = {
-        "type": type_name,
-        "type_id": type_id,
-        "ioa": io_address,
-        "common_address": common_address,
+
+def _bitstring(e: bytes) -> Decoded:
+    # the four octets in wire order, read as one number (c104's `blob`, as records had it)
+    return int.from_bytes(e[:4], "big"), {}, _QUALITY[e[4] & _QDS], False
+
+
+def _normalized(e: bytes) -> Decoded:
+    quality = _QUALITY[e[2] & _QDS] if len(e) > 2 else ()  # M_ME_ND_1 has no QDS
+    return _I16.unpack_from(e)[0] / 32768, {}, quality, True
+
+
+def _scaled(e: bytes) -> Decoded:
+    return float(_I16.unpack_from(e)[0]), {}, _QUALITY[e[2] & _QDS], True
+
+
+def _short(e: bytes) -> Decoded:
+    return _F32.unpack_from(e)[0], {}, _QUALITY[e[4] & _QDS], True
+
+
+def _counter(e: bytes) -> Decoded:
+    return _I32.unpack_from(e)[0], {"sequence": e[4] & 0x1F}, _COUNTER[e[4]], True
+
+
+def _event(e: bytes) -> Decoded:
+    elapsed = e[1] | e[2] << 8
+    return _STATES[e[0] & 0x03], {"elapsed_ms": elapsed}, _QUALITY[e[0] & _SEP], False
+
+
+def _starts(e: bytes) -> Decoded:
+    names = _STARTS[e[0]]
+    extras: dict[str, Scalar] = {
+        "start_events": ",".join(names),
+        "relay_duration_ms": e[2] | e[3] << 8,
     }
-    for key, value in (flags or {}).items():
-        if value:
-            details[key] = value
-    try:
-        value, extras, measurement = point_value(info)
-        details.update(extras)
-    except DecodeError as exc:
-        value, measurement = None, False
-        details["decode_error"] = str(exc)
-    when: DeviceTime | None = None
-    try:
-        when, source = device_time(type_id, io_address, raw, info)
-        if source is not None:
-            details["time_source"] = source
-    except DecodeError as exc:
-        details["time_error"] = str(exc)
-    return PointObservation(
-        device_id=device_id,
-        address=address,
-        value=value,
-        quality=quality_names(info.quality),
-        device_time=when.at if when else None,
-        device_time_flags=when.flags if when else (),
-        cause=cause_of(cot_name),
-        cause_raw=cot_name,
-        details=details,
-        measurement=measurement,
-    )
+    return bool(names), extras, _QUALITY[e[1] & _QDS], False
 
 
-def _number(wrapped: Any) -> float:
-    """c104's fixed-width number wrappers (Int16, NormalizedFloat, UInt5, Int7) convert with
-    float(), which their stubs do not declare."""
-    return float(wrapped)
+def _circuits(e: bytes) -> Decoded:
+    names = _CIRCUITS[e[0]]
+    extras: dict[str, Scalar] = {
+        "output_circuits": ",".join(names),
+        "relay_operating_ms": e[2] | e[3] << 8,
+    }
+    return bool(names), extras, _QUALITY[e[1] & _QDS], False
 
 
-def _bit_names(bits: int, table: tuple[tuple[int, str], ...]) -> tuple[str, ...]:
-    return tuple(name for mask, name in table if bits & mask)
+def _status(e: bytes) -> Decoded:
+    changed = e[2] | e[3] << 8
+    return e[0] | e[1] << 8, {"changed": changed}, _QUALITY[e[4] & _QDS], False
+
+
+_FAMILIES: tuple[tuple[Callable[[bytes], Decoded], tuple[int, ...]], ...] = (
+    (_single, (1, 2, 30)),
+    (_double, (3, 4, 31)),
+    (_step, (5, 6, 32)),
+    (_bitstring, (7, 8, 33)),
+    (_normalized, (9, 10, 34, 21)),
+    (_scaled, (11, 12, 35)),
+    (_short, (13, 14, 36)),
+    (_counter, (15, 16, 37)),
+    (_event, (17, 38)),
+    (_starts, (18, 39)),
+    (_circuits, (19, 40)),
+    (_status, (20,)),
+)
+DECODERS: Mapping[int, Callable[[bytes], Decoded]] = {
+    type_id: decode for decode, type_ids in _FAMILIES for type_id in type_ids
+}
+assert DECODERS.keys() == MONITORING_TYPES, "a monitoring type without a decoder"
+
+# The details `decode_asdu` leaves when a time tag could not be read.
+UNREADABLE = frozenset({"time_error"})
+
+
+def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservation]:
+    """Every information object of a monitoring ASDU that passed `check_asdu`, in order.
+    An object of another common address than `own_ca` is reported as "<ca>:<ioa>". A time
+    tag that cannot be read leaves its reason in `details["time_error"]`: a relay's message
+    is never dropped here."""
+    type_id, vsq, cot = asdu[0], asdu[1], asdu[2]
+    decode, size = DECODERS[type_id], ELEMENT_SIZE[type_id]
+    ca = asdu[4] | asdu[5] << 8
+    cot_name = cot_label(cot & 0x3F)
+    cause = cause_of(cot_name)
+    flags: dict[str, Scalar] = {}
+    if cot & 0x80:
+        flags["test"] = True
+    if cot & 0x40:
+        flags["negative"] = True
+    if cot_name.startswith("COT_"):  # a cause c104 does not name: keep its number
+        flags["cot"] = cot & 0x3F
+    prefix = "" if ca == own_ca else f"{ca}:"
+    type_name = TYPE_NAMES[type_id]
+    timed = type_id in CP56_TYPES
+    out = []
+    for ioa, element in _elements(asdu, vsq, size):
+        value, extras, quality, measurement = decode(element)
+        details: dict[str, Scalar] = {
+            "type": type_name, "type_id": type_id, "ioa": ioa, "common_address": ca,
+            **flags, **extras,
+        }  # fmt: skip
+        when = None
+        if timed:
+            try:
+                when = decode_cp56(element[-7:])
+                details["time_source"] = "cp56"
+            except DecodeError as exc:
+                details["time_error"] = str(exc)
+        out.append(
+            PointObservation(
+                device_id=device_id,
+                address=f"{prefix}{ioa}",
+                value=value,
+                quality=quality,
+                device_time=when.at if when else None,
+                device_time_flags=when.flags if when else (),
+                cause=cause,
+                cause_raw=cot_name,
+                details=details,
+                measurement=measurement,
+            )
+        )
+    return out
+
+
+def _elements(asdu: bytes, vsq: int, size: int) -> list[tuple[int, bytes]]:
+    """(IOA, information element) of each object; SQ=1 numbers them from the first IOA."""
+    count, body = vsq & 0x7F, asdu[DUI_LEN:]
+    if vsq & 0x80:
+        base = body[0] | body[1] << 8 | body[2] << 16
+        at = IOA_LEN
+        return [(base + i, body[at + i * size : at + (i + 1) * size]) for i in range(count)]
+    step = IOA_LEN + size
+    return [
+        (body[at] | body[at + 1] << 8 | body[at + 2] << 16, body[at + IOA_LEN : at + step])
+        for at in range(0, count * step, step)
+    ]

@@ -49,7 +49,9 @@ class Iec104Driver:
         self.section = section
         self.known_addresses = frozenset(planned.addresses) | section.consumed_addresses()
         self._link: Iec104Link | None = None
-        self._guard_totals = {"asdus_passed": 0, "asdus_diverted": 0, "framing_errors": 0}
+        self._guard_totals = dict.fromkeys(
+            ("asdus_received", "asdus_passed", "asdus_diverted", "framing_errors"), 0
+        )
         self._inventory: Iec104Inventory | None = None
         self._counted: Iec104Link | None = None
 
@@ -69,8 +71,8 @@ class Iec104Driver:
     @property
     def counters(self) -> dict[str, int]:
         """The APDU guard's counts since the driver was made (all connections), exported
-        as metrics: frames passed on to c104, diverted as raw data, connections ended for
-        broken framing."""
+        as metrics: monitoring ASDUs taken for the outbox, frames passed on to c104, ASDUs
+        stored as raw data for failing the check, connections ended for broken framing."""
         guard = self._link.guard if self._link is not None else None
         live = guard.counts() if guard is not None else {}
         return {k: v + live.get(k, 0) for k, v in self._guard_totals.items()}
@@ -82,7 +84,7 @@ class Iec104Driver:
         link = self._counted
         counters = {**self.counters, **(link.counters if link is not None else {})}
         if link is not None:
-            counters.update(objects_received=link.received, asdus=link.batcher.asdus)
+            counters.update(objects_received=link.received, asdus=link.asdus)
         counters[DECODE_ERRORS] = counters.get(DECODE_ERRORS, 0) + counters["framing_errors"]
         for name in STANDARD_COUNTERS:
             counters.setdefault(name, 0)

@@ -1,12 +1,11 @@
 """Ties each ASDU's commit to what the APDU guard may confirm to the relay.
 
-Why: waiting for a commit inside c104's callback (one commit round trip per ASDU on the
-receive thread) capped one link at a few hundred events per second. Instead each ASDU's
-objects are submitted to the outbox without waiting, and the relay's acknowledgement is
-held in the guard: when the commit returns, the ASDU's token is reported durable
-(`ApduGuard.durable_through`), and only then may an N(R) covering its frame leave the
-agent. The outbox commits in submission order, so one reported token covers every ASDU
-submitted before it.
+Why: waiting for each commit before reading on (one commit round trip per ASDU) capped one
+link at a few hundred events per second. Instead each ASDU's objects are submitted to the
+outbox without waiting, and the relay's acknowledgement is held in the guard: when the
+commit returns, the ASDU's token is reported durable (`ApduGuard.durable_through`), and
+only then may an N(R) covering its frame leave the agent. The outbox commits in submission
+order, so one reported token covers every ASDU submitted before it.
 
 A failed commit cuts the guard on the spot (the outbox's writer thread runs each ASDU's
 callbacks in commit order, and settles refused appends before it commits the rest of their
@@ -59,18 +58,12 @@ class DurableAcks:
         self._post = post
         self._on_failure = on_failure  # the link's loop learns the sink failed
 
-    def hand_on(self, observations: list[PointObservation], key: object) -> None:
-        """From the batcher (c104's receive thread): one ASDU's objects to the outbox. Also
-        with none (all consumed), so the ASDU's token is reported in order."""
-        self._post(observations, functools.partial(self._committed, key))
+    def hand_on(self, observations: list[PointObservation], token: int) -> None:
+        """From the guard's thread: the objects of one read's ASDUs to the outbox. Also with
+        none (all consumed), so their token is reported in order."""
+        self._post(observations, functools.partial(self._committed, token))
 
-    def barrier(self, token: int) -> None:
-        """Report `token` durable once everything submitted so far is committed: for frames
-        c104 confirmed that reached no callback (lib60870 confirms a frame only after its
-        callbacks returned, so what they carried was submitted before this barrier)."""
-        self._post([], functools.partial(self._committed, token))
-
-    def _committed(self, key: object, error: BaseException | None) -> None:
+    def _committed(self, token: int, error: BaseException | None) -> None:
         """On the outbox's writer thread (at once for a sink without `submit`). Never
         blocks: the guard's own thread sends the confirmation."""
         if error is not None:
@@ -78,5 +71,5 @@ class DurableAcks:
             self.guard.cut(f"observation sink failed: {detail}")
             log.error("device %s: could not store a received ASDU: %s", self.name, detail)
             self._on_failure(detail)
-        elif isinstance(key, int):
-            self.guard.durable_through(key)
+        else:
+            self.guard.durable_through(token)

@@ -1,28 +1,32 @@
-"""The APDU guard: a small in-process relay between one relay's socket and c104.
+"""The APDU guard: c104's only way to the relay, and the agent's way to the relay's data.
 
-Why: c104 2.2.1 segfaults on some malformed ASDUs (`apdu_check.py`), taking the whole agent
-down (in a loop, as the relay resends what was not acknowledged). So c104 connects to this
-guard on a loopback port, never to the relay; one thread per link reads both sockets
-(`selectors`) and passes on only what c104 can decode; the rest of the link stays c104's.
+c104 connects to this guard on a loopback port, never to the relay; one thread per link
+reads both sockets (`selectors`). c104 runs the session: STARTDT, TESTFR, its timers, and
+the commands it sends (general interrogation, clock sync) with their confirmations. The
+relay's data never reaches c104: every monitoring ASDU goes to the link (`on_asdus`, which
+decodes it with `codec.py` and submits it to the outbox without waiting), and so does every
+ASDU that fails `check_asdu` (stored as raw data). Why: c104 2.2.1 segfaults on some
+malformed ASDUs (`apdu_check.py`), and decoding in c104 cost a Python callback per object;
+codec.py has the rest.
 
 What it does with a frame from the relay:
 - broken framing, an unknown U function, an S/U-frame with data, an I-frame out of sequence:
   the connection ends (as in lib60870), the relay keeps what was not acknowledged;
-- an I-frame whose ASDU fails `check_asdu`: *diverted*, stored as raw data through the sink
-  (`on_diverted`, durable when it returns), not given to c104; if storing fails, the
-  connection ends before anything could acknowledge it;
-- anything else is passed on; a monitoring ASDU is also kept in `asdus` for the link (device
-  times from the bytes, not c104's leaking `IncomingMessage.raw`: `asdu_source.py`).
+- a monitoring I-frame, or one whose ASDU fails `check_asdu`: handed to the link, with
+  the others of the same read, under one token (`on_asdus([(asdu, reason), ...], token)`,
+  reason "" when the ASDU passed the check), before anything of that read is passed on to
+  c104; if that raises, the connection ends before anything could acknowledge them;
+- anything else (the confirmations of c104's commands, end of initialisation) and S/U
+  frames are passed on to c104.
 
 Sequence numbers: c104 sees the passed-on frames numbered afresh. What the relay is told
 was received is the guard's decision: an N(R) to the relay (the guard's S-frames, and
-rewritten in c104's S- and I-frames) never passes the first passed-on monitoring frame not
-yet durable in the outbox. The link reports each ASDU's token durable when its group commit
-returns (`durable_through`: a token covers all before it; one wake-up pending at a time),
-and the guard sends an S-frame once `w` = 8 frames are durable and unconfirmed, or 5 ms
-after the first of them (`ack_pacing.py`), so a relay with a backlog sends in bursts and
-its window (k = 12) keeps moving. Diverted frames are stored before the next frame is read.
-c104's N(R) is only followed (`c104_token`, for ASDUs that reach no callback: link.py).
+rewritten in c104's S- and I-frames) never passes the first frame handed to the link not
+yet durable in the outbox. The outbox's writer reports each ASDU's token durable when its
+group commit returns (`durable_through`: a token covers all before it; one wake-up pending
+at a time), and the guard sends an S-frame once `w` = 8 frames are durable and
+unconfirmed, or 5 ms after the first of them (`ack_pacing.py`), so a relay with a backlog
+sends in bursts and its window (k = 12) keeps moving.
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
 through: the link calls it when the sink fails, so the frame that could not be stored is
@@ -53,7 +57,6 @@ log = logging.getLogger(__name__)
 
 SEQ_MOD = 32768
 RELAY_RETRY_S = 0.5  # between attempts to reach the relay
-KEPT_ASDUS = 4096  # monitoring ASDUs handed on and not yet matched by the link
 
 
 class GuardClosed(Exception):
@@ -65,16 +68,17 @@ class ApduGuard:
         self,
         name: str,
         relay: tuple[str, int],
-        on_diverted: Callable[[bytes, str], None],
+        on_asdus: Callable[[list[tuple[bytes, str]], int], None],
         connect_timeout_s: float = 10.0,
     ) -> None:
         self.name = name
         self.relay = relay
-        self.on_diverted = on_diverted
+        # ([(ASDU, why it failed the check or "")], their token): never blocks
+        self.on_asdus = on_asdus
         self.connect_timeout_s = connect_timeout_s
-        self.asdus: deque[tuple[int, bytes]] = deque(maxlen=KEPT_ASDUS)  # (token, ASDU)
-        self.diverted = 0
-        self.passed = 0
+        self.received = 0  # monitoring ASDUs handed to the link
+        self.diverted = 0  # ASDUs that failed the check, handed to the link as raw data
+        self.passed = 0  # ASDUs passed on to c104
         self.framing_errors = 0
         self._session: _Session | None = None
         self.last_error = ""
@@ -104,6 +108,7 @@ class ApduGuard:
 
     def counts(self) -> dict[str, int]:
         return {
+            "asdus_received": self.received,
             "asdus_passed": self.passed,
             "asdus_diverted": self.diverted,
             "framing_errors": self.framing_errors,
@@ -179,21 +184,8 @@ class ApduGuard:
         if session is not None and not self.is_cut:
             session.mark.raise_to(token)
 
-    def c104_token(self) -> int:
-        """The token of the last monitoring ASDU c104 has confirmed (0: none yet)."""
-        session = self._session
-        return session.c104_token if session is not None else 0
-
-    def held_by_c104_only(self) -> bool:
-        """True while the relay waits for a frame c104 has confirmed but whose ASDU the link
-        never reported durable (an ASDU that reached no callback)."""
-        session = self._session
-        return session is not None and session.first_undurable() <= session.c104_token
-
-    def keep(self, asdu: bytes) -> int:
-        """Remember a passed-on monitoring ASDU for the link; returns its token."""
+    def next_token(self) -> int:
         self._token += 1
-        self.asdus.append((self._token, asdu))
         return self._token
 
 
@@ -208,8 +200,8 @@ def _bound(port: int) -> socket.socket:
 class _Session:
     """One connection: c104 on `master`, the relay on `upstream`.
 
-    Relay sequence numbers: every frame before `stored_vr` was either stored (diverted) or
-    handed to c104. Handed-on monitoring frames wait in `undurable` until the link reports
+    Relay sequence numbers: every frame before `stored_vr` was either handed to the link or
+    passed on to c104. Frames handed to the link wait in `undurable` until the link reports
     their token durable. An N(R) sent to the relay never passes the first entry of
     `undurable` and never goes backwards. `unconfirmed` only follows c104's own N(R).
     """
@@ -223,14 +215,14 @@ class _Session:
         self.relay_vr = 0  # next N(S) expected from the relay
         self.stored_vr = 0  # every relay frame before it: stored, or in `unconfirmed`
         self.master_vs = 0  # next N(S) c104 sees
-        # (relay N(S), guard token or None) of frames handed to c104, in c104's order
-        self.unconfirmed: deque[tuple[int, int | None]] = deque()
-        self.confirmed_base = 0  # c104 numbering of unconfirmed[0]
+        self.unconfirmed = 0  # frames passed on to c104 that c104 has not confirmed
+        self.confirmed_base = 0  # c104 numbering of the first of them
         self.sent_nr = 0  # last N(R) the relay got
-        # (relay N(S), token) of monitoring frames handed on whose ASDU is not known durable
+        # (relay N(S), token) of frames handed to the link not known durable
         self.undurable: deque[tuple[int, int]] = deque()
         self.mark = DurableMark()  # every token up to `mark.token` is durable
-        self.c104_token = 0
+        self.kept: list[tuple[bytes, str]] = []  # this read's frames for the link
+        self.token = 0  # theirs
         self.lock = threading.Lock()  # guards the sequence state; the guard's thread only
         self.pacer = AckPacer()
 
@@ -261,7 +253,7 @@ class _Session:
     def _on_relay(self, data: bytes) -> None:
         buffer = self.from_relay
         buffer += data
-        offset, out = 0, bytearray()
+        offset, out, kept = 0, bytearray(), self.kept
         try:
             while (length := frame_length(buffer, offset)) is not None:
                 if len(buffer) - offset < length:
@@ -274,6 +266,9 @@ class _Session:
             raise GuardClosed(f"framing error from the relay: {exc}") from None
         finally:
             del buffer[:offset]
+        if kept:
+            self.kept = []
+            self._hand_on(kept)  # before c104 could see what followed them (an ACT_TERM)
         if out:
             self.master.sendall(out)
 
@@ -286,39 +281,46 @@ class _Session:
         self.relay_vr = (ns + 1) % SEQ_MOD
         asdu = body[4:]
         verdict = check_asdu(asdu)
-        if not verdict.ok:
-            self._divert(ns, asdu, verdict.reason)
+        if not verdict.ok or asdu[0] in MONITORING_TYPES:
+            self._keep(ns, asdu, verdict.reason)
             return b""
-        token = self.guard.keep(asdu) if asdu[0] in MONITORING_TYPES else None
         with self.lock:
-            self.unconfirmed.append((ns, token))
-            if token is not None:
-                self.undurable.append((ns, token))
+            self.unconfirmed += 1
             self.stored_vr = self.relay_vr
         control = struct.pack("<H", self.master_vs << 1) + body[2:4]
         self.master_vs = (self.master_vs + 1) % SEQ_MOD
         self.guard.passed += 1
         return bytes([0x68, len(body)]) + control + asdu
 
-    def _divert(self, ns: int, asdu: bytes, reason: str) -> None:
+    def _keep(self, ns: int, asdu: bytes, reason: str) -> None:
+        """A frame for the link, under the token of this read: confirmed once durable."""
         guard = self.guard
+        if not self.kept:
+            self.token = guard.next_token()
+        self.kept.append((asdu, reason))
+        with self.lock:
+            self.undurable.append((ns, self.token))
+            self.stored_vr = self.relay_vr
+        if not reason:
+            guard.received += 1
+            return
         guard.diverted += 1
         if guard.diverted == 1 or guard.diverted % 1000 == 0:
             log.warning(
-                "device %s: ASDU %s not given to c104 (%s); stored as raw data (%d so far)",
+                "device %s: ASDU %s failed the check (%s); stored as raw data (%d so far)",
                 guard.name,
                 asdu.hex(" "),
                 reason,
                 guard.diverted,
             )
+
+    def _hand_on(self, kept: list[tuple[bytes, str]]) -> None:
+        guard = self.guard
         try:
-            guard.on_diverted(asdu, reason)
+            guard.on_asdus(kept, self.token)
         except Exception as exc:  # noqa: BLE001 - not stored: end before anything confirms it
-            guard.cut(f"could not store a diverted ASDU: {type(exc).__name__}: {exc}")
+            guard.cut(f"could not store an ASDU: {type(exc).__name__}: {exc}")
             raise GuardClosed(guard.last_error) from None
-        with self.lock:
-            self.stored_vr = self.relay_vr
-            self._send_nr(self._limit())
 
     # c104 -> relay
 
@@ -353,12 +355,9 @@ class _Session:
     def _translate(self, master_nr: int) -> None:
         """Follow c104's N(R): the frames it has taken in (lock held)."""
         done = (master_nr - self.confirmed_base) % SEQ_MOD
-        if done > len(self.unconfirmed):
-            raise FramingError(f"c104 confirmed {done} frames, only {len(self.unconfirmed)} open")
-        for _ in range(done):
-            _, token = self.unconfirmed.popleft()
-            if token is not None:
-                self.c104_token = token
+        if done > self.unconfirmed:
+            raise FramingError(f"c104 confirmed {done} frames, only {self.unconfirmed} open")
+        self.unconfirmed -= done
         self.confirmed_base = master_nr
 
     def _limit(self) -> int:
@@ -367,12 +366,6 @@ class _Session:
         while self.undurable and self.undurable[0][1] <= durable:
             self.undurable.popleft()
         return self.undurable[0][0] if self.undurable else self.stored_vr
-
-    def first_undurable(self) -> int:
-        """The token of the oldest frame the relay waits for (a huge number: none)."""
-        with self.lock:
-            self._limit()
-            return self.undurable[0][1] if self.undurable else 1 << 62
 
     def _on_durable(self, _: bytes) -> None:
         self.mark.woken()

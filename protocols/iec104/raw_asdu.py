@@ -11,22 +11,11 @@ and why it was diverted, so it is stored and forwarded like any other point of t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import c104
-
 from protocols.iec104.apdu_check import DUI_LEN, common_address, first_ioa
-from protocols.iec104.codec import cause_of
+from protocols.iec104.codec import TYPE_NAMES, cause_of, cot_label
 from protocols.observations import PointObservation, Scalar
 
-COT_NAMES: Mapping[int, str] = {int(v.value): k for k, v in c104.Cot.__members__.items()}
-TYPE_NAMES: Mapping[int, str] = {int(v.value): k for k, v in c104.Type.__members__.items()}
 UNKNOWN_TYPE = "unknown"
-
-
-def cot_label(cot: int) -> str:
-    """The cause of transmission's c104 name, or `COT_<n>` for one c104 does not name."""
-    return COT_NAMES.get(cot) or f"COT_{cot}"
 
 
 def diverted_observation(

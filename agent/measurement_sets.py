@@ -131,8 +131,8 @@ def _head(site: str, gateway_id: str, device_id: str) -> bytes | None:
 @functools.lru_cache(maxsize=64)
 def _tail(cause: str | None, cause_raw: str | None) -> bytes:
     """The body after the labels."""
-    rest = {"quality": [], "device_time": None, "device_time_flags": [], "cause": cause,
-            "cause_raw": cause_raw}  # fmt: skip
+    rest: dict[str, object] = {"quality": [], "device_time": None, "device_time_flags": [],
+                               "cause": cause, "cause_raw": cause_raw}  # fmt: skip
     return b"," + to_json(rest)[1:]
 
 

@@ -91,6 +91,10 @@ class Pipeline:
     # --- ObservationSink ---------------------------------------------------------------
 
     async def deliver(self, observations: Sequence[Observation]) -> None:
+        if poll := measurement_sets.alone(self.contexts, observations, self.max_body_bytes):
+            self.counters["measurements"] += len(poll[1].values)  # a Modbus poll's
+            await self.outbox.append([poll[0]], (), poll[1].commit_within_s)
+            return
         records, state, new = self._records(observations)
         within = measurement_sets.commit_within(observations)  # periodic: may share a commit
         try:

@@ -39,7 +39,8 @@ from pymodbus.pdu.register_message import (
 
 from protocols.config import SerialBusConfig
 from protocols.errors import DecodeError, LinkError, ProtocolError, WriteRefused
-from protocols.modbus.answers import ANSWERS
+from protocols.modbus.answers import ANSWERS, Expect, classify_garbage, expected_pdu_length
+from protocols.modbus.codec import bytes_to_registers, registers_to_bytes
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger(__name__ + ".trace")
@@ -109,53 +110,6 @@ class UnitCounters:
         return {**asdict(self), "malformed": self.malformed}
 
 
-@dataclass(frozen=True, slots=True)
-class _Expect:
-    unit: int
-    function_code: int
-    count: int
-
-
-def rtu_crc(data: bytes) -> int:
-    """Modbus CRC-16 (poly 0xA001, init 0xFFFF), as the two wire bytes read big-endian."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return ((crc & 0xFF) << 8) | (crc >> 8)
-
-
-def expected_pdu_length(expect: _Expect) -> int | None:
-    """Length of a normal answer's PDU (function code onwards), where it is fixed."""
-    if expect.function_code in (3, 4):
-        return 2 + 2 * expect.count
-    if expect.function_code in (1, 2):
-        return 2 + (expect.count + 7) // 8
-    return None
-
-
-def classify_garbage(rx: bytes, expect: _Expect, framing: str) -> str:
-    """Name what arrived instead of a decodable answer (pymodbus drops it silently)."""
-    if framing == "socket":
-        if len(rx) >= 7 and int.from_bytes(rx[4:6], "big") + 6 != len(rx):
-            return "wrong_byte_count"
-        return "garbled"
-    if len(rx) >= 3 and rx[0] != expect.unit:
-        return "wrong_unit"
-    want = expected_pdu_length(expect)
-    if (
-        len(rx) >= 3
-        and rx[1] == expect.function_code
-        and want is not None
-        and (rx[2] != want - 2 or len(rx) != want + 3)
-    ):
-        return "wrong_byte_count"
-    if len(rx) >= 4 and rtu_crc(rx[:-2]) != int.from_bytes(rx[-2:], "big"):
-        return "bad_crc"
-    return "garbled"
-
-
 class ModbusLink:
     """One pymodbus client and the only path from the agent to the wire."""
 
@@ -172,12 +126,17 @@ class ModbusLink:
         self.framing = "socket" if bus is None else "rtu"
         self.counters: dict[int, UnitCounters] = {}
         self._lock = asyncio.Lock()
-        self._expect: _Expect | None = None
+        self._expect: Expect | None = None
         self._rx = b""
         self._quiet_s = quiet_s
         self._quiet_until = 0.0
         self._lost = asyncio.Event()
         self._connected = False
+        # The answer awaited, when it times out (loop time), and the one timer that
+        # watches it (see `_watch`).
+        self._answer: asyncio.Future[ModbusPDU] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         common: dict[str, Any] = {
             "reconnect_delay": 0,  # the supervisor reconnects, not pymodbus
             "retries": 0,  # the poller retries per unit
@@ -221,6 +180,9 @@ class ModbusLink:
 
     def close(self) -> None:
         self._connected = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._client.close()
 
     async def wait_lost(self) -> None:
@@ -260,15 +222,25 @@ class ModbusLink:
     async def read_registers(
         self, unit: int, table: str, address: int, count: int, answer_s: float
     ) -> list[int]:
+        return bytes_to_registers(
+            await self.read_register_bytes(unit, table, address, count, answer_s)
+        )
+
+    async def read_register_bytes(
+        self, unit: int, table: str, address: int, count: int, answer_s: float
+    ) -> bytes:
+        """The registers as they came, two big-endian bytes each."""
         cls = ReadHoldingRegistersRequest if table == "holding" else ReadInputRegistersRequest
         response = await self.execute(cls(address=address, count=count, dev_id=unit), answer_s)
-        registers = list(response.registers)
-        if len(registers) != count:
+        raw: bytes | None = getattr(response, "raw", None)  # answers.py's answers keep it
+        if raw is None:
+            raw = registers_to_bytes(response.registers)
+        if len(raw) != 2 * count:
             self.unit_counters(unit).wrong_byte_count += 1
             raise DecodeError(
-                f"unit {unit}: asked {count} registers at {address}, got {len(registers)}"
+                f"unit {unit}: asked {count} registers at {address}, got {len(raw) // 2}"
             )
-        return registers
+        return raw
 
     async def read_bits(
         self, unit: int, table: str, address: int, count: int, answer_s: float
@@ -298,7 +270,7 @@ class ModbusLink:
             wait = self._quiet_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._expect = _Expect(unit, int(request.function_code), int(request.count))
+            self._expect = Expect(unit, int(request.function_code), int(request.count))
             self._rx = b""
             counters.requests += 1
             try:
@@ -335,8 +307,8 @@ class ModbusLink:
         builds the frame and its receive path decodes the answer into `response_future`,
         as in `TransactionManager.execute` (pymodbus 3.16) with no retries, less what this
         link already does: one request at a time (its lock) and the unit's own timeout,
-        here a timer on the answer (TimeoutError) rather than pymodbus' `wait_for` and a
-        cancel scope around it."""
+        here the link's timer on the answer (TimeoutError, `_watch`) rather than
+        pymodbus' `wait_for` and a cancel scope around it."""
         manager = self._client.ctx
         if not manager.transport:
             raise ConnectionException(f"{self.name}: not connected")
@@ -345,12 +317,12 @@ class ModbusLink:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[ModbusPDU] = loop.create_future()
         manager.response_future = answer
-        manager.pdu_send(request)
-        timer = loop.call_later(answer_s, _time_out, answer)
         try:
+            manager.pdu_send(request)
+            self._watch(loop, answer, loop.time() + answer_s)
             response = await answer
         finally:
-            timer.cancel()
+            self._answer = None
         if request.dev_id and response.dev_id != request.dev_id:
             raise ModbusIOException(f"asked unit {request.dev_id}, unit {response.dev_id} answered")
         if response.transaction_id and response.transaction_id != request.transaction_id:
@@ -359,7 +331,35 @@ class ModbusLink:
             )
         return response
 
-    def _check_length(self, counters: UnitCounters, rx: bytes, expect: _Expect) -> None:
+    def _watch(
+        self, loop: asyncio.AbstractEventLoop, answer: asyncio.Future[ModbusPDU], deadline: float
+    ) -> None:
+        """Time `answer` out at `deadline`. One timer per link, not one per request: a
+        timer already set to go off no later is kept, and when it goes off before the
+        answer's deadline it is set again for the rest (`_timer_fired`). Polled every
+        100 ms with a 1 s timeout, a link sets about one timer a second instead of ten,
+        and cancels none."""
+        self._answer, self._deadline = answer, deadline
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._timer_fired, deadline)
+
+    def _timer_fired(self, when: float) -> None:
+        self._timer = None
+        answer = self._answer
+        if answer is None or answer.done():
+            return  # answered: the next request sets a timer again
+        if self._deadline <= when:
+            answer.set_exception(TimeoutError())
+        else:
+            self._timer = answer.get_loop().call_at(
+                self._deadline, self._timer_fired, self._deadline
+            )
+
+    def _check_length(self, counters: UnitCounters, rx: bytes, expect: Expect) -> None:
         """A good answer followed by extra bytes: pymodbus swallows them; we count them."""
         pdu = expected_pdu_length(expect)
         if pdu is None or not rx:
@@ -370,11 +370,6 @@ class ModbusLink:
         if len(rx) > frame:
             counters.trailing_garbage += 1
             self._quiet_until = time.monotonic() + self._quiet_s
-
-
-def _time_out(answer: asyncio.Future[ModbusPDU]) -> None:
-    if not answer.done():
-        answer.set_exception(TimeoutError())
 
 
 LinkFactory = Callable[..., ModbusLink]

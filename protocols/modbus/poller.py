@@ -1,9 +1,10 @@
 """One device's poll loop: jobs on their own intervals, per-unit backoff, overruns counted.
 
 Jobs (identity, settings, status, measurements, events, fault report) each have an
-interval from the device config. When a job cannot run on time (the bus is busy, the unit
-is slow) the missed periods are *counted* as overruns and the job is rescheduled from now:
-polls are never silently merged or queued without bound.
+interval from the device config; its periods fall on one grid per interval, shared by
+every poller in the process (schedule.py). When a job cannot run on time (the bus is busy,
+the unit is slow) the missed periods are *counted* as overruns and the job moves on to its
+next period after now: polls are never silently merged or queued without bound.
 
 A unit that stops answering is marked down (a `LinkStateObservation`) after `retries + 1`
 failed attempts and then retried with exponential backoff, so on a shared bus it costs the
@@ -33,6 +34,7 @@ from protocols.modbus.faultreport import FaultReportReader
 from protocols.modbus.link import ModbusExceptionResponse, ModbusLink, UnitNoResponse
 from protocols.modbus.profile import ModbusProfile
 from protocols.modbus.readers import DeviceReader, ProfileReads
+from protocols.modbus.schedule import Job, ticker
 from protocols.observations import (
     IdentityObservation,
     LinkStateObservation,
@@ -49,26 +51,6 @@ UnitFailure = (UnitNoResponse, DecodeError)
 # other polls to share their outbox commit (gateway/outbox_writer.py): the poll's record
 # is still durable before it is sent, and before the poll returns.
 COMMIT_WITHIN_S = 0.1
-
-
-@dataclass
-class Job:
-    name: str
-    interval: float
-    next_due: float = 0.0
-    runs: int = 0
-    overruns: int = 0
-
-    def reschedule(self, now: float) -> int:
-        """Next period; returns how many periods were missed (counted, never silent)."""
-        self.runs += 1
-        self.next_due += self.interval
-        if self.next_due > now:
-            return 0
-        missed = int((now - self.next_due) // self.interval) + 1
-        self.overruns += missed
-        self.next_due = now + self.interval
-        return missed
 
 
 @dataclass
@@ -181,6 +163,7 @@ class DevicePoller:
         for job in self.jobs:
             job.next_due = start
         me = asyncio.current_task()
+        wake = ticker()
         while True:
             if me is not None and me.cancelling():
                 # Python 3.11's wait_for (inside pymodbus) can swallow a cancellation that
@@ -189,11 +172,11 @@ class DevicePoller:
             now = time.monotonic()
             due = [j for j in self.jobs if j.next_due <= now]
             if not due:
-                await asyncio.sleep(min(j.next_due for j in self.jobs) - now)
+                await wake.at(min(j.next_due for j in self.jobs))  # shared with other pollers
                 continue
             try:
                 # Jobs run one by one: a garbled answer costs one job, not the whole cycle.
-                for job in sorted(due, key=lambda j: j.next_due):
+                for job in due if len(due) == 1 else sorted(due, key=lambda j: j.next_due):
                     await self._run_job(job, sink)
                     self.state.failures = 0
                     delay = d.backoff_min_s
@@ -231,11 +214,21 @@ class DevicePoller:
             assert source is not None
             await self._durable(job.name, source, sink)
             return
-        out = await self._guarded(job.name, handlers[job.name])
+        try:
+            out = await handlers[job.name]()
+        except ModbusExceptionResponse as exc:
+            self._refused(job.name, exc)
+            out = []
         if self.state.up is not True:
             await self._came_up(sink, out)
         elif out:
             await sink.deliver(out)
+
+    def _refused(self, job: str, exc: ModbusExceptionResponse) -> None:
+        """A Modbus exception answer means the unit is alive but refuses this job's read
+        (usually a profile that does not match the firmware): count it, keep the unit up."""
+        self.state.exceptions += 1
+        log.warning("%s: %s job refused: %s", self.id, job, exc)
 
     def _forget(self) -> None:
         """Before the first answer after contact (or a failure): what we knew may be stale,
@@ -252,18 +245,6 @@ class DevicePoller:
         await sink.deliver([LinkStateObservation(self.id, True, "answering"), *out])
         self.state.up = True
         log.info("%s: unit %d up", self.id, self.device.unit_id)
-
-    async def _guarded(
-        self, name: str, handler: Callable[[], Awaitable[list[Observation]]]
-    ) -> list[Observation]:
-        """A Modbus exception answer means the unit is alive but refuses this job's read
-        (usually a profile that does not match the firmware): count it, keep the unit up."""
-        try:
-            return await handler()
-        except ModbusExceptionResponse as exc:
-            self.state.exceptions += 1
-            log.warning("%s: %s job refused: %s", self.id, name, exc)
-            return []
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -342,8 +323,7 @@ class DevicePoller:
         try:
             batch = await source.collect()
         except ModbusExceptionResponse as exc:
-            self.state.exceptions += 1
-            log.warning("%s: %s job refused: %s", self.id, job, exc)
+            self._refused(job, exc)
             return
         if batch is None:
             return

@@ -51,6 +51,17 @@ class DeviceReader:
     async def spans(self, spans: Sequence[Span]) -> list[list[int]]:
         return [await self.registers(s.table, s.start, s.count) for s in spans]
 
+    async def span_bytes(self, spans: Sequence[Span]) -> list[bytes]:
+        """Each span's registers as they came, two big-endian bytes each."""
+        out = []
+        for s in spans:
+            out.append(
+                await self.link.read_register_bytes(
+                    self.unit, s.table, s.start, s.count, self.timeout
+                )
+            )
+        return out
+
 
 def _place(spans: list[Span], table: str, register: int) -> _Placed:
     for i, span in enumerate(spans):
@@ -92,19 +103,25 @@ class ProfileReads:
 
     async def measurement_values(self) -> list[Number]:
         """Every measurement's value, in the profile's order (the poll's hot path)."""
-        return self.decode_measurements(await self.reader.spans(self.measurement_spans))
+        return self.decode_measurement_bytes(await self.reader.span_bytes(self.measurement_spans))
 
     def decode_measurements(self, blocks: list[list[int]], general: bool = False) -> list[Number]:
-        """The values in the registers of the measurement spans: one struct call per span
+        """The same from registers."""
+        return self.decode_measurement_bytes([codec.registers_to_bytes(r) for r in blocks], general)
+
+    def decode_measurement_bytes(self, data: list[bytes], general: bool = False) -> list[Number]:
+        """The values in the bytes of the measurement spans: one struct call per span
         where the layout allows, else (or when `general`) value by value."""
         if self._span_structs is not None and not general:
-            return self._unpacked(blocks, self._span_structs)
-        data = [codec.registers_to_bytes(regs) for regs in blocks]
+            return self._unpacked(data, self._span_structs)
+        return self._value_by_value(data)
+
+    def _value_by_value(self, data: list[bytes]) -> list[Number]:
         out: list[Number] = []
         for m, place, fast in self._measurement_codecs:
             raw: Number
             if fast is None:
-                regs = blocks[place.span_index]
+                regs = codec.bytes_to_registers(data[place.span_index])
                 raw = codec.decode_number(regs[place.offset :], m.type, m.word_order)
             else:
                 raw = fast.unpack_from(data[place.span_index], 2 * place.offset)[0]
@@ -113,12 +130,13 @@ class ProfileReads:
             out.append(codec.scaled(raw, m.scale, m.offset))
         return out
 
-    def _unpacked(self, blocks: list[list[int]], plan: _SpanStructs) -> list[Number]:
+    def _unpacked(self, data: list[bytes], plan: _SpanStructs) -> list[Number]:
         """One struct call per span for every value in it, then scale and round."""
-        raws = [
-            layout.unpack(codec.registers_to_bytes(regs))
-            for layout, regs in zip(plan.layouts, blocks, strict=True)
-        ]
+        if plan.plain is not None:  # one span, nothing scaled: round the f32 only
+            words = plan.layouts[0].unpack(data[0])
+            round_f32 = codec.round_f32
+            return [round_f32(words[i]) if f32 else words[i] for i, f32 in plan.plain]
+        raws = [layout.unpack(d) for layout, d in zip(plan.layouts, data, strict=True)]
         out: list[Number] = []
         for span_index, index, f32, scale, offset in plan.values:
             raw: Number = raws[span_index][index]
@@ -202,6 +220,8 @@ class _SpanStructs:
 
     layouts: list[struct.Struct]
     values: list[tuple[int, int, bool, float, float]]
+    # With one span and no value scaled or offset: each value's index and f32 or not.
+    plain: list[tuple[int, bool]] | None = None
 
 
 def _span_structs(
@@ -228,7 +248,10 @@ def _span_structs(
     values = [
         (p.span_index, index_of[id(m)], m.type == "f32", m.scale, m.offset) for m, p in places
     ]
-    return _SpanStructs(layouts, values)
+    plain = None
+    if len(spans) == 1 and all(scale == 1.0 and offset == 0.0 for *_, scale, offset in values):
+        plain = [(index, f32) for _, index, f32, _, _ in values]
+    return _SpanStructs(layouts, values, plain)
 
 
 def _bits_of(word: StatusWord, register: int, into: dict[str, bool]) -> None:

@@ -50,9 +50,9 @@ from protocols.iec103.codec.frames import (
 )
 from protocols.iec103.codec.time import Cp32Time, Cp56Time
 from protocols.iec103.observe import disturbance_observations, identity, observations
+from protocols.modbus.answers import Expect, classify_garbage, rtu_crc
 from protocols.modbus.codec import RecordDecoder, decode_ascii, decode_number
 from protocols.modbus.faultreport import FaultReportDecoder
-from protocols.modbus.link import _Expect, classify_garbage, rtu_crc
 from protocols.modbus.profile import ModbusProfile
 from protocols.profile_loader import load_named
 
@@ -224,7 +224,7 @@ def _framing(rng: random.Random, out: Counter[str], rtu: bool) -> None:
     pick = rng.random()
     data = answer if pick < 0.1 else mutate(rng, answer) if pick < 0.8 else rng.randbytes(64)
     framer = FramerRTU(DecodePDU(False)) if rtu else FramerSocket(DecodePDU(False))
-    classify_garbage(data, _Expect(unit, fc, count), "rtu" if rtu else "socket")
+    classify_garbage(data, Expect(unit, fc, count), "rtu" if rtu else "socket")
     try:
         _used, pdu = framer.handleFrame(data, unit, 0 if rtu else 7)
     except EXPECTED_MODBUS_FRAMING:

@@ -8,7 +8,7 @@ import contextlib
 import struct
 from collections import deque
 
-from protocols.modbus.link import rtu_crc
+from protocols.modbus.answers import rtu_crc
 from simulator.relays.modbus.image import RegisterImage
 
 MANGLES = ("wrong_byte_count", "bad_crc", "exception", "trailing_garbage", "good")

@@ -60,3 +60,23 @@ async def test_little_endian_words_and_overlaps_take_the_general_path() -> None:
     regs = [[0] * s.count for s in reads.measurement_spans]
     regs[1][4:6] = [0x0002, 0x0001]  # low word first
     assert reads.decode_measurements(regs)[-1] == 0x00010002
+
+
+async def test_one_unscaled_span_rounds_only_its_f32() -> None:
+    """The poll's own layout (one span, nothing scaled): its shortcut decodes as value by
+    value does, and as the general struct path does for the same values scaled by 1."""
+    plain = [
+        {"name": "seq", "table": "holding", "address": 0, "type": "u32"},
+        {"name": "f", "table": "holding", "address": 4, "type": "f32"},  # a gap before it
+        {"name": "i", "table": "holding", "address": 2, "type": "i16"},  # out of order
+        {"name": "g", "table": "holding", "address": 6, "type": "f32"},
+    ]
+    reads = reads_of(plain)
+    assert reads._span_structs is not None
+    assert reads._span_structs.plain is not None
+    rng = random.Random(5)
+    for _ in range(500):
+        regs = blocks(reads, rng)
+        assert same(reads.decode_measurements(regs), reads.decode_measurements(regs, general=True))
+    regs = [[0, 7, 0xFFFF, 0, 0x4248, 0xF5C3, 0x3F80, 0]]
+    assert reads.decode_measurements(regs) == [7, 50.24, -1, 1.0]

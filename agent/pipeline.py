@@ -123,9 +123,11 @@ class Pipeline:
         future.add_done_callback(lambda done: self._committed(done, new))
         return future
 
-    def post(self, observations: Sequence[Observation], done: Done) -> None:
+    def post(
+        self, observations: Sequence[Observation], done: Done, commit_within_s: float = 0.0
+    ) -> None:
         """`submit` without a Future (the IEC 104 hot path, `durable_ack.py`): `done` gets
-        None or the commit's error, on the outbox's writer thread, in commit order."""
+        None or the commit's error, on the writer thread, in commit order (`Outbox.post`)."""
         records, state, new = self._records(observations)
 
         def committed(error: BaseException | None) -> None:
@@ -135,7 +137,7 @@ class Pipeline:
                 self.replays.abandoned(new)
             done(error)
 
-        self.outbox.post(records, state, committed)
+        self.outbox.post(records, state, committed, commit_within_s)
 
     def _committed(self, done: concurrent.futures.Future[None], new: NewKeys) -> None:
         """A background commit ended: its events count as seen only if it succeeded."""

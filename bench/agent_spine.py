@@ -263,11 +263,8 @@ async def soak_case(relays: int, rate: float, minutes: float, warmup_s: float) -
             await asyncio.sleep(10.0)
         cpu = cpu_seconds(agent.pid)
     window = [(t, r) for t, r, _ in samples if t >= warmup_s]
-    mean_t = statistics.fmean(t for t, _ in window)
-    mean_r = statistics.fmean(r for _, r in window)
-    slope = sum((t - mean_t) * (r - mean_r) for t, r in window) / sum(
-        (t - mean_t) ** 2 for t, _ in window
-    )
+    slope = fitted_slope(window)
+    half = len(window) // 2
     flowed = samples[-1][2] - next(e for t, _, e in samples if t >= warmup_s)
     span = samples[-1][0] - warmup_s
     print(f"soak: {relays} relays at {rate:g} ev/s offered, {minutes:g} min after a "
@@ -275,7 +272,17 @@ async def soak_case(relays: int, rate: float, minutes: float, warmup_s: float) -
           f"({flowed / span:.0f} ev/s), agent CPU {cpu:.0f} s in all\n"
           f"  RSS {window[0][1]:.1f} MB at the start of the window, {window[-1][1]:.1f} MB at "
           f"its end, max {max(r for _, r in window):.1f} MB; slope {slope * 3600:+.2f} MB/h "
-          f"(goal < 1 MB/h, under 120 MB)")  # fmt: skip
+          f"(goal < 1 MB/h, under 120 MB); first half {fitted_slope(window[:half]) * 3600:+.2f}"
+          f" MB/h, second half {fitted_slope(window[half:]) * 3600:+.2f} MB/h")  # fmt: skip
+
+
+def fitted_slope(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MB) samples, in MB per second."""
+    mean_t = statistics.fmean(t for t, _ in samples)
+    mean_r = statistics.fmean(r for _, r in samples)
+    return sum((t - mean_t) * (r - mean_r) for t, r in samples) / sum(
+        (t - mean_t) ** 2 for t, _ in samples
+    )
 
 
 def unit_allocator() -> dict[str, str]:

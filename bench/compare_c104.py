@@ -3,6 +3,7 @@
     .venv/bin/python bench/compare_c104.py               # every case, one table
     .venv/bin/python bench/compare_c104.py --profile     # and py-spy on the one-link case
     .venv/bin/python bench/compare_c104.py --quick       # only the one-link and 20-link cases
+    .venv/bin/python bench/compare_c104.py --quick --threads  # and CPU per thread (/proc)
 
 Every case runs twice, once read by the agent (durable in its outbox, then at a
 subscriber after the broker's PUBACK) and once by a bare c104 client in its own process
@@ -46,10 +47,11 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
-from agent_spine import POINTS, Subscriber, agent_config, cpu_seconds  # noqa: E402
+from agent_spine import POINTS, Subscriber, agent_config  # noqa: E402
 from bare104_client import rate_and_latency  # noqa: E402
 from ports import free_port_run  # noqa: E402
 from pyspy_top import PY_SPY, top_costs  # noqa: E402
+from thread_cpu import CpuTrace, ThreadTrace, naming_env  # noqa: E402
 
 from simulator.harness.broker import Mosquitto  # noqa: E402
 
@@ -114,28 +116,6 @@ async def settle(count: Callable[[], int], quiet: float = 1.5, limit: float = 30
         await asyncio.sleep(0.2)
 
 
-class CpuTrace:
-    """A process's CPU seconds sampled every 100 ms, so a case is charged only up to its
-    last delivered event, not for the idle wait on the last acknowledgements after it."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[tuple[float, float]] = [(time.time(), cpu_seconds(pid))]
-        self.task = asyncio.create_task(self._sample())
-
-    async def _sample(self) -> None:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            while True:
-                await asyncio.sleep(0.1)
-                self.samples.append((time.time(), cpu_seconds(self.pid)))
-
-    def until(self, moment: float) -> float:
-        """CPU seconds from the start to the first sample at or after `moment`."""
-        self.task.cancel()
-        at = next((cpu for t, cpu in self.samples if t >= moment), self.samples[-1][1])
-        return at - self.samples[0][1]
-
-
 async def start_outstation(case: Case, work: Path) -> tuple[asyncio.subprocess.Process, int]:
     """The case's outstations on a run of free ports (retried: the machine is shared)."""
     for _ in range(3):
@@ -156,7 +136,12 @@ async def start_outstation(case: Case, work: Path) -> tuple[asyncio.subprocess.P
 
 
 async def run_case(
-    case: Case, side: str, root: Path, profile_to: Path | None = None, gil_only: bool = False
+    case: Case,
+    side: str,
+    root: Path,
+    profile_to: Path | None = None,
+    gil_only: bool = False,
+    threads: bool = False,
 ) -> Result:
     work = root / f"{case.name}-{side}-{time.monotonic_ns()}"
     work.mkdir()
@@ -179,16 +164,19 @@ async def run_case(
             [sys.executable, "-m", "agent.cli", "run", "--config", str(config),
              "--log-level", "warning"],
             stdout=(work / "agent.log").open("a"), stderr=subprocess.STDOUT, cwd=ROOT,
+            env=naming_env() if threads else None,
         )  # fmt: skip
     else:
         master = subprocess.Popen(
             [sys.executable, str(BENCH / "bare104_client.py"), str(case.relays), str(base_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
+            env=naming_env() if threads else None,
         )  # fmt: skip
     try:
         if await read_line(outstation.stdout, 60) != "generating":
             raise RuntimeError("outstation did not start generating")
         trace = CpuTrace(master.pid)
+        per_thread = ThreadTrace(master.pid, threads)
         if profile_to is not None and PY_SPY.exists():
             spy = subprocess.Popen(
                 [str(PY_SPY), "record", "--pid", str(master.pid), "--format", "raw",
@@ -203,15 +191,19 @@ async def run_case(
             await settle(lambda: sub.events)
             result.cpu_s = trace.until(sub.arrivals[-1] if sub.arrivals else time.time())
             result.delivered = sub.events
+            per_thread.stop()
+            per_thread.report(sub.events, f"agent, {case.name}, per thread")
             result.rate, result.p50_ms, result.p99_ms = rate_and_latency(
                 sub.arrivals, sub.latencies
             )
         else:
+            per_thread.stop()
             out, _ = master.communicate(b"stop\n", timeout=30)
             bare = json.loads(out.decode().strip().splitlines()[-1])
             result.cpu_s = trace.until(bare["last"] or time.time())
             result.delivered, result.rate = bare["delivered"], bare["rate"]
             result.p50_ms, result.p99_ms = bare["p50"], bare["p99"]
+            per_thread.report(result.delivered, f"bare c104, {case.name}, per thread")
         return result
     finally:
         if spy is not None:
@@ -340,8 +332,11 @@ def run_directory() -> Path:
     return path
 
 
-async def both(case: Case, work: Path) -> tuple[Result, Result]:
-    pair = (await run_case(case, "bare", work), await run_case(case, "agent", work))
+async def both(case: Case, work: Path, threads: bool = False) -> tuple[Result, Result]:
+    pair = (
+        await run_case(case, "bare", work, threads=threads),
+        await run_case(case, "agent", work, threads=threads),
+    )
     print(f"{case.name}: bare {fmt_pair(pair[0])}, agent {fmt_pair(pair[1])}", flush=True)
     return pair
 
@@ -354,7 +349,7 @@ async def run_all(args: argparse.Namespace) -> None:
     if not args.quick:
         cases["capacity"] = Case("capacity", 20, 10000, 20000, buffer=0)
     work = run_directory()
-    results = {name: await both(case, work) for name, case in cases.items()}
+    results = {name: await both(case, work, args.threads) for name, case in cases.items()}
     capacity = results["capacity"][1].rate if "capacity" in results else 0.0
     if not args.quick:
         offered = max(2 * capacity, 500.0)
@@ -391,6 +386,8 @@ def main() -> None:
     )
     p.add_argument("--quick", action="store_true",
                    help="only the one-link and 20-link cases")  # fmt: skip
+    p.add_argument("--threads", action="store_true",
+                   help="and each master's CPU per thread (bench/thread_cpu.py)")  # fmt: skip
     asyncio.run(run_all(p.parse_args()))
 
 

@@ -157,9 +157,16 @@ class Outbox(OutboxReads):
     ) -> concurrent.futures.Future[None]:
         return self._queued(WriteOp(records, state))
 
-    def post(self, records: Sequence[Pending], state: Sequence[StateUpdate], done: Done) -> None:
-        """`submit` without a Future: `done(None or the error)` on the writer, in order."""
-        self._queued(WriteOp(records, state, done=done))
+    def post(
+        self,
+        records: Sequence[Pending],
+        state: Sequence[StateUpdate],
+        done: Done,
+        commit_within_s: float = 0.0,
+    ) -> None:
+        """`submit` without a Future: `done(None or the error)` on the writer, in order
+        (within `commit_within_s` if the records may wait for others to share a commit)."""
+        self._queued(WriteOp(records, state, done=done, due=outbox_writer.due(commit_within_s)))
 
     def _queued(self, op: WriteOp) -> concurrent.futures.Future[None]:
         if self._closed:

@@ -28,7 +28,13 @@ from protocols.observations import Observation, PointObservation
 log = logging.getLogger(__name__)
 
 Done = Callable[[BaseException | None], None]
-Post = Callable[[Sequence[Observation], Done], None]
+Post = Callable[[Sequence[Observation], Done, float], None]  # ..., commit within (s)
+
+# What a relay's frames may wait for others to share their commit, while the relay can
+# still send (fewer than w of its frames unconfirmed): a relay sending a few events a
+# second then costs the outbox one commit per 10 ms for all of them, not one per 2 ms. Once
+# w are unconfirmed (the relay would soon stop, at k) the frame commits at once.
+COMMIT_WITHIN_S = 0.01
 
 
 def poster(sink: ObservationSink) -> Post:
@@ -39,7 +45,7 @@ def poster(sink: ObservationSink) -> Post:
         return post  # type: ignore[no-any-return]
     submit = submitter(sink)
 
-    def via_future(observations: Sequence[Observation], done: Done) -> None:
+    def via_future(observations: Sequence[Observation], done: Done, _: float) -> None:
         submit(observations).add_done_callback(lambda future: done(future.exception()))
 
     return via_future
@@ -58,10 +64,12 @@ class DurableAcks:
         self._post = post
         self._on_failure = on_failure  # the link's loop learns the sink failed
 
-    def hand_on(self, observations: list[PointObservation], token: int) -> None:
-        """From the guard's thread: the objects of one read's ASDUs to the outbox. Also with
-        none (all consumed), so their token is reported in order."""
-        self._post(observations, functools.partial(self._committed, token))
+    def hand_on(self, observations: list[PointObservation], token: int, urgent: bool) -> None:
+        """From the guard's thread: the objects of one read's ASDUs to the outbox, committed
+        at once if `urgent` (the relay waits on them), else within `COMMIT_WITHIN_S`. Also
+        with none (all consumed), so their token is reported in order."""
+        within = 0.0 if urgent else COMMIT_WITHIN_S
+        self._post(observations, functools.partial(self._committed, token), within)
 
     def _committed(self, token: int, error: BaseException | None) -> None:
         """On the outbox's writer thread (at once for a sink without `submit`). Never

@@ -13,9 +13,9 @@ What it does with a frame from the relay:
 - broken framing, an unknown U function, an S/U-frame with data, an I-frame out of sequence:
   the connection ends (as in lib60870), the relay keeps what was not acknowledged;
 - a monitoring I-frame, or one whose ASDU fails `check_asdu`: handed to the link, with
-  the others of the same read, under one token (`on_asdus([(asdu, reason), ...], token)`,
-  reason "" when the ASDU passed the check), before anything of that read is passed on to
-  c104; if that raises, the connection ends before anything could acknowledge them;
+  the others of the same read, under one token (`on_asdus([(asdu, reason), ...], token,
+  urgent)`, reason "" if it passed; urgent: commit at once, `AckPacer.commit_now`) before
+  anything of that read goes to c104; if that raises, the connection ends unconfirmed;
 - anything else (the confirmations of c104's commands, end of initialisation) and S/U
   frames are passed on to c104.
 
@@ -23,10 +23,9 @@ Sequence numbers: c104 sees the passed-on frames numbered afresh. What the relay
 was received is the guard's decision: an N(R) to the relay (the guard's S-frames, and
 rewritten in c104's S- and I-frames) never passes the first frame handed to the link not
 yet durable in the outbox. The outbox's writer reports each ASDU's token durable when its
-group commit returns (`durable_through`: a token covers all before it; one wake-up pending
-at a time), and the guard sends an S-frame once `w` = 8 frames are durable and
-unconfirmed, or 5 ms after the first of them (`ack_pacing.py`), so a relay with a backlog
-sends in bursts and its window (k = 12) keeps moving.
+group commit returns (`durable_through`: a token covers all before it), and the guard
+sends an S-frame once `w` = 8 frames are durable and unconfirmed, or 5 ms after the first
+of them (`ack_pacing.py`, which also says which commits are worth waking the guard for).
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
 through: the link calls it when the sink fails, so the frame that could not be stored is
@@ -44,7 +43,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from protocols.iec104.ack_pacing import AckPacer, DurableMark
+from protocols.iec104.ack_pacing import SEQ_MOD, AckPacer, DurableMark
 from protocols.iec104.apdu_check import (
     MONITORING_TYPES,
     FramingError,
@@ -55,7 +54,6 @@ from protocols.iec104.apdu_check import (
 
 log = logging.getLogger(__name__)
 
-SEQ_MOD = 32768
 RELAY_RETRY_S = 0.5  # between attempts to reach the relay
 
 
@@ -68,12 +66,12 @@ class ApduGuard:
         self,
         name: str,
         relay: tuple[str, int],
-        on_asdus: Callable[[list[tuple[bytes, str]], int], None],
+        on_asdus: Callable[[list[tuple[bytes, str]], int, bool], None],
         connect_timeout_s: float = 10.0,
     ) -> None:
         self.name = name
         self.relay = relay
-        # ([(ASDU, why it failed the check or "")], their token): never blocks
+        # ([(ASDU, why it failed the check or "")], their token, urgent): never blocks
         self.on_asdus = on_asdus
         self.connect_timeout_s = connect_timeout_s
         self.received = 0  # monitoring ASDUs handed to the link
@@ -225,6 +223,7 @@ class _Session:
         self.token = 0  # theirs
         self.lock = threading.Lock()  # guards the sequence state; the guard's thread only
         self.pacer = AckPacer()
+        self.acted = 0  # the mark's token when `_on_durable` last read it
 
     def pump(self) -> None:
         with selectors.DefaultSelector() as selector:
@@ -247,6 +246,12 @@ class _Session:
                 with self.lock:
                     self.pacer.sent()
                     self._send_nr(self._limit())
+            while (wake_at := self._worth_waking_for()) is None or not self.mark.quiet_below(
+                wake_at
+            ):
+                if self.guard.is_cut:  # nothing may be sent: the next read ends it
+                    break
+                self._on_durable(b"")  # the mark rose meanwhile: act on it now
 
     # relay -> c104
 
@@ -317,7 +322,7 @@ class _Session:
     def _hand_on(self, kept: list[tuple[bytes, str]]) -> None:
         guard = self.guard
         try:
-            guard.on_asdus(kept, self.token)
+            guard.on_asdus(kept, self.token, self.pacer.commit_now(self.relay_vr, self.sent_nr))
         except Exception as exc:  # noqa: BLE001 - not stored: end before anything confirms it
             guard.cut(f"could not store an ASDU: {type(exc).__name__}: {exc}")
             raise GuardClosed(guard.last_error) from None
@@ -370,9 +375,18 @@ class _Session:
     def _on_durable(self, _: bytes) -> None:
         self.mark.woken()
         with self.lock:
+            self.acted = self.mark.token
             nr = self._limit()
             if self.pacer.now((nr - self.sent_nr) % SEQ_MOD if self._advances(nr) else 0):
                 self._send_nr(nr)
+
+    def _worth_waking_for(self) -> int | None:
+        """The durable token worth a wake-up (`AckPacer.wake_token`)."""
+        with self.lock:
+            acted = self.mark.token == self.acted
+            nr = self._limit()
+            confirmable = (nr - self.sent_nr) % SEQ_MOD if self._advances(nr) else 0
+            return self.pacer.wake_token(confirmable, self.undurable, acted)
 
     def _advances(self, nr: int) -> bool:
         return 0 < (nr - self.sent_nr) % SEQ_MOD <= (self.stored_vr - self.sent_nr) % SEQ_MOD

@@ -251,11 +251,12 @@ class Iec104Link:
 
     # --- the APDU guard's thread ------------------------------------------------------------
 
-    def _on_asdus(self, asdus: list[tuple[bytes, str]], token: int) -> None:
+    def _on_asdus(self, asdus: list[tuple[bytes, str]], token: int, urgent: bool) -> None:
         """The ASDUs of one read from the relay (with why each failed the check, or ""),
-        decoded and submitted to the outbox together without waiting; the guard holds the
-        relay's acknowledgement until `token` is reported durable. Raises when the sink
-        fails (the guard then ends the connection unacknowledged)."""
+        decoded and submitted to the outbox together without waiting (committed at once if
+        `urgent`); the guard holds the relay's acknowledgement until `token` is reported
+        durable. Raises when the sink fails (the guard then ends the connection
+        unacknowledged)."""
         device_id, ca = self.device.id, self.device.common_address
         try:
             delivered = []
@@ -265,7 +266,7 @@ class Iec104Link:
                 else:
                     objects = codec.decode_asdu(device_id, ca, asdu)
                 delivered += self._sort(objects)
-            self.acks.hand_on(delivered, token)
+            self.acks.hand_on(delivered, token, urgent)
         except Exception as exc:
             # Cut the guard first: nothing c104 sends from now on reaches the relay, so the
             # frame that could not be stored is never acknowledged and the relay keeps it.

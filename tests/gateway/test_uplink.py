@@ -161,6 +161,36 @@ async def test_records_the_broker_took_stay_until_the_center_acknowledges_them(
             assert uplink.forwarder.resends == 0
 
 
+async def test_at_most_max_unacked_records_wait_for_the_center_at_once(
+    outbox: Outbox, mosquitto: Mosquitto
+) -> None:
+    """The forwarder keeps a bound on what it has sent unacknowledged and counts the held
+    rows only when the bound comes near the limit: the limit still holds exactly, and each
+    acknowledgement lets exactly as many more leave."""
+    async with Collector(mosquitto.host, mosquitto.port, acknowledge=False) as sub:
+        await outbox.append([event("d1", n) for n in range(60)])
+        async with running_uplink(
+            outbox, mosquitto, max_records_per_message=10, max_unacked_records=25
+        ) as uplink:
+
+            async def settled_at(count: int) -> None:
+                await sub.wait_for(
+                    lambda c: uplink.stats.records_published == count, what=f"{count} sent"
+                )
+                await asyncio.sleep(0.5)  # and no more
+                assert uplink.stats.records_published == count
+                assert uplink.forwarder.unacked == count - uplink.forwarder.acked
+
+            await settled_at(25)
+            first = [m for m in sub.messages if "/event/" in m[0]][:1]  # 10 records
+            await acknowledge(mosquitto, first)
+            await settled_at(35)
+            await acknowledge(mosquitto, [m for m in sub.messages if "/event/" in m[0]][1:])
+            await sub.wait_for(lambda c: len(c.of_kind("event")) == 60, what="the rest")
+            assert [e.seq for e in sub.of_kind("event")] == list(range(1, 61))
+            assert uplink.forwarder.resends == 0
+
+
 async def test_unacknowledged_records_are_sent_again_in_order_after_the_ack_timeout(
     outbox: Outbox, mosquitto: Mosquitto
 ) -> None:

@@ -92,6 +92,7 @@ class Ends:
 
     def __init__(self, fail_store: bool = False) -> None:
         self.stored: list[tuple[bytes, str, int]] = []  # (ASDU, reason, token)
+        self.urgent: list[bool] = []  # per ASDU: its commit asked for at once
         self.fail_store = fail_store
         listener = socket.create_server(("127.0.0.1", 0))
         self.guard = ApduGuard("t", listener.getsockname(), on_asdus=self._store)
@@ -110,9 +111,10 @@ class Ends:
         self.relay.settimeout(10)
         listener.close()
 
-    def _store(self, asdus: list[tuple[bytes, str]], token: int) -> None:
+    def _store(self, asdus: list[tuple[bytes, str]], token: int, urgent: bool) -> None:
         if self.fail_store:
             raise OSError(28, "No space left on device")
+        self.urgent += [urgent] * len(asdus)
         self.stored += [(asdu, reason, token) for asdu, reason in asdus]
 
     def handed(self, count: int) -> list[tuple[bytes, str, int]]:
@@ -207,6 +209,25 @@ def test_eight_durable_frames_are_confirmed_at_once(ends: Ends) -> None:
     ends.relay.sendall(b"".join(i_frame(n, 0, VALID) for n in range(8)))
     ends.guard.durable_through(ends.handed(8)[-1][2])
     assert read_frame(ends.relay) == s_frame(8)
+
+
+def test_frames_commit_at_once_only_when_w_of_them_wait_for_a_confirmation(
+    ends: Ends,
+) -> None:
+    """While fewer than w = 8 of the relay's frames are unconfirmed it can go on sending:
+    theirs may wait to share a commit. The read that leaves w unconfirmed asks for its
+    commit at once (the relay stops at k = 12), and so does each w-th after it; a
+    confirmation starts the count again."""
+    for n in range(17):
+        ends.relay.sendall(i_frame(n, 0, VALID))
+        ends.handed(n + 1)
+    # the 8th asks; the next 7 are taken along by that commit or wait; the 16th asks again
+    assert ends.urgent == ([False] * 7 + [True]) * 2 + [False]
+    ends.guard.durable_through(ends.stored[-1][2])
+    assert read_frame(ends.relay) == s_frame(17)
+    ends.relay.sendall(i_frame(17, 0, VALID))
+    ends.handed(18)
+    assert ends.urgent[-1] is False
 
 
 def test_a_frame_out_of_sequence_ends_the_connection(ends: Ends) -> None:

@@ -3,13 +3,14 @@
 
 **Which writes commit together.** A write is urgent (an event a relay waits on: commit at
 once) or may wait until its `due` time (a periodic value, say a Modbus poll's
-measurements, or an acknowledgement's deletion: nobody waits on it but the forwarder's
-bookkeeping). Commits closer than `min_commit_interval_s` wait out the rest of it
-(PostgreSQL's commit_delay, adaptively: a lone event commits at once), and a group of
+measurements; an acknowledgement's deletion: nobody waits on it but the forwarder's
+bookkeeping; an IEC 104 read's events while their relay can still send, up to 10 ms).
+Commits closer than `min_commit_interval_s` wait out the rest of it (PostgreSQL's
+commit_delay, adaptively: a lone urgent event commits at once), and a group of
 writes that may wait commits at the earliest `due` among them, or at once when an urgent
 write joins it. So polls that complete within a few milliseconds of each other share one
-transaction, one fsync and one wake-up of the event loop, and an event never waits for
-them. Every write is still durable before its caller returns. While a group waits, a write
+transaction, one fsync and one wake-up of the event loop, and an urgent event never
+waits for them. Every write is still durable before its caller returns. While a group waits, a write
 that may wait does not wake the writer thread; only an urgent one does.
 
 **Waking the callers.** An awaiting caller's future belongs to the event loop; setting it

@@ -45,7 +45,6 @@ import contextlib
 import json
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -56,35 +55,29 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 from agent_spine import cpu_seconds, rss_mb  # noqa: E402
+from modbus_arrivals import GATEWAY, SITE, Collector, outbox_sequences  # noqa: E402
 from modbus_report import report, thread_cpu_seconds  # noqa: E402
 from modbus_seq_simulator import profile_text  # noqa: E402
 from ports import free_port_run  # noqa: E402
 from pyspy_top import PY_SPY, top_costs  # noqa: E402
 from thingsboard_peer import (  # noqa: E402
     TB_PYMODBUS,
-    TB_RPC,
     TB_VERSION,
     ensure_tb_venv,
-    session_limits_reply,
     start_gateway,
     tb_config,
-    telemetry_sequences,
 )
 
-from gateway import wire  # noqa: E402
 from simulator.harness.agent_config import to_toml  # noqa: E402
 from simulator.harness.broker import Mosquitto  # noqa: E402
 
 UNITS = 100
-SITE, GATEWAY = "bench", "gw-bench"
 
 
 # --- our agent --------------------------------------------------------------------------------
@@ -106,93 +99,6 @@ def agent_config(work: Path, broker: Mosquitto, base_port: int, interval: float)
     path = work / "agent.toml"
     path.write_text(to_toml(config))
     return path
-
-
-def sequences(peer: str, body: Any) -> list[tuple[int, int]]:
-    """(unit, sequence) pairs in one published message of either master."""
-    found = []
-    if peer == "agent":
-        for record in body.get("records", []):
-            if (seq := agent_sequence(record)) is not None:
-                found.append(seq)
-        return found
-    telemetry: list[tuple[int, int]] = telemetry_sequences(body)
-    return telemetry
-
-
-def agent_sequence(record: dict[str, Any]) -> tuple[int, int] | None:
-    """(unit, sequence) of the agent record that carries a poll's sequence register: one
-    `measurements` record per poll (or, from agents before it, a `measurement` per value)."""
-    if record.get("kind") == "measurements":
-        value = record.get("values", {}).get("measurement:seq")
-    elif record.get("address") == "measurement:seq":
-        value = record.get("value")
-    else:
-        return None
-    return (int(record["device_id"][1:]), int(value)) if value is not None else None
-
-
-def agent_ack(body: Any) -> bytes | None:
-    """What the center would send once it stored the records of one agent message: the
-    agent deletes a record from its outbox only on this (at most 10,000 wait for one)."""
-    ids = {(int(r["session"]), int(r["seq"])) for r in body.get("records", [])
-           if r.get("kind") not in wire.LIFECYCLE_KINDS}  # fmt: skip
-    if not ids:
-        return None
-    ack = wire.Ack(site=SITE, gateway_id=GATEWAY, ranges=wire.ranges_of(ids))
-    return ack.model_dump_json().encode()
-
-
-class Collector:
-    """First arrival time of every (unit, sequence) at the broker; repeats counted."""
-
-    def __init__(self, broker: Mosquitto, peer: str) -> None:
-        self.broker, self.peer = broker, peer
-        self.arrived: dict[tuple[int, int], float] = {}
-        self.repeats = 0
-
-    async def run(self, ready: asyncio.Event) -> None:
-        topic = "relay/v1/#" if self.peer == "agent" else "v1/gateway/telemetry"
-        async with aiomqtt.Client(self.broker.host, self.broker.port, identifier="bench-tb-sub",
-                                  max_queued_incoming_messages=0) as client:  # fmt: skip
-            await client.subscribe(topic, qos=1)
-            if self.peer == "thingsboard":
-                await client.subscribe(f"{TB_RPC}/request/+", qos=1)
-            ready.set()
-            async for message in client.messages:
-                now = time.time()
-                if message.topic.matches(f"{TB_RPC}/request/+"):
-                    await self.answer(client, message)
-                    continue
-                body = json.loads(message.payload)
-                if self.peer == "agent" and (ack := agent_ack(body)) is not None:
-                    await client.publish(wire.ack_topic(SITE, GATEWAY), ack, qos=1)
-                for key in sequences(self.peer, body):
-                    if key in self.arrived:
-                        self.repeats += 1
-                    else:
-                        self.arrived[key] = now
-
-    @staticmethod
-    async def answer(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        reply = session_limits_reply(json.loads(message.payload))
-        if reply is not None:
-            number = str(message.topic).rsplit("/", 1)[1]
-            await client.publish(f"{TB_RPC}/response/{number}", json.dumps(reply), qos=1)
-
-
-def outbox_sequences(state_dir: Path) -> set[tuple[int, int]]:
-    """Sequences still waiting, durable, in the agent's outbox after it stopped."""
-    path = state_dir / "outbox.sqlite"
-    if not path.exists():
-        return set()
-    left = set()
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        for (body,) in db.execute("SELECT body FROM outbox WHERE kind LIKE 'measurement%'"):
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                if (seq := agent_sequence(json.loads(body))) is not None:
-                    left.add(seq)
-    return left
 
 
 # --- one run ----------------------------------------------------------------------------------

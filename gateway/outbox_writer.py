@@ -10,8 +10,8 @@ commit_delay, adaptively: a lone urgent event commits at once), and a group of
 writes that may wait commits at the earliest `due` among them, or at once when an urgent
 write joins it. So polls that complete within a few milliseconds of each other share one
 transaction, one fsync and one wake-up of the event loop, and an urgent event never
-waits for them. Every write is still durable before its caller returns. While a group waits, a write
-that may wait does not wake the writer thread; only an urgent one does.
+waits for them. Every write is still durable before its caller returns. While a group
+waits, a write that may wait does not wake the writer thread; only an urgent one does.
 
 **Waking the callers.** An awaiting caller's future belongs to the event loop; setting it
 from the writer thread costs one `call_soon_threadsafe` (a write to the loop's self-pipe

@@ -20,12 +20,11 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 ACK_EVERY = 8  # frames: IEC 60870-5-104's w (lib60870's default), below k = 12
 ACK_DELAY_S = 0.005  # at most this late for a durable frame the relay waits on
 SEQ_MOD = 32768  # sequence numbers N(S), N(R)
-NEVER = 1 << 62  # a token no mark reaches
 
 
 class AckPacer:
@@ -76,36 +75,16 @@ class AckPacer:
         self.asked_vr = relay_vr
         return True
 
-    def wake_token(
-        self, confirmable: int, undurable: Sequence[tuple[int, int]], acted: bool
-    ) -> int | None:
-        """The durable token worth waking the guard for, given `confirmable` frames and the
-        (N(S), token) of those not yet durable: the one that makes `every` confirmable, or,
-        with no deadline set, the first (0: any raise; `NEVER`: none received yet, the next
-        read asks again). Until then a commit leaves the guard asleep, and the deadline
-        wakes it by itself. None: act now (`acted` False: the mark rose since the guard
-        last read it, and there is no deadline yet for what it made confirmable)."""
-        if self.due is None:
-            index = 0 if confirmable == 0 else -1
-        else:
-            index = self.every - confirmable - 1
-        if index < 0:
-            return 0 if acted else None
-        return undurable[index][1] if index < len(undurable) else NEVER
-
 
 class DurableMark:
     """The durable watermark: every token up to `token` is durable. Raised from any thread
     (the outbox's writer); wakes the guard's thread through `reader`, once while a wake-up
-    is on its way (the thread reads the mark after `woken`), and only for a token at or
-    past the one the guard said is worth it (`quiet_below`): a commit that would not make
-    the guard send anything yet does not wake it."""
+    is on its way (the thread reads the mark after `woken`)."""
 
     def __init__(self) -> None:
         self.token = 0
-        self._lock = threading.Lock()  # `token`, `_woken`, `_wake_at`; never held during I/O
+        self._lock = threading.Lock()  # `token`, `_woken`; never held during I/O
         self._woken = False
-        self._wake_at = 0  # raising the mark below this token wakes nobody
         self.reader, self._writer = socket.socketpair()
         self._writer.setblocking(False)
 
@@ -113,25 +92,14 @@ class DurableMark:
         with self._lock:
             if token <= self.token:
                 return
-            self.token = token
-            if self._woken or token < self._wake_at:
-                return
-            self._woken = True
-        with contextlib.suppress(OSError):  # closed
-            self._writer.send(b"\0")
+            self.token, woken, self._woken = token, self._woken, True
+        if not woken:
+            with contextlib.suppress(OSError):  # closed
+                self._writer.send(b"\0")
 
     def woken(self) -> None:
         with self._lock:
             self._woken = False
-
-    def quiet_below(self, token: int) -> bool:
-        """Wake the guard only once the mark reaches `token` (0: at any raise). False, and
-        nothing changed, when it already has: the guard must act on the mark now."""
-        with self._lock:
-            if self.token >= token > 0:
-                return False
-            self._wake_at = token
-            return True
 
     def close(self) -> None:
         self.reader.close()

@@ -25,11 +25,11 @@ rewritten in c104's S- and I-frames) never passes the first frame handed to the 
 yet durable in the outbox. The outbox's writer reports each ASDU's token durable when its
 group commit returns (`durable_through`: a token covers all before it), and the guard
 sends an S-frame once `w` = 8 frames are durable and unconfirmed, or 5 ms after the first
-of them (`ack_pacing.py`, which also says which commits are worth waking the guard for).
+of them (`ack_pacing.py`), so a relay with a backlog sends in bursts and its window
+(k = 12) keeps moving.
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
-through: the link calls it when the sink fails, so the frame that could not be stored is
-never acknowledged.
+through: the link calls it when the sink fails, so that frame is never acknowledged.
 """
 
 from __future__ import annotations
@@ -223,7 +223,6 @@ class _Session:
         self.token = 0  # theirs
         self.lock = threading.Lock()  # guards the sequence state; the guard's thread only
         self.pacer = AckPacer()
-        self.acted = 0  # the mark's token when `_on_durable` last read it
 
     def pump(self) -> None:
         with selectors.DefaultSelector() as selector:
@@ -246,12 +245,6 @@ class _Session:
                 with self.lock:
                     self.pacer.sent()
                     self._send_nr(self._limit())
-            while (wake_at := self._worth_waking_for()) is None or not self.mark.quiet_below(
-                wake_at
-            ):
-                if self.guard.is_cut:  # nothing may be sent: the next read ends it
-                    break
-                self._on_durable(b"")  # the mark rose meanwhile: act on it now
 
     # relay -> c104
 
@@ -375,18 +368,13 @@ class _Session:
     def _on_durable(self, _: bytes) -> None:
         self.mark.woken()
         with self.lock:
-            self.acted = self.mark.token
             nr = self._limit()
-            if self.pacer.now((nr - self.sent_nr) % SEQ_MOD if self._advances(nr) else 0):
+            if self.pacer.now(self._confirmable(nr)):
                 self._send_nr(nr)
 
-    def _worth_waking_for(self) -> int | None:
-        """The durable token worth a wake-up (`AckPacer.wake_token`)."""
-        with self.lock:
-            acted = self.mark.token == self.acted
-            nr = self._limit()
-            confirmable = (nr - self.sent_nr) % SEQ_MOD if self._advances(nr) else 0
-            return self.pacer.wake_token(confirmable, self.undurable, acted)
+    def _confirmable(self, nr: int) -> int:
+        """Frames an N(R) of `nr` would confirm that the relay has not heard of."""
+        return (nr - self.sent_nr) % SEQ_MOD if self._advances(nr) else 0
 
     def _advances(self, nr: int) -> bool:
         return 0 < (nr - self.sent_nr) % SEQ_MOD <= (self.stored_vr - self.sent_nr) % SEQ_MOD

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from protocols.iec104.ack_pacing import NEVER, AckPacer, DurableMark
+from protocols.iec104.ack_pacing import AckPacer, DurableMark
 
 
 class Clock:
@@ -59,47 +59,6 @@ def test_the_mark_only_rises_and_wakes_once_until_read() -> None:
         mark.close()
     assert mark.reader.fileno() == -1
     assert isinstance(mark.reader, socket.socket)
-
-
-def test_raises_below_the_guards_threshold_wake_nobody() -> None:
-    mark = DurableMark()
-    try:
-        mark.reader.setblocking(False)
-        assert mark.quiet_below(10)  # the guard: nothing to do before token 10
-        mark.raise_to(4)
-        mark.raise_to(9)
-        assert mark.token == 9
-        try:
-            woke = mark.reader.recv(16)
-        except BlockingIOError:
-            woke = b""
-        assert woke == b""
-        mark.raise_to(10)
-        assert mark.reader.recv(16) == b"\0"
-        mark.woken()
-        assert not mark.quiet_below(10)  # already there: the guard must act, not sleep
-        assert mark.quiet_below(0)  # any raise wakes again
-        mark.raise_to(11)
-        assert mark.reader.recv(16) == b"\0"
-    finally:
-        mark.close()
-
-
-def test_the_guard_is_woken_only_by_a_commit_that_changes_what_it_does() -> None:
-    """(N(S), token) of the frames not yet durable: which token is worth a wake-up."""
-    pacer = AckPacer(every=8, clock=Clock())
-    undurable = [(n, 100 + n // 2) for n in range(10)]  # two frames per read and token
-    # nothing confirmable, no deadline: the first durable frame sets one
-    assert pacer.wake_token(0, undurable, acted=True) == 100
-    assert pacer.wake_token(0, [], acted=True) == NEVER  # nothing received yet
-    assert not pacer.now(3)  # a deadline is set for 3 confirmable frames
-    # 5 more make w = 8: the 5th not yet durable (index 4), token 102
-    assert pacer.wake_token(3, undurable, acted=True) == 102
-    assert pacer.wake_token(3, undurable[:4], acted=True) == NEVER
-    pacer.sent()
-    # confirmable frames and no deadline: act now if the mark rose unseen, else any raise
-    assert pacer.wake_token(2, undurable, acted=False) is None
-    assert pacer.wake_token(2, undurable, acted=True) == 0
 
 
 def test_a_read_asks_for_its_commit_at_once_every_w_frames_not_yet_confirmed() -> None:

@@ -36,8 +36,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
-import aiomqtt
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -45,7 +43,7 @@ from bare104_client import start_clients  # noqa: E402
 from ports import free_port_run  # noqa: E402
 
 from center import acks  # noqa: E402
-from gateway import wire  # noqa: E402
+from gateway import mqtt_client, wire  # noqa: E402
 from simulator.harness.agent_config import to_toml  # noqa: E402
 from simulator.harness.broker import Mosquitto  # noqa: E402
 
@@ -109,7 +107,7 @@ class Subscriber:
         return len(self.arrivals)
 
     async def run(self, ready: asyncio.Event) -> None:
-        async with aiomqtt.Client(self.broker.host, self.broker.port, identifier="bench-sub",
+        async with mqtt_client.Client(self.broker.host, self.broker.port, identifier="bench-sub",
                                   max_queued_incoming_messages=0) as client:  # fmt: skip
             await client.subscribe("relay/v1/bench/#", qos=1)
             ready.set()

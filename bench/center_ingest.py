@@ -41,7 +41,7 @@ from center.config import parse_config
 from center.ingest import Ingestor, Message
 from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
-from gateway import wire
+from gateway import mqtt_client, wire
 
 PG_ADMIN = os.environ.get("RELAY_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -182,8 +182,6 @@ async def bench_latency(url: str, trips: int, workdir: Path) -> list[float]:
     broker = Mosquitto(workdir / "mosquitto")
     broker.start()
     try:
-        import aiomqtt
-
         config = parse_config(
             {
                 "mqtt": {"host": broker.host, "port": broker.port, "client_id": "bench-center"},
@@ -196,7 +194,7 @@ async def bench_latency(url: str, trips: int, workdir: Path) -> list[float]:
         task = asyncio.create_task(service.run(stop))
         await poll(lambda: bool(service.mqtt_status.get("subscribed")), 30)
         background = make_messages(40_000, 200, datetime.now(UTC))
-        async with aiomqtt.Client(broker.host, broker.port, identifier="bench-gw") as client:
+        async with mqtt_client.Client(broker.host, broker.port, identifier="bench-gw") as client:
 
             async def load() -> None:  # ~4,000 records/s of background traffic
                 for m in background:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.center_ingest import PG_ADMIN, cpu_seconds, pg_database
 from center.ingest import Message
-from gateway import wire
+from gateway import mqtt_client, wire
 from simulator.harness.broker import Mosquitto, free_port, mosquitto_binary
 
 DEVICES = ("line1", "line2", "busbar")
@@ -158,10 +158,10 @@ def center_config(workdir: Path, i: int, url: str, broker: Mosquitto, batch: int
 
 
 async def publish(broker: Mosquitto, streams: list[list[Message]]) -> None:
-    import aiomqtt
 
     async def one(i: int, messages: list[Message]) -> None:
-        async with aiomqtt.Client(broker.host, broker.port, identifier=f"bench-gw{i}") as client:
+        client = mqtt_client.Client(broker.host, broker.port, identifier=f"bench-gw{i}")
+        async with client:
             for m in messages:
                 await client.publish(m.topic, m.payload, qos=1)
 

@@ -16,7 +16,7 @@ from typing import Any
 import aiomqtt
 from thingsboard_peer import TB_RPC, session_limits_reply, telemetry_sequences
 
-from gateway import wire
+from gateway import mqtt_client, wire
 from simulator.harness.broker import Mosquitto
 
 SITE, GATEWAY = "bench", "gw-bench"
@@ -67,7 +67,7 @@ class Collector:
 
     async def run(self, ready: asyncio.Event) -> None:
         topic = "relay/v1/#" if self.peer == "agent" else "v1/gateway/telemetry"
-        async with aiomqtt.Client(self.broker.host, self.broker.port, identifier="bench-tb-sub",
+        async with mqtt_client.Client(self.broker.host, self.broker.port, identifier="bench-tb-sub",
                                   max_queued_incoming_messages=0) as client:  # fmt: skip
             await client.subscribe(topic, qos=1)
             if self.peer == "thingsboard":

@@ -31,6 +31,7 @@ import aiomqtt
 from pydantic import ValidationError
 
 from common.tls_config import client_context
+from gateway import mqtt_client
 from gateway.poll_view import render_answer, verdict
 from gateway.rpc import (
     DEFAULT_TIMEOUT_S,
@@ -111,7 +112,7 @@ async def remote_poll(
         reply_to=reply_topic(site, gateway_id, request_id),
         timeout_s=timeout_s,
     )
-    client = aiomqtt.Client(
+    client = mqtt_client.Client(
         broker.host,
         broker.port,
         identifier=f"relay-center-poll-{request_id[:12]}",

@@ -38,7 +38,7 @@ from center.webhooks import WebhookSender
 from common.systemd_notify import SystemdNotifier, watchdog_interval
 from common.tasks import first_failure
 from common.tls_config import client_context
-from gateway import wire
+from gateway import mqtt_client, wire
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class CenterService:
                 m.tls.ca_file, m.tls.cert_file, m.tls.key_file, check_hostname=m.tls.check_hostname
             )
         password = m.password_file.read_text().strip() if m.password_file else None
-        client = aiomqtt.Client(
+        client = mqtt_client.Client(
             m.host,
             m.port,
             identifier=m.client_id,

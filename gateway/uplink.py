@@ -29,7 +29,7 @@ import aiomqtt
 
 from common.tasks import first_failure
 from common.tls_config import client_context
-from gateway import wire
+from gateway import mqtt_client, wire
 from gateway.forwarder import Forwarder, ForwardSettings
 from gateway.outbox import Outbox
 
@@ -152,7 +152,7 @@ class Uplink:
 
     def _client(self, connection: int) -> aiomqtt.Client:
         s = self.settings
-        client = aiomqtt.Client(
+        client = mqtt_client.Client(
             s.host,
             s.port,
             identifier=s.client_id or s.gateway_id,

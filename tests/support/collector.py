@@ -18,7 +18,7 @@ from typing import Any
 import aiomqtt
 
 from center import acks
-from gateway import wire
+from gateway import mqtt_client, wire
 
 
 class Collector:
@@ -47,7 +47,7 @@ class Collector:
     async def _run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(
+                async with mqtt_client.Client(
                     self.host, self.port, identifier=self.client_id, clean_session=False
                 ) as client:
                     await client.subscribe(self.topic_filter, qos=1)

@@ -370,5 +370,8 @@ class Iec103Driver:
         due = [r.next_poll if r.up else r.next_attempt for r in self.relays.values()]
         wait = max(0.0, min(due, default=now + 1) - now)
         self._wake.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+        # comes with the wake-up, and the link would then never stop (gateway/mqtt_client.py).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), min(wait, 1.0))
+            async with asyncio.timeout(min(wait, 1.0)):
+                await self._wake.wait()

@@ -25,7 +25,7 @@ import struct
 import sys
 import time
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -85,14 +85,16 @@ class BufferedStation(Station):  # type: ignore[misc]  # imported by path: Any t
 
 
 async def generate(stations: list[BufferedStation], rate: float, events: int) -> float:
-    """Record `events` events across the stations, round robin, paced at `rate` per second."""
-    t0 = time.monotonic()
+    """Record `events` events across the stations, round robin, paced at `rate` per second.
+    Each event's device time is when it was due (`n / rate` after the start), not the time
+    of the loop turn that records it: events of one turn sharing a time stamp would repeat
+    a point's value at the same millisecond, which the agent rightly drops as a resend."""
+    t0, start = time.monotonic(), datetime.now(UTC)
     made = 0
     while made < events:
         due = min(events, int((time.monotonic() - t0) * rate) + 1)
-        now = datetime.now(UTC)
         while made < due:
-            stations[made % len(stations)].record(now)
+            stations[made % len(stations)].record(start + timedelta(seconds=made / rate))
             made += 1
         for station in stations:
             station.pump()

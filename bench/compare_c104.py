@@ -4,6 +4,7 @@
     .venv/bin/python bench/compare_c104.py --profile     # and py-spy on the one-link case
     .venv/bin/python bench/compare_c104.py --quick       # only the one-link and 20-link cases
     .venv/bin/python bench/compare_c104.py --quick --threads  # and CPU per thread (/proc)
+    .venv/bin/python bench/compare_c104.py --quick --backlog  # and one relay's backlog
 
 Every case runs twice, once read by the agent (durable in its outbox, then at a
 subscriber after the broker's PUBACK) and once by a bare c104 client in its own process
@@ -18,12 +19,13 @@ Cases (the goals of docs/performance.md, printed beside the figures):
 - 20 links, 6,000 ASDUs/s offered for 5 s;
 - capacity: 20 links, unbounded buffers, 10,000/s offered for 2 s: the rate each master
   drains a backlog at, with nothing lost;
+- one-backlog: one link, unbounded buffer, 10,000 events at 20,000/s: one relay's backlog;
 - plateau: 20 links offered twice the agent's capacity measured just before;
 - CPU contention: the 20-link case with one busy process per core running beside it
   (started and stopped by the bench, each bounded to 120 s).
 
-Outstation, agent, broker and bare client share the machine's cores: read figures as
-this machine's, and ratios within one run as the comparison.
+Outstation, agent, broker and bare client share the machine's cores: read figures as this
+machine's, and ratios within one run as the comparison.
 """
 
 from __future__ import annotations
@@ -346,6 +348,8 @@ async def run_all(args: argparse.Namespace) -> None:
         "one-link": Case("one-link", 1, 2000, 4000),
         "20-links": Case("20-links", 20, 6000, 30000),
     }
+    if not args.quick or args.backlog:
+        cases["one-backlog"] = Case("one-backlog", 1, 20000, 10000, buffer=0)
     if not args.quick:
         cases["capacity"] = Case("capacity", 20, 10000, 20000, buffer=0)
     work = run_directory()
@@ -384,6 +388,7 @@ def main() -> None:
         action="store_true",
         help=f"then profile the agent, one and 20 links ({PY_SPY})",
     )
+    p.add_argument("--backlog", action="store_true", help="with --quick: and one-backlog")
     p.add_argument("--quick", action="store_true",
                    help="only the one-link and 20-link cases")  # fmt: skip
     p.add_argument("--threads", action="store_true",

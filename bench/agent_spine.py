@@ -43,7 +43,8 @@ from bare104_client import start_clients  # noqa: E402
 from ports import free_port_run  # noqa: E402
 
 from center import acks  # noqa: E402
-from gateway import mqtt_client, wire  # noqa: E402
+from common import mqtt_client  # noqa: E402
+from gateway import wire  # noqa: E402
 from simulator.harness.agent_config import to_toml  # noqa: E402
 from simulator.harness.broker import Mosquitto  # noqa: E402
 

@@ -41,7 +41,8 @@ from center.config import parse_config
 from center.ingest import Ingestor, Message
 from center.store.db import make_engine, migrate
 from center.tickets.engine import TicketEngine
-from gateway import mqtt_client, wire
+from common import mqtt_client
+from gateway import wire
 
 PG_ADMIN = os.environ.get("RELAY_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

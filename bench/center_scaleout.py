@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.center_ingest import PG_ADMIN, cpu_seconds, pg_database
 from center.ingest import Message
-from gateway import mqtt_client, wire
+from common import mqtt_client
+from gateway import wire
 from simulator.harness.broker import Mosquitto, free_port, mosquitto_binary
 
 DEVICES = ("line1", "line2", "busbar")

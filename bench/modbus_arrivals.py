@@ -16,7 +16,8 @@ from typing import Any
 import aiomqtt
 from thingsboard_peer import TB_RPC, session_limits_reply, telemetry_sequences
 
-from gateway import mqtt_client, wire
+from common import mqtt_client
+from gateway import wire
 from simulator.harness.broker import Mosquitto
 
 SITE, GATEWAY = "bench", "gw-bench"

@@ -30,8 +30,8 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
+from common import mqtt_client
 from common.tls_config import client_context
-from gateway import mqtt_client
 from gateway.poll_view import render_answer, verdict
 from gateway.rpc import (
     DEFAULT_TIMEOUT_S,

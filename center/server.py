@@ -35,10 +35,11 @@ from center.store.db import make_engine, migrate
 from center.ticket_service import TicketService
 from center.tickets.engine import TicketEngine
 from center.webhooks import WebhookSender
+from common import mqtt_client
 from common.systemd_notify import SystemdNotifier, watchdog_interval
 from common.tasks import first_failure
 from common.tls_config import client_context
-from gateway import mqtt_client, wire
+from gateway import wire
 
 log = logging.getLogger(__name__)
 

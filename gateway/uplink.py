@@ -27,9 +27,10 @@ from typing import Any
 
 import aiomqtt
 
+from common import mqtt_client
 from common.tasks import first_failure
 from common.tls_config import client_context
-from gateway import mqtt_client, wire
+from gateway import wire
 from gateway.forwarder import Forwarder, ForwardSettings
 from gateway.outbox import Outbox
 

@@ -371,7 +371,7 @@ class Iec103Driver:
         wait = max(0.0, min(due, default=now + 1) - now)
         self._wake.clear()
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
-        # comes with the wake-up, and the link would then never stop (gateway/mqtt_client.py).
+        # comes with the wake-up, and the link would then never stop (common/mqtt_client.py).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(wait, 1.0)):
                 await self._wake.wait()

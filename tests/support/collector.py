@@ -18,7 +18,8 @@ from typing import Any
 import aiomqtt
 
 from center import acks
-from gateway import mqtt_client, wire
+from common import mqtt_client
+from gateway import wire
 
 
 class Collector:

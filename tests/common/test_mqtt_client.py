@@ -14,7 +14,7 @@ from types import TracebackType
 import aiomqtt
 import pytest
 
-from gateway.mqtt_client import Client
+from common.mqtt_client import Client
 from tests.support.mosquitto import Mosquitto
 
 

@@ -6,7 +6,7 @@ the awaited future completes in the same turn of the loop (CPython gh-86296; 3.1
 rewrote `wait_for` on `asyncio.timeout`): a task stopped just as its PUBACK arrives does
 not stop, and runs on. The agent's uplink then keeps forwarding after a stop was asked
 for (systemd kills it at TimeoutStopSec), and a test's subscriber never ends. Found as
-a test teardown that hung until pytest's 300 s timeout; `tests/gateway/test_mqtt_client.py`
+a test teardown that hung until pytest's 300 s timeout; `tests/common/test_mqtt_client.py`
 cancels a publishing task a hundred times; the stock client hung within the first nine.
 
 This client waits with `asyncio.timeout` instead, which never swallows a cancellation

@@ -159,7 +159,6 @@ def center_config(workdir: Path, i: int, url: str, broker: Mosquitto, batch: int
 
 
 async def publish(broker: Mosquitto, streams: list[list[Message]]) -> None:
-
     async def one(i: int, messages: list[Message]) -> None:
         client = mqtt_client.Client(broker.host, broker.port, identifier=f"bench-gw{i}")
         async with client:

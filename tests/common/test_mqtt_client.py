@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from types import TracebackType
 
 import aiomqtt
 import pytest
@@ -35,30 +34,25 @@ async def test_a_publishing_task_stops_whenever_it_is_cancelled(mosquitto: Mosqu
         assert task.cancelled()
 
 
-class _FailingDisconnect(aiomqtt.Client):
+async def _failing_disconnect(self: aiomqtt.Client, *exc: object) -> None:
     """Stands for a disconnect that fails (the broker gone mid-DISCONNECT)."""
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        raise aiomqtt.MqttError("disconnect failed")
+    raise aiomqtt.MqttError("disconnect failed")
 
 
-class _Ours(Client, _FailingDisconnect):
-    pass
-
-
-async def test_leaving_while_cancelled_keeps_the_cancellation() -> None:
-    client = _Ours("127.0.0.1", 1)
+async def test_leaving_while_cancelled_keeps_the_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(aiomqtt.Client, "__aexit__", _failing_disconnect)
+    client = Client("127.0.0.1", 1)
     # Returns without raising: `async with` then re-raises the CancelledError itself.
     cancelled = asyncio.CancelledError()
     await client.__aexit__(asyncio.CancelledError, cancelled, None)
 
 
-async def test_a_failed_disconnect_still_fails_when_not_cancelled() -> None:
-    client = _Ours("127.0.0.1", 1)
+async def test_a_failed_disconnect_still_fails_when_not_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(aiomqtt.Client, "__aexit__", _failing_disconnect)
+    client = Client("127.0.0.1", 1)
     with pytest.raises(aiomqtt.MqttError, match="disconnect failed"):
         await client.__aexit__(None, None, None)

@@ -5,6 +5,7 @@
     .venv/bin/python bench/compare_c104.py --quick       # only the one-link and 20-link cases
     .venv/bin/python bench/compare_c104.py --quick --threads  # and CPU per thread (/proc)
     .venv/bin/python bench/compare_c104.py --quick --backlog  # and one relay's backlog
+    .venv/bin/python bench/compare_c104.py --quick --pin      # masters alone on one core
 
 Every case runs twice, once read by the agent (durable in its outbox, then at a
 subscriber after the broker's PUBACK) and once by a bare c104 client in its own process
@@ -25,7 +26,10 @@ Cases (the goals of docs/performance.md, printed beside the figures):
   (started and stopped by the bench, each bounded to 120 s).
 
 Outstation, agent, broker and bare client share the machine's cores: read figures as this
-machine's, and ratios within one run as the comparison.
+machine's, and ratios within one run as the comparison. With `--pin` the master (agent or
+bare client) runs alone on the first core and everything else (outstations, broker,
+subscriber, the bench) on the others, as on a gateway, where the relays and the center
+are other machines: what each master costs without another process's work in its caches.
 """
 
 from __future__ import annotations
@@ -35,13 +39,11 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -51,44 +53,14 @@ sys.path.insert(0, str(ROOT))
 
 from agent_spine import POINTS, Subscriber, agent_config  # noqa: E402
 from bare104_client import rate_and_latency  # noqa: E402
+from c104_cases import Case, Result, fmt_pair, report, versions  # noqa: E402
 from ports import free_port_run  # noqa: E402
 from pyspy_top import PY_SPY, top_costs  # noqa: E402
 from thread_cpu import CpuTrace, ThreadTrace, naming_env  # noqa: E402
 
 from simulator.harness.broker import Mosquitto  # noqa: E402
 
-BUFFER = 100  # events a relay keeps for its master (c104's own server keeps 100 messages)
-
-
-@dataclass
-class Case:
-    name: str
-    relays: int
-    rate: float
-    events: int
-    buffer: int = BUFFER
-    hogs: int = 0
-
-
-@dataclass
-class Result:
-    delivered: int = 0
-    rate: float = 0.0
-    cpu_s: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    outstation: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def cpu_us_per_event(self) -> float:
-        return 1e6 * self.cpu_s / self.delivered if self.delivered else 0.0
-
-    @property
-    def lost_at_outstation(self) -> int:
-        o = self.outstation
-        return int(o["overwritten"] + o["sent"] - o["acked"] + o["left_in_buffer"])
-
-
+MASTER_CPUS: set[int] = set()  # --pin: the master's cores (the rest run everything else)
 # --- one case, one master ---------------------------------------------------------------------
 
 
@@ -163,14 +135,15 @@ async def run_case(
         await ready.wait()
         config = agent_config(work, case.relays, base_port, broker)
         master = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(config),
+            [*pinned(), sys.executable, "-m", "agent.cli", "run", "--config", str(config),
              "--log-level", "warning"],
             stdout=(work / "agent.log").open("a"), stderr=subprocess.STDOUT, cwd=ROOT,
             env=naming_env() if threads else None,
         )  # fmt: skip
     else:
         master = subprocess.Popen(
-            [sys.executable, str(BENCH / "bare104_client.py"), str(case.relays), str(base_port)],
+            [*pinned(), sys.executable, str(BENCH / "bare104_client.py"), str(case.relays),
+             str(base_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
             env=naming_env() if threads else None,
         )  # fmt: skip
@@ -235,103 +208,17 @@ async def run_case(
 # --- the report -------------------------------------------------------------------------------
 
 
-def versions() -> str:
-    from importlib import metadata
-
-    mosquitto = subprocess.run(
-        ["mosquitto", "-h"], check=False, capture_output=True, text=True
-    ).stdout
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout.strip()
-    return (
-        f"relay-service {metadata.version('relay-service')} ({commit}), "
-        f"c104 {metadata.version('c104')}, Python {platform.python_version()}, "
-        f"{mosquitto.splitlines()[0] if mosquitto else 'mosquitto ?'}, "
-        f"{os.cpu_count()} cores"
-    )
-
-
-def fmt_pair(r: Result) -> str:
-    return f"{r.delivered:,} ({r.rate:,.0f}/s)"
-
-
-def report(
-    results: dict[str, tuple[Result, Result]], cases: dict[str, Case], capacity: float
-) -> None:
-    rows: list[tuple[str, str, str, str, str]] = []
-
-    def share(name: str) -> float:
-        bare, agent = results[name]
-        return agent.delivered / bare.delivered if bare.delivered else 0.0
-
-    def lost(name: str) -> str:
-        def parts(r: Result) -> str:
-            o = r.outstation
-            unacked = int(o["sent"] - o["acked"] + o["left_in_buffer"])
-            return f"{r.lost_at_outstation:,} ({int(o['overwritten']):,} + {unacked:,})"
-
-        bare, agent = results[name]
-        return f"{parts(bare)} / {parts(agent)}"
-
-    def cpu(name: str) -> str:
-        bare, agent = results[name]
-        ratio = agent.cpu_us_per_event / bare.cpu_us_per_event if bare.cpu_us_per_event else 0
-        return f"{bare.cpu_us_per_event:.0f} / {agent.cpu_us_per_event:.0f} us = {ratio:.1f}x"
-
-    for name, case in cases.items():
-        bare, agent = results[name]
-        offered = f"{case.relays} link(s), {case.rate:,.0f}/s, {case.events:,} ev"
-        if case.buffer == 0:
-            offered += ", unbounded"
-        if case.hogs:
-            offered += f", {case.hogs} hogs"
-        rows.append((name, offered, fmt_pair(bare), fmt_pair(agent), f"{share(name):.0%}"))
-    print()
-    print(f"{'case':<11} {'offered':<40} {'bare c104':>19} {'agent':>19} {'agent/bare':>10}")
-    for row in rows:
-        print(f"{row[0]:<11} {row[1]:<40} {row[2]:>19} {row[3]:>19} {row[4]:>10}")
-    print()
-    print("lost at the outstation (overwritten + never acknowledged), bare / agent:")
-    for name in cases:
-        print(f"  {name:<11} {lost(name)}")
-    print("CPU per event, bare / agent:")
-    for name in cases:
-        print(f"  {name:<11} {cpu(name)}")
-    one = results["one-link"][1]
-    twenty = results["20-links"][1]
-    print()
-    print("goals                                              measured now              goal")
-    print(f"  one link: share of bare, lost at outstation      {share('one-link'):>5.0%}, "
-          f"{one.lost_at_outstation:,} lost{'':>8} >= 95%, 0 lost")  # fmt: skip
-    print(f"  20 links, one event per ASDU, durable rate       {twenty.rate:>7,.0f} ev/s"
-          f"{'':>12} >= 5,000 ev/s")  # fmt: skip
-    b1, a1 = results["one-link"]
-    b20 = results["20-links"][0]
-    print(f"  agent CPU/event over bare (one link / 20 links)  "
-          f"{a1.cpu_us_per_event / max(b1.cpu_us_per_event, 1e-9):>4.1f}x / "
-          f"{twenty.cpu_us_per_event / max(b20.cpu_us_per_event, 1e-9):.1f}x"
-          f"{'':>12} <= 2x")  # fmt: skip
-    if "plateau" not in results:
-        return
-    plateau = results["plateau"][1]
-    hog_bare, hog_agent = results["cpu-hog"]
-    print(f"  offered 2x capacity ({capacity:,.0f}/s): rate / capacity  "
-          f"{plateau.rate / max(capacity, 1e-9):>5.0%}{'':>19} >= 90%")  # fmt: skip
-    print(f"  under a CPU hog: agent rate / bare rate          "
-          f"{hog_agent.rate / max(hog_bare.rate, 1e-9):>5.0%}{'':>19} >= 70%")  # fmt: skip
-
-
 def run_directory() -> Path:
     """Each case's logs and the outstation's, kept until the next run for a look after."""
     path = ROOT / "var" / "bench" / "c104-run"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
+
+
+def pinned() -> list[str]:
+    """The master's command prefix: onto `MASTER_CPUS` with --pin (util-linux's taskset)."""
+    return ["taskset", "-c", ",".join(map(str, sorted(MASTER_CPUS)))] if MASTER_CPUS else []
 
 
 async def both(case: Case, work: Path, threads: bool = False) -> tuple[Result, Result]:
@@ -352,6 +239,13 @@ async def run_all(args: argparse.Namespace) -> None:
         cases["one-backlog"] = Case("one-backlog", 1, 20000, 10000, buffer=0)
     if not args.quick:
         cases["capacity"] = Case("capacity", 20, 10000, 20000, buffer=0)
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs two cores")
+        MASTER_CPUS.add(cpus[0])
+        os.sched_setaffinity(0, set(cpus[1:]))  # the bench and what it starts
+        print(f"pinned: masters on core {cpus[0]}, the rest on {cpus[1:]}")
     work = run_directory()
     results = {name: await both(case, work, args.threads) for name, case in cases.items()}
     capacity = results["capacity"][1].rate if "capacity" in results else 0.0
@@ -389,11 +283,16 @@ def main() -> None:
         help=f"then profile the agent, one and 20 links ({PY_SPY})",
     )
     p.add_argument("--backlog", action="store_true", help="with --quick: and one-backlog")
+    p.add_argument("--pin", action="store_true",
+                   help="with --quick: the master alone on a core")  # fmt: skip
     p.add_argument("--quick", action="store_true",
                    help="only the one-link and 20-link cases")  # fmt: skip
     p.add_argument("--threads", action="store_true",
                    help="and each master's CPU per thread (bench/thread_cpu.py)")  # fmt: skip
-    asyncio.run(run_all(p.parse_args()))
+    args = p.parse_args()
+    if args.pin and not args.quick:
+        p.error("--pin goes with --quick (the CPU-hog case places its own busy processes)")
+    asyncio.run(run_all(args))
 
 
 if __name__ == "__main__":

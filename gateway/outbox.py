@@ -44,6 +44,7 @@ from gateway.outbox_rows import (
     Row,
     StateUpdate,
     WriteOp,
+    insert_rows,
     latest_states,
 )
 from gateway.wire import AckRange
@@ -333,20 +334,14 @@ class Outbox(OutboxReads):
                 op.removed = main + bulk_removed
                 removed_rows += main
                 removed_bulk += bulk_removed
-            insert = "(session, seq, topic, kind, created, body) VALUES (?, ?, ?, ?, ?, ?)"
-            if rows:
-                conn.executemany(
-                    "INSERT INTO outbox (session, seq, topic, kind, created, body, priority) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            if bulk:
-                conn.executemany(f"INSERT INTO bulk {insert}", bulk)
-            if states := latest_states(ops):
-                conn.executemany(
-                    "INSERT OR REPLACE INTO device_state (device_id, name, value) VALUES (?, ?, ?)",
-                    states,
-                )
+            columns = "(session, seq, topic, kind, created, body"
+            insert_rows(conn, f"INSERT INTO outbox {columns}, priority)", rows)
+            insert_rows(conn, f"INSERT INTO bulk {columns})", bulk)
+            insert_rows(
+                conn,
+                "INSERT OR REPLACE INTO device_state (device_id, name, value)",
+                latest_states(ops),
+            )
             evicted, fits = retention.evict(conn, usage, self.max_records, self.max_bytes)
             if not fits and (rows or bulk):
                 raise OutboxFull(

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -152,6 +154,33 @@ def latest_states(ops: Sequence[WriteOp]) -> list[tuple[str, str, str]]:
         (device_id, name, value if isinstance(value, str) else value())
         for (device_id, name), value in latest.items()
     ]
+
+
+# Rows per multi-row INSERT: 7 columns make 448 variables, far under SQLite's 32,766.
+INSERT_CHUNK = 64
+
+
+def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """`conn.executemany(f"{head} VALUES (?, ...)", rows)`, as multi-row INSERTs: one
+    statement step per chunk instead of one per row. Each step lets go of the GIL, and a
+    busy guard thread may then hold it while the commit waits: 150 rows inserted and 150
+    deleted in one transaction cost ~420 µs of CPU with `executemany` and a row-by-row
+    `DELETE ... RETURNING`, ~280 with these statements, and beside one busy thread ~2.9 ms
+    (107 ms of wall time) against ~0.9 (25 ms) (bench/outbox_commit.py, one run). Chunks are
+    `INSERT_CHUNK` rows or a power of two below it, so a few statements per table stay in
+    the sqlite3 module's statement cache."""
+    start, total = 0, len(rows)
+    while start < total:
+        count = min(INSERT_CHUNK, 1 << ((total - start).bit_length() - 1))
+        chunk = rows[start : start + count]
+        conn.execute(_insert(head, len(chunk[0]), count), [v for row in chunk for v in row])
+        start += count
+
+
+@functools.lru_cache(maxsize=64)
+def _insert(head: str, width: int, count: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES " + ", ".join([row] * count)
 
 
 INDEXES = """

@@ -30,6 +30,7 @@ state (unmute, interrogation) instead of whatever c104 kept.
 import asyncio
 import logging
 import threading
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ class Iec104Link:
         finally:
             turn.give_back()
             self._open = False
+            self._connection = None  # nothing of a stopped connection is kept
             await asyncio.to_thread(client.stop)
             await asyncio.to_thread(self.guard.stop)
             log.info("device %s: client stopped", self.name)
@@ -230,8 +232,12 @@ class Iec104Link:
         # `_on_asdu`); t2 = 1 s (lib60870: 10 s) confirms those within a second.
         connection.protocol_parameters.confirm_interval = 1
         connection.add_station(common_address=self.device.common_address)
-        connection.on_state_change(callable=self._on_state_change)
-        connection.on_unexpected_message(callable=self._on_unexpected_message)
+        # Holding the link weakly: c104 keeps callbacks in C++, where the garbage collector
+        # cannot see a cycle back to the link, and does not free every stopped connection
+        # (test_link_lifetime.py; bench/link_flap.py).
+        on_state_change, on_unexpected_message = _weak_callbacks(self)
+        connection.on_state_change(callable=on_state_change)
+        connection.on_unexpected_message(callable=on_unexpected_message)
         # Never on_receive_raw / on_send_raw: they leak per frame (upstream #77).
         return connection
 
@@ -309,3 +315,20 @@ class Iec104Link:
             obs.address,
             obs.details.get("type"),
         )
+
+
+def _weak_callbacks(link: Iec104Link) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The link's c104 callbacks, holding it only weakly (c104 checks the annotations)."""
+    ref = weakref.ref(link)
+
+    def on_state_change(connection: c104.Connection, state: c104.ConnectionState) -> None:
+        if (target := ref()) is not None:
+            target._on_state_change(connection, state)  # noqa: SLF001
+
+    def on_unexpected_message(
+        connection: c104.Connection, message: c104.IncomingMessage, cause: c104.Umc
+    ) -> None:
+        if (target := ref()) is not None:
+            target._on_unexpected_message(connection, message, cause)  # noqa: SLF001
+
+    return on_state_change, on_unexpected_message

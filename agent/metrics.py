@@ -164,9 +164,13 @@ async def serve_metrics(
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
+            # The whole request head within 5 s (not 5 s per line: a client sending a
+            # header every few seconds would hold the connection forever); asyncio.timeout,
+            # since 3.11's wait_for can lose a cancellation that races the read.
+            async with asyncio.timeout(5):
+                request = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
             path = request.split(b" ")[1] if request.count(b" ") >= 2 else b"/"
             if path == b"/metrics":
                 body, status = page().encode(), b"200 OK"

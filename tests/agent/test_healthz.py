@@ -53,3 +53,39 @@ async def test_healthz_is_503_with_the_reason_while_the_outbox_cannot_store(
         with contextlib.suppress(asyncio.CancelledError):
             await server
         box.close()
+
+
+async def test_a_client_trickling_its_request_head_is_cut_after_five_seconds() -> None:
+    """The request head has 5 s in all, not 5 s per line: a client sending a header line
+    every second would otherwise hold its connection (and a task) for as long as it likes."""
+    port = free_port()
+    server = asyncio.create_task(serve_metrics(f"127.0.0.1:{port}", lambda: "", lambda: None))
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            await asyncio.sleep(0.05)
+        writer.write(b"GET /metrics HTTP/1.0\r\n")
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            for sent in range(1, 13):  # 12 s of headers, one a second
+                await asyncio.sleep(1)
+                writer.write(b"X-Slow: %d\r\n" % sent)
+                await writer.drain()
+                if reader.at_eof() or await _closed(reader):
+                    break
+        assert sent < 12, "the server kept reading a request head for 12 s"
+        writer.close()
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    """Whether the server ended the connection (a read returns EOF at once)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.01):
+            return await reader.read(1) == b""
+    return False

@@ -5,9 +5,9 @@ c104 keeps each connection's callbacks in C++, out of reach of Python's garbage 
 and does not free every stopped connection. While those callbacks were the link's bound
 methods (and the link held its connection), every link the agent ever ran stayed alive,
 with its latest values, recent events and guard: about 16 KB per attempt against an
-absent relay (bench/link_flap.py), far more for a relay that had sent data; with the
-supervisor's backoff of up to 60 s, tens of MB a day per absent relay. The callbacks now
-hold the link weakly."""
+absent relay in bench/link_flap.py, more for a relay that had sent data. The callbacks
+now hold the link weakly. (What c104 itself keeps per attempt is native memory, outside
+this test: bench/absent_relays.py.)"""
 
 from __future__ import annotations
 

@@ -6,11 +6,17 @@ would stop ingest for the whole fleet: content is kept as bytes, every text colu
 `safe_text` (NUL and lone surrogates escaped, cut to the column's length) and every
 integer column only values that fit it. A database that is down still fails the write;
 the caller retries that like any other outage.
+
+Each row carries a digest of what it holds, and a row whose digest is already here is not
+written again: MQTT delivers at least once (a center stopped or killed between its commit
+and its PUBACK meets the same message again), and a gateway resends what it has not seen
+acknowledged, so one bad message or record must stay one entry, not one per delivery.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,7 +25,7 @@ from sqlalchemy import Connection, func, select
 
 from center.ingest_validation import INT64_MAX, INT64_MIN, BadRecord
 from center.store import schema as s
-from center.store.db import as_utc
+from center.store.db import as_utc, insert
 from gateway import wire
 
 
@@ -31,6 +37,16 @@ def safe_text(text: str, limit: int) -> str:
 
 def excerpt(payload: bytes, limit: int = 512) -> str:
     return safe_text(payload[:limit].decode("utf-8", errors="replace"), limit)
+
+
+def digest(*parts: str | bytes) -> str:
+    """sha256 over length-prefixed parts: ("ab", "c") and ("a", "bc") differ."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
 
 
 def _int64(value: int | None) -> int | None:
@@ -48,6 +64,7 @@ def rejected_row(
         "size": len(payload),
         "excerpt": excerpt(payload),
         "payload": payload[: wire.MAX_PAYLOAD_BYTES],
+        "digest": digest(topic, payload),
     }
 
 
@@ -65,6 +82,7 @@ def record_rows(topic: str, bad: Sequence[BadRecord], now: datetime) -> list[dic
             "seq": _int64(b.seq),
             "size": len(b.content),
             "content": b.content,
+            "digest": digest("record", topic, b.content),
         }
         for b in bad
     ]
@@ -85,17 +103,20 @@ def message_row(
         "seq": None,
         "size": len(payload),
         "content": payload,
+        "digest": digest("message", topic, payload),
     }
 
 
 def put(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Set rows apart, each once (by digest)."""
     if rows:
-        conn.execute(s.quarantine.insert(), list(rows))
+        conn.execute(insert(s.quarantine, conn).on_conflict_do_nothing(), list(rows))
 
 
 def put_rejected(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep refused messages, each once (by digest)."""
     if rows:
-        conn.execute(s.rejected_messages.insert(), list(rows))
+        conn.execute(insert(s.rejected_messages, conn).on_conflict_do_nothing(), list(rows))
 
 
 # --- reading: the API and `relay-center quarantine` -------------------------------------

@@ -37,11 +37,13 @@ from center.tickets.engine import TicketEngine
 from center.webhooks import WebhookSender
 from common import mqtt_client
 from common.systemd_notify import SystemdNotifier, watchdog_interval
-from common.tasks import first_failure
+from common.tasks import finish_despite_cancel, first_failure
 from common.tls_config import client_context
 from gateway import wire
 
 log = logging.getLogger(__name__)
+# How long a clean stop waits for the batch in hand to be stored and acknowledged.
+_FINISH_ON_STOP_S = 10.0
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -180,16 +182,21 @@ class CenterService:
                 batch = [await queue.get()]
                 while len(batch) < limit and not queue.empty():
                     batch.append(queue.get_nowait())
-                messages = [Message(str(x.topic), _payload(x)) for x in batch]
-                await self.store(messages)
-                # Committed: now the gateways may delete these records (end to end), and
-                # only then the broker's copies (a crash in between re-delivers them).
-                await self.acknowledge(client, messages)
-                for x in batch:  # in order, as MQTT wants PUBACKs
-                    if x.qos > 0:
-                        client._client.ack(x.mid, x.qos)  # noqa: SLF001 - manual ack, above
+                # A clean stop lets the batch in hand finish (stored, acknowledged to the
+                # gateways, PUBACKed), or the broker would deliver it again after a restart.
+                await finish_despite_cancel(self._take(client, batch), _FINISH_ON_STOP_S)
 
         await first_failure([pump(), work()])
+
+    async def _take(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        messages = [Message(str(x.topic), _payload(x)) for x in batch]
+        await self.store(messages)
+        # Committed: now the gateways may delete these records (end to end), and only then
+        # the broker's copies (a crash in between re-delivers them; storing is idempotent).
+        await self.acknowledge(client, messages)
+        for x in batch:  # in order, as MQTT wants PUBACKs
+            if x.qos > 0:
+                client._client.ack(x.mid, x.qos)  # noqa: SLF001 - manual ack, above
 
     async def acknowledge(self, client: aiomqtt.Client, batch: list[Message]) -> None:
         """Tell each gateway which of its records are stored (center/acks.py)."""

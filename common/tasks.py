@@ -19,3 +19,18 @@ async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def finish_despite_cancel(job: Coroutine[Any, Any, None], grace_s: float) -> None:
+    """Run job to its end even when the caller is cancelled meanwhile (a clean stop), for
+    at most grace_s more; then cancel it too, and let the caller's cancellation go on."""
+    task = asyncio.ensure_future(job)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task}, timeout=grace_s)
+        task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: the stop goes on whatever the job's fate
+        raise

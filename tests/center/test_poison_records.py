@@ -113,6 +113,34 @@ def test_an_unreadable_message_is_kept_whole_whatever_its_bytes(make_harness, na
     assert "\x00" not in rows[0].topic
 
 
+def test_what_is_delivered_again_is_set_apart_once(make_harness):
+    """MQTT delivers at least once: a center stopped or killed between its commit and its
+    PUBACK meets the same messages again, and a gateway resends a record it has not seen
+    acknowledged. A poison record, a refused message and a quarantined message each stay
+    one entry; other content is still set apart as its own."""
+    h = make_harness()
+    gw = Gateway()
+    good = good_records(gw, 2)
+    bad = poison({"value": "NaN"})
+    with_poison = Message(TOPIC, ('{"v":1,"records":[' + ",".join([*good, bad]) + "]}").encode())
+    resent = Message(TOPIC, ('{"v":1,"records":[' + bad + "]}").encode())
+    refused = Message(TOPIC, b'{"v":1,"records":[\x00]}')
+    for _ in range(2):
+        h.ingestor.ingest([with_poison, refused])
+        h.ingestor.quarantine_message(refused, "a bug")
+    h.ingestor.ingest([resent])  # the same record in another message
+    assert h.scalar("SELECT count(*) FROM records") == 2
+    assert h.scalar("SELECT count(*) FROM quarantine WHERE scope = 'record'") == 1
+    assert h.scalar("SELECT count(*) FROM quarantine WHERE scope = 'message'") == 1
+    assert h.scalar("SELECT count(*) FROM rejected_messages") == 1
+
+    other = poison({"value": "Infinity"})
+    h.ingestor.ingest([Message(TOPIC, ('{"v":1,"records":[' + other + "]}").encode())])
+    h.ingestor.ingest([Message(TOPIC + "/x", refused.payload)])
+    assert h.scalar("SELECT count(*) FROM quarantine WHERE scope = 'record'") == 2
+    assert h.scalar("SELECT count(*) FROM rejected_messages") == 2
+
+
 def test_a_repeated_id_in_one_message_is_stored_once_on_both_backends(make_harness):
     h = make_harness()
     gw = Gateway()

@@ -80,6 +80,9 @@ rejected_messages = Table(
     Column("size", Integer, nullable=False),
     Column("excerpt", Text, nullable=False),  # printable, for a glance
     Column("payload", LargeBinary),  # as received, up to wire.MAX_PAYLOAD_BYTES
+    # sha256 of topic and whole payload: a redelivered message is kept once (NULL before 0009)
+    Column("digest", String(64)),
+    Index(None, "digest", unique=True),
 )
 
 # Records set apart one by one (invalid, unstorable, conflicting with a stored record of
@@ -100,6 +103,10 @@ quarantine = Table(
     Column("seq", BigInteger),
     Column("size", Integer, nullable=False),
     Column("content", LargeBinary, nullable=False),
+    # sha256 of scope, topic and content: a redelivered message or a resent record is
+    # set apart once (NULL before 0009)
+    Column("digest", String(64)),
     Index(None, "received_at"),
+    Index(None, "digest", unique=True),
     Index(None, "gateway_id", "session", "seq"),
 )

@@ -54,8 +54,6 @@ from protocols.iec104.apdu_check import (
 
 log = logging.getLogger(__name__)
 
-RELAY_RETRY_S = 0.5  # between attempts to reach the relay
-
 
 class GuardClosed(Exception):
     """The relay connection ended (or was cut); the guard waits for c104's next connect."""
@@ -86,9 +84,14 @@ class ApduGuard:
         self._stop = threading.Event()
         self._cut = threading.Event()
         self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self._upstream: socket.socket | None = None  # the relay, once reached
         self._thread = threading.Thread(target=self._serve, name=f"apdu-guard {name}", daemon=True)
 
-    def start(self) -> None:
+    def start(self, upstream: socket.socket) -> None:
+        """Carry one connection: `upstream` is the relay, reached first (link.py), so a
+        relay that is away never costs a c104 client; then this port listens for c104."""
+        upstream.settimeout(None)
+        self._upstream = upstream
         self._thread.start()
 
     def stop(self) -> None:
@@ -125,41 +128,34 @@ class ApduGuard:
     # --- the guard's thread -----------------------------------------------------------------
 
     def _serve(self) -> None:
-        """Relay first, then c104: the port listens only while a relay connection is up, so
-        c104 is refused (as by an absent relay) instead of seeing a connection that opens
-        and closes at once (c104 2.2.1 can crash unmuting a connection that just closed).
-        One connection only: when it is lost the link ends and the next link makes a new
-        guard."""
-        while not self._stop.is_set():
-            try:
-                upstream = socket.create_connection(self.relay, timeout=self.connect_timeout_s)
-            except OSError as exc:
-                log.debug("device %s: relay not reachable: %s", self.name, exc)
-                if self._stop.wait(RELAY_RETRY_S):
-                    return
-                continue
-            try:
-                master = self._accept_master()
-            except OSError:
-                upstream.close()
-                continue
-            upstream.settimeout(None)
-            for sock in (master, upstream):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._cut.clear()
-            self._sockets = (master, upstream)
-            self._session = _Session(self, master, upstream)
-            try:
-                self._session.pump()
-            except GuardClosed as exc:
-                log.info("device %s: guard closed the connection: %s", self.name, exc)
-            except OSError as exc:
-                log.debug("device %s: guard socket: %s", self.name, exc)
-            finally:
-                self._sockets = self._session = None
-                master.close()
-                upstream.close()
-            return  # one connection per link: a lost one ends the link (link.py)
+        """The relay was reached first (`start`), then this port listens for c104:
+        c104 never sees a connection that opens and closes at once (c104 2.2.1 can crash
+        unmuting a connection that just closed). One connection only: when it is lost, or
+        c104 does not come within `connect_timeout_s`, the link ends and the next link makes
+        a new guard."""
+        upstream = self._upstream
+        assert upstream is not None  # start() set it
+        try:
+            master = self._accept_master()
+        except OSError as exc:
+            log.debug("device %s: c104 did not connect: %s", self.name, exc)
+            upstream.close()
+            return
+        for sock in (master, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._cut.clear()
+        self._sockets = (master, upstream)
+        self._session = _Session(self, master, upstream)
+        try:
+            self._session.pump()
+        except GuardClosed as exc:
+            log.info("device %s: guard closed the connection: %s", self.name, exc)
+        except OSError as exc:
+            log.debug("device %s: guard socket: %s", self.name, exc)
+        finally:
+            self._sockets = self._session = None
+            master.close()
+            upstream.close()
 
     def _accept_master(self) -> socket.socket:
         """c104's connection, within `connect_timeout_s`; the port stops listening again."""

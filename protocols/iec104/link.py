@@ -21,14 +21,17 @@ Threads and where they cross:
   `call_soon_threadsafe` crossing.
 - Blocking commands (general interrogation, clock sync, stop) run via `asyncio.to_thread`.
 
-Reconnect policy: c104 retries only until the first OPEN (within `connect_timeout_s`); a
-lost open connection raises `LinkError` and stops the client: the supervisor owns backoff
-and comms alarms, and a fresh client (in its turn: `connect_turns.py`) starts from a known
-state (unmute, interrogation) instead of whatever c104 kept.
+Reconnect policy: the link reaches the relay before a c104 client exists (an absent relay
+costs a connect, not a client's threads); c104 retries only until the first OPEN (within
+`connect_timeout_s`); a lost open connection raises `LinkError` and stops the client: the
+supervisor owns backoff and comms alarms, and a fresh client (in its turn:
+`connect_turns.py`) starts from a known state (unmute, interrogation) instead of whatever
+c104 kept.
 """
 
 import asyncio
 import logging
+import socket
 import threading
 import weakref
 from collections import Counter, deque
@@ -116,12 +119,13 @@ class Iec104Link:
         self._loop = asyncio.get_running_loop()
         turn = Turn()  # connect_turns.py: relays that dropped together reconnect in turns
         await turn.take()
-        client = c104.Client(
-            tick_rate_ms=self.device.tick_rate_ms,
-            command_timeout_ms=self.device.command_timeout_ms,
-        )
-        self.guard.start()
+        client: c104.Client | None = None
         try:
+            self.guard.start(await self._reach_relay())
+            client = c104.Client(
+                tick_rate_ms=self.device.tick_rate_ms,
+                command_timeout_ms=self.device.command_timeout_ms,
+            )
             self._connection = self._configure(client)
             client.start()
             await self._wait_open()
@@ -140,9 +144,32 @@ class Iec104Link:
             turn.give_back()
             self._open = False
             self._connection = None  # nothing of a stopped connection is kept
-            await asyncio.to_thread(client.stop)
+            if client is not None:
+                await asyncio.to_thread(client.stop)
             await asyncio.to_thread(self.guard.stop)
-            log.info("device %s: client stopped", self.name)
+            if client is not None:
+                log.info("device %s: client stopped", self.name)
+
+    async def _reach_relay(self) -> socket.socket:
+        """The relay first, in the event loop, and only then a c104 client: a relay that is
+        away costs a connect per attempt, not a client and its threads (nor a worker
+        thread blocked for `connect_timeout_s`)."""
+        d = self.device
+        family = socket.AF_INET6 if ":" in d.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(d.connect_timeout_s):
+                await asyncio.get_running_loop().sock_connect(sock, (d.host, d.port))
+        except OSError as exc:  # TimeoutError too
+            sock.close()
+            raise LinkError(
+                f"{d.id}: relay {d.host}:{d.port} not reachable: {str(exc) or 'timed out'}"
+            ) from None
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     async def interrogate(self) -> None:
         """General interrogation of the relay's station (answers arrive through the point

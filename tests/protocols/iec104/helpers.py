@@ -81,6 +81,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port whose connects time out, as a relay host that is switched off (no refusal):
+    it listens with a backlog of 0, already taken by one connection nobody accepts."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        with socket.create_connection(listener.getsockname(), 5):
+            yield int(listener.getsockname()[1])
+
+
 def device(device_id: str, port: int, common_address: int, **extra: Any) -> Iec104Device:
     return Iec104Device(
         id=device_id,

@@ -13,7 +13,15 @@ from protocols.profile_loader import load_named
 from simulator.relays.iec104.relay import Iec104Relay, make_relay
 from simulator.scenario import RelaySpec
 
-from .helpers import RecordingSink, device, driver_for, free_port, running, wait_until
+from .helpers import (
+    RecordingSink,
+    device,
+    driver_for,
+    free_port,
+    running,
+    unanswered_port,
+    wait_until,
+)
 
 LINE = load_named("line-protection")
 
@@ -60,11 +68,12 @@ async def test_a_relay_that_is_not_there_gives_its_turn_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(connect_turns, "TURNS", 1)
-    absent, present = free_port(), free_port()
+    present = free_port()
     live = await relay(1, present)
     sink = RecordingSink()
     try:
         async with contextlib.AsyncExitStack() as stack:
+            absent = stack.enter_context(unanswered_port())  # holds the turn while it waits
             dead = driver_for(device("r0", absent, 1, connect_timeout_s=1.0))
             await stack.enter_async_context(running(dead, sink))
             await wait_until(lambda: connect_turns.taken() == 1, what="the absent relay's turn")

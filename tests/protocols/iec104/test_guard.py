@@ -96,7 +96,7 @@ class Ends:
         self.fail_store = fail_store
         listener = socket.create_server(("127.0.0.1", 0))
         self.guard = ApduGuard("t", listener.getsockname(), on_asdus=self._store)
-        self.guard.start()
+        self.guard.start(socket.create_connection(listener.getsockname(), 10))
         listener.settimeout(10)
         self.relay, _ = listener.accept()  # the guard reaches the relay first, then listens
         deadline = time.monotonic() + 10

@@ -98,7 +98,7 @@ class Ends:
         self.guard = ApduGuard("t", listener.getsockname(), on_asdus=self._store)
         self.guard.start(socket.create_connection(listener.getsockname(), 10))
         listener.settimeout(10)
-        self.relay, _ = listener.accept()  # the guard reaches the relay first, then listens
+        self.relay, _ = listener.accept()  # the relay was reached first; the guard then listens
         deadline = time.monotonic() + 10
         while True:
             try:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import weakref
+from typing import Any
 
 import c104
 import pytest
@@ -56,7 +57,7 @@ async def test_a_relay_that_is_away_costs_no_c104_client(monkeypatch: pytest.Mon
     made: list[object] = []
     real = c104.Client
 
-    def counted(**kwargs: object) -> c104.Client:
+    def counted(**kwargs: Any) -> c104.Client:
         made.append(kwargs)
         return real(**kwargs)
 

@@ -56,19 +56,17 @@ log = logging.getLogger(__name__)
 
 
 class GuardClosed(Exception):
-    """The relay connection ended (or was cut); the guard waits for c104's next connect."""
+    """The relay connection ended (or was cut); the link ends with it."""
 
 
 class ApduGuard:
     def __init__(
         self,
         name: str,
-        relay: tuple[str, int],
         on_asdus: Callable[[list[tuple[bytes, str]], int, bool], None],
         connect_timeout_s: float = 10.0,
     ) -> None:
         self.name = name
-        self.relay = relay
         # ([(ASDU, why it failed the check or "")], their token, urgent): never blocks
         self.on_asdus = on_asdus
         self.connect_timeout_s = connect_timeout_s
@@ -79,7 +77,7 @@ class ApduGuard:
         self._session: _Session | None = None
         self.last_error = ""
         self._token = 0
-        self._listener = _bound(0)
+        self._listener = _bound()
         self.port: int = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._cut = threading.Event()
@@ -158,7 +156,8 @@ class ApduGuard:
             upstream.close()
 
     def _accept_master(self) -> socket.socket:
-        """c104's connection, within `connect_timeout_s`; the port stops listening again."""
+        """c104's connection, within `connect_timeout_s`; the port then closes (one
+        connection per guard)."""
         listener = self._listener
         try:
             listener.listen(1)
@@ -168,8 +167,6 @@ class ApduGuard:
             return master
         finally:
             listener.close()
-            if not self._stop.is_set():
-                self._listener = _bound(self.port)
 
     def durable_through(self, token: int) -> None:
         """From any thread: the ASDU with this token, and everything handed to the outbox
@@ -183,11 +180,10 @@ class ApduGuard:
         return self._token
 
 
-def _bound(port: int) -> socket.socket:
-    """A loopback socket bound to `port`, not yet listening (connections are refused)."""
+def _bound() -> socket.socket:
+    """A loopback socket on a free port, not yet listening (connections are refused)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind(("127.0.0.1", 0))
     return sock
 
 

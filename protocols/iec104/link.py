@@ -30,6 +30,7 @@ c104 kept.
 """
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import threading
@@ -100,7 +101,6 @@ class Iec104Link:
         # c104 talks to the relay only through this guard (guard.py: what c104 must not see).
         self.guard = ApduGuard(
             self.name,
-            (device.host, device.port),
             on_asdus=self._on_asdus,
             connect_timeout_s=device.connect_timeout_s,
         )
@@ -155,19 +155,21 @@ class Iec104Link:
         away costs a connect per attempt, not a client and its threads (nor a worker
         thread blocked for `connect_timeout_s`)."""
         d = self.device
-        family = socket.AF_INET6 if ":" in d.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        sock: socket.socket | None = None
         try:
             async with asyncio.timeout(d.connect_timeout_s):
-                await asyncio.get_running_loop().sock_connect(sock, (d.host, d.port))
-        except OSError as exc:  # TimeoutError too
-            sock.close()
-            raise LinkError(
-                f"{d.id}: relay {d.host}:{d.port} not reachable: {str(exc) or 'timed out'}"
-            ) from None
-        except BaseException:
-            sock.close()
+                family, address = await _address(loop, d.host, d.port)
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, address)
+        except BaseException as exc:
+            if sock is not None:
+                sock.close()
+            if isinstance(exc, OSError):  # refused, timed out (TimeoutError), no such host
+                raise LinkError(
+                    f"{d.id}: relay {d.host}:{d.port} not reachable: {str(exc) or 'timed out'}"
+                ) from None
             raise
         return sock
 
@@ -342,6 +344,19 @@ class Iec104Link:
             obs.address,
             obs.details.get("type"),
         )
+
+
+async def _address(
+    loop: asyncio.AbstractEventLoop, host: str, port: int
+) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    """The relay's address family and address; a host name is looked up (in a worker
+    thread), an IP address as configured is not."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return infos[0][0], infos[0][4]
+    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
 
 
 def _weak_callbacks(link: Iec104Link) -> tuple[Callable[..., None], Callable[..., None]]:

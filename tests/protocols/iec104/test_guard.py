@@ -95,7 +95,7 @@ class Ends:
         self.urgent: list[bool] = []  # per ASDU: its commit asked for at once
         self.fail_store = fail_store
         listener = socket.create_server(("127.0.0.1", 0))
-        self.guard = ApduGuard("t", listener.getsockname(), on_asdus=self._store)
+        self.guard = ApduGuard("t", on_asdus=self._store)
         self.guard.start(socket.create_connection(listener.getsockname(), 10))
         listener.settimeout(10)
         self.relay, _ = listener.accept()  # the relay was reached first; the guard then listens

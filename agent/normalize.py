@@ -125,6 +125,8 @@ _SCALARS = frozenset({bool, int, float, str, type(None)})
 _SIGNALS = frozenset(get_args(wire.Signal))
 _SEVERITIES = frozenset(get_args(wire.Severity))
 _FLAGS = frozenset({bool, type(None)})
+_STR = frozenset({str})
+_SEQUENCES = frozenset({tuple, list})
 _PHASE_OR_NONE = frozenset({*get_args(wire.Phase), None})
 
 
@@ -159,13 +161,16 @@ def _plain(obs: PointObservation, now: datetime) -> bool:
     for when in (now, obs.device_time):
         if when is not None and (type(when) is not datetime or when.tzinfo is not UTC):
             return False
-    if not all(type(k) is str and type(v) in _SCALARS for k, v in obs.details.items()):
+    details = obs.details  # a dict (checked above)
+    if not (
+        _STR.issuperset(map(type, details)) and _SCALARS.issuperset(map(type, details.values()))
+    ):
         return False
-    lists = (obs.quality, obs.device_time_flags)
-    if not all(type(strings) in (tuple, list) for strings in lists):
+    quality, flags = obs.quality, obs.device_time_flags
+    if type(quality) not in _SEQUENCES or type(flags) not in _SEQUENCES:
         return False
-    strings = (*obs.quality, *obs.device_time_flags, obs.cause_raw or "")
-    return all(type(s) is str for s in strings)
+    strings = (*quality, *flags, obs.cause_raw or "")
+    return _STR.issuperset(map(type, strings))
 
 
 def point_body(ctx: DeviceContext, obs: PointObservation, now: datetime) -> Body | None:

@@ -208,14 +208,14 @@ class Pipeline:
                 self.counters["observations_unknown_device"] += 1
                 log.warning("observation for unconfigured device %r dropped", obs.device_id)
                 continue
+            if isinstance(obs, PointObservation):
+                if self._replayed(ctx.device_id, obs, new):
+                    self.counters["replays_dropped"] += 1  # stored before: acknowledge only
+                else:
+                    records.append(self._point(ctx, obs, now))
+                continue
             if isinstance(obs, DisturbanceObservation):
                 records.extend(self._disturbance(ctx, obs, now))
-                continue
-            if self._replayed(ctx.device_id, obs, new):
-                self.counters["replays_dropped"] += 1  # stored before: acknowledge only
-                continue
-            if isinstance(obs, PointObservation):
-                records.append(self._point(ctx, obs, now))
                 continue
             record = self._record(ctx, obs, now, state)
             if isinstance(record, BaseModel):
@@ -224,9 +224,7 @@ class Pipeline:
                 records.append(record)
         return records, [*state, *self.replays.state(new)], new
 
-    def _replayed(self, device_id: str, obs: Observation, new: NewKeys) -> bool:
-        if not isinstance(obs, PointObservation):
-            return False
+    def _replayed(self, device_id: str, obs: PointObservation, new: NewKeys) -> bool:
         key = replay_key(obs)
         return key is not None and self.replays.is_replay(device_id, key, new)
 

@@ -12,6 +12,16 @@ and the outbox then take in together (3,550/s and 310 µs on the same machine).
 The rule is unchanged: nothing is confirmed that is not durable. Only when: a durable frame
 is confirmed at most `delay_s` late, far inside the relay's t1 (15 s), and a relay whose
 window k is below `every` waits `delay_s` for each confirmation instead of stalling.
+
+`ReadGather` paces the other direction, the guard's reads of a bursting relay: interrupt
+moderation, as a network card does. A relay sending 2,000 frames/s one by one woke the
+guard's thread per frame, and each frame paid alone for the wake-up, its hand-on to the
+outbox and the wake-ups of the writer it caused (about half the agent's CPU per event on
+one link). While the relay is bursting the guard leaves its socket alone for `gather_s`
+after each read, so the next read takes the frames that arrived meanwhile, and they are
+decoded and submitted together. A frame that arrives alone is read at once; a burst's
+frames are read at most `gather_s` late (2 ms, against the relay's t1 of 15 s and the
+6 ms that k = 12 frames last at 2,000/s), and confirmations are not delayed by it.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from collections.abc import Callable
 
 ACK_EVERY = 8  # frames: IEC 60870-5-104's w (lib60870's default), below k = 12
 ACK_DELAY_S = 0.005  # at most this late for a durable frame the relay waits on
+GATHER_S = 0.002  # a bursting relay's frames are read at most this late
 SEQ_MOD = 32768  # sequence numbers N(S), N(R)
 
 
@@ -74,6 +85,38 @@ class AckPacer:
             return False
         self.asked_vr = relay_vr
         return True
+
+
+class ReadGather:
+    """On the guard's thread only: after a read of a relay that is bursting, i.e. whose
+    frames came within `gather_s` of when the guard was last ready to read it, leave the
+    relay's socket alone for `gather_s` (`remaining`), so that the next read takes several
+    frames. Not once `every` of its frames wait for a confirmation: the relay is about to
+    stop at k, and holding the read back would only stall it (a relay sending back to
+    back reads in groups anyway). The guard still serves c104 and the durable mark
+    meanwhile: confirmations are not held back."""
+
+    def __init__(
+        self,
+        every: int = ACK_EVERY,
+        gather_s: float = GATHER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every = every
+        self.gather_s = gather_s
+        self._clock = clock
+        self._ready = float("-inf")  # when the guard last was, or will be, ready to read
+
+    def read(self, waiting: int) -> None:
+        """A read of the relay brought frames for the link; `waiting` of the relay's frames
+        now wait for a confirmation."""
+        now = self._clock()
+        bursting = waiting < self.every and now - self._ready < self.gather_s
+        self._ready = now + self.gather_s if bursting else now
+
+    def remaining(self) -> float:
+        """Seconds to leave the relay's socket alone; 0.0 to read it."""
+        return max(0.0, self._ready - self._clock())
 
 
 class DurableMark:

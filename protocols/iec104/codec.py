@@ -247,23 +247,31 @@ assert DECODERS.keys() == MONITORING_TYPES, "a monitoring type without a decoder
 UNREADABLE = frozenset({"time_error"})
 
 
+def _cot(octet: int) -> tuple[str, Cause, Mapping[str, Scalar]]:
+    """The cause-of-transmission octet's name, cause, and the details it adds (read only)."""
+    cot_name = cot_label(octet & 0x3F)
+    flags: dict[str, Scalar] = {}
+    if octet & 0x80:
+        flags["test"] = True
+    if octet & 0x40:
+        flags["negative"] = True
+    if cot_name.startswith("COT_"):  # a cause c104 does not name: keep its number
+        flags["cot"] = octet & 0x3F
+    return cot_name, cause_of(cot_name), flags
+
+
+_COTS = tuple(_cot(octet) for octet in range(256))
+
+
 def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservation]:
     """Every information object of a monitoring ASDU that passed `check_asdu`, in order.
     An object of another common address than `own_ca` is reported as "<ca>:<ioa>". A time
     tag that cannot be read leaves its reason in `details["time_error"]`: a relay's message
     is never dropped here."""
-    type_id, vsq, cot = asdu[0], asdu[1], asdu[2]
+    type_id, vsq = asdu[0], asdu[1]
     decode, size = DECODERS[type_id], ELEMENT_SIZE[type_id]
     ca = asdu[4] | asdu[5] << 8
-    cot_name = cot_label(cot & 0x3F)
-    cause = cause_of(cot_name)
-    flags: dict[str, Scalar] = {}
-    if cot & 0x80:
-        flags["test"] = True
-    if cot & 0x40:
-        flags["negative"] = True
-    if cot_name.startswith("COT_"):  # a cause c104 does not name: keep its number
-        flags["cot"] = cot & 0x3F
+    cot_name, cause, flags = _COTS[asdu[2]]
     prefix = "" if ca == own_ca else f"{ca}:"
     type_name = TYPE_NAMES[type_id]
     timed = type_id in CP56_TYPES

@@ -26,7 +26,7 @@ yet durable in the outbox. The outbox's writer reports each ASDU's token durable
 group commit returns (`durable_through`: a token covers all before it), and the guard
 sends an S-frame once `w` = 8 frames are durable and unconfirmed, or 5 ms after the first
 of them (`ack_pacing.py`), so a relay with a backlog sends in bursts and its window
-(k = 12) keeps moving.
+(k = 12) keeps moving. A bursting relay is read every 2 ms, not per frame (`ReadGather`).
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
 through: the link calls it when the sink fails, so that frame is never acknowledged.
@@ -43,7 +43,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from protocols.iec104.ack_pacing import SEQ_MOD, AckPacer, DurableMark
+from protocols.iec104.ack_pacing import SEQ_MOD, AckPacer, DurableMark, ReadGather
 from protocols.iec104.apdu_check import (
     MONITORING_TYPES,
     FramingError,
@@ -215,20 +215,26 @@ class _Session:
         self.token = 0  # theirs
         self.lock = threading.Lock()  # guards the sequence state; the guard's thread only
         self.pacer = AckPacer()
+        self.gather = ReadGather()
 
     def pump(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.upstream, selectors.EVENT_READ, self._on_relay)
-            selector.register(self.master, selectors.EVENT_READ, self._on_master)
-            selector.register(self.mark.reader, selectors.EVENT_READ, self._on_durable)
+        # Two selectors: everything, and everything but the relay (while its frames gather).
+        with selectors.DefaultSelector() as every, selectors.DefaultSelector() as quiet:
+            every.register(self.upstream, selectors.EVENT_READ, self._on_relay)
+            for selector in (every, quiet):
+                selector.register(self.master, selectors.EVENT_READ, self._on_master)
+                selector.register(self.mark.reader, selectors.EVENT_READ, self._on_durable)
             try:
-                self._pump(selector)
+                self._pump(every, quiet)
             finally:
                 self.mark.close()
 
-    def _pump(self, selector: selectors.BaseSelector) -> None:
+    def _pump(self, every: selectors.BaseSelector, quiet: selectors.BaseSelector) -> None:
         while True:
-            for key, _ in selector.select(self.pacer.timeout()):
+            timeout, gather = self.pacer.timeout(), self.gather.remaining()
+            if gather:
+                timeout = gather if timeout is None else min(timeout, gather)
+            for key, _ in (quiet if gather else every).select(timeout):
                 data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                 if not data or self.guard.is_cut:
                     raise GuardClosed(self.guard.last_error or "connection closed")
@@ -306,6 +312,7 @@ class _Session:
 
     def _hand_on(self, kept: list[tuple[bytes, str]]) -> None:
         guard = self.guard
+        self.gather.read((self.relay_vr - self.sent_nr) % SEQ_MOD)
         try:
             guard.on_asdus(kept, self.token, self.pacer.commit_now(self.relay_vr, self.sent_nr))
         except Exception as exc:  # noqa: BLE001 - not stored: end before anything confirms it

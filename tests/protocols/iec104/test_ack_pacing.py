@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from protocols.iec104.ack_pacing import AckPacer, DurableMark
+import pytest
+
+from protocols.iec104.ack_pacing import AckPacer, DurableMark, ReadGather
 
 
 class Clock:
@@ -67,3 +69,34 @@ def test_a_read_asks_for_its_commit_at_once_every_w_frames_not_yet_confirmed() -
     assert asked == ([False] * 7 + [True]) * 2 + [False]
     assert not pacer.commit_now(relay_vr=20, sent_nr=17)  # confirmed: counting again
     assert pacer.commit_now(relay_vr=4, sent_nr=32764)  # 8 waiting across the wrap
+
+
+def test_a_frame_that_comes_alone_is_read_at_once() -> None:
+    clock = Clock()
+    gather = ReadGather(every=8, gather_s=0.002, clock=clock)
+    for waiting in (1, 2, 3):  # one frame every 10 ms: no burst
+        gather.read(waiting)
+        assert gather.remaining() == 0.0
+        clock.t += 0.010
+
+
+def test_a_burst_is_read_every_gather_s_while_the_relay_can_still_send() -> None:
+    clock = Clock()
+    gather = ReadGather(every=8, gather_s=0.002, clock=clock)
+    gather.read(1)  # the burst's first frame: the next read is not held
+    assert gather.remaining() == 0.0
+    clock.t += 0.0005
+    gather.read(2)  # the next within 2 ms: the relay bursts, its frames gather
+    assert gather.remaining() == pytest.approx(0.002)
+    clock.t += 0.001
+    assert gather.remaining() == pytest.approx(0.001)
+    clock.t += 0.001
+    assert gather.remaining() == 0.0
+    gather.read(5)  # what came meanwhile, read when the wait ended: wait again
+    assert gather.remaining() == pytest.approx(0.002)
+    clock.t += 0.002
+    gather.read(8)  # w frames wait for a confirmation: the relay soon stops, read on
+    assert gather.remaining() == 0.0
+    clock.t += 0.003
+    gather.read(1)  # the relay paused longer than gather_s: its burst is over
+    assert gather.remaining() == 0.0

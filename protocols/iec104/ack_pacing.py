@@ -16,11 +16,12 @@ window k is below `every` waits `delay_s` for each confirmation instead of stall
 `ReadGather` paces the other direction, the guard's reads of a bursting relay: interrupt
 moderation, as a network card does. A relay sending 2,000 frames/s one by one woke the
 guard's thread per frame (0.55 voluntary switches per event), and each frame paid alone
-for the wake-up and its hand-on to the outbox; gathered, 0.23 (docs/performance.md). While the relay is bursting the guard leaves its socket alone for `gather_s`
-after each read, so the next read takes the frames that arrived meanwhile, and they are
-decoded and submitted together. A frame that arrives alone is read at once; a burst's
-frames are read at most `gather_s` late (2 ms, against the relay's t1 of 15 s and the
-6 ms that k = 12 frames last at 2,000/s), and confirmations are not delayed by it.
+for the wake-up and its hand-on to the outbox; gathered, 0.23 (docs/performance.md).
+While the relay is bursting the guard leaves its socket alone for `gather_s` after each
+read, so the next read takes the frames that arrived meanwhile, and they are decoded and
+submitted together. A frame that arrives alone is read at once; a burst's frames are
+read at most `gather_s` late (2 ms, against the relay's t1 of 15 s and the 6 ms that
+k = 12 frames last at 2,000/s), and confirmations are not delayed by it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
     .venv/bin/python bench/compare_c104.py --quick --threads  # and CPU per thread (/proc)
     .venv/bin/python bench/compare_c104.py --quick --backlog  # and one relay's backlog
     .venv/bin/python bench/compare_c104.py --quick --pin      # masters alone on one core
+    .venv/bin/python bench/compare_c104.py --quick --repeat 5 # 5 pairs a case, median ratio
 
 Every case runs twice, once read by the agent (durable in its outbox, then at a
 subscriber after the broker's PUBACK) and once by a bare c104 client in its own process
@@ -221,13 +222,31 @@ def pinned() -> list[str]:
     return ["taskset", "-c", ",".join(map(str, sorted(MASTER_CPUS)))] if MASTER_CPUS else []
 
 
-async def both(case: Case, work: Path, threads: bool = False) -> tuple[Result, Result]:
-    pair = (
-        await run_case(case, "bare", work, threads=threads),
-        await run_case(case, "agent", work, threads=threads),
-    )
-    print(f"{case.name}: bare {fmt_pair(pair[0])}, agent {fmt_pair(pair[1])}", flush=True)
-    return pair
+async def both(
+    case: Case, work: Path, threads: bool = False, repeat: int = 1
+) -> tuple[Result, Result]:
+    """The case read by each master; with `repeat`, that many pairs, the halves in
+    alternating order (bare first, then the agent first, ...), and the pair of the median
+    CPU ratio is the one reported: a machine that changes speed between the two halves
+    of one pair moves that pair's ratio, not the median."""
+    pairs: list[tuple[Result, Result]] = []
+    for n in range(repeat):
+        sides = ("bare", "agent") if n % 2 == 0 else ("agent", "bare")
+        got = {side: await run_case(case, side, work, threads=threads) for side in sides}
+        pair = got["bare"], got["agent"]
+        pairs.append(pair)
+        print(f"{case.name}: bare {fmt_pair(pair[0])}, agent {fmt_pair(pair[1])}, "
+              f"CPU {cpu_ratio(pair):.2f}x", flush=True)  # fmt: skip
+    if repeat > 1:
+        ratios = sorted(cpu_ratio(pair) for pair in pairs)
+        print(f"{case.name}: CPU per event over bare, {repeat} pairs: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}x", flush=True)  # fmt: skip
+    return sorted(pairs, key=cpu_ratio)[len(pairs) // 2]
+
+
+def cpu_ratio(pair: tuple[Result, Result]) -> float:
+    bare, agent = pair
+    return agent.cpu_us_per_event / bare.cpu_us_per_event if bare.cpu_us_per_event else 0.0
 
 
 async def run_all(args: argparse.Namespace) -> None:
@@ -247,7 +266,9 @@ async def run_all(args: argparse.Namespace) -> None:
         os.sched_setaffinity(0, set(cpus[1:]))  # the bench and what it starts
         print(f"pinned: masters on core {cpus[0]}, the rest on {cpus[1:]}")
     work = run_directory()
-    results = {name: await both(case, work, args.threads) for name, case in cases.items()}
+    results = {
+        name: await both(case, work, args.threads, args.repeat) for name, case in cases.items()
+    }
     capacity = results["capacity"][1].rate if "capacity" in results else 0.0
     if not args.quick:
         offered = max(2 * capacity, 500.0)
@@ -285,6 +306,9 @@ def main() -> None:
     p.add_argument("--backlog", action="store_true", help="with --quick: and one-backlog")
     p.add_argument("--pin", action="store_true",
                    help="with --quick: the master alone on a core")  # fmt: skip
+    p.add_argument("--repeat", type=int, default=1,
+                   help="with --quick: pairs per case, halves alternating; the median "
+                        "CPU ratio's pair is reported")  # fmt: skip
     p.add_argument("--quick", action="store_true",
                    help="only the one-link and 20-link cases")  # fmt: skip
     p.add_argument("--threads", action="store_true",
@@ -292,6 +316,10 @@ def main() -> None:
     args = p.parse_args()
     if args.pin and not args.quick:
         p.error("--pin goes with --quick (the CPU-hog case places its own busy processes)")
+    if args.repeat != 1 and not args.quick:
+        p.error("--repeat goes with --quick (the plateau case is sized by one capacity run)")
+    if args.repeat < 1:
+        p.error("--repeat needs at least one pair")
     asyncio.run(run_all(args))
 
 

@@ -43,6 +43,12 @@ class Result:
         return int(o["overwritten"] + o["sent"] - o["acked"] + o["left_in_buffer"])
 
 
+def cpu_ratio(pair: tuple[Result, Result]) -> float:
+    """The agent's CPU per event over the bare client's, of one (bare, agent) pair."""
+    bare, agent = pair
+    return agent.cpu_us_per_event / bare.cpu_us_per_event if bare.cpu_us_per_event else 0.0
+
+
 def versions() -> str:
     from importlib import metadata
 
@@ -88,7 +94,7 @@ def report(
 
     def cpu(name: str) -> str:
         bare, agent = results[name]
-        ratio = agent.cpu_us_per_event / bare.cpu_us_per_event if bare.cpu_us_per_event else 0
+        ratio = cpu_ratio(results[name])
         return f"{bare.cpu_us_per_event:.0f} / {agent.cpu_us_per_event:.0f} us = {ratio:.1f}x"
 
     for name, case in cases.items():
@@ -118,11 +124,8 @@ def report(
           f"{one.lost_at_outstation:,} lost{'':>8} >= 95%, 0 lost")  # fmt: skip
     print(f"  20 links, one event per ASDU, durable rate       {twenty.rate:>7,.0f} ev/s"
           f"{'':>12} >= 5,000 ev/s")  # fmt: skip
-    b1, a1 = results["one-link"]
-    b20 = results["20-links"][0]
     print(f"  agent CPU/event over bare (one link / 20 links)  "
-          f"{a1.cpu_us_per_event / max(b1.cpu_us_per_event, 1e-9):>4.1f}x / "
-          f"{twenty.cpu_us_per_event / max(b20.cpu_us_per_event, 1e-9):.1f}x"
+          f"{cpu_ratio(results['one-link']):>4.1f}x / {cpu_ratio(results['20-links']):.1f}x"
           f"{'':>12} <= 2x")  # fmt: skip
     if "plateau" not in results:
         return

@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent_spine import POINTS, Subscriber, agent_config  # noqa: E402
 from bare104_client import rate_and_latency  # noqa: E402
-from c104_cases import Case, Result, fmt_pair, report, versions  # noqa: E402
+from c104_cases import Case, Result, cpu_ratio, fmt_pair, report, versions  # noqa: E402
 from ports import free_port_run  # noqa: E402
 from pyspy_top import PY_SPY, top_costs  # noqa: E402
 from thread_cpu import CpuTrace, ThreadTrace, naming_env  # noqa: E402
@@ -242,11 +242,6 @@ async def both(
         print(f"{case.name}: CPU per event over bare, {repeat} pairs: "
               f"{', '.join(f'{r:.2f}' for r in ratios)}x", flush=True)  # fmt: skip
     return sorted(pairs, key=cpu_ratio)[len(pairs) // 2]
-
-
-def cpu_ratio(pair: tuple[Result, Result]) -> float:
-    bare, agent = pair
-    return agent.cpu_us_per_event / bare.cpu_us_per_event if bare.cpu_us_per_event else 0.0
 
 
 async def run_all(args: argparse.Namespace) -> None:

@@ -160,7 +160,9 @@ def latest_states(ops: Sequence[WriteOp]) -> list[tuple[str, str, str]]:
 INSERT_CHUNK = 64
 
 
-def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[object, ...]]) -> None:
+def insert_rows(
+    conn: sqlite3.Connection, head: str, rows: Sequence[tuple[object, ...]], tail: str = ""
+) -> None:
     """`conn.executemany(f"{head} VALUES (?, ...)", rows)`, as multi-row INSERTs: one
     statement step per chunk instead of one per row. Each step lets go of the GIL, and a
     busy guard thread may then hold it while the commit waits: 150 rows inserted and 150
@@ -173,14 +175,20 @@ def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[object
     while start < total:
         count = min(INSERT_CHUNK, 1 << ((total - start).bit_length() - 1))
         chunk = rows[start : start + count]
-        conn.execute(_insert(head, len(chunk[0]), count), [v for row in chunk for v in row])
+        statement = _insert(head, len(chunk[0]), count, tail)
+        conn.execute(statement, [v for row in chunk for v in row])
         start += count
 
 
 @functools.lru_cache(maxsize=64)
-def _insert(head: str, width: int, count: int) -> str:
+def _insert(head: str, width: int, count: int, tail: str) -> str:
     row = "(" + ", ".join("?" * width) + ")"
-    return f"{head} VALUES " + ", ".join([row] * count)
+    return f"{head} VALUES " + ", ".join([row] * count) + tail
+
+
+# A state row changes its value in place: `INSERT OR REPLACE` deletes and re-inserts the
+# row, so every commit also rewrote a page of the table's key index.
+UPSERT_STATE = " ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value"
 
 
 INDEXES = """

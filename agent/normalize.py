@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from gateway import wire
@@ -215,6 +215,24 @@ def condition_record(ctx: DeviceContext, obs: ConditionObservation, now: datetim
         severity=obs.severity,
         message=obs.message,
         details=dict(obs.details),
+    )
+
+
+def too_large_alarm(record: BaseModel, kind: str, size: int, limit: int) -> wire.Alarm:
+    """The alarm that stands for a record of `size` bytes over the `limit` of one record."""
+    return wire.Alarm(
+        site=str(getattr(record, "site")),  # noqa: B009
+        gateway_id=str(getattr(record, "gateway_id")),  # noqa: B009
+        device_id=getattr(record, "device_id", None),
+        session=0,
+        seq=0,
+        gateway_time=wire.utcnow(),
+        code="record_too_large",
+        state="raised",
+        severity="major",
+        message=f"{kind} record of {size} bytes refused: over the {limit}-byte limit of one "
+        "record (broker.max_message_bytes)",
+        details={"kind": kind, "bytes": size, "limit": limit},
     )
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from agent import disturbance, measurement_sets, normalize
 from agent.normalize import DeviceContext
+from agent.point_shapes import PointShapes, Template
 from agent.replays import NewKeys, ReplayFilter, replay_key
 from gateway import comtrade, wire
 from gateway import outbox_retention as retention
@@ -81,6 +82,7 @@ class Pipeline:
         self._lock = threading.Lock()
         saved = outbox.device_state()
         self.replays = ReplayFilter(saved)
+        self.shapes = PointShapes()
         self._hashes = {key: value for key, value in saved.items() if key[1].endswith("_hash")}
         self._settings: dict[str, dict[str, dict[str, Any]]] = {
             device_id: json.loads(value)
@@ -176,24 +178,9 @@ class Pipeline:
         """A record that no message could carry: refused here, at creation, and said so,
         rather than stored to be rejected by the center after the broker took it."""
         self.counters["records_too_large"] += 1
-        message = (
-            f"{kind} record of {size} bytes refused: over the {self.max_body_bytes}-byte "
-            f"limit of one record (broker.max_message_bytes)"
-        )
-        log.error("%s", message)
-        return wire.Alarm(
-            site=str(getattr(record, "site")),  # noqa: B009
-            gateway_id=str(getattr(record, "gateway_id")),  # noqa: B009
-            device_id=getattr(record, "device_id", None),
-            session=0,
-            seq=0,
-            gateway_time=wire.utcnow(),
-            code="record_too_large",
-            state="raised",
-            severity="major",
-            message=message,
-            details={"kind": kind, "bytes": size, "limit": self.max_body_bytes},
-        )
+        alarm = normalize.too_large_alarm(record, kind, size, self.max_body_bytes)
+        log.error("%s", alarm.message)
+        return alarm
 
     def _records(
         self, observations: Sequence[Observation]
@@ -209,10 +196,12 @@ class Pipeline:
                 log.warning("observation for unconfigured device %r dropped", obs.device_id)
                 continue
             if isinstance(obs, PointObservation):
-                if self._replayed(ctx.device_id, obs, new):
+                shape = self.shapes.template(ctx, obs)
+                key = replay_key(obs) if shape is None else shape.replay_key(obs)
+                if key is not None and self.replays.is_replay(ctx.device_id, key, new):
                     self.counters["replays_dropped"] += 1  # stored before: acknowledge only
                 else:
-                    records.append(self._point(ctx, obs, now))
+                    records.append(self._point(ctx, obs, now, shape))
                 continue
             if isinstance(obs, DisturbanceObservation):
                 records.extend(self._disturbance(ctx, obs, now))
@@ -224,13 +213,17 @@ class Pipeline:
                 records.append(record)
         return records, [*state, *self.replays.state(new)], new
 
-    def _replayed(self, device_id: str, obs: PointObservation, new: NewKeys) -> bool:
-        key = replay_key(obs)
-        return key is not None and self.replays.is_replay(device_id, key, new)
-
-    def _point(self, ctx: DeviceContext, obs: PointObservation, now: datetime) -> Pending:
-        """The hot path: the record's body written without the model where it can be
-        (`normalize.point_body`, byte for byte the same), else through it."""
+    def _point(
+        self, ctx: DeviceContext, obs: PointObservation, now: datetime, shape: Template | None
+    ) -> Pending:
+        """The hot path: the record filled in from its shape's template, else its body
+        written without the model where it can be (`normalize.point_body`, byte for byte
+        the same), else through it."""
+        if shape is not None and obs.device_time is not None:
+            pending = shape.pending(self.shapes.now_json(now), obs.device_time)
+            if len(pending.body) <= self.max_body_bytes:
+                self._count_point(ctx, obs, shape.kind, shape.point, now)
+                return pending
         fast = normalize.point_body(ctx, obs, now)
         if fast is None or len(fast[1]) > self.max_body_bytes:
             record = normalize.point_record(ctx, obs, now)

@@ -43,13 +43,22 @@ def replay_key(obs: PointObservation) -> str | None:
     """The identity of a spontaneous event as the relay sent it; None for anything else:
     a state reported because someone asked (an interrogation) is a new report each time,
     even with the same time tag, and a measurement is no event."""
+    text = replay_text(obs)
+    return None if text is None else key_of(text)
+
+
+def replay_text(obs: PointObservation) -> str | None:
+    """What `replay_key` hashes (`agent/point_shapes.py` cuts it around the time)."""
     if obs.measurement or obs.device_time is None or obs.cause != "spontaneous":
         return None
     # The protocol's extras belong to the identity: two ring records of one Modbus relay
     # can share address, time (seconds) and value and differ only in their fields and slot.
-    raw = "|".join((obs.address, obs.device_time.isoformat(), repr(obs.value),
-                    ",".join(obs.quality), _details_text(obs.details)))  # fmt: skip
-    return hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()
+    return "|".join((obs.address, obs.device_time.isoformat(), repr(obs.value),
+                     ",".join(obs.quality), _details_text(obs.details)))  # fmt: skip
+
+
+def key_of(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 _DETAILS_TEXT: dict[tuple[object, ...], str] = {}

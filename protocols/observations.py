@@ -11,7 +11,7 @@ IEC 104 `"<ioa>"`, IEC 103 `"<fun>/<inf>"`, Modbus `"event:<code>"`, `"status:<n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -56,6 +56,10 @@ class PointObservation:
     phase: str | None = None
     raised: bool | None = None
     cause_raw: str | None = None  # the cause of transmission as the protocol names it
+    # What decides every field but `device_time`, where the driver can name it cheaply:
+    # two observations of one device with equal shapes differ only in their device time
+    # (agent/point_shapes.py then fills a record made once). None: not known.
+    shape: Hashable | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

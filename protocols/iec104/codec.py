@@ -46,6 +46,11 @@ from protocols.observations import Cause, PointObservation, Scalar
 TYPE_NAMES: Mapping[int, str] = {int(v.value): k for k, v in c104.Type.__members__.items()}
 COT_NAMES: Mapping[int, str] = {int(v.value): k for k, v in c104.Cot.__members__.items()}
 CP56_TYPES = frozenset(range(30, 41))
+# Single and double points with a time tag, a relay's events: a few states said again and
+# again, each with a new time. Their observations name a `shape` (the data unit
+# identifier, the address, the value and quality octet, the time's flags), so the agent
+# makes each kind of record once (agent/point_shapes.py).
+SHAPED_TYPES = frozenset({30, 31})
 
 # Quality descriptor bits (SIQ / DIQ / QDS / SEP / QDP) in observations.QUALITY_BITS order;
 # which of them a type's quality octet has is `_QUALITY_MASK`.
@@ -274,7 +279,7 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
     cot_name, cause, flags = _COTS[asdu[2]]
     prefix = "" if ca == own_ca else f"{ca}:"
     type_name = TYPE_NAMES[type_id]
-    timed = type_id in CP56_TYPES
+    timed, shaped = type_id in CP56_TYPES, type_id in SHAPED_TYPES
     out = []
     for ioa, element in _elements(asdu, vsq, size):
         value, extras, quality, measurement = decode(element)
@@ -282,11 +287,13 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
             "type": type_name, "type_id": type_id, "ioa": ioa, "common_address": ca,
             **flags, **extras,
         }  # fmt: skip
-        when = None
+        when = shape = None
         if timed:
             try:
                 when = decode_cp56(element[-7:])
                 details["time_source"] = "cp56"
+                if shaped:
+                    shape = (asdu[:DUI_LEN], ioa, element[0], when.flags)
             except DecodeError as exc:
                 details["time_error"] = str(exc)
         out.append(
@@ -301,6 +308,7 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
                 cause_raw=cot_name,
                 details=details,
                 measurement=measurement,
+                shape=shape,
             )
         )
     return out

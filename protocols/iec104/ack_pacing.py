@@ -39,7 +39,7 @@ SEQ_MOD = 32768  # sequence numbers N(S), N(R)
 
 
 class AckPacer:
-    """On the guard's thread only (the session's lock held)."""
+    """On the guard loop's thread only (the session's lock held)."""
 
     def __init__(
         self,
@@ -88,7 +88,7 @@ class AckPacer:
 
 
 class ReadGather:
-    """On the guard's thread only: after a read of a relay that is bursting, i.e. whose
+    """On the guard loop's thread only: after a read of a relay that is bursting, i.e. whose
     frames came within `gather_s` of when the guard was last ready to read it, leave the
     relay's socket alone for `gather_s` (`remaining`), so that the next read takes several
     frames. Not once `every` of its frames wait for a confirmation: the relay is about to
@@ -121,7 +121,7 @@ class ReadGather:
 
 class DurableMark:
     """The durable watermark: every token up to `token` is durable. Raised from any thread
-    (the outbox's writer); wakes the guard's thread through `reader`, once while a wake-up
+    (the outbox's writer); wakes the guard loop's thread through `reader`, once while a wake-up
     is on its way (the thread reads the mark after `woken`)."""
 
     def __init__(self) -> None:

@@ -65,7 +65,7 @@ class DurableAcks:
         self._on_failure = on_failure  # the link's loop learns the sink failed
 
     def hand_on(self, observations: list[PointObservation], token: int, urgent: bool) -> None:
-        """From the guard's thread: the objects of one read's ASDUs to the outbox, committed
+        """From the guard loop's thread: the objects of one read's ASDUs to the outbox, committed
         at once if `urgent` (the relay waits on them), else within `COMMIT_WITHIN_S`. Also
         with none (all consumed), so their token is reported in order."""
         within = 0.0 if urgent else COMMIT_WITHIN_S

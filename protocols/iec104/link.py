@@ -6,13 +6,13 @@ objects, and string annotations break every callback (docs/domain.md, c104).
 c104 runs the session with the relay (through the APDU guard, `guard.py`): STARTDT, TESTFR,
 its timers, the general interrogation and clock sync. The relay's data does not go through
 c104: the guard hands each monitoring ASDU (and each ASDU that failed its check) to
-`_on_asdu` on the guard's thread, which decodes it (`codec.py`, or `raw_asdu.py` for a
+`_on_asdu` on the guard loop's thread, which decodes it (`codec.py`, or `raw_asdu.py` for a
 failed one) and submits its objects to the outbox without waiting for the commit
 (`durable_ack.py`). The relay's acknowledgement is held in the guard until the commit
 returned and the ASDU's token was reported durable.
 
 Threads and where they cross:
-- `_on_asdu` runs on the guard's thread. Objects at a `consumed` address (the profile's
+- `_on_asdu` runs on the guard loop's thread. Objects at a `consumed` address (the profile's
   identity and settings points) skip the sink: they go to `on_consumed` on the event loop
   (state a general interrogation re-reads, so not held to the ack rule). A sink failure
   there cuts the guard first, so nothing that was not stored is ever acknowledged.
@@ -88,7 +88,7 @@ class Iec104Link:
         self.ready = asyncio.Event()
         self.received = 0  # objects, delivered or consumed
         self.asdus = 0  # ASDUs with at least one object delivered
-        self.counters: Counter[str] = Counter()  # decode_errors (the guard's thread), timeouts
+        self.counters: Counter[str] = Counter()  # decode_errors (the guard loop's thread), timeouts
         self.latest: dict[str, PointObservation] = {}  # address -> last observation
         self.recent: deque[PointObservation] = deque(maxlen=RECENT_EVENTS)
         self._reported_unknown: set[str] = set()  # addresses not in the profile, logged once
@@ -284,7 +284,7 @@ class Iec104Link:
         # Only what the guard passes on reaches c104: the confirmations of its commands.
         log.debug("device %s: c104 flagged %s %s", self.name, message.type.name, cause.name)
 
-    # --- the APDU guard's thread ------------------------------------------------------------
+    # --- the APDU guard loop's thread ---------------------------------------------------------
 
     def _on_asdus(self, asdus: list[tuple[bytes, str]], token: int, urgent: bool) -> None:
         """The ASDUs of one read from the relay (with why each failed the check, or ""),

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from protocols.iec104 import guard_loop
 from protocols.iec104.apdu_check import FramingError, check_asdu, frame_kind, frame_length
 from protocols.iec104.guard import ApduGuard
 
@@ -281,3 +282,51 @@ def test_testfr_passes_both_ways_while_a_frame_is_held(ends: Ends) -> None:
     assert read_frame(ends.relay) == testfr_con  # not an S-frame: nothing confirmed yet
     ends.guard.durable_through(ends.stored[0][2])
     assert read_frame(ends.relay) == s_frame(1)
+
+
+def test_one_thread_serves_every_guard_and_one_ending_leaves_the_others() -> None:
+    """Five guards, one thread for all of them (`guard_loop.py`); a relay that breaks the
+    framing ends its own link, and the other four go on being read and confirmed."""
+    many = [Ends() for _ in range(5)]
+    try:
+        for e in many:
+            e.relay.sendall(i_frame(0, 0, VALID))
+        for e in many:
+            e.handed(1)
+        names = [t.name for t in threading.enumerate() if t.name.startswith("apdu-guard")]
+        assert names == ["apdu-guards"]  # the guards' own threads ended once c104 came
+        broken, *rest = many
+        broken.relay.sendall(i_frame(7, 0, VALID))  # out of sequence
+        assert broken.relay.recv(100) == b""
+        for e in rest:
+            e.relay.sendall(i_frame(1, 0, VALID))
+            e.guard.durable_through(e.handed(2)[1][2])
+            assert read_frame(e.relay) == s_frame(2)
+    finally:
+        for e in many:
+            e.close()
+
+
+def test_a_relay_that_stops_reading_ends_its_own_link_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A send that cannot go out within `SEND_TIMEOUT_S` ends that connection; the guard
+    loop goes on serving the others."""
+    monkeypatch.setattr(guard_loop, "SEND_TIMEOUT_S", 0.2)
+    stuck, other = Ends(), Ends()
+    try:
+        stuck.relay.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        testfr_con = bytes([0x68, 4, 0x83, 0, 0, 0])
+        stuck.master.settimeout(2)
+        with contextlib.suppress(OSError):  # until the guard stops reading c104 and closes
+            for _ in range(200_000):  # c104's frames pass on to a relay that reads nothing
+                stuck.master.sendall(testfr_con * 100)
+        stuck.master.settimeout(10)
+        with contextlib.suppress(ConnectionResetError):
+            assert stuck.master.recv(100) == b""  # its connection ended
+        other.relay.sendall(i_frame(0, 0, VALID))
+        other.guard.durable_through(other.handed(1)[0][2])
+        assert read_frame(other.relay) == s_frame(1)
+    finally:
+        stuck.close()
+        other.close()

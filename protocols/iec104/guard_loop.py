@@ -1,4 +1,4 @@
-"""One thread for every link's APDU guard: a selector over all their sockets.
+"""One thread for every link's APDU guard: one `epoll` over all their sockets.
 
 Why: a thread per guard made a gateway with many relays pay for them in wake-ups and the
 GIL. With 20 relays at 300 frames/s each, every frame woke its own guard's thread, the
@@ -7,7 +7,7 @@ another for the GIL: 2.9 voluntary context switches per event, the largest share
 agent's CPU (docs/performance.md). One thread reads whichever sockets are ready, so a
 busy gateway's frames share wake-ups, and no guard waits for another's GIL.
 
-What it asks of a client (`guard._Session`), all on this thread:
+What it asks of a client (`guard_session.Session`), all on this thread:
 - `watch(sock, client, handler)` / `unwatch(sock)`: `handler(data)` gets what one `recv`
   read when the socket is readable, `b""` once it is closed; `pause(sock)` / `resume(sock)`
   leave a watched socket alone for a while (a bursting relay's gather);
@@ -113,7 +113,16 @@ class GuardLoop:
                 continue
             client, handler, sock = watched
             try:
-                handler(sock.recv(65536))
+                # Never waits: a socket closed earlier in this turn may have left its
+                # number to one that has nothing to read yet.
+                data = sock.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                self._close(client, exc)
+                continue
+            try:
+                handler(data)
             except Exception as exc:  # noqa: BLE001 - this client ends, the rest go on
                 self._close(client, exc)
         if due:
@@ -142,9 +151,14 @@ class GuardLoop:
             log.exception("a guard failed to close")
 
 
-_SHARED = GuardLoop()
+_SHARED: GuardLoop | None = None
+_SHARED_LOCK = threading.Lock()
 
 
 def shared() -> GuardLoop:
-    """The process's guard loop."""
-    return _SHARED
+    """The process's guard loop, made on first use."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = GuardLoop()
+        return _SHARED

@@ -88,8 +88,6 @@ class Session:
         self._take(data, self._on_durable)
 
     def _take(self, data: bytes, handler: Callable[[bytes], None]) -> None:
-        if self.ended:
-            return  # closed earlier in the same turn of the loop
         if not data or self.guard.is_cut:
             raise GuardClosed(self.guard.last_error or "connection closed")
         handler(data)

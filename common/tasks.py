@@ -1,10 +1,13 @@
-"""Running a daemon's concurrent loops so that the first failure surfaces as itself."""
+"""Running a daemon's concurrent loops so that the first failure surfaces as itself, and
+so that a stop is never mistaken for a failure to retry."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def first_failure(jobs: list[Coroutine[Any, Any, None]]) -> None:
@@ -34,3 +37,27 @@ async def finish_despite_cancel(job: Coroutine[Any, Any, None], grace_s: float) 
         if not task.cancelled():
             task.exception()  # retrieved: the stop goes on whatever the job's fate
         raise
+
+
+async def cancel_safe(job: Awaitable[T]) -> T:
+    """Await `job` so that a cancel of the caller always ends the caller.
+
+    Python 3.11's `asyncio.wait_for` (pymodbus' connect uses it) drops a cancel that
+    arrives in the turn its operation completes, returning that result or raising that
+    error instead. Awaited directly, the caller's cancel is handed down into that
+    wait_for and lost with it: a link being stopped takes the lost cancel for a failed
+    connect and retries, for ever (a daemon deaf to SIGTERM). Here the job runs as its own
+    task and the caller waits on a future of its own (`asyncio.wait`), which a cancel
+    always ends; the job is then cancelled and waited for, and its outcome dropped.
+    (`Task.cancelling()` cannot tell either: a 3.11 TaskGroup leaves its parent's count
+    raised when a child fails after the group's body ended.)"""
+    task = asyncio.ensure_future(job)
+    try:
+        await asyncio.wait({task})
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: the stop goes on whatever the job's fate
+        raise
+    return task.result()

@@ -1,15 +1,16 @@
-"""`relay-agent run` (the daemon until SIGTERM or SIGINT) and `relay-agent check-config`."""
+"""`relay-agent run` (the daemon until SIGTERM or SIGINT; SIGUSR1 prints its tasks) and
+`relay-agent check-config`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from agent.config import load_config
+from common import daemon_signals
 from common.cli_options import config_file
 from common.errors import ConfigError
 
@@ -61,10 +62,8 @@ async def _run_until_signal(daemon: object) -> int:
     from agent.daemon import AgentDaemon
 
     assert isinstance(daemon, AgentDaemon)
-    task = asyncio.create_task(daemon.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+    task = asyncio.create_task(daemon.run(), name="agent")
+    daemon_signals.install(task.cancel)  # SIGUSR1 shows the tasks; a hung stop gives up
     try:
         await task
     except asyncio.CancelledError:

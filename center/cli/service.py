@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from center.cli.loading import Subparsers, load_or_report
 from center.config import CenterConfig
+from common import daemon_signals
 from common.cli_options import add_config_file, config_file
 
 
@@ -31,9 +31,7 @@ async def _serve(config: CenterConfig) -> None:
 
     service = await asyncio.to_thread(CenterService, config)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    daemon_signals.install(stop.set)  # SIGUSR1 shows the tasks; a hung stop gives up
     await service.run(stop)
 
 

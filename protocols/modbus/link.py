@@ -37,6 +37,7 @@ from pymodbus.pdu.register_message import (
     ReadInputRegistersRequest,
 )
 
+from common.tasks import cancel_safe
 from protocols.config import SerialBusConfig
 from protocols.errors import DecodeError, LinkError, ProtocolError, WriteRefused
 from protocols.modbus.answers import ANSWERS, Expect, classify_garbage, expected_pdu_length
@@ -167,7 +168,7 @@ class ModbusLink:
     async def open(self, connect_timeout_s: float = 5.0) -> None:
         try:
             async with asyncio.timeout(connect_timeout_s):
-                ok = await self._client.connect()
+                ok = await cancel_safe(self._client.connect())  # its wait_for drops a stop
         except TimeoutError:
             ok = False
         except OSError as exc:

@@ -4,7 +4,8 @@ center module, whatever its config names.
 The agent runs as a real process with one device of every protocol (against closed
 loopback ports: the drivers start, fail to connect and retry), remote polls and the
 metrics endpoint on, until it has published its birth record; then it is stopped with
-SIGTERM and writes the modules it had loaded on its way out."""
+SIGUSR1 (it reports its tasks and goes on) and then SIGTERM, and writes the modules it
+had loaded on its way out."""
 
 from __future__ import annotations
 
@@ -105,10 +106,23 @@ async def test_relay_agent_run_imports_no_simulator_demo_or_center(
                     assert proc.returncode is None, log_path.read_text()
                     await asyncio.sleep(0.1)
             await asyncio.sleep(1)  # the drivers have had their first connection attempt
+            proc.send_signal(signal.SIGUSR1)  # what it is doing, and it goes on
+            async with asyncio.timeout(10):
+                while "--- end of report ---" not in log_path.read_text():  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)  # a file to read, no event to wait on
         finally:
             proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 30)
-    assert proc.returncode == 0, log_path.read_text()
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            finally:
+                if proc.returncode is None:  # never left behind to hold ports
+                    proc.kill()
+                    await proc.wait()
+    logged = log_path.read_text()
+    assert proc.returncode == 0, logged
+    links = ("link iec104:line1", "link modbus:tcp:", "link iec103:bus1")
+    for task in ("uplink", *links, "metrics", "remote polls"):
+        assert f"task '{task}" in logged, f"{task} missing from the SIGUSR1 report:\n{logged}"
     loaded = modules.read_text().split()
     assert "agent.daemon" in loaded
     assert "protocols.iec103.driver" in loaded

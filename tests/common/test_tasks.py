@@ -4,10 +4,11 @@ past the grace (a database that stays down must not hold the stop)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
-from common.tasks import finish_despite_cancel
+from common.tasks import cancel_safe, finish_despite_cancel
 
 
 async def test_a_cancelled_caller_lets_the_job_finish_then_stops() -> None:
@@ -54,3 +55,42 @@ async def test_without_a_cancel_the_job_s_error_is_the_caller_s() -> None:
 
     with pytest.raises(ValueError, match="poison"):
         await finish_despite_cancel(failing(), grace_s=1)
+
+
+async def _connect_like_pymodbus(outcome: asyncio.Future[bool]) -> bool:
+    """As pymodbus' connect: the operation inside 3.11's wait_for, its error a False."""
+    try:
+        return await asyncio.wait_for(outcome, 60)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+async def test_a_cancel_racing_the_outcome_still_ends_the_caller(guarded: bool) -> None:
+    """The cancel lands in the turn the connect fails: awaited directly (the control
+    case), wait_for loses it and the caller goes on; through cancel_safe it ends."""
+    outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    job = _connect_like_pymodbus(outcome)
+    caller = asyncio.ensure_future(cancel_safe(job) if guarded else job)
+    await asyncio.sleep(0)  # the caller waits inside wait_for
+    outcome.set_exception(ConnectionRefusedError("refused"))
+    caller.cancel()
+    await asyncio.wait({caller})
+    if guarded:
+        assert caller.cancelled()
+    elif sys.version_info < (3, 12):  # the control: the race is real (3.12 fixed wait_for)
+        assert not caller.cancelled()
+        assert caller.result() is False
+
+
+async def test_cancel_safe_returns_the_result_and_raises_the_error() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    async def refused() -> int:
+        raise ConnectionRefusedError("refused")
+
+    assert await cancel_safe(answer()) == 42
+    with pytest.raises(ConnectionRefusedError):
+        await cancel_safe(refused())

@@ -106,11 +106,12 @@ async def test_relay_agent_run_imports_no_simulator_demo_or_center(
                     assert proc.returncode is None, log_path.read_text()
                     await asyncio.sleep(0.1)
             await asyncio.sleep(1)  # the drivers have had their first connection attempt
-            proc.send_signal(signal.SIGUSR1)  # what it is doing, and it goes on
+        finally:
+            # What it is doing, and it goes on; also what a start that stalls waits on.
+            proc.send_signal(signal.SIGUSR1)
             async with asyncio.timeout(10):
                 while "--- end of report ---" not in log_path.read_text():  # noqa: ASYNC110
                     await asyncio.sleep(0.1)  # a file to read, no event to wait on
-        finally:
             proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 30)

@@ -82,6 +82,22 @@ common_address = 1
     return path
 
 
+async def _report_then_stop(proc: asyncio.subprocess.Process, log_path: Path) -> None:
+    """SIGUSR1 (what it is doing, and it goes on; also what a stalled start waits on),
+    then SIGTERM; never left behind to hold ports."""
+    try:
+        proc.send_signal(signal.SIGUSR1)
+        async with asyncio.timeout(10):
+            while "--- end of report ---" not in log_path.read_text():  # noqa: ASYNC110, ASYNC240
+                await asyncio.sleep(0.1)  # a file to read, no event to wait on
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def test_relay_agent_run_imports_no_simulator_demo_or_center(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -107,18 +123,8 @@ async def test_relay_agent_run_imports_no_simulator_demo_or_center(
                     await asyncio.sleep(0.1)
             await asyncio.sleep(1)  # the drivers have had their first connection attempt
         finally:
-            # What it is doing, and it goes on; also what a start that stalls waits on.
-            proc.send_signal(signal.SIGUSR1)
-            async with asyncio.timeout(10):
-                while "--- end of report ---" not in log_path.read_text():  # noqa: ASYNC110
-                    await asyncio.sleep(0.1)  # a file to read, no event to wait on
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            finally:
-                if proc.returncode is None:  # never left behind to hold ports
-                    proc.kill()
-                    await proc.wait()
+            if proc.returncode is None:
+                await _report_then_stop(proc, log_path)
     logged = log_path.read_text()
     assert proc.returncode == 0, logged
     links = ("link iec104:line1", "link modbus:tcp:", "link iec103:bus1")

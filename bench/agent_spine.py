@@ -58,11 +58,16 @@ def profile_text() -> str:
     return "\n".join(lines)
 
 
-def agent_config(work: Path, relays: int, base_port: int, broker: Mosquitto) -> Path:
+def agent_config(
+    work: Path, relays: int, base_port: int, broker: Mosquitto, state_root: Path | None = None
+) -> Path:
+    """The agent's config for `relays` bench relays; its state directory under `work`, or
+    under `state_root` (a diagnostic: /dev/shm, where a flush costs nothing)."""
     (work / "profiles").mkdir(exist_ok=True)
     (work / "profiles" / "bench-load.toml").write_text(profile_text())
+    state = (state_root / work.name if state_root is not None else work) / "state"
     config = {
-        "agent": {"site": "bench", "gateway_id": "gw-bench", "state_dir": str(work / "state"),
+        "agent": {"site": "bench", "gateway_id": "gw-bench", "state_dir": str(state),
                   "profile_dirs": [str(work / "profiles")]},
         "broker": {"host": broker.host, "port": broker.port, "max_records_per_message": 200},
         "outbox": {"synchronous": "FULL"},

@@ -7,6 +7,7 @@
     .venv/bin/python bench/compare_c104.py --quick --backlog  # and one relay's backlog
     .venv/bin/python bench/compare_c104.py --quick --pin      # masters alone on one core
     .venv/bin/python bench/compare_c104.py --quick --repeat 5 # 5 pairs a case, median ratio
+    .venv/bin/python bench/compare_c104.py --quick --state-on /dev/shm  # diagnostic, below
 
 Every case runs twice, once read by the agent (durable in its outbox, then at a
 subscriber after the broker's PUBACK) and once by a bare c104 client in its own process
@@ -31,6 +32,9 @@ machine's, and ratios within one run as the comparison. With `--pin` the master 
 bare client) runs alone on the first core and everything else (outstations, broker,
 subscriber, the bench) on the others, as on a gateway, where the relays and the center
 are other machines: what each master costs without another process's work in its caches.
+`--state-on /dev/shm` puts the agent's outbox on tmpfs, where `fdatasync` costs nothing: not
+the product (nothing would survive a power loss), but it shows how much of the agent's cost
+is this machine's flush (in a VM, a VM exit per flush) rather than the agent's own work.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from thread_cpu import CpuTrace, ThreadTrace, naming_env  # noqa: E402
 from simulator.harness.broker import Mosquitto  # noqa: E402
 
 MASTER_CPUS: set[int] = set()  # --pin: the master's cores (the rest run everything else)
+STATE_ROOT: Path | None = None  # --state-on: the agent's outbox elsewhere (a diagnostic)
 # --- one case, one master ---------------------------------------------------------------------
 
 
@@ -134,7 +139,7 @@ async def run_case(
         ready = asyncio.Event()
         task = asyncio.create_task(sub.run(ready))
         await ready.wait()
-        config = agent_config(work, case.relays, base_port, broker)
+        config = agent_config(work, case.relays, base_port, broker, STATE_ROOT)
         master = subprocess.Popen(
             [*pinned(), sys.executable, "-m", "agent.cli", "run", "--config", str(config),
              "--log-level", "warning"],
@@ -308,7 +313,12 @@ def main() -> None:
                    help="only the one-link and 20-link cases")  # fmt: skip
     p.add_argument("--threads", action="store_true",
                    help="and each master's CPU per thread (bench/thread_cpu.py)")  # fmt: skip
+    p.add_argument("--state-on", type=Path, metavar="DIR",
+                   help="a diagnostic, not the product's figures: the agent's outbox under "
+                        "DIR (/dev/shm: what it costs where a flush costs no CPU)")  # fmt: skip
     args = p.parse_args()
+    global STATE_ROOT
+    STATE_ROOT = args.state_on
     if args.pin and not args.quick:
         p.error("--pin goes with --quick (the CPU-hog case places its own busy processes)")
     if args.repeat != 1 and not args.quick:

@@ -37,9 +37,13 @@ Cause = Literal["spontaneous", "interrogated", "requested", "periodic", "other"]
 ASKED_CAUSES: frozenset[str] = frozenset({"interrogated", "requested"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PointObservation:
-    """A value the device reported for one address: an event, a status or a measurand."""
+    """A value the device reported for one address: an event, a status or a measurand.
+
+    Never changed once made, though not frozen: it is made once per event on the hot path,
+    and a frozen dataclass's `__init__` (an `object.__setattr__` per field) took 3.6 µs
+    against 1.1 µs here."""
 
     device_id: str
     address: str

@@ -272,34 +272,36 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
     """Every information object of a monitoring ASDU that passed `check_asdu`, in order.
     An object of another common address than `own_ca` is reported as "<ca>:<ioa>". A time
     tag that cannot be read leaves its reason in `details["time_error"]`: a relay's message
-    is never dropped here."""
+    is never dropped here. A shaped object's parts (all but its time) are decoded once per
+    shape and shared (`_SHAPED`): a relay reports the same few states again and again."""
     type_id, vsq = asdu[0], asdu[1]
-    decode, size = DECODERS[type_id], ELEMENT_SIZE[type_id]
-    ca = asdu[4] | asdu[5] << 8
-    cot_name, cause, flags = _COTS[asdu[2]]
-    prefix = "" if ca == own_ca else f"{ca}:"
-    type_name = TYPE_NAMES[type_id]
     timed, shaped = type_id in CP56_TYPES, type_id in SHAPED_TYPES
+    dui = asdu[:DUI_LEN]
     out = []
-    for ioa, element in _elements(asdu, vsq, size):
-        value, extras, quality, measurement = decode(element)
-        details: dict[str, Scalar] = {
-            "type": type_name, "type_id": type_id, "ioa": ioa, "common_address": ca,
-            **flags, **extras,
-        }  # fmt: skip
+    for ioa, element in _elements(asdu, vsq, ELEMENT_SIZE[type_id]):
         when = shape = None
+        time_details: dict[str, Scalar] = {}
         if timed:
             try:
                 when = decode_cp56(element[-7:])
-                details["time_source"] = "cp56"
-                if shaped:
-                    shape = (asdu[:DUI_LEN], ioa, element[0], when.flags)
+                time_details["time_source"] = "cp56"
             except DecodeError as exc:
-                details["time_error"] = str(exc)
+                time_details["time_error"] = str(exc)
+        if shaped and when is not None:
+            key = (dui, ioa, element[0], own_ca)
+            parts = _SHAPED.get(key)
+            if parts is None:
+                if len(_SHAPED) >= SHAPED_LIMIT:
+                    _SHAPED.clear()
+                parts = _SHAPED[key] = _parts(asdu, own_ca, ioa, element, time_details)
+            shape = (dui, ioa, element[0], when.flags)
+        else:
+            parts = _parts(asdu, own_ca, ioa, element, time_details)
+        address, value, quality, cause, cot_name, details, measurement = parts
         out.append(
             PointObservation(
                 device_id=device_id,
-                address=f"{prefix}{ioa}",
+                address=address,
                 value=value,
                 quality=quality,
                 device_time=when.at if when else None,
@@ -312,6 +314,28 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
             )
         )
     return out
+
+
+# An object's parts but its time: address, value, quality, cause, cause's name, details
+# (never changed once made: shared by every observation of a shape), measurement.
+_Parts = tuple[str, Scalar, tuple[str, ...], Cause, str, Mapping[str, Scalar], bool]
+_SHAPED: dict[tuple[bytes, int, int, int], _Parts] = {}
+SHAPED_LIMIT = 4096  # shapes kept (a gateway's relays have a few per event point)
+
+
+def _parts(
+    asdu: bytes, own_ca: int, ioa: int, element: bytes, time_details: Mapping[str, Scalar]
+) -> _Parts:
+    type_id = asdu[0]
+    value, extras, quality, measurement = DECODERS[type_id](element)
+    ca = asdu[4] | asdu[5] << 8
+    cot_name, cause, flags = _COTS[asdu[2]]
+    details: dict[str, Scalar] = {
+        "type": TYPE_NAMES[type_id], "type_id": type_id, "ioa": ioa, "common_address": ca,
+        **flags, **extras, **time_details,
+    }  # fmt: skip
+    address = str(ioa) if ca == own_ca else f"{ca}:{ioa}"
+    return address, value, quality, cause, cot_name, details, measurement
 
 
 def _elements(asdu: bytes, vsq: int, size: int) -> list[tuple[int, bytes]]:

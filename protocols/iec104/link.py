@@ -315,20 +315,23 @@ class Iec104Link:
         """Remember each object; those at a consumed address go to `on_consumed`, the rest
         are returned for the outbox."""
         delivered = []
+        consumed, known, latest = self.consumed, self.known_addresses, self.latest
+        readable = codec.UNREADABLE.isdisjoint  # no key of an unreadable part
         with self._lock:
             self.received += len(objects)
             for obs in objects:
-                if obs.address in self.consumed:
+                address = obs.address
+                if address in consumed:
                     # Identity / settings state, re-read by every interrogation: not an event.
                     if self.on_consumed is not None:
                         self._in_loop(self.on_consumed, obs)
                     continue
-                self.latest[obs.address] = obs
+                latest[address] = obs
                 if not obs.measurement:
                     self.recent.append(obs)
-                if codec.UNREADABLE & obs.details.keys():
+                if not readable(obs.details):
                     self.counters[DECODE_ERRORS] += 1
-                if obs.address not in self.known_addresses:
+                if address not in known:
                     self._report_unknown(obs)
                 delivered.append(obs)
             self.asdus += bool(delivered)

@@ -215,3 +215,54 @@ def test_every_c104_cause_of_transmission_has_a_meaning() -> None:
     assert {codec.cause_of(name) for name in c104.Cot.__members__} == {
         "spontaneous", "interrogated", "requested", "periodic", "other",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("type_id", sorted(codec.SHAPED_TYPES))
+def test_a_shape_decoded_again_is_what_a_first_decode_gives(type_id: int) -> None:
+    """The later events of a shape take their parts from `_SHAPED`: for every value and
+    quality octet, cause octet, own or foreign common address and time flags, each equals
+    the decode of the same bytes with nothing remembered, its time its own."""
+    times = [T, T + timedelta(minutes=7, milliseconds=1), T + timedelta(days=40)]
+
+    def frame(octet: int, cot: int, ca: int, at: datetime, flags: tuple[str, ...]) -> bytes:
+        element = bytes([octet]) + codec.encode_cp56(at, flags)
+        return asdu(type_id, cot, ca, b"\xf3\x03\x00" + element, 1)
+
+    checked = 0
+    for octet in range(256):
+        for cot in (3, 0x14, 0x43, 0x85, 0x3F):
+            for ca in (CA, 7):
+                codec._SHAPED.clear()  # each shape starts unknown
+                (first,) = decode(frame(octet, cot, ca, T - timedelta(hours=1), ()))
+                for n, at in enumerate(times):
+                    flags = ("invalid", "summer_time") if n == 1 else ()
+                    (again,) = decode(frame(octet, cot, ca, at, flags))
+                    assert again.details is first.details  # taken from the table
+                    codec._SHAPED.clear()  # the decode with nothing kept
+                    (fresh,) = decode(frame(octet, cot, ca, at, flags))
+                    assert again == fresh
+                    assert again.shape == fresh.shape
+                    assert (again.device_time, again.device_time_flags) == (at, flags)
+                    (first,) = decode(frame(octet, cot, ca, T - timedelta(hours=1), ()))
+                    checked += 1
+    assert checked == 256 * 5 * 2 * 3
+
+
+def test_an_unreadable_time_is_never_taken_from_a_shape() -> None:
+    element = b"\x01" + codec.encode_cp56(T)
+    decode(asdu(30, 3, CA, b"\xf3\x03\x00" + element, 1))  # the shape is known
+    broken = b"\x01" + b"\xff\xff" + codec.encode_cp56(T)[2:]  # 65535 ms
+    (obs,) = decode(asdu(30, 3, CA, b"\xf3\x03\x00" + broken, 1))
+    assert obs.device_time is None
+    assert obs.shape is None
+    assert "milliseconds 65535" in str(obs.details["time_error"])
+    assert "time_source" not in obs.details
+
+
+def test_one_shape_read_by_devices_of_different_common_addresses() -> None:
+    """Two devices' links share the table: CA 7's frame is "7:1011" to a device of CA 1
+    and "1011" to the device of CA 7, whichever decoded it first."""
+    frame = asdu(30, 3, 7, b"\xf3\x03\x00\x01" + codec.encode_cp56(T), 1)
+    for _ in range(2):
+        assert [o.address for o in decode(frame, own_ca=1)] == ["7:1011"]
+        assert [o.address for o in decode(frame, own_ca=7)] == ["1011"]

@@ -277,26 +277,27 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
     type_id, vsq = asdu[0], asdu[1]
     timed, shaped = type_id in CP56_TYPES, type_id in SHAPED_TYPES
     dui = asdu[:DUI_LEN]
+    head: _Head | None = None  # what all objects share, read only when one needs decoding
     out = []
     for ioa, element in _elements(asdu, vsq, ELEMENT_SIZE[type_id]):
-        when = shape = None
-        time_details: dict[str, Scalar] = {}
+        when = shape = time_error = None
         if timed:
             try:
                 when = decode_cp56(element[-7:])
-                time_details["time_source"] = "cp56"
             except DecodeError as exc:
-                time_details["time_error"] = str(exc)
+                time_error = str(exc)
         if shaped and when is not None:
             key = (dui, ioa, element[0], own_ca)
             parts = _SHAPED.get(key)
             if parts is None:
+                head = head or _head(asdu, own_ca)
                 if len(_SHAPED) >= SHAPED_LIMIT:
                     _SHAPED.clear()
-                parts = _SHAPED[key] = _parts(asdu, own_ca, ioa, element, time_details)
+                parts = _SHAPED[key] = _parts(head, ioa, element, timed, time_error)
             shape = (dui, ioa, element[0], when.flags)
         else:
-            parts = _parts(asdu, own_ca, ioa, element, time_details)
+            head = head or _head(asdu, own_ca)
+            parts = _parts(head, ioa, element, timed, time_error)
         address, value, quality, cause, cot_name, details, measurement = parts
         out.append(
             PointObservation(
@@ -316,6 +317,9 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
     return out
 
 
+# What an ASDU's objects share: their decoder, the address prefix ("" for the device's own
+# common address), type name and id, common address, the cause's details, cause and name.
+_Head = tuple[Callable[[bytes], Decoded], str, str, int, int, Mapping[str, Scalar], Cause, str]
 # An object's parts but its time: address, value, quality, cause, cause's name, details
 # (never changed once made: shared by every observation of a shape), measurement.
 _Parts = tuple[str, Scalar, tuple[str, ...], Cause, str, Mapping[str, Scalar], bool]
@@ -323,19 +327,26 @@ _SHAPED: dict[tuple[bytes, int, int, int], _Parts] = {}
 SHAPED_LIMIT = 4096  # shapes kept (a gateway's relays have a few per event point)
 
 
-def _parts(
-    asdu: bytes, own_ca: int, ioa: int, element: bytes, time_details: Mapping[str, Scalar]
-) -> _Parts:
-    type_id = asdu[0]
-    value, extras, quality, measurement = DECODERS[type_id](element)
-    ca = asdu[4] | asdu[5] << 8
+def _head(asdu: bytes, own_ca: int) -> _Head:
+    type_id, ca = asdu[0], asdu[4] | asdu[5] << 8
     cot_name, cause, flags = _COTS[asdu[2]]
+    prefix = "" if ca == own_ca else f"{ca}:"
+    return DECODERS[type_id], prefix, TYPE_NAMES[type_id], type_id, ca, flags, cause, cot_name
+
+
+def _parts(head: _Head, ioa: int, element: bytes, timed: bool, time_error: str | None) -> _Parts:
+    decode, prefix, type_name, type_id, ca, flags, cause, cot_name = head
+    value, extras, quality, measurement = decode(element)
     details: dict[str, Scalar] = {
-        "type": TYPE_NAMES[type_id], "type_id": type_id, "ioa": ioa, "common_address": ca,
-        **flags, **extras, **time_details,
+        "type": type_name, "type_id": type_id, "ioa": ioa, "common_address": ca,
+        **flags, **extras,
     }  # fmt: skip
-    address = str(ioa) if ca == own_ca else f"{ca}:{ioa}"
-    return address, value, quality, cause, cot_name, details, measurement
+    if timed:
+        if time_error is None:
+            details["time_source"] = "cp56"
+        else:
+            details["time_error"] = time_error
+    return f"{prefix}{ioa}", value, quality, cause, cot_name, details, measurement
 
 
 def _elements(asdu: bytes, vsq: int, size: int) -> list[tuple[int, bytes]]:

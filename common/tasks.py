@@ -32,10 +32,7 @@ async def finish_despite_cancel(job: Coroutine[Any, Any, None], grace_s: float) 
         await asyncio.shield(task)
     except asyncio.CancelledError:
         await asyncio.wait({task}, timeout=grace_s)
-        task.cancel()
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # retrieved: the stop goes on whatever the job's fate
+        await _cancel_and_drop(task)
         raise
 
 
@@ -55,9 +52,15 @@ async def cancel_safe(job: Awaitable[T]) -> T:
     try:
         await asyncio.wait({task})
     except asyncio.CancelledError:
-        task.cancel()
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # retrieved: the stop goes on whatever the job's fate
+        await _cancel_and_drop(task)
         raise
     return task.result()
+
+
+async def _cancel_and_drop(task: asyncio.Future[Any]) -> None:
+    """Cancel `task`, wait for its end, and drop its outcome: the stop goes on whatever
+    the job's fate (retrieved, so no "exception was never retrieved" either)."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()

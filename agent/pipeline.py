@@ -81,7 +81,7 @@ class Pipeline:
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
         saved = outbox.device_state()
-        self.replays = ReplayFilter(saved)
+        self.replays = ReplayFilter(outbox.recent_keys())
         self.shapes = PointShapes()
         self._hashes = {key: value for key, value in saved.items() if key[1].endswith("_hash")}
         self._settings: dict[str, dict[str, dict[str, Any]]] = {
@@ -99,29 +99,21 @@ class Pipeline:
             return
         records, state, new = self._records(observations)
         within = measurement_sets.commit_within(observations)  # periodic: may share a commit
-        try:
-            if records or state:
-                await self.outbox.append(records, state, within)
-        except BaseException:
-            self.replays.abandoned(new)
-            raise
+        if records or state:
+            await self.outbox.append(records, state, within, keys=new)
         self.replays.committed(new)
 
     def deliver_blocking(self, observations: Sequence[Observation]) -> None:
         records, state, new = self._records(observations)
-        try:
-            if records or state:
-                self.outbox.append_blocking(records, state)
-        except BaseException:
-            self.replays.abandoned(new)
-            raise
+        if records or state:
+            self.outbox.append_blocking(records, state, keys=new)
         self.replays.committed(new)
 
     def submit(self, observations: Sequence[Observation]) -> concurrent.futures.Future[None]:
         """`BackgroundSink`: queued for the outbox's next group commit, returns at once.
         Always queued, even with nothing to write, so the future keeps commit order."""
         records, state, new = self._records(observations)
-        future = self.outbox.submit(records, state)
+        future = self.outbox.submit(records, state, keys=new)
         future.add_done_callback(lambda done: self._committed(done, new))
         return future
 
@@ -135,18 +127,14 @@ class Pipeline:
         def committed(error: BaseException | None) -> None:
             if error is None:
                 self.replays.committed(new)
-            else:
-                self.replays.abandoned(new)
             done(error)
 
-        self.outbox.post(records, state, committed, commit_within_s)
+        self.outbox.post(records, state, committed, commit_within_s, keys=new)
 
     def _committed(self, done: concurrent.futures.Future[None], new: NewKeys) -> None:
         """A background commit ended: its events count as seen only if it succeeded."""
         if done.exception() is None:
             self.replays.committed(new)
-        else:
-            self.replays.abandoned(new)
 
     # --- agent-side records ---------------------------------------------------------------
 
@@ -211,7 +199,7 @@ class Pipeline:
                 record = self._pending(record, ctx.device_id)
             if record is not None:
                 records.append(record)
-        return records, [*state, *self.replays.state(new)], new
+        return records, state, new
 
     def _point(
         self, ctx: DeviceContext, obs: PointObservation, now: datetime, shape: Template | None

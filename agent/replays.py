@@ -10,9 +10,10 @@ committed (a hash of address, device time, value, quality and the protocol's ext
 drops an observation already in it: still acknowledged to the relay, since it is durable
 already. Answers to an interrogation are not filtered: each is a fresh report of a state.
 
-The window is committed with the records it covers (an outbox `StateUpdate`), and added
-to in memory only once that commit succeeded: a commit that failed leaves the event
-unknown, so its resend is stored (never lost for being "seen"). An event without a
+Each new event's key is stored with its record, in the same commit (the outbox's recent
+keys, gateway/outbox_keys.py, read back when the agent starts), and added to the window
+in memory only once that commit succeeded: a commit that failed stored neither and
+leaves the event unknown, so its resend is stored (never lost for being "seen"). An event without a
 device time cannot be told from a new one with the same value, so it always passes. The
 price: two events equal in all of the key within the window are one event here (a
 contact changing three times within the relay's time resolution, 1 ms in IEC 104); a
@@ -22,19 +23,16 @@ bench that stamped a whole loop turn's events alike met it (docs/performance.md)
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import deque
-from collections.abc import Mapping
-from functools import partial
+from collections.abc import Mapping, Sequence
 
-from gateway.outbox import StateUpdate
+from gateway import outbox_keys
 from protocols.observations import PointObservation
 
-STATE_NAME = "recent_events"
 # Enough for the frames a relay may send unacknowledged (IEC 104's k = 12 ASDUs) with
-# several objects each; a hash is 12 hex digits, so the state row stays ~2 KB.
-WINDOW = 128
+# several objects each: as many as the outbox keeps per device.
+WINDOW = outbox_keys.KEPT
 
 NewKeys = dict[str, list[str]]  # device id -> keys of this delivery, in order
 
@@ -86,25 +84,16 @@ def _details_text(details: Mapping[str, object]) -> str:
 class ReplayFilter:
     """Per device, the keys of the last `WINDOW` spontaneous events committed. On the hot
     path (one event per IEC 104 ASDU): the set of known keys is kept in step with the
-    window (a count per key) rather than rebuilt per commit, and the window's JSON is
-    written by joining the keys, which are hex digests (what `json.dumps` writes for them,
-    byte for byte)."""
+    window (a count per key) rather than rebuilt per commit."""
 
-    def __init__(self, saved: Mapping[tuple[str, str], str]) -> None:
+    def __init__(self, saved: Mapping[str, Sequence[str]]) -> None:
         self._lock = threading.Lock()
         self._recent: dict[str, deque[str]] = {}
         self._known: dict[str, dict[str, int]] = {}  # key -> times in the window
-        # Deliveries built but not yet committed, in the order they were queued (their
-        # `NewKeys`, by identity): several are in flight at once on the hot path.
-        self._pending: dict[int, NewKeys] = {}
-        for (device_id, name), value in saved.items():
-            if name == STATE_NAME:
-                # Only what `replay_key` makes can ever match: anything else read back
-                # (a row not written by this code) is left out of the window.
-                keys = [k for k in json.loads(value) if isinstance(k, str) and _plain(k)]
-                self._recent[device_id] = deque(maxlen=WINDOW)
-                self._known[device_id] = {}
-                self._add(device_id, keys)
+        for device_id, keys in saved.items():
+            # Only what `replay_key` makes can ever match: anything else read back (a row
+            # not written by this code) is left out of the window.
+            self._add(device_id, [k for k in keys if _plain(k)])
 
     def is_replay(self, device_id: str, key: str, new: NewKeys) -> bool:
         """Already committed, or already in this delivery; else noted in `new`."""
@@ -116,47 +105,19 @@ class ReplayFilter:
         pending.append(key)
         return False
 
-    def state(self, new: NewKeys) -> list[StateUpdate]:
-        """The windows as they will be once this delivery is committed. Written by the
-        outbox's writer inside that commit (a function, not a value): what was committed
-        before it and every delivery queued before it, which may still be in flight. A
-        window made now would miss those, and the writer keeps only a commit's last row
-        per device: after a crash their replays would be stored again."""
-        devices = [device_id for device_id, keys in new.items() if keys]
-        if not devices:
-            return []
-        with self._lock:
-            self._pending[id(new)] = new
-        return [
-            StateUpdate(device_id, STATE_NAME, partial(self._window, device_id, id(new)))
-            for device_id in devices
-        ]
-
-    def _window(self, device_id: str, token: int) -> str:
-        with self._lock:
-            window = list(self._recent.get(device_id, ()))
-            for queued, new in self._pending.items():
-                window.extend(new.get(device_id, ()))
-                if queued == token:
-                    break
-        return _json(window[-WINDOW:])
-
-    def abandoned(self, new: NewKeys) -> None:
-        """Its commit failed: its events stay unknown (a resend is stored)."""
-        with self._lock:
-            self._pending.pop(id(new), None)
-
     def committed(self, new: NewKeys) -> None:
+        """The delivery's commit, which stored its keys with its records, succeeded. (One
+        that failed stored neither: its events stay unknown, and a resend is stored.)"""
         with self._lock:
-            self._pending.pop(id(new), None)
             for device_id, keys in new.items():
-                if device_id not in self._recent:
-                    self._recent[device_id] = deque(maxlen=WINDOW)
-                    self._known[device_id] = {}
                 self._add(device_id, keys)
 
-    def _add(self, device_id: str, keys: list[str]) -> None:
-        recent, known = self._recent[device_id], self._known[device_id]
+    def _add(self, device_id: str, keys: Sequence[str]) -> None:
+        recent = self._recent.get(device_id)
+        if recent is None:
+            recent = self._recent[device_id] = deque(maxlen=WINDOW)
+            self._known[device_id] = {}
+        known = self._known[device_id]
         for key in keys:
             if len(recent) == WINDOW:
                 old = recent.popleft()
@@ -170,8 +131,3 @@ class ReplayFilter:
 
 def _plain(key: str) -> bool:
     return key.isascii() and key.isalnum()
-
-
-def _json(window: list[str]) -> str:
-    """`json.dumps(window)`, for `_plain` keys (nothing to escape)."""
-    return '["' + '", "'.join(window) + '"]' if window else "[]"

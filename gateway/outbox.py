@@ -31,12 +31,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway import outbox_keys, outbox_writer
 from gateway import outbox_retention as retention
-from gateway import outbox_writer
+from gateway.outbox_keys import Keys
 from gateway.outbox_reads import NEAR_CAP_FRACTION, OutboxReads
 from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
     INDEXES,
+    NO_KEYS,
     SCHEMA,
     UPSERT_STATE,
     Done,
@@ -96,6 +98,7 @@ class Outbox(OutboxReads):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._wakeups = outbox_writer.LoopWakeups()
+        self._keys = outbox_keys.RecentKeys()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -113,6 +116,7 @@ class Outbox(OutboxReads):
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)",
                 (str(self.session),),
             )
+        self._keys.open(conn)
         self._depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         self._bulk_depth = conn.execute("SELECT COUNT(*) FROM bulk").fetchone()[0]
         self._usage = retention.usage_of(conn)
@@ -158,9 +162,9 @@ class Outbox(OutboxReads):
     # --- writing ---------------------------------------------------------------------
 
     def submit(
-        self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()
+        self, records: Sequence[Pending], state: Sequence[StateUpdate] = (), keys: Keys = NO_KEYS
     ) -> concurrent.futures.Future[None]:
-        return self._queued(WriteOp(records, state))
+        return self._queued(WriteOp(records, state, keys=keys))
 
     def post(
         self,
@@ -168,10 +172,12 @@ class Outbox(OutboxReads):
         state: Sequence[StateUpdate],
         done: Done,
         commit_within_s: float = 0.0,
+        keys: Keys = NO_KEYS,
     ) -> None:
         """`submit` without a Future: `done(None or the error)` on the writer, in order
         (within `commit_within_s` if the records may wait for others to share a commit)."""
-        self._queued(WriteOp(records, state, done=done, due=outbox_writer.due(commit_within_s)))
+        due = outbox_writer.due(commit_within_s)
+        self._queued(WriteOp(records, state, keys=keys, done=done, due=due))
 
     def _queued(self, op: WriteOp) -> concurrent.futures.Future[None]:
         if self._closed:
@@ -182,24 +188,25 @@ class Outbox(OutboxReads):
         return op.future  # type: ignore[return-value]  # None only for `post`
 
     def append_blocking(
-        self, records: Sequence[Pending], state: Sequence[StateUpdate] = ()
+        self, records: Sequence[Pending], state: Sequence[StateUpdate] = (), keys: Keys = NO_KEYS
     ) -> None:
         """From any thread: returns once the records are committed; raises OutboxFull
         when they cannot be stored."""
-        self.submit(records, state).result()
+        self.submit(records, state, keys).result()
 
     async def append(
         self,
         records: Sequence[Pending],
         state: Sequence[StateUpdate] = (),
         commit_within_s: float = 0.0,
+        keys: Keys = NO_KEYS,
     ) -> None:
         """From the event loop: returns once the records are committed (within
         `commit_within_s` if they may wait for others to share the commit, else at once);
         raises OutboxFull when they cannot be stored."""
         future = asyncio.get_running_loop().create_future()
         done, due = self._wakeups.done_for(future), outbox_writer.due(commit_within_s)
-        self._queued(WriteOp(records, state, done=done, due=due))
+        self._queued(WriteOp(records, state, keys=keys, done=done, due=due))
         await future
 
     async def acknowledge(
@@ -343,6 +350,7 @@ class Outbox(OutboxReads):
             insert_rows(conn, f"INSERT INTO bulk {columns})", bulk)
             head = "INSERT INTO device_state (device_id, name, value)"
             insert_rows(conn, head, latest_states(ops), UPSERT_STATE)
+            self._keys.insert(conn, outbox_keys.flatten([op.keys for op in ops]))
             evicted, fits = retention.evict(conn, usage, self.max_records, self.max_bytes)
             if not fits and (rows or bulk):
                 raise OutboxFull(
@@ -367,28 +375,3 @@ class Outbox(OutboxReads):
             )
         if (rows or bulk) and self._loop is not None and self._new_rows is not None:
             self._loop.call_soon_threadsafe(self._new_rows.set)
-
-    # --- reading (event loop) ----------------------------------------------------------
-
-    def expect_rows(self) -> None:
-        """Forget earlier wake-ups: call before reading, then `wait_for_rows`."""
-        assert self._new_rows is not None, "bind_loop() first"
-        self._new_rows.clear()
-
-    async def wait_for_rows(self) -> None:
-        """Sleep until the writer commits new rows (since `expect_rows`); callers bound it
-        with a timeout."""
-        assert self._new_rows is not None, "bind_loop() first"
-        await self._new_rows.wait()
-
-    @property
-    def writer_alive(self) -> bool:
-        return self._writer is not None and self._writer.is_alive()
-
-    @property
-    def depth(self) -> int:
-        return self._depth
-
-    @property
-    def bulk_depth(self) -> int:
-        return self._bulk_depth

@@ -1,11 +1,15 @@
 """The outbox's reading side, used from the event loop: the rows in order, what is still
-held, per-device state. One connection of its own: WAL readers never block the writer."""
+held, per-device state and recent event keys. One connection of its own: WAL readers
+never block the writer."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 
+from gateway import outbox_keys
 from gateway.outbox_retention import Usage
 from gateway.outbox_rows import Row
 
@@ -13,10 +17,15 @@ NEAR_CAP_FRACTION = 0.9
 
 
 class OutboxReads:
-    """Mixed into `Outbox`, which opens `_reader` and keeps `_usage` and the caps."""
+    """Mixed into `Outbox`, which opens `_reader`, runs `_writer` (which sets
+    `_new_rows`), and keeps `_usage`, the depths and the caps."""
 
     _reader: sqlite3.Connection | None
     _usage: Usage
+    _new_rows: asyncio.Event | None
+    _writer: threading.Thread | None
+    _depth: int
+    _bulk_depth: int
     max_records: int
     max_bytes: int
 
@@ -59,6 +68,34 @@ class OutboxReads:
         assert self._reader is not None
         cur = self._reader.execute("SELECT device_id, name, value FROM device_state")
         return {(d, n): v for d, n, v in cur.fetchall()}
+
+    def recent_keys(self) -> dict[str, list[str]]:
+        """Per device, the keys of the last events stored, oldest first (outbox_keys.py)."""
+        assert self._reader is not None
+        return outbox_keys.read(self._reader)
+
+    def expect_rows(self) -> None:
+        """Forget earlier wake-ups: call before reading, then `wait_for_rows`."""
+        assert self._new_rows is not None, "bind_loop() first"
+        self._new_rows.clear()
+
+    async def wait_for_rows(self) -> None:
+        """Sleep until the writer commits new rows (since `expect_rows`); callers bound it
+        with a timeout."""
+        assert self._new_rows is not None, "bind_loop() first"
+        await self._new_rows.wait()
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def bulk_depth(self) -> int:
+        return self._bulk_depth
 
     @property
     def size_bytes(self) -> int:

@@ -8,8 +8,9 @@ import concurrent.futures
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from gateway.wire import AckRange
 
@@ -73,9 +74,7 @@ class StateUpdate:
 
     device_id: str
     name: str
-    # Or a function the writer calls inside the commit, for a value that depends on what
-    # was committed before it (the replay window: agent/replays.py).
-    value: str | Callable[[], str]
+    value: str
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -104,6 +103,7 @@ def settle(future: concurrent.futures.Future[None], error: BaseException | None)
 
 
 Done = Callable[[BaseException | None], None]  # a posted write's outcome (None: committed)
+NO_KEYS: Mapping[str, Sequence[str]] = MappingProxyType({})
 
 
 class WriteOp:
@@ -111,7 +111,8 @@ class WriteOp:
     (the IEC 104 hot path: no Future, no lock per write), to `done` on the writer thread."""
 
     __slots__ = (
-        "ack_bulk_ids", "acks", "done", "due", "future", "probe", "records", "removed", "state"
+        "ack_bulk_ids", "acks", "done", "due", "future", "keys", "probe", "records", "removed",
+        "state",
     )  # fmt: skip
 
     def __init__(
@@ -119,6 +120,7 @@ class WriteOp:
         records: Sequence[Pending] = (),
         state: Sequence[StateUpdate] = (),
         *,
+        keys: Mapping[str, Sequence[str]] = NO_KEYS,
         acks: Sequence[AckRange] = (),
         ack_bulk_ids: Sequence[int] = (),
         probe: bool = False,
@@ -129,6 +131,7 @@ class WriteOp:
         self.probe = probe  # a write to learn whether the outbox stores again
         self.records = records
         self.state = state
+        self.keys = keys  # per device, the keys of new events among `records` (outbox_keys.py)
         self.acks = acks
         self.ack_bulk_ids = ack_bulk_ids
         self.removed = 0
@@ -153,10 +156,7 @@ def latest_states(ops: Sequence[WriteOp]) -> list[tuple[str, str, str]]:
     """(device_id, name, value) to write for a group: one row per device and name, the
     last one queued (an earlier one would be replaced in the same transaction anyway)."""
     latest = {(s.device_id, s.name): s.value for op in ops for s in op.state}
-    return [
-        (device_id, name, value if isinstance(value, str) else value())
-        for (device_id, name), value in latest.items()
-    ]
+    return [(device_id, name, value) for (device_id, name), value in latest.items()]
 
 
 # Rows per multi-row INSERT: 7 columns make 448 variables, far under SQLite's 32,766.

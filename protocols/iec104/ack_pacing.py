@@ -26,8 +26,6 @@ k = 12 frames last at 2,000/s), and confirmations are not delayed by it.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -121,29 +119,17 @@ class ReadGather:
 
 class DurableMark:
     """The durable watermark: every token up to `token` is durable. Raised from any thread
-    (the outbox's writer); wakes the guard loop's thread through `reader`, once while a wake-up
-    is on its way (the thread reads the mark after `woken`)."""
+    (the outbox's writer), read on the guard loop's thread; the raiser then wakes that
+    thread (`GuardLoop.notify`)."""
 
     def __init__(self) -> None:
         self.token = 0
-        self._lock = threading.Lock()  # `token`, `_woken`; never held during I/O
-        self._woken = False
-        self.reader, self._writer = socket.socketpair()
-        self._writer.setblocking(False)
+        self._lock = threading.Lock()
 
-    def raise_to(self, token: int) -> None:
+    def raise_to(self, token: int) -> bool:
+        """Whether the mark rose (a token at or below it changes nothing)."""
         with self._lock:
             if token <= self.token:
-                return
-            self.token, woken, self._woken = token, self._woken, True
-        if not woken:
-            with contextlib.suppress(OSError):  # closed
-                self._writer.send(b"\0")
-
-    def woken(self) -> None:
-        with self._lock:
-            self._woken = False
-
-    def close(self) -> None:
-        self.reader.close()
-        self._writer.close()
+                return False
+            self.token = token
+            return True

@@ -171,8 +171,8 @@ class ApduGuard:
         """From any thread: the ASDU with this token, and everything handed to the outbox
         before it, is durable. Never blocks (the outbox's writer thread calls it)."""
         session = self._session
-        if session is not None and not self.is_cut:
-            session.mark.raise_to(token)
+        if session is not None and not self.is_cut and session.mark.raise_to(token):
+            session.loop.notify(session)
 
     def next_token(self) -> int:
         self._token += 1

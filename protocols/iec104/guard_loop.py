@@ -12,6 +12,10 @@ What it asks of a client (`guard_session.Session`), all on this thread:
   read when the socket is readable, `b""` once it is closed; `pause(sock)` / `resume(sock)`
   leave a watched socket alone for a while (a bursting relay's gather);
 - `wake_at(client, when)`: `client.timer()` at `when` (monotonic), None for never;
+- `notify(client)`, from any thread: `client.notified()` soon on this thread (the outbox's
+  writer, once a commit made a relay's frames durable). One wake-up of this thread for
+  every client notified before it got to them: a commit that covers 20 relays costs one
+  write to the loop's socket, not one socket pair and one read per relay;
 - `client.closed(error)` once a handler or the timer raised: the client must `unwatch` its
   sockets and close them. The other clients go on.
 
@@ -39,6 +43,8 @@ SEND_TIMEOUT_S = 1.0  # a send to a relay or to c104 blocks every link at most t
 class Client(Protocol):
     def timer(self) -> None: ...
 
+    def notified(self) -> None: ...
+
     def closed(self, error: BaseException) -> None: ...
 
 
@@ -54,6 +60,7 @@ class GuardLoop:
         self._wake_w.setblocking(False)
         self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
         self._calls: deque[Callable[[], None]] = deque()
+        self._notified: dict[Client, None] = {}  # in the order notified, each once
         self._due: dict[Client, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -67,6 +74,18 @@ class GuardLoop:
                 self._thread = threading.Thread(target=self._run, name="apdu-guards", daemon=True)
                 self._thread.start()
             self._calls.append(call)
+        self._wake()
+
+    def notify(self, client: Client) -> None:
+        """`client.notified()` on the loop's thread, once however often it is notified
+        before then (a client of this loop: the thread runs)."""
+        with self._lock:
+            first = not self._notified
+            self._notified[client] = None
+        if first:  # else the wake-up for the first one is on its way
+            self._wake()
+
+    def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # a wake-up is on its way already
             self._wake_w.send(b"\0")
 
@@ -142,6 +161,13 @@ class GuardLoop:
                 call()
             except Exception:
                 log.exception("a guard's call on the guard loop failed")
+        with self._lock:
+            notified, self._notified = self._notified, {}
+        for client in notified:
+            try:
+                client.notified()
+            except Exception as exc:  # noqa: BLE001 - this client ends, the rest go on
+                self._close(client, exc)
 
     def _close(self, client: Client, error: BaseException) -> None:
         self._due.pop(client, None)

@@ -75,7 +75,6 @@ class Session:
             return
         loop.watch(self.upstream, self, self._from_relay)
         loop.watch(self.master, self, self._from_master)
-        loop.watch(self.mark.reader, self, self._from_mark)
         self.watching_relay = True
 
     def _from_relay(self, data: bytes) -> None:
@@ -84,13 +83,19 @@ class Session:
     def _from_master(self, data: bytes) -> None:
         self._take(data, self._on_master)
 
-    def _from_mark(self, data: bytes) -> None:
-        self._take(data, self._on_durable)
-
     def _take(self, data: bytes, handler: Callable[[bytes], None]) -> None:
         if not data or self.guard.is_cut:
             raise GuardClosed(self.guard.last_error or "connection closed")
         handler(data)
+        self._reschedule()
+
+    def notified(self) -> None:
+        """The durable mark rose (`ApduGuard.durable_through`)."""
+        if self.ended:  # closed after it was notified
+            return
+        if self.guard.is_cut:
+            raise GuardClosed(self.guard.last_error or "connection closed")
+        self._on_durable()
         self._reschedule()
 
     def timer(self) -> None:
@@ -120,10 +125,9 @@ class Session:
         if self.ended:
             return
         self.ended = True
-        for sock in (self.upstream, self.master, self.mark.reader):
+        for sock in (self.upstream, self.master):
             self.loop.unwatch(sock)
         self.loop.wake_at(self, None)
-        self.mark.close()
         self.guard.connection_ended(self, error)
 
     # relay -> c104
@@ -246,8 +250,7 @@ class Session:
             self.undurable.popleft()
         return self.undurable[0][0] if self.undurable else self.stored_vr
 
-    def _on_durable(self, _: bytes) -> None:
-        self.mark.woken()
+    def _on_durable(self) -> None:
         with self.lock:
             nr = self._limit()
             if self.pacer.now(self._confirmable(nr)):

@@ -20,6 +20,8 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 
+from gateway.outbox_rows import insert_rows
+
 KEPT = 128  # per device: enough for IEC 104's k = 12 unacknowledged ASDUs of several objects
 TRIM_FLOOR = 4096  # rows: below this the table is never trimmed
 LEGACY_STATE = "recent_events"  # the device_state row of the earlier form (a JSON list)
@@ -65,8 +67,8 @@ class RecentKeys:
 
     def insert(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
         """In the writer's transaction: (device_id, key) rows, then a trim if it is due."""
-        if keys:
-            conn.executemany("INSERT INTO recent_keys (device_id, key) VALUES (?, ?)", keys)
+        if keys:  # one statement step per chunk, as the records (outbox_rows.insert_rows)
+            insert_rows(conn, "INSERT INTO recent_keys (device_id, key)", keys)
             self.rows += len(keys)
         if self.rows > self._trim_at:
             conn.execute(_TRIM, (KEPT,))

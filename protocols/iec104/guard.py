@@ -27,7 +27,7 @@ yet durable in the outbox. The outbox's writer reports each ASDU's token durable
 group commit returns (`durable_through`: a token covers all before it), and the guard
 sends an S-frame once `w` = 8 frames are durable and unconfirmed, or 5 ms after the first
 of them (`ack_pacing.py`), so a relay with a backlog sends in bursts and its window
-(k = 12) keeps moving. A bursting relay is read every 2 ms, not per frame (`ReadGather`).
+(k = 12) keeps moving. A bursting relay is read every 4 ms, not per frame (`ReadGather`).
 
 `cut(reason)` ends the connection from any thread at once and lets nothing more from c104
 through: the link calls it when the sink fails, so that frame is never acknowledged.

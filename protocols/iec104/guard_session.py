@@ -4,9 +4,12 @@ back from the relay until it is durable, and when to confirm it; guard.py says w
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import socket
 import struct
+import termios
 import threading
 import time
 from collections import deque
@@ -150,7 +153,7 @@ class Session:
             del buffer[:offset]
         if kept:
             self.kept = []
-            self._hand_on(kept)  # before c104 could see what followed them (an ACT_TERM)
+            self._hand_on(kept, len(data))  # before c104 could see what followed them (an ACT_TERM)
         if out:
             self.master.sendall(out)
 
@@ -196,14 +199,17 @@ class Session:
                 guard.diverted,
             )
 
-    def _hand_on(self, kept: list[tuple[bytes, str]]) -> None:
+    def _hand_on(self, kept: list[tuple[bytes, str]], read: int) -> None:
+        """This read's frames (`read` bytes) to the link, then whether to gather."""
         guard = self.guard
-        self.gather.read((self.relay_vr - self.sent_nr) % SEQ_MOD)
         try:
             guard.on_asdus(kept, self.token, self.pacer.commit_now(self.relay_vr, self.sent_nr))
         except Exception as exc:  # noqa: BLE001 - not stored: end before anything confirms it
             guard.cut(f"could not store an ASDU: {type(exc).__name__}: {exc}")
             raise GuardClosed(guard.last_error) from None
+        # After the decoding: a relay sending back to back has its next frames here by now.
+        waiting = (self.relay_vr - self.sent_nr) % SEQ_MOD
+        self.gather.read(waiting, _pending(self.upstream) >= read)
 
     # c104 -> relay
 
@@ -270,3 +276,15 @@ class Session:
             self.upstream.sendall(bytes([0x68, 4, 0x01, 0]) + struct.pack("<H", nr << 1))
             self.sent_nr = nr
             self.pacer.sent()
+
+
+_PENDING = array.array("i", [0])  # FIONREAD's answer; the guard loop's thread only
+
+
+def _pending(sock: socket.socket) -> int:
+    """Bytes waiting in the socket's receive buffer (FIONREAD; never blocks)."""
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, _PENDING, True)
+    except (OSError, ValueError):  # closed meanwhile (its number is then -1)
+        return 0
+    return _PENDING[0]

@@ -1,9 +1,14 @@
-"""When the guard confirms durable frames: at `every` of them at once, else after the delay."""
+"""When the guard confirms durable frames (at `every` of them at once, else after the
+delay), and when it reads a bursting relay."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
+from protocols.iec104 import guard_session
 from protocols.iec104.ack_pacing import AckPacer, DurableMark, ReadGather
 
 
@@ -86,3 +91,34 @@ def test_a_burst_is_read_every_gather_s_while_the_relay_can_still_send() -> None
     clock.t += 0.003
     gather.read(1)  # the relay paused longer than gather_s: its burst is over
     assert gather.remaining() == 0.0
+
+
+def test_a_relay_sending_back_to_back_is_read_on_not_gathered() -> None:
+    """A relay with a backlog sends its window at once: when as much has come again while
+    a read was handled, the rest of the window is read at once, not held for gather_s."""
+    clock = Clock()
+    gather = ReadGather(every=8, gather_s=0.004, clock=clock)
+    gather.read(3)
+    clock.t += 0.0001
+    gather.read(5, more=True)  # within gather_s, but the next frames are already there
+    assert gather.remaining() == 0.0
+    clock.t += 0.0001
+    gather.read(6)  # they stopped coming faster than they are read: a burst, gathered
+    assert gather.remaining() == pytest.approx(0.004)
+
+
+def test_the_bytes_waiting_in_a_relays_socket_are_counted_without_reading_them() -> None:
+    a, b = socket.socketpair()
+    try:
+        assert guard_session._pending(b) == 0
+        a.sendall(b"\x68\x04\x01\x00\x02\x00" * 3)
+        deadline = time.monotonic() + 5
+        while guard_session._pending(b) < 18 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert guard_session._pending(b) == 18
+        assert b.recv(100) == b"\x68\x04\x01\x00\x02\x00" * 3  # still all there
+        assert guard_session._pending(b) == 0
+    finally:
+        a.close()
+        b.close()
+    assert guard_session._pending(b) == 0  # closed: nothing, no error

@@ -122,7 +122,11 @@ async def run_case(
     profile_to: Path | None = None,
     gil_only: bool = False,
     threads: bool = False,
+    agent_from: Path = ROOT,
 ) -> Result:
+    """One case read by one master (`side`: "agent" or "bare"); the agent runs from
+    `agent_from`, a checkout whose packages shadow the installed ones (`python -m` puts the
+    working directory first on the path: bench/interleave_revs.py)."""
     work = root / f"{case.name}-{side}-{time.monotonic_ns()}"
     work.mkdir()
     outstation, base_port = await start_outstation(case, work)
@@ -143,7 +147,7 @@ async def run_case(
         master = subprocess.Popen(
             [*pinned(), sys.executable, "-m", "agent.cli", "run", "--config", str(config),
              "--log-level", "warning"],
-            stdout=(work / "agent.log").open("a"), stderr=subprocess.STDOUT, cwd=ROOT,
+            stdout=(work / "agent.log").open("a"), stderr=subprocess.STDOUT, cwd=agent_from,
             env=naming_env() if threads else None,
         )  # fmt: skip
     else:

@@ -23,7 +23,8 @@ submitted together. A frame that arrives alone is read at once; a burst's frames
 read at most `gather_s` late (4 ms, against the relay's t1 of 15 s and the 6 ms that
 k = 12 frames last at 2,000/s), and confirmations are not delayed by it. 4 ms rather than
 2: a relay at 2,000/s is then read once per w = 8 frames, each read one commit, instead of
-twice (one link 20 % and 20 links 7 % less CPU per event, docs/performance.md). Not while
+twice (one link about 5 % less CPU per event in rounds interleaved with the order rotating,
+and a quarter fewer voluntary switches of the guard's thread: docs/performance.md). Not while
 as much has come again as a read took (`more`): a relay with a backlog sends its k frames
 back to back and then waits, and holding the rest of its window for 4 ms halved its
 drain rate.

@@ -13,11 +13,12 @@ already. Answers to an interrogation are not filtered: each is a fresh report of
 Each new event's key is stored with its record, in the same commit (the outbox's recent
 keys, gateway/outbox_keys.py, read back when the agent starts), and added to the window
 in memory only once that commit succeeded: a commit that failed stored neither and
-leaves the event unknown, so its resend is stored (never lost for being "seen"). An event without a
-device time cannot be told from a new one with the same value, so it always passes. The
-price: two events equal in all of the key within the window are one event here (a
-contact changing three times within the relay's time resolution, 1 ms in IEC 104); a
-bench that stamped a whole loop turn's events alike met it (docs/performance.md).
+leaves the event unknown, so its resend is stored (never lost for being "seen"). An
+event without a device time cannot be told from a new one with the same value, so it
+always passes. The price: two events equal in all of the key within the window are one
+event here (a contact changing three times within the relay's time resolution, 1 ms in
+IEC 104); a bench that stamped a whole loop turn's events alike met it
+(docs/performance.md).
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ from pathlib import Path
 
 from gateway import outbox_keys, outbox_writer
 from gateway import outbox_retention as retention
-from gateway.outbox_keys import Keys
 from gateway.outbox_reads import NEAR_CAP_FRACTION, OutboxReads
 from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
@@ -42,6 +41,7 @@ from gateway.outbox_rows import (
     SCHEMA,
     UPSERT_STATE,
     Done,
+    Keys,
     OutboxClosed,
     Pending,
     Row,

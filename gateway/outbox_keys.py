@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from gateway.outbox_rows import insert_rows
+from gateway.outbox_rows import Keys, insert_rows
 
 KEPT = 128  # per device: enough for IEC 104's k = 12 unacknowledged ASDUs of several objects
 TRIM_FLOOR = 4096  # rows: below this the table is never trimmed
@@ -34,9 +34,7 @@ CREATE TABLE IF NOT EXISTS recent_keys (
     key TEXT NOT NULL
 );
 """
-
-Keys = Mapping[str, Sequence[str]]  # device id -> keys of new events, in order
-
+_INSERT = "INSERT INTO recent_keys (device_id, key)"
 _TRIM = """
 DELETE FROM recent_keys WHERE id IN (
     SELECT id FROM (
@@ -69,7 +67,7 @@ class RecentKeys:
     def insert(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
         """In the writer's transaction: (device_id, key) rows, then a trim if it is due."""
         if keys:  # one statement step per chunk, as the records (outbox_rows.insert_rows)
-            insert_rows(conn, "INSERT INTO recent_keys (device_id, key)", keys)
+            insert_rows(conn, _INSERT, keys)
             self.rows += len(keys)
         if self.rows > self._trim_at:
             conn.execute(_TRIM, (KEPT,))
@@ -106,6 +104,5 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 keys = []
             if not isinstance(keys, list):
                 keys = []
-            rows = [(device_id, k) for k in keys if isinstance(k, str)]
-            conn.executemany("INSERT INTO recent_keys (device_id, key) VALUES (?, ?)", rows)
+            insert_rows(conn, _INSERT, [(device_id, k) for k in keys if isinstance(k, str)])
         conn.execute("DELETE FROM device_state WHERE name = ?", (LEGACY_STATE,))

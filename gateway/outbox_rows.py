@@ -103,7 +103,8 @@ def settle(future: concurrent.futures.Future[None], error: BaseException | None)
 
 
 Done = Callable[[BaseException | None], None]  # a posted write's outcome (None: committed)
-NO_KEYS: Mapping[str, Sequence[str]] = MappingProxyType({})
+Keys = Mapping[str, Sequence[str]]  # device id -> keys of new events, in order (outbox_keys)
+NO_KEYS: Keys = MappingProxyType({})
 
 
 class WriteOp:
@@ -120,7 +121,7 @@ class WriteOp:
         records: Sequence[Pending] = (),
         state: Sequence[StateUpdate] = (),
         *,
-        keys: Mapping[str, Sequence[str]] = NO_KEYS,
+        keys: Keys = NO_KEYS,
         acks: Sequence[AckRange] = (),
         ack_bulk_ids: Sequence[int] = (),
         probe: bool = False,

@@ -112,13 +112,14 @@ class ReadGather:
         self._clock = clock
         self._ready = float("-inf")  # when the guard last was, or will be, ready to read
 
-    def read(self, waiting: int, more: bool = False) -> None:
+    def read(self, waiting: int, more: Callable[[], bool] = lambda: False) -> None:
         """A read of the relay brought frames for the link; `waiting` of the relay's frames
-        now wait for a confirmation; `more`: as much again has come meanwhile (the relay
+        now wait for a confirmation; `more()`: as much again has come meanwhile (the relay
         sends back to back, as one with a backlog does, and will stop at k: holding its
-        frames back would only hold the relay)."""
+        frames back would only hold the relay). Asked last, only when the read would
+        otherwise start a gather (a system call)."""
         now = self._clock()
-        bursting = waiting < self.every and not more and now - self._ready < self.gather_s
+        bursting = waiting < self.every and now - self._ready < self.gather_s and not more()
         self._ready = now + self.gather_s if bursting else now
 
     def remaining(self) -> float:

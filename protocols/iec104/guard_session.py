@@ -88,7 +88,7 @@ class Session:
 
     def _take(self, data: bytes, handler: Callable[[bytes], None]) -> None:
         if not data or self.guard.is_cut:
-            raise GuardClosed(self.guard.last_error or "connection closed")
+            raise self._ended_error()
         handler(data)
         self._reschedule()
 
@@ -97,9 +97,12 @@ class Session:
         if self.ended:  # closed after it was notified
             return
         if self.guard.is_cut:
-            raise GuardClosed(self.guard.last_error or "connection closed")
+            raise self._ended_error()
         self._on_durable()
         self._reschedule()
+
+    def _ended_error(self) -> GuardClosed:
+        return GuardClosed(self.guard.last_error or "connection closed")
 
     def timer(self) -> None:
         """The confirmation's deadline, or the end of a gather."""
@@ -209,7 +212,7 @@ class Session:
             raise GuardClosed(guard.last_error) from None
         # After the decoding: a relay sending back to back has its next frames here by now.
         waiting = (self.relay_vr - self.sent_nr) % SEQ_MOD
-        self.gather.read(waiting, _pending(self.upstream) >= read)
+        self.gather.read(waiting, lambda: _pending(self.upstream) >= read)
 
     # c104 -> relay
 

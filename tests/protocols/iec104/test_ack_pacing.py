@@ -100,7 +100,7 @@ def test_a_relay_sending_back_to_back_is_read_on_not_gathered() -> None:
     gather = ReadGather(every=8, gather_s=0.004, clock=clock)
     gather.read(3)
     clock.t += 0.0001
-    gather.read(5, more=True)  # within gather_s, but the next frames are already there
+    gather.read(5, more=lambda: True)  # within gather_s, but the next frames are already there
     assert gather.remaining() == 0.0
     clock.t += 0.0001
     gather.read(6)  # they stopped coming faster than they are read: a burst, gathered

@@ -22,7 +22,6 @@ trip never waits behind more than one chunk.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -40,6 +39,7 @@ _CHUNK_INDEX = re.compile(rb'"index":(\d+)')
 # (gateway/outbox_writer.py): only the count of records awaiting acknowledgement lags.
 # A disturbance chunk's goes at once: the next chunk leaves only after it.
 ACK_COMMIT_WITHIN_S = 0.05
+IDLE_CHECK_S = 1.0  # an idle forwarder looks at its acknowledgement timeout this often
 
 
 @dataclass
@@ -160,7 +160,7 @@ class Forwarder:
         self.rewind()
         while True:
             self._wake.clear()
-            self.outbox.expect_rows()
+            self.outbox.expect_rows(self._wake)
             room = self._room(s.max_in_flight * s.max_records_per_message)
             rows = self.outbox.read(room, self.cursor) if room > 0 else []
             if rows:
@@ -189,15 +189,13 @@ class Forwarder:
             self.rewind()
             self._timeout = min(2 * self._timeout, self.settings.ack_timeout_max_s)
             return
-        new_rows = asyncio.ensure_future(self.outbox.wait_for_rows())
-        woken = asyncio.ensure_future(self._wake.wait())
+        # One event for new rows (the outbox sets it), acknowledgements and this timer:
+        # a turn costs no task, as waiting on several awaitables would.
+        timer = asyncio.get_running_loop().call_later(IDLE_CHECK_S, self._wake.set)
         try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await asyncio.wait((new_rows, woken), return_when=asyncio.FIRST_COMPLETED)
+            await self._wake.wait()
         finally:
-            new_rows.cancel()
-            woken.cancel()
+            timer.cancel()
         # Linger a moment: under a trickle, rows arriving together leave together.
         await asyncio.sleep(self.settings.linger_s)
 

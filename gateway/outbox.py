@@ -94,7 +94,8 @@ class Outbox(OutboxReads):
         self._queue = outbox_writer.WriteQueue()
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
-        self._new_rows: asyncio.Event | None = None
+        self._rows_wanted: asyncio.Event | None = None  # set on the next commit of rows
+        self._rows_wanted_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._wakeups = outbox_writer.LoopWakeups()
@@ -155,9 +156,8 @@ class Outbox(OutboxReads):
         return conn
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Let the forwarder be woken when rows arrive."""
+        """Let the forwarder be woken when rows arrive (`expect_rows`)."""
         self._loop = loop
-        self._new_rows = asyncio.Event()
 
     # --- writing ---------------------------------------------------------------------
 
@@ -373,5 +373,5 @@ class Outbox(OutboxReads):
                 evicted.bytes,
                 ", ".join(f"{n} {k}" for k, n in sorted(evicted.by_kind.items())),
             )
-        if (rows or bulk) and self._loop is not None and self._new_rows is not None:
-            self._loop.call_soon_threadsafe(self._new_rows.set)
+        if rows or bulk:
+            self._wake_reader()

@@ -17,12 +17,14 @@ NEAR_CAP_FRACTION = 0.9
 
 
 class OutboxReads:
-    """Mixed into `Outbox`, which opens `_reader`, runs `_writer` (which sets
-    `_new_rows`), and keeps `_usage`, the depths and the caps."""
+    """Mixed into `Outbox`, which opens `_reader`, runs `_writer` (which sets the event
+    in `_rows_wanted`), and keeps `_usage`, the depths and the caps."""
 
     _reader: sqlite3.Connection | None
     _usage: Usage
-    _new_rows: asyncio.Event | None
+    _loop: asyncio.AbstractEventLoop | None
+    _rows_wanted: asyncio.Event | None
+    _rows_wanted_lock: threading.Lock
     _writer: threading.Thread | None
     _depth: int
     _bulk_depth: int
@@ -74,16 +76,21 @@ class OutboxReads:
         assert self._reader is not None
         return outbox_keys.read(self._reader)
 
-    def expect_rows(self) -> None:
-        """Forget earlier wake-ups: call before reading, then `wait_for_rows`."""
-        assert self._new_rows is not None, "bind_loop() first"
-        self._new_rows.clear()
+    def expect_rows(self, wake: asyncio.Event) -> None:
+        """Have `wake` set (on the bound loop) when the writer next commits rows: once, for
+        the first commit after this call. Call it before reading, so that rows committed
+        after the read still wake the reader. A commit nobody waits for wakes no loop: the
+        forwarder, busy sending or lingering, is not woken for every commit."""
+        assert self._loop is not None, "bind_loop() first"
+        with self._rows_wanted_lock:
+            self._rows_wanted = wake
 
-    async def wait_for_rows(self) -> None:
-        """Sleep until the writer commits new rows (since `expect_rows`); callers bound it
-        with a timeout."""
-        assert self._new_rows is not None, "bind_loop() first"
-        await self._new_rows.wait()
+    def _wake_reader(self) -> None:
+        """On the writer thread, after a commit that stored rows."""
+        with self._rows_wanted_lock:
+            wake, self._rows_wanted = self._rows_wanted, None
+        if wake is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(wake.set)
 
     @property
     def writer_alive(self) -> bool:

@@ -162,6 +162,7 @@ def latest_states(ops: Sequence[WriteOp]) -> list[tuple[str, str, str]]:
 
 # Rows per multi-row INSERT: 7 columns make 448 variables, far under SQLite's 32,766.
 INSERT_CHUNK = 64
+EXACT_CHUNK = 16  # rows: a group this small is inserted by one statement of its size
 
 
 def insert_rows(
@@ -173,18 +174,20 @@ def insert_rows(
     deleted in one transaction cost ~420 µs of CPU with `executemany` and a row-by-row
     `DELETE ... RETURNING`, ~280 with these statements, and beside one busy thread ~2.9 ms
     (107 ms of wall time) against ~0.9 (25 ms) (bench/outbox_commit.py, one run). Chunks are
-    `INSERT_CHUNK` rows or a power of two below it, so a few statements per table stay in
-    the sqlite3 module's statement cache."""
+    `INSERT_CHUNK` rows or a power of two below it, down to `EXACT_CHUNK`, then the rest in
+    one: a small group (one link's commit) is one statement, and a table keeps at most
+    2 + `EXACT_CHUNK` statements in the sqlite3 module's cache (128 by default)."""
     start, total = 0, len(rows)
     while start < total:
-        count = min(INSERT_CHUNK, 1 << ((total - start).bit_length() - 1))
+        left = total - start
+        count = left if left <= EXACT_CHUNK else min(INSERT_CHUNK, 1 << (left.bit_length() - 1))
         chunk = rows[start : start + count]
         statement = _insert(head, len(chunk[0]), count, tail)
         conn.execute(statement, [v for row in chunk for v in row])
         start += count
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)
 def _insert(head: str, width: int, count: int, tail: str) -> str:
     row = "(" + ", ".join("?" * width) + ")"
     return f"{head} VALUES " + ", ".join([row] * count) + tail

@@ -50,6 +50,7 @@ from gateway.outbox_rows import (
     insert_rows,
     latest_states,
 )
+from gateway.outbox_tail import CommittedTail
 from gateway.wire import AckRange
 
 __all__ = [
@@ -100,6 +101,7 @@ class Outbox(OutboxReads):
         self._closed = False
         self._wakeups = outbox_writer.LoopWakeups()
         self._keys = outbox_keys.RecentKeys()
+        self._tail = CommittedTail()  # the rows of the latest commits, for `read`
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -346,7 +348,7 @@ class Outbox(OutboxReads):
                 removed_rows += main
                 removed_bulk += bulk_removed
             columns = "(session, seq, topic, kind, created, body"
-            insert_rows(conn, f"INSERT INTO outbox {columns}, priority)", rows)
+            last_id = insert_rows(conn, f"INSERT INTO outbox {columns}, priority)", rows)
             insert_rows(conn, f"INSERT INTO bulk {columns})", bulk)
             head = "INSERT INTO device_state (device_id, name, value)"
             insert_rows(conn, head, latest_states(ops), UPSERT_STATE)
@@ -363,6 +365,11 @@ class Outbox(OutboxReads):
         evicted_bulk = evicted.by_kind.get("disturbance_chunk", 0)
         self._depth += len(rows) - removed_rows - (evicted.rows - evicted_bulk)
         self._bulk_depth += len(bulk) - removed_bulk - evicted_bulk
+        if evicted.rows > evicted_bulk:
+            self._tail.clear()  # some of what it holds may be gone
+        elif last_id is not None:
+            first_id = last_id - len(rows) + 1
+            self._tail.add([Row(first_id + i, *row[:6]) for i, row in enumerate(rows)])
         if evicted.rows:
             self.evicted += evicted.rows
             for kind, n in evicted.by_kind.items():

@@ -12,6 +12,7 @@ import time
 from gateway import outbox_keys
 from gateway.outbox_retention import Usage
 from gateway.outbox_rows import Row
+from gateway.outbox_tail import CommittedTail
 
 NEAR_CAP_FRACTION = 0.9
 
@@ -25,6 +26,7 @@ class OutboxReads:
     _loop: asyncio.AbstractEventLoop | None
     _rows_wanted: asyncio.Event | None
     _rows_wanted_lock: threading.Lock
+    _tail: CommittedTail
     _writer: threading.Thread | None
     _depth: int
     _bulk_depth: int
@@ -34,7 +36,10 @@ class OutboxReads:
     def read(self, limit: int, after: tuple[int, int] = (0, 0)) -> list[Row]:
         """The oldest `limit` rows after record id `after` (session, seq), in order. By id,
         not by row id: SQLite reuses row ids once the table is empty. Cheap (WAL readers
-        never block the writer)."""
+        never block the writer); the rows just committed come from memory (outbox_tail)."""
+        held = self._tail.after(limit, after)
+        if held is not None:
+            return held
         assert self._reader is not None
         cur = self._reader.execute(
             "SELECT id, session, seq, topic, kind, created, body FROM outbox "

@@ -167,7 +167,7 @@ EXACT_CHUNK = 16  # rows: a group this small is inserted by one statement of its
 
 def insert_rows(
     conn: sqlite3.Connection, head: str, rows: Sequence[tuple[object, ...]], tail: str = ""
-) -> None:
+) -> int | None:
     """`conn.executemany(f"{head} VALUES (?, ...)", rows)`, as multi-row INSERTs: one
     statement step per chunk instead of one per row. Each step lets go of the GIL, and a
     busy guard thread may then hold it while the commit waits: 150 rows inserted and 150
@@ -176,15 +176,18 @@ def insert_rows(
     (107 ms of wall time) against ~0.9 (25 ms) (bench/outbox_commit.py, one run). Chunks are
     `INSERT_CHUNK` rows or a power of two below it, down to `EXACT_CHUNK`, then the rest in
     one: a small group (one link's commit) is one statement, and a table keeps at most
-    2 + `EXACT_CHUNK` statements in the sqlite3 module's cache (128 by default)."""
-    start, total = 0, len(rows)
+    2 + `EXACT_CHUNK` statements in the sqlite3 module's cache (128 by default). Returns the
+    row id of the last row (None: no rows); a table's new row ids are consecutive, its
+    largest plus one, for one writer within one transaction."""
+    start, total, last_id = 0, len(rows), None
     while start < total:
         left = total - start
         count = left if left <= EXACT_CHUNK else min(INSERT_CHUNK, 1 << (left.bit_length() - 1))
         chunk = rows[start : start + count]
         statement = _insert(head, len(chunk[0]), count, tail)
-        conn.execute(statement, [v for row in chunk for v in row])
+        last_id = conn.execute(statement, [v for row in chunk for v in row]).lastrowid
         start += count
+    return last_id
 
 
 @functools.lru_cache(maxsize=128)

@@ -25,11 +25,10 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway import wire
-from gateway.ack_batch import AckBatch
 from gateway.outbox import Outbox, Row
 
 log = logging.getLogger(__name__)
@@ -110,7 +109,6 @@ class Forwarder:
         self._timeout = settings.ack_timeout_s
         self._last_progress = time.monotonic()
         self._wake = asyncio.Event()
-        self._acks = AckBatch(self._remove)
         # Main rows held up to `cursor`, at most: exact when counted, plus every row sent
         # since (acknowledgements and evictions only lower the truth). Counting is a scan
         # of the held rows (~0.1-1 ms per thousand), too dear for every turn of `run`.
@@ -139,33 +137,21 @@ class Forwarder:
         self._last_progress = time.monotonic()
 
     async def on_ack(self, ack: wire.Ack) -> int:
-        """Delete what the center stored, then wake the forwarder. Returns the rows removed
-        by the write that removed these: a chunk's at once (the next chunk waits for it),
-        main ranges gathered with others for `ack_batch.ACK_BATCH_S` (the batch's count)."""
+        """Delete what the center stored; wake the forwarder."""
         bulk_ids = []
         if self.bulk_in_flight is not None:
             key, row_id = self.bulk_in_flight
             if any((c.session, c.seq, c.index) == key for c in ack.chunks):
                 bulk_ids.append(row_id)
                 self.bulk_in_flight = None
-        if not bulk_ids:
-            return await self._acks.add(ack.ranges)
-        removed = await self.outbox.acknowledge(ack.ranges, bulk_ids)
-        self._progress(removed, bulk=True)
-        return removed
-
-    async def _remove(self, ranges: Sequence[wire.AckRange]) -> int:
-        """A batch of acknowledged ranges out of the outbox (`ack_batch.AckBatch`)."""
-        removed = await self.outbox.acknowledge(ranges, (), ACK_COMMIT_WITHIN_S)
-        self._progress(removed)
-        return removed
-
-    def _progress(self, removed: int, bulk: bool = False) -> None:
-        if removed or bulk:
+        within = 0.0 if bulk_ids else ACK_COMMIT_WITHIN_S
+        removed = await self.outbox.acknowledge(ack.ranges, bulk_ids, within)
+        if removed or bulk_ids:
             self.acked += removed
             self._last_progress = time.monotonic()
             self._timeout = self.settings.ack_timeout_s
         self._wake.set()
+        return removed
 
     async def run(self, publish: Publish) -> None:
         """Forward until the connection fails (the publish raises)."""

@@ -77,3 +77,27 @@ async def test_closing_wakes_a_waiting_write_durable(tmp_path: Path) -> None:
     await asyncio.to_thread(box.close)
     await waiting
     assert stored(box.path) == 1
+
+
+async def test_a_reader_is_woken_by_the_first_commit_of_rows_it_expects(tmp_path: Path) -> None:
+    """The forwarder's wake-up (`expect_rows`): once, by rows, only when expected. The
+    writer schedules the wake-up before the committed write's own outcome, so once an
+    append returns, a wake-up it made has happened."""
+    box = Outbox(tmp_path / "o.sqlite")
+    box.open()
+    box.bind_loop(asyncio.get_running_loop())
+    try:
+        wake = asyncio.Event()
+        box.expect_rows(wake)
+        await box.append([pending(1, "event")])
+        assert wake.is_set()
+        wake.clear()
+        await box.append([pending(2, "event")])
+        assert not wake.is_set()  # nobody expected rows: the loop was not woken
+        box.expect_rows(wake)
+        await box.acknowledge([AckRange(session=box.session, first=1, last=1)])
+        assert not wake.is_set()  # a commit without new rows
+        await box.append([pending(3, "event")])
+        assert wake.is_set()
+    finally:
+        box.close()

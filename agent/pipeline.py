@@ -185,11 +185,14 @@ class Pipeline:
                 continue
             if isinstance(obs, PointObservation):
                 shape = self.shapes.template(ctx, obs)
-                key = replay_key(obs) if shape is None else shape.replay_key(obs)
+                if shape is None:
+                    key, time_json = replay_key(obs), b""
+                else:  # a template implies a device time
+                    time_json, key = shape.stamp(obs.device_time)  # type: ignore[arg-type]
                 if key is not None and self.replays.is_replay(ctx.device_id, key, new):
                     self.counters["replays_dropped"] += 1  # stored before: acknowledge only
                 else:
-                    records.append(self._point(ctx, obs, now, shape))
+                    records.append(self._point(ctx, obs, now, shape, time_json))
                 continue
             if isinstance(obs, DisturbanceObservation):
                 records.extend(self._disturbance(ctx, obs, now))
@@ -202,13 +205,18 @@ class Pipeline:
         return records, state, new
 
     def _point(
-        self, ctx: DeviceContext, obs: PointObservation, now: datetime, shape: Template | None
+        self,
+        ctx: DeviceContext,
+        obs: PointObservation,
+        now: datetime,
+        shape: Template | None,
+        time_json: bytes,
     ) -> Pending:
-        """The hot path: the record filled in from its shape's template, else its body
-        written without the model where it can be (`normalize.point_body`, byte for byte
-        the same), else through it."""
-        if shape is not None and obs.device_time is not None:
-            pending = shape.pending(self.shapes.now_json(now), obs.device_time)
+        """The hot path: the record filled in from its shape's template (with the device
+        time's JSON, `Template.stamp`), else its body written without the model where it
+        can be (`normalize.point_body`, byte for byte the same), else through it."""
+        if shape is not None:
+            pending = shape.pending(self.shapes.now_json(now), time_json)
             if len(pending.body) <= self.max_body_bytes:
                 self._count_point(ctx, obs, shape.kind, shape.point, now)
                 return pending

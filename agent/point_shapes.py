@@ -47,16 +47,21 @@ class Template:
     body: tuple[bytes, bytes, bytes]  # around the gateway's time, then the device's
     key: tuple[str, str] | None  # the replay key's text around the device time; None: none
 
-    def replay_key(self, obs: PointObservation) -> str | None:
-        """`replays.replay_key(obs)` for an observation of this shape."""
-        if self.key is None or obs.device_time is None:
-            return None
-        return replays.key_of(self.key[0] + obs.device_time.isoformat() + self.key[1])
+    def stamp(self, device_time: datetime) -> tuple[bytes, str | None]:
+        """The device time's JSON and the event's replay key (`replays.replay_key`), from
+        one `isoformat`: a UTC time's JSON is its isoformat with "Z" for "+00:00"."""
+        iso = device_time.isoformat()
+        if iso.endswith("+00:00"):
+            time_json = b'"' + iso[:-6].encode() + b'Z"'
+        else:
+            time_json = to_json(device_time)
+        key = None if self.key is None else replays.key_of(self.key[0] + iso + self.key[1])
+        return time_json, key
 
-    def pending(self, now_json: bytes, device_time: datetime) -> Pending:
+    def pending(self, now_json: bytes, time_json: bytes) -> Pending:
         head, middle, tail = self.body
-        body = head + now_json + middle + to_json(device_time) + tail
-        return Pending(self.topic, self.kind, body, False, self.priority)
+        return Pending(self.topic, self.kind, head + now_json + middle + time_json + tail,
+                       False, self.priority)  # fmt: skip
 
 
 class PointShapes:

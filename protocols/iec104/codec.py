@@ -34,7 +34,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import c104
 
@@ -101,9 +101,27 @@ def decode_cp56(octets: bytes) -> DeviceTime:
     """CP56Time2a (7 octets) to an aware UTC datetime plus its flags."""
     if len(octets) != 7:
         raise DecodeError(f"CP56Time2a needs 7 octets (found {len(octets)})")
+    return DeviceTime(*_cp56(octets))
+
+
+def _cp56(octets: bytes) -> tuple[datetime, tuple[str, ...]]:
+    """`decode_cp56` of 7 octets, as (time, flags). A burst's times share their minute:
+    its datetime and flags are made once (`_MINUTES`), and each time is that minute plus
+    its milliseconds (two additions, not a datetime built from its seven fields)."""
     ms = octets[0] | octets[1] << 8
     if ms > 59_999:
         raise DecodeError(f"CP56Time2a {octets.hex()}: milliseconds {ms} > 59999")
+    minute = octets[2:]
+    known = _MINUTES.get(minute)
+    if known is None:
+        known = _minute(octets)
+        if len(_MINUTES) >= MINUTES_LIMIT:
+            _MINUTES.clear()
+        _MINUTES[minute] = known
+    return known[0] + _SECONDS[ms // 1000] + _MILLISECONDS[ms % 1000], known[1]
+
+
+def _minute(octets: bytes) -> tuple[datetime, tuple[str, ...]]:
     try:
         at = datetime(
             2000 + (octets[6] & 0x7F),
@@ -111,13 +129,19 @@ def decode_cp56(octets: bytes) -> DeviceTime:
             octets[4] & 0x1F,
             octets[3] & 0x1F,
             octets[2] & 0x3F,
-            ms // 1000,
-            ms % 1000 * 1000,
             tzinfo=UTC,
         )
     except ValueError as exc:
         raise DecodeError(f"CP56Time2a {octets.hex()}: {exc}") from None
-    return DeviceTime(at, _TIME_FLAGS[(octets[2] & 0xC0) | (octets[3] & 0x80) >> 2])
+    return at, _TIME_FLAGS[(octets[2] & 0xC0) | (octets[3] & 0x80) >> 2]
+
+
+# The minutes of recent device times (their last five octets, flags included), and the
+# steps within a minute: 1,060 small objects rather than a datetime per event.
+_MINUTES: dict[bytes, tuple[datetime, tuple[str, ...]]] = {}
+MINUTES_LIMIT = 1024
+_SECONDS = tuple(timedelta(seconds=s) for s in range(60))
+_MILLISECONDS = tuple(timedelta(milliseconds=ms) for ms in range(1000))
 
 
 # The time's flags by their bits: IV 0x80 and SU 0x40 of the minutes octet, SU(mmer) 0x80
@@ -280,13 +304,13 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
     head: _Head | None = None  # what all objects share, read only when one needs decoding
     out = []
     for ioa, element in _elements(asdu, vsq, ELEMENT_SIZE[type_id]):
-        when = shape = time_error = None
+        at = flags = shape = time_error = None
         if timed:
             try:
-                when = decode_cp56(element[-7:])
+                at, flags = _cp56(element[-7:])
             except DecodeError as exc:
                 time_error = str(exc)
-        if shaped and when is not None:
+        if shaped and flags is not None:
             key = (dui, ioa, element[0], own_ca)
             parts = _SHAPED.get(key)
             if parts is None:
@@ -294,7 +318,7 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
                 if len(_SHAPED) >= SHAPED_LIMIT:
                     _SHAPED.clear()
                 parts = _SHAPED[key] = _parts(head, ioa, element, timed, time_error)
-            shape = (dui, ioa, element[0], when.flags)
+            shape = (dui, ioa, element[0], flags)
         else:
             head = head or _head(asdu, own_ca)
             parts = _parts(head, ioa, element, timed, time_error)
@@ -305,8 +329,8 @@ def decode_asdu(device_id: str, own_ca: int, asdu: bytes) -> list[PointObservati
                 address=address,
                 value=value,
                 quality=quality,
-                device_time=when.at if when else None,
-                device_time_flags=when.flags if when else (),
+                device_time=at,
+                device_time_flags=flags or (),
                 cause=cause,
                 cause_raw=cot_name,
                 details=details,
@@ -351,6 +375,8 @@ def _parts(head: _Head, ioa: int, element: bytes, timed: bool, time_error: str |
 
 def _elements(asdu: bytes, vsq: int, size: int) -> list[tuple[int, bytes]]:
     """(IOA, information element) of each object; SQ=1 numbers them from the first IOA."""
+    if vsq == 1:  # one object, as a relay's events mostly come
+        return [(asdu[6] | asdu[7] << 8 | asdu[8] << 16, asdu[DUI_LEN + IOA_LEN :])]
     count, body = vsq & 0x7F, asdu[DUI_LEN:]
     if vsq & 0x80:
         base = body[0] | body[1] << 8 | body[2] << 16

@@ -123,7 +123,8 @@ class GuardLoop:
         """One wait and what it found (a function, so that nothing of a closed client
         stays referenced by the loop while it waits)."""
         due = self._due
-        timeout = max(0.0, min(due.values()) - time.monotonic()) if due else -1
+        earliest = min(due.values()) if due else None
+        timeout = -1 if earliest is None else max(0.0, earliest - time.monotonic())
         for fd, _ in self._epoll.poll(timeout):
             watched = self._watched.get(fd)
             if watched is None:  # the wake-up, or a client closed earlier in this turn
@@ -144,8 +145,8 @@ class GuardLoop:
                 handler(data)
             except Exception as exc:  # noqa: BLE001 - this client ends, the rest go on
                 self._close(client, exc)
-        if due:
-            now = time.monotonic()
+        # A deadline set during this turn is seen by the next one (it waits for none).
+        if earliest is not None and (now := time.monotonic()) >= earliest:
             for client in [c for c, when in due.items() if when <= now]:
                 try:
                     client.timer()

@@ -294,14 +294,13 @@ class Iec104Link:
         unacknowledged)."""
         device_id, ca = self.device.id, self.device.common_address
         try:
-            delivered = []
-            for asdu, reason in asdus:
-                if reason:
-                    objects = [diverted_observation(device_id, ca, asdu, reason)]
-                else:
-                    objects = codec.decode_asdu(device_id, ca, asdu)
-                delivered += self._sort(objects)
-            self.acks.hand_on(delivered, token, urgent)
+            decoded = [
+                [diverted_observation(device_id, ca, asdu, reason)]
+                if reason
+                else codec.decode_asdu(device_id, ca, asdu)
+                for asdu, reason in asdus
+            ]
+            self.acks.hand_on(self._sort(decoded), token, urgent)
         except Exception as exc:
             # Cut the guard first: nothing c104 sends from now on reaches the relay, so the
             # frame that could not be stored is never acknowledged and the relay keeps it.
@@ -311,30 +310,32 @@ class Iec104Link:
             self._to_loop(_LinkEvent("sink_failed", detail=detail))
             raise
 
-    def _sort(self, objects: list[PointObservation]) -> list[PointObservation]:
-        """Remember each object; those at a consumed address go to `on_consumed`, the rest
-        are returned for the outbox."""
-        delivered = []
+    def _sort(self, decoded: list[list[PointObservation]]) -> list[PointObservation]:
+        """Remember each object (of each ASDU); those at a consumed address go to
+        `on_consumed`, the rest are returned for the outbox."""
+        delivered: list[PointObservation] = []
         consumed, known, latest = self.consumed, self.known_addresses, self.latest
         readable = codec.UNREADABLE.isdisjoint  # no key of an unreadable part
         with self._lock:
-            self.received += len(objects)
-            for obs in objects:
-                address = obs.address
-                if address in consumed:
-                    # Identity / settings state, re-read by every interrogation: not an event.
-                    if self.on_consumed is not None:
-                        self._in_loop(self.on_consumed, obs)
-                    continue
-                latest[address] = obs
-                if not obs.measurement:
-                    self.recent.append(obs)
-                if not readable(obs.details):
-                    self.counters[DECODE_ERRORS] += 1
-                if address not in known:
-                    self._report_unknown(obs)
-                delivered.append(obs)
-            self.asdus += bool(delivered)
+            for objects in decoded:
+                before = len(delivered)
+                self.received += len(objects)
+                for obs in objects:
+                    address = obs.address
+                    if address in consumed:
+                        # Identity / settings state, re-read by every interrogation: not an event.
+                        if self.on_consumed is not None:
+                            self._in_loop(self.on_consumed, obs)
+                        continue
+                    latest[address] = obs
+                    if not obs.measurement:
+                        self.recent.append(obs)
+                    if not readable(obs.details):
+                        self.counters[DECODE_ERRORS] += 1
+                    if address not in known:
+                        self._report_unknown(obs)
+                    delivered.append(obs)
+                self.asdus += len(delivered) > before
         return delivered
 
     def _report_unknown(self, obs: PointObservation) -> None:

@@ -4,6 +4,7 @@ Every type c104 decodes is also held to c104 itself in test_codec_oracle.py."""
 
 from __future__ import annotations
 
+import random
 import struct
 from datetime import UTC, datetime, timedelta
 
@@ -55,6 +56,39 @@ def test_cp56_round_trip_keeps_every_millisecond() -> None:
 def test_cp56_garbage_raises_decode_error(octets: str) -> None:
     with pytest.raises(DecodeError):
         codec.decode_cp56(bytes.fromhex(octets))
+
+
+def test_cp56_any_seven_octets_as_the_fields_say() -> None:
+    """Every time through the minute cache (`codec._MINUTES`, cleared when full on the way)
+    is the datetime its seven fields make, or the same DecodeError, flags included."""
+    rng = random.Random(56)
+    codec._MINUTES.clear()
+    # Mostly valid fields (minute, hour, day, month, year), so that the cache is used.
+    fields = (
+        [*range(60), 0x7F, 0xBB],
+        [*range(24), 0x98],
+        [*range(1, 32), 0, 0xE5],
+        [*range(1, 13), 0, 13],
+        [26, 0xA0],
+    )
+    flag_bits = ((2, 0x80, "invalid"), (2, 0x40, "substituted"), (3, 0x80, "summer_time"))
+    for _ in range(20_000):
+        octets = bytes([rng.randrange(256), rng.randrange(256)] + [rng.choice(f) for f in fields])
+        ms = octets[0] | octets[1] << 8
+        try:
+            expected = datetime(
+                2000 + (octets[6] & 0x7F), octets[5] & 0x0F, octets[4] & 0x1F, octets[3] & 0x1F,
+                octets[2] & 0x3F, ms // 1000, ms % 1000 * 1000, tzinfo=UTC,
+            )  # fmt: skip
+        except ValueError:
+            expected = None
+        flags = tuple(name for at, bit, name in flag_bits if octets[at] & bit)
+        if expected is None:
+            with pytest.raises(DecodeError):
+                codec.decode_cp56(octets)
+        else:
+            assert codec.decode_cp56(octets) == codec.DeviceTime(expected, flags), octets.hex()
+    assert len(codec._MINUTES) <= codec.MINUTES_LIMIT
 
 
 def decode(frame: bytes, own_ca: int = CA) -> list[PointObservation]:

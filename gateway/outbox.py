@@ -27,19 +27,20 @@ import concurrent.futures
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import outbox_keys, outbox_writer
+from gateway import outbox_keys, outbox_lane, outbox_writer
 from gateway import outbox_retention as retention
+from gateway.outbox_commit import OutboxCommits
+from gateway.outbox_journal import Journal
+from gateway.outbox_lane import JournalLane
 from gateway.outbox_reads import NEAR_CAP_FRACTION, OutboxReads
 from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
     INDEXES,
     NO_KEYS,
     SCHEMA,
-    UPSERT_STATE,
     Done,
     Keys,
     OutboxClosed,
@@ -47,8 +48,6 @@ from gateway.outbox_rows import (
     Row,
     StateUpdate,
     WriteOp,
-    insert_rows,
-    latest_states,
 )
 from gateway.outbox_tail import CommittedTail
 from gateway.wire import AckRange
@@ -66,7 +65,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class Outbox(OutboxReads):
+class Outbox(OutboxReads, OutboxCommits):
     def __init__(
         self,
         path: Path,
@@ -102,6 +101,10 @@ class Outbox(OutboxReads):
         self._wakeups = outbox_writer.LoopWakeups()
         self._keys = outbox_keys.RecentKeys()
         self._tail = CommittedTail()  # the rows of the latest commits, for `read`
+        self._next_id = 1
+        self._journal: Journal | None = None
+        self._lane = JournalLane(None)
+        self._lane_lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -109,17 +112,23 @@ class Outbox(OutboxReads):
         """Create or open the database, start a new session, start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
+        journal = Journal(self.path.with_name(self.path.name + ".journal"), sync=self._syncs)
         with conn:
             conn.executescript(SCHEMA)
             retention.migrate(conn)
             conn.executescript(INDEXES)
+            self._keys.open(conn)
+            replayed = outbox_lane.replay(conn, journal.open(), self._keys)
             row = conn.execute("SELECT value FROM meta WHERE key = 'session'").fetchone()
             self.session = (int(row[0]) if row else 0) + 1
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)",
                 (str(self.session),),
             )
-        self._keys.open(conn)
+        journal.empty()  # what it held is below the mark now
+        self._journal = journal
+        self._lane = JournalLane(journal)
+        self._next_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox").fetchone()[0]
         self._depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         self._bulk_depth = conn.execute("SELECT COUNT(*) FROM bulk").fetchone()[0]
         self._usage = retention.usage_of(conn)
@@ -130,11 +139,12 @@ class Outbox(OutboxReads):
         )
         self._writer.start()
         log.info(
-            "outbox %s open: session %d, %d records pending (%d bytes)",
+            "outbox %s open: session %d, %d records pending (%d bytes; %d from the journal)",
             self.path,
             self.session,
             self._depth,
             self._usage.bytes,
+            replayed,
         )
 
     def close(self) -> None:
@@ -146,6 +156,11 @@ class Outbox(OutboxReads):
             self._writer.join()
         if self._reader is not None:
             self._reader.close()
+
+    @property
+    def _syncs(self) -> bool:
+        """Whether a commit is synced to the disk (the journal's appends follow SQLite)."""
+        return self.synchronous.upper() in ("FULL", "EXTRA", "2", "3")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -226,6 +241,11 @@ class Outbox(OutboxReads):
         await future
         return op.removed
 
+    def store_journal(self) -> None:
+        """From any thread but the event loop's: returns once everything committed so far
+        is in SQLite itself, not only in the journal (gateway/outbox_lane.py)."""
+        self._queued(WriteOp(into_sqlite=True)).result()
+
     async def probe(self) -> bool:
         """While `unavailable`: try to write as much as the last refused append held; True
         once the outbox stores again (the disk has room, the caps are not full of
@@ -234,151 +254,3 @@ class Outbox(OutboxReads):
             return True
         await asyncio.wrap_future(self._queued(WriteOp(probe=True)))
         return self.unavailable is None
-
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
-        # Commit pacing (outbox_writer.gather): a FULL commit costs ~300 µs CPU and an
-        # fsync; at 1,000 events/s from 20 relays that would otherwise be one per event.
-        last_commit = 0.0
-        try:
-            while True:
-                earliest = last_commit + self.min_commit_interval_s
-                ops, stop = self._queue.gather(earliest)
-                if ops:
-                    self._commit(conn, ops)
-                    last_commit = time.monotonic()
-                    self._wakeups.flush()
-                if stop:
-                    break
-        finally:
-            self._queue.fail_queued(OutboxClosed(str(self.path)))
-            self._wakeups.flush()
-            conn.close()
-
-    def _probe(self, conn: sqlite3.Connection, op: WriteOp) -> None:
-        """Commit, then remove, a blob the size of the last refused append: only a write
-        that needs the room tells whether the disk (or SQLite's page limit) has it."""
-        try:
-            with conn:
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(?))",
-                    (self._refused_bytes,),
-                )
-            with conn:
-                conn.execute("DELETE FROM meta WHERE key = 'probe'")
-        except sqlite3.Error as exc:
-            log.debug("outbox probe: %s", exc)
-        else:
-            if self.fill < 1.0:
-                self._available()
-        op.settle(None)
-
-    def _available(self) -> None:
-        if self.unavailable is not None:
-            log.warning("outbox stores again (after %d records refused)", self.refused)
-        self.unavailable = self.unavailable_since = None
-        self._refused_bytes = 0
-
-    def _commit(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
-        """Commit a group; if it cannot be stored, fail the appends and commit the rest
-        (acknowledgements free space, so they must still go through when full)."""
-        for op in ops:
-            if op.probe:
-                self._probe(conn, op)
-        ops = [op for op in ops if not op.probe]
-        if not ops:
-            return
-        try:
-            self._transaction(conn, ops)
-        except (sqlite3.Error, OutboxFull) as exc:
-            appends = [op for op in ops if op.records]
-            others = [op for op in ops if not op.records]
-            error: BaseException = exc
-            if getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL:
-                error = OutboxFull(f"disk full: {exc}")
-            if appends:
-                self._refuse(appends, error)
-            if others and appends:
-                self._commit(conn, others)
-            elif others:
-                log.error("outbox commit failed: %s", exc)
-                for op in others:
-                    op.settle(exc)
-            return
-        # Stores again only once an append as large as the largest one refused went in:
-        # a disk with room for a small alarm but not for a device's batch is still full.
-        stored = sum(len(r.body) for op in ops for r in op.records)
-        if stored and stored >= self._refused_bytes:
-            self._available()
-        for op in ops:
-            op.settle(None)
-
-    def _refuse(self, ops: list[WriteOp], error: BaseException) -> None:
-        self.refused += sum(len(op.records) for op in ops)
-        size = sum(len(r.body) for op in ops for r in op.records)
-        self._refused_bytes = max(self._refused_bytes, size)
-        if self.unavailable is None:
-            self.unavailable_since = time.time()
-            log.error("outbox cannot store: %s; devices are not acknowledged", error)
-        self.unavailable = str(error)
-        for op in ops:
-            op.settle(error)
-
-    def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
-        now = time.time()
-        rows, bulk = [], []
-        seq = self.last_seq
-        usage = Usage(self._usage.rows, self._usage.bytes)
-        for op in ops:
-            for rec in op.records:
-                usage.rows += 1
-                usage.bytes += len(rec.body)
-                if rec.bulk:  # part of the record before it: same seq
-                    bulk.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
-                    continue
-                seq += 1
-                cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
-                rows.append((self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
-        removed_rows = removed_bulk = 0
-        with conn:
-            for op in ops:
-                main, bulk_removed = retention.remove_acknowledged(
-                    conn, op.acks, op.ack_bulk_ids, usage
-                )
-                op.removed = main + bulk_removed
-                removed_rows += main
-                removed_bulk += bulk_removed
-            columns = "(session, seq, topic, kind, created, body"
-            last_id = insert_rows(conn, f"INSERT INTO outbox {columns}, priority)", rows)
-            insert_rows(conn, f"INSERT INTO bulk {columns})", bulk)
-            head = "INSERT INTO device_state (device_id, name, value)"
-            insert_rows(conn, head, latest_states(ops), UPSERT_STATE)
-            self._keys.insert(conn, outbox_keys.flatten([op.keys for op in ops]))
-            evicted, fits = retention.evict(conn, usage, self.max_records, self.max_bytes)
-            if not fits and (rows or bulk):
-                raise OutboxFull(
-                    f"outbox full: {usage.rows} records / {usage.bytes} bytes of protected "
-                    f"records (caps {self.max_records} records, {self.max_bytes} bytes)"
-                )
-        self.last_seq = seq
-        self.commits += 1
-        self._usage = usage
-        evicted_bulk = evicted.by_kind.get("disturbance_chunk", 0)
-        self._depth += len(rows) - removed_rows - (evicted.rows - evicted_bulk)
-        self._bulk_depth += len(bulk) - removed_bulk - evicted_bulk
-        if evicted.rows > evicted_bulk:
-            self._tail.clear()  # some of what it holds may be gone
-        elif last_id is not None:
-            first_id = last_id - len(rows) + 1
-            self._tail.add([Row(first_id + i, *row[:6]) for i, row in enumerate(rows)])
-        if evicted.rows:
-            self.evicted += evicted.rows
-            for kind, n in evicted.by_kind.items():
-                self.evicted_by_kind[kind] = self.evicted_by_kind.get(kind, 0) + n
-            log.warning(
-                "outbox over its cap: evicted %d records (%d bytes): %s",
-                evicted.rows,
-                evicted.bytes,
-                ", ".join(f"{n} {k}" for k, n in sorted(evicted.by_kind.items())),
-            )
-        if rows or bulk:
-            self._wake_reader()

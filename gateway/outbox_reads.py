@@ -10,6 +10,7 @@ import threading
 import time
 
 from gateway import outbox_keys
+from gateway.outbox_lane import JournalLane
 from gateway.outbox_retention import Usage
 from gateway.outbox_rows import Row
 from gateway.outbox_tail import CommittedTail
@@ -27,6 +28,8 @@ class OutboxReads:
     _rows_wanted: asyncio.Event | None
     _rows_wanted_lock: threading.Lock
     _tail: CommittedTail
+    _lane: JournalLane
+    _lane_lock: threading.Lock
     _writer: threading.Thread | None
     _depth: int
     _bulk_depth: int
@@ -36,25 +39,33 @@ class OutboxReads:
     def read(self, limit: int, after: tuple[int, int] = (0, 0)) -> list[Row]:
         """The oldest `limit` rows after record id `after` (session, seq), in order. By id,
         not by row id: SQLite reuses row ids once the table is empty. Cheap (WAL readers
-        never block the writer); the rows just committed come from memory (outbox_tail)."""
+        never block the writer); the rows just committed come from memory (outbox_tail,
+        and those the journal holds for SQLite from `outbox_lane`)."""
         held = self._tail.after(limit, after)
         if held is not None:
             return held
         assert self._reader is not None
-        cur = self._reader.execute(
-            "SELECT id, session, seq, topic, kind, created, body FROM outbox "
-            "WHERE (session, seq) > (?, ?) ORDER BY session, seq LIMIT ?",
-            (*after, limit),
-        )
-        return [Row(*r) for r in cur.fetchall()]
+        with self._lane_lock:  # the rows the journal holds follow every row in SQLite
+            cur = self._reader.execute(
+                "SELECT id, session, seq, topic, kind, created, body FROM outbox "
+                "WHERE (session, seq) > (?, ?) ORDER BY session, seq LIMIT ?",
+                (*after, limit),
+            )
+            rows = [Row(*r) for r in cur.fetchall()]
+            if len(rows) < limit:
+                last = (rows[-1].session, rows[-1].seq) if rows else after
+                rows += self._lane.rows_after(last, limit - len(rows))
+        return rows
 
     def count_upto(self, last: tuple[int, int]) -> int:
-        """Rows still held up to record id `last` (those sent and not yet acknowledged)."""
+        """Rows still held up to record id `last` (those sent and not yet acknowledged),
+        those the journal holds for SQLite included (`outbox_lane.py`)."""
         assert self._reader is not None
-        cur = self._reader.execute(
-            "SELECT COUNT(*) FROM outbox WHERE (session, seq) <= (?, ?)", last
-        )
-        return int(cur.fetchone()[0])
+        with self._lane_lock:
+            cur = self._reader.execute(
+                "SELECT COUNT(*) FROM outbox WHERE (session, seq) <= (?, ?)", last
+            )
+            return int(cur.fetchone()[0]) + self._lane.held_upto(last)
 
     def read_bulk(self, limit: int = 1) -> list[Row]:
         """The oldest `limit` bulk rows, in order."""
@@ -79,7 +90,11 @@ class OutboxReads:
     def recent_keys(self) -> dict[str, list[str]]:
         """Per device, the keys of the last events stored, oldest first (outbox_keys.py)."""
         assert self._reader is not None
-        return outbox_keys.read(self._reader)
+        with self._lane_lock:
+            keys = outbox_keys.read(self._reader)
+            for device_id, key in self._lane.replay_keys():
+                keys.setdefault(device_id, []).append(key)
+        return keys
 
     def expect_rows(self, wake: asyncio.Event) -> None:
         """Have `wake` set (on the bound loop) when the writer next commits rows: once, for

@@ -112,8 +112,8 @@ class WriteOp:
     (the IEC 104 hot path: no Future, no lock per write), to `done` on the writer thread."""
 
     __slots__ = (
-        "ack_bulk_ids", "acks", "done", "due", "future", "keys", "probe", "records", "removed",
-        "state",
+        "ack_bulk_ids", "acks", "done", "due", "future", "into_sqlite", "keys", "probe",
+        "records", "removed", "state",
     )  # fmt: skip
 
     def __init__(
@@ -125,11 +125,13 @@ class WriteOp:
         acks: Sequence[AckRange] = (),
         ack_bulk_ids: Sequence[int] = (),
         probe: bool = False,
+        into_sqlite: bool = False,
         done: Done | None = None,
         due: float = 0.0,
     ) -> None:
         self.due = due  # commit by then (monotonic); 0: at once (gateway/outbox_writer.py)
         self.probe = probe  # a write to learn whether the outbox stores again
+        self.into_sqlite = into_sqlite  # committed by SQLite itself, the journal's rows with it
         self.records = records
         self.state = state
         self.keys = keys  # per device, the keys of new events among `records` (outbox_keys.py)

@@ -50,11 +50,20 @@ class WriteQueue:
         if self._waiting_for_due and (op is None or op.due == 0.0):
             self._wake.set()
 
-    def gather(self, earliest: float) -> tuple[list[WriteOp], bool]:
+    def gather(
+        self, earliest: float, idle_until: float | None = None
+    ) -> tuple[list[WriteOp], bool]:
         """The writes of the next commit, and whether the outbox is closing (a `None` was
-        queued). Blocks for the first write; commits no earlier than `earliest`
-        (monotonic), and no later than the earliest `due` of the writes in it."""
-        first = self._queue.get()
+        queued). Blocks for the first write, or until `idle_until` (monotonic; then none);
+        commits no earlier than `earliest` (monotonic), and no later than the earliest
+        `due` of the writes in it."""
+        if idle_until is None:
+            first = self._queue.get()
+        else:
+            try:
+                first = self._queue.get(timeout=max(0.0, idle_until - time.monotonic()))
+            except queue.Empty:
+                return [], False
         if first is None:
             return [], True
         ops = [first]

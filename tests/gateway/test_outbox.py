@@ -164,6 +164,7 @@ def test_delivered_rows_are_removed_without_rewriting_their_pages(tmp_path: Path
         box.append_blocking(
             [Pending("relay/v1/s/g/event/d", "event", b"x" * 1000) for _ in range(200)]
         )  # about 50 leaf pages
+        box.store_journal()  # in SQLite itself, not only in the journal
         wal_empty(path)
         removed = asyncio.run(box.acknowledge([AckRange(session=1, first=1, last=200)]))
         assert removed == 200

@@ -4,11 +4,11 @@ waits for them, and every awaiting caller is woken only once its write is durabl
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 from gateway.outbox import Outbox, Pending
 from gateway.wire import AckRange
+from tests.gateway.durable_view import durable_count
 
 AN_HOUR = 3600.0  # longer than any test runs: a write that waited for it would hang
 
@@ -18,9 +18,8 @@ def pending(i: int, kind: str = "measurements") -> Pending:
 
 
 def stored(path: Path) -> int:
-    """Rows durable on disk, read through a connection of its own."""
-    with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    """Rows durable on disk, read apart from the outbox (SQLite and its journal)."""
+    return durable_count(path)
 
 
 async def test_polls_that_complete_together_share_one_commit(tmp_path: Path) -> None:

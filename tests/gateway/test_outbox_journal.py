@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway import outbox_journal
 from gateway.outbox import Outbox, Pending
 from gateway.outbox_journal import Group, Journal, JournalError, decode_all, encode
 from gateway.wire import AckRange
@@ -54,10 +53,10 @@ def test_a_failed_append_leaves_the_file_as_it_was(
     assert journal.open() == []
     journal.append(encode(group(1, 2)))
     real = os.write
-    monkeypatch.setattr(outbox_journal.os, "write", lambda fd, data: real(fd, data[:10]))
+    monkeypatch.setattr(os, "write", lambda fd, data: real(fd, data[:10]))
     with pytest.raises(JournalError):
         journal.append(encode(group(3, 1)))
-    monkeypatch.setattr(outbox_journal.os, "write", real)
+    monkeypatch.setattr(os, "write", real)
     journal.append(encode(group(4, 1)))
     journal.close()
     assert Journal(tmp_path / "j").open() == [group(1, 2), group(4, 1)]
@@ -159,7 +158,7 @@ def test_after_a_failed_append_commits_go_to_sqlite_and_nothing_is_lost(
                 raise OSError(28, "No space left on device")
             return real(fd, data)
 
-        monkeypatch.setattr(outbox_journal.os, "write", full)
+        monkeypatch.setattr(os, "write", full)
         box.append_blocking([Pending("t", "event", b"2")])  # into SQLite instead
         box.append_blocking([Pending("t", "event", b"3")])  # the journal is not tried again
         assert len(failures) == 1

@@ -3,6 +3,7 @@ the way to tell a change from this machine's noise.
 
     .venv/bin/python bench/interleave_revs.py b46b199 HEAD                # one link, 6 rounds
     .venv/bin/python bench/interleave_revs.py b46b199 HEAD --case 20-links --rounds 4
+    .venv/bin/python bench/interleave_revs.py 588bc64 HEAD --pin --events 40000 --rounds 4
 
 Each revision is checked out into a worktree of its own (<tmp>/relay-bench-revs/<commit>,
 outside the project, where neither mypy nor pytest would take it for code), and the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -96,6 +98,7 @@ def main() -> None:
     p.add_argument("--case", choices=sorted(CASES), default="one-link")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--pin", action="store_true", help="the agent alone on the first core")
+    p.add_argument("--events", type=int, help="events per run (default: the case's)")
     args = p.parse_args()
     if len(args.revs) < 2:
         p.error("give two revisions or more")
@@ -105,6 +108,8 @@ def main() -> None:
         os.sched_setaffinity(0, set(cpus[1:]))
     revs = [checkout(rev) for rev in args.revs]
     case = CASES[args.case]
+    if args.events:  # longer runs: CPU time comes in 10 ms ticks, the start-up counts less
+        case = dataclasses.replace(case, events=args.events)
     report(asyncio.run(rounds(revs, case, args.rounds)), case)
     print(f"\ncommand: {' '.join([Path(sys.executable).name, *sys.argv])}")
 

@@ -124,17 +124,16 @@ class OutboxCommits:
         ops = [op for op in ops if not op.probe]
         if not ops:
             return
-        if self.unavailable is None and self._lane.takes(ops) and self._fits(ops):
-            try:
-                self._journal_commit(ops)
-                return
-            except JournalError as exc:
-                log.error("outbox journal %s: %s; committing to SQLite alone", self.path, exc)
+        if self._through_journal(ops):
+            return
+        held = bool(self._lane.groups)
         try:
             self._transaction(conn, ops)
         except (sqlite3.Error, OutboxFull) as exc:
-            appends = [op for op in ops if op.records]
-            others = [op for op in ops if not op.records]
+            if held:  # what the journal holds did not go in either: no more into it
+                self._lane.retry_at(time.monotonic() + RETRY_S)
+            appends = [op for op in ops if op.records or op.into_sqlite]
+            others = [op for op in ops if not (op.records or op.into_sqlite)]
             error: BaseException = exc
             if getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL:
                 error = OutboxFull(f"disk full: {exc}")
@@ -150,6 +149,17 @@ class OutboxCommits:
             self._available()
         for op in ops:
             op.settle(None)
+
+    def _through_journal(self, ops: list[WriteOp]) -> bool:
+        """Committed through the journal, if it may take this group (`outbox_lane.py`)."""
+        if self.unavailable is not None or not self._lane.takes(ops) or not self._fits(ops):
+            return False
+        try:
+            self._journal_commit(ops)
+        except JournalError as exc:
+            log.error("outbox journal %s: %s; committing to SQLite alone", self.path, exc)
+            return False
+        return True
 
     def _fits(self, ops: list[WriteOp]) -> bool:
         """The group's rows fit under the caps without evicting anything."""

@@ -9,7 +9,9 @@ close. Not through the journal: a commit with bulk rows, per-device state, a bul
 acknowledgement (the next chunk waits on it), or rows that only fit under the outbox's
 caps once others are evicted; these take the SQLite transaction, which stores what waits
 here first, so SQLite keeps commit order. So do all commits after an append failed (the
-disk full, say): the file is not used again in that session.
+disk full, say): the file is not used again in that session; and all commits while
+SQLite fails to store what waits here (they fail as well, and are refused), so that no
+more waits than one store's worth.
 
 What waits here is already in the forwarder's hands (`outbox_tail.py` holds each commit's
 rows), acknowledged to the devices and counted in the outbox's usage and depth; it is
@@ -33,7 +35,6 @@ from gateway.outbox_rows import Row, WriteOp, insert_rows
 APPLY_AFTER_S = 0.1  # what the journal holds is in SQLite this soon
 APPLY_ROWS = 1024  # or once this many rows wait (outbox_tail.MAX_ROWS is 4,096)
 APPLY_BYTES = 1 << 20  # or this many bytes (outbox_tail.MAX_BYTES is 4 MiB)
-HELD_AT_MOST = 4 * APPLY_ROWS  # rows; then commits go to SQLite (which fails them too)
 MARK = "journal_applied"  # meta: "<session>:<seq>" of the last row stored from the journal
 
 ROW_COLUMNS = "(id, session, seq, topic, kind, created, body, priority)"
@@ -53,8 +54,8 @@ class JournalLane:
 
     def takes(self, ops: Sequence[WriteOp]) -> bool:
         """Whether this commit may go through the journal (the caps are the caller's)."""
-        if self.journal is None or self.rows >= HELD_AT_MOST:
-            return False  # at most: SQLite has been failing to store what is held
+        if self.journal is None or self._retry_at:
+            return False  # SQLite failed to store what is held: nothing more until it does
         if not self.groups and not any(op.records for op in ops):
             return False  # acknowledgements alone, nothing to share a transaction with
         for op in ops:

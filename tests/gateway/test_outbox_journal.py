@@ -6,17 +6,22 @@ itself. Processes are killed for real; the disk is read apart from the outbox.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from gateway.outbox import Outbox, Pending
+from gateway import outbox_lane
+from gateway.outbox import Outbox, OutboxFull, Pending
 from gateway.outbox_journal import Group, Journal, JournalError, decode_all, encode
+from gateway.outbox_rows import WriteOp
 from gateway.wire import AckRange
 from tests.gateway.durable_view import durable_rows
 
@@ -181,5 +186,48 @@ def test_an_acknowledgement_of_rows_still_in_the_journal_removes_them(tmp_path: 
         assert asyncio.run(acknowledge()) == 3
         assert box.depth == 2
         assert [r.seq for r in durable_rows(tmp_path / "o.sqlite")] == [4, 5]
+    finally:
+        box.close()
+
+
+class PageLimited(Outbox):
+    """SQLite refuses to grow past `pages` (0: no limit) while the journal still can: the
+    case where the journal would otherwise go on taking what SQLite cannot."""
+
+    pages = 0
+
+    def _commit(self, conn: sqlite3.Connection, ops: list[WriteOp]) -> None:
+        conn.execute(f"PRAGMA max_page_count = {self.pages or 1_073_741_823}")
+        super()._commit(conn, ops)
+
+
+def test_while_sqlite_cannot_store_what_the_journal_holds_appends_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_lane, "APPLY_AFTER_S", 0.01)
+    box = PageLimited(tmp_path / "o.sqlite")
+    box.open()
+    big = [Pending("t", "event", b"x" * 3000)]
+    try:
+        box.append_blocking(big)
+        box.store_journal()
+        with contextlib.closing(sqlite3.connect(box.path)) as conn:
+            box.pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        box.append_blocking(big)  # into the journal: durable, SQLite not yet asked
+        deadline = time.monotonic() + 10
+        while not box._lane._retry_at:  # the writer's own store of it failed
+            assert time.monotonic() < deadline, "the journal's rows were never tried"
+            time.sleep(0.01)
+        with pytest.raises(OutboxFull):
+            box.append_blocking(big)  # not into the journal meanwhile
+        box.pages = 0  # room again
+        box._queue.put(WriteOp(probe=True))
+        box.store_journal()
+        assert box.unavailable is None
+        box.append_blocking(big)
+        assert box._lane.rows == 1  # the journal takes commits again
+        box.store_journal()
+        assert [r.seq for r in durable_rows(tmp_path / "o.sqlite")] == [1, 2, 3]
+        assert (tmp_path / "o.sqlite.journal").stat().st_size == 0
     finally:
         box.close()

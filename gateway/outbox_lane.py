@@ -14,9 +14,10 @@ SQLite fails to store what waits here (they fail as well, and are refused), so t
 more waits than one store's worth.
 
 What waits here is already in the forwarder's hands (`outbox_tail.py` holds each commit's
-rows), acknowledged to the devices and counted in the outbox's usage and depth; it is
-missing only from SQLite's reads: a read after a rewind (which then reads it once stored,
-`Outbox` waking the forwarder), `count_upto` (which adds it) and the oldest row's age.
+rows), acknowledged to the devices and counted in the outbox's usage and depth. The
+outbox's reads that go to SQLite add it (`read` after SQLite's rows, `count_upto`,
+`recent_keys`), under a lock the writer holds while it moves rows into SQLite; only the
+oldest row's age leaves it out.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ ROW_COLUMNS = "(id, session, seq, topic, kind, created, body, priority)"
 
 
 class JournalLane:
-    """On the outbox's writer thread only."""
+    """On the outbox's writer thread; the reads (`rows_after`, `replay_keys`, `held_upto`)
+    also from the event loop, under the outbox's `_lane_lock`."""
 
     def __init__(self, journal: Journal | None) -> None:
         self.journal = journal  # None: every commit takes the SQLite transaction

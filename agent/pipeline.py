@@ -185,10 +185,10 @@ class Pipeline:
                 continue
             if isinstance(obs, PointObservation):
                 shape = self.shapes.template(ctx, obs)
-                if shape is None:
-                    key, time_json = replay_key(obs), b""
-                else:  # a template implies a device time
-                    time_json, key = shape.stamp(obs.device_time)  # type: ignore[arg-type]
+                if shape is not None and obs.device_time is not None:  # a template has one
+                    time_json, key = shape.stamp(obs.device_time)
+                else:
+                    shape, key, time_json = None, replay_key(obs), b""
                 if key is not None and self.replays.is_replay(ctx.device_id, key, new):
                     self.counters["replays_dropped"] += 1  # stored before: acknowledge only
                 else:

@@ -13,15 +13,15 @@ Both variants in each round, alternating which goes first; compare the ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,16 +40,11 @@ BODY = (
 )
 
 
-@contextmanager
-def journal(on: bool) -> Iterator[None]:
+def journal(on: bool) -> contextlib.AbstractContextManager[object]:
     """The journal as shipped, or never taking a commit."""
-    takes = outbox_lane.JournalLane.takes
-    if not on:
-        outbox_lane.JournalLane.takes = lambda self, ops: False  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        outbox_lane.JournalLane.takes = takes  # type: ignore[method-assign]
+    if on:
+        return contextlib.nullcontext()
+    return mock.patch.object(outbox_lane.JournalLane, "takes", return_value=False)
 
 
 def writer_cpu(box: Outbox) -> float:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from gateway import outbox_keys, outbox_writer
 from gateway import outbox_retention as retention
-from gateway.outbox_journal import Group, Journal, JournalError
+from gateway.outbox_journal import Group, Journal, JournalError, JournalRow
 from gateway.outbox_lane import ROW_COLUMNS, JournalLane
 from gateway.outbox_retention import OutboxFull, Usage
 from gateway.outbox_rows import (
@@ -183,17 +183,7 @@ class OutboxCommits:
         """Main rows, keys and acknowledgements only: durable once the journal's append
         returns; SQLite stores them later (`_store_lane`). Raises `JournalError` with
         nothing changed."""
-        now, seq, next_id = time.time(), self.last_seq, self._next_id
-        usage = Usage(self._usage.rows, self._usage.bytes)
-        rows = []
-        for op in ops:
-            for rec in op.records:
-                seq += 1
-                usage.rows += 1
-                usage.bytes += len(rec.body)
-                cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
-                rows.append((next_id, self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
-                next_id += 1
+        rows, _, seq, next_id, usage = self._sequenced(ops)  # no bulk rows here
         keys = outbox_keys.flatten([op.keys for op in ops])
         acks = [op for op in ops if op.acks]
         self._lane.append(Group(rows, keys) if rows else None, acks)
@@ -206,6 +196,28 @@ class OutboxCommits:
                 op.settle(None)
         if rows:
             self._wake_reader()
+
+    def _sequenced(
+        self, ops: list[WriteOp]
+    ) -> tuple[list[JournalRow], list[tuple[object, ...]], int, int, Usage]:
+        """The group's main rows (row id and seq assigned) and bulk rows (the seq of the
+        record before them), the last seq and the next row id, and the usage with them."""
+        now, seq, next_id = time.time(), self.last_seq, self._next_id
+        usage = Usage(self._usage.rows, self._usage.bytes)
+        rows: list[JournalRow] = []
+        bulk: list[tuple[object, ...]] = []
+        for op in ops:
+            for rec in op.records:
+                usage.rows += 1
+                usage.bytes += len(rec.body)
+                if rec.bulk:  # part of the record before it: same seq
+                    bulk.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
+                    continue
+                seq += 1
+                cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
+                rows.append((next_id, self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
+                next_id += 1
+        return rows, bulk, seq, next_id, usage
 
     def _store_lane(self, conn: sqlite3.Connection) -> None:
         """What the journal holds, into SQLite (on its own); retried later if it fails."""
@@ -234,21 +246,7 @@ class OutboxCommits:
     def _transaction(self, conn: sqlite3.Connection, ops: list[WriteOp], lane: bool = True) -> None:
         """One SQLite transaction: what the journal holds first (unless `lane` is False),
         then this group, evicting what the caps require."""
-        now = time.time()
-        rows, bulk = [], []
-        seq, next_id = self.last_seq, self._next_id
-        usage = Usage(self._usage.rows, self._usage.bytes)
-        for op in ops:
-            for rec in op.records:
-                usage.rows += 1
-                usage.bytes += len(rec.body)
-                if rec.bulk:  # part of the record before it: same seq
-                    bulk.append((self.session, seq, rec.topic, rec.kind, now, rec.body))
-                    continue
-                seq += 1
-                cls = rec.priority if rec.priority is not None else retention.priority(rec.kind)
-                rows.append((next_id, self.session, seq, rec.topic, rec.kind, now, rec.body, cls))
-                next_id += 1
+        rows, bulk, seq, next_id, usage = self._sequenced(ops)
         removed_rows = removed_bulk = 0
         with self._lane_lock:  # `count_upto` finds the lane's rows here or in SQLite
             with conn:

@@ -108,10 +108,7 @@ class JournalLane:
             rows = [row for group in self.groups for row in group.rows]
             insert_rows(conn, f"INSERT INTO outbox {ROW_COLUMNS}", rows)
             keys.insert(conn, [key for group in self.groups for key in group.keys])
-            session, seq = self.groups[-1].last
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (MARK, f"{session}:{seq}")
-            )
+            _mark(conn, self.groups[-1].last)
         removed = 0
         for op in self.acks:
             main, _ = retention.remove_acknowledged(conn, op.acks, (), usage)
@@ -157,8 +154,12 @@ def replay(conn: sqlite3.Connection, groups: list[Group], keys: outbox_keys.Rece
     insert_rows(conn, f"INSERT INTO outbox {ROW_COLUMNS}", rows)
     keys.insert(conn, [key for group in todo for key in group.keys])
     if todo:
-        session, seq = todo[-1].last
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (MARK, f"{session}:{seq}")
-        )
+        _mark(conn, todo[-1].last)
     return len(rows)
+
+
+def _mark(conn: sqlite3.Connection, last: tuple[int, int]) -> None:
+    """Within the transaction that stored it: the last row stored from the journal."""
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (MARK, f"{last[0]}:{last[1]}")
+    )

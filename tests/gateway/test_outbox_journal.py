@@ -157,8 +157,11 @@ def test_after_a_failed_append_commits_go_to_sqlite_and_nothing_is_lost(
         real = os.write
         failures = []
 
+        assert box._journal is not None
+        journal_fd = box._journal._fd
+
         def full(fd: int, data: bytes) -> int:
-            if fd == box._journal._fd:  # type: ignore[union-attr]
+            if fd == journal_fd:
                 failures.append(fd)
                 raise OSError(28, "No space left on device")
             return real(fd, data)
